@@ -1,0 +1,98 @@
+//! Table definitions shared by both backends. Only portable SQL types are used
+//! (Text, Integer, BigInt, Timestamp), so one schema serves SQLite and PostgreSQL.
+
+diesel::table! {
+    principals (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        display_name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    password_credentials (principal_id) {
+        principal_id -> Text,
+        phc -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_secrets (id) {
+        id -> Text,
+        principal_id -> Text,
+        secret_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        use_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    principal_scopes (principal_id, scope) {
+        principal_id -> Text,
+        scope -> Text,
+    }
+}
+
+diesel::table! {
+    categories (id) {
+        id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    service_categories (principal_id, category_id) {
+        principal_id -> Text,
+        category_id -> Text,
+        priority -> Integer,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        created_at -> Timestamp,
+        event_type -> Text,
+        outcome -> Text,
+        actor_id -> Nullable<Text>,
+        principal_id -> Nullable<Text>,
+        remote_addr -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        details -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    server_settings (name) {
+        name -> Text,
+        value -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(password_credentials -> principals (principal_id));
+diesel::joinable!(client_secrets -> principals (principal_id));
+diesel::joinable!(principal_scopes -> principals (principal_id));
+diesel::joinable!(service_categories -> principals (principal_id));
+diesel::joinable!(service_categories -> categories (category_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    principals,
+    password_credentials,
+    client_secrets,
+    principal_scopes,
+    categories,
+    service_categories,
+    audit_events,
+    server_settings,
+);

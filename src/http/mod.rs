@@ -1,0 +1,69 @@
+//! The HTTP layer: thin handlers that extract the request, call one domain
+//! function and map the result to a view.
+
+pub mod health;
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::error::Error;
+use crate::state::AppState;
+
+/// Largest JSON or form body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Register every route. Unknown routes answer a JSON 404.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config())
+        .app_data(query_config())
+        .app_data(path_config())
+        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz));
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|err, _req| Error::BadRequest(format!("invalid JSON body: {err}")).into())
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _req| Error::BadRequest(format!("invalid query string: {err}")).into())
+}
+
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| Error::BadRequest(format!("invalid path: {err}")).into())
+}
+
+async fn not_found(req: HttpRequest) -> actix_web::Result<HttpResponse> {
+    Err(Error::NotFound(format!("route {} {}", req.method(), req.path())).into())
+}
+
+/// Build the server on an already bound listener. Actix handles SIGTERM and
+/// Ctrl-C itself: it stops accepting, lets requests in flight finish (up to the
+/// shutdown timeout) and then returns.
+pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::default())
+            .app_data(web::Data::new(state.clone()))
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Bind the listen address, so that the issuer can be derived from the real port.
+pub fn bind(listen: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(listen)?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}

@@ -1,0 +1,143 @@
+//! The audit log: who did what, when, from where. Never secrets.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::DbConnection;
+use crate::db::schema::audit_events;
+use crate::error::Result;
+
+use super::{from_db_time, new_ordered_id, to_db_time};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// An event to record. `details` is JSON that must never carry a secret.
+#[derive(Debug, Clone)]
+pub struct NewAuditEvent {
+    pub event_type: &'static str,
+    pub outcome: Outcome,
+    pub actor_id: Option<String>,
+    pub principal_id: Option<String>,
+    pub remote_addr: Option<String>,
+    pub reason: Option<String>,
+    pub details: Option<serde_json::Value>,
+}
+
+impl NewAuditEvent {
+    pub fn new(event_type: &'static str, outcome: Outcome) -> Self {
+        Self {
+            event_type,
+            outcome,
+            actor_id: None,
+            principal_id: None,
+            remote_addr: None,
+            reason: None,
+            details: None,
+        }
+    }
+    pub fn actor(mut self, id: Option<&str>) -> Self {
+        self.actor_id = id.map(str::to_string);
+        self
+    }
+    pub fn principal(mut self, id: Option<&str>) -> Self {
+        self.principal_id = id.map(str::to_string);
+        self
+    }
+    pub fn remote(mut self, addr: Option<&str>) -> Self {
+        self.remote_addr = addr.map(str::to_string);
+        self
+    }
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEventRow {
+    pub id: String,
+    pub created_at: NaiveDateTime,
+    pub event_type: String,
+    pub outcome: String,
+    pub actor_id: Option<String>,
+    pub principal_id: Option<String>,
+    pub remote_addr: Option<String>,
+    pub reason: Option<String>,
+    pub details: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEventView {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub outcome: String,
+    pub actor_id: Option<String>,
+    pub principal_id: Option<String>,
+    pub remote_addr: Option<String>,
+    pub reason: Option<String>,
+    pub details: Option<serde_json::Value>,
+}
+
+impl From<AuditEventRow> for AuditEventView {
+    fn from(r: AuditEventRow) -> Self {
+        Self {
+            id: r.id,
+            created_at: from_db_time(r.created_at),
+            event_type: r.event_type,
+            outcome: r.outcome,
+            actor_id: r.actor_id,
+            principal_id: r.principal_id,
+            remote_addr: r.remote_addr,
+            reason: r.reason,
+            details: r.details.and_then(|d| serde_json::from_str(&d).ok()),
+        }
+    }
+}
+
+pub fn record(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>) -> Result<()> {
+    let row = AuditEventRow {
+        id: new_ordered_id(now),
+        created_at: to_db_time(now),
+        event_type: event.event_type.to_string(),
+        outcome: event.outcome.as_str().to_string(),
+        actor_id: event.actor_id,
+        principal_id: event.principal_id,
+        remote_addr: event.remote_addr,
+        reason: event.reason,
+        details: event.details.map(|d| d.to_string()),
+    };
+    diesel::insert_into(audit_events::table).values(&row).execute(conn)?;
+    Ok(())
+}
+
+/// The newest events first.
+pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<AuditEventView>> {
+    let rows: Vec<AuditEventRow> = audit_events::table
+        .select(AuditEventRow::as_select())
+        .order((audit_events::created_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .load(conn)?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}

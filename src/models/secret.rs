@@ -1,0 +1,101 @@
+//! Client secrets of service principals (metadata and keyed hash only).
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::DbConnection;
+use crate::db::schema::client_secrets;
+use crate::error::Result;
+
+use super::{from_db_time, to_db_time};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable)]
+#[diesel(table_name = client_secrets)]
+pub struct ClientSecretRow {
+    pub id: String,
+    pub principal_id: String,
+    pub secret_hash: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub use_count: i64,
+}
+
+impl ClientSecretRow {
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|exp| from_db_time(exp) <= now)
+    }
+}
+
+/// Metadata of a secret, never the secret.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClientSecretView {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub use_count: i64,
+}
+
+impl From<ClientSecretRow> for ClientSecretView {
+    fn from(r: ClientSecretRow) -> Self {
+        Self {
+            id: r.id,
+            created_at: from_db_time(r.created_at),
+            expires_at: r.expires_at.map(from_db_time),
+            last_used_at: r.last_used_at.map(from_db_time),
+            use_count: r.use_count,
+        }
+    }
+}
+
+pub fn insert(
+    conn: &mut DbConnection,
+    principal_id: &str,
+    secret_hash: &str,
+    now: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<ClientSecretRow> {
+    let row = ClientSecretRow {
+        id: super::new_id(),
+        principal_id: principal_id.to_string(),
+        secret_hash: secret_hash.to_string(),
+        created_at: to_db_time(now),
+        expires_at: expires_at.map(to_db_time),
+        last_used_at: None,
+        use_count: 0,
+    };
+    diesel::insert_into(client_secrets::table).values(&row).execute(conn)?;
+    Ok(row)
+}
+
+pub fn list_for(conn: &mut DbConnection, principal_id: &str) -> Result<Vec<ClientSecretRow>> {
+    Ok(client_secrets::table
+        .filter(client_secrets::principal_id.eq(principal_id))
+        .select(ClientSecretRow::as_select())
+        .order((client_secrets::created_at.asc(), client_secrets::id.asc()))
+        .load(conn)?)
+}
+
+/// Delete one secret of a principal. Returns whether it existed.
+pub fn delete(conn: &mut DbConnection, principal_id: &str, secret_id: &str) -> Result<bool> {
+    let n = diesel::delete(
+        client_secrets::table
+            .filter(client_secrets::principal_id.eq(principal_id))
+            .filter(client_secrets::id.eq(secret_id)),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Record a successful use: `last_used_at` and a counter, one small update.
+pub fn mark_used(conn: &mut DbConnection, secret_id: &str, now: DateTime<Utc>) -> Result<()> {
+    diesel::update(client_secrets::table.find(secret_id))
+        .set((
+            client_secrets::last_used_at.eq(Some(to_db_time(now))),
+            client_secrets::use_count.eq(client_secrets::use_count + 1),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

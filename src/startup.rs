@@ -1,0 +1,75 @@
+//! What every command does first: resolve the database, migrate it, load the
+//! pepper and check that it belongs to this database.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::auth::password;
+use crate::auth::secrets::{Pepper, PepperSource, SecretString, random_token};
+use crate::auth::pepper_check;
+use crate::db::{self, DatabaseTarget, DbPool, PoolOptions};
+use crate::principals;
+
+pub struct Opened {
+    pub target: DatabaseTarget,
+    pub pool: DbPool,
+    pub pepper: Pepper,
+    pub pepper_source: PepperSource,
+}
+
+/// Resolve `DATABASE_URL`, run pending migrations, load the pepper and verify it.
+pub fn open(
+    database_url: Option<&str>,
+    key_file: Option<&Path>,
+    pepper_env: Option<&str>,
+    pool: &PoolOptions,
+    now: DateTime<Utc>,
+) -> Result<Opened, String> {
+    let target = DatabaseTarget::parse(database_url).map_err(|e| e.to_string())?;
+    let pool = db::open(&target, pool)?;
+    let key_file: PathBuf = key_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| crate::config::default_key_file(&target));
+    let (pepper, pepper_source) = Pepper::load(pepper_env, &key_file).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| format!("{}: {e}", target.describe()))?;
+    pepper_check::verify_or_store(&mut conn, &pepper, now).map_err(|e| e.to_string())?;
+    drop(conn);
+    Ok(Opened {
+        target,
+        pool,
+        pepper,
+        pepper_source,
+    })
+}
+
+/// The first administrator's password as it was decided at first start.
+pub enum AdminPassword {
+    FromEnv,
+    Generated(SecretString),
+}
+
+/// First start: when no principal holds `admin`, create the human `admin`.
+/// Returns what was done so that the caller can tell the operator once.
+pub fn bootstrap_admin(
+    pool: &DbPool,
+    admin_password_env: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<AdminPassword>, String> {
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    if principals::admin_exists(&mut conn).map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    let (password, how) = match admin_password_env.filter(|p| !p.is_empty()) {
+        Some(p) => (SecretString::new(p), AdminPassword::FromEnv),
+        None => {
+            let generated = SecretString::new(random_token(18).map_err(|_| "random generator failed".to_string())?);
+            (generated.clone(), AdminPassword::Generated(generated))
+        }
+    };
+    let phc = password::hash_password(&password).map_err(|e| format!("ROSTER_ADMIN_PASSWORD: {e}"))?;
+    match principals::bootstrap_admin(&mut conn, &phc, now).map_err(|e| e.to_string())? {
+        Some(_) => Ok(Some(how)),
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,98 @@
+//! Shared state of the HTTP layer.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::auth::secrets::Pepper;
+use crate::blocking::BlockingPool;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::{DatabaseTarget, DbConnection, DbPool};
+use crate::error::Result;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: DbPool,
+    target: DatabaseTarget,
+    db_work: BlockingPool,
+    argon_work: BlockingPool,
+    pepper: Pepper,
+    clock: Clock,
+    settings: Settings,
+}
+
+impl AppState {
+    pub fn new(pool: DbPool, target: DatabaseTarget, pepper: Pepper, clock: Clock, settings: Settings) -> Self {
+        let db_size = pool.max_size() as usize;
+        // argon2 is CPU-bound: one verification per core at a time.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                target,
+                db_work: BlockingPool::new("db", db_size),
+                argon_work: BlockingPool::new("argon2", cores),
+                pepper,
+                clock,
+                settings,
+            }),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub fn pepper(&self) -> &Pepper {
+        &self.inner.pepper
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn target(&self) -> &DatabaseTarget {
+        &self.inner.target
+    }
+
+    /// Run `f` with a pooled connection on the bounded database pool.
+    pub async fn db<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.inner.pool.clone();
+        self.inner
+            .db_work
+            .run(move || {
+                let mut conn = pool.get()?;
+                f(&mut conn)
+            })
+            .await?
+    }
+
+    /// Run CPU-bound credential work (argon2) on its own bounded pool.
+    pub async fn argon<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Ok(self.inner.argon_work.run(f).await?)
+    }
+
+    /// Readiness: the database answers (and, for SQLite, its file is still there).
+    pub async fn ping(&self) -> std::result::Result<(), String> {
+        let pool = self.inner.pool.clone();
+        let target = self.inner.target.clone();
+        self.inner
+            .db_work
+            .run(move || crate::db::ping(&pool, &target))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+}

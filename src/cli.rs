@@ -127,7 +127,9 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -175,14 +177,34 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         }
         None => {}
     }
-    let (listener, addr) = crate::http::bind(&args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let (listener, addr) =
+        crate::http::bind(&args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let settings = Settings {
         issuer: config::issuer_for(args.issuer.as_deref(), addr),
     };
-    eprintln!("roster listening on http://{addr} (issuer {}), database: {}", settings.issuer, opened.target.describe());
-    let state = AppState::new(opened.pool, opened.target, opened.pepper, Clock::system(), settings);
+    let state = AppState::new(
+        opened.pool,
+        opened.target.clone(),
+        opened.pepper,
+        Clock::system(),
+        settings.clone(),
+    );
     actix_web::rt::System::new().block_on(async move {
-        let server = crate::http::server(state, listener).map_err(|e| format!("cannot start the server: {e}"))?;
+        // Signal handlers are in place before the "listening" line, so a
+        // SIGTERM right after it still shuts down gracefully.
+        let shutdown = crate::http::shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let server = crate::http::server(state, listener, None).map_err(|e| format!("cannot start the server: {e}"))?;
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutdown signal received: finishing requests in flight");
+            handle.stop(true).await;
+        });
+        eprintln!(
+            "roster listening on http://{addr} (issuer {}), database: {}",
+            settings.issuer,
+            opened.target.describe()
+        );
         server.await.map_err(|e| format!("server error: {e}"))
     })?;
     eprintln!("roster stopped");
@@ -190,7 +212,13 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
 }
 
 fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
-    let opened = open(cli, PoolOptions { max_size: 2, ..PoolOptions::default() })?;
+    let opened = open(
+        cli,
+        PoolOptions {
+            max_size: 2,
+            ..PoolOptions::default()
+        },
+    )?;
     let mut conn = opened.pool.get().map_err(|e| e.to_string())?;
     let now = Utc::now();
     let out = match cmd {
@@ -213,8 +241,8 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
                 scopes: scopes.clone(),
                 categories,
             };
-            let created = principals::create_service(&mut conn, &opened.pepper, &input, None, now)
-                .map_err(|e| e.to_string())?;
+            let created =
+                principals::create_service(&mut conn, &opened.pepper, &input, None, now).map_err(|e| e.to_string())?;
             serde_json::to_string_pretty(&CreatedServiceView::from(created))
         }
         PrincipalCommand::CreateHuman {
@@ -238,7 +266,9 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
             let view = principals::create_human(&mut conn, &input, &phc, None, now).map_err(|e| e.to_string())?;
             serde_json::to_string_pretty(&view)
         }
-        PrincipalCommand::List => serde_json::to_string_pretty(&principals::list(&mut conn).map_err(|e| e.to_string())?),
+        PrincipalCommand::List => {
+            serde_json::to_string_pretty(&principals::list(&mut conn).map_err(|e| e.to_string())?)
+        }
     }
     .map_err(|e| e.to_string())?;
     println!("{out}");

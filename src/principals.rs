@@ -163,7 +163,11 @@ pub fn bootstrap_admin_input() -> NewPrincipal {
 /// Create the first administrator unless some principal already holds `admin`.
 /// Returns `None` when nothing had to be done, or when another instance won
 /// the race to create it.
-pub fn bootstrap_admin(conn: &mut DbConnection, password_phc: &str, now: DateTime<Utc>) -> Result<Option<PrincipalView>> {
+pub fn bootstrap_admin(
+    conn: &mut DbConnection,
+    password_phc: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<PrincipalView>> {
     if admin_exists(conn)? {
         return Ok(None);
     }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::auth::password;
-use crate::auth::secrets::{Pepper, PepperSource, SecretString, random_token};
 use crate::auth::pepper_check;
+use crate::auth::secrets::{Pepper, PepperSource, SecretString, random_token};
 use crate::db::{self, DatabaseTarget, DbPool, PoolOptions};
 use crate::principals;
 

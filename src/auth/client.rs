@@ -74,5 +74,8 @@ pub fn authenticate(
     }
     let secret_id = found.id.clone();
     secret::mark_used(conn, &secret_id, now)?;
-    Ok(Ok(AuthenticatedClient { principal: p, secret_id }))
+    Ok(Ok(AuthenticatedClient {
+        principal: p,
+        secret_id,
+    }))
 }

@@ -30,8 +30,7 @@ pub enum PasswordError {
 }
 
 fn argon2() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None)
-        .map_err(|_| PasswordError::Hash)?;
+    let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None).map_err(|_| PasswordError::Hash)?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 

@@ -110,14 +110,13 @@ impl Pepper {
         match std::fs::read_to_string(key_file) {
             Ok(text) => {
                 let text = text.trim();
-                let pepper = Self::from_bytes(text.as_bytes())
-                    .map_err(|_| PepperError::BadFile(key_file.to_path_buf()))?;
+                let pepper =
+                    Self::from_bytes(text.as_bytes()).map_err(|_| PepperError::BadFile(key_file.to_path_buf()))?;
                 Ok((pepper, PepperSource::File(key_file.to_path_buf())))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let value = random_token(32).map_err(|_| PepperError::Random)?;
-                write_private_file(key_file, &value)
-                    .map_err(|e| PepperError::File(key_file.to_path_buf(), e))?;
+                write_private_file(key_file, &value).map_err(|e| PepperError::File(key_file.to_path_buf(), e))?;
                 Ok((
                     Self::from_bytes(value.as_bytes())?,
                     PepperSource::CreatedFile(key_file.to_path_buf()),
@@ -193,10 +192,7 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
 
 #[cfg(not(unix))]
 fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
     f.write_all(contents.as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()

@@ -50,9 +50,7 @@ impl std::fmt::Debug for DatabaseTarget {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
-    #[error(
-        "unsupported database URL scheme '{0}': use postgres://, postgresql://, sqlite://PATH or a file path"
-    )]
+    #[error("unsupported database URL scheme '{0}': use postgres://, postgresql://, sqlite://PATH or a file path")]
     UnsupportedScheme(String),
     #[error("empty SQLite path in database URL")]
     EmptyPath,
@@ -215,9 +213,7 @@ pub fn open(target: &DatabaseTarget, opts: &PoolOptions) -> Result<DbPool, Strin
     if let DatabaseTarget::Sqlite(path) = target {
         ensure_parent_dir(path)?;
     }
-    let mut first = target
-        .connect()
-        .map_err(|e| format!("{}: {e}", target.describe()))?;
+    let mut first = target.connect().map_err(|e| format!("{}: {e}", target.describe()))?;
     run_migrations(&mut first)?;
     drop(first);
     r2d2::Pool::builder()
@@ -225,9 +221,7 @@ pub fn open(target: &DatabaseTarget, opts: &PoolOptions) -> Result<DbPool, Strin
         .min_idle(Some(1))
         .connection_timeout(opts.connection_timeout)
         .test_on_check_out(false)
-        .build(ConnectionManager {
-            target: target.clone(),
-        })
+        .build(ConnectionManager { target: target.clone() })
         .map_err(|e| format!("{}: {e}", target.describe()))
 }
 
@@ -257,10 +251,7 @@ pub fn ping(pool: &DbPool, target: &DatabaseTarget) -> Result<(), String> {
 
 /// True for a unique or primary-key violation on either backend.
 pub fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(
-        e,
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-    )
+    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
 }
 
 #[cfg(test)]
@@ -295,22 +286,14 @@ mod tests {
         );
         assert_eq!(
             DatabaseTarget::parse(Some("postgresql://root@127.0.0.1/db")),
-            Ok(DatabaseTarget::Postgres(
-                "postgresql://root@127.0.0.1/db".into()
-            ))
+            Ok(DatabaseTarget::Postgres("postgresql://root@127.0.0.1/db".into()))
         );
         assert_eq!(
             DatabaseTarget::parse(Some("mysql://root@localhost/db")),
             Err(TargetError::UnsupportedScheme("mysql".into()))
         );
-        assert_eq!(
-            DatabaseTarget::parse(Some("sqlite://")),
-            Err(TargetError::EmptyPath)
-        );
-        assert_eq!(
-            DatabaseTarget::parse(Some(":memory:")),
-            Err(TargetError::InMemory)
-        );
+        assert_eq!(DatabaseTarget::parse(Some("sqlite://")), Err(TargetError::EmptyPath));
+        assert_eq!(DatabaseTarget::parse(Some(":memory:")), Err(TargetError::InMemory));
     }
 
     #[test]

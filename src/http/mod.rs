@@ -44,10 +44,11 @@ async fn not_found(req: HttpRequest) -> actix_web::Result<HttpResponse> {
     Err(Error::NotFound(format!("route {} {}", req.method(), req.path())).into())
 }
 
-/// Build the server on an already bound listener. Actix handles SIGTERM and
-/// Ctrl-C itself: it stops accepting, lets requests in flight finish (up to the
-/// shutdown timeout) and then returns.
-pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+/// Build the server on an already bound listener. Signals are handled by the
+/// caller (see [`shutdown_signal`]) which stops the server gracefully: it stops
+/// accepting and lets requests in flight finish, up to the shutdown timeout.
+/// `workers` of `None` means one per core.
+pub fn server(state: AppState, listener: TcpListener, workers: Option<usize>) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(TracingLogger::default())
@@ -56,8 +57,12 @@ pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server>
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
+    .disable_signals();
+    let server = match workers {
+        Some(n) => server.workers(n),
+        None => server,
+    };
+    let server = server.listen(listener)?.run();
     Ok(server)
 }
 
@@ -66,4 +71,27 @@ pub fn bind(listen: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
+}
+
+/// Resolves on SIGTERM or Ctrl-C. The handlers are registered when this is
+/// called, not when the future is first polled.
+pub fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async move {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }

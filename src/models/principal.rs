@@ -41,7 +41,10 @@ impl FromStr for PrincipalKind {
         match s {
             "human" => Ok(Self::Human),
             "service" => Ok(Self::Service),
-            other => Err(Error::invalid("kind", format!("unknown kind '{other}': use human or service"))),
+            other => Err(Error::invalid(
+                "kind",
+                format!("unknown kind '{other}': use human or service"),
+            )),
         }
     }
 }
@@ -68,7 +71,10 @@ impl FromStr for PrincipalStatus {
         match s {
             "active" => Ok(Self::Active),
             "disabled" => Ok(Self::Disabled),
-            other => Err(Error::invalid("status", format!("unknown status '{other}': use active or disabled"))),
+            other => Err(Error::invalid(
+                "status",
+                format!("unknown status '{other}': use active or disabled"),
+            )),
         }
     }
 }
@@ -151,7 +157,10 @@ impl NewPrincipal {
             validate_scope(s)?;
         }
         if self.kind == PrincipalKind::Human && !self.categories.is_empty() {
-            return Err(Error::invalid("categories", "only service principals belong to categories"));
+            return Err(Error::invalid(
+                "categories",
+                "only service principals belong to categories",
+            ));
         }
         for c in &self.categories {
             validate_name("categories", &c.name)?;
@@ -194,7 +203,10 @@ pub fn validate_scope(scope: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid("scopes", format!("'{scope}' is not a valid scope: use a-z 0-9 : . _ -")))
+        Err(Error::invalid(
+            "scopes",
+            format!("'{scope}' is not a valid scope: use a-z 0-9 : . _ -"),
+        ))
     }
 }
 
@@ -264,7 +276,10 @@ pub fn set_scopes(conn: &mut DbConnection, principal_id: &str, scopes: &[String]
     scopes.dedup();
     for scope in scopes {
         diesel::insert_into(principal_scopes::table)
-            .values((principal_scopes::principal_id.eq(principal_id), principal_scopes::scope.eq(scope)))
+            .values((
+                principal_scopes::principal_id.eq(principal_id),
+                principal_scopes::scope.eq(scope),
+            ))
             .execute(conn)?;
     }
     Ok(())
@@ -427,11 +442,17 @@ mod tests {
     fn category_assignments_parse() {
         assert_eq!(
             "notification:10".parse::<CategoryAssignment>().unwrap(),
-            CategoryAssignment { name: "notification".into(), priority: 10 }
+            CategoryAssignment {
+                name: "notification".into(),
+                priority: 10
+            }
         );
         assert_eq!(
             "application".parse::<CategoryAssignment>().unwrap(),
-            CategoryAssignment { name: "application".into(), priority: 0 }
+            CategoryAssignment {
+                name: "application".into(),
+                priority: 0
+            }
         );
         assert!("x:high".parse::<CategoryAssignment>().is_err());
         assert!("Bad:1".parse::<CategoryAssignment>().is_err());

@@ -1,1 +1,10 @@
+//! The one integration test binary: real HTTP, real processes, both backends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[allow(dead_code)] // helpers are shared by all test modules; not every one uses each
+mod support;
+
+mod cli;
+mod credentials;
+mod health;
+mod migrations;

@@ -1,0 +1,372 @@
+//! The command line, run as the real binary.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::on_both_backends;
+use crate::support::{Backend, TEST_PEPPER, TestDb, roster_bin};
+
+fn roster(db: &TestDb) -> Command {
+    let mut cmd = Command::new(roster_bin());
+    cmd.env("DATABASE_URL", &db.url)
+        .env("ROSTER_KEY_FILE", db.key_file())
+        .env("ROSTER_SECRET_PEPPER", TEST_PEPPER)
+        .env_remove("ROSTER_ADMIN_PASSWORD")
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A failure is a non-zero exit, one line on stderr, and no panic.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr}");
+    assert!(stderr.contains(needle), "'{needle}' not in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
+
+on_both_backends!(
+    create_service_prints_credentials_once,
+    create_human_reads_password_from_stdin,
+    bad_input_is_rejected
+);
+
+async fn create_service_prints_credentials_once(backend: Backend) {
+    let db = TestDb::new(backend);
+    let out = run(roster(&db).args([
+        "principal",
+        "create-service",
+        "billing",
+        "--scope",
+        "invoices:read",
+        "--scope",
+        "invoices:write",
+        "--category",
+        "notification:10",
+        "--category",
+        "application",
+    ]));
+    let v = stdout_json(&out);
+    assert_eq!(v["name"], "billing");
+    assert_eq!(v["kind"], "service");
+    assert_eq!(v["client_id"], "billing");
+    assert!(uuid::Uuid::parse_str(v["id"].as_str().unwrap()).is_ok());
+    let secret = v["client_secret"].as_str().unwrap();
+    assert!(secret.len() >= 43, "256 bits need at least 43 base64 characters");
+    assert!(
+        secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "{secret}"
+    );
+    assert_eq!(v["scopes"], serde_json::json!(["invoices:read", "invoices:write"]));
+    assert_eq!(
+        v["categories"],
+        serde_json::json!([{"name": "application", "priority": 0}, {"name": "notification", "priority": 10}])
+    );
+
+    // The listing shows the service but never its secret.
+    let out = run(roster(&db).args(["principal", "list"]));
+    let list = stdout_json(&out);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "billing");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+
+    // The same name again is a conflict.
+    let out = run(roster(&db).args(["principal", "create-service", "billing"]));
+    assert_clean_failure(&out, "already exists");
+}
+
+async fn create_human_reads_password_from_stdin(backend: Backend) {
+    let db = TestDb::new(backend);
+    let out = run_with_stdin(
+        roster(&db).args([
+            "principal",
+            "create-human",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--scope",
+            "reports:read",
+            "--password-stdin",
+        ]),
+        "correct horse battery\n",
+    );
+    let v = stdout_json(&out);
+    assert_eq!(v["name"], "alice");
+    assert_eq!(v["kind"], "human");
+    assert_eq!(v["email"], "alice@example.org");
+    assert!(v.get("client_secret").is_none());
+    let id = v["id"].as_str().unwrap().to_string();
+
+    // The stored hash is argon2id and verifies the password without its newline.
+    let opened = roster::startup::open(
+        Some(&db.url),
+        Some(&db.key_file()),
+        Some(TEST_PEPPER),
+        &Default::default(),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let mut conn = opened.pool.get().unwrap();
+    let phc = roster::principals::password_hash_of(&mut conn, &id).unwrap().unwrap();
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    use roster::auth::password::verify_password;
+    use roster::auth::secrets::SecretString;
+    assert!(verify_password(&SecretString::new("correct horse battery"), &phc));
+    assert!(!verify_password(&SecretString::new("correct horse battery\n"), &phc));
+    assert!(!verify_password(&SecretString::new("wrong"), &phc));
+    // The database holds no plaintext password.
+    let raw = format!("{:?}", roster::principals::list(&mut conn).unwrap());
+    assert!(!raw.contains("correct horse"));
+}
+
+async fn bad_input_is_rejected(backend: Backend) {
+    let db = TestDb::new(backend);
+    for name in ["Billing", "-billing", "bill ing", "b/ad"] {
+        let out = run(roster(&db).args(["principal", "create-service", "--", name]));
+        assert_clean_failure(&out, "not a valid name");
+    }
+    let out = run(roster(&db).args(["principal", "create-service", "ok-name", "--scope", "Bad Scope"]));
+    assert_clean_failure(&out, "not a valid scope");
+    let out = run(roster(&db).args(["principal", "create-service", "ok-name", "--category", "mail:high"]));
+    assert_clean_failure(&out, "not an integer");
+    let out = run_with_stdin(
+        roster(&db).args(["principal", "create-human", "bob", "--password-stdin"]),
+        "short\n",
+    );
+    assert_clean_failure(&out, "at least 8 characters");
+    // Nothing was written by the failed commands.
+    let list = stdout_json(&run(roster(&db).args(["principal", "list"])));
+    assert_eq!(list, serde_json::json!([]));
+}
+
+#[test]
+fn unknown_database_scheme_is_a_clean_error() {
+    let out = run(Command::new(roster_bin())
+        .env("DATABASE_URL", "mysql://root@localhost/roster")
+        .arg("migrate"));
+    assert_clean_failure(&out, "unsupported database URL scheme 'mysql'");
+}
+
+#[test]
+fn unreachable_database_is_a_clean_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(roster_bin())
+        .current_dir(dir.path())
+        .env("DATABASE_URL", "postgres://roster:pw@127.0.0.1:1/roster")
+        .args(["principal", "list"]));
+    assert_clean_failure(&out, "cannot connect to the database");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(":pw@"),
+        "password leaked"
+    );
+}
+
+#[test]
+fn bad_arguments_are_a_clean_error() {
+    let out = run(Command::new(roster_bin()).args(["principal", "create-service"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 1);
+    let out = run(Command::new(roster_bin()).args(["serve", "--help"]));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--listen"));
+}
+
+#[test]
+fn migrate_runs_on_a_fresh_database() {
+    let db = TestDb::new(Backend::Sqlite);
+    let out = run(roster(&db).arg("migrate"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(db.sqlite_path().unwrap().exists());
+}
+
+/// A running `roster serve` child that is stopped with SIGTERM.
+struct Served {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a stderr line containing `needle`; fail after 60 s.
+    fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no line with '{needle}' ({e}); seen: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// SIGTERM, wait for the exit, and keep every remaining stderr line in `seen`.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(line);
+        }
+        status
+    }
+}
+
+fn listen_addr(line: &str) -> String {
+    let start = line.find("http://").unwrap() + "http://".len();
+    line[start..].split_whitespace().next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn serve_bootstraps_admin_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // No DATABASE_URL: the default roster.db in the working directory.
+    let mut served = Served::start(
+        Command::new(roster_bin())
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("ROSTER_SECRET_PEPPER")
+            .env_remove("ROSTER_KEY_FILE")
+            .env_remove("ROSTER_ADMIN_PASSWORD"),
+    );
+    served.wait_for("Created the first administrator 'admin' with a generated password");
+    let password = served.lines.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(password.trim().len() >= 20, "generated password too short: {password}");
+    let line = served.wait_for("roster listening on");
+    assert!(line.contains("roster.db"), "where the SQLite file lives: {line}");
+    let addr = listen_addr(&line);
+    let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert!(dir.path().join("roster.db").exists());
+    // The key file is created next to the database, private.
+    let key = dir.path().join("roster.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let status = served.terminate();
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+
+    // The generated password is real: the stored hash verifies it.
+    let opened = roster::startup::open(
+        Some(dir.path().join("roster.db").to_str().unwrap()),
+        Some(&key),
+        None,
+        &Default::default(),
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let mut conn = opened.pool.get().unwrap();
+    let admin = roster::models::principal::find_by_name(&mut conn, "admin")
+        .unwrap()
+        .unwrap();
+    let phc = roster::principals::password_hash_of(&mut conn, &admin.id)
+        .unwrap()
+        .unwrap();
+    assert!(roster::auth::password::verify_password(
+        &roster::auth::secrets::SecretString::new(password.trim()),
+        &phc
+    ));
+    assert_eq!(
+        roster::models::principal::scopes_of(&mut conn, &admin.id).unwrap(),
+        vec!["admin"]
+    );
+
+    // A second start finds the admin and does not print a password again.
+    let mut served = Served::start(
+        Command::new(roster_bin())
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL"),
+    );
+    served.wait_for("roster listening on");
+    let status = served.terminate();
+    assert!(status.success());
+    assert!(
+        !served
+            .seen
+            .iter()
+            .any(|l| l.contains("Created the first administrator"))
+    );
+}
+
+on_both_backends!(serve_takes_admin_password_from_env_and_refuses_a_wrong_pepper);
+
+async fn serve_takes_admin_password_from_env_and_refuses_a_wrong_pepper(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut served = Served::start(roster(&db).env("ROSTER_ADMIN_PASSWORD", "admin-password-from-env"));
+    served.wait_for("with the password from ROSTER_ADMIN_PASSWORD");
+    served.wait_for("roster listening on");
+    assert!(served.terminate().success());
+    assert!(
+        !served.seen.iter().any(|l| l.contains("admin-password-from-env")),
+        "password echoed"
+    );
+
+    // Another pepper on the same database must not start.
+    let out = run(roster(&db)
+        .env("ROSTER_SECRET_PEPPER", "a-different-pepper-a-different-pepper")
+        .args(["serve", "--listen", "127.0.0.1:0"]));
+    assert_clean_failure(&out, "pepper does not match");
+}

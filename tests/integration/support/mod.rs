@@ -1,0 +1,229 @@
+//! Test harness: a fresh database per test on either backend, and a `TestApp`
+//! that runs the real HTTP server on a loopback port.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeZone, Utc};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use roster::clock::Clock;
+use roster::config::Settings;
+use roster::db::PoolOptions;
+use roster::state::AppState;
+
+pub const TEST_PEPPER: &str = "test-pepper-test-pepper-test-pepper-0001";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generate `mod NAME { sqlite, postgres }` tests that call `async fn NAME(Backend)`.
+/// The PostgreSQL half runs when `TEST_DATABASE_URL` is set (`.ci/run` always sets it).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::support::postgres_admin_url().is_none() {
+                    eprintln!("TEST_DATABASE_URL is not set: PostgreSQL half not run");
+                    return;
+                }
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+}
+
+/// A fresh, empty database: a SQLite file in a temp dir, or a new PostgreSQL
+/// database that is dropped when this value is dropped.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("roster.db").display());
+                Self {
+                    backend,
+                    url,
+                    dir,
+                    pg: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url().expect("TEST_DATABASE_URL");
+                let name = format!("roster_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin).expect("connect to TEST_DATABASE_URL");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .unwrap();
+                let mut url = url::Url::parse(&admin).unwrap();
+                url.set_path(&format!("/{name}"));
+                Self {
+                    backend,
+                    url: url.to_string(),
+                    dir,
+                    pg: Some((admin, name)),
+                }
+            }
+        }
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("roster.key")
+    }
+
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        (self.backend == Backend::Sqlite).then(|| self.dir.path().join("roster.db"))
+    }
+
+    /// Make the database disappear under a running server.
+    pub fn destroy(&self) {
+        match &self.pg {
+            Some((admin, name)) => drop_pg(admin, name),
+            None => {
+                for f in ["roster.db", "roster.db-wal", "roster.db-shm"] {
+                    let _ = std::fs::remove_file(self.dir.path().join(f));
+                }
+            }
+        }
+    }
+}
+
+fn drop_pg(admin: &str, name: &str) {
+    if let Ok(mut conn) = PgConnection::establish(admin) {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = &self.pg {
+            drop_pg(admin, name);
+        }
+    }
+}
+
+/// A fixed start for manual clocks, so that tests see the same times each run.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+}
+
+pub struct TestAppBuilder {
+    backend: Backend,
+    clock: Clock,
+}
+
+impl TestAppBuilder {
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let db = TestDb::new(self.backend);
+        let opened = roster::startup::open(
+            Some(&db.url),
+            Some(&db.key_file()),
+            Some(TEST_PEPPER),
+            &PoolOptions::default(),
+            self.clock.now(),
+        )
+        .unwrap();
+        let (listener, addr) = roster::http::bind("127.0.0.1:0").unwrap();
+        let settings = Settings {
+            issuer: roster::config::issuer_for(None, addr),
+        };
+        let state = AppState::new(opened.pool, opened.target, opened.pepper, self.clock.clone(), settings);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let server_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = roster::http::server(server_state, listener, Some(1)).unwrap();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            })
+        });
+        let handle = rx.recv().unwrap();
+        TestApp {
+            addr,
+            state,
+            clock: self.clock,
+            client: reqwest::Client::new(),
+            handle: Some(handle),
+            thread: Some(thread),
+            db,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub clock: Clock,
+    pub client: reqwest::Client,
+    handle: Option<actix_web::dev::ServerHandle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub db: TestDb,
+}
+
+impl TestApp {
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            backend,
+            clock: Clock::system(),
+        }
+    }
+
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::builder(backend).spawn().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn issuer(&self) -> String {
+        self.state.settings().issuer.clone()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self.client.get(self.url(path)).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let stopper = std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+            let _ = stopper.join();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The roster binary built by cargo for these tests.
+pub fn roster_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_roster"))
+}

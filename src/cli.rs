@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::auth::keys::SigningAlg;
 use crate::auth::password;
 use crate::auth::secrets::SecretString;
 use crate::clock::Clock;
@@ -34,6 +35,10 @@ pub struct Cli {
     #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
 
+    /// JWS algorithm of new signing keys.
+    #[arg(long, env = "ROSTER_SIGNING_ALG", value_enum, default_value_t = SigningAlg::EdDsa, global = true)]
+    signing_alg: SigningAlg,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +58,19 @@ enum Command {
     /// Manage principals.
     #[command(subcommand)]
     Principal(PrincipalCommand),
+    /// Manage JWT signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Start a rotation: publish a new key now; running servers make it the
+    /// signing key after the publish delay and keep the old one published
+    /// until its last token has expired.
+    Rotate,
+    /// List the signing keys and their state (public parts only).
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +81,32 @@ struct ServeArgs {
     /// Issuer URL of this service. Default: http://<listen>.
     #[arg(long, env = "ROSTER_ISSUER")]
     issuer: Option<String>,
+    /// Lifetime of access tokens (e.g. 300, 5m).
+    #[arg(long, env = "ROSTER_ACCESS_TOKEN_TTL", default_value = "5m", value_parser = parse_some_duration)]
+    access_token_ttl: chrono::Duration,
+    /// Lifetime of refresh tokens (e.g. 30d).
+    #[arg(long, env = "ROSTER_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_some_duration)]
+    refresh_token_ttl: chrono::Duration,
+    /// Automatic signing-key rotation interval, or "off".
+    #[arg(long, env = "ROSTER_KEY_ROTATION_INTERVAL", default_value = "90d", value_parser = parse_optional_duration)]
+    key_rotation_interval: OptionalDuration,
+    /// How long a new key is published in the JWKS before it signs.
+    #[arg(long, env = "ROSTER_KEY_PUBLISH_DELAY", default_value = "10m", value_parser = parse_some_duration)]
+    key_publish_delay: chrono::Duration,
+}
+
+/// A duration that may be "off".
+#[derive(Debug, Clone, Copy)]
+struct OptionalDuration(Option<chrono::Duration>);
+
+fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
+    config::parse_duration(s).map(OptionalDuration)
+}
+
+fn parse_some_duration(s: &str) -> Result<chrono::Duration, String> {
+    config::parse_duration(s)?
+        .filter(|d| *d > chrono::Duration::zero())
+        .ok_or_else(|| "must be a positive duration".to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +203,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Principal(cmd) => principal(&cli, cmd),
+        Command::Keys(cmd) => keys(&cli, cmd),
     }
 }
 
@@ -179,9 +224,12 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     }
     let (listener, addr) =
         crate::http::bind(&args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let settings = Settings {
-        issuer: config::issuer_for(args.issuer.as_deref(), addr),
-    };
+    let mut settings =
+        Settings::new(config::issuer_for(args.issuer.as_deref(), addr)).with_access_ttl(args.access_token_ttl);
+    settings.token.refresh_ttl = args.refresh_token_ttl;
+    settings.keys.alg = cli.signing_alg;
+    settings.keys.rotation_interval = args.key_rotation_interval.0;
+    settings.keys.publish_delay = args.key_publish_delay;
     let state = AppState::new(
         opened.pool,
         opened.target.clone(),
@@ -202,7 +250,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         });
         eprintln!(
             "roster listening on http://{addr} (issuer {}), database: {}",
-            settings.issuer,
+            settings.issuer(),
             opened.target.describe()
         );
         server.await.map_err(|e| format!("server error: {e}"))
@@ -275,6 +323,35 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
     Ok(())
 }
 
+fn keys(cli: &Cli, cmd: &KeysCommand) -> Result<(), String> {
+    let opened = open(cli, PoolOptions { max_size: 2, ..PoolOptions::default() })?;
+    let mut conn = opened.pool.get().map_err(|e| e.to_string())?;
+    let out = match cmd {
+        KeysCommand::Rotate => {
+            let kid = crate::auth::keys::rotate(&mut conn, &opened.pepper, cli.signing_alg, Utc::now())
+                .map_err(|e| e.to_string())?;
+            serde_json::json!({"kid": kid, "alg": cli.signing_alg.as_str(), "state": "next"})
+        }
+        KeysCommand::List => {
+            let rows = crate::models::signing_key::all(&mut conn).map_err(|e| e.to_string())?;
+            serde_json::Value::Array(
+                rows.into_iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "kid": k.kid, "alg": k.alg, "state": k.state,
+                            "created_at": k.created_at.and_utc(),
+                            "activated_at": k.activated_at.map(|t| t.and_utc()),
+                            "publish_until": k.publish_until.map(|t| t.and_utc()),
+                        })
+                    })
+                    .collect(),
+            )
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 /// Read the password from stdin, stripping one trailing newline (`\n` or `\r\n`).
 fn read_password_stdin() -> Result<SecretString, String> {
     let mut buf = String::new();
@@ -311,5 +388,22 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_flags_parse_with_defaults_and_overrides() {
+        let cli = Cli::try_parse_from(["roster", "serve"]).unwrap();
+        let Command::Serve(args) = &cli.command else { panic!("serve") };
+        assert_eq!(args.access_token_ttl, chrono::Duration::minutes(5));
+        assert_eq!(args.key_rotation_interval.0, Some(chrono::Duration::days(90)));
+        let cli = Cli::try_parse_from([
+            "roster", "--signing-alg", "ES256", "serve", "--key-rotation-interval", "off", "--access-token-ttl", "60",
+        ])
+        .unwrap();
+        let Command::Serve(args) = &cli.command else { panic!("serve") };
+        assert_eq!(args.key_rotation_interval.0, None);
+        assert_eq!(args.access_token_ttl, chrono::Duration::seconds(60));
+        assert_eq!(cli.signing_alg, SigningAlg::Es256);
+        assert!(Cli::try_parse_from(["roster", "serve", "--access-token-ttl", "0"]).is_err());
     }
 }

@@ -2,7 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::Duration;
+
+use crate::auth::keys::{KeyPolicy, SigningAlg};
 use crate::db::DatabaseTarget;
+use crate::oauth::grants::TokenConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -27,7 +31,62 @@ pub fn issuer_for(configured: Option<&str>, bound: std::net::SocketAddr) -> Stri
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub issuer: String,
+    pub token: TokenConfig,
+    pub keys: KeyPolicy,
+    /// How often an instance reloads the signing keys (and runs rotation steps).
+    pub key_refresh: Duration,
+}
+
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: i64 = 5 * 60;
+pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
+pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 10 * 60;
+pub const DEFAULT_KEY_ROTATION_SECS: i64 = 90 * 24 * 3600;
+pub const DEFAULT_KEY_REFRESH_SECS: i64 = 5;
+
+impl Settings {
+    /// The defaults: 5-minute access tokens, 30-day refresh tokens, EdDSA keys
+    /// rotated every 90 days and published 10 minutes before they sign.
+    pub fn new(issuer: String) -> Self {
+        let access_ttl = Duration::seconds(DEFAULT_ACCESS_TOKEN_TTL_SECS);
+        Self {
+            token: TokenConfig {
+                issuer,
+                access_ttl,
+                refresh_ttl: Duration::seconds(DEFAULT_REFRESH_TOKEN_TTL_SECS),
+            },
+            keys: KeyPolicy {
+                alg: SigningAlg::EdDsa,
+                publish_delay: Duration::seconds(DEFAULT_KEY_PUBLISH_DELAY_SECS),
+                access_token_ttl: access_ttl,
+                rotation_interval: Some(Duration::seconds(DEFAULT_KEY_ROTATION_SECS)),
+            },
+            key_refresh: Duration::seconds(DEFAULT_KEY_REFRESH_SECS),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.token.issuer
+    }
+
+    pub fn with_access_ttl(mut self, ttl: Duration) -> Self {
+        self.token.access_ttl = ttl;
+        self.keys.access_token_ttl = ttl;
+        self
+    }
+}
+
+/// Parse a duration such as `300`, `5m`, `30d` or `off` (→ `None`).
+pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
+    let s = s.trim();
+    if matches!(s, "off" | "never" | "0") {
+        return Ok(None);
+    }
+    let std = if s.chars().all(|c| c.is_ascii_digit()) {
+        std::time::Duration::from_secs(s.parse::<u64>().map_err(|e| e.to_string())?)
+    } else {
+        humantime::parse_duration(s).map_err(|e| format!("'{s}': {e}"))?
+    };
+    Duration::from_std(std).map(Some).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -47,5 +106,14 @@ mod tests {
         let addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert_eq!(issuer_for(None, addr), "http://127.0.0.1:8080");
         assert_eq!(issuer_for(Some("https://id.example/"), addr), "https://id.example");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("300").unwrap(), Some(Duration::seconds(300)));
+        assert_eq!(parse_duration("5m").unwrap(), Some(Duration::minutes(5)));
+        assert_eq!(parse_duration("30d").unwrap(), Some(Duration::days(30)));
+        assert_eq!(parse_duration("off").unwrap(), None);
+        assert!(parse_duration("soon").is_err());
     }
 }

@@ -26,6 +26,10 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
+    /// SQLite found the database locked by another writer; the transaction
+    /// was rolled back and may be retried (see `crate::db::transaction`).
+    #[error("database busy")]
+    Busy,
     /// Logged with its detail; the client sees only a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -54,7 +58,7 @@ impl Error {
             Self::BadRequest(_) => "invalid_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::Busy => "unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -68,6 +72,7 @@ impl From<diesel::result::Error> for Error {
             ref e if crate::db::is_unique_violation(e) => {
                 Self::Conflict("a record with that name or key already exists".into())
             }
+            ref e if crate::db::is_busy(e) => Self::Busy,
             other => Self::Internal(format!("database: {other}")),
         }
     }
@@ -103,7 +108,7 @@ impl ResponseError for Error {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,6 +119,7 @@ impl ResponseError for Error {
                 tracing::error!(detail = %detail, "internal error");
                 "internal error".to_string()
             }
+            Self::Busy => "the database is busy, retry".to_string(),
             Self::Unavailable(detail) => {
                 tracing::warn!(detail = %detail, "service unavailable");
                 "the database is unavailable".to_string()

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod models;
+pub mod oauth;
 pub mod principals;
 pub mod startup;
 pub mod state;

@@ -2,7 +2,6 @@
 //! Each takes a connection and `now`; the caller chooses the pool and the clock.
 
 use chrono::{DateTime, Utc};
-use diesel::Connection;
 use serde::Serialize;
 
 use crate::auth::secrets::{Pepper, SecretString, generate_client_secret};
@@ -60,7 +59,7 @@ pub fn create_service(
     }
     input.validate()?;
     let generated = generate_client_secret(pepper).map_err(Error::internal)?;
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let row = principal::insert(conn, input, now)?;
         let secret = secret::insert(conn, &row.id, &generated.hash, now, None)?;
         audit::record(
@@ -101,7 +100,7 @@ pub fn create_human(
         return Err(Error::invalid("kind", "expected a human principal"));
     }
     input.validate()?;
-    conn.transaction(|conn| {
+    crate::db::transaction(conn, |conn| {
         let row = principal::insert(conn, input, now)?;
         set_password_hash(conn, &row.id, password_phc, now)?;
         audit::record(

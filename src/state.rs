@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::auth::keys::{self, KeyRing, KeySnapshot};
 use crate::auth::secrets::Pepper;
 use crate::blocking::BlockingPool;
 use crate::clock::Clock;
@@ -24,6 +25,7 @@ struct Inner {
     pepper: Pepper,
     clock: Clock,
     settings: Settings,
+    keys: KeyRing,
 }
 
 impl AppState {
@@ -39,6 +41,7 @@ impl AppState {
                 argon_work: BlockingPool::new("argon2", cores),
                 pepper,
                 clock,
+                keys: KeyRing::new(settings.keys.clone(), settings.key_refresh),
                 settings,
             }),
         }
@@ -94,5 +97,28 @@ impl AppState {
             .run(move || crate::db::ping(&pool, &target))
             .await
             .map_err(|e| e.to_string())?
+    }
+
+    /// The signing keys as of now: the cached snapshot, or a fresh one after
+    /// running the rotation steps that are due.
+    pub async fn keys(&self) -> Result<Arc<KeySnapshot>> {
+        let now = self.now();
+        if let Some(snap) = self.inner.keys.fresh(now) {
+            return Ok(snap);
+        }
+        let _guard = self.inner.keys.reload_guard().await;
+        if let Some(snap) = self.inner.keys.fresh(now) {
+            return Ok(snap);
+        }
+        let pepper = self.inner.pepper.clone();
+        let policy = self.inner.keys.policy.clone();
+        let snap = self
+            .db(move |conn| {
+                keys::maintain(conn, &pepper, &policy, now)?;
+                crate::models::revoked_token::delete_expired(conn, now)?;
+                keys::load(conn, &pepper, now)
+            })
+            .await?;
+        Ok(self.inner.keys.store(snap))
     }
 }

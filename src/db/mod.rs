@@ -249,6 +249,42 @@ pub fn ping(pool: &DbPool, target: &DatabaseTarget) -> Result<(), String> {
         .map_err(|e| format!("database query failed: {e}"))
 }
 
+/// True when SQLite reports the database locked by another connection. WAL
+/// lets one writer in at a time; a read transaction that later writes may find
+/// its snapshot stale (SQLITE_BUSY_SNAPSHOT), which the busy timeout cannot
+/// wait out. PostgreSQL never reports this: its row locks wait instead.
+pub fn is_busy(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            m.contains("database is locked") || m.contains("database table is locked") || m.contains("busy")
+        }
+        _ => false,
+    }
+}
+
+/// How often a transaction is retried when SQLite reports the database busy.
+const BUSY_RETRIES: u32 = 8;
+
+/// Run `f` in a transaction, retrying it from the start when SQLite reports
+/// the database busy (the failed attempt was rolled back, so a retry is safe).
+/// This is the only backend split of transactions; it is a no-op on PostgreSQL.
+pub fn transaction<T, F>(conn: &mut DbConnection, mut f: F) -> Result<T, crate::error::Error>
+where
+    F: FnMut(&mut DbConnection) -> Result<T, crate::error::Error>,
+{
+    let mut attempt = 0;
+    loop {
+        match conn.transaction(&mut f) {
+            Err(crate::error::Error::Busy) if attempt < BUSY_RETRIES => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(2u64 << attempt.min(6)));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// True for a unique or primary-key violation on either backend.
 pub fn is_unique_violation(e: &DieselError) -> bool {
     matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))

@@ -96,3 +96,43 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     server_settings,
 );
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        public_jwk -> Text,
+        private_key -> Text,
+        state -> Text,
+        created_at -> Timestamp,
+        activated_at -> Nullable<Timestamp>,
+        publish_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        family_id -> Text,
+        principal_id -> Text,
+        client_id -> Nullable<Text>,
+        token_hash -> Text,
+        scope -> Text,
+        audience -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        expires_at -> Timestamp,
+        revoked_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> principals (principal_id));
+diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, principals);

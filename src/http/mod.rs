@@ -2,6 +2,8 @@
 //! function and map the result to a view.
 
 pub mod health;
+pub mod me;
+pub mod oauth;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -22,7 +24,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(path_config())
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/.well-known/oauth-authorization-server", web::get().to(oauth::server_metadata))
+        .route("/.well-known/openid-configuration", web::get().to(oauth::server_metadata))
+        .route("/.well-known/jwks.json", web::get().to(oauth::jwks))
+        .route("/oauth/token", web::post().to(oauth::token))
+        .route("/oauth/introspect", web::post().to(oauth::introspect))
+        .route("/oauth/revoke", web::post().to(oauth::revoke))
+        .route("/api/v1/me", web::get().to(me::me));
 }
 
 fn json_config() -> web::JsonConfig {

@@ -2,8 +2,11 @@
 
 pub mod audit;
 pub mod principal;
+pub mod refresh_token;
+pub mod revoked_token;
 pub mod secret;
 pub mod settings;
+pub mod signing_key;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 

@@ -129,11 +129,18 @@ pub fn t0() -> DateTime<Utc> {
 pub struct TestAppBuilder {
     backend: Backend,
     clock: Clock,
+    settings: Box<dyn FnOnce(Settings) -> Settings>,
 }
 
 impl TestAppBuilder {
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Adjust the server settings (token lifetimes, key policy) before start.
+    pub fn settings(mut self, f: impl FnOnce(Settings) -> Settings + 'static) -> Self {
+        self.settings = Box::new(f);
         self
     }
 
@@ -148,9 +155,7 @@ impl TestAppBuilder {
         )
         .unwrap();
         let (listener, addr) = roster::http::bind("127.0.0.1:0").unwrap();
-        let settings = Settings {
-            issuer: roster::config::issuer_for(None, addr),
-        };
+        let settings = (self.settings)(Settings::new(roster::config::issuer_for(None, addr)));
         let state = AppState::new(opened.pool, opened.target, opened.pepper, self.clock.clone(), settings);
         let (tx, rx) = std::sync::mpsc::channel();
         let server_state = state.clone();
@@ -189,6 +194,7 @@ impl TestApp {
         TestAppBuilder {
             backend,
             clock: Clock::system(),
+            settings: Box::new(|s| s),
         }
     }
 
@@ -201,7 +207,7 @@ impl TestApp {
     }
 
     pub fn issuer(&self) -> String {
-        self.state.settings().issuer.clone()
+        self.state.settings().issuer().to_string()
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {

@@ -1,0 +1,107 @@
+//! JWT access tokens (RFC 9068): signing and verification at a given `now`.
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::keys::KeySnapshot;
+
+/// RFC 9068 §2.1: the `typ` header of a JWT access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The claims of a Roster access token (RFC 9068 §2.2 plus `principal_kind` and `name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    /// The principal's UUID.
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub client_id: String,
+    /// Space-separated scopes (RFC 8693 §4.2).
+    pub scope: String,
+    pub principal_kind: String,
+    pub name: String,
+}
+
+impl AccessTokenClaims {
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope.split_whitespace().map(str::to_string).collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignError {
+    #[error("no active signing key")]
+    NoActiveKey,
+    #[error("signing failed")]
+    Failed,
+}
+
+pub fn sign(keys: &KeySnapshot, claims: &AccessTokenClaims) -> Result<String, SignError> {
+    let active = keys.active.as_ref().ok_or(SignError::NoActiveKey)?;
+    let mut header = Header::new(active.alg.jwt_alg());
+    header.typ = Some(ACCESS_TOKEN_TYP.to_string());
+    header.kid = Some(active.kid.clone());
+    jsonwebtoken::encode(&header, claims, &active.encoding).map_err(|_| SignError::Failed)
+}
+
+/// Why a token is not valid. Only ever reported as "invalid" to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyError {
+    Malformed,
+    WrongType,
+    UnknownKey,
+    BadSignature,
+    WrongIssuer,
+    Expired,
+    NotYetValid,
+}
+
+/// Verify signature, `typ`, `iss`, `exp` and `nbf` at `now`. The audience is
+/// the caller's to check. Time comes from the caller, not the system clock.
+pub fn verify(
+    keys: &KeySnapshot,
+    token: &str,
+    issuer: &str,
+    now: DateTime<Utc>,
+) -> Result<AccessTokenClaims, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if header.typ.as_deref().map(str::to_ascii_lowercase).as_deref() != Some(ACCESS_TOKEN_TYP)
+        && header.typ.as_deref() != Some("application/at+jwt")
+    {
+        return Err(VerifyError::WrongType);
+    }
+    let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+    let (alg, key) = keys.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
+    if header.alg != *alg {
+        return Err(VerifyError::BadSignature);
+    }
+    let mut validation = Validation::new(*alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind;
+        match e.kind() {
+            ErrorKind::InvalidSignature => VerifyError::BadSignature,
+            _ => VerifyError::Malformed,
+        }
+    })?;
+    let claims = data.claims;
+    if claims.iss != issuer {
+        return Err(VerifyError::WrongIssuer);
+    }
+    let t = now.timestamp();
+    if claims.exp <= t {
+        return Err(VerifyError::Expired);
+    }
+    if claims.nbf > t + 60 {
+        return Err(VerifyError::NotYetValid);
+    }
+    Ok(claims)
+}

@@ -1,0 +1,402 @@
+//! JWT signing keys: generation, encryption at rest, three-phase rotation and
+//! the in-memory key ring every instance signs and verifies with.
+//!
+//! Rotation (all instances share the keys through the database):
+//! 1. `next`: a new key is published in the JWKS but signs nothing yet;
+//! 2. after the publish delay it becomes `active` and signs new tokens;
+//! 3. the previous key is `retired`: still published until the last token it
+//!    signed has expired (activation time + access-token lifetime + leeway).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use diesel::Connection;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use serde_json::{Value, json};
+
+use crate::auth::secrets::Pepper;
+use crate::db::DbConnection;
+use crate::error::{Error, Result};
+use crate::models::signing_key::{self, STATE_ACTIVE, STATE_NEXT, STATE_RETIRED, SigningKeyRow};
+use crate::models::{from_db_time, to_db_time};
+
+/// The JWS algorithms Roster signs with. Never HS*.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SigningAlg {
+    #[value(name = "EdDSA")]
+    EdDsa,
+    #[value(name = "ES256")]
+    Es256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EdDSA" => Some(Self::EdDsa),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
+    }
+    pub fn jwt_alg(self) -> Algorithm {
+        match self {
+            Self::EdDsa => Algorithm::EdDSA,
+            Self::Es256 => Algorithm::ES256,
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How keys are rotated.
+#[derive(Debug, Clone)]
+pub struct KeyPolicy {
+    pub alg: SigningAlg,
+    /// How long a `next` key is published before it signs.
+    pub publish_delay: Duration,
+    /// Access-token lifetime: a retired key stays published this long (plus leeway).
+    pub access_token_ttl: Duration,
+    /// Automatic rotation: a new key once the active one is this old. `None`: manual only.
+    pub rotation_interval: Option<Duration>,
+}
+
+/// Clock skew allowed for resource servers, added to the retirement window.
+pub const RETIRE_LEEWAY_SECS: i64 = 60;
+
+struct Generated {
+    pkcs8: Vec<u8>,
+    public_jwk: Value,
+}
+
+fn generate(alg: SigningAlg, kid: &str) -> Result<Generated> {
+    let rng = SystemRandom::new();
+    match alg {
+        SigningAlg::EdDsa => {
+            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| Error::internal("Ed25519 key generation"))?;
+            let pair =
+                Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| Error::internal("Ed25519 key parse"))?;
+            let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+            Ok(Generated {
+                pkcs8: doc.as_ref().to_vec(),
+                public_jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}),
+            })
+        }
+        SigningAlg::Es256 => {
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| Error::internal("P-256 key generation"))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng)
+                .map_err(|_| Error::internal("P-256 key parse"))?;
+            // Uncompressed point: 0x04 || X (32) || Y (32).
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 {
+                return Err(Error::internal("unexpected P-256 public key length"));
+            }
+            let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
+            let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
+            Ok(Generated {
+                pkcs8: doc.as_ref().to_vec(),
+                public_jwk: json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"}),
+            })
+        }
+    }
+}
+
+fn sealing_key(pepper: &Pepper) -> Result<LessSafeKey> {
+    let key = pepper.derive_key("signing-key-encryption");
+    UnboundKey::new(&AES_256_GCM, &key)
+        .map(LessSafeKey::new)
+        .map_err(|_| Error::internal("AES key setup"))
+}
+
+/// Encrypt a private key with AES-256-GCM; the kid is bound as associated data.
+fn seal(pepper: &Pepper, kid: &str, plaintext: &[u8]) -> Result<String> {
+    let key = sealing_key(pepper)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| Error::internal("random nonce"))?;
+    let mut buf = plaintext.to_vec();
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut buf)
+        .map_err(|_| Error::internal("key encryption"))?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(URL_SAFE_NO_PAD.encode(out))
+}
+
+fn open(pepper: &Pepper, kid: &str, sealed: &str) -> Result<Vec<u8>> {
+    let raw = URL_SAFE_NO_PAD
+        .decode(sealed)
+        .map_err(|_| Error::internal("stored signing key is not base64url"))?;
+    if raw.len() < NONCE_LEN {
+        return Err(Error::internal("stored signing key is truncated"));
+    }
+    let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::internal("bad nonce"))?;
+    let key = sealing_key(pepper)?;
+    let mut buf = ciphertext.to_vec();
+    let plain = key
+        .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
+        .map_err(|_| Error::internal("cannot decrypt signing key: wrong pepper?"))?;
+    Ok(plain.to_vec())
+}
+
+fn new_key_row(pepper: &Pepper, alg: SigningAlg, kid: String, state: &str, now: DateTime<Utc>) -> Result<SigningKeyRow> {
+    let g = generate(alg, &kid)?;
+    Ok(SigningKeyRow {
+        private_key: seal(pepper, &kid, &g.pkcs8)?,
+        public_jwk: g.public_jwk.to_string(),
+        alg: alg.as_str().to_string(),
+        state: state.to_string(),
+        created_at: to_db_time(now),
+        activated_at: (state == STATE_ACTIVE).then(|| to_db_time(now)),
+        publish_until: None,
+        kid,
+    })
+}
+
+/// A kid derived from the pepper and a label, so that instances racing to
+/// create "the same" key collide on the primary key instead of making two.
+fn derived_kid(pepper: &Pepper, label: &str) -> String {
+    pepper.mac_hex(format!("kid:{label}").as_bytes())[..16].to_string()
+}
+
+fn random_kid() -> Result<String> {
+    let mut b = [0u8; 8];
+    SystemRandom::new().fill(&mut b).map_err(|_| Error::internal("random kid"))?;
+    Ok(crate::auth::secrets::hex(&b))
+}
+
+/// Insert a key in a savepoint; a primary-key collision means another instance
+/// made it first, which is fine.
+fn insert_unless_exists(conn: &mut DbConnection, row: &SigningKeyRow) -> Result<()> {
+    match conn.transaction(|conn| signing_key::insert(conn, row)) {
+        Ok(()) | Err(Error::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Start a rotation: publish a new `next` key. Returns its kid.
+pub fn rotate(conn: &mut DbConnection, pepper: &Pepper, alg: SigningAlg, now: DateTime<Utc>) -> Result<String> {
+    let row = new_key_row(pepper, alg, random_kid()?, STATE_NEXT, now)?;
+    signing_key::insert(conn, &row)?;
+    Ok(row.kid)
+}
+
+/// Bring the keys up to date at `now`: create the first key, promote a `next`
+/// key whose publish delay has passed, retire the old one, start an automatic
+/// rotation when due, and drop retired keys nobody can hold a token for.
+pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, now: DateTime<Utc>) -> Result<()> {
+    crate::db::transaction(conn, |conn| {
+        let keys = signing_key::all(conn)?;
+        let active = keys
+            .iter()
+            .filter(|k| k.state == STATE_ACTIVE)
+            .max_by_key(|k| (k.activated_at, k.kid.clone()));
+        let next = keys.iter().filter(|k| k.state == STATE_NEXT).min_by_key(|k| (k.created_at, k.kid.clone()));
+
+        match (active, next) {
+            (None, None) => {
+                // First start: nothing has been signed yet, so there is nothing
+                // to publish ahead of; the first key is active at once.
+                let row = new_key_row(pepper, policy.alg, derived_kid(pepper, "first"), STATE_ACTIVE, now)?;
+                insert_unless_exists(conn, &row)?;
+            }
+            (None, Some(next)) => {
+                signing_key::activate(conn, &next.kid, now)?;
+            }
+            (Some(active), Some(next)) if from_db_time(next.created_at) + policy.publish_delay <= now => {
+                if signing_key::activate(conn, &next.kid, now)? {
+                    let until = now + policy.access_token_ttl + Duration::seconds(RETIRE_LEEWAY_SECS);
+                    signing_key::retire_others(conn, &next.kid, until)?;
+                    tracing::info!(new = %next.kid, old = %active.kid, "signing key rotated");
+                }
+            }
+            (Some(active), None) => {
+                if let Some(interval) = policy.rotation_interval {
+                    let since = active.activated_at.map(from_db_time).unwrap_or(now);
+                    if since + interval <= now {
+                        let row = new_key_row(
+                            pepper,
+                            policy.alg,
+                            derived_kid(pepper, &format!("after:{}", active.kid)),
+                            STATE_NEXT,
+                            now,
+                        )?;
+                        insert_unless_exists(conn, &row)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        signing_key::delete_expired(conn, now)?;
+        Ok(())
+    })
+}
+
+/// The key that signs, decrypted.
+pub struct ActiveKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub encoding: EncodingKey,
+}
+
+/// A loaded view of the keys: what signs, what verifies, and the JWKS.
+pub struct KeySnapshot {
+    pub loaded_at: DateTime<Utc>,
+    pub active: Option<ActiveKey>,
+    pub verifying: HashMap<String, (Algorithm, DecodingKey)>,
+    pub jwks: Value,
+}
+
+fn decoding_key(jwk: &Value) -> Option<(Algorithm, DecodingKey)> {
+    let s = |k: &str| jwk.get(k).and_then(Value::as_str);
+    match (s("kty")?, s("alg")?) {
+        ("OKP", "EdDSA") => DecodingKey::from_ed_components(s("x")?).ok().map(|k| (Algorithm::EdDSA, k)),
+        ("EC", "ES256") => DecodingKey::from_ec_components(s("x")?, s("y")?)
+            .ok()
+            .map(|k| (Algorithm::ES256, k)),
+        _ => None,
+    }
+}
+
+/// Load every published key at `now`, decrypting only the active one.
+pub fn load(conn: &mut DbConnection, pepper: &Pepper, now: DateTime<Utc>) -> Result<KeySnapshot> {
+    let rows = signing_key::all(conn)?;
+    let mut verifying = HashMap::new();
+    let mut published = Vec::new();
+    for r in &rows {
+        let visible = match r.state.as_str() {
+            STATE_NEXT | STATE_ACTIVE => true,
+            STATE_RETIRED => r.publish_until.map(from_db_time).is_some_and(|t| t > now),
+            _ => false,
+        };
+        if !visible {
+            continue;
+        }
+        let jwk: Value = serde_json::from_str(&r.public_jwk).map_err(Error::internal)?;
+        // A `next` key verifies nothing yet, but must already be in the JWKS.
+        if r.state != STATE_NEXT
+            && let Some(dk) = decoding_key(&jwk)
+        {
+            verifying.insert(r.kid.clone(), dk);
+        }
+        published.push(jwk);
+    }
+    let active = match rows
+        .iter()
+        .filter(|k| k.state == STATE_ACTIVE)
+        .max_by_key(|k| (k.activated_at, k.kid.clone()))
+    {
+        Some(r) => {
+            let alg = SigningAlg::parse(&r.alg).ok_or_else(|| Error::internal(format!("unknown alg {}", r.alg)))?;
+            let pkcs8 = open(pepper, &r.kid, &r.private_key)?;
+            let encoding = match alg {
+                SigningAlg::EdDsa => EncodingKey::from_ed_der(&pkcs8),
+                SigningAlg::Es256 => EncodingKey::from_ec_der(&pkcs8),
+            };
+            Some(ActiveKey {
+                kid: r.kid.clone(),
+                alg,
+                encoding,
+            })
+        }
+        None => None,
+    };
+    Ok(KeySnapshot {
+        loaded_at: now,
+        active,
+        verifying,
+        jwks: json!({ "keys": published }),
+    })
+}
+
+/// The per-instance cache of the key snapshot. It is reloaded (after running
+/// [`maintain`]) once it is older than `refresh_every`, so every instance
+/// follows rotations made by the others or by `roster keys rotate`.
+pub struct KeyRing {
+    current: RwLock<Option<Arc<KeySnapshot>>>,
+    reload: tokio::sync::Mutex<()>,
+    pub policy: KeyPolicy,
+    pub refresh_every: Duration,
+}
+
+impl KeyRing {
+    pub fn new(policy: KeyPolicy, refresh_every: Duration) -> Self {
+        Self {
+            current: RwLock::new(None),
+            reload: tokio::sync::Mutex::new(()),
+            policy,
+            refresh_every,
+        }
+    }
+
+    /// The cached snapshot when it is fresh at `now`.
+    pub fn fresh(&self, now: DateTime<Utc>) -> Option<Arc<KeySnapshot>> {
+        let guard = self.current.read().ok()?;
+        let snap = guard.as_ref()?;
+        let age = now - snap.loaded_at;
+        (age >= Duration::zero() && age < self.refresh_every).then(|| snap.clone())
+    }
+
+    pub fn store(&self, snap: KeySnapshot) -> Arc<KeySnapshot> {
+        let snap = Arc::new(snap);
+        if let Ok(mut guard) = self.current.write() {
+            *guard = Some(snap.clone());
+        }
+        snap
+    }
+
+    /// Serialise reloads so that a burst of requests after expiry loads once.
+    pub async fn reload_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reload.lock().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pepper() -> Pepper {
+        Pepper::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_pepper_and_kid() {
+        let p = pepper();
+        let sealed = seal(&p, "kid1", b"private bytes").unwrap();
+        assert!(!sealed.contains("private"));
+        assert_eq!(open(&p, "kid1", &sealed).unwrap(), b"private bytes");
+        assert!(open(&p, "kid2", &sealed).is_err());
+        let other = Pepper::from_bytes(b"another-pepper-another-pepper-xx").unwrap();
+        assert!(open(&other, "kid1", &sealed).is_err());
+    }
+
+    #[test]
+    fn generated_keys_publish_public_parts_only() {
+        for alg in [SigningAlg::EdDsa, SigningAlg::Es256] {
+            let g = generate(alg, "k").unwrap();
+            let jwk = &g.public_jwk;
+            assert_eq!(jwk["use"], "sig");
+            assert_eq!(jwk["alg"], alg.as_str());
+            assert_eq!(jwk["kid"], "k");
+            assert!(jwk.get("d").is_none());
+            assert!(decoding_key(jwk).is_some());
+        }
+    }
+}

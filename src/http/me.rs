@@ -1,0 +1,26 @@
+//! `GET /api/v1/me`: who is calling.
+
+use actix_web::HttpResponse;
+use serde::Serialize;
+
+use crate::auth::bearer::Bearer;
+
+#[derive(Debug, Serialize)]
+pub struct MeView {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    /// The scopes of the presented token (not everything the principal holds).
+    pub scopes: Vec<String>,
+    pub client_id: String,
+}
+
+pub async fn me(caller: Bearer) -> HttpResponse {
+    HttpResponse::Ok().json(MeView {
+        scopes: caller.claims.scopes(),
+        client_id: caller.claims.client_id,
+        id: caller.principal.id,
+        name: caller.principal.name,
+        kind: caller.principal.kind,
+    })
+}

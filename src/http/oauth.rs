@@ -1,0 +1,106 @@
+//! OAuth endpoints: thin handlers over `crate::oauth`.
+
+use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+
+use crate::error::Error;
+use crate::oauth::request::{self, ClientCredentials, FormParams, TokenRequest};
+use crate::oauth::{OAuthError, introspect, metadata, revoke, token};
+use crate::state::AppState;
+
+use super::MAX_BODY_BYTES;
+
+/// Read a form body of at most `MAX_BODY_BYTES`, answering in OAuth's error shape.
+async fn read_form(req: &HttpRequest, mut payload: web::Payload) -> Result<FormParams, OAuthError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| OAuthError::invalid_request("cannot read the request body"))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(OAuthError::invalid_request("the request body is too large"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    request::parse_form(content_type, &body)
+}
+
+fn client_credentials(req: &HttpRequest, form: &FormParams) -> Result<ClientCredentials, OAuthError> {
+    let authorization = match req.headers().get(AUTHORIZATION) {
+        Some(v) => Some(v.to_str().map_err(|_| OAuthError::invalid_client())?),
+        None => None,
+    };
+    request::client_credentials(authorization, form)
+}
+
+fn remote(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// JSON that must not be cached (RFC 6749 §5.1).
+fn no_store(body: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((PRAGMA, "no-cache"))
+        .json(body)
+}
+
+/// `POST /oauth/token` (RFC 6749 §3.2).
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = read_form(&req, payload).await?;
+    let creds = client_credentials(&req, &form)?;
+    let grant = TokenRequest::from_form(&form)?;
+    let response = token::exchange(&state, grant, creds, remote(&req)).await?;
+    Ok(no_store(&response))
+}
+
+/// `POST /oauth/introspect` (RFC 7662 §2).
+pub async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = read_form(&req, payload).await?;
+    let creds = client_credentials(&req, &form)?;
+    let token = form.get("token").map(str::to_string);
+    let response = introspect::introspect(&state, creds, token, remote(&req)).await?;
+    Ok(no_store(&response))
+}
+
+/// `POST /oauth/revoke` (RFC 7009 §2).
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = read_form(&req, payload).await?;
+    let creds = client_credentials(&req, &form)?;
+    let token = form.get("token").map(str::to_string);
+    revoke::revoke(&state, creds, token, remote(&req)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({})))
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3) and
+/// `GET /.well-known/openid-configuration`.
+pub async fn server_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let scopes = state.db(metadata::granted_scopes).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "public, max-age=60"))
+        .json(metadata::metadata(state.settings().issuer(), scopes)))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys (RFC 7517). Cached for less
+/// than the key publish delay, so that a new key is seen before it signs.
+pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let keys = state.keys().await?;
+    let max_age = (state.settings().keys.publish_delay.num_seconds() / 2).clamp(0, 300);
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, format!("public, max-age={max_age}")))
+        .json(&keys.jwks))
+}

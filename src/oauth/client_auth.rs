@@ -1,0 +1,77 @@
+//! Client authentication shared by the token, introspection and revocation
+//! endpoints (RFC 6749 §2.3). Failures are audited with the reason; the client
+//! only ever sees `invalid_client`.
+
+use chrono::{DateTime, Utc};
+
+use super::error::OAuthError;
+use super::request::ClientCredentials;
+use crate::auth::client::{self, AuthenticatedClient};
+use crate::auth::secrets::Pepper;
+use crate::db::DbConnection;
+use crate::error::Result;
+use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::principal::{self, PrincipalKind};
+
+/// The outcome of client authentication inside a database closure: the outer
+/// `Result` is a storage failure, the inner one what the client is told.
+pub type Checked<T> = std::result::Result<T, OAuthError>;
+
+/// Authenticate a presented secret. `Ok(Ok(None))` when no secret was presented.
+pub fn authenticate(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    creds: &ClientCredentials,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Checked<Option<AuthenticatedClient>>> {
+    let Some((client_id, secret)) = creds.presented_secret() else {
+        return Ok(Ok(None));
+    };
+    match client::authenticate(conn, pepper, client_id, secret, now)? {
+        Ok(c) => Ok(Ok(Some(c))),
+        Err((failure, principal)) => {
+            audit::record(
+                conn,
+                NewAuditEvent::new("login.client", Outcome::Failed)
+                    .principal(principal.as_ref().map(|p| p.id.as_str()))
+                    .remote(remote)
+                    .reason(failure.reason())
+                    .details(serde_json::json!({ "client_id": client_id })),
+                now,
+            )?;
+            Ok(Err(OAuthError::invalid_client()))
+        }
+    }
+}
+
+/// Authenticate when a secret is presented, or accept a bare `client_id` that
+/// names an active service (a public client acting for a person).
+/// Returns the client's name, or `None` when the request names no client.
+pub fn identify(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    creds: &ClientCredentials,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Checked<Option<String>>> {
+    match creds {
+        ClientCredentials::None => Ok(Ok(None)),
+        ClientCredentials::IdOnly(id) => match principal::find_by_name(conn, id)? {
+            Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Ok(Some(p.name))),
+            found => {
+                audit::record(
+                    conn,
+                    NewAuditEvent::new("login.client", Outcome::Failed)
+                        .principal(found.as_ref().map(|p| p.id.as_str()))
+                        .remote(remote)
+                        .reason("client_id is not an active service")
+                        .details(serde_json::json!({ "client_id": id })),
+                    now,
+                )?;
+                Ok(Err(OAuthError::invalid_client()))
+            }
+        },
+        _ => Ok(authenticate(conn, pepper, creds, remote, now)?.map(|c| c.map(|c| c.principal.name))),
+    }
+}

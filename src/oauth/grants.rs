@@ -1,0 +1,339 @@
+//! The grants as pure functions of their inputs and `now`: they decide who the
+//! token is for, its scope, audience and lifetime. Loading rows, checking
+//! secrets and passwords, and signing happen around them in `token.rs`.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::error::OAuthError;
+use crate::auth::jwt::AccessTokenClaims;
+use crate::models::principal::{Principal, PrincipalKind};
+use crate::models::refresh_token::RefreshTokenRow;
+
+/// Token lifetimes and the issuer.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub issuer: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+/// The audience of a token: a registered service named by `resource`
+/// (RFC 8707), or Roster itself.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience<'a> {
+    Roster,
+    Service(&'a Principal),
+}
+
+/// What a grant decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub claims: AccessTokenClaims,
+    pub scopes: Vec<String>,
+    /// Present when a refresh token is to be issued: its expiry.
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+}
+
+/// RFC 6749 §3.3: the requested scope must be a subset of what the principal
+/// was granted; when omitted, the token carries everything granted.
+pub fn resolve_scope(requested: Option<&str>, granted: &[String]) -> Result<Vec<String>, OAuthError> {
+    let Some(requested) = requested else {
+        let mut all = granted.to_vec();
+        all.sort();
+        all.dedup();
+        return Ok(all);
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if crate::models::principal::validate_scope(s).is_err() {
+            return Err(OAuthError::invalid_scope(format!("'{s}' is not a valid scope")));
+        }
+        if !granted.iter().any(|g| g == s) {
+            return Err(OAuthError::invalid_scope(format!("scope '{s}' is not granted")));
+        }
+        scopes.push(s.to_string());
+    }
+    scopes.sort();
+    scopes.dedup();
+    Ok(scopes)
+}
+
+fn audience_of(audience: Audience<'_>, cfg: &TokenConfig) -> Result<String, OAuthError> {
+    match audience {
+        Audience::Roster => Ok(cfg.issuer.clone()),
+        Audience::Service(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(p.name.clone()),
+        Audience::Service(p) => Err(OAuthError::new(
+            super::error::ErrorCode::InvalidTarget,
+            format!("resource '{}' is not an active service", p.name),
+        )),
+    }
+}
+
+fn claims(
+    subject: &Principal,
+    client_id: &str,
+    scopes: &[String],
+    aud: String,
+    cfg: &TokenConfig,
+    now: DateTime<Utc>,
+    jti: String,
+) -> AccessTokenClaims {
+    let iat = now.timestamp();
+    AccessTokenClaims {
+        iss: cfg.issuer.clone(),
+        sub: subject.id.clone(),
+        aud,
+        exp: iat + cfg.access_ttl.num_seconds(),
+        iat,
+        nbf: iat,
+        jti,
+        client_id: client_id.to_string(),
+        scope: scopes.join(" "),
+        principal_kind: subject.kind.clone(),
+        name: subject.name.clone(),
+    }
+}
+
+/// RFC 6749 §4.4: a service authenticated with its own secret gets a token for
+/// itself. No refresh token is issued (§4.4.3).
+pub fn client_credentials(
+    client: &Principal,
+    granted: &[String],
+    scope: Option<&str>,
+    audience: Audience<'_>,
+    cfg: &TokenConfig,
+    now: DateTime<Utc>,
+    jti: String,
+) -> Result<Grant, OAuthError> {
+    if client.kind != PrincipalKind::Service.as_str() {
+        return Err(OAuthError::unauthorized_client("only service principals may use client_credentials"));
+    }
+    if !client.is_active() {
+        return Err(OAuthError::invalid_client());
+    }
+    let scopes = resolve_scope(scope, granted)?;
+    let aud = audience_of(audience, cfg)?;
+    Ok(Grant {
+        claims: claims(client, &client.name, &scopes, aud, cfg, now, jti),
+        scopes,
+        refresh_expires_at: None,
+    })
+}
+
+/// RFC 6749 §4.3: a person whose password has been verified. `client` is the
+/// service acting for them, if any; without one the person is their own client.
+#[allow(clippy::too_many_arguments)]
+pub fn password(
+    user: &Principal,
+    granted: &[String],
+    client: Option<&str>,
+    scope: Option<&str>,
+    audience: Audience<'_>,
+    cfg: &TokenConfig,
+    now: DateTime<Utc>,
+    jti: String,
+) -> Result<Grant, OAuthError> {
+    if user.kind != PrincipalKind::Human.as_str() || !user.is_active() {
+        return Err(OAuthError::invalid_grant("invalid username or password"));
+    }
+    let scopes = resolve_scope(scope, granted)?;
+    let aud = audience_of(audience, cfg)?;
+    Ok(Grant {
+        claims: claims(user, client.unwrap_or(&user.name), &scopes, aud, cfg, now, jti),
+        scopes,
+        refresh_expires_at: Some(now + cfg.refresh_ttl),
+    })
+}
+
+/// RFC 6749 §6: exchange an unspent refresh token. The new scope may narrow
+/// the original (§6) and loses anything the principal is no longer granted.
+#[allow(clippy::too_many_arguments)]
+pub fn refresh(
+    stored: &RefreshTokenRow,
+    user: &Principal,
+    granted_now: &[String],
+    client: Option<&str>,
+    scope: Option<&str>,
+    cfg: &TokenConfig,
+    now: DateTime<Utc>,
+    jti: String,
+) -> Result<Grant, OAuthError> {
+    if stored.is_spent() || stored.is_expired(now) {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"));
+    }
+    if stored.client_id.as_deref() != client {
+        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+    }
+    if !user.is_active() || user.id != stored.principal_id {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"));
+    }
+    let original: Vec<String> = stored.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let requested = resolve_scope(scope, &original)?;
+    let scopes: Vec<String> = requested.into_iter().filter(|s| granted_now.contains(s)).collect();
+    Ok(Grant {
+        claims: claims(
+            user,
+            client.unwrap_or(&user.name),
+            &scopes,
+            stored.audience.clone(),
+            cfg,
+            now,
+            jti,
+        ),
+        scopes,
+        refresh_expires_at: Some(now + cfg.refresh_ttl),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::to_db_time;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap()
+    }
+
+    fn cfg() -> TokenConfig {
+        TokenConfig {
+            issuer: "https://id.example".into(),
+            access_ttl: Duration::minutes(5),
+            refresh_ttl: Duration::days(30),
+        }
+    }
+
+    fn principal(kind: &str, name: &str, status: &str) -> Principal {
+        Principal {
+            id: format!("id-{name}"),
+            kind: kind.into(),
+            name: name.into(),
+            display_name: None,
+            email: None,
+            status: status.into(),
+            created_at: to_db_time(now()),
+            updated_at: to_db_time(now()),
+        }
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn scope_defaults_to_all_granted_and_must_be_a_subset() {
+        let granted = s(&["b", "a"]);
+        assert_eq!(resolve_scope(None, &granted).unwrap(), s(&["a", "b"]));
+        assert_eq!(resolve_scope(Some("b"), &granted).unwrap(), s(&["b"]));
+        assert_eq!(resolve_scope(Some("a  b a"), &granted).unwrap(), s(&["a", "b"]));
+        let e = resolve_scope(Some("a c"), &granted).unwrap_err();
+        assert_eq!(e.error, super::super::error::ErrorCode::InvalidScope);
+        let e = resolve_scope(Some("A"), &granted).unwrap_err();
+        assert_eq!(e.error, super::super::error::ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn client_credentials_issues_for_the_service_itself() {
+        let svc = principal("service", "billing", "active");
+        let g = client_credentials(&svc, &s(&["x", "y"]), Some("x"), Audience::Roster, &cfg(), now(), "j1".into())
+            .unwrap();
+        let c = &g.claims;
+        assert_eq!(c.sub, "id-billing");
+        assert_eq!(c.client_id, "billing");
+        assert_eq!(c.name, "billing");
+        assert_eq!(c.principal_kind, "service");
+        assert_eq!(c.aud, "https://id.example");
+        assert_eq!(c.iss, "https://id.example");
+        assert_eq!(c.scope, "x");
+        assert_eq!(c.iat, now().timestamp());
+        assert_eq!(c.nbf, c.iat);
+        assert_eq!(c.exp, c.iat + 300);
+        assert_eq!(c.jti, "j1");
+        assert_eq!(g.refresh_expires_at, None);
+    }
+
+    #[test]
+    fn client_credentials_audience_is_the_named_service() {
+        let svc = principal("service", "billing", "active");
+        let target = principal("service", "ledger", "active");
+        let g = client_credentials(&svc, &[], None, Audience::Service(&target), &cfg(), now(), "j".into()).unwrap();
+        assert_eq!(g.claims.aud, "ledger");
+        let human = principal("human", "alice", "active");
+        let e = client_credentials(&svc, &[], None, Audience::Service(&human), &cfg(), now(), "j".into()).unwrap_err();
+        assert_eq!(e.error, super::super::error::ErrorCode::InvalidTarget);
+    }
+
+    #[test]
+    fn client_credentials_refuses_humans_and_disabled_services() {
+        let human = principal("human", "alice", "active");
+        let e = client_credentials(&human, &[], None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
+        assert_eq!(e.error, super::super::error::ErrorCode::UnauthorizedClient);
+        let off = principal("service", "billing", "disabled");
+        let e = client_credentials(&off, &[], None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
+        assert_eq!(e.error, super::super::error::ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn password_grant_issues_a_refresh_token_for_humans_only() {
+        let alice = principal("human", "alice", "active");
+        let g = password(&alice, &s(&["r"]), None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap();
+        assert_eq!(g.claims.client_id, "alice");
+        assert_eq!(g.claims.principal_kind, "human");
+        assert_eq!(g.scopes, s(&["r"]));
+        assert_eq!(g.refresh_expires_at, Some(now() + Duration::days(30)));
+        let g = password(&alice, &[], Some("portal"), None, Audience::Roster, &cfg(), now(), "j".into()).unwrap();
+        assert_eq!(g.claims.client_id, "portal");
+        let svc = principal("service", "billing", "active");
+        let e = password(&svc, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
+        assert_eq!(e.error, super::super::error::ErrorCode::InvalidGrant);
+        let off = principal("human", "bob", "disabled");
+        assert!(password(&off, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).is_err());
+    }
+
+    fn stored(scope: &str, client: Option<&str>) -> RefreshTokenRow {
+        RefreshTokenRow {
+            id: "r1".into(),
+            family_id: "f1".into(),
+            principal_id: "id-alice".into(),
+            client_id: client.map(str::to_string),
+            token_hash: "h".into(),
+            scope: scope.into(),
+            audience: "https://id.example".into(),
+            created_at: to_db_time(now()),
+            expires_at: to_db_time(now() + Duration::days(1)),
+            used_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn refresh_narrows_scope_and_drops_revoked_grants() {
+        let alice = principal("human", "alice", "active");
+        let later = now() + Duration::hours(1);
+        let g = refresh(&stored("a b c", None), &alice, &s(&["a", "b"]), None, None, &cfg(), later, "j".into())
+            .unwrap();
+        assert_eq!(g.scopes, s(&["a", "b"]));
+        assert_eq!(g.claims.iat, later.timestamp());
+        let g = refresh(&stored("a b", None), &alice, &s(&["a", "b"]), None, Some("a"), &cfg(), later, "j".into())
+            .unwrap();
+        assert_eq!(g.scopes, s(&["a"]));
+        let e = refresh(&stored("a", None), &alice, &s(&["a", "b"]), None, Some("b"), &cfg(), later, "j".into())
+            .unwrap_err();
+        assert_eq!(e.error, super::super::error::ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn refresh_refuses_spent_expired_foreign_and_disabled() {
+        let alice = principal("human", "alice", "active");
+        let mut spent = stored("a", None);
+        spent.used_at = Some(to_db_time(now()));
+        assert!(refresh(&spent, &alice, &[], None, None, &cfg(), now(), "j".into()).is_err());
+        let expired_at = now() + Duration::days(2);
+        assert!(refresh(&stored("a", None), &alice, &[], None, None, &cfg(), expired_at, "j".into()).is_err());
+        let e = refresh(&stored("a", Some("portal")), &alice, &[], None, None, &cfg(), now(), "j".into()).unwrap_err();
+        assert_eq!(e.error, super::super::error::ErrorCode::InvalidGrant);
+        assert!(refresh(&stored("a", Some("portal")), &alice, &[], Some("portal"), None, &cfg(), now(), "j".into()).is_ok());
+        let off = principal("human", "alice", "disabled");
+        assert!(refresh(&stored("a", None), &off, &[], None, None, &cfg(), now(), "j".into()).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! Parsing of OAuth requests: the form body (RFC 6749 §3.2), client
+//! authentication (§2.3.1) and the grant, as a serde-tagged enum (§4.3.2, §4.4.2, §6).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+use super::error::{ErrorCode, OAuthError};
+use crate::auth::secrets::SecretString;
+
+/// The parameters of a form body, each present at most once. Parameters sent
+/// without a value are treated as omitted (RFC 6749 §3.1).
+#[derive(Debug, Default)]
+pub struct FormParams(HashMap<String, String>);
+
+impl FormParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+    pub fn as_map(&self) -> &HashMap<String, String> {
+        &self.0
+    }
+}
+
+/// Parse an `application/x-www-form-urlencoded` body. A repeated parameter is
+/// `invalid_request` (RFC 6749 §3.2: "MUST NOT be included more than once").
+pub fn parse_form(content_type: Option<&str>, body: &[u8]) -> Result<FormParams, OAuthError> {
+    let media = content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    if std::str::from_utf8(body).is_err() {
+        return Err(OAuthError::invalid_request("the body is not UTF-8"));
+    }
+    let mut map = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if map.contains_key(k.as_ref()) {
+            return Err(OAuthError::invalid_request(format!("parameter '{k}' is repeated")));
+        }
+        map.insert(k.into_owned(), v.into_owned());
+    }
+    map.retain(|_, v| !v.is_empty());
+    Ok(FormParams(map))
+}
+
+/// How the client identified itself (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCredentials {
+    None,
+    /// `client_secret_basic`: HTTP Basic, both parts form-urlencoded first.
+    Basic { client_id: String, secret: SecretString },
+    /// `client_secret_post`: `client_id` and `client_secret` in the body.
+    Post { client_id: String, secret: SecretString },
+    /// Only a `client_id`, no secret.
+    IdOnly(String),
+}
+
+impl ClientCredentials {
+    pub fn presented_secret(&self) -> Option<(&str, &SecretString)> {
+        match self {
+            Self::Basic { client_id, secret } | Self::Post { client_id, secret } => Some((client_id, secret)),
+            _ => None,
+        }
+    }
+}
+
+/// Undo `application/x-www-form-urlencoded` on one component (§2.3.1): `+` is a
+/// space and `%XX` a byte. Standard clients send `-` as `%2D`.
+fn form_decode(s: &str) -> Result<String, OAuthError> {
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| OAuthError::invalid_client())
+}
+
+/// The client credentials of a request, from the `Authorization` header and the body.
+/// Using more than one method is `invalid_request` (§2.3).
+pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Result<ClientCredentials, OAuthError> {
+    let body_id = form.get("client_id");
+    let body_secret = form.get("client_secret");
+    if let Some(header) = authorization {
+        let (scheme, value) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(OAuthError::invalid_client());
+        }
+        let decoded = STANDARD.decode(value.trim()).map_err(|_| OAuthError::invalid_client())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(OAuthError::invalid_client)?;
+        let client_id = form_decode(id)?;
+        let secret = SecretString::new(form_decode(secret)?);
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not Basic and client_secret together",
+            ));
+        }
+        if body_id.is_some_and(|b| b != client_id) {
+            return Err(OAuthError::invalid_request("client_id differs from the Basic credentials"));
+        }
+        return Ok(ClientCredentials::Basic { client_id, secret });
+    }
+    match (body_id, body_secret) {
+        (Some(id), Some(secret)) => Ok(ClientCredentials::Post {
+            client_id: id.to_string(),
+            secret: SecretString::new(secret),
+        }),
+        (Some(id), None) => Ok(ClientCredentials::IdOnly(id.to_string())),
+        (None, Some(_)) => Err(OAuthError::invalid_request("client_secret without client_id")),
+        (None, None) => Ok(ClientCredentials::None),
+    }
+}
+
+/// A token request, tagged by `grant_type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "grant_type", rename_all = "snake_case")]
+pub enum TokenRequest {
+    /// RFC 6749 §4.4.2, with `resource` from RFC 8707 §2.
+    ClientCredentials {
+        scope: Option<String>,
+        resource: Option<String>,
+    },
+    /// RFC 6749 §4.3.2.
+    Password {
+        username: String,
+        password: SecretString,
+        scope: Option<String>,
+        resource: Option<String>,
+    },
+    /// RFC 6749 §6.
+    RefreshToken {
+        refresh_token: SecretString,
+        scope: Option<String>,
+    },
+}
+
+pub const SUPPORTED_GRANTS: [&str; 3] = ["client_credentials", "password", "refresh_token"];
+
+impl TokenRequest {
+    /// Read the grant from the form. A missing `grant_type` or parameter is
+    /// `invalid_request`; an unknown grant is `unsupported_grant_type`.
+    pub fn from_form(form: &FormParams) -> Result<Self, OAuthError> {
+        let grant = form
+            .get("grant_type")
+            .ok_or_else(|| OAuthError::invalid_request("missing grant_type"))?;
+        if !SUPPORTED_GRANTS.contains(&grant) {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant_type '{grant}' is not supported"),
+            ));
+        }
+        let value = serde_json::to_value(form.as_map()).map_err(|_| OAuthError::invalid_request("bad form"))?;
+        serde_json::from_value(value).map_err(|e| {
+            let msg = e.to_string();
+            let field = msg
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .map(|f| format!("missing parameter '{f}'"));
+            OAuthError::invalid_request(field.unwrap_or_else(|| "malformed token request".to_string()))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretString::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(body: &str) -> FormParams {
+        parse_form(Some("application/x-www-form-urlencoded; charset=UTF-8"), body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        let e = parse_form(
+            Some("application/x-www-form-urlencoded"),
+            b"grant_type=password&scope=a&scope=b",
+        )
+        .unwrap_err();
+        assert_eq!(e.error, ErrorCode::InvalidRequest);
+        assert!(e.error_description.contains("scope"));
+    }
+
+    #[test]
+    fn other_content_types_are_refused() {
+        let e = parse_form(Some("application/json"), b"{}").unwrap_err();
+        assert_eq!(e.error, ErrorCode::InvalidRequest);
+        assert!(parse_form(None, b"grant_type=x").is_err());
+    }
+
+    #[test]
+    fn empty_values_count_as_omitted() {
+        let f = form("grant_type=client_credentials&scope=");
+        assert_eq!(f.get("scope"), None);
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        // openid-client sends '-' as %2D, and a space as '+'.
+        let header = format!("Basic {}", STANDARD.encode("my%2Dsvc:s%2Decret+x"));
+        let c = client_credentials(Some(&header), &form("grant_type=client_credentials")).unwrap();
+        assert_eq!(
+            c,
+            ClientCredentials::Basic {
+                client_id: "my-svc".into(),
+                secret: SecretString::new("s-ecret x")
+            }
+        );
+    }
+
+    #[test]
+    fn two_authentication_methods_are_refused() {
+        let header = format!("Basic {}", STANDARD.encode("a:b"));
+        let e = client_credentials(Some(&header), &form("client_id=a&client_secret=b")).unwrap_err();
+        assert_eq!(e.error, ErrorCode::InvalidRequest);
+        let e = client_credentials(Some("Basic !!!"), &form("")).unwrap_err();
+        assert_eq!(e.error, ErrorCode::InvalidClient);
+        let e = client_credentials(Some("Bearer x"), &form("")).unwrap_err();
+        assert_eq!(e.error, ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn post_and_id_only_credentials() {
+        assert!(matches!(
+            client_credentials(None, &form("client_id=a&client_secret=b")).unwrap(),
+            ClientCredentials::Post { .. }
+        ));
+        assert_eq!(
+            client_credentials(None, &form("client_id=a")).unwrap(),
+            ClientCredentials::IdOnly("a".into())
+        );
+        assert_eq!(client_credentials(None, &form("")).unwrap(), ClientCredentials::None);
+    }
+
+    #[test]
+    fn grant_types_parse_into_the_enum() {
+        assert!(matches!(
+            TokenRequest::from_form(&form("grant_type=client_credentials&scope=a+b")).unwrap(),
+            TokenRequest::ClientCredentials { scope: Some(s), resource: None } if s == "a b"
+        ));
+        assert!(matches!(
+            TokenRequest::from_form(&form("grant_type=password&username=u&password=p")).unwrap(),
+            TokenRequest::Password { .. }
+        ));
+        let e = TokenRequest::from_form(&form("grant_type=password&username=u")).unwrap_err();
+        assert_eq!(e.error, ErrorCode::InvalidRequest);
+        assert!(e.error_description.contains("password"), "{}", e.error_description);
+        let e = TokenRequest::from_form(&form("grant_type=authorization_code&code=x")).unwrap_err();
+        assert_eq!(e.error, ErrorCode::UnsupportedGrantType);
+        let e = TokenRequest::from_form(&form("scope=a")).unwrap_err();
+        assert_eq!(e.error, ErrorCode::InvalidRequest);
+    }
+}

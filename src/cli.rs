@@ -324,7 +324,13 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
 }
 
 fn keys(cli: &Cli, cmd: &KeysCommand) -> Result<(), String> {
-    let opened = open(cli, PoolOptions { max_size: 2, ..PoolOptions::default() })?;
+    let opened = open(
+        cli,
+        PoolOptions {
+            max_size: 2,
+            ..PoolOptions::default()
+        },
+    )?;
     let mut conn = opened.pool.get().map_err(|e| e.to_string())?;
     let out = match cmd {
         KeysCommand::Rotate => {
@@ -393,14 +399,25 @@ mod tests {
     #[test]
     fn serve_flags_parse_with_defaults_and_overrides() {
         let cli = Cli::try_parse_from(["roster", "serve"]).unwrap();
-        let Command::Serve(args) = &cli.command else { panic!("serve") };
+        let Command::Serve(args) = &cli.command else {
+            panic!("serve")
+        };
         assert_eq!(args.access_token_ttl, chrono::Duration::minutes(5));
         assert_eq!(args.key_rotation_interval.0, Some(chrono::Duration::days(90)));
         let cli = Cli::try_parse_from([
-            "roster", "--signing-alg", "ES256", "serve", "--key-rotation-interval", "off", "--access-token-ttl", "60",
+            "roster",
+            "--signing-alg",
+            "ES256",
+            "serve",
+            "--key-rotation-interval",
+            "off",
+            "--access-token-ttl",
+            "60",
         ])
         .unwrap();
-        let Command::Serve(args) = &cli.command else { panic!("serve") };
+        let Command::Serve(args) = &cli.command else {
+            panic!("serve")
+        };
         assert_eq!(args.key_rotation_interval.0, None);
         assert_eq!(args.access_token_ttl, chrono::Duration::seconds(60));
         assert_eq!(cli.signing_alg, SigningAlg::Es256);

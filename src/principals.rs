@@ -180,3 +180,48 @@ pub fn bootstrap_admin(
         Err(e) => Err(e),
     }
 }
+
+/// Disable or re-enable a principal. Disabling stops new tokens, kills its
+/// refresh tokens, and makes its live access tokens introspect inactive (the
+/// status is checked on every online verification).
+pub fn set_status(
+    conn: &mut DbConnection,
+    id: &str,
+    status: principal::PrincipalStatus,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<PrincipalView> {
+    use crate::db::schema::principals;
+    use diesel::prelude::*;
+    crate::db::transaction(conn, |conn| {
+        let n = diesel::update(principals::table.find(id))
+            .set((
+                principals::status.eq(status.as_str()),
+                principals::updated_at.eq(to_db_time(now)),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            return Err(Error::NotFound(format!("principal {id}")));
+        }
+        let mut revoked = 0;
+        if status == principal::PrincipalStatus::Disabled {
+            revoked = crate::models::refresh_token::revoke_all_for_principal(conn, id, now)?;
+        }
+        audit::record(
+            conn,
+            NewAuditEvent::new(
+                match status {
+                    principal::PrincipalStatus::Disabled => "principal.disabled",
+                    principal::PrincipalStatus::Active => "principal.enabled",
+                },
+                Outcome::Ok,
+            )
+            .actor(actor)
+            .principal(Some(id))
+            .details(serde_json::json!({"refresh_tokens_revoked": revoked})),
+            now,
+        )?;
+        let row = principal::find_by_id(conn, id)?.ok_or_else(|| Error::NotFound(format!("principal {id}")))?;
+        principal::view(conn, row)
+    })
+}

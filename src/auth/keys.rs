@@ -89,8 +89,7 @@ fn generate(alg: SigningAlg, kid: &str) -> Result<Generated> {
     match alg {
         SigningAlg::EdDsa => {
             let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| Error::internal("Ed25519 key generation"))?;
-            let pair =
-                Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| Error::internal("Ed25519 key parse"))?;
+            let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| Error::internal("Ed25519 key parse"))?;
             let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
             Ok(Generated {
                 pkcs8: doc.as_ref().to_vec(),
@@ -156,7 +155,13 @@ fn open(pepper: &Pepper, kid: &str, sealed: &str) -> Result<Vec<u8>> {
     Ok(plain.to_vec())
 }
 
-fn new_key_row(pepper: &Pepper, alg: SigningAlg, kid: String, state: &str, now: DateTime<Utc>) -> Result<SigningKeyRow> {
+fn new_key_row(
+    pepper: &Pepper,
+    alg: SigningAlg,
+    kid: String,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<SigningKeyRow> {
     let g = generate(alg, &kid)?;
     Ok(SigningKeyRow {
         private_key: seal(pepper, &kid, &g.pkcs8)?,
@@ -178,7 +183,9 @@ fn derived_kid(pepper: &Pepper, label: &str) -> String {
 
 fn random_kid() -> Result<String> {
     let mut b = [0u8; 8];
-    SystemRandom::new().fill(&mut b).map_err(|_| Error::internal("random kid"))?;
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| Error::internal("random kid"))?;
     Ok(crate::auth::secrets::hex(&b))
 }
 
@@ -208,7 +215,10 @@ pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, no
             .iter()
             .filter(|k| k.state == STATE_ACTIVE)
             .max_by_key(|k| (k.activated_at, k.kid.clone()));
-        let next = keys.iter().filter(|k| k.state == STATE_NEXT).min_by_key(|k| (k.created_at, k.kid.clone()));
+        let next = keys
+            .iter()
+            .filter(|k| k.state == STATE_NEXT)
+            .min_by_key(|k| (k.created_at, k.kid.clone()));
 
         match (active, next) {
             (None, None) => {
@@ -220,8 +230,10 @@ pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, no
             (None, Some(next)) => {
                 signing_key::activate(conn, &next.kid, now)?;
             }
-            (Some(active), Some(next)) if from_db_time(next.created_at) + policy.publish_delay <= now => {
-                if signing_key::activate(conn, &next.kid, now)? {
+            (Some(active), Some(next)) => {
+                let due = from_db_time(next.created_at) + policy.publish_delay <= now;
+                // Conditional promotion: of several instances, one does it.
+                if due && signing_key::activate(conn, &next.kid, now)? {
                     let until = now + policy.access_token_ttl + Duration::seconds(RETIRE_LEEWAY_SECS);
                     signing_key::retire_others(conn, &next.kid, until)?;
                     tracing::info!(new = %next.kid, old = %active.kid, "signing key rotated");
@@ -242,7 +254,6 @@ pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, no
                     }
                 }
             }
-            _ => {}
         }
         signing_key::delete_expired(conn, now)?;
         Ok(())
@@ -267,7 +278,9 @@ pub struct KeySnapshot {
 fn decoding_key(jwk: &Value) -> Option<(Algorithm, DecodingKey)> {
     let s = |k: &str| jwk.get(k).and_then(Value::as_str);
     match (s("kty")?, s("alg")?) {
-        ("OKP", "EdDSA") => DecodingKey::from_ed_components(s("x")?).ok().map(|k| (Algorithm::EdDSA, k)),
+        ("OKP", "EdDSA") => DecodingKey::from_ed_components(s("x")?)
+            .ok()
+            .map(|k| (Algorithm::EdDSA, k)),
         ("EC", "ES256") => DecodingKey::from_ec_components(s("x")?, s("y")?)
             .ok()
             .map(|k| (Algorithm::ES256, k)),

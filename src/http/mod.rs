@@ -25,8 +25,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/.well-known/oauth-authorization-server", web::get().to(oauth::server_metadata))
-        .route("/.well-known/openid-configuration", web::get().to(oauth::server_metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(oauth::server_metadata),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(oauth::server_metadata),
+        )
         .route("/.well-known/jwks.json", web::get().to(oauth::jwks))
         .route("/oauth/token", web::post().to(oauth::token))
         .route("/oauth/introspect", web::post().to(oauth::introspect))

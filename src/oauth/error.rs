@@ -62,7 +62,10 @@ impl From<crate::error::Error> for OAuthError {
         match e {
             Error::Unavailable(detail) => {
                 tracing::warn!(%detail, "token service unavailable");
-                Self::new(ErrorCode::TemporarilyUnavailable, "the service is temporarily unavailable")
+                Self::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the service is temporarily unavailable",
+                )
             }
             other => {
                 tracing::error!(detail = %other, "token service internal error");
@@ -84,7 +87,8 @@ impl ResponseError for OAuthError {
 
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status_code());
-        resp.insert_header((CACHE_CONTROL, "no-store")).insert_header((PRAGMA, "no-cache"));
+        resp.insert_header((CACHE_CONTROL, "no-store"))
+            .insert_header((PRAGMA, "no-cache"));
         if self.error == ErrorCode::InvalidClient {
             // §5.2: a 401 carries the scheme the client may authenticate with.
             resp.insert_header((WWW_AUTHENTICATE, r#"Basic realm="roster", charset="UTF-8""#));

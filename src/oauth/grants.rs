@@ -106,7 +106,9 @@ pub fn client_credentials(
     jti: String,
 ) -> Result<Grant, OAuthError> {
     if client.kind != PrincipalKind::Service.as_str() {
-        return Err(OAuthError::unauthorized_client("only service principals may use client_credentials"));
+        return Err(OAuthError::unauthorized_client(
+            "only service principals may use client_credentials",
+        ));
     }
     if !client.is_active() {
         return Err(OAuthError::invalid_client());
@@ -159,15 +161,26 @@ pub fn refresh(
     jti: String,
 ) -> Result<Grant, OAuthError> {
     if stored.is_spent() || stored.is_expired(now) {
-        return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"));
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        ));
     }
     if stored.client_id.as_deref() != client {
-        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
     }
     if !user.is_active() || user.id != stored.principal_id {
-        return Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"));
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is invalid, expired or revoked",
+        ));
     }
-    let original: Vec<String> = stored.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let original: Vec<String> = stored
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     let requested = resolve_scope(scope, &original)?;
     let scopes: Vec<String> = requested.into_iter().filter(|s| granted_now.contains(s)).collect();
     Ok(Grant {
@@ -235,8 +248,16 @@ mod tests {
     #[test]
     fn client_credentials_issues_for_the_service_itself() {
         let svc = principal("service", "billing", "active");
-        let g = client_credentials(&svc, &s(&["x", "y"]), Some("x"), Audience::Roster, &cfg(), now(), "j1".into())
-            .unwrap();
+        let g = client_credentials(
+            &svc,
+            &s(&["x", "y"]),
+            Some("x"),
+            Audience::Roster,
+            &cfg(),
+            now(),
+            "j1".into(),
+        )
+        .unwrap();
         let c = &g.claims;
         assert_eq!(c.sub, "id-billing");
         assert_eq!(c.client_id, "billing");
@@ -276,12 +297,32 @@ mod tests {
     #[test]
     fn password_grant_issues_a_refresh_token_for_humans_only() {
         let alice = principal("human", "alice", "active");
-        let g = password(&alice, &s(&["r"]), None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap();
+        let g = password(
+            &alice,
+            &s(&["r"]),
+            None,
+            None,
+            Audience::Roster,
+            &cfg(),
+            now(),
+            "j".into(),
+        )
+        .unwrap();
         assert_eq!(g.claims.client_id, "alice");
         assert_eq!(g.claims.principal_kind, "human");
         assert_eq!(g.scopes, s(&["r"]));
         assert_eq!(g.refresh_expires_at, Some(now() + Duration::days(30)));
-        let g = password(&alice, &[], Some("portal"), None, Audience::Roster, &cfg(), now(), "j".into()).unwrap();
+        let g = password(
+            &alice,
+            &[],
+            Some("portal"),
+            None,
+            Audience::Roster,
+            &cfg(),
+            now(),
+            "j".into(),
+        )
+        .unwrap();
         assert_eq!(g.claims.client_id, "portal");
         let svc = principal("service", "billing", "active");
         let e = password(&svc, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
@@ -310,15 +351,42 @@ mod tests {
     fn refresh_narrows_scope_and_drops_revoked_grants() {
         let alice = principal("human", "alice", "active");
         let later = now() + Duration::hours(1);
-        let g = refresh(&stored("a b c", None), &alice, &s(&["a", "b"]), None, None, &cfg(), later, "j".into())
-            .unwrap();
+        let g = refresh(
+            &stored("a b c", None),
+            &alice,
+            &s(&["a", "b"]),
+            None,
+            None,
+            &cfg(),
+            later,
+            "j".into(),
+        )
+        .unwrap();
         assert_eq!(g.scopes, s(&["a", "b"]));
         assert_eq!(g.claims.iat, later.timestamp());
-        let g = refresh(&stored("a b", None), &alice, &s(&["a", "b"]), None, Some("a"), &cfg(), later, "j".into())
-            .unwrap();
+        let g = refresh(
+            &stored("a b", None),
+            &alice,
+            &s(&["a", "b"]),
+            None,
+            Some("a"),
+            &cfg(),
+            later,
+            "j".into(),
+        )
+        .unwrap();
         assert_eq!(g.scopes, s(&["a"]));
-        let e = refresh(&stored("a", None), &alice, &s(&["a", "b"]), None, Some("b"), &cfg(), later, "j".into())
-            .unwrap_err();
+        let e = refresh(
+            &stored("a", None),
+            &alice,
+            &s(&["a", "b"]),
+            None,
+            Some("b"),
+            &cfg(),
+            later,
+            "j".into(),
+        )
+        .unwrap_err();
         assert_eq!(e.error, super::super::error::ErrorCode::InvalidScope);
     }
 
@@ -329,10 +397,44 @@ mod tests {
         spent.used_at = Some(to_db_time(now()));
         assert!(refresh(&spent, &alice, &[], None, None, &cfg(), now(), "j".into()).is_err());
         let expired_at = now() + Duration::days(2);
-        assert!(refresh(&stored("a", None), &alice, &[], None, None, &cfg(), expired_at, "j".into()).is_err());
-        let e = refresh(&stored("a", Some("portal")), &alice, &[], None, None, &cfg(), now(), "j".into()).unwrap_err();
+        assert!(
+            refresh(
+                &stored("a", None),
+                &alice,
+                &[],
+                None,
+                None,
+                &cfg(),
+                expired_at,
+                "j".into()
+            )
+            .is_err()
+        );
+        let e = refresh(
+            &stored("a", Some("portal")),
+            &alice,
+            &[],
+            None,
+            None,
+            &cfg(),
+            now(),
+            "j".into(),
+        )
+        .unwrap_err();
         assert_eq!(e.error, super::super::error::ErrorCode::InvalidGrant);
-        assert!(refresh(&stored("a", Some("portal")), &alice, &[], Some("portal"), None, &cfg(), now(), "j".into()).is_ok());
+        assert!(
+            refresh(
+                &stored("a", Some("portal")),
+                &alice,
+                &[],
+                Some("portal"),
+                None,
+                &cfg(),
+                now(),
+                "j".into()
+            )
+            .is_ok()
+        );
         let off = principal("human", "alice", "disabled");
         assert!(refresh(&stored("a", None), &off, &[], None, None, &cfg(), now(), "j".into()).is_err());
     }

@@ -105,9 +105,7 @@ pub async fn introspect(
     let keys = state.keys().await?;
     let now = state.now();
     let issuer = state.settings().issuer().to_string();
-    let claims = token
-        .as_deref()
-        .and_then(|t| jwt::verify(&keys, t, &issuer, now).ok());
+    let claims = token.as_deref().and_then(|t| jwt::verify(&keys, t, &issuer, now).ok());
     let pepper = state.pepper().clone();
     state
         .db(move |conn| {

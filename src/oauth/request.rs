@@ -54,9 +54,15 @@ pub fn parse_form(content_type: Option<&str>, body: &[u8]) -> Result<FormParams,
 pub enum ClientCredentials {
     None,
     /// `client_secret_basic`: HTTP Basic, both parts form-urlencoded first.
-    Basic { client_id: String, secret: SecretString },
+    Basic {
+        client_id: String,
+        secret: SecretString,
+    },
     /// `client_secret_post`: `client_id` and `client_secret` in the body.
-    Post { client_id: String, secret: SecretString },
+    Post {
+        client_id: String,
+        secret: SecretString,
+    },
     /// Only a `client_id`, no secret.
     IdOnly(String),
 }
@@ -90,7 +96,9 @@ pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Res
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(OAuthError::invalid_client());
         }
-        let decoded = STANDARD.decode(value.trim()).map_err(|_| OAuthError::invalid_client())?;
+        let decoded = STANDARD
+            .decode(value.trim())
+            .map_err(|_| OAuthError::invalid_client())?;
         let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
         let (id, secret) = decoded.split_once(':').ok_or_else(OAuthError::invalid_client)?;
         let client_id = form_decode(id)?;
@@ -101,7 +109,9 @@ pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Res
             ));
         }
         if body_id.is_some_and(|b| b != client_id) {
-            return Err(OAuthError::invalid_request("client_id differs from the Basic credentials"));
+            return Err(OAuthError::invalid_request(
+                "client_id differs from the Basic credentials",
+            ));
         }
         return Ok(ClientCredentials::Basic { client_id, secret });
     }
@@ -177,7 +187,11 @@ mod tests {
     use super::*;
 
     fn form(body: &str) -> FormParams {
-        parse_form(Some("application/x-www-form-urlencoded; charset=UTF-8"), body.as_bytes()).unwrap()
+        parse_form(
+            Some("application/x-www-form-urlencoded; charset=UTF-8"),
+            body.as_bytes(),
+        )
+        .unwrap()
     }
 
     #[test]

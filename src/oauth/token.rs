@@ -74,7 +74,10 @@ pub async fn exchange(
     })
 }
 
-fn resolve_resource(conn: &mut DbConnection, resource: Option<&str>) -> crate::error::Result<Checked<Option<Principal>>> {
+fn resolve_resource(
+    conn: &mut DbConnection,
+    resource: Option<&str>,
+) -> crate::error::Result<Checked<Option<Principal>>> {
     let Some(name) = resource else { return Ok(Ok(None)) };
     match principal::find_by_name(conn, name)? {
         Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Ok(Some(p))),
@@ -162,9 +165,10 @@ async fn password_grant(
             };
             let user = principal::find_by_name(conn, &username)?;
             let (phc, granted) = match &user {
-                Some(u) if u.kind == PrincipalKind::Human.as_str() => {
-                    (principals::password_hash_of(conn, &u.id)?, principal::scopes_of(conn, &u.id)?)
-                }
+                Some(u) if u.kind == PrincipalKind::Human.as_str() => (
+                    principals::password_hash_of(conn, &u.id)?,
+                    principal::scopes_of(conn, &u.id)?,
+                ),
                 _ => (None, Vec::new()),
             };
             Ok(Ok(PasswordLogin {
@@ -294,7 +298,9 @@ fn reuse_detected(
             .details(serde_json::json!({"family_id": row.family_id, "revoked": revoked})),
         now,
     )?;
-    Ok(Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")))
+    Ok(Err(OAuthError::invalid_grant(
+        "the refresh token is invalid, expired or revoked",
+    )))
 }
 
 /// RFC 6749 §6, with rotation: the presented token is spent, a new one is
@@ -319,13 +325,17 @@ async fn refresh_grant(
             let hash = refresh_token_hash(&pepper, &token);
             crate::db::transaction(conn, |conn| {
                 let Some(row) = refresh_token::find_by_hash(conn, &hash)? else {
-                    return Ok(Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")));
+                    return Ok(Err(OAuthError::invalid_grant(
+                        "the refresh token is invalid, expired or revoked",
+                    )));
                 };
                 if row.is_spent() {
                     return reuse_detected(conn, &row, remote.as_deref(), now);
                 }
                 let Some(user) = principal::find_by_id(conn, &row.principal_id)? else {
-                    return Ok(Err(OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")));
+                    return Ok(Err(OAuthError::invalid_grant(
+                        "the refresh token is invalid, expired or revoked",
+                    )));
                 };
                 let granted = principal::scopes_of(conn, &user.id)?;
                 let grant = match grants::refresh(

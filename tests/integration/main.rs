@@ -7,4 +7,6 @@ mod support;
 mod cli;
 mod credentials;
 mod health;
+mod keys;
 mod migrations;
+mod oauth;

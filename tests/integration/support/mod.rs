@@ -233,3 +233,185 @@ impl Drop for TestApp {
 pub fn roster_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_roster"))
 }
+
+// ---- principals and OAuth helpers ------------------------------------------
+
+use roster::models::principal::{CategoryAssignment, NewPrincipal, PrincipalKind};
+
+/// A service created through the domain, with its one-time secret.
+pub struct TestService {
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    pub async fn create_service(&self, name: &str, scopes: &[&str]) -> TestService {
+        let pepper = self.state.pepper().clone();
+        let now = self.clock.now();
+        let input = NewPrincipal {
+            kind: PrincipalKind::Service,
+            name: name.into(),
+            display_name: None,
+            email: None,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            categories: Vec::<CategoryAssignment>::new(),
+        };
+        let created = self
+            .state
+            .db(move |conn| roster::principals::create_service(conn, &pepper, &input, None, now))
+            .await
+            .unwrap();
+        TestService {
+            id: created.principal.id.clone(),
+            name: created.principal.name.clone(),
+            secret: created.client_secret.expose().to_string(),
+        }
+    }
+
+    /// A human with a password; returns the principal id.
+    pub async fn create_human(&self, name: &str, password: &str, scopes: &[&str]) -> String {
+        let phc = roster::auth::password::hash_password(&roster::auth::secrets::SecretString::new(password)).unwrap();
+        let now = self.clock.now();
+        let input = NewPrincipal {
+            kind: PrincipalKind::Human,
+            name: name.into(),
+            display_name: None,
+            email: None,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            categories: Vec::new(),
+        };
+        self.state
+            .db(move |conn| roster::principals::create_human(conn, &input, &phc, None, now))
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// POST a form to `path`, optionally with HTTP Basic credentials (sent as given).
+    pub async fn post_form(&self, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> FormReply {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        FormReply::from(req.send().await.unwrap()).await
+    }
+
+    /// The JWKS as served.
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn audit_types(&self) -> Vec<(String, String, Option<String>, Option<String>, Option<String>)> {
+        self.state
+            .db(|conn| roster::models::audit::recent(conn, 1000))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.event_type, e.outcome, e.principal_id, e.reason, e.remote_addr))
+            .collect()
+    }
+
+    /// Every column of every audit row, as one string, to search for leaks.
+    pub async fn audit_dump(&self) -> String {
+        format!(
+            "{:?}",
+            self.state
+                .db(|conn| roster::models::audit::recent(conn, 10_000))
+                .await
+                .unwrap()
+        )
+    }
+}
+
+/// Status, headers and JSON body of a reply.
+pub struct FormReply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl FormReply {
+    async fn from(resp: reqwest::Response) -> Self {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Self { status, headers, body }
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+}
+
+/// Verify an access token the way a resource server would: against the JWKS,
+/// with jsonwebtoken checking the signature, iss, aud and exp, and `typ`.
+pub fn verify_with_jwks(
+    jwks: &jsonwebtoken::jwk::JwkSet,
+    token: &str,
+    issuer: &str,
+    audience: &str,
+) -> serde_json::Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let kid = header.kid.expect("kid");
+    let jwk = jwks.find(&kid).unwrap_or_else(|| panic!("kid {kid} not in JWKS"));
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .unwrap()
+        .claims
+}
+
+/// An `oauth2` crate client for Roster's token endpoint.
+pub fn oauth_client(
+    app: &TestApp,
+    client_id: &str,
+    secret: Option<&str>,
+    auth: oauth2::AuthType,
+) -> oauth2::basic::BasicClient<
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+    oauth2::EndpointSet,
+    oauth2::EndpointSet,
+> {
+    let client = oauth2::basic::BasicClient::new(oauth2::ClientId::new(client_id.to_string()))
+        .set_token_uri(oauth2::TokenUrl::new(app.url("/oauth/token")).unwrap())
+        .set_introspection_url(oauth2::IntrospectionUrl::new(app.url("/oauth/introspect")).unwrap())
+        .set_revocation_url(oauth2::RevocationUrl::new(app.url("/oauth/revoke")).unwrap())
+        .set_auth_type(auth);
+    match secret {
+        Some(s) => client.set_client_secret(oauth2::ClientSecret::new(s.to_string())),
+        None => client,
+    }
+}
+
+pub fn oauth_http() -> oauth2::reqwest::Client {
+    oauth2::reqwest::ClientBuilder::new()
+        .redirect(oauth2::reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}

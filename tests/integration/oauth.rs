@@ -1,0 +1,853 @@
+//! The OAuth 2.0 token service end to end, with the `oauth2` crate as client
+//! and `jsonwebtoken` as a resource server would use it.
+
+use oauth2::basic::BasicErrorResponseType;
+use oauth2::{
+    AuthType, RequestTokenError, ResourceOwnerPassword, ResourceOwnerUsername, Scope, TokenIntrospectionResponse,
+    TokenResponse,
+};
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp, oauth_client, oauth_http, verify_with_jwks};
+
+fn error_code<T: std::fmt::Debug>(
+    r: Result<T, RequestTokenError<oauth2::HttpClientError<oauth2::reqwest::Error>, oauth2::basic::BasicErrorResponse>>,
+) -> BasicErrorResponseType {
+    match r {
+        Err(RequestTokenError::ServerResponse(e)) => e.error().clone(),
+        other => panic!("expected an OAuth error response, got {other:?}"),
+    }
+}
+
+on_both_backends!(
+    client_credentials_with_basic_and_post,
+    client_credentials_scope_and_resource,
+    password_grant_and_refresh_rotation,
+    refresh_reuse_revokes_the_family,
+    logins_do_not_enumerate_users_and_are_audited,
+    token_endpoint_errors_follow_rfc6749,
+    introspection_reports_live_tokens_only,
+    revocation_of_access_and_refresh_tokens,
+    me_requires_a_live_bearer_token,
+);
+
+async fn client_credentials_with_basic_and_post(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let svc = app
+        .create_service("billing", &["invoices:read", "invoices:write"])
+        .await;
+    let http = oauth_http();
+    let jwks = app.jwks().await;
+
+    for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
+        let client = oauth_client(&app, &svc.name, Some(&svc.secret), auth.clone());
+        let token = client.exchange_client_credentials().request_async(&http).await.unwrap();
+        assert_eq!(token.token_type(), &oauth2::basic::BasicTokenType::Bearer);
+        assert!(
+            token.refresh_token().is_none(),
+            "client_credentials issues no refresh token"
+        );
+        assert_eq!(token.expires_in().unwrap().as_secs(), 300);
+        let scopes: Vec<_> = token.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+        assert_eq!(scopes, ["invoices:read", "invoices:write"]);
+
+        let claims = verify_with_jwks(&jwks, token.access_token().secret(), &app.issuer(), &app.issuer());
+        assert_eq!(claims["sub"], svc.id.as_str());
+        assert_eq!(claims["client_id"], "billing");
+        assert_eq!(claims["name"], "billing");
+        assert_eq!(claims["principal_kind"], "service");
+        assert_eq!(claims["scope"], "invoices:read invoices:write");
+        for c in ["exp", "iat", "nbf", "jti"] {
+            assert!(claims.get(c).is_some(), "claim {c} missing: {claims}");
+        }
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300);
+    }
+
+    // Headers of a token response (RFC 6749 §5.1).
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("billing", &svc.secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), "no-store");
+    assert_eq!(r.header("pragma"), "no-cache");
+    assert_eq!(r.body["token_type"], "Bearer");
+
+    // Issuance records use on the secret instead of an audit row per token.
+    let svc_id = svc.id.clone();
+    let secrets = app
+        .state
+        .db(move |c| roster::models::secret::list_for(c, &svc_id))
+        .await
+        .unwrap();
+    assert_eq!(secrets[0].use_count, 3);
+    assert!(secrets[0].last_used_at.is_some());
+}
+
+async fn client_credentials_scope_and_resource(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let svc = app
+        .create_service("billing", &["invoices:read", "invoices:write"])
+        .await;
+    app.create_service("ledger", &[]).await;
+    app.create_human("alice", "alice-password", &[]).await;
+    let http = oauth_http();
+    let client = oauth_client(&app, &svc.name, Some(&svc.secret), AuthType::BasicAuth);
+
+    let token = client
+        .exchange_client_credentials()
+        .add_scope(Scope::new("invoices:read".into()))
+        .request_async(&http)
+        .await
+        .unwrap();
+    let scopes: Vec<_> = token.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+    assert_eq!(scopes, ["invoices:read"]);
+
+    let e = client
+        .exchange_client_credentials()
+        .add_scope(Scope::new("admin".into()))
+        .request_async(&http)
+        .await;
+    assert_eq!(error_code(e), BasicErrorResponseType::InvalidScope);
+
+    // RFC 8707: a resource names a registered service, which becomes `aud`.
+    let token = client
+        .exchange_client_credentials()
+        .add_extra_param("resource", "ledger")
+        .request_async(&http)
+        .await
+        .unwrap();
+    let jwks = app.jwks().await;
+    let claims = verify_with_jwks(&jwks, token.access_token().secret(), &app.issuer(), "ledger");
+    assert_eq!(claims["aud"], "ledger");
+
+    for unknown in ["nope", "alice"] {
+        let r = app
+            .post_form(
+                "/oauth/token",
+                Some(("billing", &svc.secret)),
+                &[("grant_type", "client_credentials"), ("resource", unknown)],
+            )
+            .await;
+        assert_eq!((r.status, r.error()), (400, "invalid_target"), "{unknown}: {}", r.body);
+    }
+}
+
+async fn password_grant_and_refresh_rotation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app
+        .create_human("alice", "correct horse battery", &["reports:read", "reports:write"])
+        .await;
+    app.create_service("portal", &[]).await;
+    let http = oauth_http();
+    // A public client: identified by client_id, no secret.
+    let client = oauth_client(&app, "portal", None, AuthType::RequestBody);
+
+    let token = client
+        .exchange_password(
+            &ResourceOwnerUsername::new("alice".into()),
+            &ResourceOwnerPassword::new("correct horse battery".into()),
+        )
+        .request_async(&http)
+        .await
+        .unwrap();
+    let jwks = app.jwks().await;
+    let claims = verify_with_jwks(&jwks, token.access_token().secret(), &app.issuer(), &app.issuer());
+    assert_eq!(claims["sub"], alice.as_str());
+    assert_eq!(claims["principal_kind"], "human");
+    assert_eq!(claims["name"], "alice");
+    assert_eq!(claims["client_id"], "portal");
+    let refresh1 = token
+        .refresh_token()
+        .expect("password grant returns a refresh token")
+        .clone();
+
+    // Refresh, narrowing the scope.
+    let token2 = client
+        .exchange_refresh_token(&refresh1)
+        .add_scope(Scope::new("reports:read".into()))
+        .request_async(&http)
+        .await
+        .unwrap();
+    let claims2 = verify_with_jwks(&jwks, token2.access_token().secret(), &app.issuer(), &app.issuer());
+    assert_eq!(claims2["scope"], "reports:read");
+    assert_ne!(claims2["jti"], claims["jti"]);
+    let refresh2 = token2.refresh_token().unwrap().clone();
+    assert_ne!(refresh1.secret(), refresh2.secret(), "refresh tokens rotate");
+
+    // The rotated token keeps the original scope, so it can ask for both again.
+    let token3 = client
+        .exchange_refresh_token(&refresh2)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let scopes: Vec<_> = token3.scopes().unwrap().iter().map(|s| s.to_string()).collect();
+    assert_eq!(scopes, ["reports:read", "reports:write"]);
+
+    // Refresh tokens are opaque and stored only as hashes.
+    assert_eq!(refresh2.secret().matches('.').count(), 0);
+    let dump = app
+        .state
+        .db(|c| {
+            use diesel::prelude::*;
+            use roster::db::schema::refresh_tokens::dsl::*;
+            Ok(refresh_tokens.select(token_hash).load::<String>(c)?)
+        })
+        .await
+        .unwrap();
+    assert!(!dump.iter().any(|h| h == refresh2.secret()));
+
+    // The refresh token is bound to its client.
+    let other = oauth_client(&app, "alice", None, AuthType::RequestBody);
+    let e = other
+        .exchange_refresh_token(token3.refresh_token().unwrap())
+        .request_async(&http)
+        .await;
+    assert_eq!(error_code(e), BasicErrorResponseType::InvalidClient);
+}
+
+async fn refresh_reuse_revokes_the_family(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_human("alice", "correct horse battery", &["r"]).await;
+    let login = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let first = login.body["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |t: String| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/oauth/token",
+                None,
+                &[("grant_type", "refresh_token"), ("refresh_token", &t)],
+            )
+            .await
+        }
+    };
+    let second = refresh(first.clone()).await;
+    assert_eq!(second.status, 200);
+    let second = second.body["refresh_token"].as_str().unwrap().to_string();
+
+    // Presenting the spent first token is reuse: it fails and kills the family.
+    let reuse = refresh(first).await;
+    assert_eq!((reuse.status, reuse.error()), (400, "invalid_grant"));
+    let after = refresh(second).await;
+    assert_eq!(
+        (after.status, after.error()),
+        (400, "invalid_grant"),
+        "the family is revoked"
+    );
+    let audit = app.audit_types().await;
+    assert!(
+        audit
+            .iter()
+            .any(|(t, o, ..)| t == "token.refresh_reused" && o == "failed"),
+        "{audit:?}"
+    );
+
+    // A garbage refresh token is invalid_grant too.
+    let junk = refresh("not-a-token".into()).await;
+    assert_eq!((junk.status, junk.error()), (400, "invalid_grant"));
+}
+
+async fn logins_do_not_enumerate_users_and_are_audited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.create_human("alice", "correct horse battery", &[]).await;
+    let svc = app.create_service("billing", &[]).await;
+    let login = |user: &'static str, pw: &'static str| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/oauth/token",
+                None,
+                &[("grant_type", "password"), ("username", user), ("password", pw)],
+            )
+            .await
+        }
+    };
+    let wrong = login("alice", "not-her-password-123").await;
+    let unknown = login("mallory", "not-her-password-123").await;
+    let service_as_user = login("billing", "whatever-password").await;
+    for r in [&wrong, &unknown, &service_as_user] {
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body, wrong.body, "same answer for every failed login");
+    }
+    assert_eq!(wrong.error(), "invalid_grant");
+
+    // A human's name used as a client fails client authentication.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("alice", "correct horse battery")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (401, "invalid_client"));
+    assert!(r.header("www-authenticate").starts_with("Basic"));
+
+    let ok = login("alice", "correct horse battery").await;
+    assert_eq!(ok.status, 200);
+
+    let audit = app.audit_types().await;
+    let failed_password: Vec<_> = audit
+        .iter()
+        .filter(|(t, o, ..)| t == "login.password" && o == "failed")
+        .collect();
+    assert_eq!(failed_password.len(), 3, "{audit:?}");
+    assert!(
+        failed_password
+            .iter()
+            .any(|(.., p, r, _)| p.as_deref() == Some(&alice) && r.as_deref() == Some("wrong password"))
+    );
+    assert!(
+        failed_password
+            .iter()
+            .any(|(.., p, r, _)| p.is_none() && r.as_deref() == Some("unknown user"))
+    );
+    assert!(
+        failed_password
+            .iter()
+            .any(|(.., p, _, _)| p.as_deref() == Some(&svc.id))
+    );
+    assert!(
+        failed_password
+            .iter()
+            .all(|(.., remote)| remote.as_deref() == Some("127.0.0.1"))
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|(t, o, p, ..)| t == "login.password" && o == "ok" && p.as_deref() == Some(&alice))
+    );
+    assert!(audit.iter().any(|(t, o, p, r, _)| t == "login.client"
+        && o == "failed"
+        && p.as_deref() == Some(&alice)
+        && r.as_deref() == Some("principal is not a service")));
+    let dump = app.audit_dump().await;
+    for secret in ["correct horse battery", "not-her-password-123", svc.secret.as_str()] {
+        assert!(!dump.contains(secret), "audit log holds a secret");
+    }
+}
+
+async fn token_endpoint_errors_follow_rfc6749(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let svc = app.create_service("mail-sender", &["mail:send"]).await;
+
+    // Basic credentials are form-urlencoded before base64 (§2.3.1): '-' as %2D works.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("mail%2Dsender", &svc.secret.replace('-', "%2D"))),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let basic = Some(("mail-sender", svc.secret.as_str()));
+    type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (basic, vec![], 400, "invalid_request"),
+        (
+            basic,
+            vec![("grant_type", "authorization_code"), ("code", "x")],
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            basic,
+            vec![
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+            ],
+            400,
+            "invalid_request",
+        ),
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("scope", "a"), ("scope", "b")],
+            400,
+            "invalid_request",
+        ),
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("scope", "Not Valid")],
+            400,
+            "invalid_scope",
+        ),
+        (
+            basic,
+            vec![("grant_type", "password"), ("username", "x")],
+            400,
+            "invalid_request",
+        ),
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("client_secret", "x")],
+            400,
+            "invalid_request",
+        ),
+        (
+            Some(("mail-sender", "wrong")),
+            vec![("grant_type", "client_credentials")],
+            401,
+            "invalid_client",
+        ),
+        (
+            Some(("nobody", "x")),
+            vec![("grant_type", "client_credentials")],
+            401,
+            "invalid_client",
+        ),
+        (None, vec![("grant_type", "client_credentials")], 401, "invalid_client"),
+        (
+            None,
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "mail-sender"),
+                ("client_secret", "bad"),
+            ],
+            401,
+            "invalid_client",
+        ),
+        (None, vec![("grant_type", "refresh_token")], 400, "invalid_request"),
+    ];
+    for (auth, form, status, error) in cases {
+        let r = app.post_form("/oauth/token", auth, &form).await;
+        assert_eq!((r.status, r.error()), (status, error), "{form:?}: {}", r.body);
+        assert!(r.body["error_description"].is_string());
+        assert_eq!(r.header("cache-control"), "no-store");
+        if status == 401 && auth.is_some() {
+            assert!(r.header("www-authenticate").starts_with("Basic"), "{form:?}");
+        }
+    }
+
+    // Malformed bodies: wrong content type, bad Basic header, huge body, bad UTF-8.
+    let post = |ct: &'static str, body: Vec<u8>| {
+        app.client
+            .post(app.url("/oauth/token"))
+            .header("content-type", ct)
+            .body(body)
+    };
+    let r = post("application/json", br#"{"grant_type":"client_credentials"}"#.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
+    let r = post(
+        "application/x-www-form-urlencoded",
+        b"grant_type=client_credentials".to_vec(),
+    )
+    .header("authorization", "Basic !!!not-base64")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post("application/x-www-form-urlencoded", vec![b'a'; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
+    let r = post("application/x-www-form-urlencoded", vec![0xff, 0xfe, b'=', 0x80])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app.client.get(app.url("/oauth/token")).send().await.unwrap();
+    assert!(r.status().is_client_error());
+}
+
+async fn introspection_reports_live_tokens_only(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .clock(roster::clock::Clock::manual(chrono::Utc::now()))
+        .spawn()
+        .await;
+    let svc = app.create_service("billing", &["invoices:read"]).await;
+    let rs = app.create_service("resource-server", &[]).await;
+    app.create_human("alice", "correct horse battery", &["r"]).await;
+    let http = oauth_http();
+    let client = oauth_client(&app, &svc.name, Some(&svc.secret), AuthType::BasicAuth);
+    let token = client.exchange_client_credentials().request_async(&http).await.unwrap();
+
+    // The resource server introspects with the oauth2 crate.
+    let rs_client = oauth_client(&app, &rs.name, Some(&rs.secret), AuthType::BasicAuth);
+    let info = rs_client
+        .introspect(token.access_token())
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(info.active());
+    assert_eq!(info.client_id().unwrap().as_str(), "billing");
+    assert_eq!(info.username(), Some("billing"));
+    assert_eq!(info.scopes().unwrap()[0].as_str(), "invoices:read");
+    assert_eq!(info.iss(), Some(app.issuer().as_str()));
+
+    let r = app
+        .post_form(
+            "/oauth/introspect",
+            Some(("resource-server", &rs.secret)),
+            &[("token", token.access_token().secret())],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    for field in [
+        "active",
+        "sub",
+        "scope",
+        "client_id",
+        "exp",
+        "iat",
+        "iss",
+        "token_type",
+        "principal_kind",
+    ] {
+        assert!(r.body.get(field).is_some(), "{field} missing: {}", r.body);
+    }
+    assert_eq!(r.body["sub"], svc.id.as_str());
+    assert_eq!(r.body["principal_kind"], "service");
+    assert_eq!(r.body["token_type"], "Bearer");
+
+    // The caller must authenticate as a service.
+    let r = app
+        .post_form("/oauth/introspect", None, &[("token", token.access_token().secret())])
+        .await;
+    assert_eq!((r.status, r.error()), (401, "invalid_client"));
+    let r = app
+        .post_form(
+            "/oauth/introspect",
+            Some(("alice", "correct horse battery")),
+            &[("token", "x")],
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (401, "invalid_client"));
+
+    // Garbage and foreign tokens are inactive.
+    let inactive = |t: String| {
+        let app = &app;
+        let secret = rs.secret.clone();
+        async move {
+            let r = app
+                .post_form(
+                    "/oauth/introspect",
+                    Some(("resource-server", &secret)),
+                    &[("token", &t)],
+                )
+                .await;
+            assert_eq!(r.status, 200);
+            r.body
+        }
+    };
+    assert_eq!(inactive("garbage".into()).await, serde_json::json!({"active": false}));
+    let other = TestApp::spawn(backend).await;
+    let other_svc = other.create_service("billing", &[]).await;
+    let foreign = other
+        .post_form(
+            "/oauth/token",
+            Some(("billing", &other_svc.secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let foreign = foreign.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(inactive(foreign).await, serde_json::json!({"active": false}));
+
+    // Refresh tokens introspect too.
+    let login = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_string();
+    let body = inactive(refresh).await;
+    assert_eq!(body["active"], true);
+    assert_eq!(body["token_type"], "refresh_token");
+    assert_eq!(body["username"], "alice");
+
+    // Expired: move the server's clock past the 5-minute lifetime.
+    app.clock.advance(chrono::Duration::seconds(301));
+    assert_eq!(
+        inactive(token.access_token().secret().clone()).await,
+        serde_json::json!({"active": false})
+    );
+}
+
+async fn revocation_of_access_and_refresh_tokens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let svc = app.create_service("billing", &[]).await;
+    let other = app.create_service("other", &[]).await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let http = oauth_http();
+    let client = oauth_client(&app, &svc.name, Some(&svc.secret), AuthType::BasicAuth);
+    let introspect = |t: String| {
+        let app = &app;
+        let secret = other.secret.clone();
+        async move {
+            app.post_form("/oauth/introspect", Some(("other", &secret)), &[("token", &t)])
+                .await
+                .body["active"]
+                .as_bool()
+                .unwrap()
+        }
+    };
+
+    // A service revokes its own access token, with the oauth2 crate.
+    let token = client.exchange_client_credentials().request_async(&http).await.unwrap();
+    let access = token.access_token().secret().clone();
+    // Another client's attempt does nothing.
+    let r = app
+        .post_form("/oauth/revoke", Some(("other", &other.secret)), &[("token", &access)])
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(introspect(access.clone()).await);
+    // Without client authentication a service's token cannot be revoked.
+    let r = app.post_form("/oauth/revoke", None, &[("token", &access)]).await;
+    assert_eq!((r.status, r.error()), (401, "invalid_client"));
+    // (The oauth2 crate refuses to revoke over plain http, so this is a raw request.)
+    let r = app
+        .post_form(
+            "/oauth/revoke",
+            Some(("billing", &svc.secret)),
+            &[("token", &access), ("token_type_hint", "access_token")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(!introspect(access.clone()).await);
+    let me = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+    // Revoking again, or an unknown token, is 200.
+    assert_eq!(
+        app.post_form("/oauth/revoke", Some(("billing", &svc.secret)), &[("token", &access)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.post_form("/oauth/revoke", Some(("billing", &svc.secret)), &[("token", "unknown")])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.post_form("/oauth/revoke", None, &[("token", "unknown")])
+            .await
+            .status,
+        200
+    );
+
+    // A person who logged in without a client revokes by presenting the token.
+    let login = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_string();
+    let access = login.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.post_form(
+            "/oauth/revoke",
+            None,
+            &[("token", &refresh), ("token_type_hint", "refresh_token")]
+        )
+        .await
+        .status,
+        200
+    );
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(r.error(), "invalid_grant");
+    assert!(introspect(access.clone()).await);
+    assert_eq!(
+        app.post_form("/oauth/revoke", None, &[("token", &access)]).await.status,
+        200
+    );
+    assert!(!introspect(access).await);
+    let r = app.post_form("/oauth/revoke", None, &[]).await;
+    assert_eq!((r.status, r.error()), (400, "invalid_request"));
+}
+
+async fn me_requires_a_live_bearer_token(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .clock(roster::clock::Clock::manual(chrono::Utc::now()))
+        .spawn()
+        .await;
+    let alice = app
+        .create_human("alice", "correct horse battery", &["reports:read", "reports:write"])
+        .await;
+    let login = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "correct horse battery"),
+                ("scope", "reports:read"),
+            ],
+        )
+        .await;
+    let access = login.body["access_token"].as_str().unwrap().to_string();
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let me: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(me["id"], alice.as_str());
+    assert_eq!(me["name"], "alice");
+    assert_eq!(me["kind"], "human");
+    assert_eq!(me["scopes"], serde_json::json!(["reports:read"]), "the token's scopes");
+
+    let r = app.client.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    for bad in ["garbage", "a.b.c", &format!("{access}x")] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad}");
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_token""#)
+        );
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"], "invalid_token");
+    }
+    // A token for another audience is not for Roster's API.
+    let svc = app.create_service("billing", &[]).await;
+    app.create_service("ledger", &[]).await;
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("billing", &svc.secret)),
+            &[("grant_type", "client_credentials"), ("resource", "ledger")],
+        )
+        .await;
+    let other_aud = r.body["access_token"].as_str().unwrap().to_string();
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&other_aud)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    app.clock.advance(chrono::Duration::seconds(301));
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn well_known_documents_describe_the_server() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.create_service("billing", &["invoices:read"]).await;
+    let (s1, oauth) = app.get_json("/.well-known/oauth-authorization-server").await;
+    let (s2, oidc) = app.get_json("/.well-known/openid-configuration").await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(oauth, oidc);
+    let issuer = app.issuer();
+    assert_eq!(oauth["issuer"], issuer.as_str());
+    for (field, path) in [
+        ("token_endpoint", "/oauth/token"),
+        ("jwks_uri", "/.well-known/jwks.json"),
+        ("introspection_endpoint", "/oauth/introspect"),
+        ("revocation_endpoint", "/oauth/revoke"),
+    ] {
+        assert_eq!(oauth[field], format!("{issuer}{path}"), "{field}");
+    }
+    assert_eq!(
+        oauth["grant_types_supported"],
+        serde_json::json!(["client_credentials", "password", "refresh_token"])
+    );
+    assert_eq!(
+        oauth["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+    let scopes = oauth["scopes_supported"].as_array().unwrap();
+    assert!(scopes.contains(&serde_json::json!("invoices:read")));
+
+    let (_, jwks) = app.get_json("/.well-known/jwks.json").await;
+    let keys = jwks["keys"].as_array().unwrap();
+    assert!(!keys.is_empty());
+    for k in keys {
+        assert!(k["kid"].is_string());
+        assert_eq!(k["use"], "sig");
+        assert!(k["alg"] == "EdDSA" || k["alg"] == "ES256");
+        assert!(k.get("d").is_none(), "private part published");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es256_is_an_option() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .settings(|mut s| {
+            s.keys.alg = roster::auth::keys::SigningAlg::Es256;
+            s
+        })
+        .spawn()
+        .await;
+    let svc = app.create_service("billing", &[]).await;
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("billing", &svc.secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    let token = r.body["access_token"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(token).unwrap().alg,
+        jsonwebtoken::Algorithm::ES256
+    );
+    let jwks = app.jwks().await;
+    verify_with_jwks(&jwks, token, &app.issuer(), &app.issuer());
+}

@@ -237,6 +237,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         Clock::system(),
         settings.clone(),
     );
+    let state_for_flush = state.clone();
     actix_web::rt::System::new().block_on(async move {
         // Signal handlers are in place before the "listening" line, so a
         // SIGTERM right after it still shuts down gracefully.
@@ -253,7 +254,11 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
             settings.issuer(),
             opened.target.describe()
         );
-        server.await.map_err(|e| format!("server error: {e}"))
+        let served = server.await.map_err(|e| format!("server error: {e}"));
+        if let Err(e) = state_for_flush.flush_usage().await {
+            tracing::warn!(error = %e, "could not write pending client secret use counts");
+        }
+        served
     })?;
     eprintln!("roster stopped");
     Ok(())

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::keys::{self, KeyRing, KeySnapshot};
 use crate::auth::secrets::Pepper;
+use crate::auth::usage::{self, UsageRecorder};
 use crate::blocking::BlockingPool;
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -26,6 +27,7 @@ struct Inner {
     clock: Clock,
     settings: Settings,
     keys: KeyRing,
+    usage: Arc<UsageRecorder>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
                 pepper,
                 clock,
                 keys: KeyRing::new(settings.keys.clone(), settings.key_refresh),
+                usage: Arc::new(UsageRecorder::new(settings.usage_flush)),
                 settings,
             }),
         }
@@ -120,5 +123,19 @@ impl AppState {
             })
             .await?;
         Ok(self.inner.keys.store(snap))
+    }
+
+    /// Client-secret use counts waiting to be written.
+    pub fn usage(&self) -> Arc<UsageRecorder> {
+        self.inner.usage.clone()
+    }
+
+    /// Write every pending use count now (at shutdown, or on demand).
+    pub async fn flush_usage(&self) -> Result<()> {
+        let batch = self.inner.usage.take();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.db(move |conn| usage::apply(conn, &batch)).await
     }
 }

@@ -40,7 +40,8 @@ pub struct AuthenticatedClient {
 
 /// Check `client_id` / `client_secret`. The presented secret is hashed with
 /// the pepper and compared in constant time with each stored hash of that
-/// service. A match bumps `last_used_at` and the use counter.
+/// service. This only reads: the caller records the use of the matched secret
+/// (see [`crate::auth::usage`]), so that issuance needs no write per token.
 pub fn authenticate(
     conn: &mut DbConnection,
     pepper: &Pepper,
@@ -72,10 +73,8 @@ pub fn authenticate(
     if !p.is_active() {
         return Ok(Err((ClientAuthFailure::Disabled, Some(p))));
     }
-    let secret_id = found.id.clone();
-    secret::mark_used(conn, &secret_id, now)?;
     Ok(Ok(AuthenticatedClient {
         principal: p,
-        secret_id,
+        secret_id: found.id.clone(),
     }))
 }

@@ -7,3 +7,4 @@ pub mod keys;
 pub mod password;
 pub mod pepper_check;
 pub mod secrets;
+pub mod usage;

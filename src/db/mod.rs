@@ -186,8 +186,10 @@ impl ManageConnection for ConnectionManager {
         conn.batch_execute("SELECT 1")
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A connection whose server went away (or that failed mid-transaction)
+    /// is dropped instead of going back to the pool.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        r2d2::R2D2Connection::is_broken(conn)
     }
 }
 
@@ -201,7 +203,7 @@ pub struct PoolOptions {
 impl Default for PoolOptions {
     fn default() -> Self {
         Self {
-            max_size: 10,
+            max_size: 16,
             connection_timeout: Duration::from_secs(5),
         }
     }
@@ -220,6 +222,8 @@ pub fn open(target: &DatabaseTarget, opts: &PoolOptions) -> Result<DbPool, Strin
         .max_size(opts.max_size)
         .min_idle(Some(1))
         .connection_timeout(opts.connection_timeout)
+        // Checked-out connections are not pinged (one round trip saved per
+        // request); broken ones are dropped on return by `has_broken`.
         .test_on_check_out(false)
         .build(ConnectionManager { target: target.clone() })
         .map_err(|e| format!("{}: {e}", target.describe()))

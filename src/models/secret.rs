@@ -89,13 +89,21 @@ pub fn delete(conn: &mut DbConnection, principal_id: &str, secret_id: &str) -> R
     Ok(n > 0)
 }
 
-/// Record a successful use: `last_used_at` and a counter, one small update.
-pub fn mark_used(conn: &mut DbConnection, secret_id: &str, now: DateTime<Utc>) -> Result<()> {
+/// Add `count` uses to a secret and move `last_used_at` forward to `last_used`
+/// (never back: another instance may have recorded a later use).
+pub fn add_uses(conn: &mut DbConnection, secret_id: &str, count: i64, last_used: DateTime<Utc>) -> Result<()> {
+    let last_used = to_db_time(last_used);
     diesel::update(client_secrets::table.find(secret_id))
-        .set((
-            client_secrets::last_used_at.eq(Some(to_db_time(now))),
-            client_secrets::use_count.eq(client_secrets::use_count + 1),
-        ))
+        .set(client_secrets::use_count.eq(client_secrets::use_count + count))
         .execute(conn)?;
+    diesel::update(
+        client_secrets::table.find(secret_id).filter(
+            client_secrets::last_used_at
+                .is_null()
+                .or(client_secrets::last_used_at.lt(last_used)),
+        ),
+    )
+    .set(client_secrets::last_used_at.eq(Some(last_used)))
+    .execute(conn)?;
     Ok(())
 }

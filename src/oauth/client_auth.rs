@@ -8,6 +8,7 @@ use super::error::OAuthError;
 use super::request::ClientCredentials;
 use crate::auth::client::{self, AuthenticatedClient};
 use crate::auth::secrets::Pepper;
+use crate::auth::usage::{self, UsageRecorder};
 use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
@@ -18,9 +19,11 @@ use crate::models::principal::{self, PrincipalKind};
 pub type Checked<T> = std::result::Result<T, OAuthError>;
 
 /// Authenticate a presented secret. `Ok(Ok(None))` when no secret was presented.
+/// A success counts a use of the secret in `usage`, written in batches.
 pub fn authenticate(
     conn: &mut DbConnection,
     pepper: &Pepper,
+    usage: &UsageRecorder,
     creds: &ClientCredentials,
     remote: Option<&str>,
     now: DateTime<Utc>,
@@ -29,7 +32,14 @@ pub fn authenticate(
         return Ok(Ok(None));
     };
     match client::authenticate(conn, pepper, client_id, secret, now)? {
-        Ok(c) => Ok(Ok(Some(c))),
+        Ok(c) => {
+            if let Some(batch) = usage.record(&c.secret_id, now)
+                && let Err(e) = usage::apply(conn, &batch)
+            {
+                tracing::warn!(error = %e, "could not record client secret use");
+            }
+            Ok(Ok(Some(c)))
+        }
         Err((failure, principal)) => {
             audit::record(
                 conn,
@@ -51,6 +61,7 @@ pub fn authenticate(
 pub fn identify(
     conn: &mut DbConnection,
     pepper: &Pepper,
+    usage: &UsageRecorder,
     creds: &ClientCredentials,
     remote: Option<&str>,
     now: DateTime<Utc>,
@@ -72,6 +83,6 @@ pub fn identify(
                 Ok(Err(OAuthError::invalid_client()))
             }
         },
-        _ => Ok(authenticate(conn, pepper, creds, remote, now)?.map(|c| c.map(|c| c.principal.name))),
+        _ => Ok(authenticate(conn, pepper, usage, creds, remote, now)?.map(|c| c.map(|c| c.principal.name))),
     }
 }

@@ -107,9 +107,10 @@ pub async fn introspect(
     let issuer = state.settings().issuer().to_string();
     let claims = token.as_deref().and_then(|t| jwt::verify(&keys, t, &issuer, now).ok());
     let pepper = state.pepper().clone();
+    let usage = state.usage();
     state
         .db(move |conn| {
-            match client_auth::authenticate(conn, &pepper, &creds, remote.as_deref(), now)? {
+            match client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)? {
                 Ok(Some(_)) => {}
                 Ok(None) => return Ok(Err(OAuthError::invalid_client())),
                 Err(e) => return Ok(Err(e)),

@@ -30,9 +30,10 @@ pub async fn revoke(
     let issuer = state.settings().issuer().to_string();
     let claims = jwt::verify(&keys, &token, &issuer, now).ok();
     let pepper = state.pepper().clone();
+    let usage = state.usage();
     state
         .db(move |conn| {
-            let client = match client_auth::authenticate(conn, &pepper, &creds, remote.as_deref(), now)? {
+            let client = match client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)? {
                 Ok(c) => c.map(|c| c.principal.name),
                 Err(e) => return Ok(Err(e)),
             };

@@ -104,11 +104,12 @@ async fn client_credentials(
     remote: Option<String>,
 ) -> Result<Grant, OAuthError> {
     let pepper = state.pepper().clone();
+    let usage = state.usage();
     let cfg = state.settings().token.clone();
     let now = state.now();
     state
         .db(move |conn| {
-            let client = match client_auth::authenticate(conn, &pepper, &creds, remote.as_deref(), now)? {
+            let client = match client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)? {
                 Ok(Some(c)) => c,
                 Ok(None) => return Ok(Err(OAuthError::invalid_client())),
                 Err(e) => return Ok(Err(e)),
@@ -151,11 +152,12 @@ async fn password_grant(
     remote: Option<String>,
 ) -> Result<(Grant, Option<SecretString>), OAuthError> {
     let pepper = state.pepper().clone();
+    let usage = state.usage();
     let now = state.now();
     let remote_for_load = remote.clone();
     let login = state
         .db(move |conn| {
-            let client = match client_auth::identify(conn, &pepper, &creds, remote_for_load.as_deref(), now)? {
+            let client = match client_auth::identify(conn, &pepper, &usage, &creds, remote_for_load.as_deref(), now)? {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(e)),
             };
@@ -314,11 +316,12 @@ async fn refresh_grant(
     remote: Option<String>,
 ) -> Result<(Grant, Option<SecretString>), OAuthError> {
     let pepper = state.pepper().clone();
+    let usage = state.usage();
     let cfg = state.settings().token.clone();
     let now = state.now();
     state
         .db(move |conn| {
-            let client = match client_auth::identify(conn, &pepper, &creds, remote.as_deref(), now)? {
+            let client = match client_auth::identify(conn, &pepper, &usage, &creds, remote.as_deref(), now)? {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(e)),
             };

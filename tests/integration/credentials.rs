@@ -35,8 +35,6 @@ async fn client_secrets_verify_and_wrong_or_deleted_ones_fail(backend: Backend) 
             assert_eq!(ok.principal.name, "mailer");
             assert_eq!(ok.secret_id, created.secret_id);
             let rows = secret::list_for(conn, &ok.principal.id)?;
-            assert_eq!(rows[0].use_count, 1);
-            assert!(rows[0].last_used_at.is_some());
             // The stored value is a keyed hash, not the secret.
             assert_ne!(rows[0].secret_hash, good.expose());
 

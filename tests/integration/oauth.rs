@@ -32,7 +32,11 @@ on_both_backends!(
 );
 
 async fn client_credentials_with_basic_and_post(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // A clock that stands still, so that the use counter's flush interval never passes by itself.
+    let app = TestApp::builder(backend)
+        .clock(roster::clock::Clock::manual(chrono::Utc::now()))
+        .spawn()
+        .await;
     let svc = app
         .create_service("billing", &["invoices:read", "invoices:write"])
         .await;
@@ -76,8 +80,17 @@ async fn client_credentials_with_basic_and_post(backend: Backend) {
     assert_eq!(r.header("pragma"), "no-cache");
     assert_eq!(r.body["token_type"], "Bearer");
 
-    // Issuance records use on the secret instead of an audit row per token.
+    // Issuance records use on the secret instead of an audit row per token:
+    // counted in memory, written in batches (the first use at once).
     let svc_id = svc.id.clone();
+    let id = svc_id.clone();
+    let secrets = app
+        .state
+        .db(move |c| roster::models::secret::list_for(c, &id))
+        .await
+        .unwrap();
+    assert_eq!(secrets[0].use_count, 1);
+    app.state.flush_usage().await.unwrap();
     let secrets = app
         .state
         .db(move |c| roster::models::secret::list_for(c, &svc_id))

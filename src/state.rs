@@ -102,19 +102,28 @@ impl AppState {
             .map_err(|e| e.to_string())?
     }
 
-    /// The signing keys as of now: the cached snapshot, or a fresh one after
-    /// running the rotation steps that are due.
+    /// The signing keys as of now: the cached snapshot while it is fresh.
+    /// Once it is stale, one request reloads it (running the rotation steps
+    /// that are due) while the others keep using the previous snapshot, so a
+    /// reload never stalls issuance. Only the very first load is waited for.
     pub async fn keys(&self) -> Result<Arc<KeySnapshot>> {
         let now = self.now();
-        if let Some(snap) = self.inner.keys.fresh(now) {
+        let ring = &self.inner.keys;
+        if let Some(snap) = ring.fresh(now) {
             return Ok(snap);
         }
-        let _guard = self.inner.keys.reload_guard().await;
-        if let Some(snap) = self.inner.keys.fresh(now) {
+        let _guard = match ring.try_reload_guard() {
+            Some(guard) => guard,
+            None => match ring.latest() {
+                Some(stale) => return Ok(stale),
+                None => ring.reload_guard().await,
+            },
+        };
+        if let Some(snap) = ring.fresh(now) {
             return Ok(snap);
         }
         let pepper = self.inner.pepper.clone();
-        let policy = self.inner.keys.policy.clone();
+        let policy = ring.policy.clone();
         let snap = self
             .db(move |conn| {
                 keys::maintain(conn, &pepper, &policy, now)?;
@@ -122,7 +131,7 @@ impl AppState {
                 keys::load(conn, &pepper, now)
             })
             .await?;
-        Ok(self.inner.keys.store(snap))
+        Ok(ring.store(snap))
     }
 
     /// Client-secret use counts waiting to be written.

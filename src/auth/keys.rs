@@ -375,9 +375,19 @@ impl KeyRing {
         snap
     }
 
+    /// The last snapshot, however old.
+    pub fn latest(&self) -> Option<Arc<KeySnapshot>> {
+        self.current.read().ok()?.clone()
+    }
+
     /// Serialise reloads so that a burst of requests after expiry loads once.
     pub async fn reload_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.reload.lock().await
+    }
+
+    /// The reload lock, if no other request holds it.
+    pub fn try_reload_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.reload.try_lock().ok()
     }
 }
 

@@ -9,8 +9,11 @@ use crate::db::DbConnection;
 use crate::db::schema::password_credentials;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::principal::{self, NewPrincipal, PrincipalKind, PrincipalView};
-use crate::models::{secret, to_db_time};
+use crate::models::page::{self, Page};
+use crate::models::principal::{
+    self, NewPrincipal, Principal, PrincipalChanges, PrincipalFilter, PrincipalKind, PrincipalStatus, PrincipalView,
+};
+use crate::models::{refresh_token, secret, to_db_time};
 
 /// The scope that makes a principal an administrator.
 pub const ADMIN_SCOPE: &str = "admin";
@@ -187,41 +190,204 @@ pub fn bootstrap_admin(
 pub fn set_status(
     conn: &mut DbConnection,
     id: &str,
-    status: principal::PrincipalStatus,
+    status: PrincipalStatus,
     actor: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<PrincipalView> {
+    crate::db::transaction(conn, |conn| {
+        set_status_in(conn, id, status, actor, now)?;
+        get(conn, id)
+    })
+}
+
+/// [`set_status`] inside the caller's transaction.
+fn set_status_in(
+    conn: &mut DbConnection,
+    id: &str,
+    status: PrincipalStatus,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     use crate::db::schema::principals;
     use diesel::prelude::*;
-    crate::db::transaction(conn, |conn| {
-        let n = diesel::update(principals::table.find(id))
-            .set((
-                principals::status.eq(status.as_str()),
-                principals::updated_at.eq(to_db_time(now)),
-            ))
-            .execute(conn)?;
-        if n == 0 {
-            return Err(Error::NotFound(format!("principal {id}")));
-        }
-        let mut revoked = 0;
-        if status == principal::PrincipalStatus::Disabled {
-            revoked = crate::models::refresh_token::revoke_all_for_principal(conn, id, now)?;
-        }
-        audit::record(
-            conn,
-            NewAuditEvent::new(
-                match status {
-                    principal::PrincipalStatus::Disabled => "principal.disabled",
-                    principal::PrincipalStatus::Active => "principal.enabled",
-                },
-                Outcome::Ok,
-            )
+    let n = diesel::update(principals::table.find(id))
+        .set((
+            principals::status.eq(status.as_str()),
+            principals::updated_at.eq(to_db_time(now)),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(not_found(id));
+    }
+    let mut revoked = 0;
+    if status == PrincipalStatus::Disabled {
+        revoked = refresh_token::revoke_all_for_principal(conn, id, now)?;
+    }
+    let event = match status {
+        PrincipalStatus::Disabled => "principal.disabled",
+        PrincipalStatus::Active => "principal.enabled",
+    };
+    audit::record(
+        conn,
+        NewAuditEvent::new(event, Outcome::Ok)
             .actor(actor)
             .principal(Some(id))
             .details(serde_json::json!({"refresh_tokens_revoked": revoked})),
+        now,
+    )
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("principal {id}"))
+}
+
+/// The principal `id`, or 404.
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<PrincipalView> {
+    let row = principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))?;
+    principal::view(conn, row)
+}
+
+/// A page of principals by name.
+pub fn list_page(
+    conn: &mut DbConnection,
+    filter: &PrincipalFilter,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<Page<PrincipalView>> {
+    let after = cursor
+        .map(|c| page::decode_cursor(c, 1))
+        .transpose()?
+        .map(|mut v| v.remove(0));
+    let rows = principal::list_page(conn, filter, after.as_deref(), limit + 1)?;
+    let more = rows.len() as i64 > limit;
+    let rows: Vec<Principal> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = if more {
+        rows.last().map(|p| page::encode_cursor(&[&p.name]))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: principal::views(conn, rows)?,
+        next_cursor,
+    })
+}
+
+/// PATCH: change fields and, optionally, the status, atomically.
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &PrincipalChanges,
+    status: Option<PrincipalStatus>,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<PrincipalView> {
+    crate::db::transaction(conn, |conn| {
+        let row = principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))?;
+        changes.validate(row.kind()?)?;
+        let fields = changes.fields();
+        if !fields.is_empty() {
+            principal::apply_changes(conn, &row, changes, now)?;
+            audit::record(
+                conn,
+                NewAuditEvent::new("principal.updated", Outcome::Ok)
+                    .actor(actor)
+                    .principal(Some(id))
+                    .details(serde_json::json!({"fields": fields, "scopes": changes.scopes})),
+                now,
+            )?;
+        }
+        if let Some(status) = status
+            && status.as_str() != row.status
+        {
+            set_status_in(conn, id, status, actor, now)?;
+        }
+        get(conn, id)
+    })
+}
+
+/// Set a human's password (already hashed) and revoke their refresh tokens.
+pub fn change_password(
+    conn: &mut DbConnection,
+    id: &str,
+    password_phc: &str,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    crate::db::transaction(conn, |conn| {
+        let row = principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))?;
+        if row.kind()? != PrincipalKind::Human {
+            return Err(Error::invalid("id", "only human principals have a password"));
+        }
+        set_password_hash(conn, id, password_phc, now)?;
+        let revoked = refresh_token::revoke_all_for_principal(conn, id, now)?;
+        audit::record(
+            conn,
+            NewAuditEvent::new("password.changed", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(id))
+                .details(serde_json::json!({"refresh_tokens_revoked": revoked})),
+            now,
+        )
+    })
+}
+
+/// A new client secret for a service, shown once. Existing secrets keep
+/// working: the overlap is the rotation.
+pub fn create_secret(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    id: &str,
+    expires_at: Option<DateTime<Utc>>,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(secret::ClientSecretView, SecretString)> {
+    let generated = generate_client_secret(pepper).map_err(Error::internal)?;
+    crate::db::transaction(conn, |conn| {
+        let row = principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))?;
+        if row.kind()? != PrincipalKind::Service {
+            return Err(Error::invalid("id", "only service principals have client secrets"));
+        }
+        let s = secret::insert(conn, id, &generated.hash, now, expires_at)?;
+        audit::record(
+            conn,
+            NewAuditEvent::new("secret.created", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(id))
+                .details(serde_json::json!({"secret_id": s.id, "expires_at": expires_at})),
             now,
         )?;
-        let row = principal::find_by_id(conn, id)?.ok_or_else(|| Error::NotFound(format!("principal {id}")))?;
-        principal::view(conn, row)
+        Ok((s.into(), generated.secret.clone()))
+    })
+}
+
+/// Metadata of a service's secrets, never the secrets.
+pub fn list_secrets(conn: &mut DbConnection, id: &str) -> Result<Vec<secret::ClientSecretView>> {
+    let row = principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))?;
+    if row.kind()? != PrincipalKind::Service {
+        return Err(Error::invalid("id", "only service principals have client secrets"));
+    }
+    Ok(secret::list_for(conn, id)?.into_iter().map(Into::into).collect())
+}
+
+/// Delete a secret: it stops working at once.
+pub fn delete_secret(
+    conn: &mut DbConnection,
+    id: &str,
+    secret_id: &str,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    crate::db::transaction(conn, |conn| {
+        if !secret::delete(conn, id, secret_id)? {
+            return Err(Error::NotFound(format!("secret {secret_id} of principal {id}")));
+        }
+        audit::record(
+            conn,
+            NewAuditEvent::new("secret.deleted", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(id))
+                .details(serde_json::json!({"secret_id": secret_id})),
+            now,
+        )
     })
 }

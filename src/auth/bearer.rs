@@ -34,6 +34,9 @@ pub enum BearerError {
     Missing,
     #[error("the access token is invalid, expired or revoked")]
     InvalidToken,
+    /// RFC 6750 §3.1 `insufficient_scope`, answered with 403.
+    #[error("this requires the scope '{0}'")]
+    InsufficientScope(&'static str),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -42,6 +45,7 @@ impl ResponseError for BearerError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Missing | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -59,6 +63,13 @@ impl ResponseError for BearerError {
                     r#"Bearer realm="roster", error="invalid_token", error_description="the access token is invalid, expired or revoked""#,
                 ));
                 "invalid_token"
+            }
+            Self::InsufficientScope(scope) => {
+                resp.insert_header((
+                    WWW_AUTHENTICATE,
+                    format!(r#"Bearer realm="roster", error="insufficient_scope", scope="{scope}""#),
+                ));
+                "forbidden"
             }
             Self::Unavailable(_) => "unavailable",
         };
@@ -121,6 +132,33 @@ impl FromRequest for Bearer {
                 .ok_or_else(|| BearerError::Unavailable("no state".into()))?
                 .clone();
             authenticate(&state, &req).await
+        })
+    }
+}
+
+/// A caller whose token carries the `admin` scope.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Bearer);
+
+impl Admin {
+    pub fn id(&self) -> &str {
+        &self.0.principal.id
+    }
+}
+
+impl FromRequest for Admin {
+    type Error = BearerError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let bearer = Bearer::from_request(req, payload);
+        Box::pin(async move {
+            let bearer = bearer.await?;
+            if bearer.has_scope(crate::principals::ADMIN_SCOPE) {
+                Ok(Admin(bearer))
+            } else {
+                Err(BearerError::InsufficientScope(crate::principals::ADMIN_SCOPE))
+            }
         })
     }
 }

@@ -1,7 +1,9 @@
 //! The HTTP layer: thin handlers that extract the request, call one domain
 //! function and map the result to a view.
 
+pub mod admin;
 pub mod health;
+pub mod json;
 pub mod me;
 pub mod oauth;
 
@@ -17,27 +19,56 @@ use crate::state::AppState;
 /// Largest JSON or form body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Declares every route once: `ROUTES` lists them (a test checks the list
+/// against `openapi/openapi.yaml`) and `register` adds them to the app.
+macro_rules! route_table {
+    ($( $method:ident $path:literal => $handler:path; )*) => {
+        /// Every route Roster serves, as (method, path).
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $( cfg.route($path, web::$method().to($handler)); )*
+        }
+    };
+}
+
+route_table! {
+    get "/healthz" => health::healthz;
+    get "/readyz" => health::readyz;
+    get "/openapi.yaml" => openapi;
+    get "/.well-known/oauth-authorization-server" => oauth::server_metadata;
+    get "/.well-known/openid-configuration" => oauth::server_metadata;
+    get "/.well-known/jwks.json" => oauth::jwks;
+    post "/oauth/token" => oauth::token;
+    post "/oauth/introspect" => oauth::introspect;
+    post "/oauth/revoke" => oauth::revoke;
+    get "/api/v1/me" => me::me;
+    post "/api/v1/principals" => admin::create_principal;
+    get "/api/v1/principals" => admin::list_principals;
+    get "/api/v1/principals/{id}" => admin::get_principal;
+    patch "/api/v1/principals/{id}" => admin::patch_principal;
+    delete "/api/v1/principals/{id}" => admin::delete_principal;
+    put "/api/v1/principals/{id}/password" => admin::set_password;
+    post "/api/v1/principals/{id}/secrets" => admin::create_secret;
+    get "/api/v1/principals/{id}/secrets" => admin::list_secrets;
+    delete "/api/v1/principals/{id}/secrets/{secret_id}" => admin::delete_secret;
+    get "/api/v1/audit" => admin::list_audit;
+}
+
+/// The OpenAPI document, as committed.
+pub const OPENAPI_YAML: &str = include_str!("../../openapi/openapi.yaml");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
+}
+
 /// Register every route. Unknown routes answer a JSON 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
         .app_data(query_config())
         .app_data(path_config())
-        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            web::get().to(oauth::server_metadata),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(oauth::server_metadata),
-        )
-        .route("/.well-known/jwks.json", web::get().to(oauth::jwks))
-        .route("/oauth/token", web::post().to(oauth::token))
-        .route("/oauth/introspect", web::post().to(oauth::introspect))
-        .route("/oauth/revoke", web::post().to(oauth::revoke))
-        .route("/api/v1/me", web::get().to(me::me));
+        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES));
+    register(cfg);
 }
 
 fn json_config() -> web::JsonConfig {

@@ -141,3 +141,52 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<AuditEventView>
         .load(conn)?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
+
+/// Filters of the audit list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub principal: Option<String>,
+    pub event_type: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// A page of events, newest first, after the cursor `(created_at, id)`.
+pub fn page(
+    conn: &mut DbConnection,
+    filter: &AuditFilter,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<super::page::Page<AuditEventView>> {
+    use super::page::{decode_cursor, encode_cursor, paginate};
+    let mut query = audit_events::table.select(AuditEventRow::as_select()).into_boxed();
+    if let Some(p) = &filter.principal {
+        query = query.filter(audit_events::principal_id.eq(p.clone()));
+    }
+    if let Some(t) = &filter.event_type {
+        query = query.filter(audit_events::event_type.eq(t.clone()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::created_at.ge(to_db_time(since)));
+    }
+    if let Some(c) = cursor {
+        let parts = decode_cursor(c, 2)?;
+        let at = chrono::NaiveDateTime::parse_from_str(&parts[0], "%Y-%m-%dT%H:%M:%S%.f")
+            .map_err(|_| crate::error::Error::invalid("cursor", "not a cursor returned by this API"))?;
+        let id = parts[1].clone();
+        query = query.filter(
+            audit_events::created_at
+                .lt(at)
+                .or(audit_events::created_at.eq(at).and(audit_events::id.lt(id))),
+        );
+    }
+    let rows = query
+        .order((audit_events::created_at.desc(), audit_events::id.desc()))
+        .limit(limit + 1)
+        .load(conn)?;
+    paginate(
+        rows,
+        limit,
+        |r: &AuditEventRow| encode_cursor(&[&r.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(), &r.id]),
+        |r| Ok(r.into()),
+    )
+}

@@ -1,6 +1,7 @@
 //! Rows, inputs and queries. Diesel lives here and in `crate::db`, never in handlers.
 
 pub mod audit;
+pub mod page;
 pub mod principal;
 pub mod refresh_token;
 pub mod revoked_token;

@@ -370,3 +370,105 @@ async fn serve_takes_admin_password_from_env_and_refuses_a_wrong_pepper(backend:
         .args(["serve", "--listen", "127.0.0.1:0"]));
     assert_clean_failure(&out, "pepper does not match");
 }
+
+/// Secrets and passwords never reach the logs, even at debug level.
+#[tokio::test]
+async fn secrets_never_appear_in_logs() {
+    let db = TestDb::new(Backend::Sqlite);
+    let admin_pw = "admin-password-in-env";
+    let mut served = Served::start(
+        roster(&db)
+            .env("ROSTER_ADMIN_PASSWORD", admin_pw)
+            .env("RUST_LOG", "debug"),
+    );
+    let addr = listen_addr(&served.wait_for("roster listening on"));
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+    let form = |pairs: &[(&str, &str)]| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    };
+    let post_form = |path: &str, body: String| {
+        http.post(url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+
+    let login: Value = post_form(
+        "/oauth/token",
+        form(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", admin_pw),
+        ]),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let admin = login["access_token"].as_str().unwrap().to_string();
+    let refresh = login["refresh_token"].as_str().unwrap().to_string();
+    let created: Value = http
+        .post(url("/api/v1/principals"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"kind": "service", "name": "svc"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["client_secret"].as_str().unwrap().to_string();
+    let token: Value = post_form("/oauth/token", form(&[("grant_type", "client_credentials")]))
+        .basic_auth("svc", Some(&secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(token["access_token"].is_string());
+    // Failures are logged too, still without the secrets tried.
+    let r = post_form("/oauth/token", form(&[("grant_type", "client_credentials")]))
+        .basic_auth("svc", Some("wrong-secret-value"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post_form(
+        "/oauth/token",
+        form(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", "wrong-password-value"),
+        ]),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    post_form(
+        "/oauth/token",
+        form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]),
+    )
+    .send()
+    .await
+    .unwrap();
+
+    assert!(served.terminate().success());
+    let logs = served.seen.join("\n");
+    assert!(logs.contains("/oauth/token"), "request spans are logged: {logs}");
+    for s in [
+        admin_pw,
+        &secret,
+        "wrong-secret-value",
+        "wrong-password-value",
+        &refresh,
+        &admin,
+    ] {
+        assert!(!logs.contains(s), "a secret reached the logs");
+    }
+}

@@ -4,9 +4,11 @@
 #[allow(dead_code)] // helpers are shared by all test modules; not every one uses each
 mod support;
 
+mod admin;
 mod cli;
 mod credentials;
 mod health;
 mod keys;
 mod migrations;
 mod oauth;
+mod openapi;

@@ -415,3 +415,65 @@ pub fn oauth_http() -> oauth2::reqwest::Client {
         .build()
         .unwrap()
 }
+
+impl TestApp {
+    /// A human with the `admin` scope, logged in: returns an access token.
+    pub async fn admin_token(&self) -> String {
+        self.create_human("root-admin", "admin-password-123", &["admin"]).await;
+        self.login("root-admin", "admin-password-123").await.0
+    }
+
+    /// Password grant without a client: (access token, refresh token).
+    pub async fn login(&self, user: &str, password: &str) -> (String, String) {
+        let r = self
+            .post_form(
+                "/oauth/token",
+                None,
+                &[("grant_type", "password"), ("username", user), ("password", password)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "login {user}: {}", r.body);
+        (
+            r.body["access_token"].as_str().unwrap().to_string(),
+            r.body["refresh_token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A JSON request with a Bearer token; returns status and JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> FormReply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        FormReply { status, headers, body }
+    }
+
+    /// client_credentials with Basic: the HTTP status.
+    pub async fn client_login_status(&self, name: &str, secret: &str) -> u16 {
+        self.post_form(
+            "/oauth/token",
+            Some((name, secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+        .status
+    }
+}

@@ -236,7 +236,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         opened.pepper,
         Clock::system(),
         settings.clone(),
-    );
+    )?;
     let state_for_flush = state.clone();
     actix_web::rt::System::new().block_on(async move {
         // Signal handlers are in place before the "listening" line, so a
@@ -244,6 +244,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         let shutdown = crate::http::shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let server = crate::http::server(state, listener, None).map_err(|e| format!("cannot start the server: {e}"))?;
         let handle = server.handle();
+        actix_web::rt::spawn(crate::registry::worker::run(state_for_flush.clone()));
         actix_web::rt::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown signal received: finishing requests in flight");

@@ -7,6 +7,7 @@ use chrono::Duration;
 use crate::auth::keys::{KeyPolicy, SigningAlg};
 use crate::db::DatabaseTarget;
 use crate::oauth::grants::TokenConfig;
+use crate::registry::RegistryConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -37,6 +38,7 @@ pub struct Settings {
     pub key_refresh: Duration,
     /// How often client-secret use counts are written (see `auth::usage`).
     pub usage_flush: Duration,
+    pub registry: RegistryConfig,
 }
 
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: i64 = 5 * 60;
@@ -64,6 +66,7 @@ impl Settings {
             },
             key_refresh: Duration::seconds(DEFAULT_KEY_REFRESH_SECS),
             usage_flush: Duration::seconds(1),
+            registry: RegistryConfig::default(),
         }
     }
 

@@ -11,5 +11,6 @@ pub mod http;
 pub mod models;
 pub mod oauth;
 pub mod principals;
+pub mod registry;
 pub mod startup;
 pub mod state;

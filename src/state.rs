@@ -12,6 +12,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{DatabaseTarget, DbConnection, DbPool};
 use crate::error::Result;
+use crate::registry::RegistryConfig;
+use crate::registry::feed::ChangeFeed;
+use crate::registry::fetch::Fetcher;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,14 +31,30 @@ struct Inner {
     settings: Settings,
     keys: KeyRing,
     usage: Arc<UsageRecorder>,
+    registry: Arc<RegistryRuntime>,
+}
+
+/// What the registry needs at run time.
+pub struct RegistryRuntime {
+    pub config: RegistryConfig,
+    pub fetcher: Fetcher,
+    pub feed: ChangeFeed,
+    /// Names this instance as the holder of polling leases.
+    pub instance_id: String,
 }
 
 impl AppState {
-    pub fn new(pool: DbPool, target: DatabaseTarget, pepper: Pepper, clock: Clock, settings: Settings) -> Self {
+    pub fn new(
+        pool: DbPool,
+        target: DatabaseTarget,
+        pepper: Pepper,
+        clock: Clock,
+        settings: Settings,
+    ) -> std::result::Result<Self, String> {
         let db_size = pool.max_size() as usize;
         // argon2 is CPU-bound: one verification per core at a time.
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 target,
@@ -45,9 +64,25 @@ impl AppState {
                 clock,
                 keys: KeyRing::new(settings.keys.clone(), settings.key_refresh),
                 usage: Arc::new(UsageRecorder::new(settings.usage_flush)),
+                registry: Arc::new(RegistryRuntime {
+                    fetcher: Fetcher::new(
+                        settings
+                            .registry
+                            .fetch_timeout
+                            .to_std()
+                            .unwrap_or(std::time::Duration::from_secs(2)),
+                    )?,
+                    config: settings.registry.clone(),
+                    feed: ChangeFeed::new(),
+                    instance_id: crate::models::new_id(),
+                }),
                 settings,
             }),
-        }
+        })
+    }
+
+    pub fn registry(&self) -> &RegistryRuntime {
+        &self.inner.registry
     }
 
     pub fn now(&self) -> DateTime<Utc> {

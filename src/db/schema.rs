@@ -136,3 +136,42 @@ diesel::table! {
 
 diesel::joinable!(refresh_tokens -> principals (principal_id));
 diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, principals);
+
+diesel::table! {
+    service_registrations (principal_id) {
+        principal_id -> Text,
+        base_url -> Text,
+        health_url -> Nullable<Text>,
+        modules_url -> Nullable<Text>,
+        ttl_seconds -> Integer,
+        status -> Text,
+        status_changed_at -> Timestamp,
+        last_seen -> Timestamp,
+        lease_expires_at -> Timestamp,
+        health_checked_at -> Nullable<Timestamp>,
+        health_ok -> Nullable<Integer>,
+        health_error -> Nullable<Text>,
+        manifest -> Nullable<Text>,
+        manifest_etag -> Nullable<Text>,
+        manifest_fetched_at -> Nullable<Timestamp>,
+        manifest_error -> Nullable<Text>,
+        registered_at -> Timestamp,
+        updated_at -> Timestamp,
+        next_health_at -> Nullable<Timestamp>,
+        next_manifest_at -> Nullable<Timestamp>,
+        poll_owner -> Nullable<Text>,
+        poll_lease_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    registry_state (id) {
+        id -> Integer,
+        change_index -> BigInt,
+    }
+}
+
+diesel::joinable!(service_registrations -> principals (principal_id));
+diesel::allow_tables_to_appear_in_same_query!(service_registrations, principals);
+diesel::allow_tables_to_appear_in_same_query!(service_registrations, service_categories);
+diesel::allow_tables_to_appear_in_same_query!(service_registrations, categories);

@@ -17,8 +17,8 @@ fn decode<T: DeserializeOwned>(body: &[u8], empty_default: Option<fn() -> T>) ->
         serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
-        Error::invalid(field, e.into_inner().to_string())
+        let message = e.into_inner().to_string();
+        Error::invalid(field_of(&path, &message, "body"), message)
     })
 }
 
@@ -58,4 +58,31 @@ where
     D: serde::Deserializer<'de>,
 {
     serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// The field an error is about: the path serde_path_to_error reports, or for
+/// a missing field (reported at its parent) the parent's path plus its name.
+pub fn field_of(path: &str, message: &str, root: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(f)) => f.to_string(),
+        (p, Some(f)) => format!("{p}.{f}"),
+        (".", None) => root.to_string(),
+        (p, None) => p.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of(".", "missing field `base_url`", "body"), "base_url");
+        assert_eq!(field_of("pages[0]", "missing field `icon`", "m"), "pages[0].icon");
+        assert_eq!(field_of("kind", "unknown variant", "body"), "kind");
+        assert_eq!(field_of(".", "invalid type", "body"), "body");
+    }
 }

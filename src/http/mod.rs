@@ -6,6 +6,7 @@ pub mod health;
 pub mod json;
 pub mod me;
 pub mod oauth;
+pub mod registry;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -53,6 +54,14 @@ route_table! {
     get "/api/v1/principals/{id}/secrets" => admin::list_secrets;
     delete "/api/v1/principals/{id}/secrets/{secret_id}" => admin::delete_secret;
     get "/api/v1/audit" => admin::list_audit;
+    put "/api/v1/services/{name}/registration" => registry::register;
+    post "/api/v1/services/{name}/heartbeat" => registry::heartbeat;
+    put "/api/v1/services/{name}/modules" => registry::push_modules;
+    get "/api/v1/services" => registry::list_services;
+    get "/api/v1/services/{name}" => registry::get_service;
+    get "/api/v1/categories" => registry::list_categories;
+    get "/api/v1/categories/{name}" => registry::get_category;
+    get "/api/v1/modules" => registry::modules;
 }
 
 /// The OpenAPI document, as committed.

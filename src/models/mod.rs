@@ -4,6 +4,7 @@ pub mod audit;
 pub mod page;
 pub mod principal;
 pub mod refresh_token;
+pub mod registration;
 pub mod revoked_token;
 pub mod secret;
 pub mod settings;

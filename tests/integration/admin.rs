@@ -85,7 +85,7 @@ async fn create_principals_and_reject_bad_input(backend: Backend) {
     let cases = [
         (json!({"kind": "service", "name": "Bad Name"}), "name"),
         (json!({"kind": "robot", "name": "x"}), "kind"),
-        (json!({"kind": "service"}), "body"),
+        (json!({"kind": "service"}), "name"),
         (
             json!({"kind": "service", "name": "x", "scopes": ["Bad Scope"]}),
             "scopes",

@@ -12,3 +12,4 @@ mod keys;
 mod migrations;
 mod oauth;
 mod openapi;
+mod registry;

@@ -128,6 +128,7 @@ pub fn t0() -> DateTime<Utc> {
 
 pub struct TestAppBuilder {
     backend: Backend,
+    db: Option<std::sync::Arc<TestDb>>,
     clock: Clock,
     settings: Box<dyn FnOnce(Settings) -> Settings>,
 }
@@ -138,6 +139,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// A second instance on the same database (as several Roster instances
+    /// share one PostgreSQL), with the same pepper.
+    pub fn same_database_as(mut self, other: &TestApp) -> Self {
+        self.db = Some(other.db.clone());
+        self
+    }
+
     /// Adjust the server settings (token lifetimes, key policy) before start.
     pub fn settings(mut self, f: impl FnOnce(Settings) -> Settings + 'static) -> Self {
         self.settings = Box::new(f);
@@ -145,7 +153,9 @@ impl TestAppBuilder {
     }
 
     pub async fn spawn(self) -> TestApp {
-        let db = TestDb::new(self.backend);
+        let db = self
+            .db
+            .unwrap_or_else(|| std::sync::Arc::new(TestDb::new(self.backend)));
         let opened = roster::startup::open(
             Some(&db.url),
             Some(&db.key_file()),
@@ -156,7 +166,7 @@ impl TestAppBuilder {
         .unwrap();
         let (listener, addr) = roster::http::bind("127.0.0.1:0").unwrap();
         let settings = (self.settings)(Settings::new(roster::config::issuer_for(None, addr)));
-        let state = AppState::new(opened.pool, opened.target, opened.pepper, self.clock.clone(), settings);
+        let state = AppState::new(opened.pool, opened.target, opened.pepper, self.clock.clone(), settings).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let server_state = state.clone();
         let thread = std::thread::spawn(move || {
@@ -186,13 +196,14 @@ pub struct TestApp {
     pub client: reqwest::Client,
     handle: Option<actix_web::dev::ServerHandle>,
     thread: Option<std::thread::JoinHandle<()>>,
-    pub db: TestDb,
+    pub db: std::sync::Arc<TestDb>,
 }
 
 impl TestApp {
     pub fn builder(backend: Backend) -> TestAppBuilder {
         TestAppBuilder {
             backend,
+            db: None,
             clock: Clock::system(),
             settings: Box::new(|s| s),
         }
@@ -475,5 +486,162 @@ impl TestApp {
         )
         .await
         .status
+    }
+}
+
+// ---- a little service for the registry to watch ----------------------------
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// A real HTTP service on loopback: `/health` answers 200 or 503 as the test
+/// flips it, and `/getModules.json` serves a manifest with an ETag.
+pub struct FakeService {
+    pub addr: SocketAddr,
+    pub healthy: std::sync::Arc<AtomicBool>,
+    pub manifest: std::sync::Arc<Mutex<String>>,
+    pub health_hits: std::sync::Arc<AtomicUsize>,
+    /// Manifest requests answered 200 / 304.
+    pub manifest_hits: std::sync::Arc<AtomicUsize>,
+    pub not_modified: std::sync::Arc<AtomicUsize>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl FakeService {
+    pub fn start(manifest: serde_json::Value) -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let healthy = std::sync::Arc::new(AtomicBool::new(true));
+        let manifest = std::sync::Arc::new(Mutex::new(manifest.to_string()));
+        let health_hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let manifest_hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let not_modified = std::sync::Arc::new(AtomicUsize::new(0));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (h, m, hh, mh, nm) = (
+            healthy.clone(),
+            manifest.clone(),
+            health_hits.clone(),
+            manifest_hits.clone(),
+            not_modified.clone(),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    let (h, m, hh, mh, nm) = (h.clone(), m.clone(), hh.clone(), mh.clone(), nm.clone());
+                    App::new()
+                        .route(
+                            "/health",
+                            web::get().to(move || {
+                                let (h, hh) = (h.clone(), hh.clone());
+                                async move {
+                                    hh.fetch_add(1, Ordering::SeqCst);
+                                    if h.load(Ordering::SeqCst) {
+                                        HttpResponse::Ok().body("ok")
+                                    } else {
+                                        HttpResponse::ServiceUnavailable().body("down")
+                                    }
+                                }
+                            }),
+                        )
+                        .route(
+                            "/getModules.json",
+                            web::get().to(move |req: HttpRequest| {
+                                let (m, mh, nm) = (m.clone(), mh.clone(), nm.clone());
+                                async move {
+                                    let body = m.lock().unwrap().clone();
+                                    let etag = format!(
+                                        "\"{}\"",
+                                        body.len() ^ 0x5a5a ^ body.bytes().map(usize::from).sum::<usize>()
+                                    );
+                                    let inm = req.headers().get("if-none-match").and_then(|v| v.to_str().ok());
+                                    if inm == Some(etag.as_str()) {
+                                        nm.fetch_add(1, Ordering::SeqCst);
+                                        return HttpResponse::NotModified().finish();
+                                    }
+                                    mh.fetch_add(1, Ordering::SeqCst);
+                                    HttpResponse::Ok()
+                                        .insert_header(("ETag", etag))
+                                        .content_type("application/json")
+                                        .body(body)
+                                }
+                            }),
+                        )
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            })
+        });
+        let handle = rx.recv().unwrap();
+        Self {
+            addr,
+            healthy,
+            manifest,
+            health_hits,
+            manifest_hits,
+            not_modified,
+            handle,
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn set_healthy(&self, up: bool) {
+        self.healthy.store(up, Ordering::SeqCst);
+    }
+
+    pub fn set_manifest(&self, m: &str) {
+        *self.manifest.lock().unwrap() = m.to_string();
+    }
+}
+
+impl Drop for FakeService {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(h.stop(false))).join();
+    }
+}
+
+/// A getModules.json manifest with the given pages as (code, menu_position, required_scope).
+pub fn manifest_json(code: &str, pages: &[(&str, i64, Option<&str>)]) -> serde_json::Value {
+    let pages: Vec<serde_json::Value> = pages
+        .iter()
+        .map(|(c, pos, scope)| {
+            let mut p = serde_json::json!({"name": c.to_uppercase(), "code": c, "module_link": format!("/{code}/{c}"), "icon": "box", "menu_position": pos});
+            if let Some(s) = scope {
+                p["required_scope"] = serde_json::json!(s);
+            }
+            p
+        })
+        .collect();
+    serde_json::json!({"name": code.to_uppercase(), "code": code, "pages": pages, "css": [format!("/{code}.css")], "deps": []})
+}
+
+impl TestApp {
+    /// A service principal and an access token of its own.
+    pub async fn service_with_token(&self, name: &str, scopes: &[&str]) -> (TestService, String) {
+        let svc = self.create_service(name, scopes).await;
+        let r = self
+            .post_form(
+                "/oauth/token",
+                Some((name, &svc.secret)),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let token = r.body["access_token"].as_str().unwrap().to_string();
+        (svc, token)
+    }
+
+    /// One round of the registry's background work at the app's clock.
+    pub async fn tick(&self) {
+        roster::registry::worker::tick(&self.state).await.unwrap();
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE registry_state;
+DROP TABLE service_registrations;

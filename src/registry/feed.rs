@@ -1,0 +1,78 @@
+//! The change feed behind long polling: a watch channel per instance, fed by
+//! local writes at once and by the database's change index once a second, so
+//! that a change made on another instance wakes waiters here too.
+
+use tokio::sync::watch;
+
+#[derive(Debug)]
+pub struct ChangeFeed {
+    tx: watch::Sender<i64>,
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChangeFeed {
+    pub fn new() -> Self {
+        Self {
+            tx: watch::channel(0).0,
+        }
+    }
+
+    /// Record an index seen in the database; wakes waiters if it moved forward.
+    pub fn observe(&self, index: i64) {
+        self.tx.send_if_modified(|current| {
+            if index > *current {
+                *current = index;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    pub fn current(&self) -> i64 {
+        *self.tx.borrow()
+    }
+
+    /// Wait until the index passes `after`, or `wait` elapses. Returns the index.
+    pub async fn wait_past(&self, after: i64, wait: std::time::Duration) -> i64 {
+        let mut rx = self.tx.subscribe();
+        let _ = tokio::time::timeout(wait, rx.wait_for(|i| *i > after)).await;
+        *rx.borrow()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn waiters_wake_when_the_index_passes_theirs() {
+        let feed = std::sync::Arc::new(ChangeFeed::new());
+        feed.observe(3);
+        assert_eq!(
+            feed.wait_past(2, Duration::from_secs(5)).await,
+            3,
+            "already past: no wait"
+        );
+        let f = feed.clone();
+        let waiter = tokio::spawn(async move { f.wait_past(3, Duration::from_secs(30)).await });
+        feed.observe(3);
+        feed.observe(2);
+        feed.observe(4);
+        assert_eq!(waiter.await.unwrap(), 4);
+        assert_eq!(feed.current(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_ends_after_the_wait() {
+        let feed = ChangeFeed::new();
+        feed.observe(7);
+        assert_eq!(feed.wait_past(7, Duration::from_secs(30)).await, 7);
+    }
+}

@@ -1,0 +1,45 @@
+//! The service registry: service principals register where they live and in
+//! which categories, stay `up` by heartbeats (a TTL lease) and active health
+//! checks, and publish the frontend pages they contribute.
+
+pub mod feed;
+pub mod fetch;
+pub mod manifest;
+pub mod service;
+pub mod worker;
+
+use chrono::Duration;
+
+/// Timing of the registry.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Lease length when a registration names none.
+    pub default_ttl: Duration,
+    /// How often a service's `health_url` is polled.
+    pub health_interval: Duration,
+    /// Timeout of one health check or manifest pull.
+    pub fetch_timeout: Duration,
+    /// How often a `modules_url` is pulled.
+    pub manifest_interval: Duration,
+    /// A service down this long drops out of listings (it stays a principal).
+    pub deregister_after: Duration,
+    /// How long one instance holds a service's polling lease at most.
+    pub poll_lease: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            default_ttl: Duration::seconds(30),
+            health_interval: Duration::seconds(10),
+            fetch_timeout: Duration::seconds(2),
+            manifest_interval: Duration::seconds(60),
+            deregister_after: Duration::hours(72),
+            poll_lease: Duration::seconds(30),
+        }
+    }
+}
+
+/// Bounds of `ttl_seconds`.
+pub const MIN_TTL_SECS: i64 = 1;
+pub const MAX_TTL_SECS: i64 = 24 * 3600;

@@ -1,0 +1,540 @@
+//! Registry operations. Each takes a connection and `now`.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::manifest::{self, Manifest};
+use super::{MAX_TTL_SECS, MIN_TTL_SECS, RegistryConfig};
+use crate::db::DbConnection;
+use crate::error::{Error, Result};
+use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::principal::{self, CategoryAssignment, Principal, PrincipalKind};
+use crate::models::registration::{self, RegistrationRow, UP, update};
+use crate::models::{from_db_time, to_db_time};
+
+/// `PUT /api/v1/services/{name}/registration`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub base_url: String,
+    pub health_url: Option<String>,
+    pub modules_url: Option<String>,
+    #[serde(default)]
+    pub categories: Vec<CategoryAssignment>,
+    pub ttl_seconds: Option<i64>,
+}
+
+/// A registration with its URLs checked and resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub base_url: String,
+    pub health_url: Option<String>,
+    pub modules_url: Option<String>,
+    pub categories: Vec<CategoryAssignment>,
+    pub ttl_seconds: i32,
+}
+
+fn http_url(field: &str, url: &url::Url) -> Result<()> {
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(()),
+        _ => Err(Error::invalid(field, "must be an http(s) URL")),
+    }
+}
+
+/// Check a registration: `base_url` is an absolute http(s) URL; `health_url`
+/// and `modules_url` may be relative to it (as the old `registry.modules=/getModules.json`
+/// label was); the TTL is bounded.
+pub fn resolve(reg: Registration, cfg: &RegistryConfig) -> Result<Resolved> {
+    let base = url::Url::parse(&reg.base_url).map_err(|e| Error::invalid("base_url", e.to_string()))?;
+    http_url("base_url", &base)?;
+    let join = |field: &str, u: Option<String>| -> Result<Option<String>> {
+        match u {
+            None => Ok(None),
+            Some(u) => {
+                let url = base.join(&u).map_err(|e| Error::invalid(field, e.to_string()))?;
+                http_url(field, &url)?;
+                Ok(Some(url.to_string()))
+            }
+        }
+    };
+    let health_url = join("health_url", reg.health_url)?;
+    let modules_url = join("modules_url", reg.modules_url)?;
+    let ttl = reg.ttl_seconds.unwrap_or(cfg.default_ttl.num_seconds());
+    if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl) {
+        return Err(Error::invalid(
+            "ttl_seconds",
+            format!("must be {MIN_TTL_SECS} to {MAX_TTL_SECS}"),
+        ));
+    }
+    principal::validate_categories(&reg.categories)?;
+    Ok(Resolved {
+        base_url: base.to_string(),
+        health_url,
+        modules_url,
+        categories: reg.categories,
+        ttl_seconds: ttl as i32,
+    })
+}
+
+/// What clients see of a service.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceView {
+    pub name: String,
+    /// `up`, `down`, or `unknown` for a service that has not registered.
+    pub status: &'static str,
+    pub base_url: Option<String>,
+    pub health_url: Option<String>,
+    pub modules_url: Option<String>,
+    pub categories: Vec<CategoryAssignment>,
+    pub ttl_seconds: Option<i32>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub status_changed_at: Option<DateTime<Utc>>,
+    pub health: Option<HealthView>,
+    pub manifest: Option<Value>,
+    pub manifest_error: Option<String>,
+    pub manifest_fetched_at: Option<DateTime<Utc>>,
+    pub registered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthView {
+    pub checked_at: DateTime<Utc>,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+fn status_str(s: &str) -> &'static str {
+    if s == UP { "up" } else { "down" }
+}
+
+fn view(name: String, categories: Vec<CategoryAssignment>, row: Option<RegistrationRow>) -> ServiceView {
+    match row {
+        None => ServiceView {
+            name,
+            status: "unknown",
+            base_url: None,
+            health_url: None,
+            modules_url: None,
+            categories,
+            ttl_seconds: None,
+            last_seen: None,
+            status_changed_at: None,
+            health: None,
+            manifest: None,
+            manifest_error: None,
+            manifest_fetched_at: None,
+            registered_at: None,
+        },
+        Some(r) => ServiceView {
+            name,
+            status: status_str(&r.status),
+            base_url: Some(r.base_url),
+            health_url: r.health_url,
+            modules_url: r.modules_url,
+            categories,
+            ttl_seconds: Some(r.ttl_seconds),
+            last_seen: Some(from_db_time(r.last_seen)),
+            status_changed_at: Some(from_db_time(r.status_changed_at)),
+            health: r.health_checked_at.map(|t| HealthView {
+                checked_at: from_db_time(t),
+                ok: r.health_ok == Some(1),
+                error: r.health_error,
+            }),
+            manifest: r.manifest.and_then(|m| serde_json::from_str(&m).ok()),
+            manifest_error: r.manifest_error,
+            manifest_fetched_at: r.manifest_fetched_at.map(from_db_time),
+            registered_at: Some(from_db_time(r.registered_at)),
+        },
+    }
+}
+
+/// The service principal named `name`, or 404.
+pub fn service_principal(conn: &mut DbConnection, name: &str) -> Result<Principal> {
+    match principal::find_by_name(conn, name)? {
+        Some(p) if p.kind == PrincipalKind::Service.as_str() => Ok(p),
+        _ => Err(Error::NotFound(format!("service {name}"))),
+    }
+}
+
+pub fn get(conn: &mut DbConnection, name: &str) -> Result<ServiceView> {
+    let p = service_principal(conn, name)?;
+    let cats = principal::categories_of(conn, &p.id)?;
+    let row = registration::find(conn, &p.id)?;
+    Ok(view(p.name, cats, row))
+}
+
+/// Register (or re-register) a service. Registering starts the TTL lease as
+/// if a heartbeat had arrived, and schedules a health check and manifest pull now.
+pub fn register(
+    conn: &mut DbConnection,
+    p: &Principal,
+    reg: &Resolved,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(ServiceView, i64)> {
+    crate::db::transaction(conn, |conn| {
+        let existing = registration::find(conn, &p.id)?;
+        let t = to_db_time(now);
+        let lease = to_db_time(now + Duration::seconds(i64::from(reg.ttl_seconds)));
+        let same_modules = existing.as_ref().is_some_and(|e| e.modules_url == reg.modules_url);
+        let row = RegistrationRow {
+            principal_id: p.id.clone(),
+            base_url: reg.base_url.clone(),
+            health_url: reg.health_url.clone(),
+            modules_url: reg.modules_url.clone(),
+            ttl_seconds: reg.ttl_seconds,
+            status: UP.to_string(),
+            status_changed_at: match &existing {
+                Some(e) if e.status == UP => e.status_changed_at,
+                _ => t,
+            },
+            last_seen: t,
+            lease_expires_at: lease,
+            health_checked_at: None,
+            health_ok: None,
+            health_error: None,
+            // A pushed or pulled manifest survives re-registration from the same source.
+            manifest: existing.as_ref().and_then(|e| e.manifest.clone()),
+            manifest_etag: existing
+                .as_ref()
+                .filter(|_| same_modules)
+                .and_then(|e| e.manifest_etag.clone()),
+            manifest_fetched_at: existing.as_ref().and_then(|e| e.manifest_fetched_at),
+            manifest_error: None,
+            registered_at: existing.as_ref().map(|e| e.registered_at).unwrap_or(t),
+            updated_at: t,
+            next_health_at: reg.health_url.as_ref().map(|_| t),
+            next_manifest_at: reg.modules_url.as_ref().map(|_| t),
+            poll_owner: None,
+            poll_lease_until: None,
+        };
+        match existing {
+            Some(_) => registration::save(conn, &row)?,
+            None => registration::insert(conn, &row)?,
+        }
+        principal::set_categories(conn, &p.id, &reg.categories, t)?;
+        let index = registration::bump_index(conn)?;
+        audit::record(
+            conn,
+            NewAuditEvent::new("service.registered", Outcome::Ok)
+                .actor(Some(actor))
+                .principal(Some(&p.id))
+                .details(serde_json::json!({"base_url": reg.base_url, "categories": reg.categories})),
+            now,
+        )?;
+        let cats = principal::categories_of(conn, &p.id)?;
+        Ok((view(p.name.clone(), cats, Some(row)), index))
+    })
+}
+
+/// Renew the lease (Consul TTL check, Eureka renewal). Returns the new change
+/// index when the service came back up.
+pub fn heartbeat(conn: &mut DbConnection, p: &Principal, now: DateTime<Utc>) -> Result<(ServiceView, Option<i64>)> {
+    crate::db::transaction(conn, |conn| {
+        let row = registration::find(conn, &p.id)?
+            .ok_or_else(|| Error::NotFound(format!("registration of service {}", p.name)))?;
+        let lease = now + Duration::seconds(i64::from(row.ttl_seconds));
+        update::renew_lease(conn, &p.id, now, lease)?;
+        let index = if update::mark_up(conn, &p.id, now)? {
+            Some(registration::bump_index(conn)?)
+        } else {
+            None
+        };
+        Ok((get(conn, &p.name)?, index))
+    })
+}
+
+/// Store a pushed manifest. An invalid one is refused before this is called,
+/// so the previous manifest stays.
+pub fn push_manifest(
+    conn: &mut DbConnection,
+    p: &Principal,
+    manifest: &Manifest,
+    now: DateTime<Utc>,
+) -> Result<(ServiceView, Option<i64>)> {
+    let json = serde_json::to_string(manifest).map_err(Error::internal)?;
+    crate::db::transaction(conn, |conn| {
+        let row = registration::find(conn, &p.id)?
+            .ok_or_else(|| Error::NotFound(format!("registration of service {}", p.name)))?;
+        update::manifest(conn, &p.id, Some(&json), None, now)?;
+        let index = if row.manifest.as_deref() != Some(json.as_str()) {
+            Some(registration::bump_index(conn)?)
+        } else {
+            None
+        };
+        Ok((get(conn, &p.name)?, index))
+    })
+}
+
+/// Listed services: registered ones, optionally by category and status.
+pub fn list(conn: &mut DbConnection, category: Option<&str>, status: Option<&str>) -> Result<Vec<ServiceView>> {
+    let rows = registration::list(conn, category, status)?;
+    rows.into_iter()
+        .map(|(name, row)| {
+            let cats = principal::categories_of(conn, &row.principal_id)?;
+            Ok(view(name, cats, Some(row)))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryView {
+    pub name: String,
+    /// Service principals in the category.
+    pub service_count: i64,
+    /// Of those, the ones up now.
+    pub up_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryMember {
+    pub name: String,
+    pub priority: i32,
+    pub status: &'static str,
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategoryDetail {
+    pub name: String,
+    /// Highest priority first, then by name.
+    pub services: Vec<CategoryMember>,
+}
+
+fn members(conn: &mut DbConnection) -> Result<Vec<(String, CategoryMember)>> {
+    use crate::db::schema::{categories, principals, service_categories, service_registrations};
+    use diesel::prelude::*;
+    // (category, service, priority, status, base_url)
+    type MemberRow = (String, String, i32, Option<String>, Option<String>);
+    let rows: Vec<MemberRow> = service_categories::table
+        .inner_join(categories::table)
+        .inner_join(principals::table.left_join(service_registrations::table))
+        .select((
+            categories::name,
+            principals::name,
+            service_categories::priority,
+            service_registrations::status.nullable(),
+            service_registrations::base_url.nullable(),
+        ))
+        .order((
+            categories::name.asc(),
+            service_categories::priority.desc(),
+            principals::name.asc(),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(cat, name, priority, status, base_url)| {
+            let status = status.as_deref().map(status_str).unwrap_or("unknown");
+            (
+                cat,
+                CategoryMember {
+                    name,
+                    priority,
+                    status,
+                    base_url,
+                },
+            )
+        })
+        .collect())
+}
+
+pub fn categories(conn: &mut DbConnection) -> Result<Vec<CategoryView>> {
+    use crate::db::schema::categories;
+    use diesel::prelude::*;
+    let names: Vec<String> = categories::table
+        .select(categories::name)
+        .order(categories::name.asc())
+        .load(conn)?;
+    let members = members(conn)?;
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let of: Vec<&CategoryMember> = members.iter().filter(|(c, _)| *c == name).map(|(_, m)| m).collect();
+            CategoryView {
+                service_count: of.len() as i64,
+                up_count: of.iter().filter(|m| m.status == "up").count() as i64,
+                name,
+            }
+        })
+        .collect())
+}
+
+pub fn category(conn: &mut DbConnection, name: &str) -> Result<CategoryDetail> {
+    use crate::db::schema::categories;
+    use diesel::prelude::*;
+    let exists: i64 = categories::table
+        .filter(categories::name.eq(name))
+        .count()
+        .get_result(conn)?;
+    if exists == 0 {
+        return Err(Error::NotFound(format!("category {name}")));
+    }
+    let services = members(conn)?
+        .into_iter()
+        .filter(|(c, _)| c == name)
+        .map(|(_, m)| m)
+        .collect();
+    Ok(CategoryDetail {
+        name: name.to_string(),
+        services,
+    })
+}
+
+/// The manifests of services that are up, for the menu.
+pub fn up_manifests(conn: &mut DbConnection) -> Result<Vec<(String, Manifest)>> {
+    Ok(registration::list(conn, None, Some(UP))?
+        .into_iter()
+        .filter_map(|(name, row)| {
+            let m = row.manifest?;
+            manifest::parse(m.as_bytes()).ok().map(|m| (name, m))
+        })
+        .collect())
+}
+
+/// Mark down every service whose lease lapsed, and drop those down for longer
+/// than the deregistration window. Returns the new index if anything changed.
+pub fn sweep(conn: &mut DbConnection, cfg: &RegistryConfig, now: DateTime<Utc>) -> Result<Option<i64>> {
+    crate::db::transaction(conn, |conn| {
+        let lapsed = registration::lapse_leases(conn, now)?;
+        let dropped = registration::deregister_down_since(conn, now - cfg.deregister_after)?;
+        if lapsed + dropped > 0 {
+            Ok(Some(registration::bump_index(conn)?))
+        } else {
+            Ok(None)
+        }
+    })
+}
+
+/// Record a health check: a pass renews the lease and may bring the service
+/// up; a failure brings it down. Returns the new index if the status changed.
+pub fn record_health(
+    conn: &mut DbConnection,
+    id: &str,
+    result: std::result::Result<(), String>,
+    cfg: &RegistryConfig,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    crate::db::transaction(conn, |conn| {
+        let Some(row) = registration::find(conn, id)? else {
+            return Ok(None);
+        };
+        let next = now + cfg.health_interval;
+        let changed = match &result {
+            Ok(()) => {
+                update::health_result(conn, id, true, None, now, next)?;
+                update::renew_lease(conn, id, now, now + Duration::seconds(i64::from(row.ttl_seconds)))?;
+                update::mark_up(conn, id, now)?
+            }
+            Err(e) => {
+                update::health_result(conn, id, false, Some(e), now, next)?;
+                update::mark_down(conn, id, now)?
+            }
+        };
+        if changed {
+            Ok(Some(registration::bump_index(conn)?))
+        } else {
+            Ok(None)
+        }
+    })
+}
+
+/// The outcome of a manifest pull: `Ok(None)` is 304 Not Modified,
+/// `Ok(Some((body, etag)))` a fresh body, `Err` a failed pull.
+pub type ManifestPull = std::result::Result<Option<(Vec<u8>, Option<String>)>, String>;
+
+/// Record a manifest pull: a valid new manifest replaces the old one; an
+/// invalid one or a failed pull keeps the last good one and records the error.
+pub fn record_manifest(
+    conn: &mut DbConnection,
+    id: &str,
+    result: ManifestPull,
+    cfg: &RegistryConfig,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    crate::db::transaction(conn, |conn| {
+        let Some(row) = registration::find(conn, id)? else {
+            return Ok(None);
+        };
+        update::next_manifest_at(conn, id, now + cfg.manifest_interval)?;
+        match &result {
+            Ok(None) => Ok(None), // 304: unchanged
+            Ok(Some((bytes, etag))) => match manifest::parse(bytes) {
+                Ok(m) => {
+                    let json = serde_json::to_string(&m).map_err(Error::internal)?;
+                    update::manifest(conn, id, Some(&json), etag.as_deref(), now)?;
+                    if row.manifest.as_deref() != Some(json.as_str()) {
+                        Ok(Some(registration::bump_index(conn)?))
+                    } else {
+                        Ok(None)
+                    }
+                }
+                Err(e) => {
+                    update::manifest_error(conn, id, &format!("invalid manifest: {e}"), now)?;
+                    Ok(None)
+                }
+            },
+            Err(e) => {
+                update::manifest_error(conn, id, e, now)?;
+                Ok(None)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(base: &str, health: Option<&str>, modules: Option<&str>) -> Registration {
+        Registration {
+            base_url: base.into(),
+            health_url: health.map(str::to_string),
+            modules_url: modules.map(str::to_string),
+            categories: vec![],
+            ttl_seconds: None,
+        }
+    }
+
+    #[test]
+    fn relative_urls_resolve_against_base_url() {
+        let cfg = RegistryConfig::default();
+        let r = resolve(
+            reg("http://10.0.0.5:8080/app/", Some("health"), Some("/getModules.json")),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(r.base_url, "http://10.0.0.5:8080/app/");
+        assert_eq!(r.health_url.as_deref(), Some("http://10.0.0.5:8080/app/health"));
+        assert_eq!(r.modules_url.as_deref(), Some("http://10.0.0.5:8080/getModules.json"));
+        assert_eq!(r.ttl_seconds, 30);
+        let r = resolve(
+            reg("https://billing.internal", Some("https://other.internal/h"), None),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(r.health_url.as_deref(), Some("https://other.internal/h"));
+    }
+
+    #[test]
+    fn only_http_urls_and_bounded_ttls() {
+        let cfg = RegistryConfig::default();
+        for (r, field) in [
+            (reg("ftp://x", None, None), "base_url"),
+            (reg("/relative", None, None), "base_url"),
+            (reg("http://x", Some("file:///etc/passwd"), None), "health_url"),
+            (reg("http://x", None, Some("javascript:alert(1)")), "modules_url"),
+        ] {
+            match resolve(r, &cfg) {
+                Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut r = reg("http://x", None, None);
+        r.ttl_seconds = Some(0);
+        assert!(resolve(r.clone(), &cfg).is_err());
+        r.ttl_seconds = Some(MAX_TTL_SECS + 1);
+        assert!(resolve(r, &cfg).is_err());
+    }
+}

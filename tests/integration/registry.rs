@@ -1,0 +1,627 @@
+//! The service registry over real HTTP on both backends, watching real little
+//! services on loopback. The clock is manual and the background work runs by
+//! explicit ticks, so TTLs and intervals pass deterministically.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use reqwest::Method;
+use roster::clock::Clock;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, FakeService, TestApp, manifest_json};
+
+async fn app(backend: Backend) -> TestApp {
+    TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await
+}
+
+fn page_codes(modules: &Value) -> Vec<String> {
+    modules["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| {
+            m["pages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["code"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+on_both_backends!(
+    health_checks_and_manifests_drive_status_and_menu,
+    ttl_lapse_and_deregistration,
+    only_the_service_or_an_admin_may_write,
+    pushed_manifests_scope_filtering_and_etags,
+    manifest_pulls_use_etags_and_keep_the_last_good_one,
+    categories_rank_services_by_priority,
+    long_poll_wakes_on_change_and_across_instances,
+    polling_does_not_multiply_with_instances,
+);
+
+async fn health_checks_and_manifests_drive_status_and_menu(backend: Backend) {
+    let app = app(backend).await;
+    let fake = FakeService::start(manifest_json(
+        "billing",
+        &[("invoices", 10, None), ("reports", 20, Some("reports:read"))],
+    ));
+    let (_, token) = app.service_with_token("billing", &[]).await;
+
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/billing/registration",
+            Some(&token),
+            Some(json!({
+                "base_url": fake.base_url(), "health_url": "/health", "modules_url": "/getModules.json",
+                "categories": [{"name": "application", "priority": 5}]
+            })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "up", "registering starts the lease");
+    assert_eq!(r.body["health_url"], format!("{}health", fake.base_url()));
+    assert_eq!(r.body["modules_url"], format!("{}getModules.json", fake.base_url()));
+    assert!(r.header("x-roster-index").parse::<i64>().unwrap() > 0);
+
+    // The first tick checks health and pulls the manifest.
+    app.tick().await;
+    let r = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(r.body["status"], "up");
+    assert_eq!(r.body["health"]["ok"], true);
+    assert_eq!(r.body["manifest"]["code"], "billing");
+    assert_eq!(
+        r.body["manifest"]["css"],
+        json!(["/billing.css"]),
+        "extra fields pass through"
+    );
+    assert_eq!(r.body["categories"], json!([{"name": "application", "priority": 5}]));
+    let menu = app.call(Method::GET, "/api/v1/modules", None, None).await;
+    assert_eq!(page_codes(&menu.body), ["invoices"]);
+
+    // The health endpoint fails: down at the next check, and its pages go.
+    fake.set_healthy(false);
+    app.clock.advance(Duration::seconds(10));
+    app.tick().await;
+    let r = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(r.body["status"], "down");
+    assert_eq!(r.body["health"]["ok"], false);
+    assert!(r.body["health"]["error"].as_str().unwrap().contains("503"));
+    assert_eq!(
+        page_codes(&app.call(Method::GET, "/api/v1/modules", None, None).await.body),
+        Vec::<String>::new()
+    );
+    // A heartbeat does not override a failing health check.
+    let r = app
+        .call(Method::POST, "/api/v1/services/billing/heartbeat", Some(&token), None)
+        .await;
+    assert_eq!(r.body["status"], "down");
+    let r = app
+        .call(Method::GET, "/api/v1/services?status=down", Some(&token), None)
+        .await;
+    assert_eq!(r.body["items"][0]["name"], "billing");
+
+    // It recovers.
+    fake.set_healthy(true);
+    app.clock.advance(Duration::seconds(10));
+    app.tick().await;
+    let r = app
+        .call(Method::GET, "/api/v1/services?status=up", Some(&token), None)
+        .await;
+    assert_eq!(r.body["items"][0]["name"], "billing");
+    assert_eq!(
+        page_codes(&app.call(Method::GET, "/api/v1/modules", None, None).await.body),
+        ["invoices"]
+    );
+
+    // Passing checks keep renewing the lease beyond the TTL.
+    for _ in 0..4 {
+        app.clock.advance(Duration::seconds(10));
+        app.tick().await;
+    }
+    let r = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(r.body["status"], "up");
+    assert!(fake.health_hits.load(std::sync::atomic::Ordering::SeqCst) >= 6);
+
+    // No answer at all is down too.
+    drop(fake);
+    app.clock.advance(Duration::seconds(10));
+    app.tick().await;
+    let r = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(r.body["status"], "down");
+}
+
+async fn status_of(app: &TestApp, token: &str, name: &str) -> Value {
+    app.call(Method::GET, &format!("/api/v1/services/{name}"), Some(token), None)
+        .await
+        .body["status"]
+        .clone()
+}
+
+async fn ttl_lapse_and_deregistration(backend: Backend) {
+    let app = app(backend).await;
+    let (cron, token) = app.service_with_token("cron", &[]).await;
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/cron/registration",
+            Some(&token),
+            Some(json!({"base_url": "http://10.1.2.3:9000", "ttl_seconds": 30})),
+        )
+        .await;
+    assert_eq!(r.body["status"], "up");
+
+    app.clock.advance(Duration::seconds(20));
+    app.tick().await;
+    app.call(Method::POST, "/api/v1/services/cron/heartbeat", Some(&token), None)
+        .await;
+    app.clock.advance(Duration::seconds(20));
+    app.tick().await;
+    assert_eq!(
+        status_of(&app, &token, "cron").await,
+        "up",
+        "the heartbeat renewed the lease"
+    );
+
+    app.clock.advance(Duration::seconds(11));
+    app.tick().await;
+    assert_eq!(status_of(&app, &token, "cron").await, "down", "the lease lapsed");
+    let r = app
+        .call(Method::POST, "/api/v1/services/cron/heartbeat", Some(&token), None)
+        .await;
+    assert_eq!(r.body["status"], "up", "a heartbeat brings it back");
+
+    // Down for longer than the deregistration window: gone from listings, still a principal.
+    app.clock.advance(Duration::seconds(31));
+    app.tick().await;
+    assert_eq!(status_of(&app, &token, "cron").await, "down");
+    app.clock.advance(Duration::hours(72));
+    app.tick().await;
+    // (Its old token expired with the clock jump.)
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("cron", &cron.secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "still a principal");
+    let token = r.body["access_token"].as_str().unwrap().to_string();
+    let r = app.call(Method::GET, "/api/v1/services", Some(&token), None).await;
+    assert_eq!(r.body["items"], json!([]), "{}", r.body);
+    assert_eq!(status_of(&app, &token, "cron").await, "unknown");
+    let r = app
+        .call(Method::POST, "/api/v1/services/cron/heartbeat", Some(&token), None)
+        .await;
+    assert_eq!(r.status, 404, "it must register again");
+}
+
+async fn only_the_service_or_an_admin_may_write(backend: Backend) {
+    let app = app(backend).await;
+    let admin = app.admin_token().await;
+    let (_, billing) = app.service_with_token("billing", &[]).await;
+    let (_, mailer) = app.service_with_token("mailer", &[]).await;
+    app.create_human("dana", "dana-password-1", &[]).await;
+    let body = json!({"base_url": "http://10.0.0.1/"});
+
+    let put = |token: Option<String>, name: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::PUT,
+                &format!("/api/v1/services/{name}/registration"),
+                token.as_deref(),
+                Some(body),
+            )
+            .await
+        }
+    };
+    assert_eq!(put(Some(mailer.clone()), "billing", body.clone()).await.status, 403);
+    assert_eq!(put(None, "billing", body.clone()).await.status, 401);
+    assert_eq!(put(Some(billing.clone()), "billing", body.clone()).await.status, 200);
+    assert_eq!(put(Some(admin.clone()), "mailer", body.clone()).await.status, 200);
+    assert_eq!(put(Some(admin.clone()), "nobody", body.clone()).await.status, 404);
+    assert_eq!(
+        put(Some(admin.clone()), "dana", body.clone()).await.status,
+        404,
+        "humans are not services"
+    );
+    let r = app
+        .call(Method::POST, "/api/v1/services/billing/heartbeat", Some(&mailer), None)
+        .await;
+    assert_eq!(r.status, 403);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/billing/modules",
+            Some(&mailer),
+            Some(manifest_json("x", &[("a", 1, None)])),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+
+    for (bad, field) in [
+        (json!({"base_url": "ftp://10.0.0.1/"}), "base_url"),
+        (
+            json!({"base_url": "http://10.0.0.1/", "health_url": "file:///etc/passwd"}),
+            "health_url",
+        ),
+        (json!({"base_url": "http://10.0.0.1/", "ttl_seconds": 0}), "ttl_seconds"),
+        (
+            json!({"base_url": "http://10.0.0.1/", "categories": [{"name": "Bad Name"}]}),
+            "categories",
+        ),
+        (json!({"health_url": "/h"}), "base_url"),
+    ] {
+        let r = put(Some(billing.clone()), "billing", bad.clone()).await;
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (422, Some(field)),
+            "{bad}: {}",
+            r.body
+        );
+    }
+    // Reading needs a token.
+    assert_eq!(app.call(Method::GET, "/api/v1/services", None, None).await.status, 401);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/categories", None, None).await.status,
+        401
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/services/nobody", Some(&mailer), None)
+            .await
+            .status,
+        404
+    );
+}
+
+async fn pushed_manifests_scope_filtering_and_etags(backend: Backend) {
+    let app = app(backend).await;
+    let (_, token) = app.service_with_token("billing", &[]).await;
+    app.create_human("rita", "rita-password-1", &["reports:read"]).await;
+    let (rita, _) = app.login("rita", "rita-password-1").await;
+    app.call(
+        Method::PUT,
+        "/api/v1/services/billing/registration",
+        Some(&token),
+        Some(json!({"base_url": "http://10.0.0.2/"})),
+    )
+    .await;
+
+    let good = manifest_json(
+        "billing",
+        &[
+            ("reports", 20, Some("reports:read")),
+            ("invoices", 10, None),
+            ("admin", 5, Some("admin")),
+        ],
+    );
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/billing/modules",
+            Some(&token),
+            Some(good),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let anon = app.call(Method::GET, "/api/v1/modules", None, None).await;
+    assert_eq!(page_codes(&anon.body), ["invoices"]);
+    assert_eq!(anon.body["items"][0]["service"], "billing");
+    assert_eq!(anon.body["items"][0]["css"], json!(["/billing.css"]));
+    let mine = app.call(Method::GET, "/api/v1/modules", Some(&rita), None).await;
+    assert_eq!(
+        page_codes(&mine.body),
+        ["invoices", "reports"],
+        "sorted by menu_position"
+    );
+    let r = app.call(Method::GET, "/api/v1/modules", Some("garbage"), None).await;
+    assert_eq!(r.status, 401);
+
+    // ETag and If-None-Match.
+    let etag = anon.header("etag").to_string();
+    assert!(etag.starts_with('"'));
+    let r = app
+        .client
+        .get(app.url("/api/v1/modules"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = app
+        .client
+        .get(app.url("/api/v1/modules"))
+        .bearer_auth(&rita)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "another caller's menu differs");
+
+    // An invalid manifest is refused and the previous one stays.
+    for bad in [
+        json!({"name": "B", "code": "b", "pages": [{"name": "x", "code": "x", "icon": "i"}]}),
+        json!({"name": "B", "code": "b", "pages": [{"name": "x", "code": "x", "module_link": "/", "icon": "i"}, {"name": "y", "code": "x", "module_link": "/", "icon": "i"}]}),
+        json!({"name": "B", "code": "b", "pages": [], "css": "x".repeat(70_000)}),
+        json!("not an object"),
+    ] {
+        let r = app
+            .call(Method::PUT, "/api/v1/services/billing/modules", Some(&token), Some(bad))
+            .await;
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert!(r.body["field"].is_string());
+    }
+    let again = app.call(Method::GET, "/api/v1/modules", None, None).await;
+    assert_eq!(page_codes(&again.body), ["invoices"]);
+    assert_eq!(again.header("etag"), etag, "unchanged menu, same ETag");
+}
+
+async fn manifest_pulls_use_etags_and_keep_the_last_good_one(backend: Backend) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let app = app(backend).await;
+    let fake = FakeService::start(manifest_json("shop", &[("cart", 1, None)]));
+    let (_, token) = app.service_with_token("shop", &[]).await;
+    app.call(
+        Method::PUT,
+        "/api/v1/services/shop/registration",
+        Some(&token),
+        Some(json!({"base_url": fake.base_url(), "modules_url": "getModules.json", "ttl_seconds": 3600})),
+    )
+    .await;
+    app.tick().await;
+    assert_eq!(fake.manifest_hits.load(SeqCst), 1);
+    assert_eq!(
+        page_codes(&app.call(Method::GET, "/api/v1/modules", None, None).await.body),
+        ["cart"]
+    );
+
+    // Unchanged: the next pull is conditional and answered 304.
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    assert_eq!(fake.not_modified.load(SeqCst), 1);
+    assert_eq!(fake.manifest_hits.load(SeqCst), 1);
+
+    // Changed: pulled again.
+    fake.set_manifest(&manifest_json("shop", &[("cart", 1, None), ("orders", 2, None)]).to_string());
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    assert_eq!(
+        page_codes(&app.call(Method::GET, "/api/v1/modules", None, None).await.body),
+        ["cart", "orders"]
+    );
+
+    // Invalid: the last good one stays and the error is recorded.
+    fake.set_manifest(r#"{"name": "Shop", "pages": "nope"}"#);
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    let r = app.call(Method::GET, "/api/v1/services/shop", Some(&token), None).await;
+    assert!(
+        r.body["manifest_error"].as_str().unwrap().contains("invalid manifest"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        page_codes(&app.call(Method::GET, "/api/v1/modules", None, None).await.body),
+        ["cart", "orders"]
+    );
+
+    // Unreachable: likewise.
+    let base = fake.base_url();
+    drop(fake);
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    let r = app.call(Method::GET, "/api/v1/services/shop", Some(&token), None).await;
+    assert!(
+        r.body["manifest_error"]
+            .as_str()
+            .unwrap()
+            .contains("manifest pull failed"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["manifest"]["pages"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["modules_url"], format!("{base}getModules.json"));
+}
+
+async fn categories_rank_services_by_priority(backend: Backend) {
+    let app = app(backend).await;
+    let admin = app.admin_token().await;
+    for (name, prio) in [("mail-a", 10), ("mail-b", 50), ("sms", 20)] {
+        let (_, t) = app.service_with_token(name, &[]).await;
+        app.call(Method::PUT, &format!("/api/v1/services/{name}/registration"), Some(&t), Some(json!({
+            "base_url": "http://10.0.0.9/", "categories": [{"name": "notification", "priority": prio}], "ttl_seconds": 60
+        })))
+        .await;
+    }
+    // mail-b lapses; sms re-registers elsewhere.
+    app.clock.advance(Duration::seconds(61));
+    app.tick().await;
+    let (_, sms) = app.service_with_token("sms-2", &[]).await;
+    app.call(Method::PUT, "/api/v1/services/sms-2/registration", Some(&sms), Some(json!({"base_url": "http://10.0.0.10/", "categories": [{"name": "notification", "priority": 1}, {"name": "sms"}]})))
+        .await;
+
+    let r = app.call(Method::GET, "/api/v1/categories", Some(&admin), None).await;
+    assert_eq!(
+        r.body["items"],
+        json!([
+            {"name": "notification", "service_count": 4, "up_count": 1},
+            {"name": "sms", "service_count": 1, "up_count": 1},
+        ])
+    );
+    let r = app
+        .call(Method::GET, "/api/v1/categories/notification", Some(&admin), None)
+        .await;
+    let ranked: Vec<(String, i64, String)> = r.body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().into(),
+                s["priority"].as_i64().unwrap(),
+                s["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranked,
+        [
+            ("mail-b".into(), 50, "down".into()),
+            ("sms".into(), 20, "down".into()),
+            ("mail-a".into(), 10, "down".into()),
+            ("sms-2".into(), 1, "up".into()),
+        ]
+    );
+    let r = app
+        .call(Method::GET, "/api/v1/services?category=sms", Some(&admin), None)
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/categories/nope", Some(&admin), None)
+            .await
+            .status,
+        404
+    );
+}
+
+async fn long_poll_wakes_on_change_and_across_instances(backend: Backend) {
+    let a = app(backend).await;
+    // Instances behind one load balancer share the database and the issuer.
+    let issuer = a.issuer();
+    let b = TestApp::builder(backend)
+        .clock(Clock::manual(Utc::now()))
+        .same_database_as(&a)
+        .settings(move |mut s| {
+            s.token.issuer = issuer;
+            s
+        })
+        .spawn()
+        .await;
+    let (_, token) = a.service_with_token("billing", &[]).await;
+    let r = a.call(Method::GET, "/api/v1/services", Some(&token), None).await;
+    let index: i64 = r.header("x-roster-index").parse().unwrap();
+
+    // Nothing changes: the wait elapses and the index is the same.
+    let r = a
+        .call(
+            Method::GET,
+            &format!("/api/v1/services?index={index}&wait=1s"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.header("x-roster-index").parse::<i64>().unwrap(), index);
+
+    // A change on the same instance wakes a waiter at once (the guard is far
+    // below the 60 s wait).
+    let waiter = {
+        let (client, url, token) = (
+            a.client.clone(),
+            a.url(&format!("/api/v1/services?index={index}&wait=60s")),
+            token.clone(),
+        );
+        tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap() })
+    };
+    a.call(
+        Method::PUT,
+        "/api/v1/services/billing/registration",
+        Some(&token),
+        Some(json!({"base_url": "http://10.0.0.3/"})),
+    )
+    .await;
+    let resp = tokio::time::timeout(StdDuration::from_secs(20), waiter)
+        .await
+        .expect("long poll woke")
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-roster-index"), "{:?}", resp.headers());
+    let woke: i64 = resp.headers()["x-roster-index"].to_str().unwrap().parse().unwrap();
+    assert!(woke > index);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["items"][0]["name"], "billing");
+
+    // A change on instance A wakes a waiter on instance B, whose background
+    // work follows the shared change index.
+    let worker = tokio::spawn(roster::registry::worker::run(b.state.clone()));
+    let waiter = {
+        let (client, url, token) = (
+            b.client.clone(),
+            b.url(&format!("/api/v1/services?index={woke}&wait=60s")),
+            token.clone(),
+        );
+        tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap() })
+    };
+    a.call(
+        Method::PUT,
+        "/api/v1/services/billing/registration",
+        Some(&token),
+        Some(json!({"base_url": "http://10.0.0.4/"})),
+    )
+    .await;
+    let resp = tokio::time::timeout(StdDuration::from_secs(20), waiter)
+        .await
+        .expect("woke across instances")
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["x-roster-index"]
+            .to_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > woke
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["items"][0]["base_url"], "http://10.0.0.4/");
+    worker.abort();
+
+    let r = a
+        .call(Method::GET, "/api/v1/services?index=0&wait=soon", Some(&token), None)
+        .await;
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("wait")));
+}
+
+async fn polling_does_not_multiply_with_instances(backend: Backend) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let start = Utc::now();
+    let a = TestApp::builder(backend).clock(Clock::manual(start)).spawn().await;
+    let b = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .same_database_as(&a)
+        .spawn()
+        .await;
+    let fake = FakeService::start(manifest_json("x", &[("p", 1, None)]));
+    let (_, token) = a.service_with_token("billing", &[]).await;
+    a.call(
+        Method::PUT,
+        "/api/v1/services/billing/registration",
+        Some(&token),
+        Some(json!({"base_url": fake.base_url(), "health_url": "/health", "modules_url": "/getModules.json"})),
+    )
+    .await;
+    for round in 1..=3 {
+        // Both instances tick at the same moment; one of them polls.
+        tokio::join!(a.tick(), b.tick());
+        assert_eq!(fake.health_hits.load(SeqCst), round, "round {round}");
+        a.clock.advance(Duration::seconds(10));
+        b.clock.advance(Duration::seconds(10));
+    }
+    assert_eq!(
+        fake.manifest_hits.load(SeqCst) + fake.not_modified.load(SeqCst),
+        1,
+        "one pull per interval"
+    );
+}

@@ -93,6 +93,18 @@ struct ServeArgs {
     /// How long a new key is published in the JWKS before it signs.
     #[arg(long, env = "ROSTER_KEY_PUBLISH_DELAY", default_value = "10m", value_parser = parse_some_duration)]
     key_publish_delay: chrono::Duration,
+    /// How often registered services' health_url is polled.
+    #[arg(long, env = "ROSTER_HEALTH_INTERVAL", default_value = "10s", value_parser = parse_some_duration)]
+    health_interval: chrono::Duration,
+    /// Timeout of one health check or manifest pull.
+    #[arg(long, env = "ROSTER_FETCH_TIMEOUT", default_value = "2s", value_parser = parse_some_duration)]
+    fetch_timeout: chrono::Duration,
+    /// How often registered services' modules_url is pulled.
+    #[arg(long, env = "ROSTER_MANIFEST_INTERVAL", default_value = "60s", value_parser = parse_some_duration)]
+    manifest_interval: chrono::Duration,
+    /// A service down this long drops out of the registry's listings.
+    #[arg(long, env = "ROSTER_DEREGISTER_AFTER", default_value = "72h", value_parser = parse_some_duration)]
+    deregister_after: chrono::Duration,
 }
 
 /// A duration that may be "off".
@@ -230,6 +242,10 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.keys.alg = cli.signing_alg;
     settings.keys.rotation_interval = args.key_rotation_interval.0;
     settings.keys.publish_delay = args.key_publish_delay;
+    settings.registry.health_interval = args.health_interval;
+    settings.registry.fetch_timeout = args.fetch_timeout;
+    settings.registry.manifest_interval = args.manifest_interval;
+    settings.registry.deregister_after = args.deregister_after;
     let state = AppState::new(
         opened.pool,
         opened.target.clone(),

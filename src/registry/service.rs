@@ -20,8 +20,8 @@ pub struct Registration {
     pub base_url: String,
     pub health_url: Option<String>,
     pub modules_url: Option<String>,
-    #[serde(default)]
-    pub categories: Vec<CategoryAssignment>,
+    /// Replaces the service's categories; omitted, they stay as they are.
+    pub categories: Option<Vec<CategoryAssignment>>,
     pub ttl_seconds: Option<i64>,
 }
 
@@ -31,7 +31,7 @@ pub struct Resolved {
     pub base_url: String,
     pub health_url: Option<String>,
     pub modules_url: Option<String>,
-    pub categories: Vec<CategoryAssignment>,
+    pub categories: Option<Vec<CategoryAssignment>>,
     pub ttl_seconds: i32,
 }
 
@@ -67,7 +67,9 @@ pub fn resolve(reg: Registration, cfg: &RegistryConfig) -> Result<Resolved> {
             format!("must be {MIN_TTL_SECS} to {MAX_TTL_SECS}"),
         ));
     }
-    principal::validate_categories(&reg.categories)?;
+    if let Some(cats) = &reg.categories {
+        principal::validate_categories(cats)?;
+    }
     Ok(Resolved {
         base_url: base.to_string(),
         health_url,
@@ -213,7 +215,9 @@ pub fn register(
             Some(_) => registration::save(conn, &row)?,
             None => registration::insert(conn, &row)?,
         }
-        principal::set_categories(conn, &p.id, &reg.categories, t)?;
+        if let Some(cats) = &reg.categories {
+            principal::set_categories(conn, &p.id, cats, t)?;
+        }
         let index = registration::bump_index(conn)?;
         audit::record(
             conn,
@@ -492,7 +496,7 @@ mod tests {
             base_url: base.into(),
             health_url: health.map(str::to_string),
             modules_url: modules.map(str::to_string),
-            categories: vec![],
+            categories: None,
             ttl_seconds: None,
         }
     }

@@ -472,3 +472,88 @@ async fn secrets_never_appear_in_logs() {
         assert!(!logs.contains(s), "a secret reached the logs");
     }
 }
+
+/// The README walkthrough against the real binary: its background worker
+/// checks health on its own, on a 1-second interval.
+#[tokio::test]
+async fn serve_watches_registered_services() {
+    use crate::support::{FakeService, manifest_json};
+    let db = TestDb::new(Backend::Sqlite);
+    let out = run(roster(&db).args(["principal", "create-service", "billing", "--category", "application:5"]));
+    let secret = stdout_json(&out)["client_secret"].as_str().unwrap().to_string();
+    let fake = FakeService::start(manifest_json("billing", &[("invoices", 1, None)]));
+    let mut served = Served::start(
+        roster(&db)
+            .env("ROSTER_HEALTH_INTERVAL", "1s")
+            .env("ROSTER_MANIFEST_INTERVAL", "1s"),
+    );
+    let addr = listen_addr(&served.wait_for("roster listening on"));
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{addr}{p}");
+    let token: Value = http
+        .post(url("/oauth/token"))
+        .basic_auth("billing", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let r = http
+        .put(url("/api/v1/services/billing/registration"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"base_url": fake.base_url(), "health_url": "/health", "modules_url": "/getModules.json", "ttl_seconds": 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Wait for a condition on the menu by long-polling the registry's change
+    // feed (no sleeping), for at most 30 s of real time.
+    let menu_has_pages = |want: bool| {
+        let (http, token) = (http.clone(), token.clone());
+        let (modules, services) = (url("/api/v1/modules"), url("/api/v1/services"));
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let mut index = 0i64;
+            while std::time::Instant::now() < deadline {
+                let m: Value = http.get(&modules).send().await.unwrap().json().await.unwrap();
+                if m["items"].as_array().is_some_and(|i| !i.is_empty()) == want {
+                    return true;
+                }
+                let r = http
+                    .get(format!("{services}?index={index}&wait=5s"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                index = r.headers()["x-roster-index"].to_str().unwrap().parse().unwrap();
+            }
+            false
+        }
+    };
+    assert!(
+        menu_has_pages(true).await,
+        "pages appear once the worker pulled the manifest"
+    );
+    fake.set_healthy(false);
+    assert!(
+        menu_has_pages(false).await,
+        "pages disappear when the health check fails"
+    );
+    let s: Value = http
+        .get(url("/api/v1/services/billing"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["status"], "down");
+    fake.set_healthy(true);
+    assert!(menu_has_pages(true).await, "and come back");
+    assert!(served.terminate().success());
+}

@@ -625,3 +625,36 @@ async fn polling_does_not_multiply_with_instances(backend: Backend) {
         "one pull per interval"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_without_categories_keeps_them() {
+    let app = app(Backend::Sqlite).await;
+    let admin = app.admin_token().await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/principals",
+            Some(&admin),
+            Some(json!({"kind": "service", "name": "billing", "categories": [{"name": "application", "priority": 5}]})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/billing/registration",
+            Some(&admin),
+            Some(json!({"base_url": "http://10.0.0.1/"})),
+        )
+        .await;
+    assert_eq!(r.body["categories"], json!([{"name": "application", "priority": 5}]));
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/billing/registration",
+            Some(&admin),
+            Some(json!({"base_url": "http://10.0.0.1/", "categories": []})),
+        )
+        .await;
+    assert_eq!(r.body["categories"], json!([]), "an explicit list replaces them");
+}

@@ -14,9 +14,42 @@ use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal::{self, PrincipalKind};
 
-/// The outcome of client authentication inside a database closure: the outer
-/// `Result` is a storage failure, the inner one what the client is told.
+/// The outcome of a check inside a database closure: the outer `Result` is a
+/// storage failure, the inner one what the client is told.
 pub type Checked<T> = std::result::Result<T, OAuthError>;
+
+/// Unwrap a `Result<Checked<T>>` inside a closure that returns one: a storage
+/// error propagates with `?`, an OAuth error is returned as the answer.
+macro_rules! checked {
+    ($e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(oauth) => return Ok(Err(oauth)),
+        }
+    };
+}
+pub(crate) use checked;
+
+/// Audit a failed client authentication; the client only sees `invalid_client`.
+fn refuse(
+    conn: &mut DbConnection,
+    principal: Option<&str>,
+    client_id: &str,
+    reason: &str,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Checked<Option<AuthenticatedClient>>> {
+    audit::record(
+        conn,
+        NewAuditEvent::new("login.client", Outcome::Failed)
+            .principal(principal)
+            .remote(remote)
+            .reason(reason)
+            .details(serde_json::json!({ "client_id": client_id })),
+        now,
+    )?;
+    Ok(Err(OAuthError::invalid_client()))
+}
 
 /// Authenticate a presented secret. `Ok(Ok(None))` when no secret was presented.
 /// A success counts a use of the secret in `usage`, written in batches.
@@ -40,18 +73,14 @@ pub fn authenticate(
             }
             Ok(Ok(Some(c)))
         }
-        Err((failure, principal)) => {
-            audit::record(
-                conn,
-                NewAuditEvent::new("login.client", Outcome::Failed)
-                    .principal(principal.as_ref().map(|p| p.id.as_str()))
-                    .remote(remote)
-                    .reason(failure.reason())
-                    .details(serde_json::json!({ "client_id": client_id })),
-                now,
-            )?;
-            Ok(Err(OAuthError::invalid_client()))
-        }
+        Err((failure, principal)) => refuse(
+            conn,
+            principal.as_ref().map(|p| p.id.as_str()),
+            client_id,
+            failure.reason(),
+            remote,
+            now,
+        ),
     }
 }
 
@@ -70,18 +99,15 @@ pub fn identify(
         ClientCredentials::None => Ok(Ok(None)),
         ClientCredentials::IdOnly(id) => match principal::find_by_name(conn, id)? {
             Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Ok(Some(p.name))),
-            found => {
-                audit::record(
-                    conn,
-                    NewAuditEvent::new("login.client", Outcome::Failed)
-                        .principal(found.as_ref().map(|p| p.id.as_str()))
-                        .remote(remote)
-                        .reason("client_id is not an active service")
-                        .details(serde_json::json!({ "client_id": id })),
-                    now,
-                )?;
-                Ok(Err(OAuthError::invalid_client()))
-            }
+            found => Ok(refuse(
+                conn,
+                found.as_ref().map(|p| p.id.as_str()),
+                id,
+                "client_id is not an active service",
+                remote,
+                now,
+            )?
+            .map(|_| None)),
         },
         _ => Ok(authenticate(conn, pepper, usage, creds, remote, now)?.map(|c| c.map(|c| c.principal.name))),
     }

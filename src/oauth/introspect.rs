@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::client_auth;
+use super::client_auth::{self, checked};
 use super::error::OAuthError;
 use super::request::ClientCredentials;
 use super::token::refresh_token_hash;
@@ -110,10 +110,17 @@ pub async fn introspect(
     let usage = state.usage();
     state
         .db(move |conn| {
-            match client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)? {
-                Ok(Some(_)) => {}
-                Ok(None) => return Ok(Err(OAuthError::invalid_client())),
-                Err(e) => return Ok(Err(e)),
+            if checked!(client_auth::authenticate(
+                conn,
+                &pepper,
+                &usage,
+                &creds,
+                remote.as_deref(),
+                now
+            ))
+            .is_none()
+            {
+                return Ok(Err(OAuthError::invalid_client()));
             }
             let Some(token) = token else {
                 return Ok(Err(OAuthError::invalid_request("missing parameter 'token'")));

@@ -1,6 +1,6 @@
 //! Token revocation (RFC 7009).
 
-use super::client_auth;
+use super::client_auth::{self, checked};
 use super::error::OAuthError;
 use super::request::ClientCredentials;
 use super::token::refresh_token_hash;
@@ -33,10 +33,7 @@ pub async fn revoke(
     let usage = state.usage();
     state
         .db(move |conn| {
-            let client = match client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)? {
-                Ok(c) => c.map(|c| c.principal.name),
-                Err(e) => return Ok(Err(e)),
-            };
+            let client = checked!(client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)).map(|c| c.principal.name);
             // Who may revoke: the client the token was issued to, or anyone
             // holding a token that a person got without a client.
             let allowed = |token_client: Option<&str>| -> Result<bool, OAuthError> {

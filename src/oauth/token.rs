@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::client_auth::{self, Checked};
+use super::client_auth::{self, Checked, checked};
 use super::error::{ErrorCode, OAuthError};
 use super::grants::{self, Audience, Grant};
 use super::request::{ClientCredentials, TokenRequest};
@@ -109,16 +109,18 @@ async fn client_credentials(
     let now = state.now();
     state
         .db(move |conn| {
-            let client = match client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)? {
-                Ok(Some(c)) => c,
-                Ok(None) => return Ok(Err(OAuthError::invalid_client())),
-                Err(e) => return Ok(Err(e)),
+            let Some(client) = checked!(client_auth::authenticate(
+                conn,
+                &pepper,
+                &usage,
+                &creds,
+                remote.as_deref(),
+                now
+            )) else {
+                return Ok(Err(OAuthError::invalid_client()));
             };
             let granted = principal::scopes_of(conn, &client.principal.id)?;
-            let target = match resolve_resource(conn, resource.as_deref())? {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(e)),
-            };
+            let target = checked!(resolve_resource(conn, resource.as_deref()));
             Ok(grants::client_credentials(
                 &client.principal,
                 &granted,
@@ -157,14 +159,15 @@ async fn password_grant(
     let remote_for_load = remote.clone();
     let login = state
         .db(move |conn| {
-            let client = match client_auth::identify(conn, &pepper, &usage, &creds, remote_for_load.as_deref(), now)? {
-                Ok(c) => c,
-                Err(e) => return Ok(Err(e)),
-            };
-            let target = match resolve_resource(conn, resource.as_deref())? {
-                Ok(t) => t,
-                Err(e) => return Ok(Err(e)),
-            };
+            let client = checked!(client_auth::identify(
+                conn,
+                &pepper,
+                &usage,
+                &creds,
+                remote_for_load.as_deref(),
+                now
+            ));
+            let target = checked!(resolve_resource(conn, resource.as_deref()));
             let user = principal::find_by_name(conn, &username)?;
             let (phc, granted) = match &user {
                 Some(u) if u.kind == PrincipalKind::Human.as_str() => (
@@ -321,10 +324,14 @@ async fn refresh_grant(
     let now = state.now();
     state
         .db(move |conn| {
-            let client = match client_auth::identify(conn, &pepper, &usage, &creds, remote.as_deref(), now)? {
-                Ok(c) => c,
-                Err(e) => return Ok(Err(e)),
-            };
+            let client = checked!(client_auth::identify(
+                conn,
+                &pepper,
+                &usage,
+                &creds,
+                remote.as_deref(),
+                now
+            ));
             let hash = refresh_token_hash(&pepper, &token);
             crate::db::transaction(conn, |conn| {
                 let Some(row) = refresh_token::find_by_hash(conn, &hash)? else {

@@ -119,10 +119,12 @@ impl DatabaseTarget {
                 let path_str = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path_str).map_err(connection_error)?;
                 // foreign_keys is per connection; WAL lets readers run beside one
-                // writer; busy_timeout makes writers queue instead of failing.
+                // writer; busy_timeout makes writers queue instead of failing;
+                // synchronous=FULL syncs every commit, so an acknowledged write
+                // survives a power loss too, not only a crash of the process.
                 conn.batch_execute(&format!(
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
-                     PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                     PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                 ))?;
                 Ok(DbConnection::Sqlite(conn))
             }

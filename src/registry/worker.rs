@@ -1,6 +1,7 @@
-//! The registry's background work, run by every instance once a second:
-//! lapse expired leases, deregister long-dead services, run the health checks
-//! and manifest pulls that are due, and follow the change index.
+//! The background work of every instance, once a second: lapse expired
+//! leases, deregister long-dead services, run the health checks and manifest
+//! pulls that are due, follow the change index, and write pending
+//! client-secret use counts.
 //!
 //! Scale-out: a due poll is claimed with a conditional update of its lease
 //! columns (`poll_owner`, `poll_lease_until`), so of N instances exactly one
@@ -53,7 +54,10 @@ pub async fn tick(state: &AppState) -> Result<()> {
 
     let index = state.db(registration::current_index).await?;
     reg.feed.observe(index);
-    Ok(())
+
+    // Client-secret use counts are written on the request path once a second;
+    // write what is pending here too, so they are current when traffic stops.
+    state.flush_usage().await
 }
 
 /// Run the due health check and manifest pull of one claimed service.

@@ -15,7 +15,7 @@ use crate::config::{self, DEFAULT_LISTEN, Settings};
 use crate::db::PoolOptions;
 use crate::models::principal::{CategoryAssignment, NewPrincipal, PrincipalKind};
 use crate::principals::{self, CreatedServiceView};
-use crate::startup::{self, AdminPassword, Opened};
+use crate::startup::{self, AdminPassword, Session};
 use crate::state::AppState;
 
 #[derive(Debug, Parser)]
@@ -196,12 +196,12 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn open(cli: &Cli, pool: PoolOptions) -> Result<Opened, String> {
-    startup::open(
+/// The database, migrated, with its verified pepper, on one connection.
+fn connect(cli: &Cli) -> Result<Session, String> {
+    startup::connect(
         cli.database_url.as_deref(),
         cli.key_file.as_deref(),
         env("ROSTER_SECRET_PEPPER").as_deref(),
-        &pool,
         Utc::now(),
     )
 }
@@ -210,8 +210,8 @@ fn run(cli: Cli) -> Result<(), String> {
     match &cli.command {
         Command::Serve(args) => serve(&cli, args),
         Command::Migrate => {
-            let opened = open(&cli, PoolOptions::default())?;
-            eprintln!("migrations are up to date on {}", opened.target.describe());
+            let session = connect(&cli)?;
+            eprintln!("migrations are up to date on {}", session.target.describe());
             Ok(())
         }
         Command::Principal(cmd) => principal(&cli, cmd),
@@ -220,9 +220,9 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
-    let opened = open(cli, PoolOptions::default())?;
-    tracing::info!(database = %opened.target.describe(), pepper = %opened.pepper_source, "database ready");
-    match startup::bootstrap_admin(&opened.pool, env("ROSTER_ADMIN_PASSWORD").as_deref(), Utc::now())? {
+    let mut session = connect(cli)?;
+    tracing::info!(database = %session.target.describe(), pepper = %session.pepper_source, "database ready");
+    match startup::bootstrap_admin(&mut session.conn, env("ROSTER_ADMIN_PASSWORD").as_deref(), Utc::now())? {
         Some(AdminPassword::Generated(pw)) => {
             eprintln!(
                 "Created the first administrator 'admin' with a generated password, shown only this once:\n{}",
@@ -234,6 +234,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         }
         None => {}
     }
+    let opened = session.into_pool(&PoolOptions::default())?;
     let (listener, addr) =
         crate::http::bind(&args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let mut settings =
@@ -282,14 +283,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
 }
 
 fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
-    let opened = open(
-        cli,
-        PoolOptions {
-            max_size: 2,
-            ..PoolOptions::default()
-        },
-    )?;
-    let mut conn = opened.pool.get().map_err(|e| e.to_string())?;
+    let Session { mut conn, pepper, .. } = connect(cli)?;
     let now = Utc::now();
     let out = match cmd {
         PrincipalCommand::CreateService {
@@ -312,7 +306,7 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
                 categories,
             };
             let created =
-                principals::create_service(&mut conn, &opened.pepper, &input, None, now).map_err(|e| e.to_string())?;
+                principals::create_service(&mut conn, &pepper, &input, None, now).map_err(|e| e.to_string())?;
             serde_json::to_string_pretty(&CreatedServiceView::from(created))
         }
         PrincipalCommand::CreateHuman {
@@ -346,17 +340,10 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
 }
 
 fn keys(cli: &Cli, cmd: &KeysCommand) -> Result<(), String> {
-    let opened = open(
-        cli,
-        PoolOptions {
-            max_size: 2,
-            ..PoolOptions::default()
-        },
-    )?;
-    let mut conn = opened.pool.get().map_err(|e| e.to_string())?;
+    let Session { mut conn, pepper, .. } = connect(cli)?;
     let out = match cmd {
         KeysCommand::Rotate => {
-            let kid = crate::auth::keys::rotate(&mut conn, &opened.pepper, cli.signing_alg, Utc::now())
+            let kid = crate::auth::keys::rotate(&mut conn, &pepper, cli.signing_alg, Utc::now())
                 .map_err(|e| e.to_string())?;
             serde_json::json!({"kid": kid, "alg": cli.signing_alg.as_str(), "state": "next"})
         }

@@ -8,9 +8,41 @@ use chrono::{DateTime, Utc};
 use crate::auth::password;
 use crate::auth::pepper_check;
 use crate::auth::secrets::{Pepper, PepperSource, SecretString, random_token};
-use crate::db::{self, DatabaseTarget, DbPool, PoolOptions};
+use crate::db::{self, DatabaseTarget, DbConnection, DbPool, PoolOptions};
 use crate::principals;
 
+/// A migrated database with its verified pepper, on one connection: what a
+/// one-shot command needs.
+pub struct Session {
+    pub target: DatabaseTarget,
+    pub conn: DbConnection,
+    pub pepper: Pepper,
+    pub pepper_source: PepperSource,
+}
+
+/// Resolve `DATABASE_URL`, run pending migrations, load the pepper and verify it.
+pub fn connect(
+    database_url: Option<&str>,
+    key_file: Option<&Path>,
+    pepper_env: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Session, String> {
+    let target = DatabaseTarget::parse(database_url).map_err(|e| e.to_string())?;
+    let mut conn = db::connect_migrated(&target)?;
+    let key_file: PathBuf = key_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| crate::config::default_key_file(&target));
+    let (pepper, pepper_source) = Pepper::load(pepper_env, &key_file).map_err(|e| e.to_string())?;
+    pepper_check::verify_or_store(&mut conn, &pepper, now).map_err(|e| e.to_string())?;
+    Ok(Session {
+        target,
+        conn,
+        pepper,
+        pepper_source,
+    })
+}
+
+/// A session's database as a pool, for a long-running process.
 pub struct Opened {
     pub target: DatabaseTarget,
     pub pool: DbPool,
@@ -18,7 +50,19 @@ pub struct Opened {
     pub pepper_source: PepperSource,
 }
 
-/// Resolve `DATABASE_URL`, run pending migrations, load the pepper and verify it.
+impl Session {
+    pub fn into_pool(self, opts: &PoolOptions) -> Result<Opened, String> {
+        let pool = db::pool(&self.target, opts)?;
+        Ok(Opened {
+            target: self.target,
+            pool,
+            pepper: self.pepper,
+            pepper_source: self.pepper_source,
+        })
+    }
+}
+
+/// [`connect`], then a pool.
 pub fn open(
     database_url: Option<&str>,
     key_file: Option<&Path>,
@@ -26,21 +70,7 @@ pub fn open(
     pool: &PoolOptions,
     now: DateTime<Utc>,
 ) -> Result<Opened, String> {
-    let target = DatabaseTarget::parse(database_url).map_err(|e| e.to_string())?;
-    let pool = db::open(&target, pool)?;
-    let key_file: PathBuf = key_file
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| crate::config::default_key_file(&target));
-    let (pepper, pepper_source) = Pepper::load(pepper_env, &key_file).map_err(|e| e.to_string())?;
-    let mut conn = pool.get().map_err(|e| format!("{}: {e}", target.describe()))?;
-    pepper_check::verify_or_store(&mut conn, &pepper, now).map_err(|e| e.to_string())?;
-    drop(conn);
-    Ok(Opened {
-        target,
-        pool,
-        pepper,
-        pepper_source,
-    })
+    connect(database_url, key_file, pepper_env, now)?.into_pool(pool)
 }
 
 /// The first administrator's password as it was decided at first start.
@@ -52,12 +82,11 @@ pub enum AdminPassword {
 /// First start: when no principal holds `admin`, create the human `admin`.
 /// Returns what was done so that the caller can tell the operator once.
 pub fn bootstrap_admin(
-    pool: &DbPool,
+    conn: &mut DbConnection,
     admin_password_env: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<AdminPassword>, String> {
-    let mut conn = pool.get().map_err(|e| e.to_string())?;
-    if principals::admin_exists(&mut conn).map_err(|e| e.to_string())? {
+    if principals::admin_exists(conn).map_err(|e| e.to_string())? {
         return Ok(None);
     }
     let (password, how) = match admin_password_env.filter(|p| !p.is_empty()) {
@@ -68,7 +97,7 @@ pub fn bootstrap_admin(
         }
     };
     let phc = password::hash_password(&password).map_err(|e| format!("ROSTER_ADMIN_PASSWORD: {e}"))?;
-    match principals::bootstrap_admin(&mut conn, &phc, now).map_err(|e| e.to_string())? {
+    match principals::bootstrap_admin(conn, &phc, now).map_err(|e| e.to_string())? {
         Some(_) => Ok(Some(how)),
         None => Ok(None),
     }

@@ -211,15 +211,22 @@ impl Default for PoolOptions {
     }
 }
 
-/// Connect, migrate, and build the pool. The first connection is made directly
-/// so that an unreachable database fails at once with the driver's own message.
-pub fn open(target: &DatabaseTarget, opts: &PoolOptions) -> Result<DbPool, String> {
+/// Open one connection and run pending migrations. Connecting directly makes
+/// an unreachable database fail at once with the driver's own message.
+pub fn connect_migrated(target: &DatabaseTarget) -> Result<DbConnection, String> {
     if let DatabaseTarget::Sqlite(path) = target {
         ensure_parent_dir(path)?;
     }
-    let mut first = target.connect().map_err(|e| format!("{}: {e}", target.describe()))?;
-    run_migrations(&mut first)?;
-    drop(first);
+    let mut conn = target.connect().map_err(|e| format!("{}: {e}", target.describe()))?;
+    run_migrations(&mut conn)?;
+    Ok(conn)
+}
+
+/// The connection pool of a long-running process (`serve`). One-shot commands
+/// use a single connection instead: the pool opens connections on background
+/// threads, and a PostgreSQL connection still being opened (TLS and all) when
+/// the process exits can crash libpq's cleanup.
+pub fn pool(target: &DatabaseTarget, opts: &PoolOptions) -> Result<DbPool, String> {
     r2d2::Pool::builder()
         .max_size(opts.max_size)
         .min_idle(Some(1))

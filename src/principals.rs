@@ -259,17 +259,12 @@ pub fn list_page(
         .transpose()?
         .map(|mut v| v.remove(0));
     let rows = principal::list_page(conn, filter, after.as_deref(), limit + 1)?;
-    let more = rows.len() as i64 > limit;
-    let rows: Vec<Principal> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = if more {
-        rows.last().map(|p| page::encode_cursor(&[&p.name]))
-    } else {
-        None
-    };
-    Ok(Page {
-        items: principal::views(conn, rows)?,
-        next_cursor,
-    })
+    page::paginate(
+        rows,
+        limit,
+        |p: &Principal| page::encode_cursor(&[&p.name]),
+        |rows| principal::views(conn, rows),
+    )
 }
 
 /// PATCH: change fields and, optionally, the status, atomically.

@@ -198,6 +198,13 @@ fn insert_unless_exists(conn: &mut DbConnection, row: &SigningKeyRow) -> Result<
     }
 }
 
+/// The key that signs: the most recently activated active one.
+fn active_key(keys: &[SigningKeyRow]) -> Option<&SigningKeyRow> {
+    keys.iter()
+        .filter(|k| k.state == STATE_ACTIVE)
+        .max_by_key(|k| (k.activated_at, k.kid.clone()))
+}
+
 /// Start a rotation: publish a new `next` key. Returns its kid.
 pub fn rotate(conn: &mut DbConnection, pepper: &Pepper, alg: SigningAlg, now: DateTime<Utc>) -> Result<String> {
     let row = new_key_row(pepper, alg, random_kid()?, STATE_NEXT, now)?;
@@ -211,10 +218,7 @@ pub fn rotate(conn: &mut DbConnection, pepper: &Pepper, alg: SigningAlg, now: Da
 pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, now: DateTime<Utc>) -> Result<()> {
     crate::db::transaction(conn, |conn| {
         let keys = signing_key::all(conn)?;
-        let active = keys
-            .iter()
-            .filter(|k| k.state == STATE_ACTIVE)
-            .max_by_key(|k| (k.activated_at, k.kid.clone()));
+        let active = active_key(&keys);
         let next = keys
             .iter()
             .filter(|k| k.state == STATE_NEXT)
@@ -311,11 +315,7 @@ pub fn load(conn: &mut DbConnection, pepper: &Pepper, now: DateTime<Utc>) -> Res
         }
         published.push(jwk);
     }
-    let active = match rows
-        .iter()
-        .filter(|k| k.state == STATE_ACTIVE)
-        .max_by_key(|k| (k.activated_at, k.kid.clone()))
-    {
+    let active = match active_key(&rows) {
         Some(r) => {
             let alg = SigningAlg::parse(&r.alg).ok_or_else(|| Error::internal(format!("unknown alg {}", r.alg)))?;
             let pkcs8 = open(pepper, &r.kid, &r.private_key)?;

@@ -2,7 +2,6 @@
 
 use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 
 use crate::error::Error;
 use crate::oauth::request::{self, ClientCredentials, FormParams, TokenRequest};
@@ -12,17 +11,24 @@ use crate::state::AppState;
 use super::MAX_BODY_BYTES;
 
 /// Read a form body of at most `MAX_BODY_BYTES`, answering in OAuth's error shape.
-async fn read_form(req: &HttpRequest, mut payload: web::Payload) -> Result<FormParams, OAuthError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| OAuthError::invalid_request("cannot read the request body"))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(OAuthError::invalid_request("the request body is too large"));
-        }
-        body.extend_from_slice(&chunk);
-    }
+async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<FormParams, OAuthError> {
+    let body = payload
+        .to_bytes_limited(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| OAuthError::invalid_request("the request body is too large"))?
+        .map_err(|_| OAuthError::invalid_request("cannot read the request body"))?;
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     request::parse_form(content_type, &body)
+}
+
+/// The client credentials and `token` of an introspection or revocation form.
+async fn token_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<(ClientCredentials, Option<String>), OAuthError> {
+    let form = read_form(req, payload).await?;
+    let creds = client_credentials(req, &form)?;
+    Ok((creds, form.get("token").map(str::to_string)))
 }
 
 fn client_credentials(req: &HttpRequest, form: &FormParams) -> Result<ClientCredentials, OAuthError> {
@@ -64,9 +70,7 @@ pub async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = read_form(&req, payload).await?;
-    let creds = client_credentials(&req, &form)?;
-    let token = form.get("token").map(str::to_string);
+    let (creds, token) = token_form(&req, payload).await?;
     let response = introspect::introspect(&state, creds, token, remote(&req)).await?;
     Ok(no_store(&response))
 }
@@ -77,9 +81,7 @@ pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = read_form(&req, payload).await?;
-    let creds = client_credentials(&req, &form)?;
-    let token = form.get("token").map(str::to_string);
+    let (creds, token) = token_form(&req, payload).await?;
     revoke::revoke(&state, creds, token, remote(&req)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))

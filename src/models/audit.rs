@@ -187,6 +187,6 @@ pub fn page(
         rows,
         limit,
         |r: &AuditEventRow| encode_cursor(&[&r.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(), &r.id]),
-        |r| Ok(r.into()),
+        |rows| Ok(rows.into_iter().map(Into::into).collect()),
     )
 }

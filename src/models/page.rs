@@ -40,18 +40,21 @@ pub fn decode_cursor(cursor: &str, n: usize) -> Result<Vec<String>> {
     if parts.len() == n { Ok(parts) } else { Err(bad()) }
 }
 
-/// Cut a list fetched with `limit + 1` rows into a page.
+/// Cut a list fetched with `limit + 1` rows into a page; `views` turns the
+/// kept rows into items (all at once, so it can batch its queries).
 pub fn paginate<R, T>(
     mut rows: Vec<R>,
     limit: i64,
     cursor_of: impl Fn(&R) -> String,
-    view: impl FnMut(R) -> Result<T>,
+    views: impl FnOnce(Vec<R>) -> Result<Vec<T>>,
 ) -> Result<Page<T>> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more { rows.last().map(&cursor_of) } else { None };
-    let items = rows.into_iter().map(view).collect::<Result<Vec<T>>>()?;
-    Ok(Page { items, next_cursor })
+    Ok(Page {
+        items: views(rows)?,
+        next_cursor,
+    })
 }
 
 #[cfg(test)]
@@ -79,7 +82,7 @@ mod tests {
         let p = paginate(vec![1, 2, 3], 2, |r| r.to_string(), Ok).unwrap();
         assert_eq!(p.items, vec![1, 2]);
         assert_eq!(p.next_cursor.as_deref(), Some("2"));
-        let p = paginate(vec![1, 2], 2, |r| r.to_string(), Ok).unwrap();
+        let p = paginate(vec![1, 2], 2, |r: &i32| r.to_string(), Ok).unwrap();
         assert_eq!(p.next_cursor, None);
     }
 }

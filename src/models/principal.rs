@@ -391,24 +391,10 @@ pub fn any_with_scope(conn: &mut DbConnection, scope: &str) -> Result<bool> {
 
 /// Build the view of a principal row.
 pub fn view(conn: &mut DbConnection, p: Principal) -> Result<PrincipalView> {
-    let scopes = scopes_of(conn, &p.id)?;
-    let kind = p.kind()?;
-    let categories = match kind {
-        PrincipalKind::Service => Some(categories_of(conn, &p.id)?),
-        PrincipalKind::Human => None,
-    };
-    Ok(PrincipalView {
-        id: p.id,
-        name: p.name,
-        kind,
-        display_name: p.display_name,
-        email: p.email,
-        status: p.status,
-        scopes,
-        categories,
-        created_at: from_db_time(p.created_at),
-        updated_at: from_db_time(p.updated_at),
-    })
+    let id = p.id.clone();
+    views(conn, vec![p])?
+        .pop()
+        .ok_or_else(|| Error::NotFound(format!("principal {id}")))
 }
 
 /// All principals, ordered by name.
@@ -433,20 +419,7 @@ pub fn views(conn: &mut DbConnection, rows: Vec<Principal>) -> Result<Vec<Princi
     {
         scopes.entry(pid).or_default().push(scope);
     }
-    let mut cats: HashMap<String, Vec<CategoryAssignment>> = HashMap::new();
-    for (pid, name, priority) in service_categories::table
-        .inner_join(categories::table)
-        .filter(service_categories::principal_id.eq_any(&ids))
-        .select((
-            service_categories::principal_id,
-            categories::name,
-            service_categories::priority,
-        ))
-        .order((service_categories::principal_id.asc(), categories::name.asc()))
-        .load::<(String, String, i32)>(conn)?
-    {
-        cats.entry(pid).or_default().push(CategoryAssignment { name, priority });
-    }
+    let mut cats = categories_by_principal(conn, &ids)?;
     rows.into_iter()
         .map(|p| {
             let kind = p.kind()?;
@@ -467,6 +440,28 @@ pub fn views(conn: &mut DbConnection, rows: Vec<Principal>) -> Result<Vec<Princi
             })
         })
         .collect()
+}
+
+/// The category memberships of many principals, by principal id, by name.
+pub fn categories_by_principal(
+    conn: &mut DbConnection,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<CategoryAssignment>>> {
+    let mut cats: std::collections::HashMap<String, Vec<CategoryAssignment>> = std::collections::HashMap::new();
+    for (pid, name, priority) in service_categories::table
+        .inner_join(categories::table)
+        .filter(service_categories::principal_id.eq_any(ids))
+        .select((
+            service_categories::principal_id,
+            categories::name,
+            service_categories::priority,
+        ))
+        .order((service_categories::principal_id.asc(), categories::name.asc()))
+        .load::<(String, String, i32)>(conn)?
+    {
+        cats.entry(pid).or_default().push(CategoryAssignment { name, priority });
+    }
+    Ok(cats)
 }
 
 /// Filters of the principal list.

@@ -24,6 +24,8 @@ pub enum FetchError {
     Status(u16),
     #[error("response larger than {0} bytes")]
     TooLarge(usize),
+    #[error("redirect refused: {0}")]
+    Redirect(String),
     #[error("request failed: {0}")]
     Failed(String),
 }
@@ -62,6 +64,9 @@ impl Fetcher {
     fn error(&self, e: reqwest::Error) -> FetchError {
         if e.is_timeout() {
             FetchError::Timeout(self.timeout)
+        } else if e.is_redirect() {
+            let why = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+            FetchError::Redirect(why)
         } else {
             FetchError::Failed(e.to_string())
         }

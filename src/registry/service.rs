@@ -274,12 +274,15 @@ pub fn push_manifest(
 /// Listed services: registered ones, optionally by category and status.
 pub fn list(conn: &mut DbConnection, category: Option<&str>, status: Option<&str>) -> Result<Vec<ServiceView>> {
     let rows = registration::list(conn, category, status)?;
-    rows.into_iter()
+    let ids: Vec<String> = rows.iter().map(|(_, r)| r.principal_id.clone()).collect();
+    let mut cats = principal::categories_by_principal(conn, &ids)?;
+    Ok(rows
+        .into_iter()
         .map(|(name, row)| {
-            let cats = principal::categories_of(conn, &row.principal_id)?;
-            Ok(view(name, cats, Some(row)))
+            let c = cats.remove(&row.principal_id).unwrap_or_default();
+            view(name, c, Some(row))
         })
-        .collect()
+        .collect())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -391,8 +394,9 @@ pub fn up_manifests(conn: &mut DbConnection) -> Result<Vec<(String, Manifest)>> 
     Ok(registration::list(conn, None, Some(UP))?
         .into_iter()
         .filter_map(|(name, row)| {
-            let m = row.manifest?;
-            manifest::parse(m.as_bytes()).ok().map(|m| (name, m))
+            // Stored manifests were validated on the way in.
+            let m: Manifest = serde_json::from_str(&row.manifest?).ok()?;
+            Some((name, m))
         })
         .collect())
 }

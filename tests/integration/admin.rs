@@ -258,13 +258,7 @@ async fn patch_disable_and_enable(backend: Backend) {
     assert_eq!(r.body["display_name"], "Billing");
     assert_eq!(r.body["scopes"], json!(["invoices:read", "invoices:write"]));
     assert_eq!(r.body["categories"], json!([{"name": "application", "priority": 5}]));
-    let r = app
-        .post_form(
-            "/oauth/token",
-            Some(("billing", &svc.secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+    let r = app.client_grant("billing", &svc.secret).await;
     assert_eq!(
         r.body["scope"], "invoices:read invoices:write",
         "new scopes apply to new tokens"
@@ -431,17 +425,7 @@ async fn password_changes_by_admin_and_by_self(backend: Backend) {
         )
         .await;
     assert_eq!(r.error(), "invalid_grant");
-    let r = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("username", "gina"),
-                ("password", "gina-password-1"),
-            ],
-        )
-        .await;
+    let r = app.password_grant("gina", "gina-password-1").await;
     assert_eq!(r.error(), "invalid_grant");
     app.login("gina", "gina-password-2").await;
 
@@ -627,16 +611,7 @@ async fn audit_log_records_actions_without_secrets(backend: Backend) {
         Some(json!({"password": "jo-password-456"})),
     )
     .await;
-    app.post_form(
-        "/oauth/token",
-        None,
-        &[
-            ("grant_type", "password"),
-            ("username", "jo"),
-            ("password", "jo-password-123"),
-        ],
-    )
-    .await;
+    app.password_grant("jo", "jo-password-123").await;
     app.call(Method::DELETE, &format!("/api/v1/principals/{jo}"), Some(&admin), None)
         .await;
 

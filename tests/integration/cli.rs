@@ -355,10 +355,24 @@ on_both_backends!(serve_takes_admin_password_from_env_and_refuses_a_wrong_pepper
 
 async fn serve_takes_admin_password_from_env_and_refuses_a_wrong_pepper(backend: Backend) {
     let db = TestDb::new(backend);
-    let mut served = Served::start(roster(&db).env("ROSTER_ADMIN_PASSWORD", "admin-password-from-env"));
+    let mut served = Served::start(
+        roster(&db)
+            .env("ROSTER_ADMIN_PASSWORD", "admin-password-from-env")
+            .env("ROSTER_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info"),
+    );
     served.wait_for("with the password from ROSTER_ADMIN_PASSWORD");
     served.wait_for("roster listening on");
     assert!(served.terminate().success());
+    // --log-format json: the log lines are JSON objects.
+    let ready = served
+        .seen
+        .iter()
+        .find(|l| l.contains("database ready"))
+        .expect("a log line");
+    let ready: Value = serde_json::from_str(ready).unwrap_or_else(|e| panic!("{e}: {ready}"));
+    assert_eq!(ready["level"], "INFO");
+    assert_eq!(ready["fields"]["message"], "database ready");
     assert!(
         !served.seen.iter().any(|l| l.contains("admin-password-from-env")),
         "password echoed"

@@ -20,18 +20,6 @@ fn jwks_kids(jwks: &jsonwebtoken::jwk::JwkSet) -> Vec<String> {
     kids
 }
 
-async fn service_token(app: &TestApp, name: &str, secret: &str) -> String {
-    let r = app
-        .post_form(
-            "/oauth/token",
-            Some((name, secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["access_token"].as_str().unwrap().to_string()
-}
-
 on_both_backends!(
     rotation_publishes_first_and_keeps_old_tokens_valid,
     automatic_rotation_follows_the_schedule,
@@ -48,7 +36,7 @@ async fn rotation_publishes_first_and_keeps_old_tokens_valid(backend: Backend) {
         .spawn()
         .await;
     let svc = app.create_service("billing", &[]).await;
-    let before = service_token(&app, "billing", &svc.secret).await;
+    let before = app.client_token("billing", &svc.secret).await;
     let old_kid = kid(&before);
 
     // `roster keys rotate` against the same database, as an operator would.
@@ -59,10 +47,35 @@ async fn rotation_publishes_first_and_keeps_old_tokens_valid(backend: Backend) {
         .args(["keys", "rotate"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} stdout={} stderr={}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rotated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let new_kid = rotated["kid"].as_str().unwrap().to_string();
     assert_ne!(new_kid, old_kid);
+
+    // Private keys are stored encrypted: what the table holds is not a key.
+    let rows = app.state.db(roster::models::signing_key::all).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&row.private_key)
+            .unwrap();
+        assert!(
+            ring::signature::Ed25519KeyPair::from_pkcs8(&raw).is_err(),
+            "plaintext key stored"
+        );
+        assert!(
+            ring::signature::Ed25519KeyPair::from_pkcs8(&raw[12..]).is_err(),
+            "plaintext key stored"
+        );
+        assert!(!row.public_jwk.contains("\"d\""), "private part in the public JWK");
+    }
 
     // Phase 1: once instances reload, the new key is published but signs nothing.
     app.clock.advance(Duration::seconds(6));
@@ -70,11 +83,11 @@ async fn rotation_publishes_first_and_keeps_old_tokens_valid(backend: Backend) {
     let mut both = vec![old_kid.clone(), new_kid.clone()];
     both.sort();
     assert_eq!(jwks_kids(&jwks), both);
-    assert_eq!(kid(&service_token(&app, "billing", &svc.secret).await), old_kid);
+    assert_eq!(kid(&app.client_token("billing", &svc.secret).await), old_kid);
 
     // Phase 2: after the publish delay it signs.
     app.clock.advance(Duration::seconds(61));
-    let after = service_token(&app, "billing", &svc.secret).await;
+    let after = app.client_token("billing", &svc.secret).await;
     assert_eq!(kid(&after), new_kid);
 
     // Phase 3: the old key stays published, so the earlier token still verifies.
@@ -107,17 +120,17 @@ async fn automatic_rotation_follows_the_schedule(backend: Backend) {
         .spawn()
         .await;
     let svc = app.create_service("billing", &[]).await;
-    let first = kid(&service_token(&app, "billing", &svc.secret).await);
+    let first = kid(&app.client_token("billing", &svc.secret).await);
     assert_eq!(app.jwks().await.keys.len(), 1);
 
     app.clock.advance(Duration::minutes(59));
     assert_eq!(app.jwks().await.keys.len(), 1, "not due yet");
     app.clock.advance(Duration::minutes(1) + Duration::seconds(6));
     assert_eq!(app.jwks().await.keys.len(), 2, "a new key is published when due");
-    assert_eq!(kid(&service_token(&app, "billing", &svc.secret).await), first);
+    assert_eq!(kid(&app.client_token("billing", &svc.secret).await), first);
     app.clock.advance(Duration::seconds(66));
     assert_ne!(
-        kid(&service_token(&app, "billing", &svc.secret).await),
+        kid(&app.client_token("billing", &svc.secret).await),
         first,
         "and signs after the delay"
     );
@@ -128,19 +141,8 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
     let svc = app.create_service("billing", &[]).await;
     let rs = app.create_service("resource-server", &[]).await;
     let alice = app.create_human("alice", "correct horse battery", &[]).await;
-    let access = service_token(&app, "billing", &svc.secret).await;
-    let login = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
-    let refresh = login.body["refresh_token"].as_str().unwrap().to_string();
+    let access = app.client_token("billing", &svc.secret).await;
+    let (_, refresh) = app.login("alice", "correct horse battery").await;
 
     let now = app.clock.now();
     let (svc_id, alice_id) = (svc.id.clone(), alice.clone());
@@ -161,13 +163,7 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
         )
         .await;
     assert_eq!(r.body, serde_json::json!({"active": false}));
-    let r = app
-        .post_form(
-            "/oauth/token",
-            Some(("billing", &svc.secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+    let r = app.client_grant("billing", &svc.secret).await;
     assert_eq!((r.status, r.error()), (401, "invalid_client"));
     let r = app
         .post_form(
@@ -177,17 +173,7 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
         )
         .await;
     assert_eq!(r.error(), "invalid_grant");
-    let r = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
+    let r = app.password_grant("alice", "correct horse battery").await;
     assert_eq!(r.error(), "invalid_grant");
 
     // Re-enabled: new tokens again (the old refresh token stays dead).
@@ -204,7 +190,7 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
         })
         .await
         .unwrap();
-    service_token(&app, "billing", &svc.secret).await;
+    app.client_token("billing", &svc.secret).await;
 }
 
 /// argon2 runs on a pool of its own: while a flood of password logins queues
@@ -220,17 +206,7 @@ async fn password_flood_does_not_stall_client_credentials() {
     for _ in 0..LOGINS {
         let (app, done) = (app.clone(), done.clone());
         flood.push(tokio::spawn(async move {
-            let r = app
-                .post_form(
-                    "/oauth/token",
-                    None,
-                    &[
-                        ("grant_type", "password"),
-                        ("username", "alice"),
-                        ("password", "correct horse battery"),
-                    ],
-                )
-                .await;
+            let r = app.password_grant("alice", "correct horse battery").await;
             assert_eq!(r.status, 200);
             done.fetch_add(1, Ordering::SeqCst);
         }));
@@ -239,7 +215,7 @@ async fn password_flood_does_not_stall_client_credentials() {
     while done.load(Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
     }
-    service_token(&app, "billing", &svc.secret).await;
+    app.client_token("billing", &svc.secret).await;
     let finished_before_cc = done.load(Ordering::SeqCst);
     eprintln!("password logins finished before client credentials: {finished_before_cc}/{LOGINS}");
     for f in flood {

@@ -68,13 +68,7 @@ async fn client_credentials_with_basic_and_post(backend: Backend) {
     }
 
     // Headers of a token response (RFC 6749 §5.1).
-    let r = app
-        .post_form(
-            "/oauth/token",
-            Some(("billing", &svc.secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+    let r = app.client_grant("billing", &svc.secret).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("cache-control"), "no-store");
     assert_eq!(r.header("pragma"), "no-cache");
@@ -226,19 +220,7 @@ async fn password_grant_and_refresh_rotation(backend: Backend) {
 async fn refresh_reuse_revokes_the_family(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_human("alice", "correct horse battery", &["r"]).await;
-    let login = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.body);
-    let first = login.body["refresh_token"].as_str().unwrap().to_string();
+    let (_, first) = app.login("alice", "correct horse battery").await;
     let refresh = |t: String| {
         let app = &app;
         async move {
@@ -282,14 +264,7 @@ async fn logins_do_not_enumerate_users_and_are_audited(backend: Backend) {
     let svc = app.create_service("billing", &[]).await;
     let login = |user: &'static str, pw: &'static str| {
         let app = &app;
-        async move {
-            app.post_form(
-                "/oauth/token",
-                None,
-                &[("grant_type", "password"), ("username", user), ("password", pw)],
-            )
-            .await
-        }
+        async move { app.password_grant(user, pw).await }
     };
     let wrong = login("alice", "not-her-password-123").await;
     let unknown = login("mallory", "not-her-password-123").await;
@@ -301,13 +276,7 @@ async fn logins_do_not_enumerate_users_and_are_audited(backend: Backend) {
     assert_eq!(wrong.error(), "invalid_grant");
 
     // A human's name used as a client fails client authentication.
-    let r = app
-        .post_form(
-            "/oauth/token",
-            Some(("alice", "correct horse battery")),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+    let r = app.client_grant("alice", "correct horse battery").await;
     assert_eq!((r.status, r.error()), (401, "invalid_client"));
     assert!(r.header("www-authenticate").starts_with("Basic"));
 
@@ -567,29 +536,11 @@ async fn introspection_reports_live_tokens_only(backend: Backend) {
     assert_eq!(inactive("garbage".into()).await, serde_json::json!({"active": false}));
     let other = TestApp::spawn(backend).await;
     let other_svc = other.create_service("billing", &[]).await;
-    let foreign = other
-        .post_form(
-            "/oauth/token",
-            Some(("billing", &other_svc.secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
-    let foreign = foreign.body["access_token"].as_str().unwrap().to_string();
+    let foreign = other.client_token("billing", &other_svc.secret).await;
     assert_eq!(inactive(foreign).await, serde_json::json!({"active": false}));
 
     // Refresh tokens introspect too.
-    let login = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
-    let refresh = login.body["refresh_token"].as_str().unwrap().to_string();
+    let (_, refresh) = app.login("alice", "correct horse battery").await;
     let body = inactive(refresh).await;
     assert_eq!(body["active"], true);
     assert_eq!(body["token_type"], "refresh_token");
@@ -673,19 +624,7 @@ async fn revocation_of_access_and_refresh_tokens(backend: Backend) {
     );
 
     // A person who logged in without a client revokes by presenting the token.
-    let login = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
-    let refresh = login.body["refresh_token"].as_str().unwrap().to_string();
-    let access = login.body["access_token"].as_str().unwrap().to_string();
+    let (access, refresh) = app.login("alice", "correct horse battery").await;
     assert_eq!(
         app.post_form(
             "/oauth/revoke",
@@ -850,13 +789,7 @@ async fn es256_is_an_option() {
         .spawn()
         .await;
     let svc = app.create_service("billing", &[]).await;
-    let r = app
-        .post_form(
-            "/oauth/token",
-            Some(("billing", &svc.secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+    let r = app.client_grant("billing", &svc.secret).await;
     let token = r.body["access_token"].as_str().unwrap();
     assert_eq!(
         jsonwebtoken::decode_header(token).unwrap().alg,

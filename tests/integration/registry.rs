@@ -189,13 +189,7 @@ async fn ttl_lapse_and_deregistration(backend: Backend) {
     app.clock.advance(Duration::hours(72));
     app.tick().await;
     // (Its old token expired with the clock jump.)
-    let r = app
-        .post_form(
-            "/oauth/token",
-            Some(("cron", &cron.secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await;
+    let r = app.client_grant("cron", &cron.secret).await;
     assert_eq!(r.status, 200, "still a principal");
     let token = r.body["access_token"].as_str().unwrap().to_string();
     let r = app.call(Method::GET, "/api/v1/services", Some(&token), None).await;
@@ -373,7 +367,7 @@ async fn manifest_pulls_use_etags_and_keep_the_last_good_one(backend: Backend) {
     use std::sync::atomic::Ordering::SeqCst;
     let app = app(backend).await;
     let fake = FakeService::start(manifest_json("shop", &[("cart", 1, None)]));
-    let (_, token) = app.service_with_token("shop", &[]).await;
+    let (shop, token) = app.service_with_token("shop", &[]).await;
     app.call(
         Method::PUT,
         "/api/v1/services/shop/registration",
@@ -418,16 +412,32 @@ async fn manifest_pulls_use_etags_and_keep_the_last_good_one(backend: Backend) {
         ["cart", "orders"]
     );
 
-    // Unreachable: likewise.
-    let base = fake.base_url();
-    drop(fake);
+    // Too large: likewise.
+    fake.set_manifest(&format!(
+        r#"{{"name": "Shop", "code": "shop", "pages": [], "css": "{}"}}"#,
+        "x".repeat(70_000)
+    ));
     app.clock.advance(Duration::seconds(60));
     app.tick().await;
     let r = app.call(Method::GET, "/api/v1/services/shop", Some(&token), None).await;
     assert!(
+        r.body["manifest_error"].as_str().unwrap().contains("larger than"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["manifest"]["pages"].as_array().unwrap().len(), 2);
+
+    // Unreachable: likewise. (Five minutes have passed: a fresh token.)
+    let base = fake.base_url();
+    drop(fake);
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    let token = app.client_token("shop", &shop.secret).await;
+    let r = app.call(Method::GET, "/api/v1/services/shop", Some(&token), None).await;
+    assert!(
         r.body["manifest_error"]
             .as_str()
-            .unwrap()
+            .unwrap_or_else(|| panic!("{}", r.body))
             .contains("manifest pull failed"),
         "{}",
         r.body
@@ -527,64 +537,19 @@ async fn long_poll_wakes_on_change_and_across_instances(backend: Backend) {
 
     // A change on the same instance wakes a waiter at once (the guard is far
     // below the 60 s wait).
-    let waiter = {
-        let (client, url, token) = (
-            a.client.clone(),
-            a.url(&format!("/api/v1/services?index={index}&wait=60s")),
-            token.clone(),
-        );
-        tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap() })
-    };
-    a.call(
-        Method::PUT,
-        "/api/v1/services/billing/registration",
-        Some(&token),
-        Some(json!({"base_url": "http://10.0.0.3/"})),
-    )
-    .await;
-    let resp = tokio::time::timeout(StdDuration::from_secs(20), waiter)
-        .await
-        .expect("long poll woke")
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(resp.headers().contains_key("x-roster-index"), "{:?}", resp.headers());
-    let woke: i64 = resp.headers()["x-roster-index"].to_str().unwrap().parse().unwrap();
+    let waiter = long_poll(&a, index, &token);
+    register_at(&a, &token, "http://10.0.0.3/").await;
+    let (woke, body) = woken(waiter, "long poll woke").await;
     assert!(woke > index);
-    let body: Value = resp.json().await.unwrap();
     assert_eq!(body["items"][0]["name"], "billing");
 
     // A change on instance A wakes a waiter on instance B, whose background
     // work follows the shared change index.
     let worker = tokio::spawn(roster::registry::worker::run(b.state.clone()));
-    let waiter = {
-        let (client, url, token) = (
-            b.client.clone(),
-            b.url(&format!("/api/v1/services?index={woke}&wait=60s")),
-            token.clone(),
-        );
-        tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap() })
-    };
-    a.call(
-        Method::PUT,
-        "/api/v1/services/billing/registration",
-        Some(&token),
-        Some(json!({"base_url": "http://10.0.0.4/"})),
-    )
-    .await;
-    let resp = tokio::time::timeout(StdDuration::from_secs(20), waiter)
-        .await
-        .expect("woke across instances")
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["x-roster-index"]
-            .to_str()
-            .unwrap()
-            .parse::<i64>()
-            .unwrap()
-            > woke
-    );
-    let body: Value = resp.json().await.unwrap();
+    let waiter = long_poll(&b, woke, &token);
+    register_at(&a, &token, "http://10.0.0.4/").await;
+    let (later, body) = woken(waiter, "woke across instances").await;
+    assert!(later > woke);
     assert_eq!(body["items"][0]["base_url"], "http://10.0.0.4/");
     worker.abort();
 
@@ -592,6 +557,40 @@ async fn long_poll_wakes_on_change_and_across_instances(backend: Backend) {
         .call(Method::GET, "/api/v1/services?index=0&wait=soon", Some(&token), None)
         .await;
     assert_eq!((r.status, r.body["field"].as_str()), (422, Some("wait")));
+}
+
+/// Start `GET /api/v1/services?index=N&wait=60s` on `app`.
+fn long_poll(app: &TestApp, index: i64, token: &str) -> tokio::task::JoinHandle<reqwest::Response> {
+    let (client, url, token) = (
+        app.client.clone(),
+        app.url(&format!("/api/v1/services?index={index}&wait=60s")),
+        token.to_string(),
+    );
+    tokio::spawn(async move { client.get(url).bearer_auth(token).send().await.unwrap() })
+}
+
+/// The answer of a long poll that must wake well before its 60 s wait:
+/// its `X-Roster-Index` and body.
+async fn woken(waiter: tokio::task::JoinHandle<reqwest::Response>, what: &str) -> (i64, Value) {
+    let resp = tokio::time::timeout(StdDuration::from_secs(20), waiter)
+        .await
+        .expect(what)
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let index = resp.headers()["x-roster-index"].to_str().unwrap().parse().unwrap();
+    (index, resp.json().await.unwrap())
+}
+
+async fn register_at(app: &TestApp, token: &str, base_url: &str) {
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/billing/registration",
+            Some(token),
+            Some(json!({"base_url": base_url})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 async fn polling_does_not_multiply_with_instances(backend: Backend) {
@@ -657,4 +656,54 @@ async fn registration_without_categories_keeps_them() {
         )
         .await;
     assert_eq!(r.body["categories"], json!([]), "an explicit list replaces them");
+}
+
+/// Health fetches are bounded: a same-scheme redirect is followed, a redirect
+/// to another scheme is refused, and a service that never answers times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_fetches_are_bounded() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .clock(Clock::manual(Utc::now()))
+        .settings(|mut s| {
+            s.registry.fetch_timeout = Duration::seconds(1);
+            s
+        })
+        .spawn()
+        .await;
+    let fake = FakeService::start(manifest_json("x", &[("p", 1, None)]));
+    let admin = app.admin_token().await;
+    let mut expected = Vec::new();
+    for (name, path, up) in [
+        ("moved", "/moved", true),
+        ("to-https", "/to-https", false),
+        ("hangs", "/hang", false),
+    ] {
+        app.create_service(name, &[]).await;
+        let body = json!({"base_url": fake.base_url(), "health_url": path, "ttl_seconds": 3600});
+        let r = app
+            .call(
+                Method::PUT,
+                &format!("/api/v1/services/{name}/registration"),
+                Some(&admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        expected.push((name, up));
+    }
+    app.tick().await;
+    for (name, up) in expected {
+        let r = app
+            .call(Method::GET, &format!("/api/v1/services/{name}"), Some(&admin), None)
+            .await;
+        assert_eq!(r.body["health"]["ok"], up, "{name}: {}", r.body);
+        assert_eq!(r.body["status"], if up { "up" } else { "down" }, "{name}");
+        if name == "hangs" {
+            assert!(
+                r.body["health"]["error"].as_str().unwrap().contains("timed out"),
+                "{}",
+                r.body
+            );
+        }
+    }
 }

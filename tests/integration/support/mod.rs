@@ -434,15 +434,36 @@ impl TestApp {
         self.login("root-admin", "admin-password-123").await.0
     }
 
+    /// The password grant without a client, as sent: the whole reply.
+    pub async fn password_grant(&self, user: &str, password: &str) -> FormReply {
+        self.post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "password"), ("username", user), ("password", password)],
+        )
+        .await
+    }
+
+    /// client_credentials with Basic authentication: the whole reply.
+    pub async fn client_grant(&self, name: &str, secret: &str) -> FormReply {
+        self.post_form(
+            "/oauth/token",
+            Some((name, secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await
+    }
+
+    /// client_credentials that must succeed: the access token.
+    pub async fn client_token(&self, name: &str, secret: &str) -> String {
+        let r = self.client_grant(name, secret).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_string()
+    }
+
     /// Password grant without a client: (access token, refresh token).
     pub async fn login(&self, user: &str, password: &str) -> (String, String) {
-        let r = self
-            .post_form(
-                "/oauth/token",
-                None,
-                &[("grant_type", "password"), ("username", user), ("password", password)],
-            )
-            .await;
+        let r = self.password_grant(user, password).await;
         assert_eq!(r.status, 200, "login {user}: {}", r.body);
         (
             r.body["access_token"].as_str().unwrap().to_string(),
@@ -479,13 +500,7 @@ impl TestApp {
 
     /// client_credentials with Basic: the HTTP status.
     pub async fn client_login_status(&self, name: &str, secret: &str) -> u16 {
-        self.post_form(
-            "/oauth/token",
-            Some((name, secret)),
-            &[("grant_type", "client_credentials")],
-        )
-        .await
-        .status
+        self.client_grant(name, secret).await.status
     }
 }
 
@@ -567,6 +582,29 @@ impl FakeService {
                                 }
                             }),
                         )
+                        // Redirects: to the same scheme (followed) and to https (refused).
+                        .route(
+                            "/moved",
+                            web::get()
+                                .to(|| async { HttpResponse::Found().insert_header(("Location", "/health")).finish() }),
+                        )
+                        .route(
+                            "/to-https",
+                            web::get().to(|req: HttpRequest| async move {
+                                let host = req.connection_info().host().to_string();
+                                HttpResponse::Found()
+                                    .insert_header(("Location", format!("https://{host}/health")))
+                                    .finish()
+                            }),
+                        )
+                        // Never answers.
+                        .route(
+                            "/hang",
+                            web::get().to(|| async {
+                                std::future::pending::<()>().await;
+                                HttpResponse::Ok().finish()
+                            }),
+                        )
                 })
                 .workers(1)
                 .disable_signals()
@@ -628,15 +666,7 @@ impl TestApp {
     /// A service principal and an access token of its own.
     pub async fn service_with_token(&self, name: &str, scopes: &[&str]) -> (TestService, String) {
         let svc = self.create_service(name, scopes).await;
-        let r = self
-            .post_form(
-                "/oauth/token",
-                Some((name, &svc.secret)),
-                &[("grant_type", "client_credentials")],
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        let token = r.body["access_token"].as_str().unwrap().to_string();
+        let token = self.client_token(name, &svc.secret).await;
         (svc, token)
     }
 

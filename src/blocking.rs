@@ -29,6 +29,11 @@ impl BlockingPool {
         }
     }
 
+    /// Refuse new work; work already queued or running still finishes.
+    pub fn close(&self) {
+        self.permits.close();
+    }
+
     /// Run `f` on a blocking thread once a permit is free.
     pub async fn run<T, F>(&self, f: F) -> Result<T, BlockingError>
     where
@@ -58,20 +63,28 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn never_runs_more_than_its_size_at_once() {
+    async fn runs_exactly_its_size_at_once_and_queues_the_rest() {
         let pool = BlockingPool::new("test", 2);
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (release, rx) = std::sync::mpsc::channel::<()>();
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let mut tasks = Vec::new();
         for _ in 0..6 {
-            let (pool, running, peak, rx) = (pool.clone(), running.clone(), peak.clone(), rx.clone());
+            let (pool, running, peak, rx, started_tx) = (
+                pool.clone(),
+                running.clone(),
+                peak.clone(),
+                rx.clone(),
+                started_tx.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 pool.run(move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
-                    // Wait for the test to release one task at a time.
+                    started_tx.send(()).unwrap();
+                    // Hold the permit until the test releases one task.
                     let _ = rx.lock().unwrap().recv();
                     running.fetch_sub(1, Ordering::SeqCst);
                 })
@@ -79,13 +92,28 @@ mod tests {
                 .unwrap();
             }));
         }
-        for _ in 0..6 {
-            tx.send(()).unwrap();
+        // Two start, and no third while both hold their permits.
+        started.recv().await.unwrap();
+        started.recv().await.unwrap();
+        assert_eq!(running.load(Ordering::SeqCst), 2);
+        assert!(started.try_recv().is_err(), "a third task ran beside two");
+        // Each release lets exactly one queued task in.
+        for _ in 0..4 {
+            release.send(()).unwrap();
+            started.recv().await.unwrap();
         }
+        release.send(()).unwrap();
+        release.send(()).unwrap();
         for t in tasks {
             t.await.unwrap();
         }
-        assert!(peak.load(Ordering::SeqCst) <= 2, "peak {}", peak.load(Ordering::SeqCst));
-        assert!(peak.load(Ordering::SeqCst) >= 1);
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_refuses_work() {
+        let pool = BlockingPool::new("test", 1);
+        pool.close();
+        assert!(matches!(pool.run(|| 1).await, Err(BlockingError::Closed("test"))));
     }
 }

@@ -13,8 +13,9 @@ use crate::auth::secrets::SecretString;
 use crate::clock::Clock;
 use crate::config::{self, DEFAULT_LISTEN, Settings};
 use crate::db::PoolOptions;
-use crate::models::principal::{CategoryAssignment, NewPrincipal, PrincipalKind};
-use crate::principals::{self, CreatedServiceView};
+use crate::models::principal::PrincipalKind;
+use crate::principals::input::parse_category;
+use crate::principals::{self, CreatedServiceView, NewPrincipal};
 use crate::startup::{self, AdminPassword, Session};
 use crate::state::AppState;
 
@@ -234,7 +235,6 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         }
         None => {}
     }
-    let opened = session.into_pool(&PoolOptions::default())?;
     let (listener, addr) =
         crate::http::bind(&args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let mut settings =
@@ -247,39 +247,59 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.registry.fetch_timeout = args.fetch_timeout;
     settings.registry.manifest_interval = args.manifest_interval;
     settings.registry.deregister_after = args.deregister_after;
-    let state = AppState::new(
-        opened.pool,
-        opened.target.clone(),
-        opened.pepper,
-        Clock::system(),
-        settings.clone(),
-    )?;
-    let state_for_flush = state.clone();
+    let database = session.target.describe();
+    let state = AppState::new(session, &PoolOptions::default(), Clock::system(), settings.clone())?;
+    let db = state.db().clone();
+    let served = run_server(state, listener, &settings, addr, &database);
+    // The runtime above has been dropped, which joined its blocking threads;
+    // close the pool too, so that no thread is inside the database driver
+    // while the process exits.
+    if !db.close(SHUTDOWN_GRACE) {
+        tracing::warn!("database work was still running at exit");
+    }
+    served?;
+    eprintln!("roster stopped");
+    Ok(())
+}
+
+/// How long shutdown waits for in-flight database work.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Serve until SIGTERM or Ctrl-C: requests in flight finish, then the
+/// background tick stops and pending use counts are written.
+fn run_server(
+    state: AppState,
+    listener: std::net::TcpListener,
+    settings: &Settings,
+    addr: std::net::SocketAddr,
+    database: &str,
+) -> Result<(), String> {
+    let upkeep = state.upkeep().clone();
     actix_web::rt::System::new().block_on(async move {
         // Signal handlers are in place before the "listening" line, so a
         // SIGTERM right after it still shuts down gracefully.
         let shutdown = crate::http::shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let server = crate::http::server(state, listener, None).map_err(|e| format!("cannot start the server: {e}"))?;
         let handle = server.handle();
-        actix_web::rt::spawn(crate::registry::worker::run(state_for_flush.clone()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let ticker = actix_web::rt::spawn(upkeep.clone().run(stop_rx));
         actix_web::rt::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown signal received: finishing requests in flight");
             handle.stop(true).await;
         });
         eprintln!(
-            "roster listening on http://{addr} (issuer {}), database: {}",
+            "roster listening on http://{addr} (issuer {}), database: {database}",
             settings.issuer(),
-            opened.target.describe()
         );
         let served = server.await.map_err(|e| format!("server error: {e}"));
-        if let Err(e) = state_for_flush.flush_usage().await {
+        let _ = stop_tx.send(true);
+        let _ = ticker.await;
+        if let Err(e) = upkeep.flush_usage().await {
             tracing::warn!(error = %e, "could not write pending client secret use counts");
         }
         served
-    })?;
-    eprintln!("roster stopped");
-    Ok(())
+    })
 }
 
 fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
@@ -294,7 +314,7 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
         } => {
             let categories = categories
                 .iter()
-                .map(|c| c.parse::<CategoryAssignment>())
+                .map(|c| parse_category(c))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
             let input = NewPrincipal {
@@ -347,21 +367,8 @@ fn keys(cli: &Cli, cmd: &KeysCommand) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             serde_json::json!({"kid": kid, "alg": cli.signing_alg.as_str(), "state": "next"})
         }
-        KeysCommand::List => {
-            let rows = crate::models::signing_key::all(&mut conn).map_err(|e| e.to_string())?;
-            serde_json::Value::Array(
-                rows.into_iter()
-                    .map(|k| {
-                        serde_json::json!({
-                            "kid": k.kid, "alg": k.alg, "state": k.state,
-                            "created_at": k.created_at.and_utc(),
-                            "activated_at": k.activated_at.map(|t| t.and_utc()),
-                            "publish_until": k.publish_until.map(|t| t.and_utc()),
-                        })
-                    })
-                    .collect(),
-            )
-        }
+        KeysCommand::List => serde_json::to_value(crate::auth::keys::list(&mut conn).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?,
     };
     println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
     Ok(())

@@ -36,8 +36,6 @@ pub struct Settings {
     pub keys: KeyPolicy,
     /// How often an instance reloads the signing keys (and runs rotation steps).
     pub key_refresh: Duration,
-    /// How often client-secret use counts are written (see `auth::usage`).
-    pub usage_flush: Duration,
     pub registry: RegistryConfig,
 }
 
@@ -65,7 +63,6 @@ impl Settings {
                 rotation_interval: Some(Duration::seconds(DEFAULT_KEY_ROTATION_SECS)),
             },
             key_refresh: Duration::seconds(DEFAULT_KEY_REFRESH_SECS),
-            usage_flush: Duration::seconds(1),
             registry: RegistryConfig::default(),
         }
     }

@@ -1,14 +1,17 @@
-//! The error type of the domain and of the HTTP API (outside the OAuth
-//! endpoints, which use [`crate::oauth::OAuthError`]).
+//! The error type of the domain and of the HTTP API outside the OAuth
+//! endpoints (those use [`crate::oauth::OAuthError`], which wraps this one).
 //!
-//! Database errors never reach clients as such: not-found becomes 404, a unique
-//! violation 409, anything else is logged and answered with a generic 500.
+//! Database errors never reach clients as such: not-found becomes 404, a
+//! unique violation 409, a busy or unreachable database 503 with
+//! `Retry-After`, anything else is logged and answered with a generic 500.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::blocking::BlockingError;
+use crate::db::{Fault, HasFault, PoolError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,6 +27,7 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The database cannot be reached; logged with its detail.
     #[error("{0}")]
     Unavailable(String),
     /// SQLite found the database locked by another writer; the transaction
@@ -37,6 +41,9 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
 impl Error {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
@@ -47,6 +54,11 @@ impl Error {
 
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         Self::Internal(detail.to_string())
+    }
+
+    /// A body of the wrong shape, at the path serde_path_to_error reports.
+    pub fn from_json_path(path: &str, message: String, root: &str) -> Self {
+        Self::invalid(field_of(path, &message, root), message)
     }
 
     /// The machine-readable code in the JSON body.
@@ -62,31 +74,65 @@ impl Error {
             Self::Internal(_) => "internal_error",
         }
     }
+
+    /// True for the storage failures that a retry may cure (503).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Busy)
+    }
 }
 
 impl From<diesel::result::Error> for Error {
     fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::Error as D;
-        match e {
-            D::NotFound => Self::NotFound("record".into()),
-            ref e if crate::db::is_unique_violation(e) => {
-                Self::Conflict("a record with that name or key already exists".into())
-            }
-            ref e if crate::db::is_busy(e) => Self::Busy,
-            other => Self::Internal(format!("database: {other}")),
+        match crate::db::classify(&e) {
+            Fault::NotFound => Self::NotFound("record".into()),
+            Fault::UniqueViolation => Self::Conflict("a record with that name or key already exists".into()),
+            Fault::Busy => Self::Busy,
+            Fault::Disconnected => Self::Unavailable(format!("database connection lost: {e}")),
+            Fault::Other => Self::Internal(format!("database: {e}")),
         }
     }
 }
 
-impl From<diesel::r2d2::PoolError> for Error {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self::Unavailable(format!("database unavailable: {e}"))
+impl From<PoolError> for Error {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Panicked => Self::Internal(e.to_string()),
+            other => Self::Unavailable(format!("database unavailable: {other}")),
+        }
     }
 }
 
 impl From<BlockingError> for Error {
     fn from(e: BlockingError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            BlockingError::Closed(_) => Self::Unavailable(e.to_string()),
+            BlockingError::Panicked(_) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl HasFault for Error {
+    fn fault(&self) -> Option<Fault> {
+        match self {
+            Self::Busy => Some(Fault::Busy),
+            Self::Unavailable(_) => Some(Fault::Disconnected),
+            Self::NotFound(_) => Some(Fault::NotFound),
+            _ => None,
+        }
+    }
+}
+
+/// The field an error is about: the path serde_path_to_error reports, or for
+/// a missing field (reported at its parent) the parent's path plus its name.
+pub fn field_of(path: &str, message: &str, root: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(f)) => f.to_string(),
+        (p, Some(f)) => format!("{p}.{f}"),
+        (".", None) => root.to_string(),
+        (p, None) => p.to_string(),
     }
 }
 
@@ -132,13 +178,46 @@ impl ResponseError for Error {
             _ => None,
         };
         let mut resp = HttpResponse::build(self.status_code());
-        if let Self::Unauthorized(_) = self {
-            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            Self::Unauthorized(_) => {
+                resp.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::Unavailable(_) | Self::Busy => {
+                resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            _ => {}
         }
         resp.json(ErrorBody {
             error: self.code(),
             error_description: description,
             field,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of(".", "missing field `base_url`", "body"), "base_url");
+        assert_eq!(field_of("pages[0]", "missing field `icon`", "m"), "pages[0].icon");
+        assert_eq!(field_of("kind", "unknown variant", "body"), "kind");
+        assert_eq!(field_of(".", "invalid type", "body"), "body");
+    }
+
+    #[test]
+    fn storage_faults_map_to_statuses() {
+        use diesel::result::Error as D;
+        assert_eq!(Error::from(D::NotFound).status_code(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            Error::from(PoolError::Connect("refused".into())).status_code(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let resp = Error::Busy.error_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers().get(RETRY_AFTER).unwrap(), "1");
+        assert_eq!(Error::Busy.fault(), Some(Fault::Busy));
     }
 }

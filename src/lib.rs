@@ -1,4 +1,9 @@
 //! Roster: identity service and service registry for microservice systems.
+//!
+//! Layers point down: `http` (handlers, extractors) → the domains (`oauth`,
+//! `registry`, `principals`) → `auth` → `models` → `db`. `upkeep` runs the
+//! background tick, `state` is the HTTP layer's container, and `cli` and
+//! `startup` wire a process together.
 
 pub mod auth;
 pub mod blocking;
@@ -9,8 +14,11 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod models;
+pub mod names;
 pub mod oauth;
+pub mod page;
 pub mod principals;
 pub mod registry;
 pub mod startup;
 pub mod state;
+pub mod upkeep;

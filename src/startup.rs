@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::auth::password;
 use crate::auth::pepper_check;
 use crate::auth::secrets::{Pepper, PepperSource, SecretString, random_token};
-use crate::db::{self, DatabaseTarget, DbConnection, DbPool, PoolOptions};
+use crate::db::{self, DatabaseTarget, DbConnection};
 use crate::principals;
 
 /// A migrated database with its verified pepper, on one connection: what a
@@ -42,37 +42,6 @@ pub fn connect(
     })
 }
 
-/// A session's database as a pool, for a long-running process.
-pub struct Opened {
-    pub target: DatabaseTarget,
-    pub pool: DbPool,
-    pub pepper: Pepper,
-    pub pepper_source: PepperSource,
-}
-
-impl Session {
-    pub fn into_pool(self, opts: &PoolOptions) -> Result<Opened, String> {
-        let pool = db::pool(&self.target, opts)?;
-        Ok(Opened {
-            target: self.target,
-            pool,
-            pepper: self.pepper,
-            pepper_source: self.pepper_source,
-        })
-    }
-}
-
-/// [`connect`], then a pool.
-pub fn open(
-    database_url: Option<&str>,
-    key_file: Option<&Path>,
-    pepper_env: Option<&str>,
-    pool: &PoolOptions,
-    now: DateTime<Utc>,
-) -> Result<Opened, String> {
-    connect(database_url, key_file, pepper_env, now)?.into_pool(pool)
-}
-
 /// The first administrator's password as it was decided at first start.
 pub enum AdminPassword {
     FromEnv,
@@ -86,7 +55,7 @@ pub fn bootstrap_admin(
     admin_password_env: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<AdminPassword>, String> {
-    if principals::admin_exists(conn).map_err(|e| e.to_string())? {
+    if principals::manage::admin_exists(conn).map_err(|e| e.to_string())? {
         return Ok(None);
     }
     let (password, how) = match admin_password_env.filter(|p| !p.is_empty()) {

@@ -1,5 +1,5 @@
 //! JWT signing keys: generation, encryption at rest, three-phase rotation and
-//! the in-memory key ring every instance signs and verifies with.
+//! the [`KeyStore`] every instance signs and verifies with.
 //!
 //! Rotation (all instances share the keys through the database):
 //! 1. `next`: a new key is published in the JWKS but signs nothing yet;
@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -116,9 +116,15 @@ fn generate(alg: SigningAlg, kid: &str) -> Result<Generated> {
     }
 }
 
+const SEALING_PURPOSE: &str = "signing-key-encryption";
+
 fn sealing_key(pepper: &Pepper) -> Result<LessSafeKey> {
-    let key = pepper.derive_key("signing-key-encryption");
-    UnboundKey::new(&AES_256_GCM, &key)
+    let key = pepper.derive_key(SEALING_PURPOSE).map_err(Error::internal)?;
+    aes_key(&key)
+}
+
+fn aes_key(key: &[u8; 32]) -> Result<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, key)
         .map(LessSafeKey::new)
         .map_err(|_| Error::internal("AES key setup"))
 }
@@ -146,13 +152,18 @@ fn open(pepper: &Pepper, kid: &str, sealed: &str) -> Result<Vec<u8>> {
         return Err(Error::internal("stored signing key is truncated"));
     }
     let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::internal("bad nonce"))?;
-    let key = sealing_key(pepper)?;
-    let mut buf = ciphertext.to_vec();
-    let plain = key
-        .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-        .map_err(|_| Error::internal("cannot decrypt signing key: wrong pepper?"))?;
-    Ok(plain.to_vec())
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::internal("bad nonce"))?;
+    // Keys sealed before key derivation moved to HKDF open with the old sub-key.
+    for key in [
+        sealing_key(pepper)?,
+        aes_key(&pepper.legacy_derive_key(SEALING_PURPOSE))?,
+    ] {
+        let mut buf = ciphertext.to_vec();
+        if let Ok(plain) = key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut buf) {
+            return Ok(plain.to_vec());
+        }
+    }
+    Err(Error::internal("cannot decrypt signing key: wrong pepper?"))
 }
 
 fn new_key_row(
@@ -339,55 +350,104 @@ pub fn load(conn: &mut DbConnection, pepper: &Pepper, now: DateTime<Utc>) -> Res
     })
 }
 
-/// The per-instance cache of the key snapshot. It is reloaded (after running
-/// [`maintain`]) once it is older than `refresh_every`, so every instance
-/// follows rotations made by the others or by `roster keys rotate`.
-pub struct KeyRing {
-    current: RwLock<Option<Arc<KeySnapshot>>>,
-    reload: tokio::sync::Mutex<()>,
-    pub policy: KeyPolicy,
-    pub refresh_every: Duration,
+/// What `roster keys list` shows of a key: never the private part.
+#[derive(Debug, serde::Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub publish_until: Option<DateTime<Utc>>,
 }
 
-impl KeyRing {
-    pub fn new(policy: KeyPolicy, refresh_every: Duration) -> Self {
-        Self {
-            current: RwLock::new(None),
-            reload: tokio::sync::Mutex::new(()),
+/// Every stored key, public facts only.
+pub fn list(conn: &mut DbConnection) -> Result<Vec<KeyInfo>> {
+    Ok(signing_key::all(conn)?
+        .into_iter()
+        .map(|k| KeyInfo {
+            kid: k.kid,
+            alg: k.alg,
+            state: k.state,
+            created_at: from_db_time(k.created_at),
+            activated_at: k.activated_at.map(from_db_time),
+            publish_until: k.publish_until.map(from_db_time),
+        })
+        .collect())
+}
+
+/// The keys of one instance. Requests read the current snapshot without
+/// waiting; only [`KeyStore::refresh`], run by the background tick, talks to
+/// the database: it runs the rotation steps that are due and loads a new
+/// snapshot. A failed refresh keeps the last good snapshot in service, and
+/// [`KeyStore::age`] tells readiness how old it has become.
+pub struct KeyStore {
+    current: RwLock<Arc<KeySnapshot>>,
+    pepper: Pepper,
+    policy: KeyPolicy,
+    last_error: Mutex<Option<String>>,
+}
+
+impl KeyStore {
+    /// The first load, at start: bring the keys up to date and load them.
+    pub fn open(conn: &mut DbConnection, pepper: Pepper, policy: KeyPolicy, now: DateTime<Utc>) -> Result<Self> {
+        maintain(conn, &pepper, &policy, now)?;
+        let snap = load(conn, &pepper, now)?;
+        Ok(Self {
+            current: RwLock::new(Arc::new(snap)),
+            pepper,
             policy,
-            refresh_every,
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// The snapshot to sign and verify with now.
+    pub fn current(&self) -> Arc<KeySnapshot> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// The cached snapshot when it is fresh at `now`.
-    pub fn fresh(&self, now: DateTime<Utc>) -> Option<Arc<KeySnapshot>> {
-        let guard = self.current.read().ok()?;
-        let snap = guard.as_ref()?;
-        let age = now - snap.loaded_at;
-        (age >= Duration::zero() && age < self.refresh_every).then(|| snap.clone())
+    pub fn policy(&self) -> &KeyPolicy {
+        &self.policy
     }
 
-    pub fn store(&self, snap: KeySnapshot) -> Arc<KeySnapshot> {
-        let snap = Arc::new(snap);
-        if let Ok(mut guard) = self.current.write() {
-            *guard = Some(snap.clone());
+    /// One round of upkeep at `now`: run the due rotation steps, load the
+    /// keys, and serve them. On failure the previous snapshot stays in
+    /// service; the error is logged once per change and returned.
+    pub fn refresh(&self, conn: &mut DbConnection, now: DateTime<Utc>) -> Result<()> {
+        let loaded = maintain(conn, &self.pepper, &self.policy, now).and_then(|()| load(conn, &self.pepper, now));
+        let mut last_error = match self.last_error.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match loaded {
+            Ok(snap) => {
+                if last_error.take().is_some() {
+                    tracing::info!("signing keys reloaded after earlier failures");
+                }
+                let snap = Arc::new(snap);
+                match self.current.write() {
+                    Ok(mut g) => *g = snap,
+                    Err(poisoned) => *poisoned.into_inner() = snap,
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "cannot reload the signing keys: serving the last good ones");
+                }
+                *last_error = Some(text);
+                Err(e)
+            }
         }
-        snap
     }
 
-    /// The last snapshot, however old.
-    pub fn latest(&self) -> Option<Arc<KeySnapshot>> {
-        self.current.read().ok()?.clone()
-    }
-
-    /// Serialise reloads so that a burst of requests after expiry loads once.
-    pub async fn reload_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.reload.lock().await
-    }
-
-    /// The reload lock, if no other request holds it.
-    pub fn try_reload_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        self.reload.try_lock().ok()
+    /// How long ago the snapshot in service was loaded.
+    pub fn age(&self, now: DateTime<Utc>) -> Duration {
+        now - self.current().loaded_at
     }
 }
 
@@ -408,6 +468,30 @@ mod tests {
         assert!(open(&p, "kid2", &sealed).is_err());
         let other = Pepper::from_bytes(b"another-pepper-another-pepper-xx").unwrap();
         assert!(open(&other, "kid1", &sealed).is_err());
+    }
+
+    #[test]
+    fn keys_sealed_with_the_legacy_sub_key_still_open() {
+        let p = pepper();
+        let legacy = aes_key(&p.legacy_derive_key(SEALING_PURPOSE)).unwrap();
+        let nonce = [7u8; NONCE_LEN];
+        let mut buf = b"old key".to_vec();
+        legacy
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(b"kid1".as_slice()),
+                &mut buf,
+            )
+            .unwrap();
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&buf);
+        let sealed = URL_SAFE_NO_PAD.encode(sealed);
+        assert_eq!(open(&p, "kid1", &sealed).unwrap(), b"old key");
+        // New seals use the HKDF sub-key, which differs from the legacy one.
+        assert_ne!(
+            p.derive_key(SEALING_PURPOSE).unwrap(),
+            p.legacy_derive_key(SEALING_PURPOSE)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Credentials: passwords, client secrets and the server pepper.
+//! Credentials and tokens: passwords, client secrets, the server pepper, the
+//! signing keys, and the online check of access tokens.
 
-pub mod bearer;
+pub mod access;
 pub mod client;
 pub mod jwt;
 pub mod keys;

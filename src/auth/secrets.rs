@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hkdf, hmac};
 use subtle::ConstantTimeEq;
 
 /// Bytes of randomness in a generated client secret (256 bits).
 pub const CLIENT_SECRET_BYTES: usize = 32;
+/// The HKDF salt (RFC 5869 §2.2): fixed, as the pepper itself is the secret.
+const HKDF_SALT: &[u8] = b"roster pepper v2";
+
 /// Shortest pepper accepted from the environment.
 pub const MIN_PEPPER_LEN: usize = 32;
 
@@ -40,6 +43,28 @@ impl fmt::Debug for SecretString {
     }
 }
 
+/// Secrets arrive in request bodies (passwords, tokens) straight into the
+/// redacting type.
+impl<'de> serde::Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretString::new)
+    }
+}
+
+/// Serialise a secret as itself: only for the one response that hands it to
+/// its owner (`#[serde(serialize_with = "serialize_exposed")]`).
+pub fn serialize_exposed<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose())
+}
+
+/// [`serialize_exposed`] for an optional secret.
+pub fn serialize_exposed_opt<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose()),
+        None => s.serialize_none(),
+    }
+}
+
 /// Fill `n` bytes from the OS CSPRNG and encode them base64url without padding,
 /// an alphabet that survives form and Basic encoding (no `+`, `/`, `%`, `=`).
 pub fn random_token(n: usize) -> Result<String, ring::error::Unspecified> {
@@ -53,6 +78,8 @@ pub fn random_token(n: usize) -> Result<String, ring::error::Unspecified> {
 #[derive(Clone)]
 pub struct Pepper {
     key: hmac::Key,
+    /// HKDF pseudo-random key (RFC 5869 §2.2) from which sub-keys are expanded.
+    prk: hkdf::Prk,
 }
 
 impl fmt::Debug for Pepper {
@@ -89,6 +116,8 @@ pub enum PepperError {
     BadFile(PathBuf),
     #[error("the system random generator failed")]
     Random,
+    #[error("key derivation failed")]
+    Derive,
 }
 
 impl Pepper {
@@ -98,6 +127,7 @@ impl Pepper {
         }
         Ok(Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, raw),
+            prk: hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(raw),
         })
     }
 
@@ -142,8 +172,21 @@ impl Pepper {
         self.mac_hex(b"roster pepper check v1")
     }
 
-    /// Derive a 256-bit sub-key for `purpose` (HMAC-based, RFC 5869 style extract).
-    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+    /// A 256-bit sub-key for `purpose`: HKDF-SHA-256 (RFC 5869 §2.3 expand,
+    /// with `purpose` as the info string) of the pepper.
+    pub fn derive_key(&self, purpose: &str) -> Result<[u8; 32], PepperError> {
+        let info = [purpose.as_bytes()];
+        let mut out = [0u8; 32];
+        self.prk
+            .expand(&info, hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut out))
+            .map_err(|_| PepperError::Derive)?;
+        Ok(out)
+    }
+
+    /// The sub-key of Roster before HKDF (HMAC of a label), kept only to open
+    /// signing keys that were sealed with it.
+    pub fn legacy_derive_key(&self, purpose: &str) -> [u8; 32] {
         let tag = hmac::sign(&self.key, format!("roster derive v1:{purpose}").as_bytes());
         let mut out = [0u8; 32];
         out.copy_from_slice(&tag.as_ref()[..32]);

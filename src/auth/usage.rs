@@ -2,14 +2,14 @@
 //!
 //! Every successful client authentication would otherwise cost a write (and on
 //! PostgreSQL a WAL flush) per token. Instead each instance counts uses in
-//! memory and writes `last_used_at` and the counter once per flush interval,
-//! one row per secret. A crash loses at most one interval of counts; the
-//! counters are usage metadata, not security state.
+//! memory, and the background tick writes `last_used_at` and the counter once
+//! a second, one row per secret, and once more at shutdown. A crash loses at
+//! most one tick of counts; the counters are usage metadata, not security state.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::db::DbConnection;
 use crate::error::Result;
@@ -24,50 +24,53 @@ pub struct Usage {
 /// Uses waiting to be written, by secret id.
 pub type Batch = HashMap<String, Usage>;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct UsageRecorder {
-    interval: Duration,
-    state: Mutex<(Batch, Option<DateTime<Utc>>)>,
+    pending: Mutex<Batch>,
 }
 
 impl UsageRecorder {
-    pub fn new(interval: Duration) -> Self {
-        Self {
-            interval,
-            state: Mutex::new((HashMap::new(), None)),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Count one use at `now`. Returns the pending batch when a flush is due
-    /// (the interval has passed since the last one), leaving the recorder empty.
-    pub fn record(&self, secret_id: &str, now: DateTime<Utc>) -> Option<Batch> {
-        let mut guard = match self.state.lock() {
+    /// Count one use at `now`. Costs a lock and a map update, never a write.
+    pub fn record(&self, secret_id: &str, now: DateTime<Utc>) {
+        let mut pending = match self.pending.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let (pending, last_flush) = &mut *guard;
         let entry = pending.entry(secret_id.to_string()).or_insert(Usage {
             last_used: now,
             count: 0,
         });
         entry.count += 1;
         entry.last_used = entry.last_used.max(now);
-        let due = last_flush.is_none_or(|t| now - t >= self.interval);
-        if due {
-            *last_flush = Some(now);
-            Some(std::mem::take(pending))
-        } else {
-            None
-        }
     }
 
-    /// Everything pending, for a flush at shutdown or on demand.
+    /// Everything pending, leaving the recorder empty.
     pub fn take(&self) -> Batch {
-        let mut guard = match self.state.lock() {
+        let mut pending = match self.pending.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        std::mem::take(&mut guard.0)
+        std::mem::take(&mut *pending)
+    }
+
+    /// Put back a batch whose write failed, so the next flush tries again.
+    pub fn restore(&self, batch: Batch) {
+        let mut pending = match self.pending.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (id, u) in batch {
+            let entry = pending.entry(id).or_insert(Usage {
+                last_used: u.last_used,
+                count: 0,
+            });
+            entry.count += u.count;
+            entry.last_used = entry.last_used.max(u.last_used);
+        }
     }
 }
 
@@ -88,35 +91,41 @@ pub fn apply(conn: &mut DbConnection, batch: &Batch) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
 
     #[test]
-    fn counts_in_memory_and_hands_out_a_batch_per_interval() {
+    fn counts_in_memory_until_taken() {
         let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let r = UsageRecorder::new(Duration::seconds(1));
-        // The first use flushes at once (nothing was flushed yet).
-        let first = r.record("a", t0).unwrap();
-        assert_eq!(
-            first["a"],
-            Usage {
-                last_used: t0,
-                count: 1
-            }
-        );
-        assert!(r.record("a", t0 + Duration::milliseconds(200)).is_none());
-        assert!(r.record("b", t0 + Duration::milliseconds(400)).is_none());
-        assert!(r.record("a", t0 + Duration::milliseconds(600)).is_none());
-        let batch = r.record("a", t0 + Duration::milliseconds(1000)).unwrap();
+        let r = UsageRecorder::new();
+        r.record("a", t0);
+        r.record("b", t0 + Duration::milliseconds(400));
+        r.record("a", t0 + Duration::milliseconds(600));
+        let batch = r.take();
         assert_eq!(
             batch["a"],
             Usage {
-                last_used: t0 + Duration::milliseconds(1000),
-                count: 3
+                last_used: t0 + Duration::milliseconds(600),
+                count: 2
             }
         );
         assert_eq!(batch["b"].count, 1);
         assert!(r.take().is_empty());
-        assert!(r.record("c", t0 + Duration::milliseconds(1100)).is_none());
-        assert_eq!(r.take()["c"].count, 1);
+    }
+
+    #[test]
+    fn a_failed_batch_is_merged_back() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let r = UsageRecorder::new();
+        r.record("a", t0);
+        let failed = r.take();
+        r.record("a", t0 + Duration::seconds(1));
+        r.restore(failed);
+        assert_eq!(
+            r.take()["a"],
+            Usage {
+                last_used: t0 + Duration::seconds(1),
+                count: 2
+            }
+        );
     }
 }

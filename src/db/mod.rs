@@ -1,15 +1,19 @@
 //! Storage: one connection type over SQLite and PostgreSQL, chosen at run time.
 //!
 //! This is the only module that knows which backend is in use. Everything else
-//! is written against [`DbConnection`] with portable SQL.
+//! is written against [`DbConnection`] with portable SQL. It imports nothing
+//! of Roster's own but the blocking pool: errors are classified here
+//! ([`classify`]) and turned into the domain's errors by their owners.
 
+mod pool;
 pub mod schema;
+
+pub use pool::{Pool, PoolError};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{self, ManageConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -27,9 +31,6 @@ pub enum DbConnection {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
 }
-
-pub type DbPool = r2d2::Pool<ConnectionManager>;
-pub type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
 /// Where the data lives, parsed from `DATABASE_URL`.
 #[derive(Clone, PartialEq, Eq)]
@@ -112,7 +113,7 @@ impl DatabaseTarget {
     /// Open one connection, configured for Roster.
     pub fn connect(&self) -> Result<DbConnection, DieselError> {
         match self {
-            Self::Postgres(url) => PgConnection::establish(url)
+            Self::Postgres(url) => PgConnection::establish(&with_connect_timeout(url))
                 .map(DbConnection::Postgres)
                 .map_err(connection_error),
             Self::Sqlite(path) => {
@@ -132,8 +133,23 @@ impl DatabaseTarget {
     }
 }
 
+/// Seconds libpq waits for a PostgreSQL server before giving up, unless the
+/// URL sets `connect_timeout` itself: an unreachable server fails a request
+/// within this bound instead of hanging it.
+const PG_CONNECT_TIMEOUT_SECS: u32 = 5;
+
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout={PG_CONNECT_TIMEOUT_SECS}")
+}
+
+const CONNECT_ERROR_PREFIX: &str = "cannot connect to the database";
+
 fn connection_error(e: diesel::ConnectionError) -> DieselError {
-    DieselError::QueryBuilderError(format!("cannot connect to the database: {e}").into())
+    DieselError::QueryBuilderError(format!("{CONNECT_ERROR_PREFIX}: {e}").into())
 }
 
 /// Hide the password part of `scheme://user:password@host/...`.
@@ -170,44 +186,16 @@ pub fn embedded_versions() -> (Vec<String>, Vec<String>) {
     (names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS))
 }
 
-/// r2d2 manager that opens connections of the configured backend.
-#[derive(Debug, Clone)]
-pub struct ConnectionManager {
-    target: DatabaseTarget,
-}
-
-impl ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
-    type Error = DieselError;
-
-    fn connect(&self) -> Result<DbConnection, DieselError> {
-        self.target.connect()
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DieselError> {
-        conn.batch_execute("SELECT 1")
-    }
-
-    /// A connection whose server went away (or that failed mid-transaction)
-    /// is dropped instead of going back to the pool.
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        r2d2::R2D2Connection::is_broken(conn)
-    }
-}
-
-/// Pool sizing and timeouts.
+/// Pool sizing.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
-    pub max_size: u32,
-    pub connection_timeout: Duration,
+    /// Most connections open at once, and most queries running at once.
+    pub max_size: usize,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self {
-            max_size: 16,
-            connection_timeout: Duration::from_secs(5),
-        }
+        Self { max_size: 16 }
     }
 }
 
@@ -220,22 +208,6 @@ pub fn connect_migrated(target: &DatabaseTarget) -> Result<DbConnection, String>
     let mut conn = target.connect().map_err(|e| format!("{}: {e}", target.describe()))?;
     run_migrations(&mut conn)?;
     Ok(conn)
-}
-
-/// The connection pool of a long-running process (`serve`). One-shot commands
-/// use a single connection instead: the pool opens connections on background
-/// threads, and a PostgreSQL connection still being opened (TLS and all) when
-/// the process exits can crash libpq's cleanup.
-pub fn pool(target: &DatabaseTarget, opts: &PoolOptions) -> Result<DbPool, String> {
-    r2d2::Pool::builder()
-        .max_size(opts.max_size)
-        .min_idle(Some(1))
-        .connection_timeout(opts.connection_timeout)
-        // Checked-out connections are not pinged (one round trip saved per
-        // request); broken ones are dropped on return by `has_broken`.
-        .test_on_check_out(false)
-        .build(ConnectionManager { target: target.clone() })
-        .map_err(|e| format!("{}: {e}", target.describe()))
 }
 
 fn ensure_parent_dir(path: &Path) -> Result<(), String> {
@@ -251,28 +223,63 @@ fn ensure_parent_dir(path: &Path) -> Result<(), String> {
 /// Is the database answering? For SQLite this also checks that the file is
 /// still there: an unlinked file keeps working for open connections, but every
 /// write would then go to a file nobody can reopen.
-pub fn ping(pool: &DbPool, target: &DatabaseTarget) -> Result<(), String> {
+pub fn ping(conn: &mut DbConnection, target: &DatabaseTarget) -> Result<(), String> {
     if let DatabaseTarget::Sqlite(path) = target
         && !path.exists()
     {
         return Err(format!("the SQLite file {} is gone", path.display()));
     }
-    let mut conn = pool.get().map_err(|e| format!("no database connection: {e}"))?;
     conn.batch_execute("SELECT 1 FROM server_settings LIMIT 1")
         .map_err(|e| format!("database query failed: {e}"))
 }
 
-/// True when SQLite reports the database locked by another connection. WAL
-/// lets one writer in at a time; a read transaction that later writes may find
-/// its snapshot stale (SQLITE_BUSY_SNAPSHOT), which the busy timeout cannot
-/// wait out. PostgreSQL never reports this: its row locks wait instead.
-pub fn is_busy(e: &DieselError) -> bool {
+/// What a storage error means to the layers above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The row asked for does not exist.
+    NotFound,
+    /// A unique or primary-key constraint refused the write.
+    UniqueViolation,
+    /// SQLite found the database locked by another writer; the transaction
+    /// was rolled back and may be retried (see [`transaction`]).
+    Busy,
+    /// The connection to the database is gone.
+    Disconnected,
+    /// Anything else: a bug or a broken database.
+    Other,
+}
+
+/// Classify a diesel error. SQLite reports SQLITE_BUSY as "database is
+/// locked" and SQLITE_LOCKED as "database table is locked" (the texts of
+/// `sqlite3_errstr`, which diesel passes through unchanged); WAL lets one
+/// writer in at a time, and a read transaction that later writes may find its
+/// snapshot stale (SQLITE_BUSY_SNAPSHOT), which the busy timeout cannot wait
+/// out. PostgreSQL never reports this: its row locks wait instead.
+pub fn classify(e: &DieselError) -> Fault {
     match e {
-        DieselError::DatabaseError(_, info) => {
-            let m = info.message();
-            m.contains("database is locked") || m.contains("database table is locked") || m.contains("busy")
+        DieselError::NotFound => Fault::NotFound,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Fault::UniqueViolation,
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => Fault::Disconnected,
+        DieselError::DatabaseError(_, info)
+            if matches!(info.message(), "database is locked" | "database table is locked") =>
+        {
+            Fault::Busy
         }
-        _ => false,
+        DieselError::QueryBuilderError(msg) if msg.to_string().starts_with(CONNECT_ERROR_PREFIX) => Fault::Disconnected,
+        _ => Fault::Other,
+    }
+}
+
+/// An error that remembers which storage [`Fault`] caused it, if any: the
+/// pool drops a connection that lost its server, and [`transaction`] retries
+/// one that found SQLite busy.
+pub trait HasFault {
+    fn fault(&self) -> Option<Fault>;
+}
+
+impl HasFault for DieselError {
+    fn fault(&self) -> Option<Fault> {
+        Some(classify(self))
     }
 }
 
@@ -282,25 +289,24 @@ const BUSY_RETRIES: u32 = 8;
 /// Run `f` in a transaction, retrying it from the start when SQLite reports
 /// the database busy (the failed attempt was rolled back, so a retry is safe).
 /// This is the only backend split of transactions; it is a no-op on PostgreSQL.
-pub fn transaction<T, F>(conn: &mut DbConnection, mut f: F) -> Result<T, crate::error::Error>
+///
+/// The pause between attempts is a real one: the other writer holds the lock
+/// in another connection, and nothing here can be woken when it lets go.
+pub fn transaction<T, E, F>(conn: &mut DbConnection, mut f: F) -> Result<T, E>
 where
-    F: FnMut(&mut DbConnection) -> Result<T, crate::error::Error>,
+    F: FnMut(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError> + HasFault,
 {
     let mut attempt = 0;
     loop {
         match conn.transaction(&mut f) {
-            Err(crate::error::Error::Busy) if attempt < BUSY_RETRIES => {
+            Err(e) if e.fault() == Some(Fault::Busy) && attempt < BUSY_RETRIES => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(2u64 << attempt.min(6)));
             }
             other => return other,
         }
     }
-}
-
-/// True for a unique or primary-key violation on either backend.
-pub fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
 }
 
 #[cfg(test)]

@@ -10,20 +10,15 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when the database answers, 503 with the reason otherwise.
+/// `GET /readyz`: 200 when the database answers and the signing keys are
+/// fresh, 503 with the reason otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({
-            "status": "ready",
-            "database": state.target().backend_name(),
-        })),
-        Err(reason) => {
-            tracing::warn!(%reason, "not ready");
-            HttpResponse::ServiceUnavailable().json(json!({
-                "status": "unavailable",
-                "error": "database_unavailable",
-                "error_description": reason,
-            }))
-        }
+    let readiness = state.upkeep().readiness().await;
+    if readiness.is_ready() {
+        HttpResponse::Ok().json(readiness)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+            .json(readiness)
     }
 }

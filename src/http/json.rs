@@ -17,12 +17,16 @@ fn decode<T: DeserializeOwned>(body: &[u8], empty_default: Option<fn() -> T>) ->
         serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        Error::invalid(field_of(&path, &message, "body"), message)
+        Error::from_json_path(&path, e.into_inner().to_string(), "body")
     })
 }
 
 async fn read(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Error> {
+    read_limited(req, payload, super::MAX_BODY_BYTES).await
+}
+
+/// Read a JSON body of at most `limit` bytes.
+pub async fn read_limited(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<web::Bytes, Error> {
     if let Some(ct) = req.headers().get(actix_web::http::header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
         if !ct.is_empty() && !ct.starts_with("application/json") {
@@ -30,7 +34,7 @@ async fn read(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Er
         }
     }
     payload
-        .to_bytes_limited(super::MAX_BODY_BYTES)
+        .to_bytes_limited(limit)
         .await
         .map_err(|_| Error::BadRequest("the request body is too large".into()))?
         .map_err(|e| Error::BadRequest(format!("cannot read the request body: {e}")))
@@ -49,40 +53,4 @@ pub async fn parse_or_default<T: DeserializeOwned + Default>(
     payload: web::Payload,
 ) -> Result<T, Error> {
     decode(&read(req, payload).await?, Some(T::default))
-}
-
-/// For PATCH: a missing field is `None`, `null` is `Some(None)`.
-pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: serde::Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    serde::Deserialize::deserialize(d).map(Some)
-}
-
-/// The field an error is about: the path serde_path_to_error reports, or for
-/// a missing field (reported at its parent) the parent's path plus its name.
-pub fn field_of(path: &str, message: &str, root: &str) -> String {
-    let missing = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split('`').next());
-    match (path, missing) {
-        (".", Some(f)) => f.to_string(),
-        (p, Some(f)) => format!("{p}.{f}"),
-        (".", None) => root.to_string(),
-        (p, None) => p.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_name_the_field() {
-        assert_eq!(field_of(".", "missing field `base_url`", "body"), "base_url");
-        assert_eq!(field_of("pages[0]", "missing field `icon`", "m"), "pages[0].icon");
-        assert_eq!(field_of("kind", "unknown variant", "body"), "kind");
-        assert_eq!(field_of(".", "invalid type", "body"), "body");
-    }
 }

@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use serde::Serialize;
 
-use crate::auth::bearer::Bearer;
+use super::extract::Bearer;
 
 #[derive(Debug, Serialize)]
 pub struct MeView {
@@ -15,7 +15,7 @@ pub struct MeView {
     pub client_id: String,
 }
 
-pub async fn me(caller: Bearer) -> HttpResponse {
+pub async fn me(Bearer(caller): Bearer) -> HttpResponse {
     HttpResponse::Ok().json(MeView {
         scopes: caller.claims.scopes(),
         client_id: caller.claims.client_id,

@@ -2,6 +2,7 @@
 //! function and map the result to a view.
 
 pub mod admin;
+pub mod extract;
 pub mod health;
 pub mod json;
 pub mod me;

@@ -60,7 +60,7 @@ pub async fn token(
     let form = read_form(&req, payload).await?;
     let creds = client_credentials(&req, &form)?;
     let grant = TokenRequest::from_form(&form)?;
-    let response = token::exchange(&state, grant, creds, remote(&req)).await?;
+    let response = token::exchange(state.oauth(), grant, creds, remote(&req), state.now()).await?;
     Ok(no_store(&response))
 }
 
@@ -71,7 +71,7 @@ pub async fn introspect(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let (creds, token) = token_form(&req, payload).await?;
-    let response = introspect::introspect(&state, creds, token, remote(&req)).await?;
+    let response = introspect::introspect(state.oauth(), creds, token, remote(&req), state.now()).await?;
     Ok(no_store(&response))
 }
 
@@ -82,7 +82,7 @@ pub async fn revoke(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let (creds, token) = token_form(&req, payload).await?;
-    revoke::revoke(&state, creds, token, remote(&req)).await?;
+    revoke::revoke(state.oauth(), creds, token, remote(&req), state.now()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({})))
@@ -91,18 +91,17 @@ pub async fn revoke(
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3) and
 /// `GET /.well-known/openid-configuration`.
 pub async fn server_metadata(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    let scopes = state.db(metadata::granted_scopes).await?;
+    let document = metadata::document(state.oauth()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "public, max-age=60"))
-        .json(metadata::metadata(state.settings().issuer(), scopes)))
+        .json(document))
 }
 
 /// `GET /.well-known/jwks.json`: the public keys (RFC 7517). Cached for less
 /// than the key publish delay, so that a new key is seen before it signs.
-pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    let keys = state.keys().await?;
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     let max_age = (state.settings().keys.publish_delay.num_seconds() / 2).clamp(0, 300);
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, format!("public, max-age={max_age}")))
-        .json(&keys.jwks))
+        .json(&state.keys().current().jwks)
 }

@@ -8,7 +8,7 @@ use crate::db::DbConnection;
 use crate::db::schema::audit_events;
 use crate::error::Result;
 
-use super::{from_db_time, new_ordered_id, to_db_time};
+use super::{new_ordered_id, to_db_time};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,36 +86,6 @@ pub struct AuditEventRow {
     pub details: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEventView {
-    pub id: String,
-    pub created_at: DateTime<Utc>,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub outcome: String,
-    pub actor_id: Option<String>,
-    pub principal_id: Option<String>,
-    pub remote_addr: Option<String>,
-    pub reason: Option<String>,
-    pub details: Option<serde_json::Value>,
-}
-
-impl From<AuditEventRow> for AuditEventView {
-    fn from(r: AuditEventRow) -> Self {
-        Self {
-            id: r.id,
-            created_at: from_db_time(r.created_at),
-            event_type: r.event_type,
-            outcome: r.outcome,
-            actor_id: r.actor_id,
-            principal_id: r.principal_id,
-            remote_addr: r.remote_addr,
-            reason: r.reason,
-            details: r.details.and_then(|d| serde_json::from_str(&d).ok()),
-        }
-    }
-}
-
 pub fn record(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>) -> Result<()> {
     let row = AuditEventRow {
         id: new_ordered_id(now),
@@ -133,13 +103,12 @@ pub fn record(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>)
 }
 
 /// The newest events first.
-pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<AuditEventView>> {
-    let rows: Vec<AuditEventRow> = audit_events::table
+pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<AuditEventRow>> {
+    Ok(audit_events::table
         .select(AuditEventRow::as_select())
         .order((audit_events::created_at.desc(), audit_events::id.desc()))
         .limit(limit)
-        .load(conn)?;
-    Ok(rows.into_iter().map(Into::into).collect())
+        .load(conn)?)
 }
 
 /// Filters of the audit list.
@@ -150,14 +119,14 @@ pub struct AuditFilter {
     pub since: Option<DateTime<Utc>>,
 }
 
-/// A page of events, newest first, after the cursor `(created_at, id)`.
+/// Up to `limit` events, newest first, strictly before the position
+/// `(created_at, id)` when one is given.
 pub fn page(
     conn: &mut DbConnection,
     filter: &AuditFilter,
-    cursor: Option<&str>,
+    before: Option<(NaiveDateTime, String)>,
     limit: i64,
-) -> Result<super::page::Page<AuditEventView>> {
-    use super::page::{decode_cursor, encode_cursor, paginate};
+) -> Result<Vec<AuditEventRow>> {
     let mut query = audit_events::table.select(AuditEventRow::as_select()).into_boxed();
     if let Some(p) = &filter.principal {
         query = query.filter(audit_events::principal_id.eq(p.clone()));
@@ -168,25 +137,15 @@ pub fn page(
     if let Some(since) = filter.since {
         query = query.filter(audit_events::created_at.ge(to_db_time(since)));
     }
-    if let Some(c) = cursor {
-        let parts = decode_cursor(c, 2)?;
-        let at = chrono::NaiveDateTime::parse_from_str(&parts[0], "%Y-%m-%dT%H:%M:%S%.f")
-            .map_err(|_| crate::error::Error::invalid("cursor", "not a cursor returned by this API"))?;
-        let id = parts[1].clone();
+    if let Some((at, id)) = before {
         query = query.filter(
             audit_events::created_at
                 .lt(at)
                 .or(audit_events::created_at.eq(at).and(audit_events::id.lt(id))),
         );
     }
-    let rows = query
+    Ok(query
         .order((audit_events::created_at.desc(), audit_events::id.desc()))
-        .limit(limit + 1)
-        .load(conn)?;
-    paginate(
-        rows,
-        limit,
-        |r: &AuditEventRow| encode_cursor(&[&r.created_at.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(), &r.id]),
-        |rows| Ok(rows.into_iter().map(Into::into).collect()),
-    )
+        .limit(limit)
+        .load(conn)?)
 }

@@ -1,7 +1,7 @@
-//! Rows, inputs and queries. Diesel lives here and in `crate::db`, never in handlers.
+//! Rows and queries. Diesel lives here and in `crate::db`, nowhere else.
 
 pub mod audit;
-pub mod page;
+pub mod password;
 pub mod principal;
 pub mod refresh_token;
 pub mod registration;

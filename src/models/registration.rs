@@ -62,11 +62,6 @@ pub fn save(conn: &mut DbConnection, row: &RegistrationRow) -> Result<()> {
     Ok(())
 }
 
-pub fn delete(conn: &mut DbConnection, principal_id: &str) -> Result<()> {
-    diesel::delete(service_registrations::table.find(principal_id)).execute(conn)?;
-    Ok(())
-}
-
 /// Bump the change index in the caller's transaction; returns the new value.
 pub fn bump_index(conn: &mut DbConnection) -> Result<i64> {
     diesel::update(registry_state::table.find(1))
@@ -104,6 +99,55 @@ pub fn list(
         query = query.filter(service_registrations::principal_id.eq_any(members));
     }
     Ok(query.order(principals::name.asc()).load(conn)?)
+}
+
+/// One service's membership of a category, with its registration status.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct MemberRow {
+    pub category: String,
+    pub service: String,
+    pub priority: i32,
+    /// `None` when the service never registered.
+    pub status: Option<String>,
+    pub base_url: Option<String>,
+}
+
+/// Every category membership, by category, then priority (highest first),
+/// then service name.
+pub fn category_members(conn: &mut DbConnection) -> Result<Vec<MemberRow>> {
+    Ok(service_categories::table
+        .inner_join(categories::table)
+        .inner_join(principals::table.left_join(service_registrations::table))
+        .select((
+            categories::name,
+            principals::name,
+            service_categories::priority,
+            service_registrations::status.nullable(),
+            service_registrations::base_url.nullable(),
+        ))
+        .order((
+            categories::name.asc(),
+            service_categories::priority.desc(),
+            principals::name.asc(),
+        ))
+        .load(conn)?)
+}
+
+/// Every category name, sorted.
+pub fn category_names(conn: &mut DbConnection) -> Result<Vec<String>> {
+    Ok(categories::table
+        .select(categories::name)
+        .order(categories::name.asc())
+        .load(conn)?)
+}
+
+/// Does the category `name` exist?
+pub fn category_exists(conn: &mut DbConnection, name: &str) -> Result<bool> {
+    let n: i64 = categories::table
+        .filter(categories::name.eq(name))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }
 
 /// The names of up services whose lease ran out at `now`, marked down.

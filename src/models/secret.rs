@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
 use crate::db::DbConnection;
 use crate::db::schema::client_secrets;
@@ -25,28 +24,6 @@ pub struct ClientSecretRow {
 impl ClientSecretRow {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|exp| from_db_time(exp) <= now)
-    }
-}
-
-/// Metadata of a secret, never the secret.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ClientSecretView {
-    pub id: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub use_count: i64,
-}
-
-impl From<ClientSecretRow> for ClientSecretView {
-    fn from(r: ClientSecretRow) -> Self {
-        Self {
-            id: r.id,
-            created_at: from_db_time(r.created_at),
-            expires_at: r.expires_at.map(from_db_time),
-            last_used_at: r.last_used_at.map(from_db_time),
-            use_count: r.use_count,
-        }
     }
 }
 

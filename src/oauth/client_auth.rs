@@ -8,29 +8,13 @@ use super::error::OAuthError;
 use super::request::ClientCredentials;
 use crate::auth::client::{self, AuthenticatedClient};
 use crate::auth::secrets::Pepper;
-use crate::auth::usage::{self, UsageRecorder};
+use crate::auth::usage::UsageRecorder;
 use crate::db::DbConnection;
-use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal::{self, PrincipalKind};
 
-/// The outcome of a check inside a database closure: the outer `Result` is a
-/// storage failure, the inner one what the client is told.
-pub type Checked<T> = std::result::Result<T, OAuthError>;
-
-/// Unwrap a `Result<Checked<T>>` inside a closure that returns one: a storage
-/// error propagates with `?`, an OAuth error is returned as the answer.
-macro_rules! checked {
-    ($e:expr) => {
-        match $e? {
-            Ok(v) => v,
-            Err(oauth) => return Ok(Err(oauth)),
-        }
-    };
-}
-pub(crate) use checked;
-
-/// Audit a failed client authentication; the client only sees `invalid_client`.
+/// Audit a failed client authentication and answer `invalid_client`. The
+/// audit row is written outside any transaction, so it stays.
 fn refuse(
     conn: &mut DbConnection,
     principal: Option<&str>,
@@ -38,8 +22,8 @@ fn refuse(
     reason: &str,
     remote: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Checked<Option<AuthenticatedClient>>> {
-    audit::record(
+) -> OAuthError {
+    let recorded = audit::record(
         conn,
         NewAuditEvent::new("login.client", Outcome::Failed)
             .principal(principal)
@@ -47,12 +31,15 @@ fn refuse(
             .reason(reason)
             .details(serde_json::json!({ "client_id": client_id })),
         now,
-    )?;
-    Ok(Err(OAuthError::invalid_client()))
+    );
+    match recorded {
+        Ok(()) => OAuthError::invalid_client(),
+        Err(e) => e.into(),
+    }
 }
 
-/// Authenticate a presented secret. `Ok(Ok(None))` when no secret was presented.
-/// A success counts a use of the secret in `usage`, written in batches.
+/// Authenticate a presented secret; `None` when no secret was presented.
+/// A success counts a use of the secret in `usage`, written by the background tick.
 pub fn authenticate(
     conn: &mut DbConnection,
     pepper: &Pepper,
@@ -60,33 +47,48 @@ pub fn authenticate(
     creds: &ClientCredentials,
     remote: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Checked<Option<AuthenticatedClient>>> {
+) -> Result<Option<AuthenticatedClient>, OAuthError> {
     let Some((client_id, secret)) = creds.presented_secret() else {
-        return Ok(Ok(None));
+        return Ok(None);
     };
     match client::authenticate(conn, pepper, client_id, secret, now)? {
         Ok(c) => {
-            if let Some(batch) = usage.record(&c.secret_id, now)
-                && let Err(e) = usage::apply(conn, &batch)
-            {
-                tracing::warn!(error = %e, "could not record client secret use");
-            }
-            Ok(Ok(Some(c)))
+            usage.record(&c.secret_id, now);
+            Ok(Some(c))
         }
-        Err((failure, principal)) => refuse(
+        Err((failure, principal)) => Err(refuse(
             conn,
             principal.as_ref().map(|p| p.id.as_str()),
             client_id,
             failure.reason(),
             remote,
             now,
-        ),
+        )),
+    }
+}
+
+/// Who the client is, as far as the request says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Client {
+    /// No client named: a person acting for themselves.
+    None,
+    /// A bare `client_id` naming an active service: a public client.
+    Public(String),
+    /// A service that proved its secret: a confidential client.
+    Confidential(String),
+}
+
+impl Client {
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::None => None,
+            Self::Public(n) | Self::Confidential(n) => Some(n),
+        }
     }
 }
 
 /// Authenticate when a secret is presented, or accept a bare `client_id` that
 /// names an active service (a public client acting for a person).
-/// Returns the client's name, or `None` when the request names no client.
 pub fn identify(
     conn: &mut DbConnection,
     pepper: &Pepper,
@@ -94,21 +96,23 @@ pub fn identify(
     creds: &ClientCredentials,
     remote: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Checked<Option<String>>> {
+) -> Result<Client, OAuthError> {
     match creds {
-        ClientCredentials::None => Ok(Ok(None)),
+        ClientCredentials::None => Ok(Client::None),
         ClientCredentials::IdOnly(id) => match principal::find_by_name(conn, id)? {
-            Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Ok(Some(p.name))),
-            found => Ok(refuse(
+            Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Client::Public(p.name)),
+            found => Err(refuse(
                 conn,
                 found.as_ref().map(|p| p.id.as_str()),
                 id,
                 "client_id is not an active service",
                 remote,
                 now,
-            )?
-            .map(|_| None)),
+            )),
         },
-        _ => Ok(authenticate(conn, pepper, usage, creds, remote, now)?.map(|c| c.map(|c| c.principal.name))),
+        _ => Ok(match authenticate(conn, pepper, usage, creds, remote, now)? {
+            Some(c) => Client::Confidential(c.principal.name),
+            None => Client::None,
+        }),
     }
 }

@@ -1,10 +1,17 @@
 //! RFC 6749 §5.2: the error response of the token endpoint, also used by
 //! introspection (RFC 7662 §2.3) and revocation (RFC 7009 §2.2.1).
+//!
+//! One type carries both outcomes of a failed request: what the client is to
+//! be told, and a storage or internal failure (Kanidm's
+//! `Oauth2Error::ServerError` shape), so that `?` works on both.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
+use actix_web::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+
+use crate::db::{Fault, HasFault, PoolError};
+use crate::error::{Error, RETRY_AFTER_SECS};
 
 /// The `error` codes of RFC 6749 §5.2, plus `invalid_target` (RFC 8707 §2)
 /// and the two codes of §4.1.2.1 that fit a token endpoint.
@@ -23,18 +30,23 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{error:?}: {error_description}")]
-pub struct OAuthError {
-    pub error: ErrorCode,
-    pub error_description: String,
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// Tell the client: the request is refused for this reason.
+    #[error("{code:?}: {description}")]
+    Client { code: ErrorCode, description: String },
+    /// Storage or an internal step failed. The client sees
+    /// `temporarily_unavailable` (503) for a busy or unreachable database and
+    /// `server_error` (500) otherwise; the detail is logged, never sent.
+    #[error(transparent)]
+    Server(#[from] Error),
 }
 
 impl OAuthError {
-    pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
-        Self {
-            error,
-            error_description: description.into(),
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self::Client {
+            code,
+            description: description.into(),
         }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
@@ -54,30 +66,57 @@ impl OAuthError {
     pub fn unauthorized_client(d: impl Into<String>) -> Self {
         Self::new(ErrorCode::UnauthorizedClient, d)
     }
-}
 
-impl From<crate::error::Error> for OAuthError {
-    fn from(e: crate::error::Error) -> Self {
-        use crate::error::Error;
-        match e {
-            Error::Unavailable(detail) => {
-                tracing::warn!(%detail, "token service unavailable");
-                Self::new(
-                    ErrorCode::TemporarilyUnavailable,
-                    "the service is temporarily unavailable",
-                )
-            }
-            other => {
-                tracing::error!(detail = %other, "token service internal error");
-                Self::new(ErrorCode::ServerError, "internal error")
-            }
+    /// The `error` code sent.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Client { code, .. } => *code,
+            Self::Server(e) if e.is_transient() => ErrorCode::TemporarilyUnavailable,
+            Self::Server(_) => ErrorCode::ServerError,
+        }
+    }
+
+    /// The `error_description` sent.
+    pub fn description(&self) -> &str {
+        match self {
+            Self::Client { description, .. } => description,
+            Self::Server(e) if e.is_transient() => "the service is temporarily unavailable",
+            Self::Server(_) => "internal error",
         }
     }
 }
 
+impl From<diesel::result::Error> for OAuthError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Server(e.into())
+    }
+}
+
+impl From<PoolError> for OAuthError {
+    fn from(e: PoolError) -> Self {
+        Self::Server(e.into())
+    }
+}
+
+impl HasFault for OAuthError {
+    fn fault(&self) -> Option<Fault> {
+        match self {
+            Self::Server(e) => e.fault(),
+            Self::Client { .. } => None,
+        }
+    }
+}
+
+/// The JSON body of §5.2.
+#[derive(Serialize)]
+struct Body<'a> {
+    error: ErrorCode,
+    error_description: &'a str,
+}
+
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
-        match self.error {
+        match self.code() {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -86,13 +125,48 @@ impl ResponseError for OAuthError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::Server(e) = self {
+            if e.is_transient() {
+                tracing::warn!(detail = %e, "token service unavailable");
+            } else {
+                tracing::error!(detail = %e, "token service internal error");
+            }
+        }
         let mut resp = HttpResponse::build(self.status_code());
         resp.insert_header((CACHE_CONTROL, "no-store"))
             .insert_header((PRAGMA, "no-cache"));
-        if self.error == ErrorCode::InvalidClient {
+        match self.code() {
             // §5.2: a 401 carries the scheme the client may authenticate with.
-            resp.insert_header((WWW_AUTHENTICATE, r#"Basic realm="roster", charset="UTF-8""#));
+            ErrorCode::InvalidClient => {
+                resp.insert_header((WWW_AUTHENTICATE, r#"Basic realm="roster", charset="UTF-8""#));
+            }
+            ErrorCode::TemporarilyUnavailable => {
+                resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            _ => {}
         }
-        resp.json(self)
+        resp.json(Body {
+            error: self.code(),
+            error_description: self.description(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_failures_are_503_or_500_without_detail() {
+        let busy = OAuthError::from(Error::Busy);
+        assert_eq!(busy.code(), ErrorCode::TemporarilyUnavailable);
+        assert_eq!(busy.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.error_response().headers().get(RETRY_AFTER).unwrap(), "1");
+        let bug = OAuthError::from(Error::internal("secret detail"));
+        assert_eq!(bug.code(), ErrorCode::ServerError);
+        assert_eq!(bug.description(), "internal error");
+        let refused = OAuthError::invalid_client();
+        assert_eq!(refused.status_code(), StatusCode::UNAUTHORIZED);
+        assert!(refused.error_response().headers().contains_key(WWW_AUTHENTICATE));
     }
 }

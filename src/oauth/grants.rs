@@ -45,7 +45,7 @@ pub fn resolve_scope(requested: Option<&str>, granted: &[String]) -> Result<Vec<
     };
     let mut scopes: Vec<String> = Vec::new();
     for s in requested.split(' ').filter(|s| !s.is_empty()) {
-        if crate::models::principal::validate_scope(s).is_err() {
+        if crate::names::validate_scope(s).is_err() {
             return Err(OAuthError::invalid_scope(format!("'{s}' is not a valid scope")));
         }
         if !granted.iter().any(|g| g == s) {
@@ -240,9 +240,9 @@ mod tests {
         assert_eq!(resolve_scope(Some("b"), &granted).unwrap(), s(&["b"]));
         assert_eq!(resolve_scope(Some("a  b a"), &granted).unwrap(), s(&["a", "b"]));
         let e = resolve_scope(Some("a c"), &granted).unwrap_err();
-        assert_eq!(e.error, super::super::error::ErrorCode::InvalidScope);
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidScope);
         let e = resolve_scope(Some("A"), &granted).unwrap_err();
-        assert_eq!(e.error, super::super::error::ErrorCode::InvalidScope);
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidScope);
     }
 
     #[test]
@@ -281,17 +281,17 @@ mod tests {
         assert_eq!(g.claims.aud, "ledger");
         let human = principal("human", "alice", "active");
         let e = client_credentials(&svc, &[], None, Audience::Service(&human), &cfg(), now(), "j".into()).unwrap_err();
-        assert_eq!(e.error, super::super::error::ErrorCode::InvalidTarget);
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidTarget);
     }
 
     #[test]
     fn client_credentials_refuses_humans_and_disabled_services() {
         let human = principal("human", "alice", "active");
         let e = client_credentials(&human, &[], None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
-        assert_eq!(e.error, super::super::error::ErrorCode::UnauthorizedClient);
+        assert_eq!(e.code(), super::super::error::ErrorCode::UnauthorizedClient);
         let off = principal("service", "billing", "disabled");
         let e = client_credentials(&off, &[], None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
-        assert_eq!(e.error, super::super::error::ErrorCode::InvalidClient);
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidClient);
     }
 
     #[test]
@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(g.claims.client_id, "portal");
         let svc = principal("service", "billing", "active");
         let e = password(&svc, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
-        assert_eq!(e.error, super::super::error::ErrorCode::InvalidGrant);
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
         let off = principal("human", "bob", "disabled");
         assert!(password(&off, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).is_err());
     }
@@ -387,7 +387,7 @@ mod tests {
             "j".into(),
         )
         .unwrap_err();
-        assert_eq!(e.error, super::super::error::ErrorCode::InvalidScope);
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidScope);
     }
 
     #[test]
@@ -421,7 +421,7 @@ mod tests {
             "j".into(),
         )
         .unwrap_err();
-        assert_eq!(e.error, super::super::error::ErrorCode::InvalidGrant);
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
         assert!(
             refresh(
                 &stored("a", Some("portal")),

@@ -1,19 +1,20 @@
-//! Token introspection (RFC 7662) and the online check shared with `/api/v1/me`.
+//! Token introspection (RFC 7662).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::client_auth::{self, checked};
+use super::OAuthContext;
+use super::client_auth;
 use super::error::OAuthError;
+use super::refresh;
 use super::request::ClientCredentials;
-use super::token::refresh_token_hash;
+use crate::auth::access;
 use crate::auth::jwt::{self, AccessTokenClaims};
 use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::Result;
+use crate::models::from_db_time;
 use crate::models::principal::{self, Principal};
-use crate::models::{from_db_time, refresh_token, revoked_token};
-use crate::state::AppState;
 
 /// RFC 7662 §2.2. Inactive tokens are `{"active": false}` and nothing else.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -49,24 +50,45 @@ impl IntrospectionResponse {
             token: None,
         }
     }
-}
 
-/// Is this verified access token still live: not on the deny list, and its
-/// principal still exists and is active? Returns the principal when it is.
-pub fn access_token_live(conn: &mut DbConnection, claims: &AccessTokenClaims) -> Result<Option<Principal>> {
-    if revoked_token::is_revoked(conn, &claims.jti)? {
-        return Ok(None);
+    fn active(token: ActiveToken) -> Self {
+        Self {
+            active: true,
+            token: Some(token),
+        }
     }
-    Ok(principal::find_by_id(conn, &claims.sub)?.filter(Principal::is_active))
 }
 
+/// A verified access token, if it is still live.
+fn access_token_state(conn: &mut DbConnection, claims: AccessTokenClaims) -> Result<IntrospectionResponse> {
+    let Some(p) = access::live(conn, &claims)? else {
+        return Ok(IntrospectionResponse::inactive());
+    };
+    Ok(IntrospectionResponse::active(ActiveToken {
+        sub: claims.sub,
+        scope: claims.scope,
+        client_id: claims.client_id,
+        username: p.name,
+        exp: claims.exp,
+        iat: claims.iat,
+        nbf: Some(claims.nbf),
+        iss: claims.iss,
+        aud: Some(claims.aud),
+        jti: Some(claims.jti),
+        token_type: "Bearer",
+        principal_kind: claims.principal_kind,
+    }))
+}
+
+/// A refresh token, if it is unspent, unexpired and its principal active.
 fn refresh_token_state(
     conn: &mut DbConnection,
-    hash: &str,
+    ctx_pepper: &crate::auth::secrets::Pepper,
+    token: &SecretString,
     issuer: &str,
     now: DateTime<Utc>,
 ) -> Result<IntrospectionResponse> {
-    let Some(row) = refresh_token::find_by_hash(conn, hash)? else {
+    let Some(row) = refresh::find(conn, ctx_pepper, token)? else {
         return Ok(IntrospectionResponse::inactive());
     };
     if row.is_spent() || row.is_expired(now) {
@@ -75,80 +97,45 @@ fn refresh_token_state(
     let Some(p) = principal::find_by_id(conn, &row.principal_id)?.filter(Principal::is_active) else {
         return Ok(IntrospectionResponse::inactive());
     };
-    Ok(IntrospectionResponse {
-        active: true,
-        token: Some(ActiveToken {
-            client_id: row.client_id.clone().unwrap_or_else(|| p.name.clone()),
-            username: p.name.clone(),
-            sub: p.id,
-            scope: row.scope,
-            exp: from_db_time(row.expires_at).timestamp(),
-            iat: from_db_time(row.created_at).timestamp(),
-            nbf: None,
-            iss: issuer.to_string(),
-            aud: Some(row.audience),
-            jti: None,
-            token_type: "refresh_token",
-            principal_kind: p.kind,
-        }),
-    })
+    Ok(IntrospectionResponse::active(ActiveToken {
+        client_id: row.client_id.clone().unwrap_or_else(|| p.name.clone()),
+        username: p.name.clone(),
+        sub: p.id,
+        scope: row.scope,
+        exp: from_db_time(row.expires_at).timestamp(),
+        iat: from_db_time(row.created_at).timestamp(),
+        nbf: None,
+        iss: issuer.to_string(),
+        aud: Some(row.audience),
+        jti: None,
+        token_type: "refresh_token",
+        principal_kind: p.kind,
+    }))
 }
 
 /// RFC 7662 §2.1: the caller authenticates as a service; any token it shows
 /// is answered, and anything not live is `active: false`.
 pub async fn introspect(
-    state: &AppState,
+    ctx: &OAuthContext,
     creds: ClientCredentials,
     token: Option<String>,
     remote: Option<String>,
+    now: DateTime<Utc>,
 ) -> std::result::Result<IntrospectionResponse, OAuthError> {
-    let keys = state.keys().await?;
-    let now = state.now();
-    let issuer = state.settings().issuer().to_string();
-    let claims = token.as_deref().and_then(|t| jwt::verify(&keys, t, &issuer, now).ok());
-    let pepper = state.pepper().clone();
-    let usage = state.usage();
-    state
-        .db(move |conn| {
-            if checked!(client_auth::authenticate(
-                conn,
-                &pepper,
-                &usage,
-                &creds,
-                remote.as_deref(),
-                now
-            ))
-            .is_none()
-            {
-                return Ok(Err(OAuthError::invalid_client()));
-            }
-            let Some(token) = token else {
-                return Ok(Err(OAuthError::invalid_request("missing parameter 'token'")));
-            };
-            if let Some(claims) = claims {
-                let Some(p) = access_token_live(conn, &claims)? else {
-                    return Ok(Ok(IntrospectionResponse::inactive()));
-                };
-                return Ok(Ok(IntrospectionResponse {
-                    active: true,
-                    token: Some(ActiveToken {
-                        sub: claims.sub,
-                        scope: claims.scope,
-                        client_id: claims.client_id,
-                        username: p.name,
-                        exp: claims.exp,
-                        iat: claims.iat,
-                        nbf: Some(claims.nbf),
-                        iss: claims.iss,
-                        aud: Some(claims.aud),
-                        jti: Some(claims.jti),
-                        token_type: "Bearer",
-                        principal_kind: claims.principal_kind,
-                    }),
-                }));
-            }
-            let hash = refresh_token_hash(&pepper, &SecretString::new(token));
-            Ok(Ok(refresh_token_state(conn, &hash, &issuer, now)?))
+    let issuer = ctx.issuer().to_string();
+    let claims = token
+        .as_deref()
+        .and_then(|t| jwt::verify(&ctx.keys.current(), t, &issuer, now).ok());
+    let (pepper, usage) = (ctx.pepper.clone(), ctx.usage.clone());
+    ctx.db
+        .run(move |conn| {
+            client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)?
+                .ok_or_else(OAuthError::invalid_client)?;
+            let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
+            Ok(match claims {
+                Some(claims) => access_token_state(conn, claims)?,
+                None => refresh_token_state(conn, &pepper, &SecretString::new(token), &issuer, now)?,
+            })
         })
-        .await?
+        .await
 }

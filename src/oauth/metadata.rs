@@ -1,12 +1,11 @@
 //! RFC 8414 authorization server metadata (also served as OpenID discovery).
 
-use diesel::prelude::*;
 use serde::Serialize;
 
+use super::OAuthContext;
 use crate::auth::keys::SigningAlg;
-use crate::db::DbConnection;
-use crate::db::schema::principal_scopes;
 use crate::error::Result;
+use crate::models::principal;
 
 #[derive(Debug, Serialize)]
 pub struct ServerMetadata {
@@ -29,15 +28,14 @@ pub struct ServerMetadata {
     pub service_documentation: String,
 }
 
-/// The scopes granted to any principal, for `scopes_supported`.
-pub fn granted_scopes(conn: &mut DbConnection) -> Result<Vec<String>> {
-    Ok(principal_scopes::table
-        .select(principal_scopes::scope)
-        .distinct()
-        .order(principal_scopes::scope.asc())
-        .load(conn)?)
+/// The metadata document, with the scopes granted to any principal as
+/// `scopes_supported`.
+pub async fn document(ctx: &OAuthContext) -> Result<ServerMetadata> {
+    let scopes = ctx.db.run(principal::all_granted_scopes).await?;
+    Ok(metadata(ctx.issuer(), scopes))
 }
 
+/// RFC 8414 §2.
 pub fn metadata(issuer: &str, scopes: Vec<String>) -> ServerMetadata {
     let url = |path: &str| format!("{issuer}{path}");
     let auth_methods = vec!["client_secret_basic", "client_secret_post"];

@@ -6,8 +6,36 @@ pub mod error;
 pub mod grants;
 pub mod introspect;
 pub mod metadata;
+pub mod refresh;
 pub mod request;
 pub mod revoke;
 pub mod token;
 
+use std::sync::Arc;
+
 pub use error::OAuthError;
+
+use crate::auth::keys::KeyStore;
+use crate::auth::secrets::Pepper;
+use crate::auth::usage::UsageRecorder;
+use crate::blocking::BlockingPool;
+use crate::db::Pool;
+use grants::TokenConfig;
+
+/// What the token service needs, and nothing else of the process.
+#[derive(Clone)]
+pub struct OAuthContext {
+    pub db: Pool,
+    /// argon2 runs here, apart from the database pool.
+    pub argon: BlockingPool,
+    pub keys: Arc<KeyStore>,
+    pub pepper: Pepper,
+    pub usage: Arc<UsageRecorder>,
+    pub token: TokenConfig,
+}
+
+impl OAuthContext {
+    pub fn issuer(&self) -> &str {
+        &self.token.issuer
+    }
+}

@@ -11,9 +11,20 @@ use super::error::{ErrorCode, OAuthError};
 use crate::auth::secrets::SecretString;
 
 /// The parameters of a form body, each present at most once. Parameters sent
-/// without a value are treated as omitted (RFC 6749 §3.1).
-#[derive(Debug, Default)]
+/// without a value are treated as omitted (RFC 6749 §3.1). Values may be
+/// secrets, so `Debug` shows the names only.
+#[derive(Default)]
 pub struct FormParams(HashMap<String, String>);
+
+impl std::fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_struct("FormParams")
+            .field("names", &names)
+            .finish_non_exhaustive()
+    }
+}
 
 impl FormParams {
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -176,12 +187,6 @@ impl TokenRequest {
     }
 }
 
-impl<'de> Deserialize<'de> for SecretString {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(SecretString::new)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,14 +206,14 @@ mod tests {
             b"grant_type=password&scope=a&scope=b",
         )
         .unwrap_err();
-        assert_eq!(e.error, ErrorCode::InvalidRequest);
-        assert!(e.error_description.contains("scope"));
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
+        assert!(e.description().contains("scope"));
     }
 
     #[test]
     fn other_content_types_are_refused() {
         let e = parse_form(Some("application/json"), b"{}").unwrap_err();
-        assert_eq!(e.error, ErrorCode::InvalidRequest);
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
         assert!(parse_form(None, b"grant_type=x").is_err());
     }
 
@@ -236,11 +241,11 @@ mod tests {
     fn two_authentication_methods_are_refused() {
         let header = format!("Basic {}", STANDARD.encode("a:b"));
         let e = client_credentials(Some(&header), &form("client_id=a&client_secret=b")).unwrap_err();
-        assert_eq!(e.error, ErrorCode::InvalidRequest);
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
         let e = client_credentials(Some("Basic !!!"), &form("")).unwrap_err();
-        assert_eq!(e.error, ErrorCode::InvalidClient);
+        assert_eq!(e.code(), ErrorCode::InvalidClient);
         let e = client_credentials(Some("Bearer x"), &form("")).unwrap_err();
-        assert_eq!(e.error, ErrorCode::InvalidClient);
+        assert_eq!(e.code(), ErrorCode::InvalidClient);
     }
 
     #[test]
@@ -267,11 +272,11 @@ mod tests {
             TokenRequest::Password { .. }
         ));
         let e = TokenRequest::from_form(&form("grant_type=password&username=u")).unwrap_err();
-        assert_eq!(e.error, ErrorCode::InvalidRequest);
-        assert!(e.error_description.contains("password"), "{}", e.error_description);
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
+        assert!(e.description().contains("password"), "{}", e.description());
         let e = TokenRequest::from_form(&form("grant_type=authorization_code&code=x")).unwrap_err();
-        assert_eq!(e.error, ErrorCode::UnsupportedGrantType);
+        assert_eq!(e.code(), ErrorCode::UnsupportedGrantType);
         let e = TokenRequest::from_form(&form("scope=a")).unwrap_err();
-        assert_eq!(e.error, ErrorCode::InvalidRequest);
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
     }
 }

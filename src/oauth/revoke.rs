@@ -1,14 +1,27 @@
 //! Token revocation (RFC 7009).
 
-use super::client_auth::{self, checked};
+use chrono::{DateTime, Utc};
+
+use super::OAuthContext;
+use super::client_auth;
 use super::error::OAuthError;
+use super::refresh;
 use super::request::ClientCredentials;
-use super::token::refresh_token_hash;
 use crate::auth::jwt;
 use crate::auth::secrets::SecretString;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::{refresh_token, revoked_token};
-use crate::state::AppState;
+use crate::models::revoked_token;
+
+/// Who may revoke a token issued to `token_client` (`None`: a person who
+/// logged in without a client), when the caller authenticated as `caller`.
+/// `Ok(false)` is "not yours": answered 200 and ignored (§2.2).
+fn may_revoke(token_client: Option<&str>, caller: Option<&str>) -> Result<bool, OAuthError> {
+    match (token_client, caller) {
+        (None, _) => Ok(true),
+        (Some(t), Some(c)) => Ok(t == c),
+        (Some(_), None) => Err(OAuthError::invalid_client()),
+    }
+}
 
 /// RFC 7009 §2.1. A client revokes tokens issued to it after authenticating;
 /// a person who logged in without a client revokes a token by presenting it.
@@ -17,41 +30,26 @@ use crate::state::AppState;
 /// An access token goes on the deny list until its `exp`; a refresh token
 /// revokes its whole family.
 pub async fn revoke(
-    state: &AppState,
+    ctx: &OAuthContext,
     creds: ClientCredentials,
     token: Option<String>,
     remote: Option<String>,
+    now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
-    let Some(token) = token else {
-        return Err(OAuthError::invalid_request("missing parameter 'token'"));
-    };
-    let keys = state.keys().await?;
-    let now = state.now();
-    let issuer = state.settings().issuer().to_string();
-    let claims = jwt::verify(&keys, &token, &issuer, now).ok();
-    let pepper = state.pepper().clone();
-    let usage = state.usage();
-    state
-        .db(move |conn| {
-            let client = checked!(client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)).map(|c| c.principal.name);
-            // Who may revoke: the client the token was issued to, or anyone
-            // holding a token that a person got without a client.
-            let allowed = |token_client: Option<&str>| -> Result<bool, OAuthError> {
-                match (token_client, client.as_deref()) {
-                    (None, _) => Ok(true),
-                    (Some(t), Some(c)) => Ok(t == c),
-                    (Some(_), None) => Err(OAuthError::invalid_client()),
-                }
-            };
+    let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
+    let claims = jwt::verify(&ctx.keys.current(), &token, ctx.issuer(), now).ok();
+    let (pepper, usage) = (ctx.pepper.clone(), ctx.usage.clone());
+    ctx.db
+        .run(move |conn| {
+            let caller = client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)?
+                .map(|c| c.principal.name);
             if let Some(claims) = claims {
                 let own_client = claims.principal_kind == "human" && claims.client_id == claims.name;
                 let token_client = (!own_client).then_some(claims.client_id.as_str());
-                match allowed(token_client) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(Ok(())),
-                    Err(e) => return Ok(Err(e)),
+                if !may_revoke(token_client, caller.as_deref())? {
+                    return Ok(());
                 }
-                let exp = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+                let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
                 revoked_token::insert(conn, &claims.jti, exp, now)?;
                 audit::record(
                     conn,
@@ -61,18 +59,15 @@ pub async fn revoke(
                         .details(serde_json::json!({"token_type": "access_token", "jti": claims.jti})),
                     now,
                 )?;
-                return Ok(Ok(()));
+                return Ok(());
             }
-            let hash = refresh_token_hash(&pepper, &SecretString::new(token));
-            let Some(row) = refresh_token::find_by_hash(conn, &hash)? else {
-                return Ok(Ok(()));
+            let Some(row) = refresh::find(conn, &pepper, &SecretString::new(token))? else {
+                return Ok(());
             };
-            match allowed(row.client_id.as_deref()) {
-                Ok(true) => {}
-                Ok(false) => return Ok(Ok(())),
-                Err(e) => return Ok(Err(e)),
+            if !may_revoke(row.client_id.as_deref(), caller.as_deref())? {
+                return Ok(());
             }
-            let revoked = refresh_token::revoke_family(conn, &row.family_id, now)?;
+            let revoked = refresh::revoke_family(conn, &row, now)?;
             audit::record(
                 conn,
                 NewAuditEvent::new("token.revoked", Outcome::Ok)
@@ -81,7 +76,25 @@ pub async fn revoke(
                     .details(serde_json::json!({"token_type": "refresh_token", "family_id": row.family_id, "revoked": revoked})),
                 now,
             )?;
-            Ok(Ok(()))
+            Ok(())
         })
-        .await?
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::error::ErrorCode;
+
+    #[test]
+    fn only_the_issuing_client_revokes_its_tokens() {
+        assert!(may_revoke(None, None).unwrap());
+        assert!(may_revoke(None, Some("billing")).unwrap());
+        assert!(may_revoke(Some("billing"), Some("billing")).unwrap());
+        assert!(!may_revoke(Some("billing"), Some("ledger")).unwrap());
+        assert_eq!(
+            may_revoke(Some("billing"), None).unwrap_err().code(),
+            ErrorCode::InvalidClient
+        );
+    }
 }

@@ -4,87 +4,92 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::client_auth::{self, Checked, checked};
+use super::OAuthContext;
+use super::client_auth::{self, Client};
 use super::error::{ErrorCode, OAuthError};
 use super::grants::{self, Audience, Grant};
+use super::refresh;
 use super::request::{ClientCredentials, TokenRequest};
 use crate::auth::jwt;
+use crate::auth::keys::KeySnapshot;
 use crate::auth::password;
-use crate::auth::secrets::{Pepper, SecretString, random_token};
+use crate::auth::secrets::{SecretString, serialize_exposed, serialize_exposed_opt};
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal::{self, Principal, PrincipalKind};
-use crate::models::refresh_token::{self, RefreshTokenRow};
-use crate::models::{new_id, to_db_time};
-use crate::principals;
-use crate::state::AppState;
+use crate::models::{new_id, password as password_row};
 
-/// RFC 6749 §5.1: the successful response.
+/// RFC 6749 §5.1: the successful response. The tokens are secrets: they are
+/// serialised into the response and never shown by `Debug`.
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    #[serde(serialize_with = "serialize_exposed")]
+    pub access_token: SecretString,
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_exposed_opt")]
+    pub refresh_token: Option<SecretString>,
 }
 
-/// Bytes of randomness in a refresh token.
-const REFRESH_TOKEN_BYTES: usize = 32;
-
-/// The keyed hash under which a refresh token is stored.
-pub fn refresh_token_hash(pepper: &Pepper, token: &SecretString) -> String {
-    pepper.mac_hex(format!("refresh-token:{}", token.expose()).as_bytes())
+/// Sign the access token of `grant` (RFC 9068) and build the response.
+pub(super) fn respond(
+    keys: &KeySnapshot,
+    grant: &Grant,
+    refresh_token: Option<SecretString>,
+) -> Result<TokenResponse, OAuthError> {
+    let access_token = jwt::sign(keys, &grant.claims).map_err(|e| Error::internal(format!("signing: {e}")))?;
+    Ok(TokenResponse {
+        access_token: SecretString::new(access_token),
+        token_type: "Bearer",
+        expires_in: grant.claims.exp - grant.claims.iat,
+        scope: grant.scopes.join(" "),
+        refresh_token,
+    })
 }
 
-/// Handle one token request.
+/// Handle one token request at `now`.
 pub async fn exchange(
-    state: &AppState,
+    ctx: &OAuthContext,
     request: TokenRequest,
     creds: ClientCredentials,
     remote: Option<String>,
+    now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (grant, refresh) = match request {
+    match request {
         TokenRequest::ClientCredentials { scope, resource } => {
-            (client_credentials(state, creds, scope, resource, remote).await?, None)
+            client_credentials(ctx, creds, scope, resource, remote, now).await
         }
         TokenRequest::Password {
             username,
             password,
             scope,
             resource,
-        } => password_grant(state, creds, username, password, scope, resource, remote).await?,
-        TokenRequest::RefreshToken { refresh_token, scope } => {
-            refresh_grant(state, creds, refresh_token, scope, remote).await?
+        } => {
+            let login = PasswordLogin {
+                username,
+                password,
+                scope,
+                resource,
+            };
+            password_grant(ctx, creds, login, remote, now).await
         }
-    };
-    let keys = state.keys().await?;
-    let access_token = jwt::sign(&keys, &grant.claims).map_err(|e| {
-        tracing::error!(error = %e, "cannot sign an access token");
-        OAuthError::new(ErrorCode::ServerError, "internal error")
-    })?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: grant.claims.exp - grant.claims.iat,
-        scope: grant.scopes.join(" "),
-        refresh_token: refresh.map(|r: SecretString| r.expose().to_string()),
-    })
+        TokenRequest::RefreshToken { refresh_token, scope } => {
+            refresh::exchange(ctx, creds, refresh_token, scope, remote, now).await
+        }
+    }
 }
 
-fn resolve_resource(
-    conn: &mut DbConnection,
-    resource: Option<&str>,
-) -> crate::error::Result<Checked<Option<Principal>>> {
-    let Some(name) = resource else { return Ok(Ok(None)) };
+/// RFC 8707 §2: `resource` names the service the token is for.
+fn resolve_resource(conn: &mut DbConnection, resource: Option<&str>) -> Result<Option<Principal>, OAuthError> {
+    let Some(name) = resource else { return Ok(None) };
     match principal::find_by_name(conn, name)? {
-        Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Ok(Some(p))),
-        _ => Ok(Err(OAuthError::new(
+        Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Some(p)),
+        _ => Err(OAuthError::new(
             ErrorCode::InvalidTarget,
             format!("resource '{name}' is not a registered service"),
-        ))),
+        )),
     }
 }
 
@@ -97,31 +102,22 @@ fn audience(target: &Option<Principal>) -> Audience<'_> {
 
 /// RFC 6749 §4.4.
 async fn client_credentials(
-    state: &AppState,
+    ctx: &OAuthContext,
     creds: ClientCredentials,
     scope: Option<String>,
     resource: Option<String>,
     remote: Option<String>,
-) -> Result<Grant, OAuthError> {
-    let pepper = state.pepper().clone();
-    let usage = state.usage();
-    let cfg = state.settings().token.clone();
-    let now = state.now();
-    state
-        .db(move |conn| {
-            let Some(client) = checked!(client_auth::authenticate(
-                conn,
-                &pepper,
-                &usage,
-                &creds,
-                remote.as_deref(),
-                now
-            )) else {
-                return Ok(Err(OAuthError::invalid_client()));
-            };
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let (pepper, usage, cfg) = (ctx.pepper.clone(), ctx.usage.clone(), ctx.token.clone());
+    let grant = ctx
+        .db
+        .run(move |conn| {
+            let client = client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)?
+                .ok_or_else(OAuthError::invalid_client)?;
             let granted = principal::scopes_of(conn, &client.principal.id)?;
-            let target = checked!(resolve_resource(conn, resource.as_deref()));
-            Ok(grants::client_credentials(
+            let target = resolve_resource(conn, resource.as_deref())?;
+            grants::client_credentials(
                 &client.principal,
                 &granted,
                 scope.as_deref(),
@@ -129,86 +125,84 @@ async fn client_credentials(
                 &cfg,
                 now,
                 new_id(),
-            ))
+            )
         })
-        .await?
+        .await?;
+    respond(&ctx.keys.current(), &grant, None)
 }
 
+/// The password grant's parameters (RFC 6749 §4.3.2).
 struct PasswordLogin {
-    client: Option<String>,
-    user: Option<Principal>,
-    phc: Option<String>,
-    granted: Vec<String>,
-    target: Option<Principal>,
-}
-
-/// RFC 6749 §4.3. An unknown user and a wrong password are the same error and
-/// cost the same argon2 work.
-async fn password_grant(
-    state: &AppState,
-    creds: ClientCredentials,
     username: String,
     password: SecretString,
     scope: Option<String>,
     resource: Option<String>,
+}
+
+/// What the password grant loads before argon2 runs.
+struct Loaded {
+    client: Client,
+    user: Option<Principal>,
+    phc: Option<String>,
+    target: Option<Principal>,
+}
+
+/// RFC 6749 §4.3. An unknown user and a wrong password are the same error and
+/// cost the same argon2 work. After argon2, the issuing transaction checks
+/// again that the person is active and the password unchanged, so a disable
+/// or password change while the check queued cannot be outrun.
+async fn password_grant(
+    ctx: &OAuthContext,
+    creds: ClientCredentials,
+    login: PasswordLogin,
     remote: Option<String>,
-) -> Result<(Grant, Option<SecretString>), OAuthError> {
-    let pepper = state.pepper().clone();
-    let usage = state.usage();
-    let now = state.now();
-    let remote_for_load = remote.clone();
-    let login = state
-        .db(move |conn| {
-            let client = checked!(client_auth::identify(
-                conn,
-                &pepper,
-                &usage,
-                &creds,
-                remote_for_load.as_deref(),
-                now
-            ));
-            let target = checked!(resolve_resource(conn, resource.as_deref()));
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let (pepper, usage) = (ctx.pepper.clone(), ctx.usage.clone());
+    let (username, resource, remote_for_load) = (login.username, login.resource, remote.clone());
+    let loaded = ctx
+        .db
+        .run(move |conn| {
+            let client = client_auth::identify(conn, &pepper, &usage, &creds, remote_for_load.as_deref(), now)?;
+            let target = resolve_resource(conn, resource.as_deref())?;
             let user = principal::find_by_name(conn, &username)?;
-            let (phc, granted) = match &user {
-                Some(u) if u.kind == PrincipalKind::Human.as_str() => (
-                    principals::password_hash_of(conn, &u.id)?,
-                    principal::scopes_of(conn, &u.id)?,
-                ),
-                _ => (None, Vec::new()),
+            let phc = match &user {
+                Some(u) if u.kind == PrincipalKind::Human.as_str() => password_row::find(conn, &u.id)?,
+                _ => None,
             };
-            Ok(Ok(PasswordLogin {
+            Ok::<_, OAuthError>(Loaded {
                 client,
                 user,
                 phc,
-                granted,
                 target,
-            }))
+            })
         })
-        .await??;
+        .await?;
 
-    let phc = login.phc.clone();
-    let verified = state
-        .argon(move || match phc {
+    let (phc, password) = (loaded.phc.clone(), login.password);
+    let verified = ctx
+        .argon
+        .run(move || match phc {
             Some(phc) => password::verify_password(&password, &phc),
             None => {
                 password::dummy_verify(&password);
                 false
             }
         })
-        .await?;
+        .await
+        .map_err(Error::from)?;
 
-    let cfg = state.settings().token.clone();
-    let pepper = state.pepper().clone();
-    state
-        .db(move |conn| {
-            let failure = match &login.user {
+    let (cfg, pepper, keys, scope) = (ctx.token.clone(), ctx.pepper.clone(), ctx.keys.current(), login.scope);
+    ctx.db
+        .run(move |conn| {
+            let failure = match &loaded.user {
                 None => Some("unknown user"),
                 Some(u) if u.kind != PrincipalKind::Human.as_str() => Some("principal is not a human"),
                 Some(_) if !verified => Some("wrong password"),
                 Some(u) if !u.is_active() => Some("principal is disabled"),
                 Some(_) => None,
             };
-            let user = match (&login.user, failure) {
+            let user = match (&loaded.user, failure) {
                 (Some(u), None) => u,
                 (user, reason) => {
                     audit::record(
@@ -219,163 +213,39 @@ async fn password_grant(
                             .reason(reason.unwrap_or("login refused")),
                         now,
                     )?;
-                    return Ok(Err(OAuthError::invalid_grant("invalid username or password")));
+                    return Err(OAuthError::invalid_grant("invalid username or password"));
                 }
             };
-            let grant = match grants::password(
-                user,
-                &login.granted,
-                login.client.as_deref(),
-                scope.as_deref(),
-                audience(&login.target),
-                &cfg,
-                now,
-                new_id(),
-            ) {
-                Ok(g) => g,
-                Err(e) => return Ok(Err(e)),
-            };
             crate::db::transaction(conn, |conn| {
-                let refresh = store_refresh_token(conn, &pepper, user, &grant, login.client.as_deref(), None, now)?;
-                audit::record(
-                    conn,
-                    NewAuditEvent::new("login.password", Outcome::Ok)
-                        .principal(Some(&user.id))
-                        .remote(remote.as_deref())
-                        .details(serde_json::json!({"client_id": login.client, "scope": grant.scopes})),
-                    now,
-                )?;
-                Ok::<_, Error>(Ok((grant.clone(), Some(refresh))))
-            })
-        })
-        .await?
-}
-
-/// Issue a new refresh token in `family` (a new family when `None`).
-fn store_refresh_token(
-    conn: &mut DbConnection,
-    pepper: &Pepper,
-    user: &Principal,
-    grant: &Grant,
-    client: Option<&str>,
-    family: Option<(&str, &str)>,
-    now: DateTime<Utc>,
-) -> crate::error::Result<SecretString> {
-    let token = SecretString::new(random_token(REFRESH_TOKEN_BYTES).map_err(|_| Error::internal("random token"))?);
-    let expires_at = grant.refresh_expires_at.unwrap_or(now);
-    // A rotated token keeps the family and the scope of the original (RFC 6749 §6).
-    let (family_id, scope) = match family {
-        Some((f, s)) => (f.to_string(), s.to_string()),
-        None => (new_id(), grant.scopes.join(" ")),
-    };
-    refresh_token::insert(
-        conn,
-        &RefreshTokenRow {
-            id: new_id(),
-            family_id,
-            principal_id: user.id.clone(),
-            client_id: client.map(str::to_string),
-            token_hash: refresh_token_hash(pepper, &token),
-            scope,
-            audience: grant.claims.aud.clone(),
-            created_at: to_db_time(now),
-            expires_at: to_db_time(expires_at),
-            used_at: None,
-            revoked_at: None,
-        },
-    )?;
-    Ok(token)
-}
-
-fn reuse_detected(
-    conn: &mut DbConnection,
-    row: &RefreshTokenRow,
-    remote: Option<&str>,
-    now: DateTime<Utc>,
-) -> crate::error::Result<Checked<(Grant, Option<SecretString>)>> {
-    let revoked = refresh_token::revoke_family(conn, &row.family_id, now)?;
-    audit::record(
-        conn,
-        NewAuditEvent::new("token.refresh_reused", Outcome::Failed)
-            .principal(Some(&row.principal_id))
-            .remote(remote)
-            .reason("a spent refresh token was presented: its family is revoked")
-            .details(serde_json::json!({"family_id": row.family_id, "revoked": revoked})),
-        now,
-    )?;
-    Ok(Err(OAuthError::invalid_grant(
-        "the refresh token is invalid, expired or revoked",
-    )))
-}
-
-/// RFC 6749 §6, with rotation: the presented token is spent, a new one is
-/// issued in the same family, and presenting a spent token revokes the family
-/// (RFC 6819 §5.2.2.3).
-async fn refresh_grant(
-    state: &AppState,
-    creds: ClientCredentials,
-    token: SecretString,
-    scope: Option<String>,
-    remote: Option<String>,
-) -> Result<(Grant, Option<SecretString>), OAuthError> {
-    let pepper = state.pepper().clone();
-    let usage = state.usage();
-    let cfg = state.settings().token.clone();
-    let now = state.now();
-    state
-        .db(move |conn| {
-            let client = checked!(client_auth::identify(
-                conn,
-                &pepper,
-                &usage,
-                &creds,
-                remote.as_deref(),
-                now
-            ));
-            let hash = refresh_token_hash(&pepper, &token);
-            crate::db::transaction(conn, |conn| {
-                let Some(row) = refresh_token::find_by_hash(conn, &hash)? else {
-                    return Ok(Err(OAuthError::invalid_grant(
-                        "the refresh token is invalid, expired or revoked",
-                    )));
+                // Re-read inside the transaction: the checks above may be stale.
+                let current = principal::find_by_id(conn, &user.id)?.filter(Principal::is_active);
+                let still_valid = current.is_some() && password_row::find(conn, &user.id)? == loaded.phc;
+                let Some(current) = current.filter(|_| still_valid) else {
+                    return Err(OAuthError::invalid_grant("invalid username or password"));
                 };
-                if row.is_spent() {
-                    return reuse_detected(conn, &row, remote.as_deref(), now);
-                }
-                let Some(user) = principal::find_by_id(conn, &row.principal_id)? else {
-                    return Ok(Err(OAuthError::invalid_grant(
-                        "the refresh token is invalid, expired or revoked",
-                    )));
-                };
-                let granted = principal::scopes_of(conn, &user.id)?;
-                let grant = match grants::refresh(
-                    &row,
-                    &user,
+                let granted = principal::scopes_of(conn, &current.id)?;
+                let grant = grants::password(
+                    &current,
                     &granted,
-                    client.as_deref(),
+                    loaded.client.name(),
                     scope.as_deref(),
+                    audience(&loaded.target),
                     &cfg,
                     now,
                     new_id(),
-                ) {
-                    Ok(g) => g,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if !refresh_token::mark_used(conn, &row.id, now)? {
-                    // Spent by a concurrent request between our read and write.
-                    return reuse_detected(conn, &row, remote.as_deref(), now);
-                }
-                let next = store_refresh_token(
+                )?;
+                let token = refresh::store(conn, &pepper, &current, &grant, loaded.client.name(), None, now)?;
+                audit::record(
                     conn,
-                    &pepper,
-                    &user,
-                    &grant,
-                    row.client_id.as_deref(),
-                    Some((&row.family_id, &row.scope)),
+                    NewAuditEvent::new("login.password", Outcome::Ok)
+                        .principal(Some(&current.id))
+                        .remote(remote.as_deref())
+                        .details(serde_json::json!({"client_id": loaded.client.name(), "scope": grant.scopes})),
                     now,
                 )?;
-                Ok(Ok((grant, Some(next))))
+                // Signed before the commit: if signing fails, nothing was stored.
+                respond(&keys, &grant, Some(token))
             })
         })
-        .await?
+        .await
 }

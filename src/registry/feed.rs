@@ -7,6 +7,17 @@ use tokio::sync::watch;
 #[derive(Debug)]
 pub struct ChangeFeed {
     tx: watch::Sender<i64>,
+    /// How many requests are waiting now.
+    waiting: watch::Sender<usize>,
+}
+
+/// Counts one waiter for as long as it lives.
+struct Waiting<'a>(&'a watch::Sender<usize>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Default for ChangeFeed {
@@ -19,6 +30,7 @@ impl ChangeFeed {
     pub fn new() -> Self {
         Self {
             tx: watch::channel(0).0,
+            waiting: watch::channel(0).0,
         }
     }
 
@@ -38,9 +50,22 @@ impl ChangeFeed {
         *self.tx.borrow()
     }
 
+    /// How many requests are waiting for a change now.
+    pub fn waiters(&self) -> usize {
+        *self.waiting.borrow()
+    }
+
+    /// Resolve once at least `n` requests are waiting for a change.
+    pub async fn until_waiting(&self, n: usize) {
+        let mut rx = self.waiting.subscribe();
+        let _ = rx.wait_for(|w| *w >= n).await;
+    }
+
     /// Wait until the index passes `after`, or `wait` elapses. Returns the index.
     pub async fn wait_past(&self, after: i64, wait: std::time::Duration) -> i64 {
         let mut rx = self.tx.subscribe();
+        self.waiting.send_modify(|n| *n += 1);
+        let _waiting = Waiting(&self.waiting);
         let _ = tokio::time::timeout(wait, rx.wait_for(|i| *i > after)).await;
         *rx.borrow()
     }
@@ -62,11 +87,14 @@ mod tests {
         );
         let f = feed.clone();
         let waiter = tokio::spawn(async move { f.wait_past(3, Duration::from_secs(30)).await });
+        feed.until_waiting(1).await;
+        assert_eq!(feed.waiters(), 1);
         feed.observe(3);
         feed.observe(2);
         feed.observe(4);
         assert_eq!(waiter.await.unwrap(), 4);
         assert_eq!(feed.current(), 4);
+        assert_eq!(feed.waiters(), 0, "a woken waiter no longer counts");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,4 +1,4 @@
-//! Module manifests in the getModules.json shape, and the menu built from them.
+//! Module manifests in the getModules.json shape: their schema and limits.
 //!
 //! ```json
 //! {"name": "Billing", "code": "billing",
@@ -66,7 +66,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest> {
     let manifest: Manifest = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
-        Error::invalid(crate::http::json::field_of(&path, &message, "manifest"), message)
+        Error::from_json_path(&path, message, "manifest")
     })?;
     validate(&manifest)?;
     Ok(manifest)
@@ -85,7 +85,7 @@ pub fn validate(m: &Manifest) -> Result<()> {
         check_len(format!("pages[{i}].module_link"), &p.module_link, 2048)?;
         check_len(format!("pages[{i}].icon"), &p.icon, 256)?;
         if let Some(scope) = &p.required_scope {
-            crate::models::principal::validate_scope(scope)
+            crate::names::validate_scope(scope)
                 .map_err(|_| Error::invalid(format!("pages[{i}].required_scope"), "not a valid scope"))?;
         }
         if !codes.insert(p.code.as_str()) {
@@ -98,49 +98,12 @@ pub fn validate(m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// One service's module as a frontend sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MenuModule {
-    pub service: String,
-    #[serde(flatten)]
-    pub manifest: Manifest,
-}
-
-fn page_key(p: &Page) -> (i64, String) {
-    (p.menu_position.unwrap_or(i64::MAX), p.name.clone())
-}
-
-/// Build the menu from the manifests of services that are up: keep the pages
-/// the caller's scopes allow (anonymous callers: `None`), sort pages by
-/// `menu_position` then name, and modules by their first page, then name.
-pub fn menu(manifests: Vec<(String, Manifest)>, scopes: Option<&[String]>) -> Vec<MenuModule> {
-    let allowed = |p: &Page| match (&p.required_scope, scopes) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(req), Some(have)) => have.iter().any(|s| s == req),
-    };
-    let mut modules: Vec<MenuModule> = manifests
-        .into_iter()
-        .filter_map(|(service, mut manifest)| {
-            manifest.pages.retain(allowed);
-            manifest.pages.sort_by_key(page_key);
-            (!manifest.pages.is_empty()).then_some(MenuModule { service, manifest })
-        })
-        .collect();
-    modules.sort_by(|a, b| {
-        let ka = a.manifest.pages.first().map(page_key);
-        let kb = b.manifest.pages.first().map(page_key);
-        (ka, &a.manifest.name, &a.service).cmp(&(kb, &b.manifest.name, &b.service))
-    });
-    modules
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn page(code: &str, pos: Option<i64>, scope: Option<&str>) -> Value {
+    pub(crate) fn page(code: &str, pos: Option<i64>, scope: Option<&str>) -> Value {
         let mut p = json!({"name": code.to_uppercase(), "code": code, "module_link": format!("/{code}"), "icon": "i"});
         if let Some(pos) = pos {
             p["menu_position"] = json!(pos);
@@ -151,7 +114,7 @@ mod tests {
         p
     }
 
-    fn manifest(v: Value) -> Result<Manifest> {
+    pub(crate) fn manifest(v: Value) -> Result<Manifest> {
         parse(v.to_string().as_bytes())
     }
 
@@ -201,34 +164,5 @@ mod tests {
         let big = json!({"name": "B", "code": "b", "pages": [], "css": "x".repeat(MAX_MANIFEST_BYTES)});
         assert!(manifest(big).is_err());
         assert!(parse(b"not json").is_err());
-    }
-
-    #[test]
-    fn menu_filters_by_scope_and_sorts() {
-        let a = manifest(json!({"name": "A", "code": "a", "pages": [page("a2", Some(20), None), page("a1", Some(5), Some("admin"))]})).unwrap();
-        let b =
-            manifest(json!({"name": "B", "code": "b", "pages": [page("b1", Some(10), None), page("b0", None, None)]}))
-                .unwrap();
-        let c = manifest(json!({"name": "C", "code": "c", "pages": [page("c1", Some(1), Some("secret"))]})).unwrap();
-        let all = vec![
-            ("svc-a".to_string(), a),
-            ("svc-b".to_string(), b),
-            ("svc-c".to_string(), c),
-        ];
-
-        let anon = menu(all.clone(), None);
-        let names: Vec<_> = anon.iter().map(|m| m.service.as_str()).collect();
-        assert_eq!(
-            names,
-            ["svc-b", "svc-a"],
-            "C has no public page; B's first page (10) precedes A's (20)"
-        );
-        let b_pages: Vec<_> = anon[0].manifest.pages.iter().map(|p| p.code.as_str()).collect();
-        assert_eq!(b_pages, ["b1", "b0"], "pages without a position come last");
-
-        let admin = menu(all, Some(&["admin".to_string()]));
-        let names: Vec<_> = admin.iter().map(|m| m.service.as_str()).collect();
-        assert_eq!(names, ["svc-a", "svc-b"]);
-        assert_eq!(admin[0].manifest.pages[0].code, "a1");
     }
 }

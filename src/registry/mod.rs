@@ -4,11 +4,43 @@
 
 pub mod feed;
 pub mod fetch;
+pub mod listing;
 pub mod manifest;
+pub mod menu;
 pub mod service;
 pub mod worker;
 
 use chrono::Duration;
+
+use crate::db::Pool;
+use feed::ChangeFeed;
+use fetch::Fetcher;
+
+/// What the registry needs at run time, and nothing else of the process.
+pub struct RegistryContext {
+    pub db: Pool,
+    pub config: RegistryConfig,
+    pub fetcher: Fetcher,
+    pub feed: ChangeFeed,
+    /// Names this instance as the holder of polling leases.
+    pub instance_id: String,
+}
+
+impl RegistryContext {
+    pub fn new(db: Pool, config: RegistryConfig) -> Result<Self, String> {
+        let timeout = config
+            .fetch_timeout
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(2));
+        Ok(Self {
+            db,
+            fetcher: Fetcher::new(timeout)?,
+            config,
+            feed: ChangeFeed::new(),
+            instance_id: crate::models::new_id(),
+        })
+    }
+}
 
 /// Timing of the registry.
 #[derive(Debug, Clone)]

@@ -1,17 +1,21 @@
-//! Registry operations. Each takes a connection and `now`.
+//! One service in the registry: its registration, heartbeats, manifest and
+//! health results, and what clients see of it. Synchronous functions take a
+//! connection and `now`; the async ones are the API's operations.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::manifest::{self, Manifest};
-use super::{MAX_TTL_SECS, MIN_TTL_SECS, RegistryConfig};
+use super::{MAX_TTL_SECS, MIN_TTL_SECS, RegistryConfig, RegistryContext};
+use crate::auth::access::Caller;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal::{self, CategoryAssignment, Principal, PrincipalKind};
 use crate::models::registration::{self, RegistrationRow, UP, update};
 use crate::models::{from_db_time, to_db_time};
+use crate::names::validate_categories;
 
 /// `PUT /api/v1/services/{name}/registration`.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,7 +72,7 @@ pub fn resolve(reg: Registration, cfg: &RegistryConfig) -> Result<Resolved> {
         ));
     }
     if let Some(cats) = &reg.categories {
-        principal::validate_categories(cats)?;
+        validate_categories(cats)?;
     }
     Ok(Resolved {
         base_url: base.to_string(),
@@ -106,7 +110,7 @@ pub struct HealthView {
     pub error: Option<String>,
 }
 
-fn status_str(s: &str) -> &'static str {
+pub(super) fn status_str(s: &str) -> &'static str {
     if s == UP { "up" } else { "down" }
 }
 
@@ -157,6 +161,76 @@ pub fn service_principal(conn: &mut DbConnection, name: &str) -> Result<Principa
         Some(p) if p.kind == PrincipalKind::Service.as_str() => Ok(p),
         _ => Err(Error::NotFound(format!("service {name}"))),
     }
+}
+
+/// Who may change a service's registration: the service itself or an admin.
+pub fn may_write(caller: &Caller, service: &Principal) -> Result<()> {
+    if caller.principal.id == service.id || caller.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "only the service {} or an admin may change it",
+            service.name
+        )))
+    }
+}
+
+/// The service `name`, if `caller` may change it.
+async fn writable(ctx: &RegistryContext, caller: &Caller, name: String) -> Result<Principal> {
+    let p = ctx.db.run(move |c| service_principal(c, &name)).await?;
+    may_write(caller, &p)?;
+    Ok(p)
+}
+
+/// `PUT /api/v1/services/{name}/registration`. Returns the view and the new
+/// change index. The body is read only once the caller may write, so a bad
+/// body never hides a 403.
+pub async fn put_registration(
+    ctx: &RegistryContext,
+    caller: &Caller,
+    name: String,
+    body: impl Future<Output = Result<Registration>>,
+    now: DateTime<Utc>,
+) -> Result<(ServiceView, i64)> {
+    let p = writable(ctx, caller, name).await?;
+    let resolved = resolve(body.await?, &ctx.config)?;
+    let actor = caller.principal.id.clone();
+    let (view, index) = ctx.db.run(move |c| register(c, &p, &resolved, &actor, now)).await?;
+    ctx.feed.observe(index);
+    Ok((view, index))
+}
+
+/// `POST /api/v1/services/{name}/heartbeat`.
+pub async fn beat(ctx: &RegistryContext, caller: &Caller, name: String, now: DateTime<Utc>) -> Result<ServiceView> {
+    let p = writable(ctx, caller, name).await?;
+    let (view, index) = ctx.db.run(move |c| heartbeat(c, &p, now)).await?;
+    if let Some(i) = index {
+        ctx.feed.observe(i);
+    }
+    Ok(view)
+}
+
+/// `PUT /api/v1/services/{name}/modules`: a pushed manifest. An invalid one
+/// is refused with 422 naming the field, and the previous one stays.
+pub async fn put_manifest(
+    ctx: &RegistryContext,
+    caller: &Caller,
+    name: String,
+    body: impl Future<Output = Result<Vec<u8>>>,
+    now: DateTime<Utc>,
+) -> Result<ServiceView> {
+    let p = writable(ctx, caller, name).await?;
+    let m = manifest::parse(&body.await?)?;
+    let (view, index) = ctx.db.run(move |c| push_manifest(c, &p, &m, now)).await?;
+    if let Some(i) = index {
+        ctx.feed.observe(i);
+    }
+    Ok(view)
+}
+
+/// `GET /api/v1/services/{name}`.
+pub async fn fetch(ctx: &RegistryContext, name: String) -> Result<ServiceView> {
+    ctx.db.run(move |c| get(c, &name)).await
 }
 
 pub fn get(conn: &mut DbConnection, name: &str) -> Result<ServiceView> {
@@ -283,110 +357,6 @@ pub fn list(conn: &mut DbConnection, category: Option<&str>, status: Option<&str
             view(name, c, Some(row))
         })
         .collect())
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CategoryView {
-    pub name: String,
-    /// Service principals in the category.
-    pub service_count: i64,
-    /// Of those, the ones up now.
-    pub up_count: i64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CategoryMember {
-    pub name: String,
-    pub priority: i32,
-    pub status: &'static str,
-    pub base_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CategoryDetail {
-    pub name: String,
-    /// Highest priority first, then by name.
-    pub services: Vec<CategoryMember>,
-}
-
-fn members(conn: &mut DbConnection) -> Result<Vec<(String, CategoryMember)>> {
-    use crate::db::schema::{categories, principals, service_categories, service_registrations};
-    use diesel::prelude::*;
-    // (category, service, priority, status, base_url)
-    type MemberRow = (String, String, i32, Option<String>, Option<String>);
-    let rows: Vec<MemberRow> = service_categories::table
-        .inner_join(categories::table)
-        .inner_join(principals::table.left_join(service_registrations::table))
-        .select((
-            categories::name,
-            principals::name,
-            service_categories::priority,
-            service_registrations::status.nullable(),
-            service_registrations::base_url.nullable(),
-        ))
-        .order((
-            categories::name.asc(),
-            service_categories::priority.desc(),
-            principals::name.asc(),
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(cat, name, priority, status, base_url)| {
-            let status = status.as_deref().map(status_str).unwrap_or("unknown");
-            (
-                cat,
-                CategoryMember {
-                    name,
-                    priority,
-                    status,
-                    base_url,
-                },
-            )
-        })
-        .collect())
-}
-
-pub fn categories(conn: &mut DbConnection) -> Result<Vec<CategoryView>> {
-    use crate::db::schema::categories;
-    use diesel::prelude::*;
-    let names: Vec<String> = categories::table
-        .select(categories::name)
-        .order(categories::name.asc())
-        .load(conn)?;
-    let members = members(conn)?;
-    Ok(names
-        .into_iter()
-        .map(|name| {
-            let of: Vec<&CategoryMember> = members.iter().filter(|(c, _)| *c == name).map(|(_, m)| m).collect();
-            CategoryView {
-                service_count: of.len() as i64,
-                up_count: of.iter().filter(|m| m.status == "up").count() as i64,
-                name,
-            }
-        })
-        .collect())
-}
-
-pub fn category(conn: &mut DbConnection, name: &str) -> Result<CategoryDetail> {
-    use crate::db::schema::categories;
-    use diesel::prelude::*;
-    let exists: i64 = categories::table
-        .filter(categories::name.eq(name))
-        .count()
-        .get_result(conn)?;
-    if exists == 0 {
-        return Err(Error::NotFound(format!("category {name}")));
-    }
-    let services = members(conn)?
-        .into_iter()
-        .filter(|(c, _)| c == name)
-        .map(|(_, m)| m)
-        .collect();
-    Ok(CategoryDetail {
-        name: name.to_string(),
-        services,
-    })
 }
 
 /// The manifests of services that are up, for the menu.

@@ -1,39 +1,35 @@
-//! The background work of every instance, once a second: lapse expired
-//! leases, deregister long-dead services, run the health checks and manifest
-//! pulls that are due, follow the change index, and write pending
-//! client-secret use counts.
+//! The registry's share of the background tick: lapse expired leases,
+//! deregister long-dead services, run the health checks and manifest pulls
+//! that are due, and follow the change index.
 //!
 //! Scale-out: a due poll is claimed with a conditional update of its lease
 //! columns (`poll_owner`, `poll_lease_until`), so of N instances exactly one
 //! polls a given service per interval; a crashed instance's lease runs out and
 //! another takes over. The sweep is idempotent, so running it everywhere is safe.
 
-use std::time::Duration as StdDuration;
+use chrono::{DateTime, Utc};
 
-use super::fetch;
 use super::manifest::MAX_MANIFEST_BYTES;
-use super::service;
+use super::{RegistryContext, fetch, service};
 use crate::error::Result;
 use crate::models::registration::{self, RegistrationRow, update};
-use crate::state::AppState;
 
 /// Most polls one instance claims per tick.
 const POLLS_PER_TICK: i64 = 64;
 
-/// One round of registry work at the state's `now`. Tests call this directly
-/// with a manual clock; `run` calls it once a second.
-pub async fn tick(state: &AppState) -> Result<()> {
-    let now = state.now();
-    let reg = state.registry();
+/// One round of registry work at `now`. Polls record their results at the
+/// time `clock` gives when they finish.
+pub async fn tick(reg: &RegistryContext, now: DateTime<Utc>, clock: &crate::clock::Clock) -> Result<()> {
     let cfg = reg.config.clone();
-    if let Some(index) = state.db(move |c| service::sweep(c, &cfg, now)).await? {
+    if let Some(index) = reg.db.run(move |c| service::sweep(c, &cfg, now)).await? {
         reg.feed.observe(index);
     }
 
     let owner = reg.instance_id.clone();
     let until = now + reg.config.poll_lease;
-    let claimed: Vec<RegistrationRow> = state
-        .db(move |c| {
+    let claimed: Vec<RegistrationRow> = reg
+        .db
+        .run(move |c| {
             let mut rows = Vec::new();
             for id in registration::due_polls(c, now, POLLS_PER_TICK)? {
                 if registration::claim_poll(c, &id, &owner, now, until)?
@@ -42,27 +38,28 @@ pub async fn tick(state: &AppState) -> Result<()> {
                     rows.push(row);
                 }
             }
-            Ok(rows)
+            Ok::<_, crate::error::Error>(rows)
         })
         .await?;
-    let polls = claimed.into_iter().map(|row| poll(state, row, now));
+    let polls = claimed.into_iter().map(|row| poll(reg, row, now, clock));
     for result in futures_util::future::join_all(polls).await {
         if let Err(e) = result {
             tracing::warn!(error = %e, "registry poll failed");
         }
     }
 
-    let index = state.db(registration::current_index).await?;
+    let index = reg.db.run(registration::current_index).await?;
     reg.feed.observe(index);
-
-    // Client-secret use counts are written on the request path once a second;
-    // write what is pending here too, so they are current when traffic stops.
-    state.flush_usage().await
+    Ok(())
 }
 
 /// Run the due health check and manifest pull of one claimed service.
-async fn poll(state: &AppState, row: RegistrationRow, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
-    let reg = state.registry();
+async fn poll(
+    reg: &RegistryContext,
+    row: RegistrationRow,
+    now: DateTime<Utc>,
+    clock: &crate::clock::Clock,
+) -> Result<()> {
     let due = |t: Option<chrono::NaiveDateTime>| t.is_some_and(|t| crate::models::from_db_time(t) <= now);
     let id = row.principal_id.clone();
 
@@ -71,9 +68,10 @@ async fn poll(state: &AppState, row: RegistrationRow, now: chrono::DateTime<chro
         if let Err(e) = &result {
             tracing::info!(service = %id, error = %e, "health check failed");
         }
-        let (cfg, id, at) = (reg.config.clone(), id.clone(), state.now());
-        if let Some(index) = state
-            .db(move |c| service::record_health(c, &id, result, &cfg, at))
+        let (cfg, id, at) = (reg.config.clone(), id.clone(), clock.now());
+        if let Some(index) = reg
+            .db
+            .run(move |c| service::record_health(c, &id, result, &cfg, at))
             .await?
         {
             reg.feed.observe(index);
@@ -90,26 +88,15 @@ async fn poll(state: &AppState, row: RegistrationRow, now: chrono::DateTime<chro
             Ok(fetch::Manifest::Body { bytes, etag }) => Ok(Some((bytes, etag))),
             Err(e) => Err(format!("manifest pull failed: {e}")),
         };
-        let (cfg, id, at) = (reg.config.clone(), id.clone(), state.now());
-        if let Some(index) = state
-            .db(move |c| service::record_manifest(c, &id, result, &cfg, at))
+        let (cfg, id, at) = (reg.config.clone(), id.clone(), clock.now());
+        if let Some(index) = reg
+            .db
+            .run(move |c| service::record_manifest(c, &id, result, &cfg, at))
             .await?
         {
             reg.feed.observe(index);
         }
     }
 
-    state.db(move |c| update::release_poll(c, &id)).await
-}
-
-/// Tick once a second until the runtime stops.
-pub async fn run(state: AppState) {
-    let mut every = tokio::time::interval(StdDuration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        if let Err(e) = tick(&state).await {
-            tracing::warn!(error = %e, "registry tick failed");
-        }
-    }
+    reg.db.run(move |c| update::release_poll(c, &id)).await
 }

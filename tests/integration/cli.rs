@@ -125,16 +125,15 @@ async fn create_human_reads_password_from_stdin(backend: Backend) {
     let id = v["id"].as_str().unwrap().to_string();
 
     // The stored hash is argon2id and verifies the password without its newline.
-    let opened = roster::startup::open(
+    let mut conn = roster::startup::connect(
         Some(&db.url),
         Some(&db.key_file()),
         Some(TEST_PEPPER),
-        &Default::default(),
         chrono::Utc::now(),
     )
-    .unwrap();
-    let mut conn = opened.pool.get().unwrap();
-    let phc = roster::principals::password_hash_of(&mut conn, &id).unwrap().unwrap();
+    .unwrap()
+    .conn;
+    let phc = roster::models::password::find(&mut conn, &id).unwrap().unwrap();
     assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     use roster::auth::password::verify_password;
     use roster::auth::secrets::SecretString;
@@ -310,21 +309,18 @@ async fn serve_bootstraps_admin_and_stops_on_sigterm() {
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 
     // The generated password is real: the stored hash verifies it.
-    let opened = roster::startup::open(
+    let mut conn = roster::startup::connect(
         Some(dir.path().join("roster.db").to_str().unwrap()),
         Some(&key),
         None,
-        &Default::default(),
         chrono::Utc::now(),
     )
-    .unwrap();
-    let mut conn = opened.pool.get().unwrap();
+    .unwrap()
+    .conn;
     let admin = roster::models::principal::find_by_name(&mut conn, "admin")
         .unwrap()
         .unwrap();
-    let phc = roster::principals::password_hash_of(&mut conn, &admin.id)
-        .unwrap()
-        .unwrap();
+    let phc = roster::models::password::find(&mut conn, &admin.id).unwrap().unwrap();
     assert!(roster::auth::password::verify_password(
         &roster::auth::secrets::SecretString::new(password.trim()),
         &phc

@@ -59,7 +59,7 @@ async fn rotation_publishes_first_and_keeps_old_tokens_valid(backend: Backend) {
     assert_ne!(new_kid, old_kid);
 
     // Private keys are stored encrypted: what the table holds is not a key.
-    let rows = app.state.db(roster::models::signing_key::all).await.unwrap();
+    let rows = app.query(roster::models::signing_key::all).await;
     assert_eq!(rows.len(), 2);
     for row in rows {
         use base64::Engine;
@@ -78,7 +78,14 @@ async fn rotation_publishes_first_and_keeps_old_tokens_valid(backend: Backend) {
     }
 
     // Phase 1: once instances reload, the new key is published but signs nothing.
+    // Reloading is the background tick's job, never a request's.
     app.clock.advance(Duration::seconds(6));
+    assert_eq!(
+        jwks_kids(&app.jwks().await),
+        vec![old_kid.clone()],
+        "no request reloads the keys"
+    );
+    app.tick().await;
     let jwks = app.jwks().await;
     let mut both = vec![old_kid.clone(), new_kid.clone()];
     both.sort();
@@ -87,6 +94,7 @@ async fn rotation_publishes_first_and_keeps_old_tokens_valid(backend: Backend) {
 
     // Phase 2: after the publish delay it signs.
     app.clock.advance(Duration::seconds(61));
+    app.tick().await;
     let after = app.client_token("billing", &svc.secret).await;
     assert_eq!(kid(&after), new_kid);
 
@@ -106,6 +114,7 @@ async fn rotation_publishes_first_and_keeps_old_tokens_valid(backend: Backend) {
 
     // Once every token it signed has expired (5 min + 60 s leeway), it is gone.
     app.clock.advance(Duration::seconds(300 + 60 + 6));
+    app.tick().await;
     assert_eq!(jwks_kids(&app.jwks().await), vec![new_kid]);
 }
 
@@ -124,11 +133,14 @@ async fn automatic_rotation_follows_the_schedule(backend: Backend) {
     assert_eq!(app.jwks().await.keys.len(), 1);
 
     app.clock.advance(Duration::minutes(59));
+    app.tick().await;
     assert_eq!(app.jwks().await.keys.len(), 1, "not due yet");
     app.clock.advance(Duration::minutes(1) + Duration::seconds(6));
+    app.tick().await;
     assert_eq!(app.jwks().await.keys.len(), 2, "a new key is published when due");
     assert_eq!(kid(&app.client_token("billing", &svc.secret).await), first);
     app.clock.advance(Duration::seconds(66));
+    app.tick().await;
     assert_ne!(
         kid(&app.client_token("billing", &svc.secret).await),
         first,
@@ -146,14 +158,12 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
 
     let now = app.clock.now();
     let (svc_id, alice_id) = (svc.id.clone(), alice.clone());
-    app.state
-        .db(move |c| {
-            use roster::models::principal::PrincipalStatus::Disabled;
-            roster::principals::set_status(c, &svc_id, Disabled, None, now)?;
-            roster::principals::set_status(c, &alice_id, Disabled, None, now)
-        })
-        .await
-        .unwrap();
+    app.query(move |c| {
+        use roster::models::principal::PrincipalStatus::Disabled;
+        roster::principals::set_status(c, &svc_id, Disabled, None, now)?;
+        roster::principals::set_status(c, &alice_id, Disabled, None, now)
+    })
+    .await;
 
     let r = app
         .post_form(
@@ -178,18 +188,16 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
 
     // Re-enabled: new tokens again (the old refresh token stays dead).
     let (svc_id, now) = (svc.id.clone(), app.clock.now());
-    app.state
-        .db(move |c| {
-            roster::principals::set_status(
-                c,
-                &svc_id,
-                roster::models::principal::PrincipalStatus::Active,
-                None,
-                now,
-            )
-        })
-        .await
-        .unwrap();
+    app.query(move |c| {
+        roster::principals::set_status(
+            c,
+            &svc_id,
+            roster::models::principal::PrincipalStatus::Active,
+            None,
+            now,
+        )
+    })
+    .await;
     app.client_token("billing", &svc.secret).await;
 }
 

@@ -538,6 +538,9 @@ async fn long_poll_wakes_on_change_and_across_instances(backend: Backend) {
     // A change on the same instance wakes a waiter at once (the guard is far
     // below the 60 s wait).
     let waiter = long_poll(&a, index, &token);
+    // Only once the poll is waiting on the server does the change come, so
+    // that the wake-up path runs (not the "already past" answer).
+    a.state.registry().feed.until_waiting(1).await;
     register_at(&a, &token, "http://10.0.0.3/").await;
     let (woke, body) = woken(waiter, "long poll woke").await;
     assert!(woke > index);
@@ -545,13 +548,16 @@ async fn long_poll_wakes_on_change_and_across_instances(backend: Backend) {
 
     // A change on instance A wakes a waiter on instance B, whose background
     // work follows the shared change index.
-    let worker = tokio::spawn(roster::registry::worker::run(b.state.clone()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(b.state.upkeep().clone().run(stopped));
     let waiter = long_poll(&b, woke, &token);
+    b.state.registry().feed.until_waiting(1).await;
     register_at(&a, &token, "http://10.0.0.4/").await;
     let (later, body) = woken(waiter, "woke across instances").await;
     assert!(later > woke);
     assert_eq!(body["items"][0]["base_url"], "http://10.0.0.4/");
-    worker.abort();
+    stop.send(true).unwrap();
+    worker.await.unwrap();
 
     let r = a
         .call(Method::GET, "/api/v1/services?index=0&wait=soon", Some(&token), None)

@@ -156,17 +156,11 @@ impl TestAppBuilder {
         let db = self
             .db
             .unwrap_or_else(|| std::sync::Arc::new(TestDb::new(self.backend)));
-        let opened = roster::startup::open(
-            Some(&db.url),
-            Some(&db.key_file()),
-            Some(TEST_PEPPER),
-            &PoolOptions::default(),
-            self.clock.now(),
-        )
-        .unwrap();
+        let session =
+            roster::startup::connect(Some(&db.url), Some(&db.key_file()), Some(TEST_PEPPER), self.clock.now()).unwrap();
         let (listener, addr) = roster::http::bind("127.0.0.1:0").unwrap();
         let settings = (self.settings)(Settings::new(roster::config::issuer_for(None, addr)));
-        let state = AppState::new(opened.pool, opened.target, opened.pepper, self.clock.clone(), settings).unwrap();
+        let state = AppState::new(session, &PoolOptions::default(), self.clock.clone(), settings).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let server_state = state.clone();
         let thread = std::thread::spawn(move || {
@@ -221,6 +215,15 @@ impl TestApp {
         self.state.settings().issuer().to_string()
     }
 
+    /// Run `f` on the app's database pool.
+    pub async fn query<T, F>(&self, f: F) -> T
+    where
+        F: FnOnce(&mut roster::db::DbConnection) -> roster::error::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.state.db().run(f).await.unwrap()
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let resp = self.client.get(self.url(path)).send().await.unwrap();
         let status = resp.status().as_u16();
@@ -247,7 +250,8 @@ pub fn roster_bin() -> &'static Path {
 
 // ---- principals and OAuth helpers ------------------------------------------
 
-use roster::models::principal::{CategoryAssignment, NewPrincipal, PrincipalKind};
+use roster::models::principal::{CategoryAssignment, PrincipalKind};
+use roster::principals::NewPrincipal;
 
 /// A service created through the domain, with its one-time secret.
 pub struct TestService {
@@ -258,7 +262,7 @@ pub struct TestService {
 
 impl TestApp {
     pub async fn create_service(&self, name: &str, scopes: &[&str]) -> TestService {
-        let pepper = self.state.pepper().clone();
+        let pepper = self.state.oauth().pepper.clone();
         let now = self.clock.now();
         let input = NewPrincipal {
             kind: PrincipalKind::Service,
@@ -269,10 +273,8 @@ impl TestApp {
             categories: Vec::<CategoryAssignment>::new(),
         };
         let created = self
-            .state
-            .db(move |conn| roster::principals::create_service(conn, &pepper, &input, None, now))
-            .await
-            .unwrap();
+            .query(move |conn| roster::principals::create_service(conn, &pepper, &input, None, now))
+            .await;
         TestService {
             id: created.principal.id.clone(),
             name: created.principal.name.clone(),
@@ -292,10 +294,8 @@ impl TestApp {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             categories: Vec::new(),
         };
-        self.state
-            .db(move |conn| roster::principals::create_human(conn, &input, &phc, None, now))
+        self.query(move |conn| roster::principals::create_human(conn, &input, &phc, None, now))
             .await
-            .unwrap()
             .id
     }
 
@@ -328,10 +328,8 @@ impl TestApp {
     }
 
     pub async fn audit_types(&self) -> Vec<(String, String, Option<String>, Option<String>, Option<String>)> {
-        self.state
-            .db(|conn| roster::models::audit::recent(conn, 1000))
+        self.query(|conn| roster::models::audit::recent(conn, 1000))
             .await
-            .unwrap()
             .into_iter()
             .map(|e| (e.event_type, e.outcome, e.principal_id, e.reason, e.remote_addr))
             .collect()
@@ -341,10 +339,7 @@ impl TestApp {
     pub async fn audit_dump(&self) -> String {
         format!(
             "{:?}",
-            self.state
-                .db(|conn| roster::models::audit::recent(conn, 10_000))
-                .await
-                .unwrap()
+            self.query(|conn| roster::models::audit::recent(conn, 10_000)).await
         )
     }
 }
@@ -670,8 +665,8 @@ impl TestApp {
         (svc, token)
     }
 
-    /// One round of the registry's background work at the app's clock.
+    /// One round of the instance's background work at the app's clock.
     pub async fn tick(&self) {
-        roster::registry::worker::tick(&self.state).await.unwrap();
+        self.state.upkeep().tick().await.unwrap();
     }
 }

@@ -1,30 +1,17 @@
-//! Bearer tokens on Roster's own API (RFC 6750): verified online, so a revoked
-//! token or a disabled principal is refused at once.
+//! Extractors of Roster's own API: who is calling, from an RFC 6750 Bearer
+//! token checked online (`crate::auth::access`), and the error answers of
+//! RFC 6750 §3.1 when they cannot say.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use actix_web::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
-use crate::auth::jwt::{self, AccessTokenClaims};
-use crate::error::ErrorBody;
-use crate::models::principal::Principal;
+use crate::auth::access::{self, ADMIN_SCOPE, AccessError, Caller};
+use crate::error::{ErrorBody, RETRY_AFTER_SECS};
 use crate::state::AppState;
-
-/// An authenticated caller of Roster's API.
-#[derive(Debug, Clone)]
-pub struct Bearer {
-    pub claims: AccessTokenClaims,
-    pub principal: Principal,
-}
-
-impl Bearer {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.claims.scope.split(' ').any(|s| s == scope)
-    }
-}
 
 /// RFC 6750 §3.1 errors.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +26,18 @@ pub enum BearerError {
     InsufficientScope(&'static str),
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<AccessError> for BearerError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Invalid => Self::InvalidToken,
+            AccessError::Storage(e) => {
+                tracing::warn!(error = %e, "bearer check failed");
+                Self::Unavailable(e.to_string())
+            }
+        }
+    }
 }
 
 impl ResponseError for BearerError {
@@ -71,7 +70,10 @@ impl ResponseError for BearerError {
                 ));
                 "forbidden"
             }
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) => {
+                resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+                "unavailable"
+            }
         };
         resp.json(ErrorBody {
             error: code,
@@ -84,41 +86,39 @@ impl ResponseError for BearerError {
     }
 }
 
-impl From<crate::error::Error> for BearerError {
-    fn from(e: crate::error::Error) -> Self {
-        tracing::warn!(error = %e, "bearer check failed");
-        Self::Unavailable(e.to_string())
-    }
-}
-
-/// The token of an `Authorization: Bearer` header.
-fn bearer_token(req: &HttpRequest) -> Result<String, BearerError> {
-    let header = req.headers().get(AUTHORIZATION).ok_or(BearerError::Missing)?;
+/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1);
+/// `Ok(None)` when there is no such header.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, BearerError> {
+    let Some(header) = req.headers().get(AUTHORIZATION) else {
+        return Ok(None);
+    };
     let value = header.to_str().map_err(|_| BearerError::InvalidToken)?;
     let (scheme, token) = value.trim().split_once(' ').ok_or(BearerError::InvalidToken)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(BearerError::InvalidToken);
     }
-    Ok(token.trim().to_string())
+    Ok(Some(token.trim().to_string()))
 }
 
-/// Verify a Bearer token for Roster's API: signature, `typ`, `iss`, `exp`,
-/// audience Roster itself, not revoked, principal active.
-pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Bearer, BearerError> {
-    let token = bearer_token(req)?;
-    let keys = state.keys().await?;
-    let issuer = state.settings().issuer();
-    let claims = jwt::verify(&keys, &token, issuer, state.now()).map_err(|_| BearerError::InvalidToken)?;
-    if claims.aud != issuer {
-        return Err(BearerError::InvalidToken);
-    }
-    let checked = claims.clone();
-    let principal = state
-        .db(move |conn| crate::oauth::introspect::access_token_live(conn, &checked))
-        .await?
-        .ok_or(BearerError::InvalidToken)?;
-    Ok(Bearer { claims, principal })
+fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, BearerError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| BearerError::Unavailable("no application state".into()))
 }
+
+/// Verify the request's Bearer token, if it has one.
+async fn authenticate(req: HttpRequest) -> Result<Option<Caller>, BearerError> {
+    let Some(token) = bearer_token(&req)? else {
+        return Ok(None);
+    };
+    let state = state_of(&req)?;
+    let caller = access::verify(state.db(), state.keys(), state.issuer(), &token, state.now()).await?;
+    Ok(Some(caller))
+}
+
+/// An authenticated caller of Roster's API.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub Caller);
 
 impl FromRequest for Bearer {
     type Error = BearerError;
@@ -126,23 +126,31 @@ impl FromRequest for Bearer {
 
     fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| BearerError::Unavailable("no state".into()))?
-                .clone();
-            authenticate(&state, &req).await
-        })
+        Box::pin(async move { authenticate(req).await?.map(Bearer).ok_or(BearerError::Missing) })
+    }
+}
+
+/// A caller who may be anonymous; a token that is present must be valid.
+#[derive(Debug, Clone)]
+pub struct MaybeBearer(pub Option<Caller>);
+
+impl FromRequest for MaybeBearer {
+    type Error = BearerError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(req).await.map(MaybeBearer) })
     }
 }
 
 /// A caller whose token carries the `admin` scope.
 #[derive(Debug, Clone)]
-pub struct Admin(pub Bearer);
+pub struct Admin(pub Caller);
 
 impl Admin {
     pub fn id(&self) -> &str {
-        &self.0.principal.id
+        self.0.id()
     }
 }
 
@@ -153,11 +161,11 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let bearer = Bearer::from_request(req, payload);
         Box::pin(async move {
-            let bearer = bearer.await?;
-            if bearer.has_scope(crate::principals::ADMIN_SCOPE) {
-                Ok(Admin(bearer))
+            let Bearer(caller) = bearer.await?;
+            if caller.is_admin() {
+                Ok(Admin(caller))
             } else {
-                Err(BearerError::InsufficientScope(crate::principals::ADMIN_SCOPE))
+                Err(BearerError::InsufficientScope(ADMIN_SCOPE))
             }
         })
     }

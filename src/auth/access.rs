@@ -1,0 +1,79 @@
+//! Online verification of access tokens (RFC 6750 §2.1 bearer tokens on
+//! Roster's own API, and RFC 7662 introspection): the signature and claims,
+//! then the deny list and the principal's current status, so that a revoked
+//! token or a disabled principal is refused at once.
+
+use chrono::{DateTime, Utc};
+
+use super::jwt::{self, AccessTokenClaims};
+use super::keys::KeyStore;
+use crate::db::{DbConnection, Pool};
+use crate::error::{Error, Result};
+use crate::models::principal::{self, Principal};
+use crate::models::revoked_token;
+
+/// The scope that makes a principal an administrator.
+pub const ADMIN_SCOPE: &str = "admin";
+
+/// An authenticated caller of Roster's API.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: AccessTokenClaims,
+    pub principal: Principal,
+}
+
+impl Caller {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.claims.scope.split(' ').any(|s| s == scope)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.has_scope(ADMIN_SCOPE)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.principal.id
+    }
+}
+
+/// Why a presented token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// Bad signature, wrong issuer or audience, expired, revoked, or its
+    /// principal is gone or disabled: RFC 6750 §3.1 `invalid_token`.
+    #[error("the access token is invalid, expired or revoked")]
+    Invalid,
+    /// The check itself could not run.
+    #[error(transparent)]
+    Storage(#[from] Error),
+}
+
+/// Is this verified access token still live: not on the deny list, and its
+/// principal still exists and is active? Returns the principal when it is.
+pub fn live(conn: &mut DbConnection, claims: &AccessTokenClaims) -> Result<Option<Principal>> {
+    if revoked_token::is_revoked(conn, &claims.jti)? {
+        return Ok(None);
+    }
+    Ok(principal::find_by_id(conn, &claims.sub)?.filter(Principal::is_active))
+}
+
+/// Verify a token meant for Roster's own API: signature, `typ`, `iss`,
+/// `exp`, audience Roster itself (the issuer), and liveness.
+pub async fn verify(
+    db: &Pool,
+    keys: &KeyStore,
+    issuer: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> std::result::Result<Caller, AccessError> {
+    let claims = jwt::verify(&keys.current(), token, issuer, now).map_err(|_| AccessError::Invalid)?;
+    if claims.aud != issuer {
+        return Err(AccessError::Invalid);
+    }
+    let checked = claims.clone();
+    let principal = db
+        .run(move |conn| live(conn, &checked))
+        .await?
+        .ok_or(AccessError::Invalid)?;
+    Ok(Caller { claims, principal })
+}

@@ -1,0 +1,87 @@
+//! The syntax of names (principals, categories) and scopes, shared by every
+//! domain: one rule each, so that what one part of Roster accepts another
+//! never refuses.
+
+use crate::error::{Error, Result};
+use crate::models::principal::CategoryAssignment;
+
+/// Longest scope token.
+pub const MAX_SCOPE_LEN: usize = 128;
+
+/// Names of principals and categories: `[a-z0-9][a-z0-9._-]{0,62}`.
+pub fn validate_name(field: &str, name: &str) -> Result<()> {
+    let bytes = name.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("'{name}' is not a valid name: use 1 to 63 of a-z 0-9 . _ -, starting with a letter or digit"),
+        ))
+    }
+}
+
+/// Scopes (RFC 6749 §3.3 scope-tokens, narrowed): `[a-z0-9:._-]+`, at most
+/// [`MAX_SCOPE_LEN`] characters.
+pub fn validate_scope(scope: &str) -> Result<()> {
+    let ok = !scope.is_empty()
+        && scope.len() <= MAX_SCOPE_LEN
+        && scope
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b':' | b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "scopes",
+            format!("'{scope}' is not a valid scope: use a-z 0-9 : . _ -"),
+        ))
+    }
+}
+
+/// Category memberships: names follow the name rule and appear once each.
+pub fn validate_categories(cats: &[CategoryAssignment]) -> Result<()> {
+    for c in cats {
+        validate_name("categories", &c.name)?;
+    }
+    let mut names: Vec<&str> = cats.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::invalid("categories", "a category is listed twice"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rule() {
+        for ok in ["a", "billing", "mail-sender", "svc.v2", "a_b", "0day", &"a".repeat(63)] {
+            assert!(validate_name("name", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Billing", "-x", ".x", "_x", "a b", "é", "a/b", &"a".repeat(64)] {
+            assert!(
+                matches!(validate_name("name", bad), Err(Error::Invalid { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn scopes_follow_the_rule() {
+        assert!(validate_scope("admin").is_ok());
+        assert!(validate_scope("registry:write").is_ok());
+        assert!(validate_scope(&"a".repeat(MAX_SCOPE_LEN)).is_ok());
+        for bad in ["Admin", "a b", "", &"a".repeat(MAX_SCOPE_LEN + 1)] {
+            assert!(matches!(validate_scope(bad), Err(Error::Invalid { .. })), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Refresh tokens (RFC 6749 §6): opaque, stored as keyed hashes, in families.
+//! This module owns their storage, their rotation on use, and the revocation
+//! of a whole family when a spent token comes back (RFC 6819 §5.2.2.3, RFC
+//! 9700 §4.14.2).
+
+use chrono::{DateTime, Utc};
+
+use super::OAuthContext;
+use super::client_auth;
+use super::error::OAuthError;
+use super::grants::{self, Grant};
+use super::request::ClientCredentials;
+use super::token::{TokenResponse, respond};
+use crate::auth::secrets::{Pepper, SecretString, random_token};
+use crate::db::DbConnection;
+use crate::error::{Error, Result};
+use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::principal::{self, Principal};
+use crate::models::refresh_token::{self, RefreshTokenRow};
+use crate::models::{new_id, to_db_time};
+
+/// Bytes of randomness in a refresh token.
+const TOKEN_BYTES: usize = 32;
+
+/// What every refused refresh token is told: nothing about why.
+fn refused() -> OAuthError {
+    OAuthError::invalid_grant("the refresh token is invalid, expired or revoked")
+}
+
+/// The keyed hash under which a refresh token is stored.
+pub fn hash(pepper: &Pepper, token: &SecretString) -> String {
+    pepper.mac_hex(format!("refresh-token:{}", token.expose()).as_bytes())
+}
+
+/// The stored row of a presented token, if it is one of ours.
+pub fn find(conn: &mut DbConnection, pepper: &Pepper, token: &SecretString) -> Result<Option<RefreshTokenRow>> {
+    refresh_token::find_by_hash(conn, &hash(pepper, token))
+}
+
+/// Issue and store a new refresh token for `grant`: in `family` (the family
+/// id and the original scope, when rotating), or in a new family.
+pub fn store(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    user: &Principal,
+    grant: &Grant,
+    client: Option<&str>,
+    family: Option<(&str, &str)>,
+    now: DateTime<Utc>,
+) -> Result<SecretString> {
+    let token = SecretString::new(random_token(TOKEN_BYTES).map_err(|_| Error::internal("random token"))?);
+    let expires_at = grant.refresh_expires_at.unwrap_or(now);
+    // A rotated token keeps the family and the scope of the original (§6).
+    let (family_id, scope) = match family {
+        Some((f, s)) => (f.to_string(), s.to_string()),
+        None => (new_id(), grant.scopes.join(" ")),
+    };
+    refresh_token::insert(
+        conn,
+        &RefreshTokenRow {
+            id: new_id(),
+            family_id,
+            principal_id: user.id.clone(),
+            client_id: client.map(str::to_string),
+            token_hash: hash(pepper, &token),
+            scope,
+            audience: grant.claims.aud.clone(),
+            created_at: to_db_time(now),
+            expires_at: to_db_time(expires_at),
+            used_at: None,
+            revoked_at: None,
+        },
+    )?;
+    Ok(token)
+}
+
+/// Revoke the family of `row` (RFC 7009 §2.1: revoking a refresh token
+/// revokes its family). Returns how many tokens were revoked.
+pub fn revoke_family(conn: &mut DbConnection, row: &RefreshTokenRow, now: DateTime<Utc>) -> Result<usize> {
+    refresh_token::revoke_family(conn, &row.family_id, now)
+}
+
+/// The outcome of a rotation, decided inside its transaction. A detected
+/// reuse must commit (the family revocation and its audit row), so it is an
+/// outcome here and becomes the client's error only after the commit.
+enum Rotation {
+    Issued(Box<TokenResponse>),
+    ReuseDetected,
+}
+
+/// A spent token was presented: revoke its family and audit it.
+fn reuse_detected(
+    conn: &mut DbConnection,
+    row: &RefreshTokenRow,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Rotation> {
+    let revoked = revoke_family(conn, row, now)?;
+    audit::record(
+        conn,
+        NewAuditEvent::new("token.refresh_reused", Outcome::Failed)
+            .principal(Some(&row.principal_id))
+            .remote(remote)
+            .reason("a spent refresh token was presented: its family is revoked")
+            .details(serde_json::json!({"family_id": row.family_id, "revoked": revoked})),
+        now,
+    )?;
+    Ok(Rotation::ReuseDetected)
+}
+
+/// RFC 6749 §6, with rotation: the presented token is spent, a new one is
+/// issued in the same family, and the access token is signed before the
+/// commit, so a failure anywhere leaves the presented token unspent.
+pub async fn exchange(
+    ctx: &OAuthContext,
+    creds: ClientCredentials,
+    token: SecretString,
+    scope: Option<String>,
+    remote: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let (pepper, usage, cfg) = (ctx.pepper.clone(), ctx.usage.clone(), ctx.token.clone());
+    let keys = ctx.keys.current();
+    let rotation = ctx
+        .db
+        .run(move |conn| {
+            let client = client_auth::identify(conn, &pepper, &usage, &creds, remote.as_deref(), now)?;
+            let hash = hash(&pepper, &token);
+            crate::db::transaction(conn, |conn| {
+                let row = refresh_token::find_by_hash(conn, &hash)?.ok_or_else(refused)?;
+                if row.is_spent() {
+                    return Ok(reuse_detected(conn, &row, remote.as_deref(), now)?);
+                }
+                let user = principal::find_by_id(conn, &row.principal_id)?.ok_or_else(refused)?;
+                let granted = principal::scopes_of(conn, &user.id)?;
+                let grant = grants::refresh(
+                    &row,
+                    &user,
+                    &granted,
+                    client.name(),
+                    scope.as_deref(),
+                    &cfg,
+                    now,
+                    new_id(),
+                )?;
+                if !refresh_token::mark_used(conn, &row.id, now)? {
+                    // Spent by a concurrent request between our read and write.
+                    return Ok(reuse_detected(conn, &row, remote.as_deref(), now)?);
+                }
+                let next = store(
+                    conn,
+                    &pepper,
+                    &user,
+                    &grant,
+                    row.client_id.as_deref(),
+                    Some((&row.family_id, &row.scope)),
+                    now,
+                )?;
+                Ok::<_, OAuthError>(Rotation::Issued(Box::new(respond(&keys, &grant, Some(next))?)))
+            })
+        })
+        .await?;
+    match rotation {
+        Rotation::Issued(response) => Ok(*response),
+        Rotation::ReuseDetected => Err(refused()),
+    }
+}

@@ -1,0 +1,380 @@
+//! Creating, listing, changing and disabling principals, and the first
+//! administrator. Every change is audited in the same transaction.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::input::{CreatePrincipal, NewPrincipal, PatchPrincipal, PrincipalChanges};
+use super::secrets::{CreatedService, CreatedServiceView, generate};
+use super::view::{self, PrincipalView};
+use super::{ADMIN_SCOPE, BOOTSTRAP_ADMIN, PrincipalsContext};
+use crate::auth::password;
+use crate::db::DbConnection;
+use crate::error::{Error, Result};
+use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
+use crate::models::{new_id, password as password_row, refresh_token, secret, to_db_time};
+use crate::page::{self, Page};
+
+pub(super) fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("principal {id}"))
+}
+
+/// The principal `id`, or 404.
+pub(super) fn row(conn: &mut DbConnection, id: &str) -> Result<Principal> {
+    principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))
+}
+
+/// Insert a validated principal with its scopes and categories. Run inside a transaction.
+fn insert(conn: &mut DbConnection, input: &NewPrincipal, now: DateTime<Utc>) -> Result<Principal> {
+    let t = to_db_time(now);
+    let row = Principal {
+        id: new_id(),
+        kind: input.kind.as_str().to_string(),
+        name: input.name.clone(),
+        display_name: input.display_name.clone(),
+        email: input.email.clone(),
+        status: PrincipalStatus::Active.as_str().to_string(),
+        created_at: t,
+        updated_at: t,
+    };
+    principal::insert(conn, &row)?;
+    principal::set_scopes(conn, &row.id, &input.scopes)?;
+    principal::set_categories(conn, &row.id, &input.categories, t)?;
+    Ok(row)
+}
+
+/// Create a service principal and its first client secret, atomically.
+pub fn create_service(
+    conn: &mut DbConnection,
+    pepper: &crate::auth::secrets::Pepper,
+    input: &NewPrincipal,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<CreatedService> {
+    if input.kind != PrincipalKind::Service {
+        return Err(Error::invalid("kind", "expected a service principal"));
+    }
+    input.validate()?;
+    let generated = generate(pepper)?;
+    crate::db::transaction(conn, |conn| {
+        let row = insert(conn, input, now)?;
+        let secret = secret::insert(conn, &row.id, &generated.hash, now, None)?;
+        audit::record(
+            conn,
+            NewAuditEvent::new("principal.created", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(&row.id))
+                .details(serde_json::json!({"kind": "service", "name": row.name, "scopes": input.scopes})),
+            now,
+        )?;
+        audit::record(
+            conn,
+            NewAuditEvent::new("secret.created", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(&row.id))
+                .details(serde_json::json!({"secret_id": secret.id})),
+            now,
+        )?;
+        Ok(CreatedService {
+            principal: view::one(conn, row)?,
+            secret_id: secret.id,
+            client_secret: generated.secret.clone(),
+        })
+    })
+}
+
+/// Create a human principal with an already hashed password (argon2 runs on
+/// its own pool before this is called).
+pub fn create_human(
+    conn: &mut DbConnection,
+    input: &NewPrincipal,
+    password_phc: &str,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<PrincipalView> {
+    if input.kind != PrincipalKind::Human {
+        return Err(Error::invalid("kind", "expected a human principal"));
+    }
+    input.validate()?;
+    crate::db::transaction(conn, |conn| {
+        let row = insert(conn, input, now)?;
+        password_row::set(conn, &row.id, password_phc, now)?;
+        audit::record(
+            conn,
+            NewAuditEvent::new("principal.created", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(&row.id))
+                .details(serde_json::json!({"kind": "human", "name": row.name, "scopes": input.scopes})),
+            now,
+        )?;
+        view::one(conn, row)
+    })
+}
+
+/// A principal just created through the API.
+#[derive(Debug)]
+pub enum Created {
+    /// With its first client secret, shown once.
+    Service(CreatedServiceView),
+    Human(PrincipalView),
+}
+
+impl Created {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Service(s) => &s.principal.id,
+            Self::Human(h) => &h.id,
+        }
+    }
+}
+
+/// `POST /api/v1/principals`: a service gets its first secret; a human needs
+/// a password, hashed on the argon2 pool.
+pub async fn create(
+    ctx: &PrincipalsContext,
+    actor: &str,
+    body: CreatePrincipal,
+    now: DateTime<Utc>,
+) -> Result<Created> {
+    let input = NewPrincipal {
+        kind: body.kind,
+        name: body.name,
+        display_name: body.display_name,
+        email: body.email,
+        scopes: body.scopes,
+        categories: body.categories,
+    };
+    input.validate()?;
+    let actor = actor.to_string();
+    match (input.kind, body.password) {
+        (PrincipalKind::Service, Some(_)) => Err(Error::invalid("password", "service principals have no password")),
+        (PrincipalKind::Human, None) => Err(Error::invalid("password", "a human principal needs a password")),
+        (PrincipalKind::Service, None) => {
+            let pepper = ctx.pepper.clone();
+            let created = ctx
+                .db
+                .run(move |c| create_service(c, &pepper, &input, Some(&actor), now))
+                .await?;
+            Ok(Created::Service(created.into()))
+        }
+        (PrincipalKind::Human, Some(password)) => {
+            let phc = ctx
+                .argon
+                .run(move || password::hash_password(&password))
+                .await?
+                .map_err(|e| Error::invalid("password", e.to_string()))?;
+            let view = ctx
+                .db
+                .run(move |c| create_human(c, &input, &phc, Some(&actor), now))
+                .await?;
+            Ok(Created::Human(view))
+        }
+    }
+}
+
+/// Every principal by name (the CLI's list).
+pub fn list(conn: &mut DbConnection) -> Result<Vec<PrincipalView>> {
+    let rows = principal::list_all(conn)?;
+    view::many(conn, rows)
+}
+
+/// Does any principal hold the `admin` scope?
+pub fn admin_exists(conn: &mut DbConnection) -> Result<bool> {
+    principal::any_with_scope(conn, ADMIN_SCOPE)
+}
+
+/// The input for the first-start administrator.
+pub fn bootstrap_admin_input() -> NewPrincipal {
+    NewPrincipal {
+        kind: PrincipalKind::Human,
+        name: BOOTSTRAP_ADMIN.to_string(),
+        display_name: Some("Administrator".to_string()),
+        email: None,
+        scopes: vec![ADMIN_SCOPE.to_string()],
+        categories: Vec::new(),
+    }
+}
+
+/// Create the first administrator unless some principal already holds `admin`.
+/// Returns `None` when nothing had to be done, or when another instance won
+/// the race to create it.
+pub fn bootstrap_admin(
+    conn: &mut DbConnection,
+    password_phc: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<PrincipalView>> {
+    if admin_exists(conn)? {
+        return Ok(None);
+    }
+    match create_human(conn, &bootstrap_admin_input(), password_phc, None, now) {
+        Ok(view) => Ok(Some(view)),
+        Err(Error::Conflict(_)) if admin_exists(conn)? => Ok(None),
+        Err(Error::Conflict(_)) => Err(Error::Conflict(format!(
+            "no principal holds the scope '{ADMIN_SCOPE}', and the name '{BOOTSTRAP_ADMIN}' is taken: \
+             grant '{ADMIN_SCOPE}' to a principal before starting"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Disable or re-enable a principal. Disabling stops new tokens, kills its
+/// refresh tokens, and makes its live access tokens introspect inactive (the
+/// status is checked on every online verification).
+pub fn set_status(
+    conn: &mut DbConnection,
+    id: &str,
+    status: PrincipalStatus,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<PrincipalView> {
+    crate::db::transaction(conn, |conn| {
+        set_status_in(conn, id, status, actor, now)?;
+        get(conn, id)
+    })
+}
+
+/// [`set_status`] inside the caller's transaction.
+fn set_status_in(
+    conn: &mut DbConnection,
+    id: &str,
+    status: PrincipalStatus,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if !principal::set_status(conn, id, status, now)? {
+        return Err(not_found(id));
+    }
+    let revoked = match status {
+        PrincipalStatus::Disabled => refresh_token::revoke_all_for_principal(conn, id, now)?,
+        PrincipalStatus::Active => 0,
+    };
+    let event = match status {
+        PrincipalStatus::Disabled => "principal.disabled",
+        PrincipalStatus::Active => "principal.enabled",
+    };
+    audit::record(
+        conn,
+        NewAuditEvent::new(event, Outcome::Ok)
+            .actor(actor)
+            .principal(Some(id))
+            .details(serde_json::json!({"refresh_tokens_revoked": revoked})),
+        now,
+    )
+}
+
+/// The principal `id`, or 404.
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<PrincipalView> {
+    let row = row(conn, id)?;
+    view::one(conn, row)
+}
+
+/// PATCH: change fields and, optionally, the status, atomically.
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &PrincipalChanges,
+    status: Option<PrincipalStatus>,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<PrincipalView> {
+    crate::db::transaction(conn, |conn| {
+        let p = row(conn, id)?;
+        changes.validate(p.kind()?)?;
+        let fields = changes.fields();
+        if !fields.is_empty() {
+            let display_name = changes.display_name.clone().unwrap_or_else(|| p.display_name.clone());
+            let email = changes.email.clone().unwrap_or_else(|| p.email.clone());
+            principal::update_profile(conn, id, display_name.as_deref(), email.as_deref(), now)?;
+            if let Some(scopes) = &changes.scopes {
+                principal::set_scopes(conn, id, scopes)?;
+            }
+            if let Some(cats) = &changes.categories {
+                principal::set_categories(conn, id, cats, to_db_time(now))?;
+            }
+            audit::record(
+                conn,
+                NewAuditEvent::new("principal.updated", Outcome::Ok)
+                    .actor(actor)
+                    .principal(Some(id))
+                    .details(serde_json::json!({"fields": fields, "scopes": changes.scopes})),
+                now,
+            )?;
+        }
+        if let Some(status) = status
+            && status.as_str() != p.status
+        {
+            set_status_in(conn, id, status, actor, now)?;
+        }
+        get(conn, id)
+    })
+}
+
+/// `GET /api/v1/principals` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub kind: Option<PrincipalKind>,
+    pub status: Option<PrincipalStatus>,
+    pub category: Option<String>,
+    /// Name prefix.
+    pub q: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// A page of principals by name.
+pub fn list_page(conn: &mut DbConnection, query: &ListQuery) -> Result<Page<PrincipalView>> {
+    let limit = page::limit(query.limit)?;
+    let filter = PrincipalFilter {
+        kind: query.kind,
+        status: query.status,
+        category: query.category.clone(),
+        q: query.q.clone(),
+    };
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| page::decode_cursor(c, 1))
+        .transpose()?
+        .map(|mut v| v.remove(0));
+    let rows = principal::list_page(conn, &filter, after.as_deref(), limit + 1)?;
+    page::paginate(
+        rows,
+        limit,
+        |p: &Principal| page::encode_cursor(&[&p.name]),
+        |rows| view::many(conn, rows),
+    )
+}
+
+/// `GET /api/v1/principals`.
+pub async fn find(ctx: &PrincipalsContext, query: ListQuery) -> Result<Page<PrincipalView>> {
+    ctx.db.run(move |c| list_page(c, &query)).await
+}
+
+/// `GET /api/v1/principals/{id}`.
+pub async fn fetch(ctx: &PrincipalsContext, id: String) -> Result<PrincipalView> {
+    ctx.db.run(move |c| get(c, &id)).await
+}
+
+/// `PATCH /api/v1/principals/{id}`.
+pub async fn patch(
+    ctx: &PrincipalsContext,
+    actor: &str,
+    id: String,
+    body: PatchPrincipal,
+    now: DateTime<Utc>,
+) -> Result<PrincipalView> {
+    let (actor, changes) = (actor.to_string(), PrincipalChanges::from(&body));
+    ctx.db
+        .run(move |c| update(c, &id, &changes, body.status, Some(&actor), now))
+        .await
+}
+
+/// `DELETE /api/v1/principals/{id}`: disable, and revoke its refresh tokens.
+pub async fn disable(ctx: &PrincipalsContext, actor: &str, id: String, now: DateTime<Utc>) -> Result<PrincipalView> {
+    let actor = actor.to_string();
+    ctx.db
+        .run(move |c| set_status(c, &id, PrincipalStatus::Disabled, Some(&actor), now))
+        .await
+}

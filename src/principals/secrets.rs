@@ -1,0 +1,214 @@
+//! Client secrets of services: created (shown once), listed as metadata,
+//! deleted. Several may be live at once: the overlap is the rotation.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::PrincipalsContext;
+use super::manage::row;
+use super::view::PrincipalView;
+use crate::auth::secrets::{GeneratedSecret, Pepper, SecretString, generate_client_secret, serialize_exposed};
+use crate::db::DbConnection;
+use crate::error::{Error, Result};
+use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::from_db_time;
+use crate::models::principal::PrincipalKind;
+use crate::models::secret::{self, ClientSecretRow};
+
+/// Longest lifetime of a client secret: ten years.
+const MAX_SECRET_LIFETIME_SECS: i64 = 10 * 365 * 24 * 3600;
+
+pub(super) fn generate(pepper: &Pepper) -> Result<GeneratedSecret> {
+    generate_client_secret(pepper).map_err(Error::internal)
+}
+
+/// A new service principal with its first client secret, shown once.
+#[derive(Debug)]
+pub struct CreatedService {
+    pub principal: PrincipalView,
+    pub secret_id: String,
+    pub client_secret: SecretString,
+}
+
+/// The creation response of a service: the one place its first secret is
+/// serialised. `Debug` never shows it.
+#[derive(Debug, Serialize)]
+pub struct CreatedServiceView {
+    #[serde(flatten)]
+    pub principal: PrincipalView,
+    pub client_id: String,
+    #[serde(serialize_with = "serialize_exposed")]
+    pub client_secret: SecretString,
+    pub secret_id: String,
+}
+
+impl From<CreatedService> for CreatedServiceView {
+    fn from(c: CreatedService) -> Self {
+        Self {
+            client_id: c.principal.name.clone(),
+            client_secret: c.client_secret,
+            secret_id: c.secret_id,
+            principal: c.principal,
+        }
+    }
+}
+
+/// Metadata of a secret, never the secret.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClientSecretView {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub use_count: i64,
+}
+
+impl From<ClientSecretRow> for ClientSecretView {
+    fn from(r: ClientSecretRow) -> Self {
+        Self {
+            id: r.id,
+            created_at: from_db_time(r.created_at),
+            expires_at: r.expires_at.map(from_db_time),
+            last_used_at: r.last_used_at.map(from_db_time),
+            use_count: r.use_count,
+        }
+    }
+}
+
+/// A secret just created: its metadata and the secret, shown once.
+#[derive(Debug, Serialize)]
+pub struct NewSecretView {
+    pub id: String,
+    #[serde(serialize_with = "serialize_exposed")]
+    pub client_secret: SecretString,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/principals/{id}/secrets`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSecret {
+    /// Seconds until the secret expires; none means it does not expire.
+    pub expires_in: Option<i64>,
+}
+
+fn service_row(conn: &mut DbConnection, id: &str) -> Result<()> {
+    if row(conn, id)?.kind()? != PrincipalKind::Service {
+        return Err(Error::invalid("id", "only service principals have client secrets"));
+    }
+    Ok(())
+}
+
+/// A new client secret for a service. Existing secrets keep working.
+pub fn create_secret(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    id: &str,
+    expires_at: Option<DateTime<Utc>>,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<NewSecretView> {
+    let generated = generate(pepper)?;
+    crate::db::transaction(conn, |conn| {
+        service_row(conn, id)?;
+        let s = secret::insert(conn, id, &generated.hash, now, expires_at)?;
+        audit::record(
+            conn,
+            NewAuditEvent::new("secret.created", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(id))
+                .details(serde_json::json!({"secret_id": s.id, "expires_at": expires_at})),
+            now,
+        )?;
+        Ok(NewSecretView {
+            id: s.id,
+            client_secret: generated.secret.clone(),
+            created_at: from_db_time(s.created_at),
+            expires_at: s.expires_at.map(from_db_time),
+        })
+    })
+}
+
+/// `POST /api/v1/principals/{id}/secrets`, with a bounded lifetime.
+pub async fn create(
+    ctx: &PrincipalsContext,
+    actor: &str,
+    id: String,
+    body: CreateSecret,
+    now: DateTime<Utc>,
+) -> Result<NewSecretView> {
+    let expires_at = match body.expires_in {
+        None => None,
+        Some(s) if (1..=MAX_SECRET_LIFETIME_SECS).contains(&s) => Some(now + Duration::seconds(s)),
+        Some(_) => return Err(Error::invalid("expires_in", "must be 1 second to 10 years")),
+    };
+    let (actor, pepper) = (actor.to_string(), ctx.pepper.clone());
+    ctx.db
+        .run(move |c| create_secret(c, &pepper, &id, expires_at, Some(&actor), now))
+        .await
+}
+
+/// `GET /api/v1/principals/{id}/secrets`: metadata only.
+pub async fn list(ctx: &PrincipalsContext, id: String) -> Result<Vec<ClientSecretView>> {
+    ctx.db
+        .run(move |c| {
+            service_row(c, &id)?;
+            Ok(secret::list_for(c, &id)?.into_iter().map(Into::into).collect())
+        })
+        .await
+}
+
+/// Delete a secret: it stops working at once.
+pub fn delete_secret(
+    conn: &mut DbConnection,
+    id: &str,
+    secret_id: &str,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    crate::db::transaction(conn, |conn| {
+        if !secret::delete(conn, id, secret_id)? {
+            return Err(Error::NotFound(format!("secret {secret_id} of principal {id}")));
+        }
+        audit::record(
+            conn,
+            NewAuditEvent::new("secret.deleted", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(id))
+                .details(serde_json::json!({"secret_id": secret_id})),
+            now,
+        )
+    })
+}
+
+/// `DELETE /api/v1/principals/{id}/secrets/{secret_id}`.
+pub async fn delete(
+    ctx: &PrincipalsContext,
+    actor: &str,
+    id: String,
+    secret_id: String,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let actor = actor.to_string();
+    ctx.db
+        .run(move |c| delete_secret(c, &id, &secret_id, Some(&actor), now))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_new_secret() {
+        let v = NewSecretView {
+            id: "s1".into(),
+            client_secret: SecretString::new("super-secret-value"),
+            created_at: Utc::now(),
+            expires_at: None,
+        };
+        assert!(!format!("{v:?}").contains("super-secret-value"));
+        assert!(serde_json::to_string(&v).unwrap().contains("super-secret-value"));
+    }
+}

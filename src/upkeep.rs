@@ -1,0 +1,188 @@
+//! The background tick of every instance, once a second. It owns all of the
+//! instance's maintenance, so that no request pays for it:
+//! - the key store: rotation steps, reload, and the deny-list cleanup, every
+//!   key refresh interval;
+//! - the registry: leases, health checks, manifest pulls, the change index;
+//! - client-secret use counts, written in one batch.
+//!
+//! It also answers readiness: the database answers, and the keys in service
+//! are not older than [`Upkeep::keys_stale_after`].
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::auth::keys::KeyStore;
+use crate::auth::usage::{self, UsageRecorder};
+use crate::clock::Clock;
+use crate::db::Pool;
+use crate::error::{Error, Result};
+use crate::models::revoked_token;
+use crate::registry::RegistryContext;
+
+/// Shortest bound on the age of the keys in service before readiness fails.
+const MIN_KEYS_STALE_AFTER_SECS: i64 = 30;
+
+pub struct Upkeep {
+    pub db: Pool,
+    pub keys: Arc<KeyStore>,
+    pub usage: Arc<UsageRecorder>,
+    pub registry: Arc<RegistryContext>,
+    pub clock: Clock,
+    /// How often the keys are reloaded (and the rotation steps run).
+    pub key_refresh: Duration,
+    last_key_refresh: Mutex<Option<DateTime<Utc>>>,
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub database: &'static str,
+    /// Seconds since the signing keys in service were loaded.
+    pub keys_age_seconds: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+impl Upkeep {
+    pub fn new(
+        db: Pool,
+        keys: Arc<KeyStore>,
+        usage: Arc<UsageRecorder>,
+        registry: Arc<RegistryContext>,
+        clock: Clock,
+        key_refresh: Duration,
+    ) -> Self {
+        Self {
+            db,
+            keys,
+            usage,
+            registry,
+            clock,
+            key_refresh,
+            last_key_refresh: Mutex::new(None),
+        }
+    }
+
+    /// Keys older than this make the instance unready: six refresh intervals,
+    /// and at least 30 seconds.
+    pub fn keys_stale_after(&self) -> Duration {
+        (self.key_refresh * 6).max(Duration::seconds(MIN_KEYS_STALE_AFTER_SECS))
+    }
+
+    /// One round of upkeep at the clock's `now`. Each part runs even when an
+    /// earlier one failed; the first error is returned.
+    pub async fn tick(&self) -> Result<()> {
+        let now = self.clock.now();
+        let keys = self.refresh_keys_if_due(now).await;
+        let registry = crate::registry::worker::tick(&self.registry, now, &self.clock).await;
+        let usage = self.flush_usage().await;
+        keys.and(registry).and(usage)
+    }
+
+    async fn refresh_keys_if_due(&self, now: DateTime<Utc>) -> Result<()> {
+        {
+            let last = match self.last_key_refresh.lock() {
+                Ok(g) => *g,
+                Err(poisoned) => *poisoned.into_inner(),
+            };
+            if last.is_some_and(|t| now - t < self.key_refresh && now >= t) {
+                return Ok(());
+            }
+        }
+        let keys = self.keys.clone();
+        self.db
+            .run(move |c| {
+                keys.refresh(c, now)?;
+                revoked_token::delete_expired(c, now).map(|_| ())
+            })
+            .await?;
+        match self.last_key_refresh.lock() {
+            Ok(mut g) => *g = Some(now),
+            Err(poisoned) => *poisoned.into_inner() = Some(now),
+        }
+        Ok(())
+    }
+
+    /// Write every pending use count now. A failed write keeps the counts
+    /// for the next try.
+    pub async fn flush_usage(&self) -> Result<()> {
+        let batch = self.usage.take();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let kept = batch.clone();
+        let written = self.db.run(move |conn| usage::apply(conn, &batch)).await;
+        if written.is_err() {
+            self.usage.restore(kept);
+        }
+        written
+    }
+
+    /// Tick once a second until `stop` turns true; a failed tick is logged.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "background tick failed");
+            }
+        }
+    }
+
+    /// Is this instance ready to serve? The database must answer and the
+    /// keys in service must be fresh.
+    pub async fn readiness(&self) -> Readiness {
+        let now = self.clock.now();
+        let target = self.db.target().clone();
+        let database = target.backend_name();
+        let keys_age_seconds = self.keys.age(now).num_seconds();
+        let pinged = self
+            .db
+            .run(move |c| crate::db::ping(c, &target).map_err(Error::Unavailable))
+            .await;
+        let (error, error_description) = match pinged {
+            Err(e) => (Some("database_unavailable"), Some(public_reason(&e))),
+            Ok(()) if self.keys.age(now) > self.keys_stale_after() => (
+                Some("keys_stale"),
+                Some(format!(
+                    "the signing keys were last loaded {keys_age_seconds} s ago (bound {} s)",
+                    self.keys_stale_after().num_seconds()
+                )),
+            ),
+            Ok(()) => (None, None),
+        };
+        Readiness {
+            status: if error.is_none() { "ready" } else { "unavailable" },
+            database,
+            keys_age_seconds,
+            error,
+            error_description,
+        }
+    }
+}
+
+/// The reason readiness gives: the kind of failure, never the driver's text
+/// (which may name hosts and users); the detail goes to the log.
+fn public_reason(e: &Error) -> String {
+    tracing::warn!(detail = %e, "not ready");
+    match e {
+        Error::Unavailable(detail) if detail.contains("is gone") => "the SQLite file is gone".into(),
+        Error::Unavailable(_) | Error::Busy => "the database does not answer".into(),
+        _ => "the database check failed".into(),
+    }
+}

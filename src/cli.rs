@@ -282,7 +282,7 @@ fn run_server(
         let server = crate::http::server(state, listener, None).map_err(|e| format!("cannot start the server: {e}"))?;
         let handle = server.handle();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let ticker = actix_web::rt::spawn(upkeep.clone().run(stop_rx));
+        let ticker = actix_web::rt::spawn(upkeep.run(crate::upkeep::TICK, stop_rx));
         actix_web::rt::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown signal received: finishing requests in flight");
@@ -293,11 +293,9 @@ fn run_server(
             settings.issuer(),
         );
         let served = server.await.map_err(|e| format!("server error: {e}"));
+        // The tick stops and writes the pending use counts.
         let _ = stop_tx.send(true);
         let _ = ticker.await;
-        if let Err(e) = upkeep.flush_usage().await {
-            tracing::warn!(error = %e, "could not write pending client secret use counts");
-        }
         served
     })
 }

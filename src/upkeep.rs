@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 use crate::models::revoked_token;
 use crate::registry::RegistryContext;
 
+/// How often the background tick runs.
+pub const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Shortest bound on the age of the keys in service before readiness fails.
 const MIN_KEYS_STALE_AFTER_SECS: i64 = 30;
 
@@ -129,18 +132,23 @@ impl Upkeep {
         written
     }
 
-    /// Tick once a second until `stop` turns true; a failed tick is logged.
-    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    /// Tick every `period` (the first one after a period) until `stop`
+    /// turns true; a failed tick is logged. On stop, pending use counts are
+    /// written before it returns, so a clean shutdown loses none.
+    pub async fn run(self: Arc<Self>, period: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = every.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stop.wait_for(|s| *s) => break,
             }
             if let Err(e) = self.tick().await {
                 tracing::warn!(error = %e, "background tick failed");
             }
+        }
+        if let Err(e) = self.flush_usage().await {
+            tracing::warn!(error = %e, "could not write pending client secret use counts");
         }
     }
 

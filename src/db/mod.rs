@@ -359,6 +359,61 @@ mod tests {
         assert!(t.describe().contains("***"));
     }
 
+    /// A write that finds SQLite locked by another writer is rolled back and
+    /// run again, and succeeds once the other writer commits.
+    #[test]
+    fn busy_sqlite_transactions_are_retried() {
+        use diesel::RunQueryDsl;
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("busy.db"));
+        let mut holder = target.connect().unwrap();
+        holder.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
+        let mut writer = target.connect().unwrap();
+        // Fail at once instead of waiting, so that every attempt is seen.
+        writer.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+        holder
+            .batch_execute("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .unwrap();
+
+        let (attempt_tx, attempts) = mpsc::channel::<u32>();
+        let worker = std::thread::spawn(move || {
+            let mut n = 0;
+            let out: Result<(), DieselError> = transaction(&mut writer, |c| {
+                n += 1;
+                let _ = attempt_tx.send(n);
+                diesel::sql_query("INSERT INTO t VALUES (2)").execute(c).map(|_| ())
+            });
+            (out, n)
+        });
+        // Two attempts have met the lock: the first failed and was retried.
+        assert_eq!(attempts.recv().unwrap(), 1);
+        assert_eq!(attempts.recv().unwrap(), 2);
+        holder.batch_execute("COMMIT").unwrap();
+        let (out, n) = worker.join().unwrap();
+        out.unwrap();
+        assert!(n >= 2, "attempts: {n}");
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let rows: Vec<Count> = diesel::sql_query("SELECT COUNT(*) AS n FROM t")
+            .load(&mut holder)
+            .unwrap();
+        assert_eq!(rows[0].n, 2);
+    }
+
+    #[test]
+    fn sqlite_lock_errors_are_busy_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("c.db"));
+        let mut conn = target.connect().unwrap();
+        let e = conn.batch_execute("SELECT * FROM no_such_table").unwrap_err();
+        assert_eq!(classify(&e), Fault::Other);
+        assert_eq!(classify(&DieselError::NotFound), Fault::NotFound);
+    }
+
     #[test]
     fn both_backends_embed_the_same_migration_versions() {
         let (sqlite, postgres) = embedded_versions();

@@ -328,7 +328,14 @@ mod tests {
         let e = password(&svc, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
         let off = principal("human", "bob", "disabled");
-        assert!(password(&off, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).is_err());
+        let e = password(&off, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
+        assert_eq!(
+            (e.code(), e.description()),
+            (
+                super::super::error::ErrorCode::InvalidGrant,
+                "invalid username or password"
+            )
+        );
     }
 
     fn stored(scope: &str, client: Option<&str>) -> RefreshTokenRow {
@@ -390,15 +397,35 @@ mod tests {
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidScope);
     }
 
+    /// The code and description a refused grant answers with.
+    fn refused<T: std::fmt::Debug>(r: Result<T, OAuthError>) -> (super::super::error::ErrorCode, String) {
+        let e = r.unwrap_err();
+        (e.code(), e.description().to_string())
+    }
+
     #[test]
     fn refresh_refuses_spent_expired_foreign_and_disabled() {
+        use super::super::error::ErrorCode::InvalidGrant;
+        let dead = (
+            InvalidGrant,
+            "the refresh token is invalid, expired or revoked".to_string(),
+        );
         let alice = principal("human", "alice", "active");
         let mut spent = stored("a", None);
         spent.used_at = Some(to_db_time(now()));
-        assert!(refresh(&spent, &alice, &[], None, None, &cfg(), now(), "j".into()).is_err());
-        let expired_at = now() + Duration::days(2);
-        assert!(
-            refresh(
+        assert_eq!(
+            refused(refresh(&spent, &alice, &[], None, None, &cfg(), now(), "j".into())),
+            dead
+        );
+        let mut revoked = stored("a", None);
+        revoked.revoked_at = Some(to_db_time(now()));
+        assert_eq!(
+            refused(refresh(&revoked, &alice, &[], None, None, &cfg(), now(), "j".into())),
+            dead
+        );
+        let expired_at = now() + Duration::days(1);
+        assert_eq!(
+            refused(refresh(
                 &stored("a", None),
                 &alice,
                 &[],
@@ -407,21 +434,53 @@ mod tests {
                 &cfg(),
                 expired_at,
                 "j".into()
-            )
-            .is_err()
+            )),
+            dead,
+            "expired at its expiry"
         );
-        let e = refresh(
-            &stored("a", Some("portal")),
-            &alice,
-            &[],
-            None,
-            None,
-            &cfg(),
-            now(),
-            "j".into(),
-        )
-        .unwrap_err();
-        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
+        assert!(
+            refresh(
+                &stored("a", None),
+                &alice,
+                &[],
+                None,
+                None,
+                &cfg(),
+                expired_at - Duration::seconds(1),
+                "j".into()
+            )
+            .is_ok()
+        );
+        let foreign = (
+            InvalidGrant,
+            "the refresh token was issued to another client".to_string(),
+        );
+        assert_eq!(
+            refused(refresh(
+                &stored("a", Some("portal")),
+                &alice,
+                &[],
+                None,
+                None,
+                &cfg(),
+                now(),
+                "j".into()
+            )),
+            foreign
+        );
+        assert_eq!(
+            refused(refresh(
+                &stored("a", None),
+                &alice,
+                &[],
+                Some("portal"),
+                None,
+                &cfg(),
+                now(),
+                "j".into()
+            )),
+            foreign
+        );
         assert!(
             refresh(
                 &stored("a", Some("portal")),
@@ -436,6 +495,32 @@ mod tests {
             .is_ok()
         );
         let off = principal("human", "alice", "disabled");
-        assert!(refresh(&stored("a", None), &off, &[], None, None, &cfg(), now(), "j".into()).is_err());
+        assert_eq!(
+            refused(refresh(
+                &stored("a", None),
+                &off,
+                &[],
+                None,
+                None,
+                &cfg(),
+                now(),
+                "j".into()
+            )),
+            dead
+        );
+        let bob = principal("human", "bob", "active");
+        assert_eq!(
+            refused(refresh(
+                &stored("a", None),
+                &bob,
+                &[],
+                None,
+                None,
+                &cfg(),
+                now(),
+                "j".into()
+            )),
+            dead
+        );
     }
 }

@@ -140,9 +140,29 @@ async fn create_human_reads_password_from_stdin(backend: Backend) {
     assert!(verify_password(&SecretString::new("correct horse battery"), &phc));
     assert!(!verify_password(&SecretString::new("correct horse battery\n"), &phc));
     assert!(!verify_password(&SecretString::new("wrong"), &phc));
-    // The database holds no plaintext password.
-    let raw = format!("{:?}", roster::principals::list(&mut conn).unwrap());
-    assert!(!raw.contains("correct horse"));
+    // The database holds no plaintext password: search every text column of
+    // the tables that could hold one.
+    let dump = {
+        use diesel::prelude::*;
+        use roster::db::schema::{audit_events, password_credentials, principals};
+        let mut all: Vec<String> = password_credentials::table
+            .select(password_credentials::phc)
+            .load(&mut conn)
+            .unwrap();
+        let rows: Vec<(String, Option<String>)> = audit_events::table
+            .select((audit_events::event_type, audit_events::details))
+            .load(&mut conn)
+            .unwrap();
+        all.extend(rows.into_iter().map(|(t, d)| format!("{t} {}", d.unwrap_or_default())));
+        let names: Vec<(String, Option<String>)> = principals::table
+            .select((principals::name, principals::display_name))
+            .load(&mut conn)
+            .unwrap();
+        all.extend(names.into_iter().map(|(n, d)| format!("{n} {}", d.unwrap_or_default())));
+        all.join("\n")
+    };
+    assert!(dump.contains("$argon2id$"), "the search sees the stored hash: {dump}");
+    assert!(!dump.contains("correct horse"), "{dump}");
 }
 
 async fn bad_input_is_rejected(backend: Backend) {
@@ -566,4 +586,35 @@ async fn serve_watches_registered_services() {
     fake.set_healthy(true);
     assert!(menu_has_pages(true).await, "and come back");
     assert!(served.terminate().success());
+}
+
+/// `serve` started and stopped at once, again and again, always exits
+/// cleanly: no thread may be inside the database driver while the process
+/// exits (libpq's exit cleanup crashed while a pool thread was connecting).
+#[test]
+fn serve_exits_cleanly_when_stopped_right_after_start() {
+    const RUNS: usize = 50;
+    let backend = if crate::support::postgres_admin_url().is_some() {
+        Backend::Postgres
+    } else {
+        crate::support::skipped_postgres("serve_exits_cleanly_when_stopped_right_after_start");
+        Backend::Sqlite
+    };
+    let db = TestDb::new(backend);
+    for run in 0..RUNS {
+        let mut served = Served::start(roster(&db).env("ROSTER_ADMIN_PASSWORD", "start-stop-password"));
+        served.wait_for("roster listening on");
+        let status = served.terminate();
+        assert_eq!(
+            (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)),
+            (Some(0), None),
+            "run {run}: {status:?}; stderr: {:#?}",
+            served.seen
+        );
+        assert!(
+            served.seen.iter().any(|l| l.contains("roster stopped")),
+            "run {run}: {:#?}",
+            served.seen
+        );
+    }
 }

@@ -29,7 +29,40 @@ on_both_backends!(
     introspection_reports_live_tokens_only,
     revocation_of_access_and_refresh_tokens,
     me_requires_a_live_bearer_token,
+    concurrent_refreshes_of_one_token,
+    expired_refresh_tokens_are_refused,
+    revoking_another_clients_refresh_token_does_nothing,
+    use_counts_are_written_when_the_tick_stops,
 );
+
+/// Use counts wait in memory for the tick; stopping the tick (as shutdown
+/// does) writes them, so a clean stop loses none.
+async fn use_counts_are_written_when_the_tick_stops(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let svc = app.create_service("billing", &[]).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // A tick far in the future: only the stop can write the counts.
+    let ticker = tokio::spawn(
+        app.state
+            .upkeep()
+            .clone()
+            .run(std::time::Duration::from_secs(3600), stopped),
+    );
+    for _ in 0..4 {
+        app.client_token("billing", &svc.secret).await;
+    }
+    let id = svc.id.clone();
+    let counts = move |c: &mut roster::db::DbConnection| {
+        Ok(roster::models::secret::list_for(c, &id)?
+            .into_iter()
+            .map(|s| s.use_count)
+            .collect::<Vec<_>>())
+    };
+    assert_eq!(app.query(counts.clone()).await, vec![0]);
+    stop.send(true).unwrap();
+    ticker.await.unwrap();
+    assert_eq!(app.query(counts).await, vec![4]);
+}
 
 async fn client_credentials_with_basic_and_post(backend: Backend) {
     // A clock that stands still, so that the use counter's flush interval never passes by itself.
@@ -199,13 +232,151 @@ async fn password_grant_and_refresh_rotation(backend: Backend) {
         .await;
     assert!(!dump.iter().any(|h| h == refresh2.secret()));
 
-    // The refresh token is bound to its client.
-    let other = oauth_client(&app, "alice", None, AuthType::RequestBody);
-    let e = other
+    // The refresh token is bound to its client: another real (public)
+    // client presenting it is refused by the binding check, and the refusal
+    // does not spend it.
+    app.create_service("kiosk", &[]).await;
+    let refresh3 = token3.refresh_token().unwrap().secret().clone();
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh3),
+                ("client_id", "kiosk"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "the refresh token was issued to another client"})
+        )
+    );
+    client
         .exchange_refresh_token(token3.refresh_token().unwrap())
         .request_async(&http)
+        .await
+        .expect("still valid for its own client");
+}
+
+/// Two refreshes of one token at once: exactly one wins, the other is reuse,
+/// and reuse revokes the family, the winner's new token included.
+async fn concurrent_refreshes_of_one_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let (_, token) = app.login("alice", "correct horse battery").await;
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token.as_str())];
+    let (a, b) = tokio::join!(
+        app.post_form("/oauth/token", None, &form),
+        app.post_form("/oauth/token", None, &form)
+    );
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 400], "{} / {}", a.body, b.body);
+    let (winner, loser) = if a.status == 200 { (a, b) } else { (b, a) };
+    assert_eq!(
+        loser.body,
+        serde_json::json!({"error": "invalid_grant", "error_description": "the refresh token is invalid, expired or revoked"})
+    );
+    let next = winner.body["refresh_token"].as_str().unwrap();
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "refresh_token"), ("refresh_token", next)],
+        )
         .await;
-    assert_eq!(error_code(e), BasicErrorResponseType::InvalidClient);
+    assert_eq!((r.status, r.error()), (400, "invalid_grant"), "the family is revoked");
+}
+
+/// An expired refresh token is refused over HTTP, and says no more than any other.
+async fn expired_refresh_tokens_are_refused(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .clock(roster::clock::Clock::manual(chrono::Utc::now()))
+        .settings(|mut s| {
+            s.token.refresh_ttl = chrono::Duration::hours(1);
+            s
+        })
+        .spawn()
+        .await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let (_, token) = app.login("alice", "correct horse battery").await;
+    app.clock.advance(chrono::Duration::minutes(59));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = r.body["refresh_token"].as_str().unwrap().to_string();
+    app.clock.advance(chrono::Duration::hours(1));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "the refresh token is invalid, expired or revoked"})
+        )
+    );
+}
+
+/// A client cannot revoke a refresh token issued to another client: the
+/// answer is 200 (RFC 7009 §2.2) and the token keeps working.
+async fn revoking_another_clients_refresh_token_does_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let portal = app.create_service("portal", &[]).await;
+    let other = app.create_service("other", &[]).await;
+    let login = app
+        .post_form(
+            "/oauth/token",
+            Some(("portal", &portal.secret)),
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let refresh = login.body["refresh_token"].as_str().unwrap();
+    let r = app
+        .post_form("/oauth/revoke", Some(("other", &other.secret)), &[("token", refresh)])
+        .await;
+    assert_eq!((r.status, r.body.clone()), (200, serde_json::json!({})));
+    let still = app
+        .post_form(
+            "/oauth/token",
+            Some(("portal", &portal.secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(still.status, 200, "{}", still.body);
+    // Its own client can.
+    let refresh = still.body["refresh_token"].as_str().unwrap();
+    let r = app
+        .post_form("/oauth/revoke", Some(("portal", &portal.secret)), &[("token", refresh)])
+        .await;
+    assert_eq!(r.status, 200);
+    let gone = app
+        .post_form(
+            "/oauth/token",
+            Some(("portal", &portal.secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!((gone.status, gone.error()), (400, "invalid_grant"));
 }
 
 async fn refresh_reuse_revokes_the_family(backend: Backend) {

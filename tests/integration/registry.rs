@@ -549,7 +549,7 @@ async fn long_poll_wakes_on_change_and_across_instances(backend: Backend) {
     // A change on instance A wakes a waiter on instance B, whose background
     // work follows the shared change index.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(b.state.upkeep().clone().run(stopped));
+    let worker = tokio::spawn(b.state.upkeep().clone().run(roster::upkeep::TICK, stopped));
     let waiter = long_poll(&b, woke, &token);
     b.state.registry().feed.until_waiting(1).await;
     register_at(&a, &token, "http://10.0.0.4/").await;

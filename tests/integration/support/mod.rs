@@ -32,13 +32,26 @@ macro_rules! on_both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if $crate::support::postgres_admin_url().is_none() {
-                    eprintln!("TEST_DATABASE_URL is not set: PostgreSQL half not run");
+                    $crate::support::skipped_postgres(concat!(module_path!(), "::postgres"));
                     return;
                 }
                 super::$name($crate::support::Backend::Postgres).await
             }
         }
     )*};
+}
+
+/// Say, once per test binary run and loudly, that the PostgreSQL halves did
+/// not run, and name each test that skipped its half.
+pub fn skipped_postgres(test: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        eprintln!(
+            "\n*** PostgreSQL SKIPPED: TEST_DATABASE_URL is not set, so every PostgreSQL half passes \
+             without running. Set it (see README) to run them. ***\n"
+        );
+    });
+    eprintln!("PostgreSQL half SKIPPED: {test}");
 }
 
 pub fn postgres_admin_url() -> Option<String> {

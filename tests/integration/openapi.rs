@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::support::{Backend, TestApp};
 
 fn spec() -> openapiv3::OpenAPI {
-    serde_yaml::from_str(roster::http::OPENAPI_YAML).expect("openapi.yaml is OpenAPI 3")
+    serde_norway::from_str(roster::http::OPENAPI_YAML).expect("openapi.yaml is OpenAPI 3")
 }
 
 #[test]
@@ -39,11 +39,11 @@ fn spec_matches_the_registered_routes() {
 #[test]
 fn every_reference_resolves() {
     let text = roster::http::OPENAPI_YAML;
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    let doc: serde_norway::Value = serde_norway::from_str(text).unwrap();
     let mut refs = Vec::new();
-    fn walk(v: &serde_yaml::Value, out: &mut Vec<String>) {
+    fn walk(v: &serde_norway::Value, out: &mut Vec<String>) {
         match v {
-            serde_yaml::Value::Mapping(m) => {
+            serde_norway::Value::Mapping(m) => {
                 for (k, v) in m {
                     if k.as_str() == Some("$ref") {
                         out.push(v.as_str().unwrap().to_string());
@@ -51,7 +51,7 @@ fn every_reference_resolves() {
                     walk(v, out);
                 }
             }
-            serde_yaml::Value::Sequence(s) => s.iter().for_each(|v| walk(v, out)),
+            serde_norway::Value::Sequence(s) => s.iter().for_each(|v| walk(v, out)),
             _ => {}
         }
     }

@@ -78,19 +78,7 @@ impl Settings {
     }
 }
 
-/// Parse a duration such as `300`, `5m`, `30d` or `off` (→ `None`).
-pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
-    let s = s.trim();
-    if matches!(s, "off" | "never" | "0") {
-        return Ok(None);
-    }
-    let std = if s.chars().all(|c| c.is_ascii_digit()) {
-        std::time::Duration::from_secs(s.parse::<u64>().map_err(|e| e.to_string())?)
-    } else {
-        humantime::parse_duration(s).map_err(|e| format!("'{s}': {e}"))?
-    };
-    Duration::from_std(std).map(Some).map_err(|e| e.to_string())
-}
+pub use crate::clock::parse_duration;
 
 #[cfg(test)]
 mod tests {
@@ -109,14 +97,5 @@ mod tests {
         let addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert_eq!(issuer_for(None, addr), "http://127.0.0.1:8080");
         assert_eq!(issuer_for(Some("https://id.example/"), addr), "https://id.example");
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("300").unwrap(), Some(Duration::seconds(300)));
-        assert_eq!(parse_duration("5m").unwrap(), Some(Duration::minutes(5)));
-        assert_eq!(parse_duration("30d").unwrap(), Some(Duration::days(30)));
-        assert_eq!(parse_duration("off").unwrap(), None);
-        assert!(parse_duration("soon").is_err());
     }
 }

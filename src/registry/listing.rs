@@ -37,7 +37,7 @@ pub enum ServiceStatus {
 pub fn parse_wait(wait: Option<&str>) -> Result<StdDuration> {
     match wait {
         None => Ok(DEFAULT_WAIT),
-        Some(w) => crate::config::parse_duration(w)
+        Some(w) => crate::clock::parse_duration(w)
             .ok()
             .flatten()
             .and_then(|d| d.to_std().ok())

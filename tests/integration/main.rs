@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod architecture;
 mod cli;
 mod credentials;
 mod health;

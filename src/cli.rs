@@ -106,6 +106,13 @@ struct ServeArgs {
     /// A service down this long drops out of the registry's listings.
     #[arg(long, env = "ROSTER_DEREGISTER_AFTER", default_value = "72h", value_parser = parse_some_duration)]
     deregister_after: chrono::Duration,
+    /// Also refuse health checks and manifest pulls to this CIDR range (repeatable),
+    /// besides the never-allowed ones (link-local, multicast, broadcast, unspecified).
+    #[arg(long = "fetch-deny", env = "ROSTER_FETCH_DENY", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
+    fetch_deny: Vec<ipnet::IpNet>,
+    /// Allow fetches to this CIDR range even inside a refused one (repeatable).
+    #[arg(long = "fetch-allow", env = "ROSTER_FETCH_ALLOW", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
+    fetch_allow: Vec<ipnet::IpNet>,
 }
 
 /// A duration that may be "off".
@@ -247,6 +254,8 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.registry.fetch_timeout = args.fetch_timeout;
     settings.registry.manifest_interval = args.manifest_interval;
     settings.registry.deregister_after = args.deregister_after;
+    settings.registry.fetch =
+        crate::registry::policy::FetchPolicy::new(args.fetch_allow.clone(), args.fetch_deny.clone());
     let database = session.target.describe();
     let state = AppState::new(session, &PoolOptions::default(), Clock::system(), settings.clone())?;
     let db = state.db().clone();

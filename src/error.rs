@@ -205,6 +205,8 @@ mod tests {
         assert_eq!(field_of("pages[0]", "missing field `icon`", "m"), "pages[0].icon");
         assert_eq!(field_of("kind", "unknown variant", "body"), "kind");
         assert_eq!(field_of(".", "invalid type", "body"), "body");
+        // serde_path_to_error already ends the path at an unknown field.
+        assert_eq!(field_of("pages[0].js", "unknown field `js`", "m"), "pages[0].js");
     }
 
     #[test]

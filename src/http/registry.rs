@@ -70,10 +70,10 @@ pub async fn push_modules(
 /// `GET /api/v1/services`, with blocking queries (`index`, `wait`).
 pub async fn list_services(
     state: web::Data<AppState>,
-    _caller: Bearer,
+    Bearer(caller): Bearer,
     query: web::Query<ServicesQuery>,
 ) -> Result<HttpResponse> {
-    let (items, index) = listing::services(state.registry(), query.into_inner()).await?;
+    let (items, index) = listing::services(state.registry(), &caller, query.into_inner()).await?;
     Ok(with_index(
         HttpResponse::Ok().json(Page {
             items,
@@ -84,8 +84,12 @@ pub async fn list_services(
 }
 
 /// `GET /api/v1/services/{name}`
-pub async fn get_service(state: web::Data<AppState>, _caller: Bearer, name: web::Path<String>) -> Result<HttpResponse> {
-    let view = service::fetch(state.registry(), name.into_inner()).await?;
+pub async fn get_service(
+    state: web::Data<AppState>,
+    Bearer(caller): Bearer,
+    name: web::Path<String>,
+) -> Result<HttpResponse> {
+    let view = service::fetch(state.registry(), &caller, name.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 

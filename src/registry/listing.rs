@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RegistryContext;
 use super::service::{self, ServiceView, status_str};
+use crate::auth::access::Caller;
 use crate::error::{Error, Result};
 use crate::models::registration::{self, MemberRow};
 
@@ -50,7 +51,7 @@ pub fn parse_wait(wait: Option<&str>) -> Result<StdDuration> {
 /// status. With `index=N` it answers once the registry's change index has
 /// passed N, or when `wait` has elapsed, whichever comes first. Returns the
 /// services and the index they reflect.
-pub async fn services(ctx: &RegistryContext, query: ServicesQuery) -> Result<(Vec<ServiceView>, i64)> {
+pub async fn services(ctx: &RegistryContext, caller: &Caller, query: ServicesQuery) -> Result<(Vec<ServiceView>, i64)> {
     let wait = parse_wait(query.wait.as_deref())?;
     let mut index = ctx.db.run(registration::current_index).await?;
     ctx.feed.observe(index);
@@ -68,7 +69,10 @@ pub async fn services(ctx: &RegistryContext, query: ServicesQuery) -> Result<(Ve
     let items = ctx
         .db
         .run(move |c| service::list(c, category.as_deref(), status))
-        .await?;
+        .await?
+        .into_iter()
+        .map(|v| v.for_reader(caller))
+        .collect();
     Ok((items, index))
 }
 

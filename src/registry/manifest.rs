@@ -1,34 +1,40 @@
-//! Module manifests in the getModules.json shape: their schema and limits.
+//! Module manifests in the getModules.json shape: a closed schema, so that
+//! what every user's menu shows cannot carry script.
 //!
 //! ```json
-//! {"name": "Billing", "code": "billing",
+//! {"name": "Billing", "code": "billing", "deps": ["ledger"],
 //!  "pages": [{"name": "Invoices", "code": "invoices", "module_link": "/billing/invoices",
-//!             "icon": "receipt", "required_scope": "invoices:read", "menu_position": 10}],
-//!  "css": [...], "js": [...], "deps": [...]}
+//!             "icon": "receipt", "required_scope": "invoices:read", "menu_position": 10}]}
 //! ```
-//! Fields older frontends used (`css`, `js`, `deps`, anything else) are kept
-//! and passed through unchanged.
+//! Unknown fields are refused, not passed through: the old shape's `css` and
+//! `js` would let one service load code into every frontend. Names are plain
+//! text (no control characters, no `<` or `>`); `module_link` and `icon` are
+//! relative references or http(s) URLs, never `javascript:`, `data:`,
+//! `vbscript:` or anything else, in any spelling.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
 /// Largest manifest accepted, in bytes of JSON.
 pub const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 pub const MAX_PAGES: usize = 200;
+pub const MAX_DEPS: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub name: String,
     pub code: String,
     pub pages: Vec<Page>,
-    /// Everything else, passed through unchanged.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    /// Codes of the modules this one needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Page {
     pub name: String,
     pub code: String,
@@ -38,22 +44,71 @@ pub struct Page {
     pub required_scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub menu_position: Option<i64>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
-fn check_len(field: String, value: &str, max: usize) -> Result<()> {
+/// Plain text of at most `max` characters: not blank, no control characters,
+/// no angle brackets.
+fn check_text(field: String, value: &str, max: usize) -> Result<()> {
     if value.trim().is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.chars().count() > max {
         return Err(Error::invalid(field, format!("must be at most {max} characters")));
     }
+    if value.chars().any(|c| c.is_control() || c == '<' || c == '>') {
+        return Err(Error::invalid(
+            field,
+            "must be plain text: no control characters, no < or >",
+        ));
+    }
     Ok(())
 }
 
-/// Parse and validate a manifest: required fields and their types, length
-/// limits, unique page codes, and the size limit. The error names the field.
+/// A link a frontend may put in `href` or `src`: an http(s) URL without
+/// credentials, or a relative reference that no HTML or URL decoding can turn
+/// into another scheme (no `:` before the path, no `&` before the query, no
+/// whitespace, control characters or backslashes, no `//` host).
+pub fn check_link(field: String, value: &str, max: usize) -> Result<()> {
+    let refuse = |why: &str| Err(Error::invalid(field.clone(), why.to_string()));
+    if value.is_empty() {
+        return refuse("must not be empty");
+    }
+    if value.chars().count() > max {
+        return refuse(&format!("must be at most {max} characters"));
+    }
+    if value.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+        return refuse("must not contain spaces, control characters or backslashes");
+    }
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => {
+            if !u.username().is_empty() || u.password().is_some() {
+                return refuse("must not carry a user name or password");
+            }
+            Ok(())
+        }
+        Ok(_) => refuse("must be a relative path or an http(s) URL"),
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            let path_end = value.find(['?', '#']).unwrap_or(value.len());
+            let path = &value[..path_end];
+            let first_segment = &path[..path.find('/').unwrap_or(path.len())];
+            if first_segment.contains(':') {
+                return refuse("must be a relative path or an http(s) URL");
+            }
+            if path.contains('&') {
+                return refuse("must not contain & before its query");
+            }
+            if value.starts_with("//") {
+                return refuse("a link to another host must be an absolute http(s) URL");
+            }
+            Ok(())
+        }
+        Err(_) => refuse("must be a relative path or an http(s) URL"),
+    }
+}
+
+/// Parse and validate a manifest: required fields and their types, no
+/// unknown ones, length limits, plain-text names, safe links, unique page
+/// codes, and the size limit. The error names the field.
 pub fn parse(bytes: &[u8]) -> Result<Manifest> {
     if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(Error::invalid(
@@ -65,25 +120,30 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest> {
         serde_json::from_slice(bytes).map_err(|e| Error::invalid("manifest", format!("not JSON: {e}")))?;
     let manifest: Manifest = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        Error::from_json_path(&path, message, "manifest")
+        Error::from_json_path(&path, e.into_inner().to_string(), "manifest")
     })?;
     validate(&manifest)?;
     Ok(manifest)
 }
 
 pub fn validate(m: &Manifest) -> Result<()> {
-    check_len("name".into(), &m.name, 100)?;
-    check_len("code".into(), &m.code, 64)?;
+    check_text("name".into(), &m.name, 100)?;
+    check_text("code".into(), &m.code, 64)?;
     if m.pages.len() > MAX_PAGES {
         return Err(Error::invalid("pages", format!("at most {MAX_PAGES} pages")));
     }
+    if m.deps.len() > MAX_DEPS {
+        return Err(Error::invalid("deps", format!("at most {MAX_DEPS} entries")));
+    }
+    for (i, d) in m.deps.iter().enumerate() {
+        check_text(format!("deps[{i}]"), d, 64)?;
+    }
     let mut codes = std::collections::HashSet::new();
     for (i, p) in m.pages.iter().enumerate() {
-        check_len(format!("pages[{i}].name"), &p.name, 100)?;
-        check_len(format!("pages[{i}].code"), &p.code, 64)?;
-        check_len(format!("pages[{i}].module_link"), &p.module_link, 2048)?;
-        check_len(format!("pages[{i}].icon"), &p.icon, 256)?;
+        check_text(format!("pages[{i}].name"), &p.name, 100)?;
+        check_text(format!("pages[{i}].code"), &p.code, 64)?;
+        check_link(format!("pages[{i}].module_link"), &p.module_link, 2048)?;
+        check_link(format!("pages[{i}].icon"), &p.icon, 256)?;
         if let Some(scope) = &p.required_scope {
             crate::names::validate_scope(scope)
                 .map_err(|_| Error::invalid(format!("pages[{i}].required_scope"), "not a valid scope"))?;
@@ -119,16 +179,103 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn valid_manifests_keep_extra_fields() {
-        let m = manifest(
-            json!({"name": "Billing", "code": "billing", "css": ["a.css"], "js": ["a.js"], "deps": ["x"],
-            "pages": [page("inv", Some(1), None)]}),
-        )
+    fn valid_manifests_round_trip() {
+        let m = manifest(json!({"name": "Billing", "code": "billing", "deps": ["x"],
+            "pages": [page("inv", Some(1), None)]}))
         .unwrap();
-        assert_eq!(m.extra["css"], json!(["a.css"]));
         let back = serde_json::to_value(&m).unwrap();
-        assert_eq!(back["deps"], json!(["x"]));
-        assert_eq!(back["pages"][0]["code"], "inv");
+        assert_eq!(
+            back,
+            json!({"name": "Billing", "code": "billing", "deps": ["x"],
+                "pages": [{"name": "INV", "code": "inv", "module_link": "/inv", "icon": "i", "menu_position": 1}]})
+        );
+    }
+
+    fn refused(v: Value) -> String {
+        match manifest(v.clone()) {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{v}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_not_passed_through() {
+        let base = |extra: (&str, Value)| {
+            let mut m = json!({"name": "B", "code": "b", "pages": [page("x", None, None)]});
+            m[extra.0] = extra.1;
+            m
+        };
+        assert_eq!(refused(base(("js", json!(["http://evil/x.js"])))), "js");
+        assert_eq!(refused(base(("css", json!(["/a.css"])))), "css");
+        let mut p = page("x", None, None);
+        p["onclick"] = json!("alert(1)");
+        assert_eq!(
+            refused(json!({"name": "B", "code": "b", "pages": [p]})),
+            "pages[0].onclick"
+        );
+    }
+
+    #[test]
+    fn links_cannot_carry_script_in_any_spelling() {
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "JAVASCRIPT:alert(1)",
+            " javascript:alert(1)",
+            "\tjavascript:alert(1)",
+            "java\tscript:alert(1)",
+            "java\nscript:alert(1)",
+            "javascript&#58;alert(1)",
+            "javascript&colon;alert(1)",
+            "&#106;avascript:alert(1)",
+            "&#x6A;avascript&#x3A;alert(1)",
+            "%6Aavascript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "DATA:image/svg+xml;base64,PHN2Zz4=",
+            "vbscript:msgbox(1)",
+            "VBScript:msgbox(1)",
+            "jav\u{0}ascript:alert(1)",
+            "\\\\evil\\x",
+            "//evil.example/x",
+            "http://user:pw@svc/x",
+            "ftp://svc/x",
+            "",
+        ] {
+            assert!(check_link("l".into(), bad, 2048).is_err(), "{bad:?} must be refused");
+        }
+        for ok in [
+            "/billing/invoices",
+            "billing/invoices",
+            "./x",
+            "../x",
+            "receipt",
+            "/p?a=1&b=2",
+            "/p#top&x",
+            "https://cdn.example/icons/x.svg",
+            "http://svc.internal:8080/app?a=1&b=2",
+            "/a:b",
+        ] {
+            assert!(check_link("l".into(), ok, 2048).is_ok(), "{ok:?} must be accepted");
+        }
+        let mut p = page("x", None, None);
+        p["module_link"] = json!(" javascript:alert(1)");
+        assert_eq!(
+            refused(json!({"name": "B", "code": "b", "pages": [p]})),
+            "pages[0].module_link"
+        );
+    }
+
+    #[test]
+    fn names_are_plain_text() {
+        let mut p = page("x", None, None);
+        p["name"] = json!("<script>alert(1)</script>");
+        assert_eq!(
+            refused(json!({"name": "B", "code": "b", "pages": [p]})),
+            "pages[0].name"
+        );
+        assert_eq!(refused(json!({"name": "B\u{1b}[2J", "code": "b", "pages": []})), "name");
+        assert_eq!(refused(json!({"name": "B", "code": "b\nc", "pages": []})), "code");
+        assert!(manifest(json!({"name": "Billing & Ledger", "code": "b", "pages": []})).is_ok());
     }
 
     #[test]
@@ -161,7 +308,7 @@ pub(crate) mod tests {
                 other => panic!("{v}: {other:?}"),
             }
         }
-        let big = json!({"name": "B", "code": "b", "pages": [], "css": "x".repeat(MAX_MANIFEST_BYTES)});
+        let big = json!({"name": "B", "code": "b", "pages": [], "deps": ["x".repeat(MAX_MANIFEST_BYTES)]});
         assert!(manifest(big).is_err());
         assert!(parse(b"not json").is_err());
     }

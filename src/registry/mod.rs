@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod listing;
 pub mod manifest;
 pub mod menu;
+pub mod policy;
 pub mod service;
 pub mod worker;
 
@@ -34,7 +35,7 @@ impl RegistryContext {
             .unwrap_or(std::time::Duration::from_secs(2));
         Ok(Self {
             db,
-            fetcher: Fetcher::new(timeout)?,
+            fetcher: Fetcher::new(timeout, std::sync::Arc::new(config.fetch.clone()))?,
             config,
             feed: ChangeFeed::new(),
             instance_id: crate::models::new_id(),
@@ -57,6 +58,8 @@ pub struct RegistryConfig {
     pub deregister_after: Duration,
     /// How long one instance holds a service's polling lease at most.
     pub poll_lease: Duration,
+    /// What health checks and manifest pulls may reach.
+    pub fetch: policy::FetchPolicy,
 }
 
 impl Default for RegistryConfig {
@@ -68,6 +71,7 @@ impl Default for RegistryConfig {
             manifest_interval: Duration::seconds(60),
             deregister_after: Duration::hours(72),
             poll_lease: Duration::seconds(30),
+            fetch: policy::FetchPolicy::default(),
         }
     }
 }

@@ -39,25 +39,27 @@ pub struct Resolved {
     pub ttl_seconds: i32,
 }
 
-fn http_url(field: &str, url: &url::Url) -> Result<()> {
-    match url.scheme() {
-        "http" | "https" if url.host().is_some() => Ok(()),
-        _ => Err(Error::invalid(field, "must be an http(s) URL")),
-    }
-}
+/// The coarse reason recorded before a manifest's validation error.
+const BAD_MANIFEST: &str = "bad_manifest";
 
 /// Check a registration: `base_url` is an absolute http(s) URL; `health_url`
 /// and `modules_url` may be relative to it (as the old `registry.modules=/getModules.json`
-/// label was); the TTL is bounded.
+/// label was) and must stay on its host (any port, so a management port
+/// works); every URL passes the fetch policy; the TTL is bounded.
 pub fn resolve(reg: Registration, cfg: &RegistryConfig) -> Result<Resolved> {
     let base = url::Url::parse(&reg.base_url).map_err(|e| Error::invalid("base_url", e.to_string()))?;
-    http_url("base_url", &base)?;
+    cfg.fetch
+        .check_url(&base)
+        .map_err(|e| Error::invalid("base_url", e.0))?;
     let join = |field: &str, u: Option<String>| -> Result<Option<String>> {
         match u {
             None => Ok(None),
             Some(u) => {
                 let url = base.join(&u).map_err(|e| Error::invalid(field, e.to_string()))?;
-                http_url(field, &url)?;
+                cfg.fetch.check_url(&url).map_err(|e| Error::invalid(field, e.0))?;
+                if url.host() != base.host() {
+                    return Err(Error::invalid(field, "must be on the host of base_url"));
+                }
                 Ok(Some(url.to_string()))
             }
         }
@@ -108,6 +110,31 @@ pub struct HealthView {
     pub checked_at: DateTime<Utc>,
     pub ok: bool,
     pub error: Option<String>,
+}
+
+/// The part of a recorded fetch error that anyone may read: its coarse
+/// reason (`unreachable`, `timeout`, `bad_status`, `bad_manifest`).
+pub fn public_error(recorded: &str) -> String {
+    let reason = recorded.split(':').next().unwrap_or("");
+    match reason {
+        "timeout" | "bad_status" | "bad_manifest" | "unreachable" => reason.to_string(),
+        _ => "unreachable".to_string(),
+    }
+}
+
+impl ServiceView {
+    /// What `caller` may read: the raw fetch errors go to admins and the
+    /// service itself; everyone else sees the coarse reason only.
+    pub fn for_reader(mut self, caller: &Caller) -> Self {
+        if caller.is_admin() || caller.principal.name == self.name {
+            return self;
+        }
+        if let Some(h) = &mut self.health {
+            h.error = h.error.as_deref().map(public_error);
+        }
+        self.manifest_error = self.manifest_error.as_deref().map(public_error);
+        self
+    }
 }
 
 pub(super) fn status_str(s: &str) -> &'static str {
@@ -228,9 +255,9 @@ pub async fn put_manifest(
     Ok(view)
 }
 
-/// `GET /api/v1/services/{name}`.
-pub async fn fetch(ctx: &RegistryContext, name: String) -> Result<ServiceView> {
-    ctx.db.run(move |c| get(c, &name)).await
+/// `GET /api/v1/services/{name}`, as `caller` may read it.
+pub async fn fetch(ctx: &RegistryContext, caller: &Caller, name: String) -> Result<ServiceView> {
+    Ok(ctx.db.run(move |c| get(c, &name)).await?.for_reader(caller))
 }
 
 pub fn get(conn: &mut DbConnection, name: &str) -> Result<ServiceView> {
@@ -449,7 +476,7 @@ pub fn record_manifest(
                     }
                 }
                 Err(e) => {
-                    update::manifest_error(conn, id, &format!("invalid manifest: {e}"), now)?;
+                    update::manifest_error(conn, id, &format!("{BAD_MANIFEST}: invalid manifest: {e}"), now)?;
                     Ok(None)
                 }
             },
@@ -487,12 +514,65 @@ mod tests {
         assert_eq!(r.health_url.as_deref(), Some("http://10.0.0.5:8080/app/health"));
         assert_eq!(r.modules_url.as_deref(), Some("http://10.0.0.5:8080/getModules.json"));
         assert_eq!(r.ttl_seconds, 30);
+        // Another port of the same host is fine (a management port).
         let r = resolve(
-            reg("https://billing.internal", Some("https://other.internal/h"), None),
+            reg("https://billing.internal", Some("http://billing.internal:9090/h"), None),
             &cfg,
         )
         .unwrap();
-        assert_eq!(r.health_url.as_deref(), Some("https://other.internal/h"));
+        assert_eq!(r.health_url.as_deref(), Some("http://billing.internal:9090/h"));
+    }
+
+    fn refused_field(r: Registration) -> (String, String) {
+        match resolve(r, &RegistryConfig::default()) {
+            Err(Error::Invalid { field, message }) => (field, message),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn fetch_urls_stay_on_the_service_host_and_inside_the_policy() {
+        let on = |field: &str, msg: &str| (field.to_string(), msg.to_string());
+        assert_eq!(
+            refused_field(reg("http://billing.internal/", Some("http://other.internal/h"), None)),
+            on("health_url", "must be on the host of base_url")
+        );
+        assert_eq!(
+            refused_field(reg("http://billing.internal/", None, Some("//other.internal/m.json"))),
+            on("modules_url", "must be on the host of base_url")
+        );
+        assert_eq!(
+            refused_field(reg(
+                "http://10.0.0.5/",
+                Some("http://169.254.169.254/latest/meta-data"),
+                None
+            )),
+            on("health_url", "the address 169.254.169.254 is not allowed")
+        );
+        assert_eq!(
+            refused_field(reg("http://169.254.169.254/", Some("health"), None)),
+            on("base_url", "the address 169.254.169.254 is not allowed")
+        );
+        assert_eq!(
+            refused_field(reg("http://0xa9fea9fe/", None, None)),
+            on("base_url", "the address 169.254.169.254 is not allowed")
+        );
+        assert_eq!(
+            refused_field(reg("http://[fe80::1]/", None, None)),
+            on("base_url", "the address fe80::1 is not allowed")
+        );
+        assert_eq!(
+            refused_field(reg("http://admin:pw@billing.internal/", None, None)),
+            on("base_url", "must not carry a user name or password")
+        );
+        assert_eq!(
+            refused_field(reg(
+                "http://billing.internal/",
+                Some("http://u:p@billing.internal/h"),
+                None
+            )),
+            on("health_url", "must not carry a user name or password")
+        );
     }
 
     #[test]

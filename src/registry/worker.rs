@@ -64,7 +64,7 @@ async fn poll(
     let id = row.principal_id.clone();
 
     if let (Some(url), true) = (&row.health_url, due(row.next_health_at)) {
-        let result = reg.fetcher.health(url).await.map_err(|e| e.to_string());
+        let result = reg.fetcher.health(url).await.map_err(|e| e.recorded());
         if let Err(e) = &result {
             tracing::info!(service = %id, error = %e, "health check failed");
         }
@@ -86,7 +86,7 @@ async fn poll(
         {
             Ok(fetch::Manifest::NotModified) => Ok(None),
             Ok(fetch::Manifest::Body { bytes, etag }) => Ok(Some((bytes, etag))),
-            Err(e) => Err(format!("manifest pull failed: {e}")),
+            Err(e) => Err(e.recorded()),
         };
         let (cfg, id, at) = (reg.config.clone(), id.clone(), clock.now());
         if let Some(index) = reg

@@ -667,7 +667,7 @@ pub fn manifest_json(code: &str, pages: &[(&str, i64, Option<&str>)]) -> serde_j
             p
         })
         .collect();
-    serde_json::json!({"name": code.to_uppercase(), "code": code, "pages": pages, "css": [format!("/{code}.css")], "deps": []})
+    serde_json::json!({"name": code.to_uppercase(), "code": code, "pages": pages, "deps": ["base"]})
 }
 
 impl TestApp {

@@ -110,6 +110,9 @@ struct ServeArgs {
     /// besides the never-allowed ones (link-local, multicast, broadcast, unspecified).
     #[arg(long = "fetch-deny", env = "ROSTER_FETCH_DENY", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
     fetch_deny: Vec<ipnet::IpNet>,
+    /// Delete audit events older than this (e.g. 90d, 1y), or "off" to keep them all.
+    #[arg(long, env = "ROSTER_AUDIT_RETENTION", default_value = "90d", value_parser = parse_optional_duration)]
+    audit_retention: OptionalDuration,
     /// Allow fetches to this CIDR range even inside a refused one (repeatable).
     #[arg(long = "fetch-allow", env = "ROSTER_FETCH_ALLOW", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
     fetch_allow: Vec<ipnet::IpNet>,
@@ -191,12 +194,11 @@ pub fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        // Escaped, and without colour codes, so a log line is one line.
+        LogFormat::Text => builder.with_ansi(false).with_writer(crate::logging::stderr).try_init(),
+        LogFormat::Json => builder.json().with_writer(std::io::stderr).try_init(),
     };
 }
 
@@ -254,6 +256,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.registry.fetch_timeout = args.fetch_timeout;
     settings.registry.manifest_interval = args.manifest_interval;
     settings.registry.deregister_after = args.deregister_after;
+    settings.audit_retention = args.audit_retention.0;
     settings.registry.fetch =
         crate::registry::policy::FetchPolicy::new(args.fetch_allow.clone(), args.fetch_deny.clone());
     let database = session.target.describe();

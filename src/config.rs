@@ -36,6 +36,8 @@ pub struct Settings {
     pub keys: KeyPolicy,
     /// How often an instance reloads the signing keys (and runs rotation steps).
     pub key_refresh: Duration,
+    /// Audit events older than this are deleted by the background tick.
+    pub audit_retention: Option<Duration>,
     pub registry: RegistryConfig,
 }
 
@@ -44,6 +46,7 @@ pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
 pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 10 * 60;
 pub const DEFAULT_KEY_ROTATION_SECS: i64 = 90 * 24 * 3600;
 pub const DEFAULT_KEY_REFRESH_SECS: i64 = 5;
+pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 90;
 
 impl Settings {
     /// The defaults: 5-minute access tokens, 30-day refresh tokens, EdDSA keys
@@ -63,6 +66,7 @@ impl Settings {
                 rotation_interval: Some(Duration::seconds(DEFAULT_KEY_ROTATION_SECS)),
             },
             key_refresh: Duration::seconds(DEFAULT_KEY_REFRESH_SECS),
+            audit_retention: Some(Duration::days(DEFAULT_AUDIT_RETENTION_DAYS)),
             registry: RegistryConfig::default(),
         }
     }

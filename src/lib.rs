@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod logging;
 pub mod models;
 pub mod names;
 pub mod oauth;

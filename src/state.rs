@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::auth::failures::FailureLog;
 use crate::auth::keys::KeyStore;
 use crate::auth::usage::UsageRecorder;
 use crate::blocking::BlockingPool;
@@ -52,15 +53,18 @@ impl AppState {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let argon = BlockingPool::new("argon2", cores);
         let usage = Arc::new(UsageRecorder::new());
+        let failures = Arc::new(FailureLog::default());
         let registry = Arc::new(RegistryContext::new(db.clone(), settings.registry.clone())?);
-        let upkeep = Arc::new(Upkeep::new(
-            db.clone(),
-            keys.clone(),
-            usage.clone(),
-            registry.clone(),
-            clock.clone(),
-            settings.key_refresh,
-        ));
+        let upkeep = Arc::new(Upkeep::new(crate::upkeep::Parts {
+            db: db.clone(),
+            keys: keys.clone(),
+            usage: usage.clone(),
+            failures: failures.clone(),
+            registry: registry.clone(),
+            clock: clock.clone(),
+            key_refresh: settings.key_refresh,
+            audit_retention: settings.audit_retention,
+        }));
         Ok(Self {
             inner: Arc::new(Inner {
                 oauth: OAuthContext {
@@ -69,6 +73,7 @@ impl AppState {
                     keys,
                     pepper: pepper.clone(),
                     usage,
+                    failures,
                     token: settings.token.clone(),
                 },
                 principals: PrincipalsContext {

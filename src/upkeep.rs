@@ -3,7 +3,9 @@
 //! - the key store: rotation steps, reload, and the deny-list cleanup, every
 //!   key refresh interval;
 //! - the registry: leases, health checks, manifest pulls, the change index;
-//! - client-secret use counts, written in one batch.
+//! - client-secret use counts, written in one batch;
+//! - the counts of folded login failures whose window closed;
+//! - audit retention: events older than the retention go, a batch a minute.
 //!
 //! It also answers readiness: the database answers, and the keys in service
 //! are not older than [`Upkeep::keys_stale_after`].
@@ -13,16 +15,22 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
+use crate::auth::failures::FailureLog;
 use crate::auth::keys::KeyStore;
 use crate::auth::usage::{self, UsageRecorder};
 use crate::clock::Clock;
 use crate::db::Pool;
 use crate::error::{Error, Result};
-use crate::models::revoked_token;
+use crate::models::{audit, revoked_token};
 use crate::registry::RegistryContext;
 
 /// How often the background tick runs.
 pub const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most audit events one retention pass deletes.
+pub const RETENTION_BATCH: i64 = 500;
+/// How often a retention pass runs.
+const RETENTION_EVERY_SECS: i64 = 60;
 
 /// Shortest bound on the age of the keys in service before readiness fails.
 const MIN_KEYS_STALE_AFTER_SECS: i64 = 30;
@@ -31,11 +39,27 @@ pub struct Upkeep {
     pub db: Pool,
     pub keys: Arc<KeyStore>,
     pub usage: Arc<UsageRecorder>,
+    pub failures: Arc<FailureLog>,
     pub registry: Arc<RegistryContext>,
     pub clock: Clock,
     /// How often the keys are reloaded (and the rotation steps run).
     pub key_refresh: Duration,
+    /// Audit events older than this are deleted; `None` keeps them all.
+    pub audit_retention: Option<Duration>,
     last_key_refresh: Mutex<Option<DateTime<Utc>>>,
+    last_retention: Mutex<Option<DateTime<Utc>>>,
+}
+
+/// The parts an [`Upkeep`] looks after.
+pub struct Parts {
+    pub db: Pool,
+    pub keys: Arc<KeyStore>,
+    pub usage: Arc<UsageRecorder>,
+    pub failures: Arc<FailureLog>,
+    pub registry: Arc<RegistryContext>,
+    pub clock: Clock,
+    pub key_refresh: Duration,
+    pub audit_retention: Option<Duration>,
 }
 
 /// What `/readyz` reports.
@@ -58,22 +82,18 @@ impl Readiness {
 }
 
 impl Upkeep {
-    pub fn new(
-        db: Pool,
-        keys: Arc<KeyStore>,
-        usage: Arc<UsageRecorder>,
-        registry: Arc<RegistryContext>,
-        clock: Clock,
-        key_refresh: Duration,
-    ) -> Self {
+    pub fn new(p: Parts) -> Self {
         Self {
-            db,
-            keys,
-            usage,
-            registry,
-            clock,
-            key_refresh,
+            db: p.db,
+            keys: p.keys,
+            usage: p.usage,
+            failures: p.failures,
+            registry: p.registry,
+            clock: p.clock,
+            key_refresh: p.key_refresh,
+            audit_retention: p.audit_retention,
             last_key_refresh: Mutex::new(None),
+            last_retention: Mutex::new(None),
         }
     }
 
@@ -90,7 +110,43 @@ impl Upkeep {
         let keys = self.refresh_keys_if_due(now).await;
         let registry = crate::registry::worker::tick(&self.registry, now, &self.clock).await;
         let usage = self.flush_usage().await;
-        keys.and(registry).and(usage)
+        let failures = self.flush_failures(now, false).await;
+        let retention = self.apply_retention_if_due(now).await;
+        keys.and(registry).and(usage).and(failures).and(retention)
+    }
+
+    /// Write the counts of folded failures whose window closed (all, when `all`).
+    pub async fn flush_failures(&self, now: DateTime<Utc>, all: bool) -> Result<()> {
+        if self.failures.open_windows() == 0 {
+            return Ok(());
+        }
+        let failures = self.failures.clone();
+        self.db.run(move |c| failures.flush(c, now, all)).await
+    }
+
+    /// Delete one batch of audit events past the retention, once a minute.
+    async fn apply_retention_if_due(&self, now: DateTime<Utc>) -> Result<()> {
+        let Some(retention) = self.audit_retention else {
+            return Ok(());
+        };
+        {
+            let mut last = match self.last_retention.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if last.is_some_and(|t| now >= t && now - t < Duration::seconds(RETENTION_EVERY_SECS)) {
+                return Ok(());
+            }
+            *last = Some(now);
+        }
+        let deleted = self
+            .db
+            .run(move |c| audit::delete_older_than(c, now - retention, RETENTION_BATCH))
+            .await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "audit events past their retention deleted");
+        }
+        Ok(())
     }
 
     async fn refresh_keys_if_due(&self, now: DateTime<Utc>) -> Result<()> {
@@ -149,6 +205,9 @@ impl Upkeep {
         }
         if let Err(e) = self.flush_usage().await {
             tracing::warn!(error = %e, "could not write pending client secret use counts");
+        }
+        if let Err(e) = self.flush_failures(self.clock.now(), true).await {
+            tracing::warn!(error = %e, "could not write the counts of folded login failures");
         }
     }
 

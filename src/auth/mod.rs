@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod client;
+pub mod failures;
 pub mod jwt;
 pub mod keys;
 pub mod password;

@@ -69,6 +69,7 @@ diesel::table! {
         remote_addr -> Nullable<Text>,
         reason -> Nullable<Text>,
         details -> Nullable<Text>,
+        repeat_count -> Integer,
     }
 }
 

@@ -19,6 +19,11 @@ fn created(location: String, body: &impl serde::Serialize) -> HttpResponse {
     HttpResponse::Created().insert_header((LOCATION, location)).json(body)
 }
 
+/// A 201 whose body carries a secret shown once: never stored by a cache.
+fn created_secret(location: String, body: &impl serde::Serialize) -> HttpResponse {
+    super::no_store(HttpResponse::Created().insert_header((LOCATION, location))).json(body)
+}
+
 /// `POST /api/v1/principals`
 pub async fn create_principal(
     state: web::Data<AppState>,
@@ -30,7 +35,7 @@ pub async fn create_principal(
     let made = manage::create(state.principals(), admin.id(), body, state.now()).await?;
     let location = format!("/api/v1/principals/{}", made.id());
     Ok(match made {
-        Created::Service(view) => created(location, &view),
+        Created::Service(view) => created_secret(location, &view),
         Created::Human(view) => created(location, &view),
     })
 }
@@ -96,7 +101,7 @@ pub async fn create_secret(
     let id = id.into_inner();
     let location = format!("/api/v1/principals/{id}/secrets/");
     let secret = secrets::create(state.principals(), admin.id(), id, body, state.now()).await?;
-    Ok(created(format!("{location}{}", secret.id), &secret))
+    Ok(created_secret(format!("{location}{}", secret.id), &secret))
 }
 
 /// `GET /api/v1/principals/{id}/secrets`: metadata only.

@@ -12,6 +12,8 @@ pub mod registry;
 use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Server;
+use actix_web::http::header::X_CONTENT_TYPE_OPTIONS;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
@@ -68,6 +70,12 @@ route_table! {
 /// The OpenAPI document, as committed.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi/openapi.yaml");
 
+/// Headers of a response that carries a secret (RFC 6749 §5.1).
+pub fn no_store(resp: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+    resp.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .insert_header((actix_web::http::header::PRAGMA, "no-cache"))
+}
+
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().content_type("application/yaml").body(OPENAPI_YAML)
 }
@@ -96,8 +104,44 @@ fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _req| Error::BadRequest(format!("invalid path: {err}")).into())
 }
 
+/// The methods `ROUTES` serves on the path of `req`, if any.
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    static DEFS: std::sync::OnceLock<Vec<(&'static str, actix_web::dev::ResourceDef)>> = std::sync::OnceLock::new();
+    let defs = DEFS.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|(method, pattern)| (*method, actix_web::dev::ResourceDef::new(*pattern)))
+            .collect()
+    });
+    let mut methods: Vec<&'static str> = defs
+        .iter()
+        .filter(|(_, def)| def.is_match(path))
+        .map(|(m, _)| *m)
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
+/// Unknown routes: a JSON 404, or 405 with `Allow` (RFC 9110 §15.5.6) when
+/// the path is known under other methods.
 async fn not_found(req: HttpRequest) -> actix_web::Result<HttpResponse> {
-    Err(Error::NotFound(format!("route {} {}", req.method(), req.path())).into())
+    let allowed = allowed_methods(req.path());
+    if allowed.is_empty() {
+        return Err(Error::NotFound(format!("route {} {}", req.method(), req.path())).into());
+    }
+    let allow = allowed
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow.clone()))
+        .json(crate::error::ErrorBody {
+            error: "method_not_allowed",
+            error_description: format!("{} is not allowed here; use {allow}", req.method()),
+            field: None,
+        }))
 }
 
 /// Build the server on an already bound listener. Signals are handled by the
@@ -108,6 +152,8 @@ pub fn server(state: AppState, listener: TcpListener, workers: Option<usize>) ->
     let server = HttpServer::new(move || {
         App::new()
             .wrap(TracingLogger::default())
+            // Every response: never sniffed as another type.
+            .wrap(DefaultHeaders::new().add((X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .app_data(web::Data::new(state.clone()))
             .configure(routes)
             .default_service(web::to(not_found))

@@ -84,11 +84,26 @@ pub struct AuditEventRow {
     pub remote_addr: Option<String>,
     pub reason: Option<String>,
     pub details: Option<String>,
+    /// How many occurrences this row stands for (repeated failures from one
+    /// source are folded into one row).
+    pub repeat_count: i32,
 }
 
 pub fn record(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>) -> Result<()> {
+    insert(conn, event, now).map(|_| ())
+}
+
+/// Record an event; returns the new row's id.
+pub fn insert(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>) -> Result<String> {
+    let id = new_ordered_id(now);
+    insert_with_id(conn, id.clone(), event, now)?;
+    Ok(id)
+}
+
+/// Record an event under an id chosen by the caller.
+pub fn insert_with_id(conn: &mut DbConnection, id: String, event: NewAuditEvent, now: DateTime<Utc>) -> Result<()> {
     let row = AuditEventRow {
-        id: new_ordered_id(now),
+        id,
         created_at: to_db_time(now),
         event_type: event.event_type.to_string(),
         outcome: event.outcome.as_str().to_string(),
@@ -97,9 +112,38 @@ pub fn record(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>)
         remote_addr: event.remote_addr,
         reason: event.reason,
         details: event.details.map(|d| d.to_string()),
+        repeat_count: 1,
     };
     diesel::insert_into(audit_events::table).values(&row).execute(conn)?;
     Ok(())
+}
+
+/// Set how many occurrences the row `id` stands for.
+pub fn set_repeat_count(conn: &mut DbConnection, id: &str, count: i32) -> Result<()> {
+    diesel::update(audit_events::table.find(id))
+        .set(audit_events::repeat_count.eq(count))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Delete up to `batch` events older than `cutoff`, oldest first. Returns
+/// how many went.
+pub fn delete_older_than(conn: &mut DbConnection, cutoff: DateTime<Utc>, batch: i64) -> Result<usize> {
+    let oldest = audit_events::table
+        .filter(audit_events::created_at.lt(to_db_time(cutoff)))
+        .order((audit_events::created_at.asc(), audit_events::id.asc()))
+        .select(audit_events::id)
+        .limit(batch)
+        .load::<String>(conn)?;
+    if oldest.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&oldest))).execute(conn)?)
+}
+
+/// How many rows the log holds.
+pub fn count(conn: &mut DbConnection) -> Result<i64> {
+    Ok(audit_events::table.count().get_result(conn)?)
 }
 
 /// The newest events first.

@@ -7,30 +7,62 @@ use chrono::{DateTime, Utc};
 use super::error::OAuthError;
 use super::request::ClientCredentials;
 use crate::auth::client::{self, AuthenticatedClient};
+use crate::auth::failures::FailureLog;
 use crate::auth::secrets::Pepper;
 use crate::auth::usage::UsageRecorder;
 use crate::db::DbConnection;
-use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::audit::{NewAuditEvent, Outcome};
 use crate::models::principal::{self, PrincipalKind};
+
+/// What checking a client needs besides the connection.
+#[derive(Clone, Copy)]
+pub struct ClientCheck<'a> {
+    pub pepper: &'a Pepper,
+    /// Successful uses of secrets, written by the background tick.
+    pub usage: &'a UsageRecorder,
+    /// Failures, folded per source.
+    pub failures: &'a FailureLog,
+    pub remote: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+/// Characters of an unknown `client_id` kept in the audit log.
+const UNKNOWN_CLIENT_PREFIX: usize = 8;
+
+/// How a failed `client_id` is recorded. One that names a principal is kept
+/// (it is a name, and its row is linked); one that names nobody may be a
+/// secret sent in the wrong field, so only a short prefix (printable ASCII)
+/// and a keyed hash, enough to group attempts, are kept.
+fn audited_client_id(pepper: &Pepper, client_id: &str, known: bool) -> serde_json::Value {
+    if known {
+        return serde_json::json!({ "client_id": client_id });
+    }
+    let prefix: String = client_id
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(UNKNOWN_CLIENT_PREFIX)
+        .collect();
+    let hash = pepper.mac_hex(format!("audit-client-id:{client_id}").as_bytes());
+    serde_json::json!({ "client_id_prefix": prefix, "client_id_hash": &hash[..16] })
+}
 
 /// Audit a failed client authentication and answer `invalid_client`. The
 /// audit row is written outside any transaction, so it stays.
 fn refuse(
     conn: &mut DbConnection,
+    check: &ClientCheck<'_>,
     principal: Option<&str>,
     client_id: &str,
     reason: &str,
-    remote: Option<&str>,
-    now: DateTime<Utc>,
 ) -> OAuthError {
-    let recorded = audit::record(
+    let recorded = check.failures.record(
         conn,
         NewAuditEvent::new("login.client", Outcome::Failed)
             .principal(principal)
-            .remote(remote)
+            .remote(check.remote)
             .reason(reason)
-            .details(serde_json::json!({ "client_id": client_id })),
-        now,
+            .details(audited_client_id(check.pepper, client_id, principal.is_some())),
+        check.now,
     );
     match recorded {
         Ok(()) => OAuthError::invalid_client(),
@@ -39,30 +71,26 @@ fn refuse(
 }
 
 /// Authenticate a presented secret; `None` when no secret was presented.
-/// A success counts a use of the secret in `usage`, written by the background tick.
+/// A success counts a use of the secret, written by the background tick.
 pub fn authenticate(
     conn: &mut DbConnection,
-    pepper: &Pepper,
-    usage: &UsageRecorder,
+    check: &ClientCheck<'_>,
     creds: &ClientCredentials,
-    remote: Option<&str>,
-    now: DateTime<Utc>,
 ) -> Result<Option<AuthenticatedClient>, OAuthError> {
     let Some((client_id, secret)) = creds.presented_secret() else {
         return Ok(None);
     };
-    match client::authenticate(conn, pepper, client_id, secret, now)? {
+    match client::authenticate(conn, check.pepper, client_id, secret, check.now)? {
         Ok(c) => {
-            usage.record(&c.secret_id, now);
+            check.usage.record(&c.secret_id, check.now);
             Ok(Some(c))
         }
         Err((failure, principal)) => Err(refuse(
             conn,
+            check,
             principal.as_ref().map(|p| p.id.as_str()),
             client_id,
             failure.reason(),
-            remote,
-            now,
         )),
     }
 }
@@ -91,11 +119,8 @@ impl Client {
 /// names an active service (a public client acting for a person).
 pub fn identify(
     conn: &mut DbConnection,
-    pepper: &Pepper,
-    usage: &UsageRecorder,
+    check: &ClientCheck<'_>,
     creds: &ClientCredentials,
-    remote: Option<&str>,
-    now: DateTime<Utc>,
 ) -> Result<Client, OAuthError> {
     match creds {
         ClientCredentials::None => Ok(Client::None),
@@ -103,16 +128,41 @@ pub fn identify(
             Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Client::Public(p.name)),
             found => Err(refuse(
                 conn,
+                check,
                 found.as_ref().map(|p| p.id.as_str()),
                 id,
                 "client_id is not an active service",
-                remote,
-                now,
             )),
         },
-        _ => Ok(match authenticate(conn, pepper, usage, creds, remote, now)? {
+        _ => Ok(match authenticate(conn, check, creds)? {
             Some(c) => Client::Confidential(c.principal.name),
             None => Client::None,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_client_ids_are_kept_as_a_prefix_and_a_keyed_hash() {
+        let pepper = Pepper::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap();
+        let secret_in_wrong_field = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1u";
+        let v = audited_client_id(&pepper, secret_in_wrong_field, false);
+        assert_eq!(v["client_id_prefix"], "Zm9vYmFy");
+        assert_eq!(v["client_id_hash"].as_str().unwrap().len(), 16);
+        assert!(v.get("client_id").is_none());
+        assert!(!v.to_string().contains(&secret_in_wrong_field[8..]));
+        // The same value hashes the same, so attempts can be grouped.
+        assert_eq!(audited_client_id(&pepper, secret_in_wrong_field, false), v);
+        assert_eq!(
+            audited_client_id(&pepper, "line\nbreak\u{1b}[31m", false)["client_id_prefix"],
+            "linebrea"
+        );
+        assert_eq!(
+            audited_client_id(&pepper, "billing", true),
+            serde_json::json!({"client_id": "billing"})
+        );
     }
 }

@@ -126,15 +126,15 @@ pub async fn introspect(
     let claims = token
         .as_deref()
         .and_then(|t| jwt::verify(&ctx.keys.current(), t, &issuer, now).ok());
-    let (pepper, usage) = (ctx.pepper.clone(), ctx.usage.clone());
+    let checks = ctx.checks();
     ctx.db
         .run(move |conn| {
-            client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)?
+            client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?
                 .ok_or_else(OAuthError::invalid_client)?;
             let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
             Ok(match claims {
                 Some(claims) => access_token_state(conn, claims)?,
-                None => refresh_token_state(conn, &pepper, &SecretString::new(token), &issuer, now)?,
+                None => refresh_token_state(conn, &checks.pepper, &SecretString::new(token), &issuer, now)?,
             })
         })
         .await

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 pub use error::OAuthError;
 
+use crate::auth::failures::FailureLog;
 use crate::auth::keys::KeyStore;
 use crate::auth::secrets::Pepper;
 use crate::auth::usage::UsageRecorder;
@@ -31,11 +32,45 @@ pub struct OAuthContext {
     pub keys: Arc<KeyStore>,
     pub pepper: Pepper,
     pub usage: Arc<UsageRecorder>,
+    /// Failed logins, folded per source before they reach the audit log.
+    pub failures: Arc<FailureLog>,
     pub token: TokenConfig,
+}
+
+/// What a database closure of the token service needs of the context.
+#[derive(Clone)]
+pub(crate) struct Checks {
+    pub pepper: Pepper,
+    pub usage: Arc<UsageRecorder>,
+    pub failures: Arc<FailureLog>,
+}
+
+impl Checks {
+    pub fn at<'a>(
+        &'a self,
+        remote: Option<&'a str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> client_auth::ClientCheck<'a> {
+        client_auth::ClientCheck {
+            pepper: &self.pepper,
+            usage: &self.usage,
+            failures: &self.failures,
+            remote,
+            now,
+        }
+    }
 }
 
 impl OAuthContext {
     pub fn issuer(&self) -> &str {
         &self.token.issuer
+    }
+
+    pub(crate) fn checks(&self) -> Checks {
+        Checks {
+            pepper: self.pepper.clone(),
+            usage: self.usage.clone(),
+            failures: self.failures.clone(),
+        }
     }
 }

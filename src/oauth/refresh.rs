@@ -119,13 +119,14 @@ pub async fn exchange(
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (pepper, usage, cfg) = (ctx.pepper.clone(), ctx.usage.clone(), ctx.token.clone());
+    let (checks, cfg) = (ctx.checks(), ctx.token.clone());
     let keys = ctx.keys.current();
     let rotation = ctx
         .db
         .run(move |conn| {
-            let client = client_auth::identify(conn, &pepper, &usage, &creds, remote.as_deref(), now)?;
-            let hash = hash(&pepper, &token);
+            let client = client_auth::identify(conn, &checks.at(remote.as_deref(), now), &creds)?;
+            let pepper = &checks.pepper;
+            let hash = hash(pepper, &token);
             crate::db::transaction(conn, |conn| {
                 let row = refresh_token::find_by_hash(conn, &hash)?.ok_or_else(refused)?;
                 if row.is_spent() {
@@ -149,7 +150,7 @@ pub async fn exchange(
                 }
                 let next = store(
                     conn,
-                    &pepper,
+                    pepper,
                     &user,
                     &grant,
                     row.client_id.as_deref(),

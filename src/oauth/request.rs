@@ -35,6 +35,30 @@ impl FormParams {
     }
 }
 
+/// The longest value accepted for each parameter, in bytes. Longer is
+/// `invalid_request` before anything is looked up or written.
+pub const PARAM_LIMITS: &[(&str, usize)] = &[
+    ("grant_type", 64),
+    ("client_id", 255),
+    ("client_secret", 255),
+    ("username", 255),
+    ("password", crate::auth::password::MAX_PASSWORD_BYTES),
+    ("scope", 1024),
+    ("resource", 255),
+    ("refresh_token", 255),
+    ("token", 8192),
+    ("token_type_hint", 64),
+];
+
+fn check_length(name: &str, value: &str) -> Result<(), OAuthError> {
+    match PARAM_LIMITS.iter().find(|(n, _)| *n == name) {
+        Some((_, max)) if value.len() > *max => Err(OAuthError::invalid_request(format!(
+            "parameter '{name}' is longer than {max} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Parse an `application/x-www-form-urlencoded` body. A repeated parameter is
 /// `invalid_request` (RFC 6749 §3.2: "MUST NOT be included more than once").
 pub fn parse_form(content_type: Option<&str>, body: &[u8]) -> Result<FormParams, OAuthError> {
@@ -51,6 +75,7 @@ pub fn parse_form(content_type: Option<&str>, body: &[u8]) -> Result<FormParams,
     }
     let mut map = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(body) {
+        check_length(&k, &v)?;
         if map.contains_key(k.as_ref()) {
             return Err(OAuthError::invalid_request(format!("parameter '{k}' is repeated")));
         }
@@ -113,7 +138,10 @@ pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Res
         let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
         let (id, secret) = decoded.split_once(':').ok_or_else(OAuthError::invalid_client)?;
         let client_id = form_decode(id)?;
-        let secret = SecretString::new(form_decode(secret)?);
+        check_length("client_id", &client_id)?;
+        let secret = form_decode(secret)?;
+        check_length("client_secret", &secret)?;
+        let secret = SecretString::new(secret);
         if body_secret.is_some() {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method, not Basic and client_secret together",
@@ -172,7 +200,7 @@ impl TokenRequest {
         if !SUPPORTED_GRANTS.contains(&grant) {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type '{grant}' is not supported"),
+                format!("grant_type {grant:?} is not supported"),
             ));
         }
         let value = serde_json::to_value(form.as_map()).map_err(|_| OAuthError::invalid_request("bad form"))?;
@@ -197,6 +225,55 @@ mod tests {
             body.as_bytes(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn overlong_parameters_are_refused_before_anything_else() {
+        let long = "a".repeat(256);
+        for name in ["client_id", "username", "client_secret"] {
+            let body = format!("grant_type=password&{name}={long}");
+            let e = parse_form(Some("application/x-www-form-urlencoded"), body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (e.code(), e.description()),
+                (
+                    ErrorCode::InvalidRequest,
+                    format!("parameter '{name}' is longer than 255 bytes").as_str()
+                )
+            );
+        }
+        let ok = format!("grant_type=client_credentials&client_id={}", "a".repeat(255));
+        assert!(parse_form(Some("application/x-www-form-urlencoded"), ok.as_bytes()).is_ok());
+        let header = format!("Basic {}", STANDARD.encode(format!("{long}:secret")));
+        let e = client_credentials(Some(&header), &form("grant_type=client_credentials")).unwrap_err();
+        assert_eq!(e.description(), "parameter 'client_id' is longer than 255 bytes");
+        let e = parse_form(
+            Some("application/x-www-form-urlencoded"),
+            format!("scope={}", "s".repeat(1025)).as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn an_unsupported_grant_type_is_quoted_with_escapes() {
+        let e = TokenRequest::from_form(&form("grant_type=x%0Aforged+line")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnsupportedGrantType);
+        assert_eq!(e.description(), "grant_type \"x\\nforged line\" is not supported");
+        assert!(!e.description().contains('\n'));
+    }
+
+    #[test]
+    fn debug_shows_parameter_names_never_values() {
+        let f = form("grant_type=password&username=alice&password=hunter2-secret&client_secret=s3cr3t-value");
+        let shown = format!("{f:?}");
+        assert!(shown.contains("password") && shown.contains("username"), "{shown}");
+        for secret in ["hunter2-secret", "s3cr3t-value", "alice"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let c = client_credentials(None, &form("client_id=a&client_secret=s3cr3t-value")).unwrap();
+        assert!(!format!("{c:?}").contains("s3cr3t-value"));
+        let t = TokenRequest::from_form(&f).unwrap();
+        assert!(!format!("{t:?}").contains("hunter2-secret"));
     }
 
     #[test]

@@ -38,10 +38,10 @@ pub async fn revoke(
 ) -> Result<(), OAuthError> {
     let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
     let claims = jwt::verify(&ctx.keys.current(), &token, ctx.issuer(), now).ok();
-    let (pepper, usage) = (ctx.pepper.clone(), ctx.usage.clone());
+    let checks = ctx.checks();
     ctx.db
         .run(move |conn| {
-            let caller = client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)?
+            let caller = client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?
                 .map(|c| c.principal.name);
             if let Some(claims) = claims {
                 let own_client = claims.principal_kind == "human" && claims.client_id == claims.name;
@@ -61,7 +61,7 @@ pub async fn revoke(
                 )?;
                 return Ok(());
             }
-            let Some(row) = refresh::find(conn, &pepper, &SecretString::new(token))? else {
+            let Some(row) = refresh::find(conn, &checks.pepper, &SecretString::new(token))? else {
                 return Ok(());
             };
             if !may_revoke(row.client_id.as_deref(), caller.as_deref())? {

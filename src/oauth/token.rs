@@ -109,11 +109,11 @@ async fn client_credentials(
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (pepper, usage, cfg) = (ctx.pepper.clone(), ctx.usage.clone(), ctx.token.clone());
+    let (checks, cfg) = (ctx.checks(), ctx.token.clone());
     let grant = ctx
         .db
         .run(move |conn| {
-            let client = client_auth::authenticate(conn, &pepper, &usage, &creds, remote.as_deref(), now)?
+            let client = client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?
                 .ok_or_else(OAuthError::invalid_client)?;
             let granted = principal::scopes_of(conn, &client.principal.id)?;
             let target = resolve_resource(conn, resource.as_deref())?;
@@ -158,12 +158,12 @@ async fn password_grant(
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (pepper, usage) = (ctx.pepper.clone(), ctx.usage.clone());
+    let checks = ctx.checks();
     let (username, resource, remote_for_load) = (login.username, login.resource, remote.clone());
     let loaded = ctx
         .db
         .run(move |conn| {
-            let client = client_auth::identify(conn, &pepper, &usage, &creds, remote_for_load.as_deref(), now)?;
+            let client = client_auth::identify(conn, &checks.at(remote_for_load.as_deref(), now), &creds)?;
             let target = resolve_resource(conn, resource.as_deref())?;
             let user = principal::find_by_name(conn, &username)?;
             let phc = match &user {
@@ -193,6 +193,7 @@ async fn password_grant(
         .map_err(Error::from)?;
 
     let (cfg, pepper, keys, scope) = (ctx.token.clone(), ctx.pepper.clone(), ctx.keys.current(), login.scope);
+    let failures = ctx.failures.clone();
     ctx.db
         .run(move |conn| {
             let failure = match &loaded.user {
@@ -205,7 +206,7 @@ async fn password_grant(
             let user = match (&loaded.user, failure) {
                 (Some(u), None) => u,
                 (user, reason) => {
-                    audit::record(
+                    failures.record(
                         conn,
                         NewAuditEvent::new("login.password", Outcome::Failed)
                             .principal(user.as_ref().map(|u| u.id.as_str()))
@@ -248,4 +249,28 @@ async fn password_grant(
             })
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_tokens() {
+        let r = TokenResponse {
+            access_token: SecretString::new("eyJhbGciOi.access.secret"),
+            token_type: "Bearer",
+            expires_in: 300,
+            scope: "a".into(),
+            refresh_token: Some(SecretString::new("refresh-secret-value")),
+        };
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("access.secret") && !shown.contains("refresh-secret-value"),
+            "{shown}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["access_token"], "eyJhbGciOi.access.secret");
+        assert_eq!(json["refresh_token"], "refresh-secret-value");
+    }
 }

@@ -34,6 +34,9 @@ pub struct AuditEventView {
     pub remote_addr: Option<String>,
     pub reason: Option<String>,
     pub details: Option<serde_json::Value>,
+    /// How many occurrences this event stands for: repeated failures from
+    /// one source within a minute are one event.
+    pub count: i32,
 }
 
 impl From<AuditEventRow> for AuditEventView {
@@ -48,6 +51,7 @@ impl From<AuditEventRow> for AuditEventView {
             remote_addr: r.remote_addr,
             reason: r.reason,
             details: r.details.and_then(|d| serde_json::from_str(&d).ok()),
+            count: r.repeat_count,
         }
     }
 }
@@ -105,6 +109,7 @@ mod tests {
             remote_addr: None,
             reason: None,
             details: None,
+            repeat_count: 1,
         };
         assert_eq!(decode(&encode(&row)).unwrap(), (row.created_at, "e1".to_string()));
         assert!(matches!(decode("!!"), Err(Error::Invalid { field, .. }) if field == "cursor"));

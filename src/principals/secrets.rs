@@ -201,6 +201,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_never_shows_a_created_service_secret() {
+        let t = Utc::now();
+        let v = CreatedServiceView {
+            principal: PrincipalView {
+                id: "p1".into(),
+                name: "billing".into(),
+                kind: PrincipalKind::Service,
+                display_name: None,
+                email: None,
+                status: "active".into(),
+                scopes: vec![],
+                categories: Some(vec![]),
+                created_at: t,
+                updated_at: t,
+            },
+            client_id: "billing".into(),
+            client_secret: SecretString::new("first-secret-value"),
+            secret_id: "s1".into(),
+        };
+        assert!(!format!("{v:?}").contains("first-secret-value"));
+        assert_eq!(serde_json::to_value(&v).unwrap()["client_secret"], "first-secret-value");
+    }
+
+    #[test]
     fn debug_never_shows_a_new_secret() {
         let v = NewSecretView {
             id: "s1".into(),

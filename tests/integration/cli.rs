@@ -401,7 +401,8 @@ async fn serve_takes_admin_password_from_env_and_refuses_a_wrong_pepper(backend:
     assert_clean_failure(&out, "pepper does not match");
 }
 
-/// Secrets and passwords never reach the logs, even at debug level.
+/// Secrets and passwords never reach the logs, even at trace level, through
+/// the OAuth and admin flows; and no request can forge a log line.
 #[tokio::test]
 async fn secrets_never_appear_in_logs() {
     let db = TestDb::new(Backend::Sqlite);
@@ -409,7 +410,7 @@ async fn secrets_never_appear_in_logs() {
     let mut served = Served::start(
         roster(&db)
             .env("ROSTER_ADMIN_PASSWORD", admin_pw)
-            .env("RUST_LOG", "debug"),
+            .env("RUST_LOG", "trace"),
     );
     let addr = listen_addr(&served.wait_for("roster listening on"));
     let http = reqwest::Client::new();
@@ -480,27 +481,101 @@ async fn secrets_never_appear_in_logs() {
     .await
     .unwrap();
     assert_eq!(r.status(), 400);
-    post_form(
+    let refreshed: Value = post_form(
         "/oauth/token",
         form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]),
     )
     .send()
     .await
+    .unwrap()
+    .json()
+    .await
     .unwrap();
+    let refresh2 = refreshed["refresh_token"].as_str().unwrap().to_string();
+    // Admin flows that carry secrets: a second client secret, a new human
+    // with a password, a password change, introspection and revocation.
+    let svc_id = created["id"].as_str().unwrap();
+    let second: Value = http
+        .post(url(&format!("/api/v1/principals/{svc_id}/secrets")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret2 = second["client_secret"].as_str().unwrap().to_string();
+    let human: Value = http
+        .post(url("/api/v1/principals"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"kind": "human", "name": "carol", "password": "carol-first-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let carol = human["id"].as_str().unwrap();
+    let r = http
+        .put(url(&format!("/api/v1/principals/{carol}/password")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"password": "carol-second-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let access = token["access_token"].as_str().unwrap().to_string();
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let r = post_form(path, form(&[("token", &access)]))
+            .basic_auth("svc", Some(&secret2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // A secret sent as the client_id (Basic swapped) is refused, and not logged.
+    let r = post_form("/oauth/token", form(&[("grant_type", "client_credentials")]))
+        .basic_auth(&secret2, Some("svc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A newline in a parameter cannot start a line of its own.
+    let r = post_form(
+        "/oauth/token",
+        form(&[("grant_type", "x\nFORGED-LINE level=INFO admin logged in")]),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
 
     assert!(served.terminate().success());
     let logs = served.seen.join("\n");
     assert!(logs.contains("/oauth/token"), "request spans are logged: {logs}");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "the run logged at trace level"
+    );
     for s in [
         admin_pw,
         &secret,
+        &secret2,
         "wrong-secret-value",
         "wrong-password-value",
+        "carol-first-password",
+        "carol-second-password",
         &refresh,
+        &refresh2,
         &admin,
+        &access,
     ] {
         assert!(!logs.contains(s), "a secret reached the logs");
     }
+    assert!(
+        !served.seen.iter().any(|l| l.starts_with("FORGED-LINE")),
+        "a request forged a log line"
+    );
 }
 
 /// The README walkthrough against the real binary: its background worker

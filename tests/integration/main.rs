@@ -8,6 +8,7 @@ mod admin;
 mod architecture;
 mod cli;
 mod credentials;
+mod hardening;
 mod health;
 mod keys;
 mod migrations;

@@ -527,6 +527,8 @@ pub struct FakeService {
     /// Manifest requests answered 200 / 304.
     pub manifest_hits: std::sync::Arc<AtomicUsize>,
     pub not_modified: std::sync::Arc<AtomicUsize>,
+    /// Where `/elsewhere` redirects to.
+    pub redirect_to: std::sync::Arc<Mutex<String>>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -538,6 +540,8 @@ impl FakeService {
         let health_hits = std::sync::Arc::new(AtomicUsize::new(0));
         let manifest_hits = std::sync::Arc::new(AtomicUsize::new(0));
         let not_modified = std::sync::Arc::new(AtomicUsize::new(0));
+        let redirect_to = std::sync::Arc::new(Mutex::new(String::from("/health")));
+        let rt = redirect_to.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (h, m, hh, mh, nm) = (
@@ -552,7 +556,15 @@ impl FakeService {
             actix_web::rt::System::new().block_on(async move {
                 let server = HttpServer::new(move || {
                     let (h, m, hh, mh, nm) = (h.clone(), m.clone(), hh.clone(), mh.clone(), nm.clone());
+                    let rt = rt.clone();
                     App::new()
+                        .route(
+                            "/elsewhere",
+                            web::get().to(move || {
+                                let to = rt.lock().unwrap().clone();
+                                async move { HttpResponse::Found().insert_header(("Location", to)).finish() }
+                            }),
+                        )
                         .route(
                             "/health",
                             web::get().to(move || {
@@ -631,6 +643,7 @@ impl FakeService {
             health_hits,
             manifest_hits,
             not_modified,
+            redirect_to,
             handle,
         }
     }

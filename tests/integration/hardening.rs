@@ -1,0 +1,452 @@
+//! Hardening, tried as an attacker would: a service turned against the
+//! network or the menus, anonymous floods of the audit log, secrets in the
+//! wrong field, and the headers every response carries.
+
+use chrono::{Duration, Utc};
+use reqwest::Method;
+use roster::clock::Clock;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, FakeService, TestApp, manifest_json};
+
+on_both_backends!(
+    registration_refuses_other_hosts_and_forbidden_urls,
+    redirects_to_another_origin_are_not_followed,
+    script_links_never_reach_the_menu,
+    overlong_client_ids_are_refused_and_not_stored,
+    a_flood_of_bad_client_authentications_is_folded,
+    a_secret_sent_as_client_id_is_not_kept,
+    audit_retention_deletes_old_events_in_batches,
+);
+
+async fn register(app: &TestApp, token: &str, name: &str, body: Value) -> crate::support::FormReply {
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/services/{name}/registration"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+async fn registration_refuses_other_hosts_and_forbidden_urls(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, token) = app.service_with_token("billing", &[]).await;
+    let cases = [
+        (
+            json!({"base_url": "http://127.0.0.1:8080/", "health_url": "http://10.0.0.9/health"}),
+            "health_url",
+            "must be on the host of base_url",
+        ),
+        (
+            json!({"base_url": "http://127.0.0.1:8080/", "modules_url": "http://metadata.internal/m.json"}),
+            "modules_url",
+            "must be on the host of base_url",
+        ),
+        (
+            json!({"base_url": "http://169.254.169.254/"}),
+            "base_url",
+            "the address 169.254.169.254 is not allowed",
+        ),
+        (
+            json!({"base_url": "http://2852039166/"}),
+            "base_url",
+            "the address 169.254.169.254 is not allowed",
+        ),
+        (
+            json!({"base_url": "http://[::ffff:169.254.169.254]/"}),
+            "base_url",
+            "the address ::ffff:169.254.169.254 is not allowed",
+        ),
+        (
+            json!({"base_url": "http://[fe80::1]:80/"}),
+            "base_url",
+            "the address fe80::1 is not allowed",
+        ),
+        (
+            json!({"base_url": "http://0.0.0.0:80/"}),
+            "base_url",
+            "the address 0.0.0.0 is not allowed",
+        ),
+        (
+            json!({"base_url": "http://224.0.0.1/"}),
+            "base_url",
+            "the address 224.0.0.1 is not allowed",
+        ),
+        (
+            json!({"base_url": "http://svc:hunter2@127.0.0.1/"}),
+            "base_url",
+            "must not carry a user name or password",
+        ),
+        (
+            json!({"base_url": "gopher://127.0.0.1/"}),
+            "base_url",
+            "must be an http(s) URL",
+        ),
+    ];
+    for (body, field, message) in cases {
+        let r = register(&app, &token, "billing", body.clone()).await;
+        assert_eq!(
+            (r.status, r.body.clone()),
+            (
+                422,
+                json!({"error": "invalid_field", "error_description": message, "field": field})
+            ),
+            "{body}"
+        );
+    }
+    // Nothing was registered.
+    let r = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(r.body["status"], "unknown");
+    // A management port on the same host is fine.
+    let r = register(
+        &app,
+        &token,
+        "billing",
+        json!({"base_url": "http://127.0.0.1:8080/", "health_url": "http://127.0.0.1:9090/health"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+async fn redirects_to_another_origin_are_not_followed(backend: Backend) {
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    let (_, token) = app.service_with_token("billing", &[]).await;
+    let (_, reader) = app.service_with_token("reader", &[]).await;
+    let fake = FakeService::start(manifest_json("billing", &[("invoices", 1, None)]));
+    let other = FakeService::start(manifest_json("other", &[]));
+    *fake.redirect_to.lock().unwrap() = format!("{}health", other.base_url());
+    let r = register(
+        &app,
+        &token,
+        "billing",
+        json!({"base_url": fake.base_url(), "health_url": "/elsewhere", "ttl_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.tick().await;
+    assert_eq!(
+        other.health_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the other listener was never reached"
+    );
+    // The service itself reads the detail; another service the reason only.
+    let own = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(own.body["status"], "down");
+    let error = own.body["health"]["error"].as_str().unwrap();
+    assert!(error.starts_with("unreachable: redirect refused"), "{error}");
+    assert!(error.contains("another origin"), "{error}");
+    let seen = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&reader), None)
+        .await;
+    assert_eq!(seen.body["health"]["error"], "unreachable");
+    let listed = app.call(Method::GET, "/api/v1/services", Some(&reader), None).await;
+    assert_eq!(listed.body["items"][0]["health"]["error"], "unreachable");
+
+    // A redirect on the same origin is still followed.
+    *fake.redirect_to.lock().unwrap() = "/health".into();
+    app.clock.advance(Duration::seconds(10));
+    app.tick().await;
+    let own = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(own.body["status"], "up", "{}", own.body);
+}
+
+fn with_link(link: &str) -> Value {
+    json!({"name": "Billing", "code": "billing", "pages": [
+        {"name": "Invoices", "code": "invoices", "module_link": link, "icon": "receipt", "menu_position": 1}
+    ]})
+}
+
+async fn script_links_never_reach_the_menu(backend: Backend) {
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    let (_, token) = app.service_with_token("billing", &[]).await;
+    let r = register(
+        &app,
+        &token,
+        "billing",
+        json!({"base_url": "http://127.0.0.1:1/", "ttl_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let push = |m: Value| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.call(Method::PUT, "/api/v1/services/billing/modules", Some(&token), Some(m))
+                .await
+        }
+    };
+    assert_eq!(push(with_link("/billing/invoices")).await.status, 200);
+    for bad in [
+        "javascript:alert(document.cookie)",
+        " JaVaScRiPt:alert(1)",
+        "javascript&#58;alert(1)",
+        "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "vbscript:msgbox(1)",
+    ] {
+        let r = push(with_link(bad)).await;
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (422, Some("pages[0].module_link")),
+            "{bad}"
+        );
+    }
+    let mut extra = with_link("/ok");
+    extra["js"] = json!(["http://evil.example/steal.js"]);
+    let r = push(extra).await;
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("js")));
+    let mut named = with_link("/ok");
+    named["pages"][0]["name"] = json!("<img src=x onerror=alert(1)>");
+    assert_eq!(push(named).await.status, 422);
+
+    // A pulled manifest with a script link is rejected whole; the last good stays.
+    let fake = FakeService::start(with_link("/billing/invoices"));
+    let r = register(
+        &app,
+        &token,
+        "billing",
+        json!({"base_url": fake.base_url(), "modules_url": "/getModules.json", "ttl_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    app.tick().await;
+    fake.set_manifest(&with_link("javascript:alert(1)").to_string());
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    let own = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert!(
+        own.body["manifest_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad_manifest: invalid manifest"),
+        "{}",
+        own.body
+    );
+    let resp = app.client.get(app.url("/api/v1/modules")).send().await.unwrap();
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    let menu: Value = resp.json().await.unwrap();
+    assert_eq!(
+        menu["items"][0]["pages"],
+        json!([{"name": "Invoices", "code": "invoices", "module_link": "/billing/invoices", "icon": "receipt", "menu_position": 1}])
+    );
+    assert!(!menu.to_string().to_lowercase().contains("javascript"));
+}
+
+async fn overlong_client_ids_are_refused_and_not_stored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let before = app.query(roster::models::audit::count).await;
+    let long = "L".repeat(60 * 1024);
+    let expect =
+        json!({"error": "invalid_request", "error_description": "parameter 'client_id' is longer than 255 bytes"});
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &long),
+                ("client_secret", "x"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.body.clone()), (400, expect.clone()));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&long, "secret")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!((r.status, r.body), (400, expect));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "password"), ("username", &long), ("password", "x")],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        app.query(roster::models::audit::count).await,
+        before,
+        "nothing was written"
+    );
+    assert!(!app.audit_dump().await.contains(&"L".repeat(64)));
+}
+
+async fn a_flood_of_bad_client_authentications_is_folded(backend: Backend) {
+    const FLOOD: usize = 1000;
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    app.create_service("billing", &[]).await;
+    let before = app.query(roster::models::audit::count).await;
+    let mut done = 0;
+    while done < FLOOD {
+        let batch: Vec<_> = (done..(done + 50).min(FLOOD))
+            .map(|i| {
+                let (app, id) = (
+                    &app,
+                    if i % 2 == 0 {
+                        "billing".to_string()
+                    } else {
+                        format!("nobody-{i}")
+                    },
+                );
+                async move {
+                    app.post_form(
+                        "/oauth/token",
+                        Some((&id, "wrong-secret")),
+                        &[("grant_type", "client_credentials")],
+                    )
+                    .await
+                    .status
+                }
+            })
+            .collect();
+        for status in futures_util::future::join_all(batch).await {
+            assert_eq!(status, 401);
+        }
+        done += 50;
+    }
+    let rows = app.query(roster::models::audit::count).await - before;
+    // One row per (source, principal) in the window: billing, and the unknown ones.
+    assert_eq!(rows, 2, "a flood of {FLOOD} added {rows} audit rows");
+    // When the window closes, the tick writes the counts.
+    app.clock.advance(Duration::seconds(61));
+    app.tick().await;
+    let admin = app.admin_token().await;
+    let r = app
+        .call(Method::GET, "/api/v1/audit?type=login.client", Some(&admin), None)
+        .await;
+    let mut counts: Vec<i64> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["count"].as_i64().unwrap())
+        .collect();
+    counts.sort();
+    assert_eq!(counts, vec![500, 500]);
+    // The next window opens a new row.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("billing", "wrong")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    // +2 for the admin (created, logged in), +1 for the new window.
+    assert_eq!(app.query(roster::models::audit::count).await - before, 5);
+}
+
+async fn a_secret_sent_as_client_id_is_not_kept(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let svc = app.create_service("billing", &[]).await;
+    // Basic with the parts swapped: the secret arrives as the client_id.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some((&svc.secret, "billing")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    let dump = app.audit_dump().await;
+    assert!(!dump.contains(&svc.secret[8..]), "the secret was kept: {dump}");
+    let admin = app.admin_token().await;
+    let r = app
+        .call(Method::GET, "/api/v1/audit?type=login.client", Some(&admin), None)
+        .await;
+    let details = &r.body["items"][0]["details"];
+    assert_eq!(details["client_id_prefix"], &svc.secret[..8]);
+    assert_eq!(details["client_id_hash"].as_str().unwrap().len(), 16);
+    assert!(details.get("client_id").is_none());
+}
+
+async fn audit_retention_deletes_old_events_in_batches(backend: Backend) {
+    let start = Utc::now();
+    let app = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .settings(|mut s| {
+            s.audit_retention = Some(Duration::days(90));
+            s
+        })
+        .spawn()
+        .await;
+    app.query(move |c| {
+        for _ in 0..(roster::upkeep::RETENTION_BATCH + 100) {
+            roster::models::audit::insert(
+                c,
+                roster::models::audit::NewAuditEvent::new("test.old", roster::models::audit::Outcome::Ok),
+                start,
+            )?;
+        }
+        Ok(())
+    })
+    .await;
+    app.tick().await;
+    assert_eq!(app.query(roster::models::audit::count).await, 600, "nothing is old yet");
+    app.clock.advance(Duration::days(91));
+    app.tick().await;
+    assert_eq!(app.query(roster::models::audit::count).await, 100, "one batch per pass");
+    app.clock.advance(Duration::seconds(61));
+    app.tick().await;
+    assert_eq!(app.query(roster::models::audit::count).await, 0);
+}
+
+/// Headers every response carries, 405s that say what is allowed, and no
+/// caching of responses that hold a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_carry_security_headers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.admin_token().await;
+    for path in ["/healthz", "/no/such/route", "/.well-known/jwks.json", "/api/v1/me"] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+        assert!(r.headers().get("server").is_none(), "no version banner on {path}");
+    }
+    let r = app.client.delete(app.url("/oauth/token")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "method_not_allowed", "error_description": "DELETE is not allowed here; use POST"})
+    );
+    let r = app.client.post(app.url("/api/v1/principals/abc")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "DELETE, GET, PATCH");
+
+    let created = app
+        .call(
+            Method::POST,
+            "/api/v1/principals",
+            Some(&admin),
+            Some(json!({"kind": "service", "name": "svc"})),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(
+        (created.header("cache-control"), created.header("pragma")),
+        ("no-store", "no-cache")
+    );
+    let id = created.body["id"].as_str().unwrap();
+    let second = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/principals/{id}/secrets"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(second.status, 201);
+    assert_eq!(second.header("cache-control"), "no-store");
+}

@@ -13,6 +13,7 @@ use crate::support::{Backend, FakeService, TestApp, manifest_json};
 on_both_backends!(
     registration_refuses_other_hosts_and_forbidden_urls,
     redirects_to_another_origin_are_not_followed,
+    resolved_addresses_are_checked_at_connect_time,
     script_links_never_reach_the_menu,
     overlong_client_ids_are_refused_and_not_stored,
     a_flood_of_bad_client_authentications_is_folded,
@@ -156,6 +157,51 @@ async fn redirects_to_another_origin_are_not_followed(backend: Backend) {
         .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
         .await;
     assert_eq!(own.body["status"], "up", "{}", own.body);
+}
+
+/// A name is not judged at registration, but every address it resolves to
+/// is judged when Roster connects: with loopback denied, `localhost` is
+/// never reached, however it was registered.
+async fn resolved_addresses_are_checked_at_connect_time(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .clock(Clock::manual(Utc::now()))
+        .settings(|mut s| {
+            s.registry.fetch = roster::registry::policy::FetchPolicy::new(
+                vec![],
+                vec![
+                    roster::registry::policy::parse_net("127.0.0.0/8").unwrap(),
+                    roster::registry::policy::parse_net("::1").unwrap(),
+                ],
+            );
+            s
+        })
+        .spawn()
+        .await;
+    let (_, token) = app.service_with_token("billing", &[]).await;
+    let fake = FakeService::start(manifest_json("billing", &[("invoices", 1, None)]));
+    let port = fake.addr.port();
+    // The literal address is refused at registration...
+    let r = register(&app, &token, "billing", json!({"base_url": fake.base_url()})).await;
+    assert_eq!((r.status, r.body["field"].as_str()), (422, Some("base_url")));
+    // ...and a name for it is refused where Roster connects.
+    let r = register(
+        &app,
+        &token,
+        "billing",
+        json!({"base_url": format!("http://localhost:{port}/"), "health_url": "/health", "ttl_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.tick().await;
+    assert_eq!(fake.health_hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let own = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(own.body["status"], "down");
+    assert_eq!(
+        own.body["health"]["error"],
+        "unreachable: refused by the fetch policy: localhost resolves to no allowed address"
+    );
 }
 
 fn with_link(link: &str) -> Value {

@@ -28,7 +28,8 @@ pub struct Cli {
     database_url: Option<String>,
 
     /// Key file holding the secret pepper when ROSTER_SECRET_PEPPER is unset.
-    /// Default: next to the SQLite file (roster.db -> roster.key), or ./roster.key.
+    /// Default: next to the SQLite file (roster.db -> roster.key); for PostgreSQL,
+    /// postgres-<id>.key in $ROSTER_DATA_DIR, $XDG_DATA_HOME/roster or ~/.local/share/roster.
     #[arg(long, env = "ROSTER_KEY_FILE", global = true)]
     key_file: Option<PathBuf>,
 

@@ -11,14 +11,42 @@ use crate::registry::RegistryConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-/// Where the pepper key file lives when `--key-file` is not given: next to the
-/// SQLite file (`roster.db` → `roster.key`), or `roster.key` in the working
-/// directory for PostgreSQL.
-pub fn default_key_file(target: &DatabaseTarget) -> PathBuf {
+/// Roster's data directory for key files of PostgreSQL databases:
+/// `$ROSTER_DATA_DIR`, else `$XDG_DATA_HOME/roster`, else
+/// `$HOME/.local/share/roster`, else `/var/lib/roster`.
+pub fn data_dir(env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("ROSTER_DATA_DIR")
+        .or_else(|| set("XDG_DATA_HOME").map(|d| d.join("roster")))
+        .or_else(|| set("HOME").map(|h| h.join(".local/share/roster")))
+        .unwrap_or_else(|| Path::new("/var/lib/roster").to_path_buf())
+}
+
+/// Where the pepper key file lives when `--key-file` is not given: next to
+/// the SQLite file (`roster.db` → `roster.key`); for PostgreSQL, in the data
+/// directory, named after the server and database (never after the working
+/// directory, so every command run from anywhere finds the same file).
+pub fn default_key_file(target: &DatabaseTarget, data_dir: &Path) -> PathBuf {
     match target {
         DatabaseTarget::Sqlite(path) => path.with_extension("key"),
-        DatabaseTarget::Postgres(_) => Path::new("roster.key").to_path_buf(),
+        DatabaseTarget::Postgres(url) => data_dir.join(format!("postgres-{}.key", database_key(url))),
     }
+}
+
+/// A stable name for a PostgreSQL database: host, port and database name
+/// (not the user, the password or the options), hashed.
+fn database_key(url: &str) -> String {
+    let identity = match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}/{}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432),
+            u.path().trim_start_matches('/')
+        ),
+        Err(_) => url.to_string(),
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, identity.as_bytes());
+    crate::auth::secrets::hex(&digest.as_ref()[..8])
 }
 
 /// The issuer URL, `http://<listen>` unless configured. A trailing slash is dropped.
@@ -89,11 +117,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_file_sits_next_to_the_database() {
+    fn key_file_sits_next_to_the_database_or_in_the_data_dir() {
+        let dir = Path::new("/home/op/.local/share/roster");
         let t = DatabaseTarget::Sqlite(PathBuf::from("/data/roster.db"));
-        assert_eq!(default_key_file(&t), PathBuf::from("/data/roster.key"));
-        let t = DatabaseTarget::Postgres("postgres://x/y".into());
-        assert_eq!(default_key_file(&t), PathBuf::from("roster.key"));
+        assert_eq!(default_key_file(&t, dir), PathBuf::from("/data/roster.key"));
+        let a = default_key_file(
+            &DatabaseTarget::Postgres("postgres://app:pw@db:5432/roster".into()),
+            dir,
+        );
+        let b = default_key_file(
+            &DatabaseTarget::Postgres("postgres://other@db/roster?sslmode=require".into()),
+            dir,
+        );
+        let c = default_key_file(&DatabaseTarget::Postgres("postgres://app@db/staging".into()), dir);
+        assert_eq!(a, b, "the same database, whoever connects");
+        assert_ne!(a, c);
+        assert!(a.starts_with(dir) && a.to_string_lossy().ends_with(".key"), "{a:?}");
+    }
+
+    #[test]
+    fn the_data_dir_follows_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(
+            data_dir(env(&[("ROSTER_DATA_DIR", "/srv/r"), ("HOME", "/h")])),
+            PathBuf::from("/srv/r")
+        );
+        assert_eq!(
+            data_dir(env(&[("XDG_DATA_HOME", "/x"), ("HOME", "/h")])),
+            PathBuf::from("/x/roster")
+        );
+        assert_eq!(
+            data_dir(env(&[("HOME", "/h")])),
+            PathBuf::from("/h/.local/share/roster")
+        );
+        assert_eq!(data_dir(env(&[])), PathBuf::from("/var/lib/roster"));
     }
 
     #[test]

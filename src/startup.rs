@@ -29,10 +29,14 @@ pub fn connect(
 ) -> Result<Session, String> {
     let target = DatabaseTarget::parse(database_url).map_err(|e| e.to_string())?;
     let mut conn = db::connect_migrated(&target)?;
-    let key_file: PathBuf = key_file
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| crate::config::default_key_file(&target));
-    let (pepper, pepper_source) = Pepper::load(pepper_env, &key_file).map_err(|e| e.to_string())?;
+    let key_file: PathBuf = key_file.map(Path::to_path_buf).unwrap_or_else(|| {
+        let data_dir = crate::config::data_dir(|name| std::env::var(name).ok());
+        crate::config::default_key_file(&target, &data_dir)
+    });
+    // A key file is created only for a database that has no pepper yet: a
+    // command run with the wrong key file fails instead of making a new one.
+    let may_create = !pepper_check::is_stored(&mut conn).map_err(|e| e.to_string())?;
+    let (pepper, pepper_source) = Pepper::load(pepper_env, &key_file, may_create).map_err(|e| e.to_string())?;
     pepper_check::verify_or_store(&mut conn, &pepper, now).map_err(|e| e.to_string())?;
     Ok(Session {
         target,

@@ -20,11 +20,24 @@ pub const ADMIN_SCOPE: &str = "admin";
 pub struct Caller {
     pub claims: AccessTokenClaims,
     pub principal: Principal,
+    /// The scopes the principal holds now. A token never grants more than
+    /// these: a demoted admin loses admin power at once, not at `exp`.
+    pub granted: Vec<String>,
 }
 
 impl Caller {
+    /// The token carries `scope` and the principal still holds it.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.claims.scope.split(' ').any(|s| s == scope)
+        self.claims.scope.split(' ').any(|s| s == scope) && self.granted.iter().any(|g| g == scope)
+    }
+
+    /// The token's scopes that the principal still holds.
+    pub fn scopes(&self) -> Vec<String> {
+        self.claims
+            .scopes()
+            .into_iter()
+            .filter(|s| self.granted.contains(s))
+            .collect()
     }
 
     pub fn is_admin(&self) -> bool {
@@ -48,13 +61,14 @@ pub enum AccessError {
     Storage(#[from] Error),
 }
 
-/// Is this verified access token still live: not on the deny list, and its
-/// principal still exists and is active? Returns the principal when it is.
+/// Is this verified access token still live: not on the deny list, its
+/// principal still exists and is active, and was not disabled after the
+/// token was issued? Returns the principal when it is.
 pub fn live(conn: &mut DbConnection, claims: &AccessTokenClaims) -> Result<Option<Principal>> {
     if revoked_token::is_revoked(conn, &claims.jti)? {
         return Ok(None);
     }
-    Ok(principal::find_by_id(conn, &claims.sub)?.filter(Principal::is_active))
+    Ok(principal::find_by_id(conn, &claims.sub)?.filter(|p| p.is_active() && !p.killed_token(claims.iat)))
 }
 
 /// Verify a token meant for Roster's own API: signature, `typ`, `iss`,
@@ -71,9 +85,19 @@ pub async fn verify(
         return Err(AccessError::Invalid);
     }
     let checked = claims.clone();
-    let principal = db
-        .run(move |conn| live(conn, &checked))
+    let (principal, granted) = db
+        .run(move |conn| match live(conn, &checked)? {
+            Some(p) => {
+                let granted = principal::scopes_of(conn, &p.id)?;
+                Ok::<_, Error>(Some((p, granted)))
+            }
+            None => Ok(None),
+        })
         .await?
         .ok_or(AccessError::Invalid)?;
-    Ok(Caller { claims, principal })
+    Ok(Caller {
+        claims,
+        principal,
+        granted,
+    })
 }

@@ -9,6 +9,11 @@ use crate::models::settings;
 
 const SETTING: &str = "pepper_check";
 
+/// Does the database already hold a pepper's check value?
+pub fn is_stored(conn: &mut DbConnection) -> Result<bool> {
+    Ok(settings::get(conn, SETTING)?.is_some())
+}
+
 /// Store the pepper's check value on a new database, or verify it on an
 /// existing one. A mismatch means this instance has the wrong pepper: its
 /// client secrets would never verify, so it must not start.

@@ -114,6 +114,12 @@ pub enum PepperError {
     File(PathBuf, std::io::Error),
     #[error("key file {0} is empty or shorter than {MIN_PEPPER_LEN} characters")]
     BadFile(PathBuf),
+    #[error(
+        "this database already has a secret pepper, but its key file {0} does not exist: set \
+         ROSTER_SECRET_PEPPER to the pepper the database was created with, or point --key-file \
+         (ROSTER_KEY_FILE) at its key file"
+    )]
+    Missing(PathBuf),
     #[error("the system random generator failed")]
     Random,
     #[error("key derivation failed")]
@@ -132,8 +138,9 @@ impl Pepper {
     }
 
     /// The pepper from `ROSTER_SECRET_PEPPER` when set, otherwise from the key
-    /// file, which is created with mode 0600 when missing.
-    pub fn load(env: Option<&str>, key_file: &Path) -> Result<(Self, PepperSource), PepperError> {
+    /// file. A missing key file is created (mode 0600, in a 0700 directory)
+    /// only when `may_create`: for a database that holds no pepper yet.
+    pub fn load(env: Option<&str>, key_file: &Path, may_create: bool) -> Result<(Self, PepperSource), PepperError> {
         if let Some(value) = env.filter(|v| !v.is_empty()) {
             return Ok((Self::from_bytes(value.as_bytes())?, PepperSource::Env));
         }
@@ -144,7 +151,13 @@ impl Pepper {
                     Self::from_bytes(text.as_bytes()).map_err(|_| PepperError::BadFile(key_file.to_path_buf()))?;
                 Ok((pepper, PepperSource::File(key_file.to_path_buf())))
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !may_create => {
+                Err(PepperError::Missing(key_file.to_path_buf()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+                    create_private_dir(dir).map_err(|e| PepperError::File(dir.to_path_buf(), e))?;
+                }
                 let value = random_token(32).map_err(|_| PepperError::Random)?;
                 write_private_file(key_file, &value).map_err(|e| PepperError::File(key_file.to_path_buf(), e))?;
                 Ok((
@@ -233,6 +246,17 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
 #[cfg(not(unix))]
 fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
@@ -298,7 +322,7 @@ mod tests {
     fn key_file_is_created_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("roster.key");
-        let (a, src) = Pepper::load(None, &path).unwrap();
+        let (a, src) = Pepper::load(None, &path, true).unwrap();
         assert!(matches!(src, PepperSource::CreatedFile(_)));
         #[cfg(unix)]
         {
@@ -306,11 +330,33 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let (b, src) = Pepper::load(None, &path).unwrap();
+        let (b, src) = Pepper::load(None, &path, false).unwrap();
         assert!(matches!(src, PepperSource::File(_)));
         assert_eq!(a.check_value(), b.check_value());
-        let (c, src) = Pepper::load(Some("env-pepper-env-pepper-env-pepper!"), &path).unwrap();
+        let (c, src) = Pepper::load(Some("env-pepper-env-pepper-env-pepper!"), &path, false).unwrap();
         assert_eq!(src, PepperSource::Env);
         assert_ne!(a.check_value(), c.check_value());
+    }
+
+    #[test]
+    fn a_missing_key_file_is_created_only_when_allowed_and_in_a_private_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/data/roster.key");
+        let e = Pepper::load(None, &path, false).unwrap_err();
+        assert!(matches!(&e, PepperError::Missing(p) if p == &path));
+        let text = e.to_string();
+        assert!(text.contains(&path.display().to_string()) && text.contains("ROSTER_SECRET_PEPPER"));
+        assert!(text.contains("--key-file"), "{text}");
+        assert!(
+            !path.exists() && !path.parent().unwrap().exists(),
+            "nothing was created"
+        );
+        Pepper::load(None, &path, true).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
     }
 }

@@ -11,6 +11,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        tokens_not_before -> Nullable<Timestamp>,
     }
 }
 

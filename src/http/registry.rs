@@ -115,7 +115,7 @@ pub async fn get_category(
 /// `GET /api/v1/modules`: the menu of the services that are up, filtered by
 /// the caller's scopes (anonymous callers see pages without `required_scope`).
 pub async fn modules(state: web::Data<AppState>, caller: MaybeBearer, req: HttpRequest) -> Result<HttpResponse> {
-    let scopes = caller.0.map(|c| c.claims.scopes());
+    let scopes = caller.0.map(|c| c.scopes());
     let if_none_match = req
         .headers()
         .get(IF_NONE_MATCH)

@@ -93,9 +93,17 @@ pub struct Principal {
     pub status: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Access tokens issued at or before this second are dead for good: set
+    /// when the principal is disabled, so re-enabling revives none of them.
+    pub tokens_not_before: Option<NaiveDateTime>,
 }
 
 impl Principal {
+    /// Was an access token issued at `iat` (seconds) killed by a disable?
+    pub fn killed_token(&self, iat: i64) -> bool {
+        self.tokens_not_before.is_some_and(|t| iat <= t.and_utc().timestamp())
+    }
+
     pub fn kind(&self) -> Result<PrincipalKind> {
         self.kind.parse()
     }
@@ -144,14 +152,22 @@ pub fn update_profile(
     Ok(())
 }
 
-/// Set a principal's status. Returns false when there is no such principal.
+/// Set a principal's status. Disabling also marks every access token issued
+/// until `now` dead. Returns false when there is no such principal.
 pub fn set_status(conn: &mut DbConnection, id: &str, status: PrincipalStatus, now: DateTime<Utc>) -> Result<bool> {
-    let n = diesel::update(principals::table.find(id))
-        .set((
-            principals::status.eq(status.as_str()),
-            principals::updated_at.eq(to_db_time(now)),
-        ))
-        .execute(conn)?;
+    let t = to_db_time(now);
+    let n = match status {
+        PrincipalStatus::Disabled => diesel::update(principals::table.find(id))
+            .set((
+                principals::status.eq(status.as_str()),
+                principals::updated_at.eq(t),
+                principals::tokens_not_before.eq(Some(t)),
+            ))
+            .execute(conn)?,
+        PrincipalStatus::Active => diesel::update(principals::table.find(id))
+            .set((principals::status.eq(status.as_str()), principals::updated_at.eq(t)))
+            .execute(conn)?,
+    };
     Ok(n == 1)
 }
 

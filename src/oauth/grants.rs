@@ -78,7 +78,12 @@ fn claims(
     now: DateTime<Utc>,
     jti: String,
 ) -> AccessTokenClaims {
-    let iat = now.timestamp();
+    // A token must outlive a disable that happened in the same second: it is
+    // dated just after it (within every verifier's clock leeway).
+    let iat = match subject.tokens_not_before {
+        Some(t) if t.and_utc().timestamp() >= now.timestamp() => t.and_utc().timestamp() + 1,
+        _ => now.timestamp(),
+    };
     AccessTokenClaims {
         iss: cfg.issuer.clone(),
         sub: subject.id.clone(),
@@ -226,6 +231,7 @@ mod tests {
             status: status.into(),
             created_at: to_db_time(now()),
             updated_at: to_db_time(now()),
+            tokens_not_before: None,
         }
     }
 
@@ -271,6 +277,24 @@ mod tests {
         assert_eq!(c.exp, c.iat + 300);
         assert_eq!(c.jti, "j1");
         assert_eq!(g.refresh_expires_at, None);
+    }
+
+    #[test]
+    fn a_token_issued_in_the_second_of_a_disable_is_dated_after_it() {
+        let mut svc = principal("service", "billing", "active");
+        svc.tokens_not_before = Some(to_db_time(now() + Duration::milliseconds(300)));
+        let g = client_credentials(&svc, &[], None, Audience::Roster, &cfg(), now(), "j".into()).unwrap();
+        assert_eq!(g.claims.iat, now().timestamp() + 1);
+        assert_eq!(g.claims.nbf, g.claims.iat);
+        assert_eq!(g.claims.exp, g.claims.iat + 300);
+        assert!(!svc.killed_token(g.claims.iat));
+        assert!(
+            svc.killed_token(now().timestamp()),
+            "tokens of that second before it are dead"
+        );
+        let later = now() + Duration::seconds(5);
+        let g = client_credentials(&svc, &[], None, Audience::Roster, &cfg(), later, "j".into()).unwrap();
+        assert_eq!(g.claims.iat, later.timestamp());
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn insert(conn: &mut DbConnection, input: &NewPrincipal, now: DateTime<Utc>) -> 
         status: PrincipalStatus::Active.as_str().to_string(),
         created_at: t,
         updated_at: t,
+        tokens_not_before: None,
     };
     principal::insert(conn, &row)?;
     principal::set_scopes(conn, &row.id, &input.scopes)?;

@@ -138,7 +138,9 @@ mod tests {
                 status: "active".into(),
                 created_at: t,
                 updated_at: t,
+                tokens_not_before: None,
             },
+            granted: scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
         }
     }
 

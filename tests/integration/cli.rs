@@ -1,6 +1,7 @@
 //! The command line, run as the real binary.
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -692,4 +693,66 @@ fn serve_exits_cleanly_when_stopped_right_after_start() {
             served.seen
         );
     }
+}
+
+/// The PostgreSQL pepper does not depend on the working directory: a key
+/// file lives in the data directory under the database's name, every command
+/// finds it from anywhere, and no command makes a new one for a database
+/// that already has a pepper.
+#[test]
+fn the_key_file_does_not_depend_on_the_working_directory() {
+    let backend = if crate::support::postgres_admin_url().is_some() {
+        Backend::Postgres
+    } else {
+        crate::support::skipped_postgres("the_key_file_does_not_depend_on_the_working_directory");
+        return;
+    };
+    let db = TestDb::new(backend);
+    let home = tempfile::tempdir().unwrap();
+    let (here, there, elsewhere) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let cmd = |cwd: &Path, home: &Path| {
+        let mut c = Command::new(roster_bin());
+        c.current_dir(cwd)
+            .env("DATABASE_URL", &db.url)
+            .env("HOME", home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("ROSTER_DATA_DIR")
+            .env_remove("ROSTER_SECRET_PEPPER")
+            .env_remove("ROSTER_KEY_FILE")
+            .env("RUST_LOG", "warn");
+        c
+    };
+    let out = run(cmd(here.path(), home.path()).args(["principal", "create-service", "billing"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keys: Vec<_> = std::fs::read_dir(home.path().join(".local/share/roster"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        std::fs::read_dir(here.path()).unwrap().next().is_none(),
+        "nothing in the working directory"
+    );
+    // From another directory, the same key file is found.
+    let out = run(cmd(there.path(), home.path()).args(["principal", "create-service", "ledger"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // With another home, no key file: a clear failure, and nothing created.
+    let other_home = tempfile::tempdir().unwrap();
+    let out = run(cmd(elsewhere.path(), other_home.path()).args(["principal", "list"]));
+    assert_clean_failure(&out, "already has a secret pepper");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&other_home.path().join(".local/share/roster").display().to_string()),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ROSTER_SECRET_PEPPER") && stderr.contains("--key-file"),
+        "{stderr}"
+    );
+    assert!(!other_home.path().join(".local").exists(), "no key file was made");
+    assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none());
 }

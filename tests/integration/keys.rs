@@ -247,7 +247,83 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
         )
     })
     .await;
-    app.client_token("billing", &svc.secret).await;
+    let fresh = app.client_token("billing", &svc.secret).await;
+    // Re-enabling revives no token issued before the disable.
+    let r = app
+        .post_form(
+            "/oauth/introspect",
+            Some(("resource-server", &rs.secret)),
+            &[("token", &access)],
+        )
+        .await;
+    assert_eq!(r.body, serde_json::json!({"active": false}), "the old token stays dead");
+    let me = app.call(reqwest::Method::GET, "/api/v1/me", Some(&access), None).await;
+    assert_eq!((me.status, me.error()), (401, "invalid_token"));
+    let r = app
+        .post_form(
+            "/oauth/introspect",
+            Some(("resource-server", &rs.secret)),
+            &[("token", &fresh)],
+        )
+        .await;
+    assert_eq!(
+        r.body["active"], true,
+        "a token issued after re-enabling works: {}",
+        r.body
+    );
+}
+
+/// An admin whose `admin` scope is removed loses admin power at once, with
+/// the token already in hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_admin_loses_power_at_once() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let root = app.admin_token().await;
+    app.create_human("dana", "dana-password-123", &["admin", "reports:read"])
+        .await;
+    let (dana, _) = app.login("dana", "dana-password-123").await;
+    let r = app
+        .call(reqwest::Method::GET, "/api/v1/principals", Some(&dana), None)
+        .await;
+    assert_eq!(r.status, 200);
+    let dana_id = app
+        .call(reqwest::Method::GET, "/api/v1/principals?q=dana", Some(&root), None)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/principals/{dana_id}"),
+            Some(&root),
+            Some(serde_json::json!({"scopes": ["reports:read"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Her token still says admin; Roster asks the database.
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/principals",
+            Some(&dana),
+            Some(serde_json::json!({"kind": "human", "name": "mallory", "password": "mallory-pw-123", "scopes": ["admin"]})),
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (403, "forbidden"), "{}", r.body);
+    assert_eq!(
+        app.password_grant("mallory", "mallory-pw-123").await.status,
+        400,
+        "no admin was made"
+    );
+    let r = app
+        .call(reqwest::Method::GET, "/api/v1/principals", Some(&dana), None)
+        .await;
+    assert_eq!(r.status, 403);
+    // What she still holds keeps working.
+    let me = app.call(reqwest::Method::GET, "/api/v1/me", Some(&dana), None).await;
+    assert_eq!(me.status, 200);
 }
 
 /// argon2 runs on a pool of its own: while every argon2 thread is taken,

@@ -1,0 +1,1 @@
+ALTER TABLE principals DROP COLUMN tokens_not_before;

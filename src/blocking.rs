@@ -4,6 +4,7 @@
 //! for client-credentials issuance keeps its own permits.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
 
@@ -13,12 +14,27 @@ pub enum BlockingError {
     Closed(&'static str),
     #[error("blocking task in pool '{0}' failed")]
     Panicked(&'static str),
+    /// As many tasks wait as the pool's queue holds: refused, not queued.
+    #[error("the queue of pool '{0}' is full")]
+    Full(&'static str),
 }
 
 #[derive(Clone, Debug)]
 pub struct BlockingPool {
     name: &'static str,
     permits: Arc<Semaphore>,
+    /// Most tasks waiting for a permit; `None`: no bound.
+    max_waiting: Option<usize>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a waiting task until it gets its permit or gives up.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl BlockingPool {
@@ -26,7 +42,23 @@ impl BlockingPool {
         Self {
             name,
             permits: Arc::new(Semaphore::new(size.max(1))),
+            max_waiting: None,
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// A pool whose queue holds at most `max_waiting` tasks; more are refused
+    /// with [`BlockingError::Full`] at once.
+    pub fn bounded(name: &'static str, size: usize, max_waiting: usize) -> Self {
+        Self {
+            max_waiting: Some(max_waiting),
+            ..Self::new(name, size)
+        }
+    }
+
+    /// Tasks waiting for a permit now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Refuse new work; work already queued or running still finishes.
@@ -40,12 +72,22 @@ impl BlockingPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| BlockingError::Closed(self.name))?;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(BlockingError::Closed(self.name)),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let queued = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+                let _waiting = Waiting(self.waiting.clone());
+                if self.max_waiting.is_some_and(|max| queued > max) {
+                    return Err(BlockingError::Full(self.name));
+                }
+                self.permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| BlockingError::Closed(self.name))?
+            }
+        };
         let name = self.name;
         tokio::task::spawn_blocking(move || {
             let out = f();
@@ -60,7 +102,6 @@ impl BlockingPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_exactly_its_size_at_once_and_queues_the_rest() {
@@ -108,6 +149,41 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once() {
+        let pool = BlockingPool::bounded("q", 1, 2);
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let holder = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run(move || {
+                    started_tx.send(()).unwrap();
+                    let _ = held.recv();
+                })
+                .await
+            })
+        };
+        started.recv().await.unwrap();
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.run(|| 7).await })
+            })
+            .collect();
+        while pool.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(pool.run(|| 7).await, Err(BlockingError::Full("q"))));
+        assert_eq!(pool.waiting(), 2, "the refused task left the queue as it was");
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        for q in queued {
+            assert_eq!(q.await.unwrap().unwrap(), 7);
+        }
+        assert_eq!(pool.waiting(), 0);
     }
 
     #[tokio::test]

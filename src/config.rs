@@ -57,6 +57,31 @@ pub fn issuer_for(configured: Option<&str>, bound: std::net::SocketAddr) -> Stri
     }
 }
 
+/// Limits of client connections: slow or idle clients cannot hold the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time to receive a request's head (line and headers) after a
+    /// connection opens or a previous request ends.
+    pub request_timeout: std::time::Duration,
+    /// Time to receive a request's whole body.
+    pub body_timeout: std::time::Duration,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive: std::time::Duration,
+    /// Most connections open at once, over all workers.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            request_timeout: std::time::Duration::from_secs(5),
+            body_timeout: std::time::Duration::from_secs(10),
+            keep_alive: std::time::Duration::from_secs(5),
+            max_connections: 10_000,
+        }
+    }
+}
+
 /// Settings the HTTP layer needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -66,6 +91,10 @@ pub struct Settings {
     pub key_refresh: Duration,
     /// Audit events older than this are deleted by the background tick.
     pub audit_retention: Option<Duration>,
+    pub http: HttpLimits,
+    /// Most password checks waiting for argon2; past it, password logins
+    /// are answered 503 at once.
+    pub argon_queue: usize,
     pub registry: RegistryConfig,
 }
 
@@ -75,6 +104,7 @@ pub const DEFAULT_KEY_PUBLISH_DELAY_SECS: i64 = 10 * 60;
 pub const DEFAULT_KEY_ROTATION_SECS: i64 = 90 * 24 * 3600;
 pub const DEFAULT_KEY_REFRESH_SECS: i64 = 5;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 90;
+pub const DEFAULT_ARGON_QUEUE: usize = 64;
 
 impl Settings {
     /// The defaults: 5-minute access tokens, 30-day refresh tokens, EdDSA keys
@@ -95,6 +125,8 @@ impl Settings {
             },
             key_refresh: Duration::seconds(DEFAULT_KEY_REFRESH_SECS),
             audit_retention: Some(Duration::days(DEFAULT_AUDIT_RETENTION_DAYS)),
+            http: HttpLimits::default(),
+            argon_queue: DEFAULT_ARGON_QUEUE,
             registry: RegistryConfig::default(),
         }
     }

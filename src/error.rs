@@ -27,6 +27,9 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The client did not send its request in time (408).
+    #[error("{0}")]
+    TimedOut(String),
     /// The database cannot be reached; logged with its detail.
     #[error("{0}")]
     Unavailable(String),
@@ -70,6 +73,7 @@ impl Error {
             Self::BadRequest(_) => "invalid_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::TimedOut(_) => "request_timeout",
             Self::Unavailable(_) | Self::Busy => "unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -105,7 +109,7 @@ impl From<PoolError> for Error {
 impl From<BlockingError> for Error {
     fn from(e: BlockingError) -> Self {
         match e {
-            BlockingError::Closed(_) => Self::Unavailable(e.to_string()),
+            BlockingError::Closed(_) | BlockingError::Full(_) => Self::Unavailable(e.to_string()),
             BlockingError::Panicked(_) => Self::Internal(e.to_string()),
         }
     }
@@ -154,6 +158,7 @@ impl ResponseError for Error {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -51,7 +51,7 @@ impl AppState {
         let db = Pool::new(target, pool);
         // argon2 is CPU-bound: one verification per core at a time.
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let argon = BlockingPool::new("argon2", cores);
+        let argon = BlockingPool::bounded("argon2", cores, settings.argon_queue);
         let usage = Arc::new(UsageRecorder::new());
         let failures = Arc::new(FailureLog::default());
         let registry = Arc::new(RegistryContext::new(db.clone(), settings.registry.clone())?);

@@ -129,6 +129,7 @@ impl Pool {
             Ok(out) => out,
             Err(BlockingError::Closed(_)) => Err(PoolError::Closed.into()),
             Err(BlockingError::Panicked(_)) => Err(PoolError::Panicked.into()),
+            Err(BlockingError::Full(_)) => Err(PoolError::Closed.into()),
         }
     }
 

@@ -33,11 +33,11 @@ pub async fn read_limited(req: &HttpRequest, payload: web::Payload, limit: usize
             return Err(Error::BadRequest("the body must be application/json".into()));
         }
     }
-    payload
-        .to_bytes_limited(limit)
-        .await
-        .map_err(|_| Error::BadRequest("the request body is too large".into()))?
-        .map_err(|e| Error::BadRequest(format!("cannot read the request body: {e}")))
+    super::read_body(req, payload, limit).await.map_err(|e| match e {
+        super::BodyError::TooLarge => Error::BadRequest("the request body is too large".into()),
+        super::BodyError::TimedOut(t) => Error::TimedOut(format!("the request body did not arrive within {t:?}")),
+        super::BodyError::Broken(e) => Error::BadRequest(format!("cannot read the request body: {e}")),
+    })
 }
 
 /// Parse a JSON body inside a handler, after its authentication extractors

@@ -70,6 +70,30 @@ route_table! {
 /// The OpenAPI document, as committed.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi/openapi.yaml");
 
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge,
+    /// It did not arrive within the body timeout.
+    TimedOut(std::time::Duration),
+    Broken(String),
+}
+
+/// Read a request body of at most `limit` bytes within the body timeout, so
+/// that a body trickling in cannot hold a connection and a worker.
+pub async fn read_body(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<web::Bytes, BodyError> {
+    let timeout = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings().http.body_timeout)
+        .unwrap_or_else(|| crate::config::HttpLimits::default().body_timeout);
+    match tokio::time::timeout(timeout, payload.to_bytes_limited(limit)).await {
+        Err(_) => Err(BodyError::TimedOut(timeout)),
+        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Ok(Ok(Err(e))) => Err(BodyError::Broken(e.to_string())),
+        Ok(Ok(Ok(body))) => Ok(body),
+    }
+}
+
 /// Headers of a response that carries a secret (RFC 6749 §5.1).
 pub fn no_store(resp: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
     resp.insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
@@ -149,6 +173,8 @@ async fn not_found(req: HttpRequest) -> actix_web::Result<HttpResponse> {
 /// accepting and lets requests in flight finish, up to the shutdown timeout.
 /// `workers` of `None` means one per core.
 pub fn server(state: AppState, listener: TcpListener, workers: Option<usize>) -> std::io::Result<Server> {
+    let limits = state.settings().http.clone();
+    let worker_count = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(TracingLogger::default())
@@ -159,11 +185,13 @@ pub fn server(state: AppState, listener: TcpListener, workers: Option<usize>) ->
             .default_service(web::to(not_found))
     })
     .shutdown_timeout(10)
-    .disable_signals();
-    let server = match workers {
-        Some(n) => server.workers(n),
-        None => server,
-    };
+    .disable_signals()
+    .client_request_timeout(limits.request_timeout)
+    .client_disconnect_timeout(std::time::Duration::from_secs(1))
+    .keep_alive(limits.keep_alive)
+    // actix counts connections per worker.
+    .max_connections((limits.max_connections / worker_count).max(1))
+    .workers(worker_count);
     let server = server.listen(listener)?.run();
     Ok(server)
 }

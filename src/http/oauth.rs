@@ -12,11 +12,15 @@ use super::MAX_BODY_BYTES;
 
 /// Read a form body of at most `MAX_BODY_BYTES`, answering in OAuth's error shape.
 async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<FormParams, OAuthError> {
-    let body = payload
-        .to_bytes_limited(MAX_BODY_BYTES)
+    let body = super::read_body(req, payload, MAX_BODY_BYTES)
         .await
-        .map_err(|_| OAuthError::invalid_request("the request body is too large"))?
-        .map_err(|_| OAuthError::invalid_request("cannot read the request body"))?;
+        .map_err(|e| match e {
+            super::BodyError::TooLarge => OAuthError::invalid_request("the request body is too large"),
+            super::BodyError::TimedOut(t) => {
+                OAuthError::invalid_request(format!("the request body did not arrive within {t:?}"))
+            }
+            super::BodyError::Broken(_) => OAuthError::invalid_request("cannot read the request body"),
+        })?;
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     request::parse_form(content_type, &body)
 }

@@ -46,12 +46,14 @@ pub async fn heartbeat(
 }
 
 /// A pushed manifest's bytes, up to the manifest size limit.
-async fn manifest_body(payload: web::Payload) -> Result<Vec<u8>> {
-    let body = payload
-        .to_bytes_limited(MAX_MANIFEST_BYTES)
+async fn manifest_body(req: HttpRequest, payload: web::Payload) -> Result<Vec<u8>> {
+    let body = super::read_body(&req, payload, MAX_MANIFEST_BYTES)
         .await
-        .map_err(|_| Error::invalid("manifest", format!("larger than {MAX_MANIFEST_BYTES} bytes")))?
-        .map_err(|e| Error::BadRequest(format!("cannot read the request body: {e}")))?;
+        .map_err(|e| match e {
+            super::BodyError::TooLarge => Error::invalid("manifest", format!("larger than {MAX_MANIFEST_BYTES} bytes")),
+            super::BodyError::TimedOut(t) => Error::TimedOut(format!("the request body did not arrive within {t:?}")),
+            super::BodyError::Broken(e) => Error::BadRequest(format!("cannot read the request body: {e}")),
+        })?;
     Ok(body.to_vec())
 }
 
@@ -60,9 +62,10 @@ pub async fn push_modules(
     state: web::Data<AppState>,
     Bearer(caller): Bearer,
     name: web::Path<String>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let body = manifest_body(payload);
+    let body = manifest_body(req, payload);
     let view = service::put_manifest(state.registry(), &caller, name.into_inner(), body, state.now()).await?;
     Ok(HttpResponse::Ok().json(view))
 }

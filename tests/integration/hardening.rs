@@ -496,3 +496,52 @@ async fn responses_carry_security_headers() {
     assert_eq!(second.status, 201);
     assert_eq!(second.header("cache-control"), "no-store");
 }
+
+/// Bodies or heads that trickle in cannot hold the server: a real request
+/// still goes through while hundreds are held open, and every held
+/// connection is answered and closed once its timeout passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const HELD: usize = 200;
+    let app = TestApp::builder(Backend::Sqlite)
+        .settings(|mut s| {
+            s.http.body_timeout = std::time::Duration::from_secs(1);
+            s.http.request_timeout = std::time::Duration::from_secs(1);
+            s
+        })
+        .spawn()
+        .await;
+    let svc = app.create_service("billing", &[]).await;
+    let mut held = Vec::new();
+    for i in 0..HELD {
+        let mut c = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let partial: &[u8] = if i % 2 == 0 {
+            // A whole head, then a body that never finishes.
+            b"POST /oauth/token HTTP/1.1\r\nHost: roster\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant_type=cl"
+        } else {
+            // A head that never finishes.
+            b"POST /oauth/token HTTP/1.1\r\nHost: roster\r\nContent-Le"
+        };
+        c.write_all(partial).await.unwrap();
+        held.push(c);
+    }
+    // Meanwhile a real client is served.
+    app.client_token("billing", &svc.secret).await;
+    // Each held connection is answered and closed by the server (the guard
+    // only turns a hang into a failure).
+    for (i, mut c) in held.into_iter().enumerate() {
+        let mut buf = Vec::new();
+        tokio::time::timeout(std::time::Duration::from_secs(30), c.read_to_end(&mut buf))
+            .await
+            .expect("the server kept a slow connection open")
+            .unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf);
+        if i % 2 == 0 {
+            assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+            assert!(text.contains("the request body did not arrive within 1s"), "{text}");
+        } else {
+            assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+        }
+    }
+}

@@ -385,3 +385,77 @@ async fn a_busy_argon2_pool_does_not_stall_client_credentials() {
     let r = login.await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// The argon2 queue is bounded: once it is full, a password login is
+/// answered 503 with Retry-After at once, and client credentials still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_argon2_queue_answers_503() {
+    const QUEUE: usize = 2;
+    let app = Arc::new(
+        TestApp::builder(Backend::Sqlite)
+            .settings(|mut s| {
+                s.argon_queue = QUEUE;
+                s
+            })
+            .spawn()
+            .await,
+    );
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let svc = app.create_service("billing", &[]).await;
+    let argon = app.state.oauth().argon.clone();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = Arc::new(std::sync::Mutex::new(held));
+    let mut holders = Vec::new();
+    for _ in 0..cores {
+        let (argon, started_tx, held) = (argon.clone(), started_tx.clone(), held.clone());
+        holders.push(tokio::spawn(async move {
+            argon
+                .run(move || {
+                    started_tx.send(()).unwrap();
+                    let _ = held.lock().unwrap().recv();
+                })
+                .await
+                .unwrap();
+        }));
+    }
+    for _ in 0..cores {
+        started.recv().await.unwrap();
+    }
+    let queued: Vec<_> = (0..QUEUE)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.password_grant("alice", "correct horse battery").await.status })
+        })
+        .collect();
+    let fill = async {
+        while argon.waiting() < QUEUE {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), fill)
+        .await
+        .expect("the queue filled");
+
+    let r = app.password_grant("alice", "correct horse battery").await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (
+            503,
+            serde_json::json!({"error": "temporarily_unavailable", "error_description": "the service is temporarily unavailable"})
+        )
+    );
+    assert_eq!(r.header("retry-after"), "1");
+    app.client_token("billing", &svc.secret).await;
+
+    for _ in 0..cores {
+        release.send(()).unwrap();
+    }
+    for h in holders {
+        h.await.unwrap();
+    }
+    for q in queued {
+        assert_eq!(q.await.unwrap(), 200, "queued logins finish once argon2 is free");
+    }
+}

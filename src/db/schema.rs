@@ -125,6 +125,7 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        client_confidential -> Bool,
     }
 }
 

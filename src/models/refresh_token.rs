@@ -25,6 +25,9 @@ pub struct RefreshTokenRow {
     pub expires_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The client proved its secret when the family began; every refresh
+    /// must prove it again.
+    pub client_confidential: bool,
 }
 
 impl RefreshTokenRow {

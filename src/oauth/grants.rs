@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::client_auth::Client;
 use super::error::OAuthError;
 use crate::auth::jwt::AccessTokenClaims;
 use crate::models::principal::{Principal, PrincipalKind};
@@ -154,12 +155,14 @@ pub fn password(
 
 /// RFC 6749 §6: exchange an unspent refresh token. The new scope may narrow
 /// the original (§6) and loses anything the principal is no longer granted.
+/// A token issued to a confidential client refreshes only when that client
+/// authenticates again (§6: "the client MUST authenticate").
 #[allow(clippy::too_many_arguments)]
 pub fn refresh(
     stored: &RefreshTokenRow,
     user: &Principal,
     granted_now: &[String],
-    client: Option<&str>,
+    presented: &Client,
     scope: Option<&str>,
     cfg: &TokenConfig,
     now: DateTime<Utc>,
@@ -170,10 +173,14 @@ pub fn refresh(
             "the refresh token is invalid, expired or revoked",
         ));
     }
+    let client = presented.name();
     if stored.client_id.as_deref() != client {
         return Err(OAuthError::invalid_grant(
             "the refresh token was issued to another client",
         ));
+    }
+    if stored.client_confidential && !matches!(presented, Client::Confidential(_)) {
+        return Err(OAuthError::invalid_client());
     }
     if !user.is_active() || user.id != stored.principal_id {
         return Err(OAuthError::invalid_grant(
@@ -375,7 +382,38 @@ mod tests {
             expires_at: to_db_time(now() + Duration::days(1)),
             used_at: None,
             revoked_at: None,
+            client_confidential: false,
         }
+    }
+
+    #[test]
+    fn a_confidential_clients_token_refreshes_only_with_its_secret() {
+        let alice = principal("human", "alice", "active");
+        let mut row = stored("a", Some("portal"));
+        row.client_confidential = true;
+        let with_secret = Client::Confidential("portal".into());
+        assert!(refresh(&row, &alice, &s(&["a"]), &with_secret, None, &cfg(), now(), "j".into()).is_ok());
+        let bare = Client::Public("portal".into());
+        let e = refresh(&row, &alice, &s(&["a"]), &bare, None, &cfg(), now(), "j".into()).unwrap_err();
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidClient);
+        let e = refresh(&row, &alice, &s(&["a"]), &Client::None, None, &cfg(), now(), "j".into()).unwrap_err();
+        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
+        // A public client's token needs no secret, and a secret does not hurt.
+        let public = stored("a", Some("portal"));
+        assert!(refresh(&public, &alice, &s(&["a"]), &bare, None, &cfg(), now(), "j".into()).is_ok());
+        assert!(
+            refresh(
+                &public,
+                &alice,
+                &s(&["a"]),
+                &with_secret,
+                None,
+                &cfg(),
+                now(),
+                "j".into()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -386,7 +424,7 @@ mod tests {
             &stored("a b c", None),
             &alice,
             &s(&["a", "b"]),
-            None,
+            &Client::None,
             None,
             &cfg(),
             later,
@@ -399,7 +437,7 @@ mod tests {
             &stored("a b", None),
             &alice,
             &s(&["a", "b"]),
-            None,
+            &Client::None,
             Some("a"),
             &cfg(),
             later,
@@ -411,7 +449,7 @@ mod tests {
             &stored("a", None),
             &alice,
             &s(&["a", "b"]),
-            None,
+            &Client::None,
             Some("b"),
             &cfg(),
             later,
@@ -438,13 +476,31 @@ mod tests {
         let mut spent = stored("a", None);
         spent.used_at = Some(to_db_time(now()));
         assert_eq!(
-            refused(refresh(&spent, &alice, &[], None, None, &cfg(), now(), "j".into())),
+            refused(refresh(
+                &spent,
+                &alice,
+                &[],
+                &Client::None,
+                None,
+                &cfg(),
+                now(),
+                "j".into()
+            )),
             dead
         );
         let mut revoked = stored("a", None);
         revoked.revoked_at = Some(to_db_time(now()));
         assert_eq!(
-            refused(refresh(&revoked, &alice, &[], None, None, &cfg(), now(), "j".into())),
+            refused(refresh(
+                &revoked,
+                &alice,
+                &[],
+                &Client::None,
+                None,
+                &cfg(),
+                now(),
+                "j".into()
+            )),
             dead
         );
         let expired_at = now() + Duration::days(1);
@@ -453,7 +509,7 @@ mod tests {
                 &stored("a", None),
                 &alice,
                 &[],
-                None,
+                &Client::None,
                 None,
                 &cfg(),
                 expired_at,
@@ -467,7 +523,7 @@ mod tests {
                 &stored("a", None),
                 &alice,
                 &[],
-                None,
+                &Client::None,
                 None,
                 &cfg(),
                 expired_at - Duration::seconds(1),
@@ -484,7 +540,7 @@ mod tests {
                 &stored("a", Some("portal")),
                 &alice,
                 &[],
-                None,
+                &Client::None,
                 None,
                 &cfg(),
                 now(),
@@ -497,7 +553,7 @@ mod tests {
                 &stored("a", None),
                 &alice,
                 &[],
-                Some("portal"),
+                &Client::Public("portal".into()),
                 None,
                 &cfg(),
                 now(),
@@ -510,7 +566,7 @@ mod tests {
                 &stored("a", Some("portal")),
                 &alice,
                 &[],
-                Some("portal"),
+                &Client::Public("portal".into()),
                 None,
                 &cfg(),
                 now(),
@@ -524,7 +580,7 @@ mod tests {
                 &stored("a", None),
                 &off,
                 &[],
-                None,
+                &Client::None,
                 None,
                 &cfg(),
                 now(),
@@ -538,7 +594,7 @@ mod tests {
                 &stored("a", None),
                 &bob,
                 &[],
-                None,
+                &Client::None,
                 None,
                 &cfg(),
                 now(),

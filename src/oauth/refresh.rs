@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::OAuthContext;
-use super::client_auth;
+use super::client_auth::{self, Client};
 use super::error::OAuthError;
 use super::grants::{self, Grant};
 use super::request::ClientCredentials;
@@ -44,7 +44,7 @@ pub fn store(
     pepper: &Pepper,
     user: &Principal,
     grant: &Grant,
-    client: Option<&str>,
+    client: &Client,
     family: Option<(&str, &str)>,
     now: DateTime<Utc>,
 ) -> Result<SecretString> {
@@ -61,7 +61,8 @@ pub fn store(
             id: new_id(),
             family_id,
             principal_id: user.id.clone(),
-            client_id: client.map(str::to_string),
+            client_id: client.name().map(str::to_string),
+            client_confidential: matches!(client, Client::Confidential(_)),
             token_hash: hash(pepper, &token),
             scope,
             audience: grant.claims.aud.clone(),
@@ -134,26 +135,18 @@ pub async fn exchange(
                 }
                 let user = principal::find_by_id(conn, &row.principal_id)?.ok_or_else(refused)?;
                 let granted = principal::scopes_of(conn, &user.id)?;
-                let grant = grants::refresh(
-                    &row,
-                    &user,
-                    &granted,
-                    client.name(),
-                    scope.as_deref(),
-                    &cfg,
-                    now,
-                    new_id(),
-                )?;
+                let grant = grants::refresh(&row, &user, &granted, &client, scope.as_deref(), &cfg, now, new_id())?;
                 if !refresh_token::mark_used(conn, &row.id, now)? {
                     // Spent by a concurrent request between our read and write.
                     return Ok(reuse_detected(conn, &row, remote.as_deref(), now)?);
                 }
+                // The family keeps its client, authenticated as before.
                 let next = store(
                     conn,
                     pepper,
                     &user,
                     &grant,
-                    row.client_id.as_deref(),
+                    &client,
                     Some((&row.family_id, &row.scope)),
                     now,
                 )?;

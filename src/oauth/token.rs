@@ -235,7 +235,7 @@ async fn password_grant(
                     now,
                     new_id(),
                 )?;
-                let token = refresh::store(conn, &pepper, &current, &grant, loaded.client.name(), None, now)?;
+                let token = refresh::store(conn, &pepper, &current, &grant, &loaded.client, None, now)?;
                 audit::record(
                     conn,
                     NewAuditEvent::new("login.password", Outcome::Ok)

@@ -33,7 +33,70 @@ on_both_backends!(
     expired_refresh_tokens_are_refused,
     revoking_another_clients_refresh_token_does_nothing,
     use_counts_are_written_when_the_tick_stops,
+    a_confidential_clients_refresh_token_needs_its_secret,
 );
+
+/// A refresh token issued to a client that authenticated with its secret
+/// refreshes only with that secret: a bare client_id is not enough.
+async fn a_confidential_clients_refresh_token_needs_its_secret(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let portal = app.create_service("portal", &[]).await;
+    let login = app
+        .post_form(
+            "/oauth/token",
+            Some(("portal", &portal.secret)),
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let refresh = login.body["refresh_token"].as_str().unwrap();
+    let bare = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("client_id", "portal"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (bare.status, bare.body),
+        (
+            401,
+            serde_json::json!({"error": "invalid_client", "error_description": "client authentication failed"})
+        )
+    );
+    // The refusal did not spend it: with the secret it refreshes.
+    let ok = app
+        .post_form(
+            "/oauth/token",
+            Some(("portal", &portal.secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    // And the rotated token is bound the same way.
+    let next = ok.body["refresh_token"].as_str().unwrap();
+    let bare = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", next),
+                ("client_id", "portal"),
+            ],
+        )
+        .await;
+    assert_eq!(bare.status, 401);
+}
 
 /// Use counts wait in memory for the tick; stopping the tick (as shutdown
 /// does) writes them, so a clean stop loses none.

@@ -1,1 +1,0 @@
-ALTER TABLE principals DROP COLUMN tokens_not_before;

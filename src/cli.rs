@@ -231,6 +231,16 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
+    // Every instance must have loaded a new key before any instance signs
+    // with it: the publish delay spans at least two reloads. Checked before
+    // the database is touched.
+    let two_reloads = chrono::Duration::seconds(config::DEFAULT_KEY_REFRESH_SECS * 2);
+    if args.key_publish_delay <= two_reloads {
+        return Err(format!(
+            "--key-publish-delay must be longer than {} s (two key reloads), so that every instance can verify a key before one signs with it",
+            two_reloads.num_seconds()
+        ));
+    }
     let mut session = connect(cli)?;
     tracing::info!(database = %session.target.describe(), pepper = %session.pepper_source, "database ready");
     match startup::bootstrap_admin(&mut session.conn, env("ROSTER_ADMIN_PASSWORD").as_deref(), Utc::now())? {
@@ -253,6 +263,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.keys.alg = cli.signing_alg;
     settings.keys.rotation_interval = args.key_rotation_interval.0;
     settings.keys.publish_delay = args.key_publish_delay;
+
     settings.registry.health_interval = args.health_interval;
     settings.registry.fetch_timeout = args.fetch_timeout;
     settings.registry.manifest_interval = args.manifest_interval;

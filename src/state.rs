@@ -110,7 +110,7 @@ impl AppState {
         &self.inner.db
     }
 
-    pub fn keys(&self) -> &KeyStore {
+    pub fn keys(&self) -> &Arc<KeyStore> {
         &self.inner.oauth.keys
     }
 

@@ -3,6 +3,8 @@
 //! then the deny list and the principal's current status, so that a revoked
 //! token or a disabled principal is refused at once.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::jwt::{self, AccessTokenClaims};
@@ -71,16 +73,47 @@ pub fn live(conn: &mut DbConnection, claims: &AccessTokenClaims) -> Result<Optio
     Ok(principal::find_by_id(conn, &claims.sub)?.filter(|p| p.is_active() && !p.killed_token(claims.iat)))
 }
 
+/// Verify a token's signature and claims. A `kid` this instance does not
+/// know may belong to a key another instance has just started to sign with:
+/// reload once (rate-limited) before refusing.
+pub async fn verify_reloading(
+    db: &Pool,
+    keys: &Arc<KeyStore>,
+    token: &str,
+    issuer: &str,
+    now: DateTime<Utc>,
+) -> std::result::Result<AccessTokenClaims, AccessError> {
+    match jwt::verify(&keys.current(), token, issuer, now) {
+        Ok(claims) => Ok(claims),
+        Err(jwt::VerifyError::UnknownKey) if keys.claim_unknown_kid_reload(now) => {
+            let store = keys.clone();
+            db.run(move |c| store.reload(c, now)).await?;
+            jwt::verify(&keys.current(), token, issuer, now).map_err(|_| AccessError::Invalid)
+        }
+        Err(_) => Err(AccessError::Invalid),
+    }
+}
+
+/// The claims of a valid token, `None` for an invalid one; a failed check
+/// stays an error.
+pub fn valid_or_none(r: std::result::Result<AccessTokenClaims, AccessError>) -> Result<Option<AccessTokenClaims>> {
+    match r {
+        Ok(c) => Ok(Some(c)),
+        Err(AccessError::Invalid) => Ok(None),
+        Err(AccessError::Storage(e)) => Err(e),
+    }
+}
+
 /// Verify a token meant for Roster's own API: signature, `typ`, `iss`,
 /// `exp`, audience Roster itself (the issuer), and liveness.
 pub async fn verify(
     db: &Pool,
-    keys: &KeyStore,
+    keys: &Arc<KeyStore>,
     issuer: &str,
     token: &str,
     now: DateTime<Utc>,
 ) -> std::result::Result<Caller, AccessError> {
-    let claims = jwt::verify(&keys.current(), token, issuer, now).map_err(|_| AccessError::Invalid)?;
+    let claims = verify_reloading(db, keys, token, issuer, now).await?;
     if claims.aud != issuer {
         return Err(AccessError::Invalid);
     }

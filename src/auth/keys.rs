@@ -386,7 +386,13 @@ pub struct KeyStore {
     pepper: Pepper,
     policy: KeyPolicy,
     last_error: Mutex<Option<String>>,
+    /// When a token with an unknown `kid` last made this instance reload.
+    last_unknown_reload: Mutex<Option<DateTime<Utc>>>,
 }
+
+/// Least time between two reloads caused by tokens with an unknown `kid`,
+/// so that forged kids cannot make every request reload.
+pub const UNKNOWN_KID_RELOAD_EVERY_SECS: i64 = 1;
 
 impl KeyStore {
     /// The first load, at start: bring the keys up to date and load them.
@@ -398,7 +404,38 @@ impl KeyStore {
             pepper,
             policy,
             last_error: Mutex::new(None),
+            last_unknown_reload: Mutex::new(None),
         })
+    }
+
+    /// Does the snapshot in service verify tokens of `kid`?
+    pub fn knows(&self, kid: &str) -> bool {
+        self.current().verifying.contains_key(kid)
+    }
+
+    /// May a token with an unknown `kid` make this instance reload now? At
+    /// most once per [`UNKNOWN_KID_RELOAD_EVERY_SECS`]; claims the slot.
+    pub fn claim_unknown_kid_reload(&self, now: DateTime<Utc>) -> bool {
+        let mut last = match self.last_unknown_reload.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let due = last.is_none_or(|t| now < t || now - t >= Duration::seconds(UNKNOWN_KID_RELOAD_EVERY_SECS));
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+
+    /// Load the keys as they are now, without running rotation steps (the
+    /// tick's job): what a token signed by another instance needs.
+    pub fn reload(&self, conn: &mut DbConnection, now: DateTime<Utc>) -> Result<()> {
+        let snap = Arc::new(load(conn, &self.pepper, now)?);
+        match self.current.write() {
+            Ok(mut g) => *g = snap,
+            Err(poisoned) => *poisoned.into_inner() = snap,
+        }
+        Ok(())
     }
 
     /// The snapshot to sign and verify with now.

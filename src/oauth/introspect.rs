@@ -9,7 +9,8 @@ use super::error::OAuthError;
 use super::refresh;
 use super::request::ClientCredentials;
 use crate::auth::access;
-use crate::auth::jwt::{self, AccessTokenClaims};
+use crate::auth::access::verify_reloading;
+use crate::auth::jwt::AccessTokenClaims;
 use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::Result;
@@ -123,9 +124,10 @@ pub async fn introspect(
     now: DateTime<Utc>,
 ) -> std::result::Result<IntrospectionResponse, OAuthError> {
     let issuer = ctx.issuer().to_string();
-    let claims = token
-        .as_deref()
-        .and_then(|t| jwt::verify(&ctx.keys.current(), t, &issuer, now).ok());
+    let claims = match token.as_deref() {
+        Some(t) => crate::auth::access::valid_or_none(verify_reloading(&ctx.db, &ctx.keys, t, &issuer, now).await)?,
+        None => None,
+    };
     let checks = ctx.checks();
     ctx.db
         .run(move |conn| {

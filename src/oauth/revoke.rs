@@ -7,7 +7,7 @@ use super::client_auth;
 use super::error::OAuthError;
 use super::refresh;
 use super::request::ClientCredentials;
-use crate::auth::jwt;
+use crate::auth::access::verify_reloading;
 use crate::auth::secrets::SecretString;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::revoked_token;
@@ -37,7 +37,8 @@ pub async fn revoke(
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
     let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
-    let claims = jwt::verify(&ctx.keys.current(), &token, ctx.issuer(), now).ok();
+    let claims =
+        crate::auth::access::valid_or_none(verify_reloading(&ctx.db, &ctx.keys, &token, ctx.issuer(), now).await)?;
     let checks = ctx.checks();
     ctx.db
         .run(move |conn| {

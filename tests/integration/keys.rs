@@ -24,8 +24,61 @@ on_both_backends!(
     rotation_publishes_first_and_keeps_old_tokens_valid,
     automatic_rotation_follows_the_schedule,
     disabled_principals_lose_their_tokens,
-    a_failed_key_reload_keeps_the_last_good_keys
+    a_failed_key_reload_keeps_the_last_good_keys,
+    an_unknown_kid_makes_an_instance_reload_once
 );
+
+/// Instance A signs with a key instance B has not loaded yet (B's tick has
+/// not run): B reloads on the unknown `kid` instead of refusing the token,
+/// and a forged `kid` cannot make it reload on every request.
+async fn an_unknown_kid_makes_an_instance_reload_once(backend: Backend) {
+    let start = Utc::now();
+    let shared = |mut s: roster::config::Settings| {
+        s.token.issuer = "https://roster.test".into();
+        s.keys.publish_delay = Duration::seconds(60);
+        s
+    };
+    let a = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .settings(shared)
+        .spawn()
+        .await;
+    let b = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .settings(shared)
+        .same_database_as(&a)
+        .spawn()
+        .await;
+    let svc = a.create_service("billing", &[]).await;
+    let rotated = a
+        .query({
+            let pepper = a.state.oauth().pepper.clone();
+            move |c| roster::auth::keys::rotate(c, &pepper, roster::auth::keys::SigningAlg::EdDsa, start)
+        })
+        .await;
+    // A promotes the new key after the publish delay; B does not tick.
+    a.clock.advance(Duration::seconds(61));
+    b.clock.advance(Duration::seconds(61));
+    a.tick().await;
+    let token = a.client_token("billing", &svc.secret).await;
+    assert_eq!(kid(&token), rotated);
+    assert!(!b.state.keys().knows(&rotated));
+    let me = b.call(reqwest::Method::GET, "/api/v1/me", Some(&token), None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert!(b.state.keys().knows(&rotated), "B reloaded on the unknown kid");
+
+    // A forged kid: refused, and it claims the reload slot only once a second.
+    assert!(
+        b.state
+            .keys()
+            .claim_unknown_kid_reload(b.clock.now() + Duration::seconds(5))
+    );
+    assert!(
+        !b.state
+            .keys()
+            .claim_unknown_kid_reload(b.clock.now() + Duration::seconds(5))
+    );
+}
 
 /// The key store serves its last good snapshot when a reload fails, and
 /// readiness says so once the keys are older than the documented bound.

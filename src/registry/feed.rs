@@ -9,6 +9,8 @@ pub struct ChangeFeed {
     tx: watch::Sender<i64>,
     /// How many requests are waiting now.
     waiting: watch::Sender<usize>,
+    /// Turns true at shutdown: every waiter answers at once.
+    closing: watch::Sender<bool>,
 }
 
 /// Counts one waiter for as long as it lives.
@@ -31,6 +33,7 @@ impl ChangeFeed {
         Self {
             tx: watch::channel(0).0,
             waiting: watch::channel(0).0,
+            closing: watch::channel(false).0,
         }
     }
 
@@ -66,8 +69,18 @@ impl ChangeFeed {
         let mut rx = self.tx.subscribe();
         self.waiting.send_modify(|n| *n += 1);
         let _waiting = Waiting(&self.waiting);
-        let _ = tokio::time::timeout(wait, rx.wait_for(|i| *i > after)).await;
+        let mut closing = self.closing.subscribe();
+        tokio::select! {
+            _ = tokio::time::timeout(wait, rx.wait_for(|i| *i > after)) => {}
+            _ = closing.wait_for(|c| *c) => {}
+        }
         *rx.borrow()
+    }
+
+    /// Shutting down: wake every waiter now, so that long polls are answered
+    /// instead of cut off when the server stops.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 }
 
@@ -95,6 +108,28 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), 4);
         assert_eq!(feed.current(), 4);
         assert_eq!(feed.waiters(), 0, "a woken waiter no longer counts");
+    }
+
+    #[tokio::test]
+    async fn closing_answers_every_waiter_at_once() {
+        let feed = std::sync::Arc::new(ChangeFeed::new());
+        feed.observe(5);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let f = feed.clone();
+                tokio::spawn(async move { f.wait_past(5, Duration::from_secs(3600)).await })
+            })
+            .collect();
+        feed.until_waiting(3).await;
+        feed.close();
+        for w in waiters {
+            assert_eq!(w.await.unwrap(), 5);
+        }
+        assert_eq!(
+            feed.wait_past(5, Duration::from_secs(3600)).await,
+            5,
+            "no new wait once closing"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -756,3 +756,103 @@ fn the_key_file_does_not_depend_on_the_working_directory() {
     assert!(!other_home.path().join(".local").exists(), "no key file was made");
     assert!(std::fs::read_dir(elsewhere.path()).unwrap().next().is_none());
 }
+
+/// SIGTERM under load: every request the server accepted is answered 200, a
+/// long poll is answered instead of cut off, and every use of the client
+/// secret that was answered is counted in the database after the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let db = TestDb::new(Backend::Sqlite);
+    let out = run(roster(&db).args(["principal", "create-service", "billing"]));
+    let secret = stdout_json(&out)["client_secret"].as_str().unwrap().to_string();
+    let mut served = Served::start(&mut roster(&db));
+    let addr = listen_addr(&served.wait_for("roster listening on"));
+    let http = reqwest::Client::new();
+    let token_url = format!("http://{addr}/oauth/token");
+    let token: Value = http
+        .post(&token_url)
+        .basic_auth("billing", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = token["access_token"].as_str().unwrap().to_string();
+    let ok = std::sync::Arc::new(AtomicUsize::new(1));
+    let stopped = std::sync::Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (http, url, secret, ok, stopped) = (
+            http.clone(),
+            token_url.clone(),
+            secret.clone(),
+            ok.clone(),
+            stopped.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            loop {
+                let sent = http
+                    .post(&url)
+                    .basic_auth("billing", Some(&secret))
+                    .form(&[("grant_type", "client_credentials")])
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) => {
+                        assert_eq!(r.status(), 200, "an accepted request failed");
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Refused or reset once the server stopped accepting.
+                    Err(e) => {
+                        assert!(stopped.load(Ordering::SeqCst), "failed before the stop: {e}");
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    let poll = {
+        let (http, url) = (
+            http.clone(),
+            format!("http://{addr}/api/v1/services?index=999999&wait=60s"),
+        );
+        tokio::spawn(async move { http.get(url).bearer_auth(bearer).send().await })
+    };
+    // Let the load and the poll reach the server, then stop it.
+    while ok.load(Ordering::SeqCst) < 50 {
+        tokio::task::yield_now().await;
+    }
+    stopped.store(true, Ordering::SeqCst);
+    let status = served.terminate();
+    assert!(status.success(), "{status:?}: {:#?}", served.seen);
+    for l in load {
+        l.await.unwrap();
+    }
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(5), poll)
+        .await
+        .expect("the long poll was held past the exit")
+        .unwrap()
+        .expect("the long poll was answered, not cut off");
+    assert_eq!(answered.status(), 200);
+    // Every answered use is counted.
+    let mut conn = roster::startup::connect(
+        Some(&db.url),
+        Some(&db.key_file()),
+        Some(TEST_PEPPER),
+        chrono::Utc::now(),
+    )
+    .unwrap()
+    .conn;
+    let billing = roster::models::principal::find_by_name(&mut conn, "billing")
+        .unwrap()
+        .unwrap();
+    let counted: i64 = roster::models::secret::list_for(&mut conn, &billing.id)
+        .unwrap()
+        .iter()
+        .map(|s| s.use_count)
+        .sum();
+    assert_eq!(counted as usize, ok.load(Ordering::SeqCst));
+}

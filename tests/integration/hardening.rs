@@ -545,3 +545,47 @@ async fn slow_clients_are_cut_off() {
         }
     }
 }
+
+/// PostgreSQL kills Roster's connections (a failover, `pg_terminate_backend`):
+/// the request that meets a dead connection is a 503 with Retry-After, never
+/// a 500, and the next one is served on a fresh connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_database_connections_are_a_503_then_recover() {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(admin_url) = crate::support::postgres_admin_url() else {
+        crate::support::skipped_postgres("killed_database_connections_are_a_503_then_recover");
+        return;
+    };
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let svc = app.create_service("billing", &[]).await;
+    // Every pooled connection is open and idle.
+    for _ in 0..4 {
+        app.client_token("billing", &svc.secret).await;
+    }
+    let dbname = url::Url::parse(&app.db.url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let mut admin = diesel::PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(&mut admin)
+    .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = app.client_grant("billing", &svc.secret).await;
+        if r.status == 503 {
+            assert_eq!(r.header("retry-after"), "1");
+            assert_eq!(
+                r.body,
+                json!({"error": "temporarily_unavailable", "error_description": "the service is temporarily unavailable"})
+            );
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses[0], 503, "the dead connection was used: {statuses:?}");
+    assert!(!statuses.contains(&500), "{statuses:?}");
+    assert_eq!(*statuses.last().unwrap(), 200, "recovered: {statuses:?}");
+}

@@ -95,6 +95,8 @@ pub struct Settings {
     /// Most password checks waiting for argon2; past it, password logins
     /// are answered 503 at once.
     pub argon_queue: usize,
+    /// When failed password logins are slowed down.
+    pub throttle: crate::auth::throttle::ThrottlePolicy,
     pub registry: RegistryConfig,
 }
 
@@ -127,6 +129,7 @@ impl Settings {
             audit_retention: Some(Duration::days(DEFAULT_AUDIT_RETENTION_DAYS)),
             http: HttpLimits::default(),
             argon_queue: DEFAULT_ARGON_QUEUE,
+            throttle: crate::auth::throttle::ThrottlePolicy::default(),
             registry: RegistryConfig::default(),
         }
     }

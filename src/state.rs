@@ -74,6 +74,7 @@ impl AppState {
                     pepper: pepper.clone(),
                     usage,
                     failures,
+                    throttle: settings.throttle.clone(),
                     token: settings.token.clone(),
                 },
                 principals: PrincipalsContext {

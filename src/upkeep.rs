@@ -124,11 +124,9 @@ impl Upkeep {
         self.db.run(move |c| failures.flush(c, now, all)).await
     }
 
-    /// Delete one batch of audit events past the retention, once a minute.
+    /// Once a minute: forget login counters quiet for a day, and delete one
+    /// batch of audit events past the retention.
     async fn apply_retention_if_due(&self, now: DateTime<Utc>) -> Result<()> {
-        let Some(retention) = self.audit_retention else {
-            return Ok(());
-        };
         {
             let mut last = match self.last_retention.lock() {
                 Ok(g) => g,
@@ -139,9 +137,16 @@ impl Upkeep {
             }
             *last = Some(now);
         }
+        let retention = self.audit_retention;
         let deleted = self
             .db
-            .run(move |c| audit::delete_older_than(c, now - retention, RETENTION_BATCH))
+            .run(move |c| {
+                crate::models::throttle::delete_stale(c, now - Duration::days(1), now)?;
+                match retention {
+                    Some(r) => audit::delete_older_than(c, now - r, RETENTION_BATCH),
+                    None => Ok(0),
+                }
+            })
             .await?;
         if deleted > 0 {
             tracing::info!(deleted, "audit events past their retention deleted");

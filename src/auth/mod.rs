@@ -9,4 +9,5 @@ pub mod keys;
 pub mod password;
 pub mod pepper_check;
 pub mod secrets;
+pub mod throttle;
 pub mod usage;

@@ -178,3 +178,13 @@ diesel::joinable!(service_registrations -> principals (principal_id));
 diesel::allow_tables_to_appear_in_same_query!(service_registrations, principals);
 diesel::allow_tables_to_appear_in_same_query!(service_registrations, service_categories);
 diesel::allow_tables_to_appear_in_same_query!(service_registrations, categories);
+
+diesel::table! {
+    login_throttles (key) {
+        key -> Text,
+        subject -> Nullable<Text>,
+        failures -> Integer,
+        last_failure -> Timestamp,
+        blocked_until -> Nullable<Timestamp>,
+    }
+}

@@ -133,3 +133,18 @@ pub async fn list_audit(
     let page = audit::list(state.principals(), query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(page))
 }
+
+/// `GET /api/v1/throttles`: the login counters that block now.
+pub async fn list_throttles(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse> {
+    let items = crate::principals::throttle::blocked(state.principals(), state.now()).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// `DELETE /api/v1/principals/{id}/throttle`: clear a principal's login counters.
+pub async fn clear_throttle(state: web::Data<AppState>, admin: Admin, id: web::Path<String>) -> Result<HttpResponse> {
+    crate::principals::throttle::clear(state.principals(), admin.id(), id.into_inner(), state.now()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -57,6 +57,8 @@ route_table! {
     get "/api/v1/principals/{id}/secrets" => admin::list_secrets;
     delete "/api/v1/principals/{id}/secrets/{secret_id}" => admin::delete_secret;
     get "/api/v1/audit" => admin::list_audit;
+    get "/api/v1/throttles" => admin::list_throttles;
+    delete "/api/v1/principals/{id}/throttle" => admin::clear_throttle;
     put "/api/v1/services/{name}/registration" => registry::register;
     post "/api/v1/services/{name}/heartbeat" => registry::heartbeat;
     put "/api/v1/services/{name}/modules" => registry::push_modules;

@@ -9,6 +9,7 @@ pub mod revoked_token;
 pub mod secret;
 pub mod settings;
 pub mod signing_key;
+pub mod throttle;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 

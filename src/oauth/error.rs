@@ -28,6 +28,8 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     ServerError,
     TemporarilyUnavailable,
+    /// RFC 8628 §3.5's code, for a client that must slow down.
+    SlowDown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,9 @@ pub enum OAuthError {
     /// Tell the client: the request is refused for this reason.
     #[error("{code:?}: {description}")]
     Client { code: ErrorCode, description: String },
+    /// Too many failed logins: wait `retry_after` seconds (429, `slow_down`).
+    #[error("throttled for {retry_after} s")]
+    Throttled { retry_after: i64 },
     /// Storage or an internal step failed. The client sees
     /// `temporarily_unavailable` (503) for a busy or unreachable database and
     /// `server_error` (500) otherwise; the detail is logged, never sent.
@@ -71,6 +76,7 @@ impl OAuthError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Client { code, .. } => *code,
+            Self::Throttled { .. } => ErrorCode::SlowDown,
             Self::Server(e) if e.is_transient() => ErrorCode::TemporarilyUnavailable,
             Self::Server(_) => ErrorCode::ServerError,
         }
@@ -80,6 +86,7 @@ impl OAuthError {
     pub fn description(&self) -> &str {
         match self {
             Self::Client { description, .. } => description,
+            Self::Throttled { .. } => "too many failed logins: retry later",
             Self::Server(e) if e.is_transient() => "the service is temporarily unavailable",
             Self::Server(_) => "internal error",
         }
@@ -102,7 +109,7 @@ impl HasFault for OAuthError {
     fn fault(&self) -> Option<Fault> {
         match self {
             Self::Server(e) => e.fault(),
-            Self::Client { .. } => None,
+            Self::Client { .. } | Self::Throttled { .. } => None,
         }
     }
 }
@@ -120,6 +127,7 @@ impl ResponseError for OAuthError {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -142,6 +150,11 @@ impl ResponseError for OAuthError {
             }
             ErrorCode::TemporarilyUnavailable => {
                 resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            ErrorCode::SlowDown => {
+                if let Self::Throttled { retry_after } = self {
+                    resp.insert_header((RETRY_AFTER, (*retry_after).max(1).to_string()));
+                }
             }
             _ => {}
         }

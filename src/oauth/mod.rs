@@ -34,6 +34,7 @@ pub struct OAuthContext {
     pub usage: Arc<UsageRecorder>,
     /// Failed logins, folded per source before they reach the audit log.
     pub failures: Arc<FailureLog>,
+    pub throttle: crate::auth::throttle::ThrottlePolicy,
     pub token: TokenConfig,
 }
 

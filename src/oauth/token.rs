@@ -12,8 +12,8 @@ use super::refresh;
 use super::request::{ClientCredentials, TokenRequest};
 use crate::auth::jwt;
 use crate::auth::keys::KeySnapshot;
-use crate::auth::password;
 use crate::auth::secrets::{SecretString, serialize_exposed, serialize_exposed_opt};
+use crate::auth::{password, throttle};
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
@@ -145,6 +145,8 @@ struct Loaded {
     user: Option<Principal>,
     phc: Option<String>,
     target: Option<Principal>,
+    throttle_keys: throttle::Keys,
+    throttle_rows: Vec<crate::models::throttle::ThrottleRow>,
 }
 
 /// RFC 6749 §4.3. An unknown user and a wrong password are the same error and
@@ -163,6 +165,22 @@ async fn password_grant(
     let loaded = ctx
         .db
         .run(move |conn| {
+            // A throttled login is refused before anything else, argon2 included.
+            let throttle_keys = throttle::Keys::new(&checks.pepper, &username, remote_for_load.as_deref());
+            let throttle_rows = throttle::load(conn, &throttle_keys)?;
+            if let Some(wait) = throttle::blocked_for(&throttle_rows, now) {
+                checks.failures.record(
+                    conn,
+                    NewAuditEvent::new("login.throttled", Outcome::Failed)
+                        .remote(remote_for_load.as_deref())
+                        .reason("too many failed logins")
+                        .details(serde_json::json!({"retry_after": wait.num_seconds()})),
+                    now,
+                )?;
+                return Err(OAuthError::Throttled {
+                    retry_after: wait.num_seconds() + i64::from(wait.subsec_nanos() > 0),
+                });
+            }
             let client = client_auth::identify(conn, &checks.at(remote_for_load.as_deref(), now), &creds)?;
             let target = resolve_resource(conn, resource.as_deref())?;
             let user = principal::find_by_name(conn, &username)?;
@@ -175,6 +193,8 @@ async fn password_grant(
                 user,
                 phc,
                 target,
+                throttle_keys,
+                throttle_rows,
             })
         })
         .await?;
@@ -193,7 +213,7 @@ async fn password_grant(
         .map_err(Error::from)?;
 
     let (cfg, pepper, keys, scope) = (ctx.token.clone(), ctx.pepper.clone(), ctx.keys.current(), login.scope);
-    let failures = ctx.failures.clone();
+    let (failures, throttle_policy) = (ctx.failures.clone(), ctx.throttle.clone());
     ctx.db
         .run(move |conn| {
             let failure = match &loaded.user {
@@ -206,14 +226,16 @@ async fn password_grant(
             let user = match (&loaded.user, failure) {
                 (Some(u), None) => u,
                 (user, reason) => {
+                    let subject = user.as_ref().map(|u| u.id.as_str());
                     failures.record(
                         conn,
                         NewAuditEvent::new("login.password", Outcome::Failed)
-                            .principal(user.as_ref().map(|u| u.id.as_str()))
+                            .principal(subject)
                             .remote(remote.as_deref())
                             .reason(reason.unwrap_or("login refused")),
                         now,
                     )?;
+                    throttle::record_failure(conn, &loaded.throttle_keys, subject, &throttle_policy, now)?;
                     return Err(OAuthError::invalid_grant("invalid username or password"));
                 }
             };
@@ -236,6 +258,7 @@ async fn password_grant(
                     new_id(),
                 )?;
                 let token = refresh::store(conn, &pepper, &current, &grant, &loaded.client, None, now)?;
+                throttle::record_success(conn, &loaded.throttle_keys, &loaded.throttle_rows)?;
                 audit::record(
                     conn,
                     NewAuditEvent::new("login.password", Outcome::Ok)

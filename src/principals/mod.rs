@@ -10,6 +10,7 @@ pub mod input;
 pub mod manage;
 pub mod password;
 pub mod secrets;
+pub mod throttle;
 pub mod view;
 
 use crate::auth::secrets::Pepper;

@@ -15,3 +15,4 @@ mod migrations;
 mod oauth;
 mod openapi;
 mod registry;
+mod throttle;

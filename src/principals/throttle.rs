@@ -1,0 +1,75 @@
+//! Throttled logins as admins see them, and clearing a principal's counters.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::PrincipalsContext;
+use super::manage::row;
+use crate::error::Result;
+use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::from_db_time;
+use crate::models::throttle::{self, ThrottleRow};
+
+/// A counter that blocks logins now.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ThrottleView {
+    /// The principal whose name is being guessed; absent for a network-wide
+    /// counter or a name that is no principal.
+    pub principal_id: Option<String>,
+    /// `pair` (one name from one network), `network` or `name` (from anywhere).
+    pub scope: &'static str,
+    pub failures: i32,
+    pub last_failure: DateTime<Utc>,
+    pub blocked_until: Option<DateTime<Utc>>,
+}
+
+impl From<ThrottleRow> for ThrottleView {
+    fn from(r: ThrottleRow) -> Self {
+        let scope = match r.key.split(':').next() {
+            Some("pair") => "pair",
+            Some("net") => "network",
+            _ => "name",
+        };
+        Self {
+            principal_id: r.subject,
+            scope,
+            failures: r.failures,
+            last_failure: from_db_time(r.last_failure),
+            blocked_until: r.blocked_until.map(from_db_time),
+        }
+    }
+}
+
+/// `GET /api/v1/throttles`: the counters that block logins now.
+pub async fn blocked(ctx: &PrincipalsContext, now: DateTime<Utc>) -> Result<Vec<ThrottleView>> {
+    Ok(ctx
+        .db
+        .run(move |c| throttle::blocked(c, now))
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
+/// `DELETE /api/v1/principals/{id}/throttle`: forget the failures counted
+/// against the principal's name, everywhere. Audited.
+pub async fn clear(ctx: &PrincipalsContext, actor: &str, id: String, now: DateTime<Utc>) -> Result<usize> {
+    let actor = actor.to_string();
+    ctx.db
+        .run(move |c| {
+            crate::db::transaction(c, |c| {
+                row(c, &id)?;
+                let cleared = throttle::delete_subject(c, &id)?;
+                audit::record(
+                    c,
+                    NewAuditEvent::new("throttle.cleared", Outcome::Ok)
+                        .actor(Some(&actor))
+                        .principal(Some(&id))
+                        .details(serde_json::json!({"counters": cleared})),
+                    now,
+                )?;
+                Ok(cleared)
+            })
+        })
+        .await
+}

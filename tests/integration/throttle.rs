@@ -1,0 +1,133 @@
+//! Password guessing is slowed down, from every instance, without locking the
+//! owner out from another address.
+
+use chrono::{Duration, Utc};
+use reqwest::Method;
+use roster::clock::Clock;
+use serde_json::json;
+
+use crate::on_both_backends;
+use crate::support::{Backend, FormReply, TestApp};
+
+on_both_backends!(
+    guessing_is_throttled_per_name_and_network,
+    throttling_counts_across_instances
+);
+
+/// A client whose requests come from `ip` (any address of 127.0.0.0/8).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn login_from(app: &TestApp, client: &reqwest::Client, user: &str, password: &str) -> FormReply {
+    let resp = client
+        .post(app.url("/oauth/token"))
+        .form(&[("grant_type", "password"), ("username", user), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap();
+    FormReply { status, headers, body }
+}
+
+async fn guessing_is_throttled_per_name_and_network(backend: Backend) {
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let attacker = client_from("127.0.0.1");
+    let owner = client_from("127.0.1.1");
+
+    // Five wrong guesses are answered as usual...
+    for _ in 0..5 {
+        let r = login_from(&app, &attacker, "alice", "wrong-guess-123").await;
+        assert_eq!((r.status, r.error()), (400, "invalid_grant"));
+    }
+    // ...the sixth is slowed down, before any password check.
+    let r = login_from(&app, &attacker, "alice", "correct horse battery").await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (
+            429,
+            json!({"error": "slow_down", "error_description": "too many failed logins: retry later"})
+        )
+    );
+    assert_eq!(r.header("retry-after"), "1");
+    // The owner, from another network, is not kept out at all.
+    let r = login_from(&app, &owner, "alice", "correct horse battery").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Unknown names are throttled the same way, so 429s do not reveal who exists.
+    for _ in 0..5 {
+        assert_eq!(login_from(&app, &attacker, "nobody", "x-guess-123").await.status, 400);
+    }
+    assert_eq!(login_from(&app, &attacker, "nobody", "x-guess-123").await.status, 429);
+
+    // Each further failure doubles the wait.
+    app.clock.advance(Duration::seconds(1));
+    assert_eq!(
+        login_from(&app, &attacker, "alice", "wrong-guess-123").await.status,
+        400
+    );
+    let r = login_from(&app, &attacker, "alice", "wrong-guess-123").await;
+    assert_eq!((r.status, r.header("retry-after")), (429, "2"));
+
+    // Admins see the blocks and clear them; a success clears the pair too.
+    let admin = app.admin_token().await;
+    let listed = app.call(Method::GET, "/api/v1/throttles", Some(&admin), None).await;
+    let alice_id = app
+        .call(Method::GET, "/api/v1/principals?q=alice", Some(&admin), None)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mine: Vec<_> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["principal_id"] == alice_id.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{}", listed.body);
+    assert_eq!(
+        (mine[0]["scope"].as_str(), mine[0]["failures"].as_i64()),
+        (Some("pair"), Some(6))
+    );
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/principals/{alice_id}/throttle"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        login_from(&app, &attacker, "alice", "correct horse battery")
+            .await
+            .status,
+        200
+    );
+    let audit = app.audit_types().await;
+    assert!(audit.iter().any(|(t, ..)| t == "throttle.cleared"), "{audit:?}");
+    assert!(audit.iter().any(|(t, ..)| t == "login.throttled"), "{audit:?}");
+}
+
+async fn throttling_counts_across_instances(backend: Backend) {
+    let start = Utc::now();
+    let a = TestApp::builder(backend).clock(Clock::manual(start)).spawn().await;
+    let b = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .same_database_as(&a)
+        .spawn()
+        .await;
+    a.create_human("alice", "correct horse battery", &[]).await;
+    let attacker = client_from("127.0.0.1");
+    for app in [&a, &b, &a, &b, &a] {
+        assert_eq!(login_from(app, &attacker, "alice", "wrong-guess-123").await.status, 400);
+    }
+    assert_eq!(login_from(&b, &attacker, "alice", "wrong-guess-123").await.status, 429);
+    assert_eq!(login_from(&a, &attacker, "alice", "wrong-guess-123").await.status, 429);
+}

@@ -111,6 +111,10 @@ struct ServeArgs {
     /// besides the never-allowed ones (link-local, multicast, broadcast, unspecified).
     #[arg(long = "fetch-deny", env = "ROSTER_FETCH_DENY", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
     fetch_deny: Vec<ipnet::IpNet>,
+    /// Believe X-Forwarded-For from proxies in this CIDR range (repeatable); the
+    /// client address (audit, throttling) is then the right-most untrusted entry.
+    #[arg(long = "trust-forwarded-for", env = "ROSTER_TRUST_FORWARDED_FOR", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
+    trust_forwarded_for: Vec<ipnet::IpNet>,
     /// Delete audit events older than this (e.g. 90d, 1y), or "off" to keep them all.
     #[arg(long, env = "ROSTER_AUDIT_RETENTION", default_value = "90d", value_parser = parse_optional_duration)]
     audit_retention: OptionalDuration,
@@ -269,6 +273,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.registry.manifest_interval = args.manifest_interval;
     settings.registry.deregister_after = args.deregister_after;
     settings.audit_retention = args.audit_retention.0;
+    settings.trusted_proxies = args.trust_forwarded_for.clone();
     settings.registry.fetch =
         crate::registry::policy::FetchPolicy::new(args.fetch_allow.clone(), args.fetch_deny.clone());
     let database = session.target.describe();

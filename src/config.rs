@@ -97,6 +97,8 @@ pub struct Settings {
     pub argon_queue: usize,
     /// When failed password logins are slowed down.
     pub throttle: crate::auth::throttle::ThrottlePolicy,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub registry: RegistryConfig,
 }
 
@@ -130,6 +132,7 @@ impl Settings {
             http: HttpLimits::default(),
             argon_queue: DEFAULT_ARGON_QUEUE,
             throttle: crate::auth::throttle::ThrottlePolicy::default(),
+            trusted_proxies: Vec::new(),
             registry: RegistryConfig::default(),
         }
     }

@@ -86,6 +86,43 @@ impl ResponseError for BearerError {
     }
 }
 
+/// The address a request comes from: the socket's peer, unless that peer is
+/// a trusted proxy (`--trust-forwarded-for`); then the right-most
+/// `X-Forwarded-For` entry that is not a trusted proxy itself. Entries a
+/// client wrote to the left of what the proxies appended are never believed.
+pub fn client_address(
+    peer: std::net::IpAddr,
+    forwarded_for: Option<&str>,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(header) = forwarded_for else { return peer };
+    let mut last = peer;
+    for entry in header.rsplit(',') {
+        match entry.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => last = ip,
+            Ok(ip) => return ip,
+            // A garbled entry: stop believing the header here.
+            Err(_) => return last,
+        }
+    }
+    last
+}
+
+/// The request's client address as text, per [`client_address`].
+pub fn remote(req: &HttpRequest) -> Option<String> {
+    let peer = req.peer_addr()?.ip();
+    let trusted = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.settings().trusted_proxies.clone())
+        .unwrap_or_default();
+    let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    Some(client_address(peer, xff, &trusted).to_string())
+}
+
 /// The token of an `Authorization: Bearer` header (RFC 6750 §2.1);
 /// `Ok(None)` when there is no such header.
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, BearerError> {
@@ -168,5 +205,44 @@ impl FromRequest for Admin {
                 Err(BearerError::InsufficientScope(ADMIN_SCOPE))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = vec!["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap()];
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            client_address(ip("203.0.113.5"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.5")
+        );
+        // From a trusted proxy: the right-most untrusted entry.
+        assert_eq!(
+            client_address(ip("10.0.0.2"), Some("1.2.3.4, 198.51.100.7"), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), Some("6.6.6.6, 198.51.100.7, 10.0.0.9"), &trusted),
+            ip("198.51.100.7"),
+            "a client cannot choose its address by writing to the left"
+        );
+        assert_eq!(client_address(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), Some("garbage"), &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_address(ip("10.0.0.2"), Some("10.0.0.3"), &trusted),
+            ip("10.0.0.3")
+        );
+        assert_eq!(client_address(ip("10.0.0.2"), Some("1.2.3.4"), &[]), ip("10.0.0.2"));
     }
 }

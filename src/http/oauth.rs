@@ -44,7 +44,7 @@ fn client_credentials(req: &HttpRequest, form: &FormParams) -> Result<ClientCred
 }
 
 fn remote(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    super::extract::remote(req)
 }
 
 /// JSON that must not be cached (RFC 6749 §5.1).

@@ -131,3 +131,49 @@ async fn throttling_counts_across_instances(backend: Backend) {
     assert_eq!(login_from(&b, &attacker, "alice", "wrong-guess-123").await.status, 429);
     assert_eq!(login_from(&a, &attacker, "alice", "wrong-guess-123").await.status, 429);
 }
+
+/// Behind a trusted proxy the client address is the forwarded one, so users
+/// behind one proxy are not throttled together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_addresses_count_behind_a_trusted_proxy() {
+    let app = TestApp::builder(Backend::Sqlite)
+        .settings(|mut s| {
+            s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+            s
+        })
+        .spawn()
+        .await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let via = |forwarded: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/oauth/token"))
+                .header("x-forwarded-for", forwarded)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(via("6.6.6.6, 198.51.100.7", "wrong-guess-123").await, 400);
+    }
+    assert_eq!(via("198.51.100.7", "wrong-guess-123").await, 429);
+    // Someone else behind the same proxy is not held back, whatever the
+    // attacker writes to the left of the header.
+    assert_eq!(via("198.51.100.7, 203.0.113.9", "correct horse battery").await, 200);
+    let audit = app.audit_types().await;
+    assert!(
+        audit
+            .iter()
+            .any(|(t, _, _, _, remote)| t == "login.password" && remote.as_deref() == Some("198.51.100.7")),
+        "{audit:?}"
+    );
+}

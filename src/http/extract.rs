@@ -245,4 +245,13 @@ mod tests {
         );
         assert_eq!(client_address(ip("10.0.0.2"), Some("1.2.3.4"), &[]), ip("10.0.0.2"));
     }
+
+    proptest::proptest! {
+        /// Any client address arithmetic: an address of the chain, never a panic.
+        #[test]
+        fn the_forwarded_for_parser_never_panics(header in ".{0,200}") {
+            let trusted = vec!["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap()];
+            let _ = client_address(ip("10.1.1.1"), Some(&header), &trusted);
+        }
+    }
 }

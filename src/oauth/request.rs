@@ -356,4 +356,32 @@ mod tests {
         let e = TokenRequest::from_form(&form("scope=a")).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidRequest);
     }
+
+    proptest::proptest! {
+        /// Any body and any Authorization header: an answer, never a panic;
+        /// a refused parameter is `invalid_request` or `invalid_client`.
+        #[test]
+        fn the_token_request_parser_never_panics(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            header in proptest::option::of(".{0,200}"),
+        ) {
+            let parsed = parse_form(Some("application/x-www-form-urlencoded"), &body);
+            if let Ok(form) = parsed {
+                match client_credentials(header.as_deref(), &form) {
+                    Ok(_) => {}
+                    Err(e) => proptest::prop_assert!(matches!(e.code(), ErrorCode::InvalidRequest | ErrorCode::InvalidClient)),
+                }
+                let _ = TokenRequest::from_form(&form);
+            }
+        }
+
+        /// Basic credentials built from any id and secret come back as sent.
+        #[test]
+        fn basic_credentials_round_trip(id in "[ -~]{1,60}", secret in "[ -~]{0,60}") {
+            let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let header = format!("Basic {}", STANDARD.encode(format!("{}:{}", encoded(&id), encoded(&secret))));
+            let c = client_credentials(Some(&header), &FormParams::default()).unwrap();
+            proptest::prop_assert_eq!(c, ClientCredentials::Basic { client_id: id, secret: SecretString::new(secret) });
+        }
+    }
 }

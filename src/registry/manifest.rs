@@ -66,7 +66,7 @@ fn check_text(field: String, value: &str, max: usize) -> Result<()> {
 
 /// A link a frontend may put in `href` or `src`: an http(s) URL without
 /// credentials, or a relative reference that no HTML or URL decoding can turn
-/// into another scheme (no `:` before the path, no `&` before the query, no
+/// into another scheme (no `:` or `%3A` before the path, no `&` before the query, no
 /// whitespace, control characters or backslashes, no `//` host).
 pub fn check_link(field: String, value: &str, max: usize) -> Result<()> {
     let refuse = |why: &str| Err(Error::invalid(field.clone(), why.to_string()));
@@ -91,7 +91,8 @@ pub fn check_link(field: String, value: &str, max: usize) -> Result<()> {
             let path_end = value.find(['?', '#']).unwrap_or(value.len());
             let path = &value[..path_end];
             let first_segment = &path[..path.find('/').unwrap_or(path.len())];
-            if first_segment.contains(':') {
+            // A colon, or one a later URL decoding would make, before the path.
+            if first_segment.contains(':') || first_segment.to_ascii_lowercase().contains("%3a") {
                 return refuse("must be a relative path or an http(s) URL");
             }
             if path.contains('&') {
@@ -311,5 +312,37 @@ pub(crate) mod tests {
         let big = json!({"name": "B", "code": "b", "pages": [], "deps": ["x".repeat(MAX_MANIFEST_BYTES)]});
         assert!(manifest(big).is_err());
         assert!(parse(b"not json").is_err());
+    }
+
+    proptest::proptest! {
+        /// Any bytes: a manifest or a field error, never a panic.
+        #[test]
+        fn the_manifest_parser_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..1024)) {
+            let _ = parse(&body);
+        }
+
+        /// No accepted link starts a script scheme, however it is spelled:
+        /// after removing what browsers ignore (whitespace, control
+        /// characters) and decoding entities' colons, it is http(s) or relative.
+        #[test]
+        fn accepted_links_never_name_a_script_scheme(
+            prefix in "[ \t\n\x00-\x1f]{0,3}",
+            scheme in "(?i)(javascript|vbscript|data|java\tscript|jav&#x61;script)",
+            sep in "(:|&#58;|&#x3a;|&colon;|%3a)",
+            rest in "[a-z()0-9/]{0,20}",
+        ) {
+            let link = format!("{prefix}{scheme}{sep}{rest}");
+            proptest::prop_assert!(check_link("l".into(), &link, 2048).is_err(), "{:?} accepted", link);
+        }
+
+        /// Any link that is accepted can be put in an href safely.
+        #[test]
+        fn accepted_links_are_relative_or_http(link in ".{0,80}") {
+            if check_link("l".into(), &link, 2048).is_ok() {
+                let lower = link.to_ascii_lowercase();
+                let scheme_like = lower.split(['/', '?', '#']).next().unwrap_or("").contains(':');
+                proptest::prop_assert!(!scheme_like || lower.starts_with("http://") || lower.starts_with("https://"), "{:?}", link);
+            }
+        }
     }
 }

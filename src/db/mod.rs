@@ -288,10 +288,17 @@ const BUSY_RETRIES: u32 = 8;
 
 /// Run `f` in a transaction, retrying it from the start when SQLite reports
 /// the database busy (the failed attempt was rolled back, so a retry is safe).
-/// This is the only backend split of transactions; it is a no-op on PostgreSQL.
+/// This is the only backend split of transactions.
+///
+/// On SQLite a transaction begins `IMMEDIATE`: it takes the one write lock
+/// at once, waiting for it up to the busy timeout, instead of reading first
+/// and failing at its first write when another writer committed meanwhile
+/// (SQLITE_BUSY_SNAPSHOT, which no timeout can wait out). Writers queue; a
+/// busy answer reaches a client only after the timeout and the retries.
 ///
 /// The pause between attempts is a real one: the other writer holds the lock
-/// in another connection, and nothing here can be woken when it lets go.
+/// in another connection or process, and nothing here can be woken when it
+/// lets go.
 pub fn transaction<T, E, F>(conn: &mut DbConnection, mut f: F) -> Result<T, E>
 where
     F: FnMut(&mut DbConnection) -> Result<T, E>,
@@ -299,12 +306,56 @@ where
 {
     let mut attempt = 0;
     loop {
-        match conn.transaction(&mut f) {
+        let sqlite_outermost = matches!(conn, DbConnection::Sqlite(_)) && !in_transaction(conn);
+        let outcome = if sqlite_outermost {
+            immediate(conn, &mut f)
+        } else {
+            conn.transaction(&mut f)
+        };
+        match outcome {
             Err(e) if e.fault() == Some(Fault::Busy) && attempt < BUSY_RETRIES => {
                 attempt += 1;
                 std::thread::sleep(Duration::from_millis(2u64 << attempt.min(6)));
             }
             other => return other,
+        }
+    }
+}
+
+fn in_transaction(conn: &mut DbConnection) -> bool {
+    use diesel::connection::TransactionManager;
+    <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .map_or(true, |depth| depth.is_some())
+}
+
+/// `BEGIN IMMEDIATE` … `COMMIT` on SQLite, as diesel's
+/// `SqliteConnection::immediate_transaction` does, around a closure that
+/// takes the multi-backend connection.
+fn immediate<T, E, F>(conn: &mut DbConnection, f: &mut F) -> Result<T, E>
+where
+    F: FnMut(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if let DbConnection::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    }
+    let outcome = f(conn);
+    let DbConnection::Sqlite(c) = conn else {
+        return outcome;
+    };
+    match outcome {
+        Ok(value) => match AnsiTransactionManager::commit_transaction(c) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = AnsiTransactionManager::rollback_transaction(c);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = AnsiTransactionManager::rollback_transaction(c);
+            Err(e)
         }
     }
 }
@@ -359,49 +410,68 @@ mod tests {
         assert!(t.describe().contains("***"));
     }
 
-    /// A write that finds SQLite locked by another writer is rolled back and
-    /// run again, and succeeds once the other writer commits.
+    /// A transaction that meets SQLite's lock is rolled back and run again.
     #[test]
-    fn busy_sqlite_transactions_are_retried() {
-        use diesel::RunQueryDsl;
-        use std::sync::mpsc;
+    fn busy_transactions_are_retried() {
+        use diesel::result::DatabaseErrorKind;
         let dir = tempfile::tempdir().unwrap();
-        let target = DatabaseTarget::Sqlite(dir.path().join("busy.db"));
-        let mut holder = target.connect().unwrap();
-        holder.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
-        let mut writer = target.connect().unwrap();
-        // Fail at once instead of waiting, so that every attempt is seen.
-        writer.batch_execute("PRAGMA busy_timeout = 0").unwrap();
-        holder
-            .batch_execute("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
-            .unwrap();
-
-        let (attempt_tx, attempts) = mpsc::channel::<u32>();
-        let worker = std::thread::spawn(move || {
-            let mut n = 0;
-            let out: Result<(), DieselError> = transaction(&mut writer, |c| {
-                n += 1;
-                let _ = attempt_tx.send(n);
-                diesel::sql_query("INSERT INTO t VALUES (2)").execute(c).map(|_| ())
-            });
-            (out, n)
+        let target = DatabaseTarget::Sqlite(dir.path().join("retry.db"));
+        let mut conn = target.connect().unwrap();
+        conn.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
+        let mut attempts = 0;
+        let out: Result<(), DieselError> = transaction(&mut conn, |c| {
+            attempts += 1;
+            c.batch_execute("INSERT INTO t VALUES (1)")?;
+            if attempts < 3 {
+                return Err(DieselError::DatabaseError(
+                    DatabaseErrorKind::Unknown,
+                    Box::new("database is locked".to_string()),
+                ));
+            }
+            Ok(())
         });
-        // Two attempts have met the lock: the first failed and was retried.
-        assert_eq!(attempts.recv().unwrap(), 1);
-        assert_eq!(attempts.recv().unwrap(), 2);
-        holder.batch_execute("COMMIT").unwrap();
-        let (out, n) = worker.join().unwrap();
         out.unwrap();
-        assert!(n >= 2, "attempts: {n}");
+        assert_eq!(attempts, 3);
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
+        use diesel::RunQueryDsl;
         let rows: Vec<Count> = diesel::sql_query("SELECT COUNT(*) AS n FROM t")
-            .load(&mut holder)
+            .load(&mut conn)
             .unwrap();
-        assert_eq!(rows[0].n, 2);
+        assert_eq!(rows[0].n, 1, "the failed attempts were rolled back");
+    }
+
+    /// A SQLite write transaction takes the write lock when it begins: while
+    /// another writer holds it, the closure never runs, and the answer after
+    /// the retries is Busy; once the lock is free, it goes through.
+    #[test]
+    fn sqlite_writers_take_the_lock_when_they_begin() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("busy.db"));
+        let mut holder = target.connect().unwrap();
+        holder.batch_execute("CREATE TABLE t (x INTEGER)").unwrap();
+        let mut writer = target.connect().unwrap();
+        writer.batch_execute("PRAGMA busy_timeout = 0").unwrap();
+        holder
+            .batch_execute("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .unwrap();
+        let mut ran = 0;
+        let out: Result<(), DieselError> = transaction(&mut writer, |c| {
+            ran += 1;
+            c.batch_execute("INSERT INTO t VALUES (2)")
+        });
+        assert_eq!(out.unwrap_err().fault(), Some(Fault::Busy));
+        assert_eq!(ran, 0, "nothing ran without the write lock");
+        assert!(
+            !in_transaction(&mut writer),
+            "the failed begin left no transaction open"
+        );
+        holder.batch_execute("COMMIT").unwrap();
+        let out: Result<(), DieselError> = transaction(&mut writer, |c| c.batch_execute("INSERT INTO t VALUES (2)"));
+        out.unwrap();
     }
 
     #[test]

@@ -856,3 +856,72 @@ async fn sigterm_under_load_loses_nothing() {
         .sum();
     assert_eq!(counted as usize, ok.load(Ordering::SeqCst));
 }
+
+/// Two `roster serve` processes on one SQLite file, under a concurrent
+/// refresh-grant load: every refresh succeeds; no "database is locked" or
+/// busy answer reaches a client (writes queue behind SQLite's one writer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_one_sqlite_file_under_write_load() {
+    const FAMILIES: usize = 8;
+    const ROUNDS: usize = 25;
+    let db = TestDb::new(Backend::Sqlite);
+    let mut a = Served::start(roster(&db).env("ROSTER_ADMIN_PASSWORD", "two-process-admin"));
+    let addr_a = listen_addr(&a.wait_for("roster listening on"));
+    let mut b = Served::start(&mut roster(&db));
+    let addr_b = listen_addr(&b.wait_for("roster listening on"));
+    let http = reqwest::Client::new();
+    let mut families = Vec::new();
+    for _ in 0..FAMILIES {
+        let r: Value = http
+            .post(format!("http://{addr_a}/oauth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", "two-process-admin"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        families.push(r["refresh_token"].as_str().unwrap().to_string());
+    }
+    let runs: Vec<_> = families
+        .into_iter()
+        .enumerate()
+        .map(|(f, mut token)| {
+            let (http, addrs) = (http.clone(), [addr_a.clone(), addr_b.clone()]);
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for round in 0..ROUNDS {
+                    let addr = &addrs[(f + round) % 2];
+                    let resp = http
+                        .post(format!("http://{addr}/oauth/token"))
+                        .form(&[("grant_type", "refresh_token"), ("refresh_token", token.as_str())])
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = resp.status().as_u16();
+                    let body: Value = resp.json().await.unwrap();
+                    statuses.push((status, body["error"].clone()));
+                    if status != 200 {
+                        break;
+                    }
+                    token = body["refresh_token"].as_str().unwrap().to_string();
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for run in runs {
+        for (status, error) in run.await.unwrap() {
+            assert_eq!(status, 200, "a refresh failed: {error}");
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, FAMILIES * ROUNDS);
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}

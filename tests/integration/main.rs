@@ -8,6 +8,7 @@ mod admin;
 mod architecture;
 mod cli;
 mod credentials;
+mod faults;
 mod hardening;
 mod health;
 mod keys;

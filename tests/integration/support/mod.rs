@@ -80,22 +80,27 @@ impl TestDb {
                     pg: None,
                 }
             }
-            Backend::Postgres => {
-                let admin = postgres_admin_url().expect("TEST_DATABASE_URL");
-                let name = format!("roster_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = PgConnection::establish(&admin).expect("connect to TEST_DATABASE_URL");
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .unwrap();
-                let mut url = url::Url::parse(&admin).unwrap();
-                url.set_path(&format!("/{name}"));
-                Self {
-                    backend,
-                    url: url.to_string(),
-                    dir,
-                    pg: Some((admin, name)),
-                }
-            }
+            Backend::Postgres => Self::postgres_at(&postgres_admin_url().expect("TEST_DATABASE_URL")),
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server of `admin` (a URL it may
+    /// create databases with).
+    pub fn postgres_at(admin: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = admin.to_string();
+        let name = format!("roster_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::establish(&admin).expect("connect to the PostgreSQL admin URL");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        Self {
+            backend: Backend::Postgres,
+            url: url.to_string(),
+            dir,
+            pg: Some((admin, name)),
         }
     }
 
@@ -156,6 +161,12 @@ impl TestAppBuilder {
     /// share one PostgreSQL), with the same pepper.
     pub fn same_database_as(mut self, other: &TestApp) -> Self {
         self.db = Some(other.db.clone());
+        self
+    }
+
+    /// Run on this database.
+    pub fn database(mut self, db: std::sync::Arc<TestDb>) -> Self {
+        self.db = Some(db);
         self
     }
 

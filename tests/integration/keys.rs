@@ -512,3 +512,182 @@ async fn a_full_argon2_queue_answers_503() {
         assert_eq!(q.await.unwrap(), 200, "queued logins finish once argon2 is free");
     }
 }
+
+/// A disable that lands while a password login waits for argon2 stops it:
+/// the issuing transaction checks the principal again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disable_during_the_password_check_stops_the_login() {
+    let app = Arc::new(TestApp::spawn(Backend::Sqlite).await);
+    let alice = app.create_human("alice", "correct horse battery", &[]).await;
+    let argon = app.state.oauth().argon.clone();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = Arc::new(std::sync::Mutex::new(held));
+    let mut holders = Vec::new();
+    for _ in 0..cores {
+        let (argon, started_tx, held) = (argon.clone(), started_tx.clone(), held.clone());
+        holders.push(tokio::spawn(async move {
+            argon
+                .run(move || {
+                    started_tx.send(()).unwrap();
+                    let _ = held.lock().unwrap().recv();
+                })
+                .await
+                .unwrap();
+        }));
+    }
+    for _ in 0..cores {
+        started.recv().await.unwrap();
+    }
+    // The login has loaded alice and waits for argon2...
+    let login = {
+        let app = app.clone();
+        tokio::spawn(async move { app.password_grant("alice", "correct horse battery").await })
+    };
+    let queued = async {
+        while argon.waiting() < 1 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), queued)
+        .await
+        .expect("the login queued");
+    // ...when an admin disables her.
+    let now = app.clock.now();
+    app.query(move |c| {
+        roster::principals::set_status(
+            c,
+            &alice,
+            roster::models::principal::PrincipalStatus::Disabled,
+            None,
+            now,
+        )
+    })
+    .await;
+    for _ in 0..cores {
+        release.send(()).unwrap();
+    }
+    for h in holders {
+        h.await.unwrap();
+    }
+    let r = login.await.unwrap();
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "invalid username or password"})
+        )
+    );
+    let tokens = app
+        .query(|c| {
+            use diesel::prelude::*;
+            use roster::db::schema::refresh_tokens;
+            Ok(refresh_tokens::table.count().get_result::<i64>(c)?)
+        })
+        .await;
+    assert_eq!(tokens, 0, "no refresh token was issued");
+}
+
+/// Two instances on one database agree at once: a token from A introspects
+/// on B, a revocation on A holds on B, a secret deleted on A stops working on
+/// B, and a key rotated on A is in B's JWKS before any token is signed with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_agree() {
+    let backend = if crate::support::postgres_admin_url().is_some() {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    let start = Utc::now();
+    let shared = |mut s: roster::config::Settings| {
+        s.token.issuer = "https://roster.test".into();
+        s.keys.publish_delay = Duration::seconds(60);
+        s
+    };
+    let a = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .settings(shared)
+        .spawn()
+        .await;
+    let b = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .settings(shared)
+        .same_database_as(&a)
+        .spawn()
+        .await;
+    let svc = a.create_service("billing", &[]).await;
+    let rs = a.create_service("reports", &[]).await;
+    let token = a.client_token("billing", &svc.secret).await;
+    async fn introspect(app: &TestApp, secret: &str, token: &str) -> serde_json::Value {
+        app.post_form("/oauth/introspect", Some(("reports", secret)), &[("token", token)])
+            .await
+            .body["active"]
+            .clone()
+    }
+    assert_eq!(introspect(&b, &rs.secret, &token).await, true);
+    let r = a
+        .post_form("/oauth/revoke", Some(("billing", &svc.secret)), &[("token", &token)])
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        introspect(&b, &rs.secret, &token).await,
+        false,
+        "revoked on A, refused on B"
+    );
+
+    // A second secret, the first deleted on A: B refuses the first at once.
+    let admin = a.admin_token().await;
+    let second = a
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/principals/{}/secrets", svc.id),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let first_id = a
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/principals/{}/secrets", svc.id),
+            Some(&admin),
+            None,
+        )
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] != second.body["id"])
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = a
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/principals/{}/secrets/{first_id}", svc.id),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(b.client_grant("billing", &svc.secret).await.status, 401);
+    b.client_token("billing", second.body["client_secret"].as_str().unwrap())
+        .await;
+
+    // A rotation on A is in B's JWKS (after B's next tick) before it signs.
+    let kid = a
+        .query({
+            let pepper = a.state.oauth().pepper.clone();
+            move |c| roster::auth::keys::rotate(c, &pepper, roster::auth::keys::SigningAlg::EdDsa, start)
+        })
+        .await;
+    b.clock.advance(Duration::seconds(6));
+    b.tick().await;
+    assert!(jwks_kids(&b.jwks().await).contains(&kid), "published on B");
+    let before = a
+        .client_token("billing", second.body["client_secret"].as_str().unwrap())
+        .await;
+    assert_ne!(super::keys::kid(&before), kid, "not signing yet");
+}

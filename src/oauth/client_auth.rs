@@ -9,6 +9,7 @@ use super::request::ClientCredentials;
 use crate::auth::client::{self, AuthenticatedClient};
 use crate::auth::failures::FailureLog;
 use crate::auth::secrets::Pepper;
+use crate::auth::throttle::{self, ThrottlePolicy};
 use crate::auth::usage::UsageRecorder;
 use crate::db::DbConnection;
 use crate::models::audit::{NewAuditEvent, Outcome};
@@ -22,6 +23,8 @@ pub struct ClientCheck<'a> {
     pub usage: &'a UsageRecorder,
     /// Failures, folded per source.
     pub failures: &'a FailureLog,
+    /// When guessing a client's secret is slowed down.
+    pub throttle: &'a ThrottlePolicy,
     pub remote: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
@@ -80,18 +83,36 @@ pub fn authenticate(
     let Some((client_id, secret)) = creds.presented_secret() else {
         return Ok(None);
     };
+    // Guessing a client's secret is throttled like a password, per (client,
+    // network), per network and per client; checked before the secret is.
+    let keys = throttle::Keys::new(check.pepper, &format!("client:{client_id}"), check.remote);
+    let rows = throttle::load(conn, &keys)?;
+    if let Some(wait) = throttle::blocked_for(&rows, check.now) {
+        check.failures.record(
+            conn,
+            NewAuditEvent::new("login.throttled", Outcome::Failed)
+                .remote(check.remote)
+                .reason("too many failed client authentications")
+                .details(serde_json::json!({"retry_after": wait.num_seconds()})),
+            check.now,
+        )?;
+        return Err(OAuthError::Throttled {
+            retry_after: wait.num_seconds() + i64::from(wait.subsec_nanos() > 0),
+        });
+    }
     match client::authenticate(conn, check.pepper, client_id, secret, check.now)? {
         Ok(c) => {
             check.usage.record(&c.secret_id, check.now);
+            throttle::record_success(conn, &keys, &rows)?;
             Ok(Some(c))
         }
-        Err((failure, principal)) => Err(refuse(
-            conn,
-            check,
-            principal.as_ref().map(|p| p.id.as_str()),
-            client_id,
-            failure.reason(),
-        )),
+        Err((failure, principal)) => {
+            let subject = principal.as_ref().map(|p| p.id.as_str());
+            if let Err(e) = throttle::record_failure(conn, &keys, subject, check.throttle, check.now) {
+                return Err(e.into());
+            }
+            Err(refuse(conn, check, subject, client_id, failure.reason()))
+        }
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) struct Checks {
     pub pepper: Pepper,
     pub usage: Arc<UsageRecorder>,
     pub failures: Arc<FailureLog>,
+    pub throttle: crate::auth::throttle::ThrottlePolicy,
 }
 
 impl Checks {
@@ -56,6 +57,7 @@ impl Checks {
             pepper: &self.pepper,
             usage: &self.usage,
             failures: &self.failures,
+            throttle: &self.throttle,
             remote,
             now,
         }
@@ -72,6 +74,7 @@ impl OAuthContext {
             pepper: self.pepper.clone(),
             usage: self.usage.clone(),
             failures: self.failures.clone(),
+            throttle: self.throttle.clone(),
         }
     }
 }

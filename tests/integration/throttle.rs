@@ -11,8 +11,40 @@ use crate::support::{Backend, FormReply, TestApp};
 
 on_both_backends!(
     guessing_is_throttled_per_name_and_network,
-    throttling_counts_across_instances
+    throttling_counts_across_instances,
+    guessing_a_client_secret_is_throttled
 );
+
+async fn guessing_a_client_secret_is_throttled(backend: Backend) {
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    let svc = app.create_service("billing", &[]).await;
+    let guess = |secret: &'static str| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/oauth/token",
+                Some(("billing", secret)),
+                &[("grant_type", "client_credentials")],
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(guess("wrong-secret").await.status, 401);
+    }
+    let r = guess("wrong-secret").await;
+    assert_eq!((r.status, r.error(), r.header("retry-after")), (429, "slow_down", "1"));
+    // The real secret waits too: the block is checked before any secret.
+    let r = app.client_grant("billing", &svc.secret).await;
+    assert_eq!(r.status, 429);
+    app.clock.advance(Duration::seconds(1));
+    app.client_token("billing", &svc.secret).await;
+    // The success cleared the counter: five more guesses before a block.
+    for _ in 0..5 {
+        assert_eq!(guess("wrong-secret").await.status, 401);
+    }
+    assert_eq!(guess("wrong-secret").await.status, 429);
+}
 
 /// A client whose requests come from `ip` (any address of 127.0.0.0/8).
 fn client_from(ip: &str) -> reqwest::Client {

@@ -25,8 +25,41 @@ on_both_backends!(
     automatic_rotation_follows_the_schedule,
     disabled_principals_lose_their_tokens,
     a_failed_key_reload_keeps_the_last_good_keys,
-    an_unknown_kid_makes_an_instance_reload_once
+    an_unknown_kid_makes_an_instance_reload_once,
+    a_refresh_that_cannot_be_signed_leaves_the_token_valid
 );
+
+/// When the new access token cannot be signed, the refresh rotation does not
+/// commit: the presented refresh token stays valid and its family alive.
+async fn a_refresh_that_cannot_be_signed_leaves_the_token_valid(backend: Backend) {
+    use diesel::RunQueryDsl;
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let (_, refresh) = app.login("alice", "correct horse battery").await;
+    let set_state = |state: &'static str| {
+        move |c: &mut roster::db::DbConnection| {
+            diesel::sql_query(format!(
+                "UPDATE signing_keys SET state = '{state}', publish_until = activated_at"
+            ))
+            .execute(c)?;
+            Ok(())
+        }
+    };
+    // No key may sign: every key retired (still published).
+    app.query(set_state("retired")).await;
+    app.clock.advance(Duration::seconds(6));
+    app.tick().await;
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+    let r = app.post_form("/oauth/token", None, &form).await;
+    assert_eq!((r.status, r.error()), (500, "server_error"), "{}", r.body);
+    // The keys are back: the same refresh token works, once.
+    app.query(set_state("active")).await;
+    app.clock.advance(Duration::seconds(6));
+    app.tick().await;
+    let r = app.post_form("/oauth/token", None, &form).await;
+    assert_eq!(r.status, 200, "the failed attempt spent nothing: {}", r.body);
+    assert!(r.body["refresh_token"].is_string());
+}
 
 /// Instance A signs with a key instance B has not loaded yet (B's tick has
 /// not run): B reloads on the unknown `kid` instead of refusing the token,

@@ -155,7 +155,9 @@ pub fn load(conn: &mut DbConnection, keys: &Keys) -> Result<Vec<ThrottleRow>> {
 }
 
 /// Count one failure on each counter: one write per counter, in one
-/// transaction. `subject` is the principal's id, when the name is one.
+/// transaction. `subject` is the principal's id, when the name is one. Two
+/// instances creating the same counter at once collide on its key: the
+/// loser runs again and updates the winner's row.
 pub fn record_failure(
     conn: &mut DbConnection,
     keys: &Keys,
@@ -163,19 +165,27 @@ pub fn record_failure(
     p: &ThrottlePolicy,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    crate::db::transaction(conn, |conn| {
-        let rows = throttle::find_many(conn, &keys.all())?;
-        for key in keys.all() {
-            let existing = rows.iter().find(|r| r.key == key);
-            let subject_here = if key == keys.network { None } else { subject };
-            let next = after_failure(existing, &key, subject_here, keys.limit(&key, p), p, now);
-            match existing {
-                Some(_) => throttle::save(conn, &next)?,
-                None => throttle::insert(conn, &next)?,
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let counted = crate::db::transaction(conn, |conn| {
+            let rows = throttle::find_many(conn, &keys.all())?;
+            for key in keys.all() {
+                let existing = rows.iter().find(|r| r.key == key);
+                let subject_here = if key == keys.network { None } else { subject };
+                let next = after_failure(existing, &key, subject_here, keys.limit(&key, p), p, now);
+                match existing {
+                    Some(_) => throttle::save(conn, &next)?,
+                    None => throttle::insert(conn, &next)?,
+                }
             }
+            Ok(())
+        });
+        match counted {
+            Err(crate::error::Error::Conflict(_)) if attempt < 5 => continue,
+            other => return other,
         }
-        Ok(())
-    })
+    }
 }
 
 /// A success clears the (username, network) counter, if there is one: no

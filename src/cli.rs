@@ -311,7 +311,7 @@ fn run_server(
         let server = crate::http::server(state, listener, None).map_err(|e| format!("cannot start the server: {e}"))?;
         let handle = server.handle();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let registry = upkeep.registry.clone();
+        let registry = upkeep.parts.registry.clone();
         let ticker = actix_web::rt::spawn(upkeep.run(crate::upkeep::TICK, stop_rx));
         actix_web::rt::spawn(async move {
             shutdown.await;

@@ -36,16 +36,7 @@ const RETENTION_EVERY_SECS: i64 = 60;
 const MIN_KEYS_STALE_AFTER_SECS: i64 = 30;
 
 pub struct Upkeep {
-    pub db: Pool,
-    pub keys: Arc<KeyStore>,
-    pub usage: Arc<UsageRecorder>,
-    pub failures: Arc<FailureLog>,
-    pub registry: Arc<RegistryContext>,
-    pub clock: Clock,
-    /// How often the keys are reloaded (and the rotation steps run).
-    pub key_refresh: Duration,
-    /// Audit events older than this are deleted; `None` keeps them all.
-    pub audit_retention: Option<Duration>,
+    pub parts: Parts,
     last_key_refresh: Mutex<Option<DateTime<Utc>>>,
     last_retention: Mutex<Option<DateTime<Utc>>>,
 }
@@ -58,7 +49,9 @@ pub struct Parts {
     pub failures: Arc<FailureLog>,
     pub registry: Arc<RegistryContext>,
     pub clock: Clock,
+    /// How often the keys are reloaded (and the rotation steps run).
     pub key_refresh: Duration,
+    /// Audit events older than this are deleted; `None` keeps them all.
     pub audit_retention: Option<Duration>,
 }
 
@@ -82,16 +75,9 @@ impl Readiness {
 }
 
 impl Upkeep {
-    pub fn new(p: Parts) -> Self {
+    pub fn new(parts: Parts) -> Self {
         Self {
-            db: p.db,
-            keys: p.keys,
-            usage: p.usage,
-            failures: p.failures,
-            registry: p.registry,
-            clock: p.clock,
-            key_refresh: p.key_refresh,
-            audit_retention: p.audit_retention,
+            parts,
             last_key_refresh: Mutex::new(None),
             last_retention: Mutex::new(None),
         }
@@ -100,15 +86,15 @@ impl Upkeep {
     /// Keys older than this make the instance unready: six refresh intervals,
     /// and at least 30 seconds.
     pub fn keys_stale_after(&self) -> Duration {
-        (self.key_refresh * 6).max(Duration::seconds(MIN_KEYS_STALE_AFTER_SECS))
+        (self.parts.key_refresh * 6).max(Duration::seconds(MIN_KEYS_STALE_AFTER_SECS))
     }
 
     /// One round of upkeep at the clock's `now`. Each part runs even when an
     /// earlier one failed; the first error is returned.
     pub async fn tick(&self) -> Result<()> {
-        let now = self.clock.now();
+        let now = self.parts.clock.now();
         let keys = self.refresh_keys_if_due(now).await;
-        let registry = crate::registry::worker::tick(&self.registry, now, &self.clock).await;
+        let registry = crate::registry::worker::tick(&self.parts.registry, now, &self.parts.clock).await;
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
@@ -117,11 +103,11 @@ impl Upkeep {
 
     /// Write the counts of folded failures whose window closed (all, when `all`).
     pub async fn flush_failures(&self, now: DateTime<Utc>, all: bool) -> Result<()> {
-        if self.failures.open_windows() == 0 {
+        if self.parts.failures.open_windows() == 0 {
             return Ok(());
         }
-        let failures = self.failures.clone();
-        self.db.run(move |c| failures.flush(c, now, all)).await
+        let failures = self.parts.failures.clone();
+        self.parts.db.run(move |c| failures.flush(c, now, all)).await
     }
 
     /// Once a minute: forget login counters quiet for a day, and delete one
@@ -137,8 +123,9 @@ impl Upkeep {
             }
             *last = Some(now);
         }
-        let retention = self.audit_retention;
+        let retention = self.parts.audit_retention;
         let deleted = self
+            .parts
             .db
             .run(move |c| {
                 crate::models::throttle::delete_stale(c, now - Duration::days(1), now)?;
@@ -160,12 +147,13 @@ impl Upkeep {
                 Ok(g) => *g,
                 Err(poisoned) => *poisoned.into_inner(),
             };
-            if last.is_some_and(|t| now - t < self.key_refresh && now >= t) {
+            if last.is_some_and(|t| now - t < self.parts.key_refresh && now >= t) {
                 return Ok(());
             }
         }
-        let keys = self.keys.clone();
-        self.db
+        let keys = self.parts.keys.clone();
+        self.parts
+            .db
             .run(move |c| {
                 keys.refresh(c, now)?;
                 revoked_token::delete_expired(c, now).map(|_| ())
@@ -181,14 +169,14 @@ impl Upkeep {
     /// Write every pending use count now. A failed write keeps the counts
     /// for the next try.
     pub async fn flush_usage(&self) -> Result<()> {
-        let batch = self.usage.take();
+        let batch = self.parts.usage.take();
         if batch.is_empty() {
             return Ok(());
         }
         let kept = batch.clone();
-        let written = self.db.run(move |conn| usage::apply(conn, &batch)).await;
+        let written = self.parts.db.run(move |conn| usage::apply(conn, &batch)).await;
         if written.is_err() {
-            self.usage.restore(kept);
+            self.parts.usage.restore(kept);
         }
         written
     }
@@ -211,7 +199,7 @@ impl Upkeep {
         if let Err(e) = self.flush_usage().await {
             tracing::warn!(error = %e, "could not write pending client secret use counts");
         }
-        if let Err(e) = self.flush_failures(self.clock.now(), true).await {
+        if let Err(e) = self.flush_failures(self.parts.clock.now(), true).await {
             tracing::warn!(error = %e, "could not write the counts of folded login failures");
         }
     }
@@ -219,17 +207,18 @@ impl Upkeep {
     /// Is this instance ready to serve? The database must answer and the
     /// keys in service must be fresh.
     pub async fn readiness(&self) -> Readiness {
-        let now = self.clock.now();
-        let target = self.db.target().clone();
+        let now = self.parts.clock.now();
+        let target = self.parts.db.target().clone();
         let database = target.backend_name();
-        let keys_age_seconds = self.keys.age(now).num_seconds();
+        let keys_age_seconds = self.parts.keys.age(now).num_seconds();
         let pinged = self
+            .parts
             .db
             .run(move |c| crate::db::ping(c, &target).map_err(Error::Unavailable))
             .await;
         let (error, error_description) = match pinged {
             Err(e) => (Some("database_unavailable"), Some(public_reason(&e))),
-            Ok(()) if self.keys.age(now) > self.keys_stale_after() => (
+            Ok(()) if self.parts.keys.age(now) > self.keys_stale_after() => (
                 Some("keys_stale"),
                 Some(format!(
                     "the signing keys were last loaded {keys_age_seconds} s ago (bound {} s)",

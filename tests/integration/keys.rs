@@ -422,26 +422,7 @@ async fn a_busy_argon2_pool_does_not_stall_client_credentials() {
     let svc = app.create_service("billing", &[]).await;
 
     // Take every argon2 thread, and hold them until released.
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let held = Arc::new(std::sync::Mutex::new(held));
-    let mut holders = Vec::new();
-    for _ in 0..cores {
-        let (argon, started_tx, held) = (app.state.oauth().argon.clone(), started_tx.clone(), held.clone());
-        holders.push(tokio::spawn(async move {
-            argon
-                .run(move || {
-                    started_tx.send(()).unwrap();
-                    let _ = held.lock().unwrap().recv();
-                })
-                .await
-                .unwrap();
-        }));
-    }
-    for _ in 0..cores {
-        started.recv().await.unwrap();
-    }
+    let hold = ArgonHold::take_all(&app.state.oauth().argon).await;
 
     let login = {
         let app = app.clone();
@@ -462,12 +443,7 @@ async fn a_busy_argon2_pool_does_not_stall_client_credentials() {
     assert_eq!(issued.load(Ordering::SeqCst), 5);
     assert!(!login.is_finished(), "the password login cannot finish without argon2");
 
-    for _ in 0..cores {
-        release.send(()).unwrap();
-    }
-    for h in holders {
-        h.await.unwrap();
-    }
+    hold.release().await;
     let r = login.await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
 }
@@ -489,26 +465,7 @@ async fn a_full_argon2_queue_answers_503() {
     app.create_human("alice", "correct horse battery", &[]).await;
     let svc = app.create_service("billing", &[]).await;
     let argon = app.state.oauth().argon.clone();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let held = Arc::new(std::sync::Mutex::new(held));
-    let mut holders = Vec::new();
-    for _ in 0..cores {
-        let (argon, started_tx, held) = (argon.clone(), started_tx.clone(), held.clone());
-        holders.push(tokio::spawn(async move {
-            argon
-                .run(move || {
-                    started_tx.send(()).unwrap();
-                    let _ = held.lock().unwrap().recv();
-                })
-                .await
-                .unwrap();
-        }));
-    }
-    for _ in 0..cores {
-        started.recv().await.unwrap();
-    }
+    let hold = ArgonHold::take_all(&argon).await;
     let queued: Vec<_> = (0..QUEUE)
         .map(|_| {
             let app = app.clone();
@@ -535,12 +492,7 @@ async fn a_full_argon2_queue_answers_503() {
     assert_eq!(r.header("retry-after"), "1");
     app.client_token("billing", &svc.secret).await;
 
-    for _ in 0..cores {
-        release.send(()).unwrap();
-    }
-    for h in holders {
-        h.await.unwrap();
-    }
+    hold.release().await;
     for q in queued {
         assert_eq!(q.await.unwrap(), 200, "queued logins finish once argon2 is free");
     }
@@ -553,26 +505,7 @@ async fn a_disable_during_the_password_check_stops_the_login() {
     let app = Arc::new(TestApp::spawn(Backend::Sqlite).await);
     let alice = app.create_human("alice", "correct horse battery", &[]).await;
     let argon = app.state.oauth().argon.clone();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let held = Arc::new(std::sync::Mutex::new(held));
-    let mut holders = Vec::new();
-    for _ in 0..cores {
-        let (argon, started_tx, held) = (argon.clone(), started_tx.clone(), held.clone());
-        holders.push(tokio::spawn(async move {
-            argon
-                .run(move || {
-                    started_tx.send(()).unwrap();
-                    let _ = held.lock().unwrap().recv();
-                })
-                .await
-                .unwrap();
-        }));
-    }
-    for _ in 0..cores {
-        started.recv().await.unwrap();
-    }
+    let hold = ArgonHold::take_all(&argon).await;
     // The login has loaded alice and waits for argon2...
     let login = {
         let app = app.clone();
@@ -598,12 +531,7 @@ async fn a_disable_during_the_password_check_stops_the_login() {
         )
     })
     .await;
-    for _ in 0..cores {
-        release.send(()).unwrap();
-    }
-    for h in holders {
-        h.await.unwrap();
-    }
+    hold.release().await;
     let r = login.await.unwrap();
     assert_eq!(
         (r.status, r.body.clone()),
@@ -723,4 +651,46 @@ async fn two_instances_agree() {
         .client_token("billing", second.body["client_secret"].as_str().unwrap())
         .await;
     assert_ne!(super::keys::kid(&before), kid, "not signing yet");
+}
+
+/// Every argon2 thread of an app, held until released, so that a test can
+/// show what happens while argon2 is fully taken.
+struct ArgonHold {
+    release: std::sync::mpsc::Sender<()>,
+    holders: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ArgonHold {
+    async fn take_all(argon: &roster::blocking::BlockingPool) -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let mut holders = Vec::new();
+        for _ in 0..cores {
+            let (argon, started_tx, held) = (argon.clone(), started_tx.clone(), held.clone());
+            holders.push(tokio::spawn(async move {
+                argon
+                    .run(move || {
+                        started_tx.send(()).unwrap();
+                        let _ = held.lock().unwrap().recv();
+                    })
+                    .await
+                    .unwrap();
+            }));
+        }
+        for _ in 0..cores {
+            started.recv().await.unwrap();
+        }
+        Self { release, holders }
+    }
+
+    async fn release(self) {
+        for _ in 0..self.holders.len() {
+            self.release.send(()).unwrap();
+        }
+        for h in self.holders {
+            h.await.unwrap();
+        }
+    }
 }

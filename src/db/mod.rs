@@ -15,21 +15,48 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel::Connection;
+#[cfg(feature = "postgres")]
+use diesel::PgConnection;
+#[cfg(feature = "sqlite")]
+use diesel::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("build Roster with at least one of the features `sqlite` and `postgres`");
 
 /// The backend split lives in the migrations, not in domain code: each backend
 /// has its own folder so that DDL can use each dialect, with the same versions.
+/// Both are embedded whatever the features, so the test that keeps their
+/// versions in step always runs.
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// How long a SQLite connection waits on a lock held by another connection.
+#[cfg(feature = "sqlite")]
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
+/// One connection to whichever backend `DATABASE_URL` names. A backend left
+/// out at build time (`--no-default-features --features sqlite` builds
+/// without libpq) has no variant; its URLs are refused with a clear error.
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
+    #[cfg(feature = "postgres")]
     Postgres(PgConnection),
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteConnection),
+}
+
+impl DbConnection {
+    /// The SQLite connection inside, if this is one.
+    #[cfg(feature = "sqlite")]
+    fn as_sqlite(&mut self) -> Option<&mut SqliteConnection> {
+        #[allow(unreachable_patterns)]
+        match self {
+            Self::Sqlite(c) => Some(c),
+            _ => None,
+        }
+    }
 }
 
 /// Where the data lives, parsed from `DATABASE_URL`.
@@ -57,6 +84,8 @@ pub enum TargetError {
     EmptyPath,
     #[error("in-memory SQLite is not supported: every pooled connection would see its own database")]
     InMemory,
+    #[error("this roster was built without {0} support: rebuild it with `--features {1}` (both are on by default)")]
+    NotBuiltIn(&'static str, &'static str),
 }
 
 /// The default database when `DATABASE_URL` is unset: `roster.db` in the working directory.
@@ -71,6 +100,9 @@ impl DatabaseTarget {
             return Ok(Self::Sqlite(PathBuf::from(DEFAULT_SQLITE_FILE)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if !cfg!(feature = "postgres") {
+                return Err(TargetError::NotBuiltIn("PostgreSQL", "postgres"));
+            }
             return Ok(Self::Postgres(url.to_string()));
         }
         let path = if let Some(rest) = url.strip_prefix("sqlite://") {
@@ -87,6 +119,9 @@ impl DatabaseTarget {
         }
         if path == ":memory:" || path.contains("mode=memory") {
             return Err(TargetError::InMemory);
+        }
+        if !cfg!(feature = "sqlite") {
+            return Err(TargetError::NotBuiltIn("SQLite", "sqlite"));
         }
         Ok(Self::Sqlite(PathBuf::from(path)))
     }
@@ -113,9 +148,19 @@ impl DatabaseTarget {
     /// Open one connection, configured for Roster.
     pub fn connect(&self) -> Result<DbConnection, DieselError> {
         match self {
+            #[cfg(feature = "postgres")]
             Self::Postgres(url) => PgConnection::establish(&with_connect_timeout(url))
                 .map(DbConnection::Postgres)
                 .map_err(connection_error),
+            #[cfg(not(feature = "postgres"))]
+            Self::Postgres(_) => Err(connection_error(diesel::ConnectionError::BadConnection(
+                TargetError::NotBuiltIn("PostgreSQL", "postgres").to_string(),
+            ))),
+            #[cfg(not(feature = "sqlite"))]
+            Self::Sqlite(_) => Err(connection_error(diesel::ConnectionError::BadConnection(
+                TargetError::NotBuiltIn("SQLite", "sqlite").to_string(),
+            ))),
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(path) => {
                 let path_str = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path_str).map_err(connection_error)?;
@@ -136,8 +181,10 @@ impl DatabaseTarget {
 /// Seconds libpq waits for a PostgreSQL server before giving up, unless the
 /// URL sets `connect_timeout` itself: an unreachable server fails a request
 /// within this bound instead of hanging it.
+#[cfg(feature = "postgres")]
 const PG_CONNECT_TIMEOUT_SECS: u32 = 5;
 
+#[cfg(feature = "postgres")]
 fn with_connect_timeout(url: &str) -> String {
     if url.contains("connect_timeout=") {
         return url.to_string();
@@ -168,7 +215,9 @@ pub fn redact_url(url: &str) -> String {
 /// Run every pending migration of this connection's backend.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {
     let applied = match conn {
+        #[cfg(feature = "postgres")]
         DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
     }
     .map_err(|e| format!("migration failed: {e}"))?;
@@ -179,7 +228,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {
 pub fn embedded_versions() -> (Vec<String>, Vec<String>) {
     use diesel::migration::MigrationSource;
     let names = |source: &EmbeddedMigrations| -> Vec<String> {
-        MigrationSource::<diesel::sqlite::Sqlite>::migrations(source)
+        MigrationSource::<<DbConnection as Connection>::Backend>::migrations(source)
             .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect())
             .unwrap_or_default()
     };
@@ -306,12 +355,14 @@ where
 {
     let mut attempt = 0;
     loop {
-        let sqlite_outermost = matches!(conn, DbConnection::Sqlite(_)) && !in_transaction(conn);
-        let outcome = if sqlite_outermost {
+        #[cfg(feature = "sqlite")]
+        let outcome = if conn.as_sqlite().is_some() && !in_transaction(conn) {
             immediate(conn, &mut f)
         } else {
             conn.transaction(&mut f)
         };
+        #[cfg(not(feature = "sqlite"))]
+        let outcome = conn.transaction(&mut f);
         match outcome {
             Err(e) if e.fault() == Some(Fault::Busy) && attempt < BUSY_RETRIES => {
                 attempt += 1;
@@ -322,6 +373,7 @@ where
     }
 }
 
+#[cfg(feature = "sqlite")]
 fn in_transaction(conn: &mut DbConnection) -> bool {
     use diesel::connection::TransactionManager;
     <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
@@ -332,17 +384,18 @@ fn in_transaction(conn: &mut DbConnection) -> bool {
 /// `BEGIN IMMEDIATE` … `COMMIT` on SQLite, as diesel's
 /// `SqliteConnection::immediate_transaction` does, around a closure that
 /// takes the multi-backend connection.
+#[cfg(feature = "sqlite")]
 fn immediate<T, E, F>(conn: &mut DbConnection, f: &mut F) -> Result<T, E>
 where
     F: FnMut(&mut DbConnection) -> Result<T, E>,
     E: From<DieselError>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    if let DbConnection::Sqlite(c) = conn {
+    if let Some(c) = conn.as_sqlite() {
         AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
     }
     let outcome = f(conn);
-    let DbConnection::Sqlite(c) = conn else {
+    let Some(c) = conn.as_sqlite() else {
         return outcome;
     };
     match outcome {

@@ -13,12 +13,16 @@ trap cleanup EXIT
 
 cp "$HERE/package.json" "$HERE/package-lock.json" "$HERE"/*.cjs "$HERE"/*.mjs "$WORK/"
 (cd "$WORK" && npm ci --silent --no-audit --no-fund >/dev/null)
-python3 -c 'import jwt, cryptography' 2>/dev/null || python3 -m pip install -q "pyjwt[crypto]"
+# PyJWT in a virtual environment of its own, never in the system Python.
+VENV="${INTEROP_VENV:-${TMPDIR:-/tmp}/roster-interop-venv}"
+"$VENV/bin/python" -c 'import jwt, cryptography' 2>/dev/null \
+  || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q "pyjwt[crypto]==2.10.1"; }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 for alg in EdDSA ES256; do
   export DATABASE_URL="sqlite://$WORK/$alg.db" ROSTER_SECRET_PEPPER="interop-pepper-interop-pepper-interop" \
          ROSTER_SIGNING_ALG="$alg" ROSTER_ADMIN_PASSWORD="interop-admin-password" RUST_LOG=warn
+  "$BIN" migrate 2>/dev/null
   secret=$("$BIN" principal create-service my-interop-svc --scope api:read \
            | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
   "$BIN" serve --listen "127.0.0.1:$PORT" 2>"$WORK/serve-$alg.log" &
@@ -30,7 +34,7 @@ for alg in EdDSA ES256; do
   token=$(curl -sf -u "my-interop-svc:$secret" -d grant_type=client_credentials "$base/oauth/token" \
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   (cd "$WORK" && node jose_verify.mjs "$base" "$token")
-  python3 "$HERE/pyjwt_verify.py" "$base" "$token"
+  "$VENV/bin/python" "$HERE/pyjwt_verify.py" "$base" "$token"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 done
 echo "interop: ok"

@@ -19,8 +19,35 @@ use crate::principals::{self, CreatedServiceView, NewPrincipal};
 use crate::startup::{self, AdminPassword, Session};
 use crate::state::AppState;
 
+/// The environment variables every command reads, for `roster --help`.
+const ENV_HELP: &str = "\
+Environment:
+  DATABASE_URL           the database, as --database-url. Export it once, for the server and every command
+  ROSTER_SECRET_PEPPER   the secret pepper (32+ characters); without it, a key file is used (see --key-file)
+  ROSTER_KEY_FILE        as --key-file
+  ROSTER_DATA_DIR        where key files for PostgreSQL live (else $XDG_DATA_HOME/roster, ~/.local/share/roster)
+  ROSTER_ADMIN_PASSWORD  serve, first start only: the password of the first administrator 'admin'
+                         (without it one is generated and printed once to stderr)
+  ROSTER_LOG_FORMAT      as --log-format
+  RUST_LOG               log filter (default: info)
+Every serve flag has an environment twin too: see roster serve --help.
+Lost the admin password? roster recover-admin (see roster recover-admin --help).";
+
+/// The environment variables `serve` reads besides its flags' twins.
+const SERVE_ENV_HELP: &str = "\
+Also read from the environment:
+  DATABASE_URL           the database (export it once, for the server and every roster command)
+  ROSTER_SECRET_PEPPER   the secret pepper (32+ characters); without it, a key file is used (see --key-file)
+  ROSTER_ADMIN_PASSWORD  first start only: the password of the first administrator 'admin'; without it one
+                         is generated and printed once to stderr. Lost it? roster recover-admin";
+
 #[derive(Debug, Parser)]
-#[command(name = "roster", version, about = "Identity service and service registry")]
+#[command(
+    name = "roster",
+    version,
+    about = "Identity service and service registry",
+    after_help = ENV_HELP
+)]
 pub struct Cli {
     /// Database: postgres://..., postgresql://..., sqlite://PATH or a file path.
     /// Default: roster.db in the working directory.
@@ -37,10 +64,6 @@ pub struct Cli {
     #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
 
-    /// JWS algorithm of new signing keys.
-    #[arg(long, env = "ROSTER_SIGNING_ALG", value_enum, default_value_t = SigningAlg::EdDsa, global = true)]
-    signing_alg: SigningAlg,
-
     #[command(subcommand)]
     command: Command,
 }
@@ -53,16 +76,57 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the HTTP service (runs pending migrations first).
+    /// Run the HTTP service (runs pending migrations first; creates the database and the first admin on first start).
     Serve(ServeArgs),
-    /// Run pending database migrations and exit.
+    /// Run pending database migrations and exit (creates a new SQLite file if there is none).
     Migrate,
-    /// Manage principals.
-    #[command(subcommand)]
-    Principal(PrincipalCommand),
+    /// Manage principals: people and services.
+    Principal(PrincipalArgs),
     /// Manage JWT signing keys.
+    Keys(KeysArgs),
+    /// Get back in after losing the admin password: give NAME (default admin) a new password,
+    /// re-enable it, give it the `admin` scope and clear its login throttle. Creates it if missing.
+    /// The new password is printed once on stdout unless --password-stdin gives one.
+    RecoverAdmin(RecoverArgs),
+}
+
+/// For commands that need an existing database.
+#[derive(Debug, Args)]
+struct Existing {
+    /// Create a new, empty SQLite database when the file does not exist. Without it a
+    /// command pointed at a missing file fails, so that a forgotten DATABASE_URL never
+    /// writes into a database the server does not use.
+    #[arg(long, global = true)]
+    create: bool,
+}
+
+#[derive(Debug, Args)]
+struct PrincipalArgs {
+    #[command(flatten)]
+    existing: Existing,
     #[command(subcommand)]
-    Keys(KeysCommand),
+    command: PrincipalCommand,
+}
+
+#[derive(Debug, Args)]
+struct KeysArgs {
+    #[command(flatten)]
+    existing: Existing,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Debug, Args)]
+struct RecoverArgs {
+    /// The administrator to recover.
+    #[arg(default_value = crate::principals::BOOTSTRAP_ADMIN)]
+    name: String,
+    /// Read the new password from stdin (one trailing newline is stripped) instead of
+    /// generating one.
+    #[arg(long)]
+    password_stdin: bool,
+    #[command(flatten)]
+    existing: Existing,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,16 +134,24 @@ enum KeysCommand {
     /// Start a rotation: publish a new key now; running servers make it the
     /// signing key after the publish delay and keep the old one published
     /// until its last token has expired.
-    Rotate,
+    Rotate {
+        /// JWS algorithm of the new key.
+        #[arg(long, env = "ROSTER_SIGNING_ALG", value_enum, default_value_t = SigningAlg::EdDsa)]
+        signing_alg: SigningAlg,
+    },
     /// List the signing keys and their state (public parts only).
     List,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = SERVE_ENV_HELP)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "ROSTER_LISTEN", default_value = DEFAULT_LISTEN)]
+    /// Address to listen on, as HOST:PORT (0.0.0.0:8080 for every interface; port 0 picks a free one).
+    #[arg(long, env = "ROSTER_LISTEN", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
     listen: String,
+    /// JWS algorithm of new signing keys (the first one, and each rotation's).
+    #[arg(long, env = "ROSTER_SIGNING_ALG", value_enum, default_value_t = SigningAlg::EdDsa)]
+    signing_alg: SigningAlg,
     /// Issuer URL of this service. Default: http://<listen>.
     #[arg(long, env = "ROSTER_ISSUER")]
     issuer: Option<String>,
@@ -123,6 +195,23 @@ struct ServeArgs {
     fetch_allow: Vec<ipnet::IpNet>,
 }
 
+/// `--listen`: HOST:PORT, checked before anything touches the database.
+fn parse_listen(s: &str) -> Result<String, String> {
+    let hint = "expected HOST:PORT, for example 127.0.0.1:8080 or 0.0.0.0:8080";
+    let Some((host, port)) = s.rsplit_once(':') else {
+        if s.parse::<u16>().is_ok() {
+            return Err(format!("'{s}' has no host: {hint} (did you mean 127.0.0.1:{s}?)"));
+        }
+        return Err(format!("'{s}' has no port: {hint}"));
+    };
+    if host.is_empty() {
+        return Err(format!("'{s}' has no host: {hint}"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("'{port}' is not a port number: {hint}"))?;
+    Ok(s.to_string())
+}
+
 /// A duration that may be "off".
 #[derive(Debug, Clone, Copy)]
 struct OptionalDuration(Option<chrono::Duration>);
@@ -143,25 +232,37 @@ enum PrincipalCommand {
     CreateService {
         /// Name, also the OAuth client_id: [a-z0-9][a-z0-9._-]{0,62}.
         name: String,
-        /// Scope to grant; repeat for several.
+        /// Scope to grant; repeat for several. `admin` makes it an administrator (audited).
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Category membership as NAME or NAME:PRIORITY; repeat for several.
+        /// Category membership as NAME or NAME:PRIORITY (higher comes first); repeat for several.
         #[arg(long = "category")]
         categories: Vec<String>,
+        /// Human-readable name, shown in listings.
         #[arg(long)]
         display_name: Option<String>,
     },
-    /// Create a human principal; the password is read from stdin.
+    /// Create a person; the password is read from stdin.
     CreateHuman {
+        /// Login name: [a-z0-9][a-z0-9._-]{0,62}.
         name: String,
+        /// Contact address.
         #[arg(long)]
         email: Option<String>,
-        /// Scope to grant; repeat for several.
+        /// Scope to grant; repeat for several. `admin` makes them an administrator.
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Human-readable name, shown in listings.
         #[arg(long)]
         display_name: Option<String>,
+        /// Read the password from stdin (one trailing newline is stripped).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Set a person's password (their refresh tokens are revoked); read from stdin.
+    SetPassword {
+        /// The person's login name.
+        name: String,
         /// Read the password from stdin (one trailing newline is stripped).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -180,9 +281,7 @@ pub fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{first} (see roster --help)");
+            eprintln!("{}", one_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -193,6 +292,28 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", e.lines().next().unwrap_or("failed"));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// clap's error on one line: what is wrong, including the names of missing
+/// arguments that clap puts on the lines after it, and the usage.
+fn one_line(text: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut usage = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage:") {
+            usage = Some(u.trim().to_string());
+        } else if !line.starts_with("For more information") {
+            parts.push(line.to_string());
+        }
+    }
+    let mut out = parts.join(" ");
+    if out.is_empty() {
+        out = "error: invalid arguments".into();
+    }
+    match usage {
+        Some(u) => format!("{out} (usage: {u}; see --help)"),
+        None => format!("{out} (see roster --help)"),
     }
 }
 
@@ -212,7 +333,11 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// The database, migrated, with its verified pepper, on one connection.
-fn connect(cli: &Cli) -> Result<Session, String> {
+/// Without `create`, a SQLite file that does not exist is an error.
+fn connect(cli: &Cli, create: bool) -> Result<Session, String> {
+    if !create {
+        startup::require_existing(cli.database_url.as_deref())?;
+    }
     startup::connect(
         cli.database_url.as_deref(),
         cli.key_file.as_deref(),
@@ -225,12 +350,13 @@ fn run(cli: Cli) -> Result<(), String> {
     match &cli.command {
         Command::Serve(args) => serve(&cli, args),
         Command::Migrate => {
-            let session = connect(&cli)?;
+            let session = connect(&cli, true)?;
             eprintln!("migrations are up to date on {}", session.target.describe());
             Ok(())
         }
-        Command::Principal(cmd) => principal(&cli, cmd),
-        Command::Keys(cmd) => keys(&cli, cmd),
+        Command::Principal(args) => principal(&cli, args),
+        Command::Keys(args) => keys(&cli, args),
+        Command::RecoverAdmin(args) => recover_admin(&cli, args),
     }
 }
 
@@ -245,7 +371,11 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
             two_reloads.num_seconds()
         ));
     }
-    let mut session = connect(cli)?;
+    // The address is taken before the database is touched: a port in use
+    // fails at once, and nothing is migrated for a server that cannot run.
+    let (listener, addr) =
+        crate::http::bind(&args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let mut session = connect(cli, true)?;
     tracing::info!(database = %session.target.describe(), pepper = %session.pepper_source, "database ready");
     match startup::bootstrap_admin(&mut session.conn, env("ROSTER_ADMIN_PASSWORD").as_deref(), Utc::now())? {
         Some(AdminPassword::Generated(pw)) => {
@@ -259,12 +389,10 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         }
         None => {}
     }
-    let (listener, addr) =
-        crate::http::bind(&args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let mut settings =
         Settings::new(config::issuer_for(args.issuer.as_deref(), addr)).with_access_ttl(args.access_token_ttl);
     settings.token.refresh_ttl = args.refresh_token_ttl;
-    settings.keys.alg = cli.signing_alg;
+    settings.keys.alg = args.signing_alg;
     settings.keys.rotation_interval = args.key_rotation_interval.0;
     settings.keys.publish_delay = args.key_publish_delay;
 
@@ -332,10 +460,10 @@ fn run_server(
     })
 }
 
-fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
-    let Session { mut conn, pepper, .. } = connect(cli)?;
+fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
+    let Session { mut conn, pepper, .. } = connect(cli, args.existing.create)?;
     let now = Utc::now();
-    let out = match cmd {
+    let out = match &args.command {
         PrincipalCommand::CreateService {
             name,
             scopes,
@@ -357,6 +485,7 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
             };
             let created =
                 principals::create_service(&mut conn, &pepper, &input, None, now).map_err(|e| e.to_string())?;
+            warn_if_admin(scopes);
             serde_json::to_string_pretty(&CreatedServiceView::from(created))
         }
         PrincipalCommand::CreateHuman {
@@ -380,6 +509,13 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
             let view = principals::create_human(&mut conn, &input, &phc, None, now).map_err(|e| e.to_string())?;
             serde_json::to_string_pretty(&view)
         }
+        PrincipalCommand::SetPassword { name, .. } => {
+            let password = read_password_stdin()?;
+            let phc = password::hash_password(&password).map_err(|e| e.to_string())?;
+            let view = principals::recover::set_password(&mut conn, name, &phc, now).map_err(|e| e.to_string())?;
+            eprintln!("password of '{name}' set; their refresh tokens are revoked");
+            serde_json::to_string_pretty(&view)
+        }
         PrincipalCommand::List => {
             serde_json::to_string_pretty(&principals::list(&mut conn).map_err(|e| e.to_string())?)
         }
@@ -389,13 +525,50 @@ fn principal(cli: &Cli, cmd: &PrincipalCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn keys(cli: &Cli, cmd: &KeysCommand) -> Result<(), String> {
-    let Session { mut conn, pepper, .. } = connect(cli)?;
-    let out = match cmd {
-        KeysCommand::Rotate => {
-            let kid = crate::auth::keys::rotate(&mut conn, &pepper, cli.signing_alg, Utc::now())
-                .map_err(|e| e.to_string())?;
-            serde_json::json!({"kid": kid, "alg": cli.signing_alg.as_str(), "state": "next"})
+/// A service given `admin` may manage every principal: allowed (provisioning
+/// jobs need it), audited with the creation, and said out loud here.
+fn warn_if_admin(scopes: &[String]) {
+    if scopes.iter().any(|s| s == principals::ADMIN_SCOPE) {
+        eprintln!("note: this service holds 'admin': its client secret can manage every principal");
+    }
+}
+
+fn recover_admin(cli: &Cli, args: &RecoverArgs) -> Result<(), String> {
+    let Session { mut conn, .. } = connect(cli, args.existing.create)?;
+    let (password, generated) = if args.password_stdin {
+        (read_password_stdin()?, false)
+    } else {
+        let token = crate::auth::secrets::random_token(18).map_err(|_| "random generator failed".to_string())?;
+        (SecretString::new(token), true)
+    };
+    let phc = password::hash_password(&password).map_err(|e| e.to_string())?;
+    let done =
+        principals::recover::recover_admin(&mut conn, &args.name, &phc, Utc::now()).map_err(|e| e.to_string())?;
+    let mut out = serde_json::to_value(&done).map_err(|e| e.to_string())?;
+    if generated {
+        // Shown once, on stdout only; never logged.
+        out["password"] = serde_json::Value::String(password.expose().to_string());
+    }
+    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    eprintln!(
+        "'{}' can log in with {} and holds 'admin'; its old refresh tokens are revoked",
+        args.name,
+        if generated {
+            "the password above"
+        } else {
+            "the password from stdin"
+        }
+    );
+    Ok(())
+}
+
+fn keys(cli: &Cli, args: &KeysArgs) -> Result<(), String> {
+    let Session { mut conn, pepper, .. } = connect(cli, args.existing.create)?;
+    let out = match &args.command {
+        KeysCommand::Rotate { signing_alg } => {
+            let kid =
+                crate::auth::keys::rotate(&mut conn, &pepper, *signing_alg, Utc::now()).map_err(|e| e.to_string())?;
+            serde_json::json!({"kid": kid, "alg": signing_alg.as_str(), "state": "next"})
         }
         KeysCommand::List => serde_json::to_value(crate::auth::keys::list(&mut conn).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?,
@@ -452,9 +625,9 @@ mod tests {
         assert_eq!(args.key_rotation_interval.0, Some(chrono::Duration::days(90)));
         let cli = Cli::try_parse_from([
             "roster",
+            "serve",
             "--signing-alg",
             "ES256",
-            "serve",
             "--key-rotation-interval",
             "off",
             "--access-token-ttl",
@@ -466,7 +639,31 @@ mod tests {
         };
         assert_eq!(args.key_rotation_interval.0, None);
         assert_eq!(args.access_token_ttl, chrono::Duration::seconds(60));
-        assert_eq!(cli.signing_alg, SigningAlg::Es256);
+        assert_eq!(args.signing_alg, SigningAlg::Es256);
         assert!(Cli::try_parse_from(["roster", "serve", "--access-token-ttl", "0"]).is_err());
+        // Global flags appear only where they apply.
+        assert!(Cli::try_parse_from(["roster", "--signing-alg", "ES256", "principal", "list"]).is_err());
+        assert!(Cli::try_parse_from(["roster", "principal", "list", "--create"]).is_ok());
+        assert!(Cli::try_parse_from(["roster", "serve", "--create"]).is_err());
+    }
+
+    #[test]
+    fn listen_must_be_host_and_port() {
+        assert_eq!(parse_listen("127.0.0.1:8080").unwrap(), "127.0.0.1:8080");
+        assert_eq!(parse_listen("[::1]:0").unwrap(), "[::1]:0");
+        assert_eq!(parse_listen("localhost:80").unwrap(), "localhost:80");
+        for bad in ["8081", ":8081", "127.0.0.1:http", "127.0.0.1:70000"] {
+            assert!(parse_listen(bad).unwrap_err().contains("HOST:PORT"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn clap_errors_fit_one_line_and_name_what_is_missing() {
+        let e = Cli::try_parse_from(["roster", "principal", "create-service"]).unwrap_err();
+        assert_eq!(
+            one_line(&e.to_string()),
+            "error: the following required arguments were not provided: <NAME> \
+             (usage: roster principal create-service <NAME>; see --help)"
+        );
     }
 }

@@ -46,6 +46,23 @@ pub fn connect(
     })
 }
 
+/// Refuse to go on when `DATABASE_URL` names a SQLite file that does not
+/// exist: every command but `serve` and `migrate` calls this first, so that a
+/// command run without the server's `DATABASE_URL` (in another directory, or
+/// with PostgreSQL set only on the server's line) fails instead of quietly
+/// writing into a new, empty database.
+pub fn require_existing(database_url: Option<&str>) -> Result<(), String> {
+    let target = DatabaseTarget::parse(database_url).map_err(|e| e.to_string())?;
+    match &target {
+        DatabaseTarget::Sqlite(path) if !path.exists() => Err(format!(
+            "no database at {}: this command would create a new, empty one. Set DATABASE_URL \
+             (or --database-url) to the database the server uses, or pass --create to start a new one",
+            std::path::absolute(path).unwrap_or_else(|_| path.clone()).display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The first administrator's password as it was decided at first start.
 pub enum AdminPassword {
     FromEnv,

@@ -13,13 +13,13 @@ pub use pool::{Pool, PoolError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Connection;
 #[cfg(feature = "postgres")]
 use diesel::PgConnection;
 #[cfg(feature = "sqlite")]
 use diesel::SqliteConnection;
+use diesel::connection::SimpleConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod input;
 pub mod manage;
 pub mod password;
+pub mod recover;
 pub mod secrets;
 pub mod throttle;
 pub mod view;

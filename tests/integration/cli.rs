@@ -21,6 +21,12 @@ fn roster(db: &TestDb) -> Command {
     cmd
 }
 
+/// `roster migrate`: the database exists, as after the server's first start.
+fn migrated(db: &TestDb) {
+    let out = run(roster(db).arg("migrate"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
@@ -59,6 +65,7 @@ on_both_backends!(
 
 async fn create_service_prints_credentials_once(backend: Backend) {
     let db = TestDb::new(backend);
+    migrated(&db);
     let out = run(roster(&db).args([
         "principal",
         "create-service",
@@ -105,6 +112,7 @@ async fn create_service_prints_credentials_once(backend: Backend) {
 
 async fn create_human_reads_password_from_stdin(backend: Backend) {
     let db = TestDb::new(backend);
+    migrated(&db);
     let out = run_with_stdin(
         roster(&db).args([
             "principal",
@@ -168,6 +176,7 @@ async fn create_human_reads_password_from_stdin(backend: Backend) {
 
 async fn bad_input_is_rejected(backend: Backend) {
     let db = TestDb::new(backend);
+    migrated(&db);
     for name in ["Billing", "-billing", "bill ing", "b/ad"] {
         let out = run(roster(&db).args(["principal", "create-service", "--", name]));
         assert_clean_failure(&out, "not a valid name");
@@ -212,10 +221,79 @@ fn unreachable_database_is_a_clean_error() {
 fn bad_arguments_are_a_clean_error() {
     let out = run(Command::new(roster_bin()).args(["principal", "create-service"]));
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: the following required arguments were not provided: <NAME> \
+         (usage: roster principal create-service <NAME>; see --help)\n"
+    );
+    // --listen is checked before the database is touched.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(roster_bin())
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .args(["serve", "--listen", "8081"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected HOST:PORT, for example 127.0.0.1:8080"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    // The environment variables are in --help.
+    let out = run(Command::new(roster_bin()).arg("--help"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "DATABASE_URL",
+        "ROSTER_SECRET_PEPPER",
+        "ROSTER_ADMIN_PASSWORD",
+        "recover-admin",
+    ] {
+        assert!(help.contains(var), "{var} not in --help");
+    }
     let out = run(Command::new(roster_bin()).args(["serve", "--help"]));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--listen"));
+}
+
+/// A command other than serve and migrate never makes a new SQLite file: it
+/// names the file it would have created and the two ways out.
+#[test]
+fn commands_refuse_to_create_a_new_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = || {
+        let mut c = Command::new(roster_bin());
+        c.current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env("ROSTER_SECRET_PEPPER", TEST_PEPPER)
+            .env("RUST_LOG", "warn");
+        c
+    };
+    for args in [
+        &["principal", "list"][..],
+        &["principal", "create-service", "billing"],
+        &["keys", "list"],
+        &["recover-admin"],
+    ] {
+        let out = run(cmd().args(args));
+        assert_clean_failure(&out, "this command would create a new, empty one");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let file = dir.path().join("roster.db");
+        assert!(
+            stderr.contains(&format!("no database at {}:", file.display())),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("DATABASE_URL") && stderr.contains("--create"),
+            "{stderr}"
+        );
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "{args:?} wrote a file"
+        );
+    }
+    let out = run(cmd().args(["principal", "list", "--create"]));
+    assert_eq!(stdout_json(&out), serde_json::json!([]));
+    assert!(dir.path().join("roster.db").exists());
 }
 
 #[test]
@@ -369,6 +447,128 @@ async fn serve_bootstraps_admin_and_stops_on_sigterm() {
 }
 
 on_both_backends!(serve_takes_admin_password_from_env_and_refuses_a_wrong_pepper);
+
+/// A password grant against a served instance: the status and the JSON body.
+async fn password_login(addr: &str, user: &str, password: &str) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/oauth/token"))
+        .form(&[("grant_type", "password"), ("username", user), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+on_both_backends!(recover_admin_gets_a_locked_out_operator_back_in);
+
+/// The admin password is lost, the admin was demoted and disabled, and
+/// guessing has throttled the name: one command brings it all back, and the
+/// operator logs in and administers again. `set-password` sets a person's.
+async fn recover_admin_gets_a_locked_out_operator_back_in(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut served = Served::start(&mut roster(&db));
+    let addr = listen_addr(&served.wait_for("roster listening on"));
+    // Guessing locks the name out from here.
+    for _ in 0..5 {
+        assert_eq!(password_login(&addr, "admin", "a-wrong-guess").await.0, 400);
+    }
+    let (status, body) = password_login(&addr, "admin", "a-wrong-guess").await;
+    assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")));
+    // Someone demoted and disabled it.
+    {
+        let mut conn = roster::startup::connect(
+            Some(&db.url),
+            Some(&db.key_file()),
+            Some(TEST_PEPPER),
+            chrono::Utc::now(),
+        )
+        .unwrap()
+        .conn;
+        let admin = roster::models::principal::find_by_name(&mut conn, "admin")
+            .unwrap()
+            .unwrap();
+        roster::models::principal::set_scopes(&mut conn, &admin.id, &[]).unwrap();
+        roster::principals::set_status(
+            &mut conn,
+            &admin.id,
+            roster::models::principal::PrincipalStatus::Disabled,
+            None,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    }
+
+    let out = run(roster(&db).arg("recover-admin"));
+    let got = stdout_json(&out);
+    let password = got["password"].as_str().unwrap().to_string();
+    assert!(password.len() >= 20);
+    assert_eq!(
+        (
+            &got["created"],
+            &got["enabled"],
+            &got["scope_added"],
+            &got["principal"]["name"]
+        ),
+        (
+            &Value::Bool(false),
+            &Value::Bool(true),
+            &Value::Bool(true),
+            &Value::from("admin")
+        )
+    );
+    assert_eq!(got["principal"]["scopes"], serde_json::json!(["admin"]));
+    assert_eq!(got["principal"]["status"], "active");
+    assert!(got["throttle_counters_cleared"].as_u64().unwrap() >= 2, "{got}");
+
+    let (status, token) = password_login(&addr, "admin", &password).await;
+    assert_eq!(status, 200, "{token}");
+    assert_eq!(token["scope"], "admin");
+    let bearer = token["access_token"].as_str().unwrap();
+    let audit: Value = reqwest::Client::new()
+        .get(format!("http://{addr}/api/v1/audit?type=admin.recovered"))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["items"][0]["details"]["via"], "cli", "{audit}");
+    assert_eq!(audit["items"][0]["details"]["enabled"], true, "{audit}");
+
+    // A missing administrator is created, with the password from stdin.
+    let got = stdout_json(&run_with_stdin(
+        roster(&db).args(["recover-admin", "ops", "--password-stdin"]),
+        "ops-password-123\n",
+    ));
+    assert_eq!((&got["created"], got.get("password")), (&Value::Bool(true), None));
+    assert_eq!(password_login(&addr, "ops", "ops-password-123").await.0, 200);
+
+    // set-password: the new one works, the old one no longer does.
+    let out = run_with_stdin(
+        roster(&db).args(["principal", "set-password", "ops", "--password-stdin"]),
+        "ops-password-456\n",
+    );
+    assert_eq!(stdout_json(&out)["name"], "ops");
+    assert_eq!(password_login(&addr, "ops", "ops-password-456").await.0, 200);
+    assert_eq!(password_login(&addr, "ops", "ops-password-123").await.0, 400);
+
+    // Services have no password; unknown names are named.
+    let out = run(roster(&db).args(["principal", "create-service", "billing"]));
+    assert!(out.status.success());
+    assert_clean_failure(
+        &run(roster(&db).arg("recover-admin").arg("billing")),
+        "'billing' is a service",
+    );
+    assert_clean_failure(
+        &run_with_stdin(
+            roster(&db).args(["principal", "set-password", "nobody", "--password-stdin"]),
+            "pw-pw-pw-pw\n",
+        ),
+        "principal 'nobody'",
+    );
+    assert!(served.terminate().success());
+}
 
 async fn serve_takes_admin_password_from_env_and_refuses_a_wrong_pepper(backend: Backend) {
     let db = TestDb::new(backend);
@@ -585,6 +785,7 @@ async fn secrets_never_appear_in_logs() {
 async fn serve_watches_registered_services() {
     use crate::support::{FakeService, manifest_json};
     let db = TestDb::new(Backend::Sqlite);
+    migrated(&db);
     let out = run(roster(&db).args(["principal", "create-service", "billing", "--category", "application:5"]));
     let secret = stdout_json(&out)["client_secret"].as_str().unwrap().to_string();
     let fake = FakeService::start(manifest_json("billing", &[("invoices", 1, None)]));
@@ -764,6 +965,7 @@ fn the_key_file_does_not_depend_on_the_working_directory() {
 async fn sigterm_under_load_loses_nothing() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let db = TestDb::new(Backend::Sqlite);
+    migrated(&db);
     let out = run(roster(&db).args(["principal", "create-service", "billing"]));
     let secret = stdout_json(&out)["client_secret"].as_str().unwrap().to_string();
     let mut served = Served::start(&mut roster(&db));

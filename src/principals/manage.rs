@@ -45,6 +45,30 @@ fn insert(conn: &mut DbConnection, input: &NewPrincipal, now: DateTime<Utc>) -> 
     Ok(row)
 }
 
+/// `admin` lets its holder manage every principal. People and services may
+/// both hold it (a provisioning job needs it), but each grant is audited on
+/// its own as `admin.granted`, so that it stands out in the log.
+fn audit_admin_grant(
+    conn: &mut DbConnection,
+    id: &str,
+    kind: PrincipalKind,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    audit::record(
+        conn,
+        NewAuditEvent::new("admin.granted", Outcome::Ok)
+            .actor(actor)
+            .principal(Some(id))
+            .details(serde_json::json!({"kind": kind.as_str()})),
+        now,
+    )
+}
+
+fn grants_admin(scopes: &[String]) -> bool {
+    scopes.iter().any(|s| s == ADMIN_SCOPE)
+}
+
 /// Create a service principal and its first client secret, atomically.
 pub fn create_service(
     conn: &mut DbConnection,
@@ -69,6 +93,9 @@ pub fn create_service(
                 .details(serde_json::json!({"kind": "service", "name": row.name, "scopes": input.scopes})),
             now,
         )?;
+        if grants_admin(&input.scopes) {
+            audit_admin_grant(conn, &row.id, PrincipalKind::Service, actor, now)?;
+        }
         audit::record(
             conn,
             NewAuditEvent::new("secret.created", Outcome::Ok)
@@ -109,6 +136,9 @@ pub fn create_human(
                 .details(serde_json::json!({"kind": "human", "name": row.name, "scopes": input.scopes})),
             now,
         )?;
+        if grants_admin(&input.scopes) {
+            audit_admin_grant(conn, &row.id, PrincipalKind::Human, actor, now)?;
+        }
         view::one(conn, row)
     })
 }
@@ -288,7 +318,11 @@ pub fn update(
             let email = changes.email.clone().unwrap_or_else(|| p.email.clone());
             principal::update_profile(conn, id, display_name.as_deref(), email.as_deref(), now)?;
             if let Some(scopes) = &changes.scopes {
+                let had_admin = grants_admin(&principal::scopes_of(conn, id)?);
                 principal::set_scopes(conn, id, scopes)?;
+                if grants_admin(scopes) && !had_admin {
+                    audit_admin_grant(conn, id, p.kind()?, actor, now)?;
+                }
             }
             if let Some(cats) = &changes.categories {
                 principal::set_categories(conn, id, cats, to_db_time(now))?;

@@ -15,7 +15,75 @@ on_both_backends!(
     password_changes_by_admin_and_by_self,
     secret_rotation_overlaps_and_deleted_secrets_stop,
     audit_log_records_actions_without_secrets,
+    granting_admin_is_audited_on_its_own,
 );
+
+/// A service may hold `admin` (provisioning jobs), and can then administer;
+/// every grant of `admin` is its own audit event, and keeping it is not a
+/// new grant.
+async fn granting_admin_is_audited_on_its_own(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token().await;
+    let grants = |r: Value| -> Vec<(String, String)> {
+        r["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["principal_id"].as_str().unwrap().to_string(),
+                    e["details"]["kind"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let audit = "/api/v1/audit?type=admin.granted";
+    let before = grants(app.call(Method::GET, audit, Some(&admin), None).await.body);
+    assert_eq!(before.len(), 1, "the first-start admin: {before:?}");
+
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/principals",
+            Some(&admin),
+            Some(json!({"kind": "service", "name": "provisioner", "scopes": ["admin"]})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let provisioner = r.body["id"].as_str().unwrap().to_string();
+    let secret = r.body["client_secret"].as_str().unwrap().to_string();
+    let token = app.client_token("provisioner", &secret).await;
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/principals", Some(&token), None)
+            .await
+            .status,
+        200
+    );
+
+    let carol = app.create_human("carol", "carol-password-1", &["reports:read"]).await;
+    let path = format!("/api/v1/principals/{carol}");
+    for _ in 0..2 {
+        let r = app
+            .call(
+                Method::PATCH,
+                &path,
+                Some(&admin),
+                Some(json!({"scopes": ["reports:read", "admin"]})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let after = grants(app.call(Method::GET, audit, Some(&admin), None).await.body);
+    assert_eq!(
+        after[..2],
+        [
+            (carol.clone(), "human".to_string()),
+            (provisioner, "service".to_string())
+        ],
+        "newest first, and the second PATCH granted nothing new"
+    );
+    assert_eq!(after.len(), 3);
+}
 
 async fn admin_routes_need_an_admin_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;

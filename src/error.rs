@@ -129,8 +129,10 @@ impl HasFault for Error {
 /// The field an error is about: the path serde_path_to_error reports, or for
 /// a missing field (reported at its parent) the parent's path plus its name.
 pub fn field_of(path: &str, message: &str, root: &str) -> String {
+    // Missing and repeated fields are reported at their parent.
     let missing = message
         .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("duplicate field `"))
         .and_then(|rest| rest.split('`').next());
     match (path, missing) {
         (".", Some(f)) => f.to_string(),
@@ -210,6 +212,7 @@ mod tests {
         assert_eq!(field_of("pages[0]", "missing field `icon`", "m"), "pages[0].icon");
         assert_eq!(field_of("kind", "unknown variant", "body"), "kind");
         assert_eq!(field_of(".", "invalid type", "body"), "body");
+        assert_eq!(field_of(".", "duplicate field `kind`", "body"), "kind");
         // serde_path_to_error already ends the path at an unknown field.
         assert_eq!(field_of("pages[0].js", "unknown field `js`", "m"), "pages[0].js");
     }

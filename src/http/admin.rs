@@ -44,7 +44,7 @@ pub async fn create_principal(
 pub async fn list_principals(
     state: web::Data<AppState>,
     _admin: Admin,
-    query: web::Query<ListQuery>,
+    query: super::query::Query<ListQuery>,
 ) -> Result<HttpResponse> {
     let page = manage::find(state.principals(), query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(page))
@@ -128,7 +128,7 @@ pub async fn delete_secret(
 pub async fn list_audit(
     state: web::Data<AppState>,
     _admin: Admin,
-    query: web::Query<AuditQuery>,
+    query: super::query::Query<AuditQuery>,
 ) -> Result<HttpResponse> {
     let page = audit::list(state.principals(), query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(page))

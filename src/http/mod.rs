@@ -7,6 +7,7 @@ pub mod health;
 pub mod json;
 pub mod me;
 pub mod oauth;
+pub mod query;
 pub mod registry;
 
 use std::net::{SocketAddr, TcpListener};
@@ -121,9 +122,10 @@ fn json_config() -> web::JsonConfig {
         .error_handler(|err, _req| Error::BadRequest(format!("invalid JSON body: {err}")).into())
 }
 
+/// For any `web::Query` left: Roster's own handlers use [`query::Query`].
 fn query_config() -> web::QueryConfig {
     web::QueryConfig::default()
-        .error_handler(|err, _req| Error::BadRequest(format!("invalid query string: {err}")).into())
+        .error_handler(|err, _req| Error::invalid("query", format!("invalid query string: {err}")).into())
 }
 
 fn path_config() -> web::PathConfig {

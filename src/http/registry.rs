@@ -74,7 +74,7 @@ pub async fn push_modules(
 pub async fn list_services(
     state: web::Data<AppState>,
     Bearer(caller): Bearer,
-    query: web::Query<ServicesQuery>,
+    query: super::query::Query<ServicesQuery>,
 ) -> Result<HttpResponse> {
     let (items, index) = listing::services(state.registry(), &caller, query.into_inner()).await?;
     Ok(with_index(

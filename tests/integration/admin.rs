@@ -16,7 +16,46 @@ on_both_backends!(
     secret_rotation_overlaps_and_deleted_secrets_stop,
     audit_log_records_actions_without_secrets,
     granting_admin_is_audited_on_its_own,
+    bad_query_parameters_are_named_like_body_fields,
 );
+
+/// A bad query parameter is a 422 naming it and the expected format, the
+/// same shape as a bad body field.
+async fn bad_query_parameters_are_named_like_body_fields(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token().await;
+    let r = app
+        .call(Method::GET, "/api/v1/principals?kind=robots", Some(&admin), None)
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            422,
+            json!({"error": "invalid_field", "field": "kind",
+                   "error_description": "invalid query parameter `kind`: unknown variant `robots`, expected `human` or `service`"})
+        )
+    );
+    let r = app
+        .call(Method::GET, "/api/v1/audit?since=yesterday", Some(&admin), None)
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            422,
+            json!({"error": "invalid_field", "field": "since",
+                   "error_description": "invalid query parameter `since`: input contains invalid characters; \
+                                         expected an RFC 3339 time such as 2026-01-01T00:00:00Z"})
+        )
+    );
+    let r = app
+        .call(Method::GET, "/api/v1/services?index=soon", Some(&admin), None)
+        .await;
+    assert_eq!((r.status, &r.body["field"]), (422, &json!("index")), "{}", r.body);
+    let r = app
+        .call(Method::GET, "/api/v1/principals?colour=red", Some(&admin), None)
+        .await;
+    assert_eq!((r.status, &r.body["field"]), (422, &json!("colour")), "{}", r.body);
+}
 
 /// A service may hold `admin` (provisioning jobs), and can then administer;
 /// every grant of `admin` is its own audit event, and keeping it is not a

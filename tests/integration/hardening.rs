@@ -398,8 +398,8 @@ async fn a_flood_of_bad_client_authentications_is_folded(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, 401);
-    // +2 for the admin (created, logged in), +1 for the new window.
-    assert_eq!(app.query(roster::models::audit::count).await - before, 5);
+    // +3 for the admin (created, granted admin, logged in), +1 for the new window.
+    assert_eq!(app.query(roster::models::audit::count).await - before, 6);
 }
 
 async fn a_secret_sent_as_client_id_is_not_kept(backend: Backend) {

@@ -426,6 +426,24 @@ async fn revoking_another_clients_refresh_token_does_nothing(backend: Backend) {
         )
         .await;
     assert_eq!(still.status, 200, "{}", still.body);
+    let refresh = still.body["refresh_token"].as_str().unwrap();
+    // Without client authentication, a real client-bound token and garbage
+    // get the same answer, and the real one keeps working.
+    let access = still.body["access_token"].as_str().unwrap();
+    for token in [refresh, access, "garbage", "eyJhbGciOiJFZERTQSJ9.e30.AAAA"] {
+        let r = app.post_form("/oauth/revoke", None, &[("token", token)]).await;
+        assert_eq!((r.status, r.body.clone()), (200, serde_json::json!({})), "{token}");
+    }
+    let me = app.call(reqwest::Method::GET, "/api/v1/me", Some(access), None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let still = app
+        .post_form(
+            "/oauth/token",
+            Some(("portal", &portal.secret)),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        )
+        .await;
+    assert_eq!(still.status, 200, "{}", still.body);
     // Its own client can.
     let refresh = still.body["refresh_token"].as_str().unwrap();
     let r = app

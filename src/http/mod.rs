@@ -9,6 +9,7 @@ pub mod me;
 pub mod oauth;
 pub mod query;
 pub mod registry;
+mod request_log;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -181,7 +182,7 @@ pub fn server(state: AppState, listener: TcpListener, workers: Option<usize>) ->
     let worker_count = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<request_log::RequestSpan>::new())
             // Every response: never sniffed as another type.
             .wrap(DefaultHeaders::new().add((X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .app_data(web::Data::new(state.clone()))

@@ -459,6 +459,49 @@ async fn password_login(addr: &str, user: &str, password: &str) -> (u16, Value) 
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
+/// A client's mistake is not the server's trouble: at the default level a
+/// 404, a 401, a bad grant and a 422 log nothing; at debug, one short line each.
+#[tokio::test]
+async fn client_errors_log_one_short_debug_line_not_a_warning() {
+    let db = TestDb::new(Backend::Sqlite);
+    for (level, expected) in [("info", 0), ("debug", 4)] {
+        let mut served = Served::start(roster(&db).env("RUST_LOG", level));
+        let addr = listen_addr(&served.wait_for("roster listening on"));
+        let http = reqwest::Client::new();
+        let base = format!("http://{addr}");
+        assert_eq!(http.get(format!("{base}/")).send().await.unwrap().status(), 404);
+        assert_eq!(
+            http.get(format!("{base}/api/v1/principals"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        assert_eq!(password_login(&addr, "admin", "wrong").await.0, 400);
+        let r = http
+            .get(format!("{base}/api/v1/services?index=x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "authentication comes first");
+        assert!(served.terminate().success());
+        let client_errors: Vec<&String> = served.seen.iter().filter(|l| l.contains("client error")).collect();
+        assert_eq!(client_errors.len(), expected, "{level}: {:#?}", served.seen);
+        for line in &client_errors {
+            assert!(line.contains(" DEBUG "), "{line}");
+        }
+        assert!(
+            !served
+                .seen
+                .iter()
+                .any(|l| l.contains(" WARN ") || l.contains(" ERROR ")),
+            "{level}: {:#?}",
+            served.seen
+        );
+    }
+}
+
 on_both_backends!(recover_admin_gets_a_locked_out_operator_back_in);
 
 /// The admin password is lost, the admin was demoted and disabled, and

@@ -164,6 +164,8 @@ diesel::table! {
         next_manifest_at -> Nullable<Timestamp>,
         poll_owner -> Nullable<Text>,
         poll_lease_until -> Nullable<Timestamp>,
+        manifest_source -> Nullable<Text>,
+        manifest_pulled_digest -> Nullable<Text>,
     }
 }
 

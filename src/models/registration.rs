@@ -37,6 +37,10 @@ pub struct RegistrationRow {
     pub next_manifest_at: Option<NaiveDateTime>,
     pub poll_owner: Option<String>,
     pub poll_lease_until: Option<NaiveDateTime>,
+    /// `pushed` or `pulled`: who wrote `manifest` last.
+    pub manifest_source: Option<String>,
+    /// Digest of the last manifest pulled from `modules_url`.
+    pub manifest_pulled_digest: Option<String>,
 }
 
 pub fn find(conn: &mut DbConnection, principal_id: &str) -> Result<Option<RegistrationRow>> {
@@ -284,19 +288,51 @@ pub mod update {
         Ok(())
     }
 
-    pub fn manifest(
+    /// A manifest pulled from `modules_url`, with its ETag and digest.
+    pub fn manifest_pulled(
         conn: &mut DbConnection,
         id: &str,
-        manifest: Option<&str>,
+        manifest: &str,
         etag: Option<&str>,
+        digest: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let now = to_db_time(now);
         diesel::update(service_registrations::table.find(id))
             .set((
-                r::manifest.eq(manifest),
+                r::manifest.eq(Some(manifest)),
+                r::manifest_source.eq(Some("pulled")),
+                r::manifest_pulled_digest.eq(Some(digest)),
                 r::manifest_etag.eq(etag),
                 r::manifest_fetched_at.eq(Some(now)),
+                r::manifest_error.eq(None::<String>),
+                r::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// A pull that found the same manifest as the last pull: only its ETag
+    /// and time change, and a pushed manifest stays.
+    pub fn manifest_unchanged(conn: &mut DbConnection, id: &str, etag: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+        diesel::update(service_registrations::table.find(id))
+            .set((
+                r::manifest_etag.eq(etag),
+                r::manifest_fetched_at.eq(Some(to_db_time(now))),
+                r::manifest_error.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// A manifest pushed by the service. The ETag and digest of the last
+    /// pull stay, so that an unchanged pull does not undo the push.
+    pub fn manifest_pushed(conn: &mut DbConnection, id: &str, manifest: &str, now: DateTime<Utc>) -> Result<()> {
+        let now = to_db_time(now);
+        diesel::update(service_registrations::table.find(id))
+            .set((
+                r::manifest.eq(Some(manifest)),
+                r::manifest_source.eq(Some("pushed")),
                 r::manifest_error.eq(None::<String>),
                 r::updated_at.eq(now),
             ))

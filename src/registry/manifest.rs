@@ -107,6 +107,13 @@ pub fn check_link(field: String, value: &str, max: usize) -> Result<()> {
     }
 }
 
+/// A digest of a manifest's canonical JSON (as stored), to tell whether a
+/// pull found something new.
+pub fn digest(json: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Parse and validate a manifest: required fields and their types, no
 /// unknown ones, length limits, plain-text names, safe links, unique page
 /// codes, and the size limit. The error names the field.

@@ -100,6 +100,8 @@ pub struct ServiceView {
     pub status_changed_at: Option<DateTime<Utc>>,
     pub health: Option<HealthView>,
     pub manifest: Option<Value>,
+    /// `pushed` or `pulled`: which writer set the manifest last.
+    pub manifest_source: Option<String>,
     pub manifest_error: Option<String>,
     pub manifest_fetched_at: Option<DateTime<Utc>>,
     pub registered_at: Option<DateTime<Utc>>,
@@ -155,6 +157,7 @@ fn view(name: String, categories: Vec<CategoryAssignment>, row: Option<Registrat
             status_changed_at: None,
             health: None,
             manifest: None,
+            manifest_source: None,
             manifest_error: None,
             manifest_fetched_at: None,
             registered_at: None,
@@ -175,6 +178,7 @@ fn view(name: String, categories: Vec<CategoryAssignment>, row: Option<Registrat
                 error: r.health_error,
             }),
             manifest: r.manifest.and_then(|m| serde_json::from_str(&m).ok()),
+            manifest_source: r.manifest_source,
             manifest_error: r.manifest_error,
             manifest_fetched_at: r.manifest_fetched_at.map(from_db_time),
             registered_at: Some(from_db_time(r.registered_at)),
@@ -305,6 +309,11 @@ pub fn register(
                 .and_then(|e| e.manifest_etag.clone()),
             manifest_fetched_at: existing.as_ref().and_then(|e| e.manifest_fetched_at),
             manifest_error: None,
+            manifest_source: existing.as_ref().and_then(|e| e.manifest_source.clone()),
+            manifest_pulled_digest: existing
+                .as_ref()
+                .filter(|_| same_modules)
+                .and_then(|e| e.manifest_pulled_digest.clone()),
             registered_at: existing.as_ref().map(|e| e.registered_at).unwrap_or(t),
             updated_at: t,
             next_health_at: reg.health_url.as_ref().map(|_| t),
@@ -352,6 +361,12 @@ pub fn heartbeat(conn: &mut DbConnection, p: &Principal, now: DateTime<Utc>) -> 
 
 /// Store a pushed manifest. An invalid one is refused before this is called,
 /// so the previous manifest stays.
+///
+/// Precedence: the last writer wins. A push replaces whatever was pulled; a
+/// later pull replaces the push only when the manifest at `modules_url`
+/// changed since the previous pull (a 304, or the same content, leaves the
+/// push in place), so a service may push a manifest and keep serving an
+/// older one without the two fighting.
 pub fn push_manifest(
     conn: &mut DbConnection,
     p: &Principal,
@@ -362,7 +377,7 @@ pub fn push_manifest(
     crate::db::transaction(conn, |conn| {
         let row = registration::find(conn, &p.id)?
             .ok_or_else(|| Error::NotFound(format!("registration of service {}", p.name)))?;
-        update::manifest(conn, &p.id, Some(&json), None, now)?;
+        update::manifest_pushed(conn, &p.id, &json, now)?;
         let index = if row.manifest.as_deref() != Some(json.as_str()) {
             Some(registration::bump_index(conn)?)
         } else {
@@ -468,7 +483,14 @@ pub fn record_manifest(
             Ok(Some((bytes, etag))) => match manifest::parse(bytes) {
                 Ok(m) => {
                     let json = serde_json::to_string(&m).map_err(Error::internal)?;
-                    update::manifest(conn, id, Some(&json), etag.as_deref(), now)?;
+                    let digest = manifest::digest(&json);
+                    if row.manifest_pulled_digest.as_deref() == Some(digest.as_str()) {
+                        // What the service serves has not changed since the
+                        // last pull: a manifest pushed since then stays.
+                        update::manifest_unchanged(conn, id, etag.as_deref(), now)?;
+                        return Ok(None);
+                    }
+                    update::manifest_pulled(conn, id, &json, etag.as_deref(), &digest, now)?;
                     if row.manifest.as_deref() != Some(json.as_str()) {
                         Ok(Some(registration::bump_index(conn)?))
                     } else {

@@ -37,6 +37,7 @@ on_both_backends!(
     only_the_service_or_an_admin_may_write,
     pushed_manifests_scope_filtering_and_etags,
     manifest_pulls_use_etags_and_keep_the_last_good_one,
+    a_push_stays_until_the_pulled_manifest_changes,
     categories_rank_services_by_priority,
     long_poll_wakes_on_change_and_across_instances,
     polling_does_not_multiply_with_instances,
@@ -357,6 +358,59 @@ async fn pushed_manifests_scope_filtering_and_etags(backend: Backend) {
     let again = app.call(Method::GET, "/api/v1/modules", None, None).await;
     assert_eq!(page_codes(&again.body), ["invoices"]);
     assert_eq!(again.header("etag"), etag, "unchanged menu, same ETag");
+}
+
+/// Pushed and pulled manifests: the last writer wins, and a pull replaces a
+/// push only when the manifest at `modules_url` changed since the last pull.
+async fn a_push_stays_until_the_pulled_manifest_changes(backend: Backend) {
+    let app = app(backend).await;
+    let fake = FakeService::start(manifest_json("shop", &[("cart", 1, None)]));
+    let (_, token) = app.service_with_token("shop", &[]).await;
+    app.call(
+        Method::PUT,
+        "/api/v1/services/shop/registration",
+        Some(&token),
+        Some(json!({"base_url": fake.base_url(), "modules_url": "getModules.json", "ttl_seconds": 3600})),
+    )
+    .await;
+    // The menu's page codes, and who wrote the manifest.
+    let state = || async {
+        let r = app.call(Method::GET, "/api/v1/services/shop", Some(&token), None).await;
+        let menu = page_codes(&app.call(Method::GET, "/api/v1/modules", None, None).await.body);
+        (menu, r.body["manifest_source"].clone())
+    };
+    app.tick().await;
+    assert_eq!(state().await, (vec!["cart".to_string()], json!("pulled")));
+
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/shop/modules",
+            Some(&token),
+            Some(manifest_json("shop", &[("pushed", 1, None)])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(state().await, (vec!["pushed".to_string()], json!("pushed")));
+
+    // The next pull is a 304: the push stays.
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    assert_eq!(state().await, (vec!["pushed".to_string()], json!("pushed")));
+    // A 200 with the same manifest (respelled, so another ETag): the push stays.
+    let respelled = serde_json::to_string_pretty(&manifest_json("shop", &[("cart", 1, None)])).unwrap();
+    fake.set_manifest(&respelled);
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    assert_eq!(state().await, (vec!["pushed".to_string()], json!("pushed")));
+    // The service's own manifest changed: the pull wins.
+    fake.set_manifest(&manifest_json("shop", &[("cart", 1, None), ("orders", 2, None)]).to_string());
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    assert_eq!(
+        state().await,
+        (vec!["cart".to_string(), "orders".to_string()], json!("pulled"))
+    );
 }
 
 async fn manifest_pulls_use_etags_and_keep_the_last_good_one(backend: Backend) {

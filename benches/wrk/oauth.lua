@@ -1,0 +1,40 @@
+-- Roster's own wrk script, used when the shared peer harness is not there:
+-- POST one form to the URL with HTTP Basic client authentication, and print
+-- one RESULT line (rps, p50, p99, non-2xx) at the end.
+-- Env: BENCH_CLIENT_ID, BENCH_SECRET, BENCH_BODY (the urlencoded form).
+local function b64(s)
+  local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  return ((s:gsub(".", function(x)
+    local r, b = "", x:byte()
+    for i = 8, 1, -1 do r = r .. (b % 2 ^ i - b % 2 ^ (i - 1) > 0 and "1" or "0") end
+    return r
+  end) .. "0000"):gsub("%d%d%d?%d?%d?%d?", function(x)
+    if #x < 6 then return "" end
+    local c = 0
+    for i = 1, 6 do c = c + (x:sub(i, i) == "1" and 2 ^ (6 - i) or 0) end
+    return chars:sub(c + 1, c + 1)
+  end) .. ({ "", "==", "=" })[#s % 3 + 1])
+end
+
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic " .. b64(os.getenv("BENCH_CLIENT_ID") .. ":" .. os.getenv("BENCH_SECRET"))
+
+local threads = {}
+function setup(thread)
+  thread:set("non2xx", 0)
+  table.insert(threads, thread)
+end
+
+function response(status)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+end
+
+function done(summary, latency)
+  local bad = 0
+  for _, t in ipairs(threads) do bad = bad + t:get("non2xx") end
+  io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f non2xx=%d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, bad))
+end

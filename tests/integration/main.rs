@@ -8,6 +8,7 @@ mod admin;
 mod architecture;
 mod cli;
 mod credentials;
+mod examples;
 mod faults;
 mod hardening;
 mod health;

@@ -1,0 +1,142 @@
+//! The README's walkthroughs, run as a user would paste them: each
+//! `examples/*.sh` runs in a fresh directory, with `roster` on the PATH and
+//! nothing else from this environment, against its own server on a free port.
+//! The README shows these very files, so the two cannot drift.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::roster_bin;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Run `examples/<name>.sh` with `bash -euo pipefail` (any failing command
+/// fails the run) from a fresh directory holding a copy of `examples/`, as
+/// from the root of a clone. Returns stdout; fails on a non-zero exit or
+/// after two minutes.
+fn run_example(name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("examples")).unwrap();
+    for entry in std::fs::read_dir(Path::new(ROOT).join("examples")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join("examples").join(entry.file_name())).unwrap();
+    }
+    let bin_dir = roster_bin().parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut child = Command::new("bash")
+        .args(["-euo", "pipefail", &format!("examples/{name}.sh")])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .env("TMPDIR", dir.path())
+        .env("ROSTER_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("STANDIN_PORT", free_port().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id();
+    assert!(pgid > 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let read = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = r.read_to_string(&mut s);
+                s
+            })
+        };
+        let (out, err) = (read(Box::new(stdout)), read(Box::new(stderr)));
+        let status = child.wait().unwrap();
+        let _ = tx.send((status, out.join().unwrap(), err.join().unwrap()));
+    });
+    let outcome = rx.recv_timeout(Duration::from_secs(120));
+    // Whatever happened, nothing the example started outlives it.
+    // SAFETY: killpg only sends a signal, to the example's own process group.
+    unsafe {
+        libc::killpg(pgid as libc::pid_t, libc::SIGKILL);
+    }
+    let (status, out, err) = outcome.unwrap_or_else(|_| panic!("examples/{name}.sh did not finish within 2 minutes"));
+    assert!(
+        status.success(),
+        "examples/{name}.sh failed ({status}).\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(!err.contains("Traceback"), "examples/{name}.sh: {err}");
+    out
+}
+
+#[test]
+fn quickstart_runs_as_written() {
+    let out = run_example("quickstart");
+    assert!(out.starts_with("{\"status\":\"ready\""), "{out}");
+    assert!(out.contains("\"name\":\"billing\""), "{out}");
+    assert!(out.contains("{\"active\":true,"), "{out}");
+    assert!(out.contains("{\"active\":false}"), "{out}");
+    assert!(out.contains("\"refresh_token\":"), "{out}");
+}
+
+#[test]
+fn admin_walkthrough_runs_as_written() {
+    let out = run_example("admin");
+    assert!(out.contains("\"status\":\"disabled\""), "{out}");
+    assert!(out.contains("\nBearer\n"), "the new secret works: {out}");
+    assert_eq!(out.matches("\"type\":\"password.changed\"").count(), 2, "{out}");
+}
+
+#[test]
+fn registry_walkthrough_runs_as_written() {
+    let out = run_example("registry");
+    assert!(out.contains("\"code\":\"stock\""), "{out}");
+    assert!(out.contains("\npushed\n"), "{out}");
+    assert!(out.trim_end().ends_with("{\"items\":[],\"next_cursor\":null}"), "{out}");
+}
+
+#[test]
+fn recovery_runs_as_written() {
+    let out = run_example("recover");
+    assert!(out.ends_with("admin\ndave\n"), "{out}");
+}
+
+/// Each example is in the README, verbatim, in the code block after its
+/// `<!-- example: examples/NAME.sh -->` marker; and every marker names a file.
+#[test]
+fn the_readme_shows_the_examples_verbatim() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let mut shown = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        let Some(file) = line.strip_prefix("<!-- example: ").and_then(|l| l.strip_suffix(" -->")) else {
+            continue;
+        };
+        assert_eq!(lines.next(), Some("```sh"), "a sh block follows the marker of {file}");
+        let block: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+        let text = std::fs::read_to_string(Path::new(ROOT).join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(
+            block.join("\n") + "\n",
+            text,
+            "README's copy of {file} differs from the file"
+        );
+        shown.push(file.to_string());
+    }
+    let mut files: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("examples"))
+        .unwrap()
+        .map(|e| format!("examples/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    files.sort();
+    shown.sort();
+    assert_eq!(shown, files, "every example is in the README once");
+}

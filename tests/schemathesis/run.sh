@@ -25,6 +25,7 @@ fi
 
 export DATABASE_URL="sqlite://$WORK/roster.db" ROSTER_SECRET_PEPPER="schemathesis-pepper-schemathesis-0001" \
        ROSTER_ADMIN_PASSWORD="schemathesis-admin-pw" RUST_LOG=warn
+"$BIN" migrate 2>/dev/null
 secret=$("$BIN" principal create-service fuzz-svc --scope registry:read \
          | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

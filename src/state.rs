@@ -54,6 +54,7 @@ impl AppState {
         let argon = BlockingPool::bounded("argon2", cores, settings.argon_queue);
         let usage = Arc::new(UsageRecorder::new());
         let failures = Arc::new(FailureLog::default());
+        let verified = Arc::new(crate::auth::verified::VerifiedClients::new());
         let registry = Arc::new(RegistryContext::new(db.clone(), settings.registry.clone())?);
         let upkeep = Arc::new(Upkeep::new(crate::upkeep::Parts {
             db: db.clone(),
@@ -61,6 +62,7 @@ impl AppState {
             usage: usage.clone(),
             failures: failures.clone(),
             registry: registry.clone(),
+            verified: verified.clone(),
             clock: clock.clone(),
             key_refresh: settings.key_refresh,
             audit_retention: settings.audit_retention,
@@ -76,11 +78,13 @@ impl AppState {
                     failures,
                     throttle: settings.throttle.clone(),
                     token: settings.token.clone(),
+                    verified: verified.clone(),
                 },
                 principals: PrincipalsContext {
                     db: db.clone(),
                     argon,
                     pepper,
+                    verified,
                 },
                 registry,
                 upkeep,

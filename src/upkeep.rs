@@ -4,6 +4,8 @@
 //!   key refresh interval;
 //! - the registry: leases, health checks, manifest pulls, the change index;
 //! - client-secret use counts, written in one batch;
+//! - the cache of verified clients, dropped when the authentication
+//!   generation in the database moves;
 //! - the counts of folded login failures whose window closed;
 //! - audit retention: events older than the retention go, a batch a minute.
 //!
@@ -48,6 +50,8 @@ pub struct Parts {
     pub usage: Arc<UsageRecorder>,
     pub failures: Arc<FailureLog>,
     pub registry: Arc<RegistryContext>,
+    /// Forgotten when the database's authentication generation moves.
+    pub verified: Arc<crate::auth::verified::VerifiedClients>,
     pub clock: Clock,
     /// How often the keys are reloaded (and the rotation steps run).
     pub key_refresh: Duration,
@@ -93,12 +97,21 @@ impl Upkeep {
     /// earlier one failed; the first error is returned.
     pub async fn tick(&self) -> Result<()> {
         let now = self.parts.clock.now();
+        let verified = self.observe_auth_generation().await;
         let keys = self.refresh_keys_if_due(now).await;
         let registry = crate::registry::worker::tick(&self.parts.registry, now, &self.parts.clock).await;
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
-        keys.and(registry).and(usage).and(failures).and(retention)
+        verified.and(keys).and(registry).and(usage).and(failures).and(retention)
+    }
+
+    /// A change made by another instance or the CLI moved the database's
+    /// authentication generation: forget the clients verified before it.
+    async fn observe_auth_generation(&self) -> Result<()> {
+        let generation = self.parts.db.run(crate::models::auth_state::current).await?;
+        self.parts.verified.observe(generation);
+        Ok(())
     }
 
     /// Write the counts of folded failures whose window closed (all, when `all`).

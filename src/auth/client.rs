@@ -36,6 +36,10 @@ impl ClientAuthFailure {
 pub struct AuthenticatedClient {
     pub principal: Principal,
     pub secret_id: String,
+    /// When the secret it used expires.
+    pub secret_expires_at: Option<chrono::NaiveDateTime>,
+    /// The scopes granted to it now.
+    pub scopes: Vec<String>,
 }
 
 /// Check `client_id` / `client_secret`. The presented secret is hashed with
@@ -73,8 +77,11 @@ pub fn authenticate(
     if !p.is_active() {
         return Ok(Err((ClientAuthFailure::Disabled, Some(p))));
     }
+    let scopes = principal::scopes_of(conn, &p.id)?;
     Ok(Ok(AuthenticatedClient {
         principal: p,
         secret_id: found.id.clone(),
+        secret_expires_at: found.expires_at,
+        scopes,
     }))
 }

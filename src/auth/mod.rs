@@ -11,3 +11,4 @@ pub mod pepper_check;
 pub mod secrets;
 pub mod throttle;
 pub mod usage;
+pub mod verified;

@@ -97,6 +97,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_categories,
     audit_events,
     server_settings,
+    auth_state,
 );
 
 diesel::table! {
@@ -166,6 +167,13 @@ diesel::table! {
         poll_lease_until -> Nullable<Timestamp>,
         manifest_source -> Nullable<Text>,
         manifest_pulled_digest -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    auth_state (id) {
+        id -> Integer,
+        generation -> BigInt,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Rows and queries. Diesel lives here and in `crate::db`, nowhere else.
 
 pub mod audit;
+pub mod auth_state;
 pub mod password;
 pub mod principal;
 pub mod refresh_token;

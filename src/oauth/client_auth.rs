@@ -11,6 +11,7 @@ use crate::auth::failures::FailureLog;
 use crate::auth::secrets::Pepper;
 use crate::auth::throttle::{self, ThrottlePolicy};
 use crate::auth::usage::UsageRecorder;
+use crate::auth::verified::VerifiedClients;
 use crate::db::DbConnection;
 use crate::models::audit::{NewAuditEvent, Outcome};
 use crate::models::principal::{self, PrincipalKind};
@@ -25,6 +26,8 @@ pub struct ClientCheck<'a> {
     pub failures: &'a FailureLog,
     /// When guessing a client's secret is slowed down.
     pub throttle: &'a ThrottlePolicy,
+    /// Clients verified recently: a hit needs no database.
+    pub verified: &'a VerifiedClients,
     pub remote: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
@@ -73,16 +76,33 @@ fn refuse(
     }
 }
 
+/// The client, when the exact `client_id` and secret presented were
+/// verified recently (see [`crate::auth::verified`]): no database needed.
+/// A hit counts a use of the secret, as a database check does.
+pub fn recently_verified(check: &ClientCheck<'_>, creds: &ClientCredentials) -> Option<AuthenticatedClient> {
+    let (client_id, secret) = creds.presented_secret()?;
+    let hit = check
+        .verified
+        .get(&VerifiedClients::key(check.pepper, client_id, secret), check.now)?;
+    check.usage.record(&hit.secret_id, check.now);
+    Some(hit)
+}
+
 /// Authenticate a presented secret; `None` when no secret was presented.
-/// A success counts a use of the secret, written by the background tick.
+/// A success counts a use of the secret, written by the background tick,
+/// and is remembered for the next request of the same client.
 pub fn authenticate(
     conn: &mut DbConnection,
     check: &ClientCheck<'_>,
     creds: &ClientCredentials,
 ) -> Result<Option<AuthenticatedClient>, OAuthError> {
+    if let Some(hit) = recently_verified(check, creds) {
+        return Ok(Some(hit));
+    }
     let Some((client_id, secret)) = creds.presented_secret() else {
         return Ok(None);
     };
+    let epoch = check.verified.epoch();
     // Guessing a client's secret is throttled like a password, per (client,
     // network), per network and per client; checked before the secret is.
     let keys = throttle::Keys::new(check.pepper, &format!("client:{client_id}"), check.remote);
@@ -104,6 +124,9 @@ pub fn authenticate(
         Ok(c) => {
             check.usage.record(&c.secret_id, check.now);
             throttle::record_success(conn, &keys, &rows)?;
+            check
+                .verified
+                .insert(VerifiedClients::key(check.pepper, client_id, secret), c.clone(), epoch);
             Ok(Some(c))
         }
         Err((failure, principal)) => {

@@ -19,6 +19,7 @@ use crate::auth::failures::FailureLog;
 use crate::auth::keys::KeyStore;
 use crate::auth::secrets::Pepper;
 use crate::auth::usage::UsageRecorder;
+use crate::auth::verified::VerifiedClients;
 use crate::blocking::BlockingPool;
 use crate::db::Pool;
 use grants::TokenConfig;
@@ -36,6 +37,8 @@ pub struct OAuthContext {
     pub failures: Arc<FailureLog>,
     pub throttle: crate::auth::throttle::ThrottlePolicy,
     pub token: TokenConfig,
+    /// Clients verified recently (see [`crate::auth::verified`]).
+    pub verified: Arc<VerifiedClients>,
 }
 
 /// What a database closure of the token service needs of the context.
@@ -45,6 +48,7 @@ pub(crate) struct Checks {
     pub usage: Arc<UsageRecorder>,
     pub failures: Arc<FailureLog>,
     pub throttle: crate::auth::throttle::ThrottlePolicy,
+    pub verified: Arc<VerifiedClients>,
 }
 
 impl Checks {
@@ -58,6 +62,7 @@ impl Checks {
             usage: &self.usage,
             failures: &self.failures,
             throttle: &self.throttle,
+            verified: &self.verified,
             remote,
             now,
         }
@@ -75,6 +80,7 @@ impl OAuthContext {
             usage: self.usage.clone(),
             failures: self.failures.clone(),
             throttle: self.throttle.clone(),
+            verified: self.verified.clone(),
         }
     }
 }

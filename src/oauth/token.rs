@@ -110,16 +110,31 @@ async fn client_credentials(
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
     let (checks, cfg) = (ctx.checks(), ctx.token.clone());
+    // A client verified recently, asking for a token for Roster itself:
+    // everything is in memory, so no database round trip and no thread hop.
+    if resource.is_none()
+        && let Some(client) = client_auth::recently_verified(&checks.at(remote.as_deref(), now), &creds)
+    {
+        let grant = grants::client_credentials(
+            &client.principal,
+            &client.scopes,
+            scope.as_deref(),
+            Audience::Roster,
+            &cfg,
+            now,
+            new_id(),
+        )?;
+        return respond(&ctx.keys.current(), &grant, None);
+    }
     let grant = ctx
         .db
         .run(move |conn| {
             let client = client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?
                 .ok_or_else(OAuthError::invalid_client)?;
-            let granted = principal::scopes_of(conn, &client.principal.id)?;
             let target = resolve_resource(conn, resource.as_deref())?;
             grants::client_credentials(
                 &client.principal,
-                &granted,
+                &client.scopes,
                 scope.as_deref(),
                 audience(&target),
                 &cfg,

@@ -13,7 +13,7 @@ use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
-use crate::models::{new_id, password as password_row, refresh_token, secret, to_db_time};
+use crate::models::{auth_state, new_id, password as password_row, refresh_token, secret, to_db_time};
 use crate::page::{self, Page};
 
 pub(super) fn not_found(id: &str) -> Error {
@@ -276,6 +276,7 @@ fn set_status_in(
     if !principal::set_status(conn, id, status, now)? {
         return Err(not_found(id));
     }
+    auth_state::bump(conn)?;
     let revoked = match status {
         PrincipalStatus::Disabled => refresh_token::revoke_all_for_principal(conn, id, now)?,
         PrincipalStatus::Active => 0,
@@ -314,6 +315,7 @@ pub fn update(
         changes.validate(p.kind()?)?;
         let fields = changes.fields();
         if !fields.is_empty() {
+            auth_state::bump(conn)?;
             let display_name = changes.display_name.clone().unwrap_or_else(|| p.display_name.clone());
             let email = changes.email.clone().unwrap_or_else(|| p.email.clone());
             principal::update_profile(conn, id, display_name.as_deref(), email.as_deref(), now)?;
@@ -401,15 +403,22 @@ pub async fn patch(
     now: DateTime<Utc>,
 ) -> Result<PrincipalView> {
     let (actor, changes) = (actor.to_string(), PrincipalChanges::from(&body));
-    ctx.db
+    let changed = ctx
+        .db
         .run(move |c| update(c, &id, &changes, body.status, Some(&actor), now))
-        .await
+        .await;
+    // Even after an error: the change may have committed before it.
+    ctx.verified.invalidate();
+    changed
 }
 
 /// `DELETE /api/v1/principals/{id}`: disable, and revoke its refresh tokens.
 pub async fn disable(ctx: &PrincipalsContext, actor: &str, id: String, now: DateTime<Utc>) -> Result<PrincipalView> {
     let actor = actor.to_string();
-    ctx.db
+    let disabled = ctx
+        .db
         .run(move |c| set_status(c, &id, PrincipalStatus::Disabled, Some(&actor), now))
-        .await
+        .await;
+    ctx.verified.invalidate();
+    disabled
 }

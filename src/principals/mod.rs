@@ -34,4 +34,6 @@ pub struct PrincipalsContext {
     /// argon2 runs here, apart from the database pool.
     pub argon: BlockingPool,
     pub pepper: Pepper,
+    /// Forgotten after every change here that could invalidate a client.
+    pub verified: std::sync::Arc<crate::auth::verified::VerifiedClients>,
 }

@@ -171,6 +171,7 @@ pub fn delete_secret(
         if !secret::delete(conn, id, secret_id)? {
             return Err(Error::NotFound(format!("secret {secret_id} of principal {id}")));
         }
+        crate::models::auth_state::bump(conn)?;
         audit::record(
             conn,
             NewAuditEvent::new("secret.deleted", Outcome::Ok)
@@ -191,9 +192,12 @@ pub async fn delete(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let actor = actor.to_string();
-    ctx.db
+    let deleted = ctx
+        .db
         .run(move |c| delete_secret(c, &id, &secret_id, Some(&actor), now))
-        .await
+        .await;
+    ctx.verified.invalidate();
+    deleted
 }
 
 #[cfg(test)]

@@ -70,3 +70,104 @@ async fn client_secrets_verify_and_wrong_or_deleted_ones_fail(backend: Backend) 
     })
     .await;
 }
+
+on_both_backends!(a_verified_client_stops_working_when_it_changes_anywhere);
+
+/// A service's next token needs no database (the cache of verified
+/// clients), yet a change to it takes effect at once on the instance that
+/// made it, and on every other instance at its next tick.
+async fn a_verified_client_stops_working_when_it_changes_anywhere(backend: Backend) {
+    use reqwest::Method;
+    use serde_json::json;
+    let a = TestApp::builder(backend)
+        .clock(roster::clock::Clock::manual(t0()))
+        .spawn()
+        .await;
+    let b = TestApp::builder(backend)
+        .clock(roster::clock::Clock::manual(t0()))
+        .same_database_as(&a)
+        .spawn()
+        .await;
+    let admin = a.admin_token().await;
+    let svc = a.create_service("billing", &["invoices:read"]).await;
+    let scope = |r: crate::support::FormReply| (r.status, r.body["scope"].clone());
+    for app in [&a, &b] {
+        app.tick().await; // each has seen the generation
+        assert_eq!(
+            scope(app.client_grant("billing", &svc.secret).await),
+            (200, json!("invoices:read"))
+        );
+    }
+    // Scopes change through A's API: A at once, B after its tick.
+    let path = format!("/api/v1/principals/{}", svc.id);
+    let r = a
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"scopes": ["invoices:write"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        scope(a.client_grant("billing", &svc.secret).await),
+        (200, json!("invoices:write"))
+    );
+    assert_eq!(
+        scope(b.client_grant("billing", &svc.secret).await),
+        (200, json!("invoices:read")),
+        "B still holds what it verified"
+    );
+    b.tick().await;
+    assert_eq!(
+        scope(b.client_grant("billing", &svc.secret).await),
+        (200, json!("invoices:write"))
+    );
+
+    // Disabled through A's API: refused by A at once, by B after its tick.
+    let r = a
+        .call(Method::PATCH, &path, Some(&admin), Some(json!({"status": "disabled"})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(a.client_grant("billing", &svc.secret).await.status, 401);
+    b.tick().await;
+    assert_eq!(b.client_grant("billing", &svc.secret).await.status, 401);
+    let r = a
+        .call(Method::PATCH, &path, Some(&admin), Some(json!({"status": "active"})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A deleted secret, likewise.
+    let old = a
+        .call(Method::GET, &format!("{path}/secrets"), Some(&admin), None)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for app in [&a, &b] {
+        app.tick().await;
+        assert_eq!(app.client_grant("billing", &svc.secret).await.status, 200);
+    }
+    let r = a
+        .call(Method::DELETE, &format!("{path}/secrets/{old}"), Some(&admin), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(a.client_grant("billing", &svc.secret).await.status, 401);
+    b.tick().await;
+    assert_eq!(b.client_grant("billing", &svc.secret).await.status, 401);
+
+    // A secret that expires stops at its expiry, cached or not.
+    let r = a
+        .call(
+            Method::POST,
+            &format!("{path}/secrets"),
+            Some(&admin),
+            Some(json!({"expires_in": 60})),
+        )
+        .await;
+    let short = r.body["client_secret"].as_str().unwrap().to_string();
+    assert_eq!(a.client_grant("billing", &short).await.status, 200);
+    a.clock.advance(Duration::seconds(61));
+    assert_eq!(a.client_grant("billing", &short).await.status, 401);
+}

@@ -299,6 +299,9 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
         roster::principals::set_status(c, &alice_id, Disabled, None, now)
     })
     .await;
+    // A change made beside this instance's API (as by the CLI or another
+    // instance) reaches its cache of verified clients on the next tick.
+    app.tick().await;
 
     let r = app
         .post_form(

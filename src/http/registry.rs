@@ -124,7 +124,7 @@ pub async fn modules(state: web::Data<AppState>, caller: MaybeBearer, req: HttpR
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let rendered = menu::modules(state.registry(), scopes, if_none_match).await?;
+    let rendered = menu::modules(state.registry(), scopes, if_none_match, state.now()).await?;
     let mut resp = match &rendered.body {
         Some(_) => HttpResponse::Ok(),
         None => HttpResponse::NotModified(),

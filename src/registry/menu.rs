@@ -2,6 +2,10 @@
 //! services that are up, filtered by the caller's scopes and sorted, answered
 //! with an ETag so that an unchanged menu costs a 304.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::RegistryContext;
@@ -87,15 +91,94 @@ pub fn render(modules: Vec<MenuModule>, if_none_match: Option<&str>) -> Result<R
     })
 }
 
+/// How long a rendered menu is served without asking the database, at most.
+/// A change made on this instance moves the change index and is seen at
+/// once; one made elsewhere reaches this instance's index within a tick.
+/// The bound also covers what the index does not count.
+pub const MENU_CACHE_TTL_MS: i64 = 1000;
+
+/// Most scope sets whose menus are kept at once.
+const MENU_CACHE_ENTRIES: usize = 256;
+
+/// The menus last rendered, per scope set, at one change index: the module
+/// list is read on every page load of every frontend, and changes rarely.
+#[derive(Default)]
+pub struct MenuCache {
+    state: Mutex<MenuCacheState>,
+}
+
+#[derive(Default)]
+struct MenuCacheState {
+    index: i64,
+    built_at: Option<DateTime<Utc>>,
+    /// Sorted scopes (`None`: anonymous) -> (ETag, body).
+    menus: HashMap<Option<Vec<String>>, (String, Vec<u8>)>,
+}
+
+impl MenuCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MenuCacheState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &Option<Vec<String>>, index: i64, now: DateTime<Utc>) -> Option<(String, Vec<u8>)> {
+        let state = self.lock();
+        let fresh = state.index == index
+            && state
+                .built_at
+                .is_some_and(|t| now >= t && now - t < Duration::milliseconds(MENU_CACHE_TTL_MS));
+        if !fresh {
+            return None;
+        }
+        state.menus.get(key).cloned()
+    }
+
+    fn put(&self, key: Option<Vec<String>>, index: i64, now: DateTime<Utc>, etag: String, body: Vec<u8>) {
+        let mut state = self.lock();
+        let fresh = state.index == index
+            && state
+                .built_at
+                .is_some_and(|t| now >= t && now - t < Duration::milliseconds(MENU_CACHE_TTL_MS));
+        if !fresh || state.menus.len() >= MENU_CACHE_ENTRIES {
+            state.menus.clear();
+            state.index = index;
+            state.built_at = Some(now);
+        }
+        state.menus.insert(key, (etag, body));
+    }
+}
+
 /// `GET /api/v1/modules`: the menu for a caller with `scopes` (`None`:
-/// anonymous, who sees only pages without a `required_scope`).
+/// anonymous, who sees only pages without a `required_scope`), from the
+/// cache while the change index has not moved (see [`MenuCache`]).
 pub async fn modules(
     ctx: &RegistryContext,
     scopes: Option<Vec<String>>,
     if_none_match: Option<String>,
+    now: DateTime<Utc>,
 ) -> Result<RenderedMenu> {
-    let manifests = ctx.db.run(service::up_manifests).await?;
-    render(menu(manifests, scopes.as_deref()), if_none_match.as_deref())
+    let key = scopes.map(|mut s| {
+        s.sort();
+        s.dedup();
+        s
+    });
+    // Read before the database: a change that lands meanwhile moves the
+    // index, so a menu built from older data is never filed under the new one.
+    let index = ctx.feed.current();
+    let (etag, body) = match ctx.menus.get(&key, index, now) {
+        Some(hit) => hit,
+        None => {
+            let manifests = ctx.db.run(service::up_manifests).await?;
+            let rendered = render(menu(manifests, key.as_deref()), None)?;
+            let body = rendered.body.unwrap_or_default();
+            ctx.menus.put(key, index, now, rendered.etag.clone(), body.clone());
+            (rendered.etag, body)
+        }
+    };
+    let fresh = !matches(if_none_match.as_deref(), &etag);
+    Ok(RenderedMenu {
+        etag,
+        body: fresh.then_some(body),
+    })
 }
 
 #[cfg(test)]

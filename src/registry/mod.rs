@@ -23,6 +23,8 @@ pub struct RegistryContext {
     pub config: RegistryConfig,
     pub fetcher: Fetcher,
     pub feed: ChangeFeed,
+    /// The module lists last rendered.
+    pub menus: menu::MenuCache,
     /// Names this instance as the holder of polling leases.
     pub instance_id: String,
 }
@@ -38,6 +40,7 @@ impl RegistryContext {
             fetcher: Fetcher::new(timeout, std::sync::Arc::new(config.fetch.clone()))?,
             config,
             feed: ChangeFeed::new(),
+            menus: menu::MenuCache::default(),
             instance_id: crate::models::new_id(),
         })
     }

@@ -38,6 +38,7 @@ on_both_backends!(
     pushed_manifests_scope_filtering_and_etags,
     manifest_pulls_use_etags_and_keep_the_last_good_one,
     a_push_stays_until_the_pulled_manifest_changes,
+    the_module_list_is_cached_until_the_registry_changes,
     categories_rank_services_by_priority,
     long_poll_wakes_on_change_and_across_instances,
     polling_does_not_multiply_with_instances,
@@ -358,6 +359,61 @@ async fn pushed_manifests_scope_filtering_and_etags(backend: Backend) {
     let again = app.call(Method::GET, "/api/v1/modules", None, None).await;
     assert_eq!(page_codes(&again.body), ["invoices"]);
     assert_eq!(again.header("etag"), etag, "unchanged menu, same ETag");
+}
+
+async fn codes(app: &TestApp) -> Vec<String> {
+    page_codes(&app.call(Method::GET, "/api/v1/modules", None, None).await.body)
+}
+
+/// The module list is rendered once per change of the registry: a change
+/// on this instance shows at once; one made on another instance shows at
+/// this one's next tick, or after the cache's second at the latest.
+async fn the_module_list_is_cached_until_the_registry_changes(backend: Backend) {
+    let a = app(backend).await;
+    let b = TestApp::builder(backend)
+        .clock(Clock::manual(a.clock.now()))
+        .same_database_as(&a)
+        .spawn()
+        .await;
+    let (_, token) = a.service_with_token("shop", &[]).await;
+    let put = |pages: &'static [(&'static str, i64, Option<&'static str>)]| {
+        a.call(
+            Method::PUT,
+            "/api/v1/services/shop/modules",
+            Some(&token),
+            Some(manifest_json("shop", pages)),
+        )
+    };
+    a.call(
+        Method::PUT,
+        "/api/v1/services/shop/registration",
+        Some(&token),
+        Some(json!({"base_url": "http://10.0.0.2/", "ttl_seconds": 3600})),
+    )
+    .await;
+    assert_eq!(put(&[("cart", 1, None)]).await.status, 200);
+    b.tick().await;
+    assert_eq!(codes(&a).await, ["cart"]);
+    assert_eq!(codes(&b).await, ["cart"]);
+
+    assert_eq!(put(&[("cart", 1, None), ("orders", 2, None)]).await.status, 200);
+    assert_eq!(
+        codes(&a).await,
+        ["cart", "orders"],
+        "a change on this instance shows at once"
+    );
+    assert_eq!(codes(&b).await, ["cart"], "B serves what it rendered");
+    b.tick().await;
+    assert_eq!(
+        codes(&b).await,
+        ["cart", "orders"],
+        "B's tick saw the change index move"
+    );
+
+    assert_eq!(put(&[("orders", 2, None)]).await.status, 200);
+    b.clock
+        .advance(Duration::milliseconds(roster::registry::menu::MENU_CACHE_TTL_MS));
+    assert_eq!(codes(&b).await, ["orders"], "no tick, but the cache's second is over");
 }
 
 /// Pushed and pulled manifests: the last writer wins, and a pull replaces a

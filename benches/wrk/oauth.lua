@@ -1,7 +1,6 @@
--- Roster's own wrk script, used when the shared peer harness is not there:
--- POST one form to the URL with HTTP Basic client authentication, and print
--- one RESULT line (rps, p50, p99, non-2xx) at the end.
--- Env: BENCH_CLIENT_ID, BENCH_SECRET, BENCH_BODY (the urlencoded form).
+-- POST one form to the URL and print one RESULT line (rps, p50, p99, non-2xx).
+-- Env: BENCH_BODY (the urlencoded form); BENCH_AUTH=basic (default: HTTP Basic
+-- with BENCH_CLIENT_ID and BENCH_SECRET), post (both in the form) or none.
 local function b64(s)
   local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
   return ((s:gsub(".", function(x)
@@ -16,10 +15,15 @@ local function b64(s)
   end) .. ({ "", "==", "=" })[#s % 3 + 1])
 end
 
+local auth = os.getenv("BENCH_AUTH") or "basic"
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "Basic " .. b64(os.getenv("BENCH_CLIENT_ID") .. ":" .. os.getenv("BENCH_SECRET"))
+if auth == "basic" then
+  wrk.headers["Authorization"] = "Basic " .. b64(os.getenv("BENCH_CLIENT_ID") .. ":" .. os.getenv("BENCH_SECRET"))
+elseif auth == "post" then
+  wrk.body = wrk.body .. "&client_id=" .. os.getenv("BENCH_CLIENT_ID") .. "&client_secret=" .. os.getenv("BENCH_SECRET")
+end
 
 local threads = {}
 function setup(thread)

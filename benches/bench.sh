@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Roster's performance benchmark: one command, one table.
+#
+#   benches/bench.sh            # SQLite, then PostgreSQL; Roster's figures
+#   benches/bench.sh --peer     # also oidc-provider and nginx from the shared peer harness, with ratios
+#   benches/bench.sh --smoke    # 1 s per scenario, SQLite only: checks that it runs with zero errors (CI)
+#
+# Env: DURATION (10s), CONNS (64), BACKENDS ("sqlite postgres"), ROSTER_BIN (a binary to measure instead of a fresh build),
+#      PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres: a fresh database is made there),
+#      PEERS_SRC (../shared/peers), SERVICES (50) and PAGES (4) of the module list, PRINCIPALS (100000).
+# Needs wrk (apt-get install wrk), curl and python3; --peer also needs node and nginx-light.
+# wrk shares the machine's cores with the server: every figure is what is left after it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PEER=0 SMOKE=0
+for arg in "$@"; do
+  case "$arg" in
+    --peer) PEER=1 ;;
+    --smoke) SMOKE=1 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+done
+DURATION="${DURATION:-10s}" CONNS="${CONNS:-64}" BACKENDS="${BACKENDS:-sqlite postgres}"
+SERVICES="${SERVICES:-50}" PAGES="${PAGES:-4}" PRINCIPALS="${PRINCIPALS:-100000}" WARMUP=2
+if [ "$SMOKE" = 1 ]; then DURATION=1s CONNS=8 BACKENDS=sqlite SERVICES=3 PAGES=2 PRINCIPALS=1000 WARMUP=0; fi
+PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PEERS_SRC="${PEERS_SRC:-$ROOT/../shared/peers}"
+PORT="${PORT:-18181}"
+URL="http://127.0.0.1:$PORT"
+
+command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 1; }
+if [ "$PEER" = 1 ] && [ ! -d "$PEERS_SRC" ]; then
+  echo "--peer: no peer harness at $PEERS_SRC (set PEERS_SRC)" >&2; exit 1
+fi
+WORK=$(mktemp -d /tmp/roster-bench.XXXXXX)
+PID="" DB_NAME=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  [ -n "$DB_NAME" ] && psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1
+  if [ -d "$WORK/peers" ]; then
+    "$WORK/peers/oidc-provider/stop.sh" >/dev/null 2>&1 || true
+    PORT=3199 "$WORK/peers/baseline/stop-nginx.sh" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+  return 0
+}
+trap cleanup EXIT
+
+BIN="${ROSTER_BIN:-}"   # another build to measure (e.g. an older commit's), instead of this tree's
+if [ -z "$BIN" ]; then
+  echo "building (release)..." >&2
+  cargo build --release -q
+  BIN="$ROOT/target/release/roster"
+fi
+ARGON_MS=$(cargo bench -q --bench argon2 2>/dev/null | sed -n 's/^argon2id_verify_ms=//p')
+CORES=$(nproc)
+
+RESULTS="$WORK/results"
+: > "$RESULTS"
+# wrk_run NAME BACKEND SCRIPT URL CONNS [ENV=VALUE...]: warm up, measure, record one row.
+wrk_run() {
+  local name="$1" backend="$2" script="$3" url="$4" conns="$5"; shift 5
+  [ "$WARMUP" = 0 ] || env "$@" wrk -t2 -c"$conns" -d"${WARMUP}s" -s "$script" "$url" >/dev/null
+  local out; out=$(env "$@" wrk -t2 -c"$conns" -d"$DURATION" -s "$script" "$url" | sed -n 's/^RESULT //p')
+  local rss=-
+  [ -n "$PID" ] && rss=$(( $(awk '/VmHWM/{print $2}' "/proc/$PID/status") / 1024 ))
+  echo "$name|$backend|$conns|$out|$rss" >> "$RESULTS"
+  echo "  $name ($backend, $conns conns): $out peak_rss_mib=$rss" >&2
+}
+get() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1==k{print $2}'; }
+
+for backend in $BACKENDS; do
+  echo "== $backend" >&2
+  case "$backend" in
+    sqlite) export DATABASE_URL="sqlite://$WORK/roster.db" ;;
+    postgres)
+      DB_NAME="roster_bench_$$"
+      psql "$PG_ADMIN_URL" -qAtc "CREATE DATABASE $DB_NAME" >/dev/null
+      export DATABASE_URL="${PG_ADMIN_URL%/*}/$DB_NAME" ;;
+    *) echo "unknown backend $backend" >&2; exit 2 ;;
+  esac
+  export ROSTER_SECRET_PEPPER="bench-pepper-bench-pepper-bench-pepper" RUST_LOG=warn
+  ROSTER_ADMIN_PASSWORD="bench-admin-password" "$BIN" serve --listen "127.0.0.1:$PORT" 2> "$WORK/serve-$backend.log" &
+  PID=$!
+  curl -fs --retry 30 --retry-connrefused --retry-delay 1 -o /dev/null "$URL/readyz"
+  eval "$(python3 "$ROOT/benches/seed.py" "$URL" bench-admin-password "$SERVICES" "$PAGES")"
+  TOKEN=$(curl -fsS -u "bench-svc:$SECRET" -d grant_type=client_credentials "$URL/oauth/token" \
+          | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  OAUTH="$ROOT/benches/wrk/oauth.lua" GET="$ROOT/benches/wrk/get.lua"
+  creds=(BENCH_CLIENT_ID=bench-svc "BENCH_SECRET=$SECRET")
+  wrk_run "client_credentials basic" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_BODY=grant_type=client_credentials
+  wrk_run "client_credentials post" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_AUTH=post BENCH_BODY=grant_type=client_credentials
+  wrk_run "introspect JWT" "$backend" "$OAUTH" "$URL/oauth/introspect" "$CONNS" BENCH_CLIENT_ID=bench-rs "BENCH_SECRET=$RS_SECRET" "BENCH_BODY=token=$TOKEN"
+  wrk_run "modules ($((SERVICES * PAGES)) pages)" "$backend" "$GET" "$URL/api/v1/modules" "$CONNS"
+  wrk_run "password grant" "$backend" "$OAUTH" "$URL/oauth/token" $((CORES * 4)) BENCH_AUTH=none \
+    BENCH_BODY="grant_type=password&username=bench-user&password=bench-user-password"
+  # A flood of wrong passwords beside client_credentials (the flood's answers are 400s, then 429s).
+  BENCH_AUTH=none BENCH_BODY="grant_type=password&username=bench-user&password=wrong" \
+    wrk -t1 -c16 -d"$(( ${DURATION%s} + WARMUP ))s" -s "$OAUTH" "$URL/oauth/token" > "$WORK/flood.txt" &
+  FLOOD=$!
+  wrk_run "client_credentials under a password flood" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_BODY=grant_type=client_credentials
+  wait "$FLOOD"
+  echo "  the flood: $(sed -n 's/^RESULT //p' "$WORK/flood.txt") (all refused, as they should be)" >&2
+  # Many principals: the same token scenario with PRINCIPALS more people in the table.
+  python3 - "$DATABASE_URL" "$PRINCIPALS" <<'PY'
+import sys, uuid, datetime, subprocess
+url, n = sys.argv[1], int(sys.argv[2])
+now = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%S")
+if url.startswith("sqlite://"):
+    import sqlite3
+    db = sqlite3.connect(url[len("sqlite://"):], timeout=30)
+    db.executemany("INSERT INTO principals (id, kind, name, status, created_at, updated_at) VALUES (?, 'human', ?, 'active', ?, ?)",
+                   ((str(uuid.uuid4()), f"bulk-{i}", now, now) for i in range(n)))
+    db.commit()
+else:
+    sql = (f"INSERT INTO principals (id, kind, name, status, created_at, updated_at) "
+           f"SELECT gen_random_uuid()::text, 'human', 'bulk-' || i, 'active', '{now}', '{now}' FROM generate_series(1, {n}) i")
+    subprocess.run(["psql", url, "-qAtc", sql], check=True, stdout=subprocess.DEVNULL)
+PY
+  wrk_run "client_credentials basic, +$PRINCIPALS principals" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_BODY=grant_type=client_credentials
+  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  if [ -n "$DB_NAME" ]; then psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null; DB_NAME=""; fi
+done
+
+if [ "$PEER" = 1 ]; then
+  echo "== peers" >&2
+  cp -r "$PEERS_SRC" "$WORK/peers"
+  P="$WORK/peers"
+  (cd "$P/oidc-provider" && ./setup.sh >/dev/null 2>&1)
+  AT_ALG=ES256 "$P/oidc-provider/start.sh" >/dev/null
+  PID=$(cat "$P/oidc-provider/oidc-provider.pid")
+  wrk_run "oidc-provider client_credentials ES256" peer "$OAUTH" "http://127.0.0.1:3100/token" "$CONNS" \
+    BENCH_CLIENT_ID=bench-svc BENCH_SECRET=bench-secret-0123456789abcdef BENCH_BODY=grant_type=client_credentials
+  OPAQUE=$(curl -fsS -u bench-svc:bench-secret-0123456789abcdef -d grant_type=client_credentials -d resource=urn:bench:opaque \
+           http://127.0.0.1:3100/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  wrk_run "oidc-provider introspect opaque" peer "$OAUTH" "http://127.0.0.1:3100/token/introspection" "$CONNS" \
+    BENCH_CLIENT_ID=bench-svc BENCH_SECRET=bench-secret-0123456789abcdef "BENCH_BODY=token=$OPAQUE"
+  "$P/oidc-provider/stop.sh" >/dev/null; PID=""
+  PORT=3199 "$P/baseline/start-nginx.sh" >/dev/null
+  PID=$(pgrep -f "nginx: worker process" | head -n1 || true)
+  wrk_run "nginx static (ceiling)" peer "$GET" "http://127.0.0.1:3199/" "$CONNS"
+  PORT=3199 "$P/baseline/stop-nginx.sh" >/dev/null; PID=""
+fi
+
+# The table, then the ratios the targets are stated in.
+row() { awk -F'|' -v n="$1" -v b="$2" '$1==n && $2==b {print $4}' "$RESULTS"; }
+rps() { get rps "$(row "$1" "$2")"; }
+ratio() { python3 -c 'import sys; a, b = sys.argv[1:3]; print(f"{float(a)/float(b):.2f}" if a and b and float(b) else "-")' "${1:-}" "${2:-}"; }
+echo
+echo "$(date -u +%Y-%m-%d), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), wrk -t2, ${WARMUP} s warm-up, $DURATION measured"
+echo
+echo "| scenario | backend | conns | req/s | p50 ms | p99 ms | non-2xx | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|"
+errors=0
+while IFS='|' read -r name backend conns result rss; do
+  echo "| $name | $backend | $conns | $(get rps "$result") | $(get p50_ms "$result") | $(get p99_ms "$result") | $(get non2xx "$result") | $rss |"
+  errors=$(( errors + $(get non2xx "$result") ))
+done < "$RESULTS"
+echo
+echo "argon2 bound of the password grant: $CORES cores / ${ARGON_MS} ms = $(python3 -c "print(round($CORES * 1000 / $ARGON_MS))") logins/s"
+for backend in $BACKENDS; do
+  echo "$backend: password grant / argon2 bound = $(ratio "$(rps "password grant" "$backend")" "$(python3 -c "print($CORES * 1000 / $ARGON_MS)")")," \
+       "client_credentials under the flood / alone = $(ratio "$(rps "client_credentials under a password flood" "$backend")" "$(rps "client_credentials basic" "$backend")")," \
+       "with +$PRINCIPALS principals / without = $(ratio "$(rps "client_credentials basic, +$PRINCIPALS principals" "$backend")" "$(rps "client_credentials basic" "$backend")")"
+  if [ "$PEER" = 1 ]; then
+    echo "$backend: client_credentials / oidc-provider ES256 = $(ratio "$(rps "client_credentials basic" "$backend")" "$(rps "oidc-provider client_credentials ES256" peer)")," \
+         "introspection / oidc-provider opaque = $(ratio "$(rps "introspect JWT" "$backend")" "$(rps "oidc-provider introspect opaque" peer)")," \
+         "modules / nginx = $(ratio "$(rps "modules ($((SERVICES * PAGES)) pages)" "$backend")" "$(rps "nginx static (ceiling)" peer)")"
+  fi
+done
+[ "$PEER" = 1 ] || echo "(Roster alone: run with --peer for oidc-provider and nginx in the same run, and the ratios to them.)"
+if [ "$errors" -ne 0 ]; then echo "non-2xx answers in the scenarios above: $errors" >&2; exit 1; fi

@@ -30,8 +30,10 @@ PORT="${PORT:-18181}"
 URL="http://127.0.0.1:$PORT"
 
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 1; }
-if [ "$PEER" = 1 ] && [ ! -d "$PEERS_SRC" ]; then
-  echo "--peer: no peer harness at $PEERS_SRC (set PEERS_SRC)" >&2; exit 1
+if [ "$PEER" = 1 ]; then
+  [ -d "$PEERS_SRC" ] || { echo "--peer: no peer harness at $PEERS_SRC (set PEERS_SRC)" >&2; exit 1; }
+  command -v node >/dev/null || { echo "--peer needs Node.js (apt-get install nodejs npm)" >&2; exit 1; }
+  command -v nginx >/dev/null || { echo "--peer needs nginx (apt-get install nginx-light)" >&2; exit 1; }
 fi
 WORK=$(mktemp -d /tmp/roster-bench.XXXXXX)
 PID="" DB_NAME=""
@@ -53,7 +55,9 @@ if [ -z "$BIN" ]; then
   cargo build --release -q
   BIN="$ROOT/target/release/roster"
 fi
-ARGON_MS=$(cargo bench -q --bench argon2 2>/dev/null | sed -n 's/^argon2id_verify_ms=//p')
+ARGON=$(cargo bench -q --bench argon2 2>/dev/null)
+ARGON_MS=$(sed -n 's/^argon2id_verify_ms=//p' <<<"$ARGON")
+ARGON_PARALLEL_RATE=$(sed -n 's/^argon2id_parallel_per_s=//p' <<<"$ARGON")
 CORES=$(nproc)
 
 RESULTS="$WORK/results"
@@ -85,6 +89,12 @@ for backend in $BACKENDS; do
   PID=$!
   curl -fs --retry 30 --retry-connrefused --retry-delay 1 -o /dev/null "$URL/readyz"
   eval "$(python3 "$ROOT/benches/seed.py" "$URL" bench-admin-password "$SERVICES" "$PAGES")"
+  # A fresh process for the scenarios, so that each peak RSS is what serving
+  # took (seeding hashed passwords); the scenarios run in order of memory use.
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  "$BIN" serve --listen "127.0.0.1:$PORT" 2>> "$WORK/serve-$backend.log" &
+  PID=$!
+  curl -fs --retry 30 --retry-connrefused --retry-delay 1 -o /dev/null "$URL/readyz"
   TOKEN=$(curl -fsS -u "bench-svc:$SECRET" -d grant_type=client_credentials "$URL/oauth/token" \
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   OAUTH="$ROOT/benches/wrk/oauth.lua" GET="$ROOT/benches/wrk/get.lua"
@@ -158,9 +168,11 @@ while IFS='|' read -r name backend conns result rss; do
   errors=$(( errors + $(get non2xx "$result") ))
 done < "$RESULTS"
 echo
-echo "argon2 bound of the password grant: $CORES cores / ${ARGON_MS} ms = $(python3 -c "print(round($CORES * 1000 / $ARGON_MS))") logins/s"
+echo "argon2 bound of the password grant: $CORES cores / ${ARGON_MS} ms = $(python3 -c "print(round($CORES * 1000 / $ARGON_MS))") logins/s;" \
+     "$CORES verifications in parallel (no server) manage $ARGON_PARALLEL_RATE/s"
 for backend in $BACKENDS; do
-  echo "$backend: password grant / argon2 bound = $(ratio "$(rps "password grant" "$backend")" "$(python3 -c "print($CORES * 1000 / $ARGON_MS)")")," \
+  echo "$backend: password grant / argon2 bound = $(ratio "$(rps "password grant" "$backend")" "$(python3 -c "print($CORES * 1000 / $ARGON_MS)")")" \
+       "(/ the parallel rate: $(ratio "$(rps "password grant" "$backend")" "$ARGON_PARALLEL_RATE"))," \
        "client_credentials under the flood / alone = $(ratio "$(rps "client_credentials under a password flood" "$backend")" "$(rps "client_credentials basic" "$backend")")," \
        "with +$PRINCIPALS principals / without = $(ratio "$(rps "client_credentials basic, +$PRINCIPALS principals" "$backend")" "$(rps "client_credentials basic" "$backend")")"
   if [ "$PEER" = 1 ]; then

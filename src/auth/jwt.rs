@@ -41,12 +41,21 @@ pub enum SignError {
     Failed,
 }
 
+/// A JWS compact serialisation (RFC 7515 §7.1) of `claims`, signed by the
+/// active key with its parsed private key (see [`crate::auth::keys::Signer`]);
+/// verification, here and everywhere else, goes through `jsonwebtoken`.
 pub fn sign(keys: &KeySnapshot, claims: &AccessTokenClaims) -> Result<String, SignError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     let active = keys.active.as_ref().ok_or(SignError::NoActiveKey)?;
     let mut header = Header::new(active.alg.jwt_alg());
     header.typ = Some(ACCESS_TOKEN_TYP.to_string());
     header.kid = Some(active.kid.clone());
-    jsonwebtoken::encode(&header, claims, &active.encoding).map_err(|_| SignError::Failed)
+    let header = serde_json::to_vec(&header).map_err(|_| SignError::Failed)?;
+    let claims = serde_json::to_vec(claims).map_err(|_| SignError::Failed)?;
+    let message = format!("{}.{}", B64.encode(header), B64.encode(claims));
+    let signature = active.signer.sign(message.as_bytes());
+    Ok(format!("{message}.{}", B64.encode(signature)))
 }
 
 /// Why a token is not valid. Only ever reported as "invalid" to clients.

@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
@@ -279,7 +279,43 @@ pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, no
 pub struct ActiveKey {
     pub kid: String,
     pub alg: SigningAlg,
-    pub encoding: EncodingKey,
+    pub signer: Signer,
+}
+
+/// The private key of the active key, parsed once per reload. (Through
+/// `jsonwebtoken::encode` it was parsed from PKCS#8 for every token, and for
+/// Ed25519 that derives the public key again: a second scalar
+/// multiplication per token, about as costly as the signature itself.)
+pub enum Signer {
+    EdDsa(ed25519_dalek::SigningKey),
+    Es256(p256::ecdsa::SigningKey),
+}
+
+impl Signer {
+    fn from_pkcs8(alg: SigningAlg, der: &[u8]) -> Result<Self> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        match alg {
+            SigningAlg::EdDsa => ed25519_dalek::SigningKey::from_pkcs8_der(der)
+                .map(Self::EdDsa)
+                .map_err(|_| ()),
+            SigningAlg::Es256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                .map(Self::Es256)
+                .map_err(|_| ()),
+        }
+        .map_err(|()| Error::internal("the active signing key cannot be parsed"))
+    }
+
+    /// The JWS signature of `message` (RFC 7518 §3.4: ES256 is `r || s`).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        use ed25519_dalek::Signer as _;
+        match self {
+            Self::EdDsa(k) => k.sign(message).to_bytes().to_vec(),
+            Self::Es256(k) => {
+                let signature: p256::ecdsa::Signature = k.sign(message);
+                signature.to_bytes().to_vec()
+            }
+        }
+    }
 }
 
 /// A loaded view of the keys: what signs, what verifies, and the JWKS.
@@ -330,14 +366,10 @@ pub fn load(conn: &mut DbConnection, pepper: &Pepper, now: DateTime<Utc>) -> Res
         Some(r) => {
             let alg = SigningAlg::parse(&r.alg).ok_or_else(|| Error::internal(format!("unknown alg {}", r.alg)))?;
             let pkcs8 = open(pepper, &r.kid, &r.private_key)?;
-            let encoding = match alg {
-                SigningAlg::EdDsa => EncodingKey::from_ed_der(&pkcs8),
-                SigningAlg::Es256 => EncodingKey::from_ec_der(&pkcs8),
-            };
             Some(ActiveKey {
                 kid: r.kid.clone(),
                 alg,
-                encoding,
+                signer: Signer::from_pkcs8(alg, &pkcs8)?,
             })
         }
         None => None,

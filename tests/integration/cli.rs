@@ -21,6 +21,18 @@ fn roster(db: &TestDb) -> Command {
     cmd
 }
 
+/// A connection to the test's database, as the CLI opens it.
+fn open(db: &TestDb) -> roster::db::DbConnection {
+    roster::startup::connect(
+        Some(&db.url),
+        Some(&db.key_file()),
+        Some(TEST_PEPPER),
+        chrono::Utc::now(),
+    )
+    .unwrap()
+    .conn
+}
+
 /// `roster migrate`: the database exists, as after the server's first start.
 fn migrated(db: &TestDb) {
     let out = run(roster(db).arg("migrate"));
@@ -134,14 +146,7 @@ async fn create_human_reads_password_from_stdin(backend: Backend) {
     let id = v["id"].as_str().unwrap().to_string();
 
     // The stored hash is argon2id and verifies the password without its newline.
-    let mut conn = roster::startup::connect(
-        Some(&db.url),
-        Some(&db.key_file()),
-        Some(TEST_PEPPER),
-        chrono::Utc::now(),
-    )
-    .unwrap()
-    .conn;
+    let mut conn = open(&db);
     let phc = roster::models::password::find(&mut conn, &id).unwrap().unwrap();
     assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     use roster::auth::password::verify_password;
@@ -519,14 +524,7 @@ async fn recover_admin_gets_a_locked_out_operator_back_in(backend: Backend) {
     assert_eq!((status, body["error"].as_str()), (429, Some("slow_down")));
     // Someone demoted and disabled it.
     {
-        let mut conn = roster::startup::connect(
-            Some(&db.url),
-            Some(&db.key_file()),
-            Some(TEST_PEPPER),
-            chrono::Utc::now(),
-        )
-        .unwrap()
-        .conn;
+        let mut conn = open(&db);
         let admin = roster::models::principal::find_by_name(&mut conn, "admin")
             .unwrap()
             .unwrap();
@@ -1083,14 +1081,7 @@ async fn sigterm_under_load_loses_nothing() {
         .expect("the long poll was answered, not cut off");
     assert_eq!(answered.status(), 200);
     // Every answered use is counted.
-    let mut conn = roster::startup::connect(
-        Some(&db.url),
-        Some(&db.key_file()),
-        Some(TEST_PEPPER),
-        chrono::Utc::now(),
-    )
-    .unwrap()
-    .conn;
+    let mut conn = open(&db);
     let billing = roster::models::principal::find_by_name(&mut conn, "billing")
         .unwrap()
         .unwrap();

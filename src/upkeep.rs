@@ -97,7 +97,7 @@ impl Upkeep {
     /// earlier one failed; the first error is returned.
     pub async fn tick(&self) -> Result<()> {
         let now = self.parts.clock.now();
-        let verified = self.observe_auth_generation().await;
+        let verified = self.observe_auth_generation(now).await;
         let keys = self.refresh_keys_if_due(now).await;
         let registry = crate::registry::worker::tick(&self.parts.registry, now, &self.parts.clock).await;
         let usage = self.flush_usage().await;
@@ -108,9 +108,9 @@ impl Upkeep {
 
     /// A change made by another instance or the CLI moved the database's
     /// authentication generation: forget the clients verified before it.
-    async fn observe_auth_generation(&self) -> Result<()> {
+    async fn observe_auth_generation(&self, now: DateTime<Utc>) -> Result<()> {
         let generation = self.parts.db.run(crate::models::auth_state::current).await?;
-        self.parts.verified.observe(generation);
+        self.parts.verified.observe(generation, now);
         Ok(())
     }
 

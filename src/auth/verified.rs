@@ -11,6 +11,11 @@
 //!   ([`crate::models::auth_state`]), so within one tick (1 s);
 //! - and a secret's own `expires_at` is checked on every hit.
 //!
+//! The cache answers only while the generation was confirmed recently
+//! ([`MAX_UNCONFIRMED_SECS`]): an instance cut off from the database (while
+//! others still serve admins) stops answering from memory within seconds,
+//! instead of issuing tokens to a service disabled meanwhile.
+//!
 //! An entry verified against the database while a change was committing is
 //! tagged with the epoch it started in and refused if the cache was cleared
 //! meanwhile, so a stale answer never outlives the clear.
@@ -24,6 +29,10 @@ use crate::auth::client::AuthenticatedClient;
 use crate::auth::secrets::{Pepper, SecretString};
 use crate::models::from_db_time;
 
+/// How long after the last confirmed generation the cache still answers.
+/// The tick confirms it every second.
+pub const MAX_UNCONFIRMED_SECS: i64 = 5;
+
 /// Most entries kept; past it the cache starts over (one service has one
 /// entry per secret in use, so this is far above any real fleet).
 const MAX_ENTRIES: usize = 10_000;
@@ -32,6 +41,8 @@ const MAX_ENTRIES: usize = 10_000;
 struct State {
     /// The database generation the entries belong to.
     generation: Option<i64>,
+    /// When the tick last read that generation.
+    confirmed_at: Option<DateTime<Utc>>,
     /// Bumped on every clear; an insert carries the epoch it started in.
     epoch: u64,
     entries: HashMap<String, AuthenticatedClient>,
@@ -62,9 +73,16 @@ impl VerifiedClients {
         Key(pepper.mac_hex(format!("verified-client:{client_id}\0{}", secret.expose()).as_bytes()))
     }
 
-    /// The entry for `key`, if it is there and its secret has not expired at `now`.
+    /// The entry for `key`, if it is there, its secret has not expired at
+    /// `now`, and the generation was confirmed recently.
     pub fn get(&self, key: &Key, now: DateTime<Utc>) -> Option<AuthenticatedClient> {
         let state = self.read();
+        let confirmed = state
+            .confirmed_at
+            .is_some_and(|t| now - t <= chrono::Duration::seconds(MAX_UNCONFIRMED_SECS));
+        if !confirmed {
+            return None;
+        }
         let hit = state.entries.get(&key.0)?;
         if hit.secret_expires_at.is_some_and(|exp| from_db_time(exp) <= now) {
             return None;
@@ -98,13 +116,14 @@ impl VerifiedClients {
         state.epoch += 1;
     }
 
-    /// The database's generation, read by the background tick: when it moved,
-    /// forget every entry.
-    pub fn observe(&self, generation: i64) {
-        if self.read().generation == Some(generation) {
+    /// The database's generation, read by the background tick at `now`: when
+    /// it moved, forget every entry.
+    pub fn observe(&self, generation: i64, now: DateTime<Utc>) {
+        let mut state = self.write();
+        state.confirmed_at = Some(now);
+        if state.generation == Some(generation) {
             return;
         }
-        let mut state = self.write();
         state.generation = Some(generation);
         state.entries.clear();
         state.epoch += 1;
@@ -153,7 +172,7 @@ mod tests {
         let pepper = Pepper::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap();
         let cache = VerifiedClients::new();
         let key = || VerifiedClients::key(&pepper, "billing", &SecretString::new("right"));
-        cache.observe(7);
+        cache.observe(7, now());
         cache.insert(key(), verified(None), cache.epoch());
         assert_eq!(cache.get(&key(), now()).unwrap().secret_id, "s1");
         assert!(
@@ -174,9 +193,9 @@ mod tests {
                 .is_none()
         );
 
-        cache.observe(7);
+        cache.observe(7, now());
         assert_eq!(cache.len(), 1, "same generation: kept");
-        cache.observe(8);
+        cache.observe(8, now());
         assert!(cache.get(&key(), now()).is_none(), "the generation moved");
 
         cache.insert(key(), verified(None), cache.epoch());
@@ -199,10 +218,31 @@ mod tests {
     fn an_expired_secret_misses() {
         let pepper = Pepper::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap();
         let cache = VerifiedClients::new();
+        cache.observe(1, now());
         let key = || VerifiedClients::key(&pepper, "billing", &SecretString::new("right"));
-        let exp = crate::models::to_db_time(now() + chrono::Duration::seconds(10));
+        let exp = crate::models::to_db_time(now() + chrono::Duration::seconds(3));
         cache.insert(key(), verified(Some(exp)), cache.epoch());
         assert!(cache.get(&key(), now()).is_some());
-        assert!(cache.get(&key(), now() + chrono::Duration::seconds(10)).is_none());
+        assert!(cache.get(&key(), now() + chrono::Duration::seconds(3)).is_none());
+    }
+
+    /// Cut off from the database, an instance stops answering from memory.
+    #[test]
+    fn without_a_recent_confirmation_nothing_hits() {
+        let pepper = Pepper::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap();
+        let cache = VerifiedClients::new();
+        let key = || VerifiedClients::key(&pepper, "billing", &SecretString::new("right"));
+        cache.insert(key(), verified(None), cache.epoch());
+        assert!(cache.get(&key(), now()).is_none(), "never confirmed");
+        cache.observe(1, now()); // the first generation seen clears the cache
+        cache.insert(key(), verified(None), cache.epoch());
+        let later = |s| now() + chrono::Duration::seconds(s);
+        assert!(cache.get(&key(), later(MAX_UNCONFIRMED_SECS)).is_some());
+        assert!(cache.get(&key(), later(MAX_UNCONFIRMED_SECS + 1)).is_none());
+        cache.observe(1, later(MAX_UNCONFIRMED_SECS + 1));
+        assert!(
+            cache.get(&key(), later(MAX_UNCONFIRMED_SECS + 1)).is_some(),
+            "confirmed again"
+        );
     }
 }

@@ -647,6 +647,26 @@ mod tests {
         assert!(Cli::try_parse_from(["roster", "serve", "--create"]).is_err());
     }
 
+    /// Every argument of every command says what it is for.
+    #[test]
+    fn every_flag_and_argument_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "roster", &mut missing);
+        assert_eq!(missing, Vec::<String>::new());
+    }
+
     #[test]
     fn listen_must_be_host_and_port() {
         assert_eq!(parse_listen("127.0.0.1:8080").unwrap(), "127.0.0.1:8080");

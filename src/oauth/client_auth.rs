@@ -11,7 +11,7 @@ use crate::auth::failures::FailureLog;
 use crate::auth::secrets::Pepper;
 use crate::auth::throttle::{self, ThrottlePolicy};
 use crate::auth::usage::UsageRecorder;
-use crate::auth::verified::VerifiedClients;
+use crate::auth::verified::{Key, VerifiedClients};
 use crate::db::DbConnection;
 use crate::models::audit::{NewAuditEvent, Outcome};
 use crate::models::principal::{self, PrincipalKind};
@@ -81,9 +81,11 @@ fn refuse(
 /// A hit counts a use of the secret, as a database check does.
 pub fn recently_verified(check: &ClientCheck<'_>, creds: &ClientCredentials) -> Option<AuthenticatedClient> {
     let (client_id, secret) = creds.presented_secret()?;
-    let hit = check
-        .verified
-        .get(&VerifiedClients::key(check.pepper, client_id, secret), check.now)?;
+    cached(check, &VerifiedClients::key(check.pepper, client_id, secret))
+}
+
+fn cached(check: &ClientCheck<'_>, key: &Key) -> Option<AuthenticatedClient> {
+    let hit = check.verified.get(key, check.now)?;
     check.usage.record(&hit.secret_id, check.now);
     Some(hit)
 }
@@ -96,12 +98,13 @@ pub fn authenticate(
     check: &ClientCheck<'_>,
     creds: &ClientCredentials,
 ) -> Result<Option<AuthenticatedClient>, OAuthError> {
-    if let Some(hit) = recently_verified(check, creds) {
-        return Ok(Some(hit));
-    }
     let Some((client_id, secret)) = creds.presented_secret() else {
         return Ok(None);
     };
+    let key = VerifiedClients::key(check.pepper, client_id, secret);
+    if let Some(hit) = cached(check, &key) {
+        return Ok(Some(hit));
+    }
     let epoch = check.verified.epoch();
     // Guessing a client's secret is throttled like a password, per (client,
     // network), per network and per client; checked before the secret is.
@@ -124,9 +127,7 @@ pub fn authenticate(
         Ok(c) => {
             check.usage.record(&c.secret_id, check.now);
             throttle::record_success(conn, &keys, &rows)?;
-            check
-                .verified
-                .insert(VerifiedClients::key(check.pepper, client_id, secret), c.clone(), epoch);
+            check.verified.insert(key, c.clone(), epoch);
             Ok(Some(c))
         }
         Err((failure, principal)) => {

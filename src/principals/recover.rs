@@ -20,7 +20,13 @@ use crate::models::throttle;
 /// The person named `name`, or 404 naming them.
 fn human_by_name(conn: &mut DbConnection, name: &str) -> Result<Principal> {
     let row = principal::find_by_name(conn, name)?.ok_or_else(|| Error::NotFound(format!("principal '{name}'")))?;
+    human(row)
+}
+
+/// `row`, if it is a person.
+fn human(row: Principal) -> Result<Principal> {
     if row.kind()? != PrincipalKind::Human {
+        let name = &row.name;
         return Err(Error::invalid(
             "name",
             format!("'{name}' is a service; only people have passwords (services rotate secrets)"),
@@ -68,7 +74,7 @@ pub struct Recovered {
 pub fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, now: DateTime<Utc>) -> Result<Recovered> {
     crate::db::transaction(conn, |conn| {
         let (row, created) = match principal::find_by_name(conn, name)? {
-            Some(_) => (human_by_name(conn, name)?, false),
+            Some(row) => (human(row)?, false),
             None => {
                 let input = NewPrincipal {
                     name: name.to_string(),

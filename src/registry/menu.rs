@@ -76,19 +76,29 @@ pub fn matches(if_none_match: Option<&str>, etag: &str) -> bool {
     })
 }
 
-/// Render the menu as the JSON list body, and decide between 200 and 304.
-pub fn render(modules: Vec<MenuModule>, if_none_match: Option<&str>) -> Result<RenderedMenu> {
+/// The menu as the JSON list body, with its entity tag.
+fn serialize(modules: Vec<MenuModule>) -> Result<(String, Vec<u8>)> {
     let body = serde_json::to_vec(&ListPage {
         items: modules,
         next_cursor: None,
     })
     .map_err(Error::internal)?;
-    let etag = etag_of(&body);
+    Ok((etag_of(&body), body))
+}
+
+/// Decide between 200 and 304 for a rendered body.
+fn answer(etag: String, body: Vec<u8>, if_none_match: Option<&str>) -> RenderedMenu {
     let fresh = !matches(if_none_match, &etag);
-    Ok(RenderedMenu {
+    RenderedMenu {
         etag,
         body: fresh.then_some(body),
-    })
+    }
+}
+
+/// Render the menu as the JSON list body, and decide between 200 and 304.
+pub fn render(modules: Vec<MenuModule>, if_none_match: Option<&str>) -> Result<RenderedMenu> {
+    let (etag, body) = serialize(modules)?;
+    Ok(answer(etag, body, if_none_match))
 }
 
 /// How long a rendered menu is served without asking the database, at most.
@@ -115,6 +125,16 @@ struct MenuCacheState {
     menus: HashMap<Option<Vec<String>>, (String, Vec<u8>)>,
 }
 
+impl MenuCacheState {
+    /// Are the menus held for `index`, and younger than the TTL at `now`?
+    fn serves(&self, index: i64, now: DateTime<Utc>) -> bool {
+        self.index == index
+            && self
+                .built_at
+                .is_some_and(|t| now >= t && now - t < Duration::milliseconds(MENU_CACHE_TTL_MS))
+    }
+}
+
 impl MenuCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, MenuCacheState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -122,11 +142,7 @@ impl MenuCache {
 
     fn get(&self, key: &Option<Vec<String>>, index: i64, now: DateTime<Utc>) -> Option<(String, Vec<u8>)> {
         let state = self.lock();
-        let fresh = state.index == index
-            && state
-                .built_at
-                .is_some_and(|t| now >= t && now - t < Duration::milliseconds(MENU_CACHE_TTL_MS));
-        if !fresh {
+        if !state.serves(index, now) {
             return None;
         }
         state.menus.get(key).cloned()
@@ -134,11 +150,10 @@ impl MenuCache {
 
     fn put(&self, key: Option<Vec<String>>, index: i64, now: DateTime<Utc>, etag: String, body: Vec<u8>) {
         let mut state = self.lock();
-        let fresh = state.index == index
-            && state
-                .built_at
-                .is_some_and(|t| now >= t && now - t < Duration::milliseconds(MENU_CACHE_TTL_MS));
-        if !fresh || state.menus.len() >= MENU_CACHE_ENTRIES {
+        if index < state.index {
+            return; // built from data older than what the cache holds
+        }
+        if !state.serves(index, now) || state.menus.len() >= MENU_CACHE_ENTRIES {
             state.menus.clear();
             state.index = index;
             state.built_at = Some(now);
@@ -168,17 +183,12 @@ pub async fn modules(
         Some(hit) => hit,
         None => {
             let manifests = ctx.db.run(service::up_manifests).await?;
-            let rendered = render(menu(manifests, key.as_deref()), None)?;
-            let body = rendered.body.unwrap_or_default();
-            ctx.menus.put(key, index, now, rendered.etag.clone(), body.clone());
-            (rendered.etag, body)
+            let (etag, body) = serialize(menu(manifests, key.as_deref()))?;
+            ctx.menus.put(key, index, now, etag.clone(), body.clone());
+            (etag, body)
         }
     };
-    let fresh = !matches(if_none_match.as_deref(), &etag);
-    Ok(RenderedMenu {
-        etag,
-        body: fresh.then_some(body),
-    })
+    Ok(answer(etag, body, if_none_match.as_deref()))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::config::{self, DEFAULT_LISTEN, Settings};
 use crate::db::PoolOptions;
 use crate::models::principal::PrincipalKind;
 use crate::principals::input::parse_category;
+use crate::models::client_settings::ClientSettings;
 use crate::principals::{self, CreatedServiceView, NewPrincipal};
 use crate::startup::{self, AdminPassword, Session};
 use crate::state::AppState;
@@ -158,6 +159,16 @@ struct ServeArgs {
     /// Lifetime of access tokens (e.g. 300, 5m).
     #[arg(long, env = "ROSTER_ACCESS_TOKEN_TTL", default_value = "5m", value_parser = parse_some_duration)]
     access_token_ttl: chrono::Duration,
+    /// Offer the password grant (scripts, the CLI): on or off. Browser apps log in
+    /// through /oauth/authorize; the audit log shows which clients still use it.
+    #[arg(long, env = "ROSTER_PASSWORD_GRANT", default_value = "on", value_parser = parse_on_off)]
+    password_grant: bool,
+    /// A browser login session unused this long ends (e.g. 30m, 1h).
+    #[arg(long, env = "ROSTER_SESSION_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_some_duration)]
+    session_idle_timeout: chrono::Duration,
+    /// A browser login session ends this long after the login, used or not (e.g. 12h).
+    #[arg(long, env = "ROSTER_SESSION_LIFETIME", default_value = "12h", value_parser = parse_some_duration)]
+    session_lifetime: chrono::Duration,
     /// Lifetime of refresh tokens (e.g. 30d).
     #[arg(long, env = "ROSTER_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_some_duration)]
     refresh_token_ttl: chrono::Duration,
@@ -212,6 +223,14 @@ fn parse_listen(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("'{other}' is neither on nor off")),
+    }
+}
+
 /// A duration that may be "off".
 #[derive(Debug, Clone, Copy)]
 struct OptionalDuration(Option<chrono::Duration>);
@@ -241,6 +260,15 @@ enum PrincipalCommand {
         /// Human-readable name, shown in listings.
         #[arg(long)]
         display_name: Option<String>,
+        /// Where it may send people back after a browser login (exact URL); repeat for several.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Where it may send people back after a logout (exact URL); repeat for several.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A frontend without a secret (a public client): no secret is created.
+        #[arg(long)]
+        public: bool,
     },
     /// Create a person; the password is read from stdin.
     CreateHuman {
@@ -392,6 +420,11 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     let mut settings =
         Settings::new(config::issuer_for(args.issuer.as_deref(), addr)).with_access_ttl(args.access_token_ttl);
     settings.token.refresh_ttl = args.refresh_token_ttl;
+    settings.token.password_grant = args.password_grant;
+    settings.sessions = crate::oauth::session::SessionPolicy {
+        idle: args.session_idle_timeout,
+        lifetime: args.session_lifetime,
+    };
     settings.keys.alg = args.signing_alg;
     settings.keys.rotation_interval = args.key_rotation_interval.0;
     settings.keys.publish_delay = args.key_publish_delay;
@@ -469,6 +502,9 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
             scopes,
             categories,
             display_name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
         } => {
             let categories = categories
                 .iter()
@@ -482,6 +518,11 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 email: None,
                 scopes: scopes.clone(),
                 categories,
+                client: ClientSettings {
+                    public_client: *public,
+                    redirect_uris: redirect_uris.clone(),
+                    post_logout_redirect_uris: post_logout_redirect_uris.clone(),
+                },
             };
             let created =
                 principals::create_service(&mut conn, &pepper, &input, None, now).map_err(|e| e.to_string())?;
@@ -502,6 +543,7 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 email: email.clone(),
                 scopes: scopes.clone(),
                 categories: Vec::new(),
+                client: ClientSettings::default(),
             };
             input.validate().map_err(|e| e.to_string())?;
             let password = read_password_stdin()?;

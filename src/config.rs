@@ -100,6 +100,8 @@ pub struct Settings {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub registry: RegistryConfig,
+    /// Browser login sessions' idle timeout and absolute lifetime.
+    pub sessions: crate::oauth::session::SessionPolicy,
 }
 
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: i64 = 5 * 60;
@@ -120,6 +122,7 @@ impl Settings {
                 issuer,
                 access_ttl,
                 refresh_ttl: Duration::seconds(DEFAULT_REFRESH_TOKEN_TTL_SECS),
+                password_grant: true,
             },
             keys: KeyPolicy {
                 alg: SigningAlg::EdDsa,
@@ -134,6 +137,7 @@ impl Settings {
             throttle: crate::auth::throttle::ThrottlePolicy::default(),
             trusted_proxies: Vec::new(),
             registry: RegistryConfig::default(),
+            sessions: crate::oauth::session::SessionPolicy::default(),
         }
     }
 

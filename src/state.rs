@@ -47,6 +47,11 @@ impl AppState {
             KeyStore::open(&mut conn, pepper.clone(), settings.keys.clone(), clock.now())
                 .map_err(|e| format!("cannot load the signing keys: {e}"))?,
         );
+        // Cross-origin callers are known from the first request on.
+        let origins = Arc::new(crate::oauth::origins::AllowedOrigins::new());
+        origins
+            .reload(&mut conn)
+            .map_err(|e| format!("cannot load the allowed origins: {e}"))?;
         drop(conn);
         let db = Pool::new(target, pool);
         // argon2 is CPU-bound: one verification per core at a time.
@@ -63,6 +68,7 @@ impl AppState {
             failures: failures.clone(),
             registry: registry.clone(),
             verified: verified.clone(),
+            origins,
             clock: clock.clone(),
             key_refresh: settings.key_refresh,
             audit_retention: settings.audit_retention,
@@ -79,6 +85,7 @@ impl AppState {
                     throttle: settings.throttle.clone(),
                     token: settings.token.clone(),
                     verified: verified.clone(),
+                    sessions: settings.sessions,
                 },
                 principals: PrincipalsContext {
                     db: db.clone(),
@@ -129,6 +136,10 @@ impl AppState {
 
     pub fn registry(&self) -> &RegistryContext {
         &self.inner.registry
+    }
+
+    pub fn origins(&self) -> &crate::oauth::origins::AllowedOrigins {
+        &self.inner.upkeep.parts.origins
     }
 
     pub fn upkeep(&self) -> &Arc<Upkeep> {

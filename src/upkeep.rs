@@ -52,6 +52,8 @@ pub struct Parts {
     pub registry: Arc<RegistryContext>,
     /// Forgotten when the database's authentication generation moves.
     pub verified: Arc<crate::auth::verified::VerifiedClients>,
+    /// Origins allowed cross-origin (CORS), reloaded every tick.
+    pub origins: Arc<crate::oauth::origins::AllowedOrigins>,
     pub clock: Clock,
     /// How often the keys are reloaded (and the rotation steps run).
     pub key_refresh: Duration,
@@ -98,12 +100,19 @@ impl Upkeep {
     pub async fn tick(&self) -> Result<()> {
         let now = self.parts.clock.now();
         let verified = self.observe_auth_generation(now).await;
+        let origins = self.reload_origins().await;
         let keys = self.refresh_keys_if_due(now).await;
         let registry = crate::registry::worker::tick(&self.parts.registry, now, &self.parts.clock).await;
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
-        verified.and(keys).and(registry).and(usage).and(failures).and(retention)
+        verified.and(origins).and(keys).and(registry).and(usage).and(failures).and(retention)
+    }
+
+    /// Reload the CORS origins; on failure the last good set stays.
+    async fn reload_origins(&self) -> Result<()> {
+        let origins = self.parts.origins.clone();
+        self.parts.db.run(move |c| origins.reload(c)).await
     }
 
     /// A change made by another instance or the CLI moved the database's
@@ -142,6 +151,8 @@ impl Upkeep {
             .db
             .run(move |c| {
                 crate::models::throttle::delete_stale(c, now - Duration::days(1), now)?;
+                crate::models::login_session::delete_expired(c, now)?;
+                crate::models::authorization_code::delete_expired(c, now - crate::oauth::code::CODE_MEMORY)?;
                 match retention {
                     Some(r) => audit::delete_older_than(c, now - r, RETENTION_BATCH),
                     None => Ok(0),

@@ -45,17 +45,39 @@ pub enum SignError {
 /// active key with its parsed private key (see [`crate::auth::keys::Signer`]);
 /// verification, here and everywhere else, goes through `jsonwebtoken`.
 pub fn sign(keys: &KeySnapshot, claims: &AccessTokenClaims) -> Result<String, SignError> {
+    sign_jws(keys, ACCESS_TOKEN_TYP, claims)
+}
+
+/// A JWS of any claims with the `typ` header `typ` (an ID token is `JWT`).
+pub fn sign_jws(keys: &KeySnapshot, typ: &str, claims: &impl Serialize) -> Result<String, SignError> {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     let active = keys.active.as_ref().ok_or(SignError::NoActiveKey)?;
     let mut header = Header::new(active.alg.jwt_alg());
-    header.typ = Some(ACCESS_TOKEN_TYP.to_string());
+    header.typ = Some(typ.to_string());
     header.kid = Some(active.kid.clone());
     let header = serde_json::to_vec(&header).map_err(|_| SignError::Failed)?;
     let claims = serde_json::to_vec(claims).map_err(|_| SignError::Failed)?;
     let message = format!("{}.{}", B64.encode(header), B64.encode(claims));
     let signature = active.signer.sign(message.as_bytes());
     Ok(format!("{message}.{}", B64.encode(signature)))
+}
+
+/// Verify the signature and issuer of a JWS signed by one of Roster's keys
+/// (published or retired), without looking at its time claims: for an
+/// `id_token_hint` (OpenID Connect RP-Initiated Logout §2), which may have expired.
+pub fn verify_signed<T: serde::de::DeserializeOwned>(keys: &KeySnapshot, token: &str) -> Option<T> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let (alg, key) = keys.verifying.get(header.kid.as_deref()?)?;
+    if header.alg != *alg {
+        return None;
+    }
+    let mut validation = Validation::new(*alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<T>(token, key, &validation).ok().map(|d| d.claims)
 }
 
 /// Why a token is not valid. Only ever reported as "invalid" to clients.

@@ -127,8 +127,53 @@ diesel::table! {
         used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
         client_confidential -> Bool,
+        session_id -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    client_settings (principal_id) {
+        principal_id -> Text,
+        public_client -> Bool,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    login_sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        principal_id -> Text,
+        auth_time -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        principal_id -> Text,
+        session_id -> Text,
+        redirect_uri -> Text,
+        code_challenge -> Text,
+        nonce -> Nullable<Text>,
+        scope -> Text,
+        auth_time -> Timestamp,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        refresh_family_id -> Nullable<Text>,
+        access_jti -> Nullable<Text>,
+        access_expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(client_settings, principals);
 
 diesel::table! {
     revoked_tokens (jti) {

@@ -2,11 +2,14 @@
 //! function and map the result to a view.
 
 pub mod admin;
+pub mod cors;
 pub mod extract;
 pub mod health;
 pub mod json;
+pub mod login;
 pub mod me;
 pub mod oauth;
+pub mod pages;
 pub mod query;
 pub mod registry;
 mod request_log;
@@ -48,6 +51,12 @@ route_table! {
     post "/oauth/token" => oauth::token;
     post "/oauth/introspect" => oauth::introspect;
     post "/oauth/revoke" => oauth::revoke;
+    get "/oauth/authorize" => login::authorize;
+    post "/oauth/login" => login::login;
+    get "/oauth/logout" => login::logout_get;
+    post "/oauth/logout" => login::logout_post;
+    get "/oauth/userinfo" => login::userinfo;
+    post "/oauth/userinfo" => login::userinfo;
     get "/api/v1/me" => me::me;
     post "/api/v1/principals" => admin::create_principal;
     get "/api/v1/principals" => admin::list_principals;
@@ -185,6 +194,7 @@ pub fn server(state: AppState, listener: TcpListener, workers: Option<usize>) ->
             .wrap(TracingLogger::<request_log::RequestSpan>::new())
             // Every response: never sniffed as another type.
             .wrap(DefaultHeaders::new().add((X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            .wrap(actix_web::middleware::from_fn(cors::cors))
             .app_data(web::Data::new(state.clone()))
             .configure(routes)
             .default_service(web::to(not_found))

@@ -2,7 +2,10 @@
 
 pub mod audit;
 pub mod auth_state;
+pub mod authorization_code;
+pub mod client_settings;
 pub mod password;
+pub mod login_session;
 pub mod principal;
 pub mod refresh_token;
 pub mod registration;

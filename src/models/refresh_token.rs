@@ -28,6 +28,8 @@ pub struct RefreshTokenRow {
     /// The client proved its secret when the family began; every refresh
     /// must prove it again.
     pub client_confidential: bool,
+    /// The browser login session the family began in, if any: it ends with it.
+    pub session_id: Option<String>,
 }
 
 impl RefreshTokenRow {
@@ -80,6 +82,17 @@ pub fn revoke_all_for_principal(conn: &mut DbConnection, principal_id: &str, now
     Ok(diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::principal_id.eq(principal_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))
+    .execute(conn)?)
+}
+
+/// Revoke every refresh token issued under the login session `session_id`.
+pub fn revoke_session(conn: &mut DbConnection, session_id: &str, now: DateTime<Utc>) -> Result<usize> {
+    Ok(diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::session_id.eq(session_id))
             .filter(refresh_tokens::revoked_at.is_null()),
     )
     .set(refresh_tokens::revoked_at.eq(Some(to_db_time(now))))

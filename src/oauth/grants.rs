@@ -16,6 +16,8 @@ pub struct TokenConfig {
     pub issuer: String,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// RFC 6749 §4.3 is still offered (scripts, the CLI); `--password-grant off` ends it.
+    pub password_grant: bool,
 }
 
 /// The audience of a token: a registered service named by `resource`
@@ -153,6 +155,38 @@ pub fn password(
     })
 }
 
+/// RFC 6749 §4.1.3: a person's code, redeemed by the client it was issued
+/// to. The token carries the code's scopes the person still holds, and the
+/// OpenID scopes; its audience is Roster.
+#[allow(clippy::too_many_arguments)]
+pub fn authorization_code(
+    user: &Principal,
+    held_now: &[String],
+    client: &str,
+    code_scope: &str,
+    cfg: &TokenConfig,
+    now: DateTime<Utc>,
+    jti: String,
+) -> Result<Grant, OAuthError> {
+    if user.kind != PrincipalKind::Human.as_str() || !user.is_active() {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        ));
+    }
+    let mut scopes: Vec<String> = code_scope
+        .split(' ')
+        .filter(|s| !s.is_empty() && (held_now.iter().any(|h| h == s) || crate::oauth::oidc::is_oidc_scope(s)))
+        .map(str::to_string)
+        .collect();
+    scopes.sort();
+    scopes.dedup();
+    Ok(Grant {
+        claims: claims(user, client, &scopes, cfg.issuer.clone(), cfg, now, jti),
+        scopes,
+        refresh_expires_at: Some(now + cfg.refresh_ttl),
+    })
+}
+
 /// RFC 6749 §6: exchange an unspent refresh token. The new scope may narrow
 /// the original (§6) and loses anything the principal is no longer granted.
 /// A token issued to a confidential client refreshes only when that client
@@ -194,7 +228,11 @@ pub fn refresh(
         .map(str::to_string)
         .collect();
     let requested = resolve_scope(scope, &original)?;
-    let scopes: Vec<String> = requested.into_iter().filter(|s| granted_now.contains(s)).collect();
+    // OpenID scopes are not granted to anyone: they ask for the person's own claims.
+    let scopes: Vec<String> = requested
+        .into_iter()
+        .filter(|s| granted_now.contains(s) || crate::oauth::oidc::is_oidc_scope(s))
+        .collect();
     Ok(Grant {
         claims: claims(
             user,
@@ -225,6 +263,7 @@ mod tests {
             issuer: "https://id.example".into(),
             access_ttl: Duration::minutes(5),
             refresh_ttl: Duration::days(30),
+            password_grant: true,
         }
     }
 
@@ -383,6 +422,7 @@ mod tests {
             used_at: None,
             revoked_at: None,
             client_confidential: false,
+            session_id: None,
         }
     }
 

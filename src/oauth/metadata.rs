@@ -14,6 +14,9 @@ pub struct ServerMetadata {
     pub jwks_uri: String,
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
+    pub authorization_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub end_session_endpoint: String,
     pub grant_types_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
@@ -21,10 +24,17 @@ pub struct ServerMetadata {
     pub scopes_supported: Vec<String>,
     pub response_types_supported: Vec<&'static str>,
     pub subject_types_supported: Vec<&'static str>,
-    /// The JWS algorithms of access tokens (RFC 9068). Roster issues no ID
-    /// tokens; the OpenID field is filled for discovery clients that require it.
+    /// The JWS algorithms of access tokens (RFC 9068) and ID tokens.
     pub access_token_signing_alg_values_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    pub response_modes_supported: Vec<&'static str>,
+    pub claims_supported: Vec<&'static str>,
+    pub prompt_values_supported: Vec<&'static str>,
+    /// RFC 9207 §3: `iss` is on every authorization response.
+    pub authorization_response_iss_parameter_supported: bool,
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
     pub service_documentation: String,
 }
 
@@ -32,11 +42,18 @@ pub struct ServerMetadata {
 /// `scopes_supported`.
 pub async fn document(ctx: &OAuthContext) -> Result<ServerMetadata> {
     let scopes = ctx.db.run(principal::all_granted_scopes).await?;
-    Ok(metadata(ctx.issuer(), scopes))
+    Ok(metadata(ctx.issuer(), scopes, ctx.token.password_grant))
 }
 
-/// RFC 8414 §2.
-pub fn metadata(issuer: &str, scopes: Vec<String>) -> ServerMetadata {
+/// RFC 8414 §2 and OpenID Connect Discovery 1.0 §3, plus
+/// `end_session_endpoint` (RP-Initiated Logout 1.0 §2.1).
+pub fn metadata(issuer: &str, granted_scopes: Vec<String>, password_grant: bool) -> ServerMetadata {
+    let mut scopes: Vec<String> = super::oidc::OIDC_SCOPES.iter().map(|s| s.to_string()).collect();
+    scopes.extend(granted_scopes.into_iter().filter(|s| !super::oidc::is_oidc_scope(s)));
+    let mut grants = vec!["authorization_code", "client_credentials", "refresh_token"];
+    if password_grant {
+        grants.insert(2, "password");
+    }
     let url = |path: &str| format!("{issuer}{path}");
     let auth_methods = vec!["client_secret_basic", "client_secret_post"];
     let algs = vec![SigningAlg::EdDsa.as_str(), SigningAlg::Es256.as_str()];
@@ -46,16 +63,28 @@ pub fn metadata(issuer: &str, scopes: Vec<String>) -> ServerMetadata {
         jwks_uri: url("/.well-known/jwks.json"),
         introspection_endpoint: url("/oauth/introspect"),
         revocation_endpoint: url("/oauth/revoke"),
-        grant_types_supported: vec!["client_credentials", "password", "refresh_token"],
-        token_endpoint_auth_methods_supported: auth_methods.clone(),
+        authorization_endpoint: url("/oauth/authorize"),
+        userinfo_endpoint: url("/oauth/userinfo"),
+        end_session_endpoint: url("/oauth/logout"),
+        grant_types_supported: grants,
+        token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "none"],
         introspection_endpoint_auth_methods_supported: auth_methods.clone(),
         revocation_endpoint_auth_methods_supported: auth_methods,
         scopes_supported: scopes,
-        // No authorization endpoint, so no response types (RFC 8414 §2).
-        response_types_supported: vec![],
+        response_types_supported: vec!["code"],
         subject_types_supported: vec!["public"],
         access_token_signing_alg_values_supported: algs.clone(),
         id_token_signing_alg_values_supported: algs,
+        code_challenge_methods_supported: vec!["S256"],
+        response_modes_supported: vec!["query"],
+        claims_supported: vec![
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username", "name",
+            "email",
+        ],
+        prompt_values_supported: vec!["none", "login", "consent", "select_account"],
+        authorization_response_iss_parameter_supported: true,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: false,
         service_documentation: url("/openapi.yaml"),
     }
 }

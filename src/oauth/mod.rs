@@ -1,14 +1,22 @@
 //! The OAuth 2.0 authorization server: RFC 6749 grants, RFC 7662
 //! introspection, RFC 7009 revocation and RFC 8414 metadata.
 
+pub mod authorize;
 pub mod client_auth;
+pub mod code;
 pub mod error;
 pub mod grants;
 pub mod introspect;
+pub mod logout;
 pub mod metadata;
+pub mod oidc;
+pub mod origins;
+pub mod person;
+pub mod pkce;
 pub mod refresh;
 pub mod request;
 pub mod revoke;
+pub mod session;
 pub mod token;
 
 use std::sync::Arc;
@@ -39,6 +47,8 @@ pub struct OAuthContext {
     pub token: TokenConfig,
     /// Clients verified recently (see [`crate::auth::verified`]).
     pub verified: Arc<VerifiedClients>,
+    /// How long browser login sessions live.
+    pub sessions: session::SessionPolicy,
 }
 
 /// What a database closure of the token service needs of the context.

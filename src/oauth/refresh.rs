@@ -46,6 +46,7 @@ pub fn store(
     grant: &Grant,
     client: &Client,
     family: Option<(&str, &str)>,
+    session_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<SecretString> {
     let token = SecretString::new(random_token(TOKEN_BYTES).map_err(|_| Error::internal("random token"))?);
@@ -70,6 +71,7 @@ pub fn store(
             expires_at: to_db_time(expires_at),
             used_at: None,
             revoked_at: None,
+            session_id: session_id.map(str::to_string),
         },
     )?;
     Ok(token)
@@ -148,6 +150,7 @@ pub async fn exchange(
                     &grant,
                     &client,
                     Some((&row.family_id, &row.scope)),
+                    row.session_id.as_deref(),
                     now,
                 )?;
                 Ok::<_, OAuthError>(Rotation::Issued(Box::new(respond(&keys, &grant, Some(next))?)))

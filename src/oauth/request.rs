@@ -46,6 +46,9 @@ pub const PARAM_LIMITS: &[(&str, usize)] = &[
     ("scope", 1024),
     ("resource", 255),
     ("refresh_token", 255),
+    ("code", 255),
+    ("code_verifier", 128),
+    ("redirect_uri", crate::principals::input::MAX_REDIRECT_URI_LEN),
     ("token", 8192),
     ("token_type_hint", 64),
 ];
@@ -186,9 +189,15 @@ pub enum TokenRequest {
         refresh_token: SecretString,
         scope: Option<String>,
     },
+    /// RFC 6749 §4.1.3, with `code_verifier` (RFC 7636 §4.5).
+    AuthorizationCode {
+        code: SecretString,
+        redirect_uri: Option<String>,
+        code_verifier: Option<SecretString>,
+    },
 }
 
-pub const SUPPORTED_GRANTS: [&str; 3] = ["client_credentials", "password", "refresh_token"];
+pub const SUPPORTED_GRANTS: [&str; 4] = ["authorization_code", "client_credentials", "password", "refresh_token"];
 
 impl TokenRequest {
     /// Read the grant from the form. A missing `grant_type` or parameter is

@@ -8,17 +8,16 @@ use super::OAuthContext;
 use super::client_auth::{self, Client};
 use super::error::{ErrorCode, OAuthError};
 use super::grants::{self, Audience, Grant};
-use super::refresh;
+use super::{code, person, refresh};
 use super::request::{ClientCredentials, TokenRequest};
 use crate::auth::jwt;
 use crate::auth::keys::KeySnapshot;
 use crate::auth::secrets::{SecretString, serialize_exposed, serialize_exposed_opt};
-use crate::auth::{password, throttle};
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal::{self, Principal, PrincipalKind};
-use crate::models::{new_id, password as password_row};
+use crate::models::new_id;
 
 /// RFC 6749 §5.1: the successful response. The tokens are secrets: they are
 /// serialised into the response and never shown by `Debug`.
@@ -31,6 +30,9 @@ pub struct TokenResponse {
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_exposed_opt")]
     pub refresh_token: Option<SecretString>,
+    /// OpenID Connect Core §3.1.3.3, when `openid` was granted by a code.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_exposed_opt")]
+    pub id_token: Option<SecretString>,
 }
 
 /// Sign the access token of `grant` (RFC 9068) and build the response.
@@ -46,6 +48,7 @@ pub(super) fn respond(
         expires_in: grant.claims.exp - grant.claims.iat,
         scope: grant.scopes.join(" "),
         refresh_token,
+        id_token: None,
     })
 }
 
@@ -77,6 +80,18 @@ pub async fn exchange(
         }
         TokenRequest::RefreshToken { refresh_token, scope } => {
             refresh::exchange(ctx, creds, refresh_token, scope, remote, now).await
+        }
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            let params = code::CodeExchange {
+                code,
+                redirect_uri,
+                code_verifier,
+            };
+            code::exchange(ctx, creds, params, remote, now).await
         }
     }
 }
@@ -157,17 +172,13 @@ struct PasswordLogin {
 /// What the password grant loads before argon2 runs.
 struct Loaded {
     client: Client,
-    user: Option<Principal>,
-    phc: Option<String>,
     target: Option<Principal>,
-    throttle_keys: throttle::Keys,
-    throttle_rows: Vec<crate::models::throttle::ThrottleRow>,
+    candidate: person::Candidate,
 }
 
 /// RFC 6749 §4.3. An unknown user and a wrong password are the same error and
-/// cost the same argon2 work. After argon2, the issuing transaction checks
-/// again that the person is active and the password unchanged, so a disable
-/// or password change while the check queued cannot be outrun.
+/// cost the same argon2 work (see [`person`]). The issuing transaction checks
+/// again that the person is active and the password unchanged.
 async fn password_grant(
     ctx: &OAuthContext,
     creds: ClientCredentials,
@@ -175,92 +186,43 @@ async fn password_grant(
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
+    if !ctx.token.password_grant {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "the password grant is switched off on this server: log in through /oauth/authorize",
+        ));
+    }
     let checks = ctx.checks();
     let (username, resource, remote_for_load) = (login.username, login.resource, remote.clone());
     let loaded = ctx
         .db
         .run(move |conn| {
-            // A throttled login is refused before anything else, argon2 included.
-            let throttle_keys = throttle::Keys::new(&checks.pepper, &username, remote_for_load.as_deref());
-            let throttle_rows = throttle::load(conn, &throttle_keys)?;
-            if let Some(wait) = throttle::blocked_for(&throttle_rows, now) {
-                checks.failures.record(
-                    conn,
-                    NewAuditEvent::new("login.throttled", Outcome::Failed)
-                        .remote(remote_for_load.as_deref())
-                        .reason("too many failed logins")
-                        .details(serde_json::json!({"retry_after": wait.num_seconds()})),
-                    now,
-                )?;
-                return Err(OAuthError::Throttled {
-                    retry_after: wait.num_seconds() + i64::from(wait.subsec_nanos() > 0),
-                });
-            }
+            let candidate = person::load(conn, &checks, &username, remote_for_load.as_deref(), now)?;
             let client = client_auth::identify(conn, &checks.at(remote_for_load.as_deref(), now), &creds)?;
             let target = resolve_resource(conn, resource.as_deref())?;
-            let user = principal::find_by_name(conn, &username)?;
-            let phc = match &user {
-                Some(u) if u.kind == PrincipalKind::Human.as_str() => password_row::find(conn, &u.id)?,
-                _ => None,
-            };
             Ok::<_, OAuthError>(Loaded {
                 client,
-                user,
-                phc,
                 target,
-                throttle_keys,
-                throttle_rows,
+                candidate,
             })
         })
         .await?;
+    let verified = person::verify(ctx, &loaded.candidate, login.password).await?;
 
-    let (phc, password) = (loaded.phc.clone(), login.password);
-    let verified = ctx
-        .argon
-        .run(move || match phc {
-            Some(phc) => password::verify_password(&password, &phc),
-            None => {
-                password::dummy_verify(&password);
-                false
-            }
-        })
-        .await
-        .map_err(Error::from)?;
-
-    let (cfg, pepper, keys, scope) = (ctx.token.clone(), ctx.pepper.clone(), ctx.keys.current(), login.scope);
-    let (failures, throttle_policy) = (ctx.failures.clone(), ctx.throttle.clone());
+    let (cfg, checks, keys, scope) = (ctx.token.clone(), ctx.checks(), ctx.keys.current(), login.scope);
     ctx.db
         .run(move |conn| {
-            let failure = match &loaded.user {
-                None => Some("unknown user"),
-                Some(u) if u.kind != PrincipalKind::Human.as_str() => Some("principal is not a human"),
-                Some(_) if !verified => Some("wrong password"),
-                Some(u) if !u.is_active() => Some("principal is disabled"),
-                Some(_) => None,
-            };
-            let user = match (&loaded.user, failure) {
-                (Some(u), None) => u,
-                (user, reason) => {
-                    let subject = user.as_ref().map(|u| u.id.as_str());
-                    failures.record(
-                        conn,
-                        NewAuditEvent::new("login.password", Outcome::Failed)
-                            .principal(subject)
-                            .remote(remote.as_deref())
-                            .reason(reason.unwrap_or("login refused")),
-                        now,
-                    )?;
-                    throttle::record_failure(conn, &loaded.throttle_keys, subject, &throttle_policy, now)?;
-                    return Err(OAuthError::invalid_grant("invalid username or password"));
-                }
-            };
+            let user = person::settle(
+                conn,
+                &checks,
+                &loaded.candidate,
+                verified,
+                "login.password",
+                remote.as_deref(),
+                now,
+            )?;
             crate::db::transaction(conn, |conn| {
-                // Re-read inside the transaction: the checks above may be stale.
-                let current = principal::find_by_id(conn, &user.id)?.filter(Principal::is_active);
-                let still_valid = current.is_some() && password_row::find(conn, &user.id)? == loaded.phc;
-                let Some(current) = current.filter(|_| still_valid) else {
-                    return Err(OAuthError::invalid_grant("invalid username or password"));
-                };
+                let current = person::confirm(conn, &loaded.candidate, &user)?;
                 let granted = principal::scopes_of(conn, &current.id)?;
                 let grant = grants::password(
                     &current,
@@ -272,14 +234,18 @@ async fn password_grant(
                     now,
                     new_id(),
                 )?;
-                let token = refresh::store(conn, &pepper, &current, &grant, &loaded.client, None, now)?;
-                throttle::record_success(conn, &loaded.throttle_keys, &loaded.throttle_rows)?;
+                let token = refresh::store(conn, &checks.pepper, &current, &grant, &loaded.client, None, None, now)?;
+                // Which clients still use the password grant (RFC 9700 §2.4 wants it gone).
                 audit::record(
                     conn,
                     NewAuditEvent::new("login.password", Outcome::Ok)
                         .principal(Some(&current.id))
                         .remote(remote.as_deref())
-                        .details(serde_json::json!({"client_id": loaded.client.name(), "scope": grant.scopes})),
+                        .details(serde_json::json!({
+                            "grant_type": "password",
+                            "client_id": loaded.client.name(),
+                            "scope": grant.scopes,
+                        })),
                     now,
                 )?;
                 // Signed before the commit: if signing fails, nothing was stored.
@@ -301,6 +267,7 @@ mod tests {
             expires_in: 300,
             scope: "a".into(),
             refresh_token: Some(SecretString::new("refresh-secret-value")),
+            id_token: None,
         };
         let shown = format!("{r:?}");
         assert!(

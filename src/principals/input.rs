@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::auth::secrets::SecretString;
 use crate::error::{Error, Result};
+use crate::models::client_settings::ClientSettings;
 use crate::models::principal::{CategoryAssignment, PrincipalKind, PrincipalStatus};
 use crate::names::{validate_categories, validate_name, validate_scope};
 
@@ -23,6 +24,15 @@ pub struct CreatePrincipal {
     pub password: Option<SecretString>,
     #[serde(default)]
     pub categories: Vec<CategoryAssignment>,
+    /// A frontend without a secret (RFC 6749 §2.1): no secret is created.
+    #[serde(default)]
+    pub public_client: bool,
+    /// Where this service may send people back after a login (exact URLs).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Where this service may send people back after a logout (exact URLs).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// `PATCH /api/v1/principals/{id}`: a missing field stays as it is; `null`
@@ -37,6 +47,8 @@ pub struct PatchPrincipal {
     pub scopes: Option<Vec<String>>,
     pub categories: Option<Vec<CategoryAssignment>>,
     pub status: Option<PrincipalStatus>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
 }
 
 /// For PATCH: a missing field is `None`, `null` is `Some(None)`.
@@ -57,6 +69,8 @@ pub struct NewPrincipal {
     pub email: Option<String>,
     pub scopes: Vec<String>,
     pub categories: Vec<CategoryAssignment>,
+    /// Browser-login settings of a service.
+    pub client: ClientSettings,
 }
 
 impl NewPrincipal {
@@ -77,6 +91,7 @@ impl NewPrincipal {
                 "only service principals belong to categories",
             ));
         }
+        validate_client(self.kind, &self.client)?;
         validate_categories(&self.categories)
     }
 }
@@ -89,6 +104,8 @@ pub struct PrincipalChanges {
     pub email: Option<Option<String>>,
     pub scopes: Option<Vec<String>>,
     pub categories: Option<Vec<CategoryAssignment>>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
 }
 
 impl From<&PatchPrincipal> for PrincipalChanges {
@@ -98,6 +115,8 @@ impl From<&PatchPrincipal> for PrincipalChanges {
             email: p.email.clone(),
             scopes: p.scopes.clone(),
             categories: p.categories.clone(),
+            redirect_uris: p.redirect_uris.clone(),
+            post_logout_redirect_uris: p.post_logout_redirect_uris.clone(),
         }
     }
 }
@@ -122,7 +141,23 @@ impl PrincipalChanges {
             }
             validate_categories(cats)?;
         }
+        for (field, list) in [
+            ("redirect_uris", &self.redirect_uris),
+            ("post_logout_redirect_uris", &self.post_logout_redirect_uris),
+        ] {
+            if let Some(list) = list {
+                if kind == PrincipalKind::Human {
+                    return Err(Error::invalid(field, "only service principals log people in"));
+                }
+                validate_redirect_uris(field, list)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Does this change touch the browser-login settings?
+    pub fn touches_client(&self) -> bool {
+        self.redirect_uris.is_some() || self.post_logout_redirect_uris.is_some()
     }
 
     /// The names of the fields this change touches, for the audit log.
@@ -132,11 +167,76 @@ impl PrincipalChanges {
             ("email", self.email.is_some()),
             ("scopes", self.scopes.is_some()),
             ("categories", self.categories.is_some()),
+            ("redirect_uris", self.redirect_uris.is_some()),
+            ("post_logout_redirect_uris", self.post_logout_redirect_uris.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, touched)| touched.then_some(name))
         .collect()
     }
+}
+
+/// Most URLs in one redirect list.
+pub const MAX_REDIRECT_URIS: usize = 20;
+/// Longest redirect URL, in bytes.
+pub const MAX_REDIRECT_URI_LEN: usize = 2000;
+
+fn validate_client(kind: PrincipalKind, c: &ClientSettings) -> Result<()> {
+    if kind == PrincipalKind::Human && (c.public_client || c != &ClientSettings::default()) {
+        let field = if c.public_client { "public_client" } else { "redirect_uris" };
+        return Err(Error::invalid(field, "only service principals log people in"));
+    }
+    validate_redirect_uris("redirect_uris", &c.redirect_uris)?;
+    validate_redirect_uris("post_logout_redirect_uris", &c.post_logout_redirect_uris)
+}
+
+/// A list of redirect URIs: each absolute, at most [`MAX_REDIRECT_URIS`], none twice.
+pub fn validate_redirect_uris(field: &str, list: &[String]) -> Result<()> {
+    if list.len() > MAX_REDIRECT_URIS {
+        return Err(Error::invalid(field, format!("at most {MAX_REDIRECT_URIS} URLs")));
+    }
+    for (i, uri) in list.iter().enumerate() {
+        validate_redirect_uri(field, uri)?;
+        if list[..i].contains(uri) {
+            return Err(Error::invalid(field, format!("'{uri}' is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// One redirect URI (RFC 6749 §3.1.2, RFC 9700 §2.1, RFC 8252 §7.3): an
+/// absolute `https` URL, or `http` on a loopback host; no fragment and no
+/// user or password. It is matched exactly, as a string, so it is kept as sent.
+pub fn validate_redirect_uri(field: &str, uri: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::invalid(field, format!("'{uri}' {why}")));
+    if uri.len() > MAX_REDIRECT_URI_LEN {
+        return Err(Error::invalid(field, format!("a URL is longer than {MAX_REDIRECT_URI_LEN} bytes")));
+    }
+    let Ok(url) = url::Url::parse(uri) else {
+        return bad("is not an absolute URL");
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return bad("has no host"),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return bad("must use https (http only on a loopback host)"),
+        _ => return bad("must be an https URL"),
+    }
+    if url.fragment().is_some() || uri.contains('#') {
+        return bad("must not have a fragment (RFC 6749 §3.1.2)");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("must not carry a user or password");
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("must not contain spaces or control characters");
+    }
+    Ok(())
 }
 
 fn validate_display_name(d: &str) -> Result<()> {
@@ -210,6 +310,7 @@ mod tests {
             email: Some("alice@example.com".into()),
             scopes: vec!["registry:read".into()],
             categories: vec![],
+            client: ClientSettings::default(),
         };
         ok.validate().unwrap();
         let mut bad = ok.clone();
@@ -235,6 +336,50 @@ mod tests {
             },
         ];
         assert_eq!(field(validate_categories(&twice).unwrap_err()), "categories");
+    }
+
+    #[test]
+    fn redirect_uris_are_absolute_https_or_loopback_http_without_fragment() {
+        for ok in [
+            "https://app.example/callback",
+            "https://app.example:8443/cb?x=1",
+            "http://127.0.0.1:5173/cb",
+            "http://localhost:3000/",
+            "http://[::1]:8080/cb",
+        ] {
+            validate_redirect_uri("redirect_uris", ok).unwrap();
+        }
+        for bad in [
+            "/callback",
+            "app.example/cb",
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "https://user:pw@app.example/cb",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "ftp://app.example/",
+            "https://app.example/c b",
+            "http://127.0.0.1.evil.example/cb",
+        ] {
+            assert_eq!(field(validate_redirect_uri("redirect_uris", bad).unwrap_err()), "redirect_uris", "{bad}");
+        }
+        let twice = vec!["https://a.example/".to_string(), "https://a.example/".to_string()];
+        assert!(validate_redirect_uris("redirect_uris", &twice).is_err());
+        let long = vec![format!("https://a.example/{}", "x".repeat(MAX_REDIRECT_URI_LEN))];
+        assert!(validate_redirect_uris("redirect_uris", &long).is_err());
+        let human = NewPrincipal {
+            kind: PrincipalKind::Human,
+            name: "alice".into(),
+            display_name: None,
+            email: None,
+            scopes: vec![],
+            categories: vec![],
+            client: ClientSettings {
+                redirect_uris: vec!["https://a.example/".into()],
+                ..Default::default()
+            },
+        };
+        assert_eq!(field(human.validate().unwrap_err()), "redirect_uris");
     }
 
     #[test]

@@ -13,7 +13,8 @@ use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
-use crate::models::{auth_state, new_id, password as password_row, refresh_token, secret, to_db_time};
+use crate::models::client_settings::{self, ClientSettings};
+use crate::models::{auth_state, login_session, new_id, password as password_row, refresh_token, secret, to_db_time};
 use crate::page::{self, Page};
 
 pub(super) fn not_found(id: &str) -> Error {
@@ -42,6 +43,9 @@ fn insert(conn: &mut DbConnection, input: &NewPrincipal, now: DateTime<Utc>) -> 
     principal::insert(conn, &row)?;
     principal::set_scopes(conn, &row.id, &input.scopes)?;
     principal::set_categories(conn, &row.id, &input.categories, t)?;
+    if input.client != ClientSettings::default() {
+        client_settings::put(conn, &row.id, &input.client, now)?;
+    }
     Ok(row)
 }
 
@@ -69,7 +73,8 @@ fn grants_admin(scopes: &[String]) -> bool {
     scopes.iter().any(|s| s == ADMIN_SCOPE)
 }
 
-/// Create a service principal and its first client secret, atomically.
+/// Create a service principal and its first client secret (none for a
+/// public client), atomically.
 pub fn create_service(
     conn: &mut DbConnection,
     pepper: &crate::auth::secrets::Pepper,
@@ -81,33 +86,49 @@ pub fn create_service(
         return Err(Error::invalid("kind", "expected a service principal"));
     }
     input.validate()?;
-    let generated = generate(pepper)?;
+    let generated = if input.client.public_client {
+        None
+    } else {
+        Some(generate(pepper)?)
+    };
     crate::db::transaction(conn, |conn| {
         let row = insert(conn, input, now)?;
-        let secret = secret::insert(conn, &row.id, &generated.hash, now, None)?;
         audit::record(
             conn,
             NewAuditEvent::new("principal.created", Outcome::Ok)
                 .actor(actor)
                 .principal(Some(&row.id))
-                .details(serde_json::json!({"kind": "service", "name": row.name, "scopes": input.scopes})),
+                .details(serde_json::json!({
+                    "kind": "service",
+                    "name": row.name,
+                    "scopes": input.scopes,
+                    "public_client": input.client.public_client,
+                    "redirect_uris": input.client.redirect_uris,
+                    "post_logout_redirect_uris": input.client.post_logout_redirect_uris,
+                })),
             now,
         )?;
         if grants_admin(&input.scopes) {
             audit_admin_grant(conn, &row.id, PrincipalKind::Service, actor, now)?;
         }
-        audit::record(
-            conn,
-            NewAuditEvent::new("secret.created", Outcome::Ok)
-                .actor(actor)
-                .principal(Some(&row.id))
-                .details(serde_json::json!({"secret_id": secret.id})),
-            now,
-        )?;
+        let secret = match &generated {
+            None => None,
+            Some(generated) => {
+                let secret = secret::insert(conn, &row.id, &generated.hash, now, None)?;
+                audit::record(
+                    conn,
+                    NewAuditEvent::new("secret.created", Outcome::Ok)
+                        .actor(actor)
+                        .principal(Some(&row.id))
+                        .details(serde_json::json!({"secret_id": secret.id})),
+                    now,
+                )?;
+                Some((secret.id, generated.secret.clone()))
+            }
+        };
         Ok(CreatedService {
             principal: view::one(conn, row)?,
-            secret_id: secret.id,
-            client_secret: generated.secret.clone(),
+            secret,
         })
     })
 }
@@ -175,6 +196,11 @@ pub async fn create(
         email: body.email,
         scopes: body.scopes,
         categories: body.categories,
+        client: ClientSettings {
+            public_client: body.public_client,
+            redirect_uris: body.redirect_uris,
+            post_logout_redirect_uris: body.post_logout_redirect_uris,
+        },
     };
     input.validate()?;
     let actor = actor.to_string();
@@ -224,6 +250,7 @@ pub fn bootstrap_admin_input() -> NewPrincipal {
         email: None,
         scopes: vec![ADMIN_SCOPE.to_string()],
         categories: Vec::new(),
+        client: ClientSettings::default(),
     }
 }
 
@@ -278,7 +305,11 @@ fn set_status_in(
     }
     auth_state::bump(conn)?;
     let revoked = match status {
-        PrincipalStatus::Disabled => refresh_token::revoke_all_for_principal(conn, id, now)?,
+        PrincipalStatus::Disabled => {
+            // Their browser sessions end too (single sign-on stops at once).
+            login_session::end_all_for_principal(conn, id, now)?;
+            refresh_token::revoke_all_for_principal(conn, id, now)?
+        }
         PrincipalStatus::Active => 0,
     };
     let event = match status {
@@ -313,6 +344,12 @@ pub fn update(
     crate::db::transaction(conn, |conn| {
         let p = row(conn, id)?;
         changes.validate(p.kind()?)?;
+        // Where a service may send people is the admins' decision, never its own.
+        if changes.touches_client() && actor == Some(id) {
+            return Err(Error::Forbidden(
+                "a service cannot change its own redirect_uris or post_logout_redirect_uris".into(),
+            ));
+        }
         let fields = changes.fields();
         if !fields.is_empty() {
             auth_state::bump(conn)?;
@@ -329,12 +366,27 @@ pub fn update(
             if let Some(cats) = &changes.categories {
                 principal::set_categories(conn, id, cats, to_db_time(now))?;
             }
+            if changes.touches_client() {
+                let mut client = client_settings::find(conn, id)?.unwrap_or_default();
+                if let Some(uris) = &changes.redirect_uris {
+                    client.redirect_uris = uris.clone();
+                }
+                if let Some(uris) = &changes.post_logout_redirect_uris {
+                    client.post_logout_redirect_uris = uris.clone();
+                }
+                client_settings::put(conn, id, &client, now)?;
+            }
             audit::record(
                 conn,
                 NewAuditEvent::new("principal.updated", Outcome::Ok)
                     .actor(actor)
                     .principal(Some(id))
-                    .details(serde_json::json!({"fields": fields, "scopes": changes.scopes})),
+                    .details(serde_json::json!({
+                        "fields": fields,
+                        "scopes": changes.scopes,
+                        "redirect_uris": changes.redirect_uris,
+                        "post_logout_redirect_uris": changes.post_logout_redirect_uris,
+                    })),
                 now,
             )?;
         }

@@ -60,6 +60,8 @@ pub fn change_password(
         }
         password_row::set(conn, id, password_phc, now)?;
         let revoked = refresh_token::revoke_all_for_principal(conn, id, now)?;
+        // A new password ends every browser session of the old one.
+        crate::models::login_session::end_all_for_principal(conn, id, now)?;
         audit::record(
             conn,
             NewAuditEvent::new("password.changed", Outcome::Ok)

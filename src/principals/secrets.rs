@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::PrincipalsContext;
 use super::manage::row;
 use super::view::PrincipalView;
-use crate::auth::secrets::{GeneratedSecret, Pepper, SecretString, generate_client_secret, serialize_exposed};
+use crate::auth::secrets::{GeneratedSecret, Pepper, SecretString, generate_client_secret, serialize_exposed, serialize_exposed_opt};
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::from_db_time;
+use crate::models::{client_settings, from_db_time};
 use crate::models::principal::PrincipalKind;
 use crate::models::secret::{self, ClientSecretRow};
 
@@ -22,12 +22,12 @@ pub(super) fn generate(pepper: &Pepper) -> Result<GeneratedSecret> {
     generate_client_secret(pepper).map_err(Error::internal)
 }
 
-/// A new service principal with its first client secret, shown once.
+/// A new service principal with its first client secret (its id and the
+/// secret, shown once); a public client has none.
 #[derive(Debug)]
 pub struct CreatedService {
     pub principal: PrincipalView,
-    pub secret_id: String,
-    pub client_secret: SecretString,
+    pub secret: Option<(String, SecretString)>,
 }
 
 /// The creation response of a service: the one place its first secret is
@@ -37,17 +37,19 @@ pub struct CreatedServiceView {
     #[serde(flatten)]
     pub principal: PrincipalView,
     pub client_id: String,
-    #[serde(serialize_with = "serialize_exposed")]
-    pub client_secret: SecretString,
-    pub secret_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_exposed_opt")]
+    pub client_secret: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
 }
 
 impl From<CreatedService> for CreatedServiceView {
     fn from(c: CreatedService) -> Self {
+        let (secret_id, client_secret) = c.secret.unzip();
         Self {
             client_id: c.principal.name.clone(),
-            client_secret: c.client_secret,
-            secret_id: c.secret_id,
+            client_secret,
+            secret_id,
             principal: c.principal,
         }
     }
@@ -112,6 +114,11 @@ pub fn create_secret(
     let generated = generate(pepper)?;
     crate::db::transaction(conn, |conn| {
         service_row(conn, id)?;
+        if client_settings::find(conn, id)?.is_some_and(|c| c.public_client) {
+            return Err(Error::Conflict(
+                "a public client has no secrets: it authenticates with PKCE alone".into(),
+            ));
+        }
         let s = secret::insert(conn, id, &generated.hash, now, expires_at)?;
         audit::record(
             conn,

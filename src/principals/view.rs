@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
+use crate::models::client_settings::{self, ClientSettings};
 use crate::models::from_db_time;
 use crate::models::principal::{self, CategoryAssignment, Principal, PrincipalKind};
 
@@ -20,6 +21,13 @@ pub struct PrincipalView {
     pub scopes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<CategoryAssignment>>,
+    /// A service's browser-login settings, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_client: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_uris: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -37,10 +45,16 @@ pub fn many(conn: &mut DbConnection, rows: Vec<Principal>) -> Result<Vec<Princip
     let ids: Vec<String> = rows.iter().map(|p| p.id.clone()).collect();
     let mut scopes = principal::scopes_by_principal(conn, &ids)?;
     let mut cats = principal::categories_by_principal(conn, &ids)?;
+    let mut clients: std::collections::HashMap<String, ClientSettings> =
+        client_settings::find_many(conn, &ids)?.into_iter().collect();
     rows.into_iter()
         .map(|p| {
             let kind = p.kind()?;
+            let client = clients.remove(&p.id);
             Ok(PrincipalView {
+                public_client: client.as_ref().map(|c| c.public_client),
+                post_logout_redirect_uris: client.as_ref().map(|c| c.post_logout_redirect_uris.clone()),
+                redirect_uris: client.map(|c| c.redirect_uris),
                 scopes: scopes.remove(&p.id).unwrap_or_default(),
                 categories: match kind {
                     PrincipalKind::Service => Some(cats.remove(&p.id).unwrap_or_default()),

@@ -1,0 +1,259 @@
+//! Browser login: thin handlers over `crate::oauth::{authorize, logout}` and
+//! the OpenID UserInfo endpoint. They read parameters and cookies, make one
+//! call, and map its outcome to a redirect, a page or a cookie.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::extract::{Bearer, BearerError, remote};
+use super::pages;
+use crate::auth::secrets::SecretString;
+use crate::error::RETRY_AFTER_SECS;
+use crate::oauth::authorize::{self, AuthorizeError, LoginForm, LoginProblem, LoginStep, Params, Step};
+use crate::oauth::logout::{self, LogoutStep};
+use crate::oauth::{oidc, session};
+use crate::state::AppState;
+
+/// Cookies are `Secure` (and `__Host-` prefixed) when the issuer is https.
+fn secure(state: &AppState) -> bool {
+    state.issuer().starts_with("https://")
+}
+
+fn session_cookie_name(state: &AppState) -> &'static str {
+    if secure(state) { "__Host-roster_session" } else { "roster_session" }
+}
+
+fn csrf_cookie_name(state: &AppState) -> &'static str {
+    if secure(state) { "__Host-roster_csrf" } else { "roster_csrf" }
+}
+
+/// A host-only, `HttpOnly`, `SameSite=Lax` cookie for the whole site.
+fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .secure(secure(state))
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+fn cookie_value(req: &HttpRequest, name: &str) -> Option<SecretString> {
+    req.cookie(name)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(SecretString::new)
+}
+
+fn see_other(url: &str) -> actix_web::HttpResponseBuilder {
+    let mut resp = HttpResponse::SeeOther();
+    resp.insert_header((LOCATION, url.to_string()))
+        .insert_header((CACHE_CONTROL, "no-store"));
+    resp
+}
+
+/// A refused request, as §4.1.2.1 says: a page, or a redirect to the client.
+fn refused(e: AuthorizeError) -> HttpResponse {
+    match e {
+        AuthorizeError::Page(message) => pages::respond(StatusCode::BAD_REQUEST, pages::error(&message), &[]),
+        AuthorizeError::Redirect(url) => see_other(&url).finish(),
+        AuthorizeError::Server(e) => {
+            let transient = e.is_transient();
+            if transient {
+                tracing::warn!(detail = %e, "login unavailable");
+            } else {
+                tracing::error!(detail = %e, "login failed");
+            }
+            let (status, message) = if transient {
+                (StatusCode::SERVICE_UNAVAILABLE, "Login is unavailable for a moment. Try again shortly.")
+            } else {
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")
+            };
+            let mut resp = pages::respond(status, pages::error(message), &[]);
+            if transient && let Ok(v) = RETRY_AFTER_SECS.to_string().parse() {
+                resp.headers_mut().insert(RETRY_AFTER, v);
+            }
+            resp
+        }
+    }
+}
+
+/// The browser's CSRF cookie, and a new one to set when it has none.
+fn csrf_cookie(req: &HttpRequest, state: &AppState) -> Result<(SecretString, Option<Cookie<'static>>), AuthorizeError> {
+    if let Some(existing) = cookie_value(req, csrf_cookie_name(state)) {
+        return Ok((existing, None));
+    }
+    let fresh = session::new_csrf_cookie()?;
+    let set = cookie(state, csrf_cookie_name(state), fresh.expose().to_string());
+    Ok((fresh, Some(set)))
+}
+
+/// Render the login page for `form`.
+fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResponse {
+    let (csrf, set) = match csrf_cookie(req, state) {
+        Ok(c) => c,
+        Err(e) => return refused(e),
+    };
+    let token = session::csrf_token(&state.oauth().pepper, &csrf);
+    let (status, message, retry_after) = match form.problem {
+        None => (StatusCode::OK, None, None),
+        Some(LoginProblem::Refused) => (StatusCode::UNAUTHORIZED, Some("Invalid username or password.".to_string()), None),
+        Some(LoginProblem::Csrf) => (
+            StatusCode::FORBIDDEN,
+            Some("This form expired or did not come from this page. Please log in again.".to_string()),
+            None,
+        ),
+        Some(LoginProblem::Throttled { retry_after }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(format!("Too many failed logins. Try again in {retry_after} seconds.")),
+            Some(retry_after.max(1)),
+        ),
+    };
+    let html = pages::login(
+        &form.request.client_id,
+        &form.request.carried(),
+        &token,
+        form.username.as_deref(),
+        message.as_deref(),
+    );
+    let mut resp = pages::respond(status, html, &[form.request.redirect_origin()]);
+    if let Some(c) = set {
+        let _ = resp.add_cookie(&c);
+    }
+    if let Some(secs) = retry_after
+        && let Ok(v) = secs.to_string().parse()
+    {
+        resp.headers_mut().insert(RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// Read a form body; anything else is a page error.
+async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<Params, AuthorizeError> {
+    let media = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase());
+    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(AuthorizeError::Page("The form was not sent as a form.".into()));
+    }
+    let body = super::read_body(req, payload, super::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| AuthorizeError::Page("The form could not be read.".into()))?;
+    Params::parse(&body).map_err(|m| AuthorizeError::Page(format!("The form is malformed: {m}.")))
+}
+
+fn query(req: &HttpRequest) -> Result<Params, AuthorizeError> {
+    Params::parse(req.query_string().as_bytes()).map_err(|m| AuthorizeError::Page(format!("The request is malformed: {m}.")))
+}
+
+/// `GET /oauth/authorize` (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1).
+pub async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params = match query(&req) {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let session = cookie_value(&req, session_cookie_name(&state));
+    match authorize::authorize(state.oauth(), params, session, remote(&req), state.now()).await {
+        Ok(Step::Redirect(url)) => see_other(&url).finish(),
+        Ok(Step::Login(form)) => login_page(&req, &state, &form),
+        Err(e) => refused(e),
+    }
+}
+
+/// `POST /oauth/login`: the login page's form.
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let mut params = match read_form(&req, payload).await {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let username = params.take("username");
+    let password = params.take("password").map(SecretString::new);
+    let csrf = params.take("csrf");
+    let csrf_ok = session::csrf_ok(
+        &state.oauth().pepper,
+        cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
+        csrf.as_deref(),
+    );
+    match authorize::login(state.oauth(), params, csrf_ok, username, password, remote(&req), state.now()).await {
+        Ok(LoginStep::Done { redirect, session_token }) => see_other(&redirect)
+            .cookie(cookie(&state, session_cookie_name(&state), session_token.expose().to_string()))
+            .finish(),
+        Ok(LoginStep::Retry(form)) => login_page(&req, &state, &form),
+        Err(e) => refused(e),
+    }
+}
+
+/// `GET /oauth/logout` (OpenID Connect RP-Initiated Logout 1.0 §2).
+pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    match query(&req) {
+        Ok(params) => logout(&state, &req, params, false).await,
+        Err(e) => refused(e),
+    }
+}
+
+/// `POST /oauth/logout`: the same request as a form, or the confirmation.
+pub async fn logout_post(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let mut params = match read_form(&req, payload).await {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let confirm = params.take("confirm").as_deref() == Some("yes");
+    let csrf = params.take("csrf");
+    let confirmed = confirm
+        && session::csrf_ok(
+            &state.oauth().pepper,
+            cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
+            csrf.as_deref(),
+        );
+    logout(&state, &req, params, confirmed).await
+}
+
+async fn logout(state: &AppState, req: &HttpRequest, params: Params, confirmed: bool) -> HttpResponse {
+    let session = cookie_value(req, session_cookie_name(state));
+    match logout::logout(state.oauth(), params, session, confirmed, remote(req), state.now()).await {
+        Ok(LogoutStep::Done { redirect }) => {
+            let mut gone = cookie(state, session_cookie_name(state), String::new());
+            gone.make_removal();
+            let mut resp = match &redirect {
+                Some(url) => see_other(url).finish(),
+                None => pages::respond(StatusCode::OK, pages::logged_out(), &[]),
+            };
+            let _ = resp.add_cookie(&gone);
+            resp
+        }
+        Ok(LogoutStep::Confirm { carried }) => {
+            let (csrf, set) = match csrf_cookie(req, state) {
+                Ok(c) => c,
+                Err(e) => return refused(e),
+            };
+            let token = session::csrf_token(&state.oauth().pepper, &csrf);
+            let target: Vec<String> = carried
+                .iter()
+                .filter(|(k, _)| *k == "post_logout_redirect_uri")
+                .filter_map(|(_, v)| url::Url::parse(v).ok())
+                .map(|u| u.origin().ascii_serialization())
+                .collect();
+            let mut resp = pages::respond(StatusCode::OK, pages::logout_confirm(&carried, &token), &target);
+            if let Some(c) = set {
+                let _ = resp.add_cookie(&c);
+            }
+            resp
+        }
+        Err(e) => refused(e),
+    }
+}
+
+/// `GET` and `POST /oauth/userinfo` (OpenID Connect Core §5.3): the person's
+/// claims, for an access token that carries `openid`.
+pub async fn userinfo(Bearer(caller): Bearer) -> Result<HttpResponse, BearerError> {
+    if !oidc::may_ask_userinfo(&caller) {
+        return Err(BearerError::InsufficientScope("openid"));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(oidc::userinfo(&caller)))
+}

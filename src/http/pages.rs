@@ -1,0 +1,174 @@
+//! Roster's own HTML pages (the login page, logout, errors): server-rendered,
+//! embedded in the binary, working without JavaScript, every value escaped,
+//! and served with a strict Content-Security-Policy.
+
+use std::sync::OnceLock;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_FRAME_OPTIONS};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+
+/// The one stylesheet, inline and allowed by its hash (CSP Level 2 §4.2.4).
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;background:#f4f5f7;color:#1b1f24;margin:0}\
+main{max-width:22rem;margin:12vh auto;background:#fff;padding:2rem;border-radius:.5rem;box-shadow:0 1px 4px rgba(0,0,0,.15)}\
+h1{font-size:1.4rem;margin:0 0 .25rem}\
+p.lead{margin:0 0 1.5rem;color:#4a5361}\
+label{display:block;font-weight:600;margin:1rem 0 .3rem}\
+input[type=text],input[type=password]{box-sizing:border-box;width:100%;padding:.6rem;font-size:1rem;border:1px solid #8a94a3;border-radius:.3rem}\
+input:focus,button:focus{outline:3px solid #3b82f6;outline-offset:1px}\
+button{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:600;color:#fff;background:#1d4ed8;border:0;border-radius:.3rem;cursor:pointer}\
+.error{background:#fdecec;color:#8a1111;border:1px solid #f3b4b4;padding:.6rem .8rem;border-radius:.3rem;margin:0 0 1rem}\
+footer{margin-top:1.5rem;font-size:.8rem;color:#6b7480}";
+
+/// `'sha256-…'` of [`STYLE`].
+fn style_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        use base64::Engine as _;
+        let digest = ring::digest::digest(&ring::digest::SHA256, STYLE.as_bytes());
+        format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+    })
+}
+
+/// Escape text for HTML element content and double-quoted attributes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"referrer\" content=\"no-referrer\">\n<title>{} · Roster</title>\n<style>{STYLE}</style>\n</head>\n\
+         <body>\n<main>\n{body}\n<footer>Roster identity service</footer>\n</main>\n</body>\n</html>\n",
+        escape(title)
+    )
+}
+
+/// A page response: never cached, never framed, no script, forms only to
+/// Roster and to `form_targets` (a browser checks a form's redirects too).
+pub fn respond(status: StatusCode, html: String, form_targets: &[String]) -> HttpResponse {
+    let mut form_action = String::from("'self'");
+    for t in form_targets.iter().filter(|t| !t.is_empty() && t.as_str() != "null") {
+        form_action.push(' ');
+        form_action.push_str(t);
+    }
+    let csp = format!(
+        "default-src 'none'; style-src {}; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
+        style_hash()
+    );
+    let mut resp = HttpResponseBuilder::new(status);
+    headers(&mut resp, &csp);
+    resp.content_type("text/html; charset=utf-8").body(html)
+}
+
+fn headers(resp: &mut HttpResponseBuilder, csp: &str) {
+    resp.insert_header((CONTENT_SECURITY_POLICY, csp.to_string()))
+        .insert_header((X_FRAME_OPTIONS, "DENY"))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .insert_header((REFERRER_POLICY, "no-referrer"));
+}
+
+fn hidden(fields: &[(&str, String)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", escape(k), escape(v)))
+        .collect()
+}
+
+/// The login page. `error` is shown above the form, announced to screen readers.
+pub fn login(client: &str, carried: &[(&str, String)], csrf: &str, username: Option<&str>, error: Option<&str>) -> String {
+    let alert = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>\n", escape(e)))
+        .unwrap_or_default();
+    let described = if error.is_some() { " aria-describedby=\"login-error\"" } else { "" };
+    let autofocus_user = if username.is_none() { " autofocus" } else { "" };
+    let autofocus_pw = if username.is_some() { " autofocus" } else { "" };
+    let body = format!(
+        "<h1>Log in</h1>\n<p class=\"lead\">to continue to <strong>{client}</strong></p>\n{alert}\
+         <form method=\"post\" action=\"/oauth/login\"{described}>\n{hidden}\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
+         <label for=\"username\">Username</label>\n\
+         <input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" required maxlength=\"255\" value=\"{user}\"{autofocus_user}>\n\
+         <label for=\"password\">Password</label>\n\
+         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required{autofocus_pw}>\n\
+         <button type=\"submit\">Log in</button>\n</form>",
+        client = escape(client),
+        hidden = hidden(carried),
+        csrf = escape(csrf),
+        user = escape(username.unwrap_or("")),
+    );
+    document("Log in", &body)
+}
+
+/// A page that explains why nothing happens, and sends nobody anywhere.
+pub fn error(message: &str) -> String {
+    let body = format!(
+        "<h1>This login cannot continue</h1>\n<p class=\"error\" role=\"alert\">{}</p>\n\
+         <p>Go back to the application and try again. If this keeps happening, tell its administrator.</p>",
+        escape(message)
+    );
+    document("Login error", &body)
+}
+
+/// Ask before ending the session.
+pub fn logout_confirm(carried: &[(&str, String)], csrf: &str) -> String {
+    let body = format!(
+        "<h1>Log out?</h1>\n<p class=\"lead\">You will be logged out of every application that uses this login.</p>\n\
+         <form method=\"post\" action=\"/oauth/logout\">\n{}<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n\
+         <input type=\"hidden\" name=\"confirm\" value=\"yes\">\n<button type=\"submit\">Log out</button>\n</form>",
+        hidden(carried),
+        escape(csrf)
+    );
+    document("Log out", &body)
+}
+
+pub fn logged_out() -> String {
+    document(
+        "Logged out",
+        "<h1>You are logged out</h1>\n<p class=\"lead\">You can close this window.</p>",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_on_the_login_page_is_escaped() {
+        let hostile = "\"><script>alert(1)</script>";
+        let page = login(
+            hostile,
+            &[("state", hostile.to_string())],
+            hostile,
+            Some(hostile),
+            Some(hostile),
+        );
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(!page.contains("\"><"), "{page}");
+        assert!(page.contains("&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn pages_forbid_scripts_frames_and_foreign_forms() {
+        let r = respond(StatusCode::OK, error("x"), &["https://app.example".into()]);
+        let csp = r.headers().get(CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+        assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+        assert!(csp.contains("form-action 'self' https://app.example;"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert_eq!(r.headers().get(X_FRAME_OPTIONS).unwrap(), "DENY");
+        assert_eq!(r.headers().get(CACHE_CONTROL).unwrap(), "no-store");
+    }
+}

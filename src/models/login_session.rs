@@ -1,0 +1,82 @@
+//! Login session rows: a person logged in through the browser, by the keyed
+//! hash of the cookie's token.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::login_sessions;
+use crate::error::Result;
+
+use super::to_db_time;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = login_sessions)]
+pub struct LoginSessionRow {
+    pub id: String,
+    pub token_hash: String,
+    pub principal_id: String,
+    pub auth_time: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub ended_at: Option<NaiveDateTime>,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &LoginSessionRow) -> Result<()> {
+    diesel::insert_into(login_sessions::table).values(row).execute(conn)?;
+    Ok(())
+}
+
+pub fn find_by_hash(conn: &mut DbConnection, hash: &str) -> Result<Option<LoginSessionRow>> {
+    Ok(login_sessions::table
+        .filter(login_sessions::token_hash.eq(hash))
+        .select(LoginSessionRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<LoginSessionRow>> {
+    Ok(login_sessions::table
+        .find(id)
+        .select(LoginSessionRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Record activity, which moves the idle deadline.
+pub fn touch(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<()> {
+    diesel::update(login_sessions::table.find(id))
+        .set(login_sessions::last_seen_at.eq(to_db_time(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// End one session. Returns false when it had ended already.
+pub fn end(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = diesel::update(
+        login_sessions::table
+            .find(id)
+            .filter(login_sessions::ended_at.is_null()),
+    )
+    .set(login_sessions::ended_at.eq(Some(to_db_time(now))))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// End every session of a person. Returns the ids of the sessions ended.
+pub fn end_all_for_principal(conn: &mut DbConnection, principal_id: &str, now: DateTime<Utc>) -> Result<Vec<String>> {
+    let ids: Vec<String> = login_sessions::table
+        .filter(login_sessions::principal_id.eq(principal_id))
+        .filter(login_sessions::ended_at.is_null())
+        .select(login_sessions::id)
+        .load(conn)?;
+    diesel::update(login_sessions::table.filter(login_sessions::id.eq_any(&ids)))
+        .set(login_sessions::ended_at.eq(Some(to_db_time(now))))
+        .execute(conn)?;
+    Ok(ids)
+}
+
+/// Forget sessions past their absolute lifetime, or ended before `ended_before`.
+pub fn delete_expired(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize> {
+    Ok(diesel::delete(login_sessions::table.filter(login_sessions::expires_at.le(to_db_time(now)))).execute(conn)?)
+}

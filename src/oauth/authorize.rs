@@ -1,0 +1,554 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2):
+//! check the request, then either answer with a code at once (a live
+//! session: single sign-on) or ask the person to log in on Roster's page.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::error::OAuthError;
+use super::session::{self, LiveSession};
+use super::{OAuthContext, code, oidc, person, pkce};
+use crate::auth::secrets::SecretString;
+use crate::db::DbConnection;
+use crate::error::Error;
+use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::client_settings;
+use crate::models::principal::{self, PrincipalKind};
+
+/// Longest `state` and `nonce` accepted, in bytes.
+pub const MAX_STATE_LEN: usize = 1024;
+pub const MAX_NONCE_LEN: usize = 255;
+
+/// The parameters of a request (query string or form), each present once.
+/// Values may be passwords, so `Debug` shows names only.
+#[derive(Default, Clone)]
+pub struct Params(HashMap<String, String>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_struct("Params").field("names", &names).finish_non_exhaustive()
+    }
+}
+
+impl Params {
+    /// Parse `application/x-www-form-urlencoded` text. A repeated parameter is
+    /// an error (RFC 6749 §3.1); an empty value counts as absent.
+    pub fn parse(text: &[u8]) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(text) {
+            if v.len() > 8192 {
+                return Err(format!("parameter '{k}' is too long"));
+            }
+            if map.insert(k.to_string(), v.into_owned()).is_some() {
+                return Err(format!("parameter '{k}' is repeated"));
+            }
+        }
+        map.retain(|_, v: &mut String| !v.is_empty());
+        Ok(Self(map))
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+}
+
+/// How a refused authorization request is answered (§4.1.2.1).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    /// The client or the redirect URI cannot be trusted: shown to the person
+    /// on a page, never redirected.
+    #[error("{0}")]
+    Page(String),
+    /// Sent to the client at its redirect URI (a URL with `error`, `state`, `iss`).
+    #[error("redirected with an error")]
+    Redirect(String),
+    /// Storage or an internal step failed.
+    #[error(transparent)]
+    Server(#[from] Error),
+}
+
+impl From<crate::db::PoolError> for AuthorizeError {
+    fn from(e: crate::db::PoolError) -> Self {
+        Self::Server(e.into())
+    }
+}
+
+impl crate::db::HasFault for AuthorizeError {
+    fn fault(&self) -> Option<crate::db::Fault> {
+        match self {
+            Self::Server(e) => e.fault(),
+            Self::Page(_) | Self::Redirect(_) => None,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AuthorizeError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Server(e.into())
+    }
+}
+
+/// `prompt` (OpenID Connect Core §3.1.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// Log in only if there is no live session.
+    Default,
+    /// Never show a page: a code, or `login_required`.
+    None,
+    /// Always ask for the password again.
+    Login,
+}
+
+/// A checked authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    /// As asked, syntax checked; narrowed to what the person holds at issuance.
+    pub scope: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+}
+
+impl AuthorizationRequest {
+    /// The parameters the login form carries back (hidden fields).
+    pub fn carried(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            ("response_type", "code".to_string()),
+            ("client_id", self.client_id.clone()),
+            ("redirect_uri", self.redirect_uri.clone()),
+            ("code_challenge", self.code_challenge.clone()),
+            ("code_challenge_method", "S256".to_string()),
+        ];
+        if !self.scope.is_empty() {
+            v.push(("scope", self.scope.join(" ")));
+        }
+        if let Some(s) = &self.state {
+            v.push(("state", s.clone()));
+        }
+        if let Some(n) = &self.nonce {
+            v.push(("nonce", n.clone()));
+        }
+        v
+    }
+
+    /// The origin of the redirect URI (for the page's `form-action`).
+    pub fn redirect_origin(&self) -> String {
+        url::Url::parse(&self.redirect_uri)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+}
+
+/// `redirect_uri` with `params` added to its query (§4.1.2), plus `iss` (RFC 9207 §2).
+pub fn redirect_url(redirect_uri: &str, issuer: &str, params: &[(&str, &str)]) -> Result<String, Error> {
+    let mut url = url::Url::parse(redirect_uri).map_err(|_| Error::internal("stored redirect_uri is not a URL"))?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+        q.append_pair("iss", issuer);
+    }
+    Ok(url.to_string())
+}
+
+/// An error for the client (§4.1.2.1), at its redirect URI.
+fn client_error(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> AuthorizeError {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    match redirect_url(redirect_uri, issuer, &params) {
+        Ok(url) => AuthorizeError::Redirect(url),
+        Err(e) => AuthorizeError::Server(e),
+    }
+}
+
+/// Check `params` as an authorization request. The client and the redirect
+/// URI first: until both are known good, every error is a page.
+pub fn check(conn: &mut DbConnection, issuer: &str, params: &Params) -> Result<AuthorizationRequest, AuthorizeError> {
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| AuthorizeError::Page("The request names no client (client_id is missing).".into()))?;
+    let unknown = || AuthorizeError::Page("The application that sent you here is not registered for login.".into());
+    let client = principal::find_by_name(conn, client_id)?
+        .filter(|p| p.kind == PrincipalKind::Service.as_str() && p.is_active())
+        .ok_or_else(unknown)?;
+    let settings = client_settings::find(conn, &client.id)?.ok_or_else(unknown)?;
+    let redirect_uri = params.get("redirect_uri").ok_or_else(|| {
+        AuthorizeError::Page("The request has no redirect_uri, so there is nowhere to send you back.".into())
+    })?;
+    // §3.1.2.3, RFC 9700 §4.1.3: exact string match, no prefix or pattern.
+    if !settings.redirect_uris.iter().any(|r| r == redirect_uri) {
+        return Err(AuthorizeError::Page(
+            "The address this application asked to send you back to is not registered for it.".into(),
+        ));
+    }
+    let state = params.get("state");
+    let fail = |error: &str, description: &str| {
+        let state = state.filter(|s| s.len() <= MAX_STATE_LEN);
+        client_error(issuer, redirect_uri, state, error, description)
+    };
+    if state.is_some_and(|s| s.len() > MAX_STATE_LEN) {
+        return Err(fail("invalid_request", "state is too long"));
+    }
+    if params.get("request").is_some() {
+        return Err(fail("request_not_supported", "request objects are not supported"));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(fail("request_uri_not_supported", "request_uri is not supported"));
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        None => return Err(fail("invalid_request", "response_type is missing")),
+        Some(_) => return Err(fail("unsupported_response_type", "only response_type=code is supported")),
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(fail("invalid_request", "only response_mode=query is supported"));
+    }
+    // RFC 7636 §4.4.1, RFC 9700 §2.1.1: PKCE with S256, for every client.
+    let code_challenge = params
+        .get("code_challenge")
+        .ok_or_else(|| fail("invalid_request", "PKCE is required: send code_challenge and code_challenge_method=S256"))?;
+    match params.get("code_challenge_method") {
+        Some("S256") => {}
+        None | Some("plain") => {
+            return Err(fail("invalid_request", "code_challenge_method must be S256 (plain is not accepted)"));
+        }
+        Some(_) => return Err(fail("invalid_request", "code_challenge_method must be S256")),
+    }
+    if !pkce::valid_challenge(code_challenge) {
+        return Err(fail("invalid_request", "code_challenge is not an S256 challenge"));
+    }
+    let mut scope = Vec::new();
+    for s in params.get("scope").unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+        if crate::names::validate_scope(s).is_err() {
+            return Err(fail("invalid_scope", "the scope is malformed"));
+        }
+        if !scope.iter().any(|x| x == s) {
+            scope.push(s.to_string());
+        }
+    }
+    let nonce = params.get("nonce");
+    if nonce.is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+        return Err(fail("invalid_request", "nonce is too long"));
+    }
+    let prompt = parse_prompt(params.get("prompt")).map_err(|d| fail("invalid_request", d))?;
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| fail("invalid_request", "max_age must be a number of seconds"))?,
+        ),
+    };
+    Ok(AuthorizationRequest {
+        client_id: client.name,
+        redirect_uri: redirect_uri.to_string(),
+        state: state.map(str::to_string),
+        scope,
+        nonce: nonce.map(str::to_string),
+        code_challenge: code_challenge.to_string(),
+        prompt,
+        max_age,
+    })
+}
+
+/// §3.1.2.1: a space-separated list; `none` stands alone. `consent` and
+/// `select_account` are accepted and change nothing: frontends are
+/// first-party, and a browser holds one session.
+fn parse_prompt(value: Option<&str>) -> Result<Prompt, &'static str> {
+    let values: Vec<&str> = value.unwrap_or("").split(' ').filter(|s| !s.is_empty()).collect();
+    if values.iter().any(|v| !matches!(*v, "none" | "login" | "consent" | "select_account")) {
+        return Err("prompt must be none, login, consent or select_account");
+    }
+    if values.contains(&"none") {
+        return if values.len() == 1 {
+            Ok(Prompt::None)
+        } else {
+            Err("prompt=none cannot be combined with other values")
+        };
+    }
+    Ok(if values.contains(&"login") {
+        Prompt::Login
+    } else {
+        Prompt::Default
+    })
+}
+
+/// Does a live session answer `request` without a new login?
+fn session_suffices(request: &AuthorizationRequest, session: &LiveSession, now: DateTime<Utc>) -> bool {
+    if request.prompt == Prompt::Login {
+        return false;
+    }
+    match request.max_age {
+        Some(max_age) => (now - session.auth_time()).num_seconds() <= max_age,
+        None => true,
+    }
+}
+
+/// The scopes a code carries: those asked for that the person holds, and the
+/// OpenID scopes (asked scopes the person lacks are dropped, not refused).
+fn granted_scopes(conn: &mut DbConnection, request: &AuthorizationRequest, person_id: &str) -> Result<Vec<String>, Error> {
+    let held = principal::scopes_of(conn, person_id)?;
+    let mut scopes: Vec<String> = request
+        .scope
+        .iter()
+        .filter(|s| oidc::is_oidc_scope(s) || held.contains(s))
+        .cloned()
+        .collect();
+    scopes.sort();
+    Ok(scopes)
+}
+
+/// Issue a code for `session` and build the redirect (§4.1.2).
+fn answer(
+    conn: &mut DbConnection,
+    ctx: &Issuing,
+    request: &AuthorizationRequest,
+    session: &LiveSession,
+    event: &'static str,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, AuthorizeError> {
+    let scopes = granted_scopes(conn, request, &session.person.id)?;
+    let code = code::issue(conn, &ctx.pepper, request, session, &scopes, now)?;
+    audit::record(
+        conn,
+        NewAuditEvent::new(event, Outcome::Ok)
+            .principal(Some(&session.person.id))
+            .remote(remote)
+            .details(serde_json::json!({
+                "client_id": request.client_id,
+                "session_id": session.row.id,
+                "scope": scopes,
+            })),
+        now,
+    )?;
+    let mut params = vec![("code", code.expose())];
+    if let Some(s) = &request.state {
+        params.push(("state", s.as_str()));
+    }
+    Ok(redirect_url(&request.redirect_uri, &ctx.issuer, &params)?)
+}
+
+/// What a database closure of this endpoint needs.
+#[derive(Clone)]
+struct Issuing {
+    issuer: String,
+    pepper: crate::auth::secrets::Pepper,
+    policy: session::SessionPolicy,
+}
+
+impl Issuing {
+    fn of(ctx: &OAuthContext) -> Self {
+        Self {
+            issuer: ctx.token.issuer.clone(),
+            pepper: ctx.pepper.clone(),
+            policy: ctx.sessions,
+        }
+    }
+}
+
+/// The login page to show: the request to carry, and why it is shown again.
+#[derive(Debug, Clone)]
+pub struct LoginForm {
+    pub request: AuthorizationRequest,
+    pub username: Option<String>,
+    pub problem: Option<LoginProblem>,
+}
+
+/// Why the login page is shown again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginProblem {
+    /// The form did not come from a page Roster rendered for this browser.
+    Csrf,
+    Refused,
+    Throttled { retry_after: i64 },
+}
+
+/// The outcome of a GET on the authorization endpoint.
+#[derive(Debug)]
+pub enum Step {
+    /// To the client, with a code or an error.
+    Redirect(String),
+    /// The person must log in.
+    Login(LoginForm),
+}
+
+/// `GET /oauth/authorize`.
+pub async fn authorize(
+    ctx: &OAuthContext,
+    params: Params,
+    session_token: Option<SecretString>,
+    remote: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Step, AuthorizeError> {
+    let issuing = Issuing::of(ctx);
+    ctx.db
+        .run(move |conn| {
+            let request = check(conn, &issuing.issuer, &params)?;
+            let live = match &session_token {
+                Some(t) => session::current(conn, &issuing.pepper, t, &issuing.policy, now)?,
+                None => None,
+            };
+            match live {
+                Some(s) if session_suffices(&request, &s, now) => crate::db::transaction(conn, |conn| {
+                    session::touch(conn, &s, now)?;
+                    answer(conn, &issuing, &request, &s, "login.sso", remote.as_deref(), now).map(Step::Redirect)
+                }),
+                _ if request.prompt == Prompt::None => Err(client_error(
+                    &issuing.issuer,
+                    &request.redirect_uri,
+                    request.state.as_deref(),
+                    "login_required",
+                    "the person must log in",
+                )),
+                _ => Ok(Step::Login(LoginForm {
+                    request,
+                    username: None,
+                    problem: None,
+                })),
+            }
+        })
+        .await
+}
+
+/// The outcome of a login form.
+#[derive(Debug)]
+pub enum LoginStep {
+    /// Logged in: set the session cookie, and send the person to the client.
+    Done { redirect: String, session_token: SecretString },
+    /// Show the form again.
+    Retry(LoginForm),
+}
+
+/// `POST /oauth/login`: the login form, carrying the authorization request.
+/// The password goes through [`person`], as for the password grant.
+#[allow(clippy::too_many_arguments)]
+pub async fn login(
+    ctx: &OAuthContext,
+    params: Params,
+    csrf_ok: bool,
+    username: Option<String>,
+    password: Option<SecretString>,
+    remote: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<LoginStep, AuthorizeError> {
+    let (issuing, checks) = (Issuing::of(ctx), ctx.checks());
+    let user_for_load = username.clone().unwrap_or_default();
+    let remote_for_load = remote.clone();
+    let (request, candidate) = ctx
+        .db
+        .run(move |conn| {
+            let request = check(conn, &issuing.issuer, &params)?;
+            if !csrf_ok {
+                return Ok::<_, AuthorizeError>((request, Err(LoginProblem::Csrf)));
+            }
+            match person::load(conn, &checks, &user_for_load, remote_for_load.as_deref(), now) {
+                Ok(c) => Ok((request, Ok(c))),
+                Err(OAuthError::Throttled { retry_after }) => Ok((request, Err(LoginProblem::Throttled { retry_after }))),
+                Err(OAuthError::Server(e)) => Err(e.into()),
+                Err(OAuthError::Client { .. }) => Ok((request, Err(LoginProblem::Refused))),
+            }
+        })
+        .await?;
+    let retry = |request: AuthorizationRequest, problem| {
+        Ok(LoginStep::Retry(LoginForm {
+            request,
+            username: username.clone(),
+            problem: Some(problem),
+        }))
+    };
+    let candidate = match candidate {
+        Ok(c) => c,
+        Err(problem) => return retry(request, problem),
+    };
+    let password = password.unwrap_or_else(|| SecretString::new(""));
+    let verified = match person::verify(ctx, &candidate, password).await {
+        Ok(v) => v,
+        Err(OAuthError::Server(e)) => return Err(e.into()),
+        Err(_) => false,
+    };
+    let (issuing, checks, carried) = (Issuing::of(ctx), ctx.checks(), request.clone());
+    let outcome = ctx
+        .db
+        .run(move |conn| {
+            let user = match person::settle(conn, &checks, &candidate, verified, "login.browser", remote.as_deref(), now) {
+                Ok(u) => u,
+                Err(OAuthError::Server(e)) => return Err(e.into()),
+                Err(_) => return Ok(None),
+            };
+            crate::db::transaction(conn, |conn| {
+                let current = match person::confirm(conn, &candidate, &user) {
+                    Ok(p) => p,
+                    Err(OAuthError::Server(e)) => return Err(AuthorizeError::Server(e)),
+                    Err(_) => return Ok(None),
+                };
+                let (token, live) = session::start(conn, &issuing.pepper, &current, &issuing.policy, now)?;
+                let redirect = answer(conn, &issuing, &carried, &live, "login.browser", remote.as_deref(), now)?;
+                Ok(Some(LoginStep::Done {
+                    redirect,
+                    session_token: token,
+                }))
+            })
+        })
+        .await?;
+    match outcome {
+        Some(done) => Ok(done),
+        None => retry(request, LoginProblem::Refused),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_values_follow_openid_connect() {
+        assert_eq!(parse_prompt(None), Ok(Prompt::Default));
+        assert_eq!(parse_prompt(Some("none")), Ok(Prompt::None));
+        assert_eq!(parse_prompt(Some("login consent")), Ok(Prompt::Login));
+        assert_eq!(parse_prompt(Some("consent")), Ok(Prompt::Default));
+        assert!(parse_prompt(Some("none login")).is_err());
+        assert!(parse_prompt(Some("bogus")).is_err());
+    }
+
+    #[test]
+    fn the_redirect_keeps_the_registered_query_and_adds_iss() {
+        let url = redirect_url(
+            "https://app.example/cb?tenant=a",
+            "https://id.example",
+            &[("code", "c&d"), ("state", "s s")],
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "https://app.example/cb?tenant=a&code=c%26d&state=s+s&iss=https%3A%2F%2Fid.example"
+        );
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert!(Params::parse(b"a=1&a=2").is_err());
+        let p = Params::parse(b"a=1&b=").unwrap();
+        assert_eq!(p.get("a"), Some("1"));
+        assert_eq!(p.get("b"), None);
+    }
+}

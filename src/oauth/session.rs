@@ -1,0 +1,210 @@
+//! Browser login sessions: created by a login on Roster's page, kept in the
+//! database so that every instance honours them, ended by logout, by an idle
+//! or absolute timeout, and by disabling the person.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::auth::secrets::{Pepper, SecretString, constant_time_eq, random_token};
+use crate::db::DbConnection;
+use crate::error::{Error, Result};
+use crate::models::login_session::{self, LoginSessionRow};
+use crate::models::principal::{self, Principal};
+use crate::models::{from_db_time, new_id, refresh_token, to_db_time};
+
+/// How long a session lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session unused this long ends.
+    pub idle: Duration,
+    /// A session ends this long after the login, used or not.
+    pub lifetime: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle: Duration::hours(1),
+            lifetime: Duration::hours(12),
+        }
+    }
+}
+
+/// Bytes of randomness in a session cookie and a CSRF cookie.
+const TOKEN_BYTES: usize = 32;
+
+fn hash(pepper: &Pepper, token: &SecretString) -> String {
+    pepper.mac_hex(format!("login-session:{}", token.expose()).as_bytes())
+}
+
+/// A live session and its person.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
+    pub row: LoginSessionRow,
+    pub person: Principal,
+}
+
+impl LiveSession {
+    pub fn auth_time(&self) -> DateTime<Utc> {
+        from_db_time(self.row.auth_time)
+    }
+}
+
+/// Is `row` live at `now` for `person`: not ended, within both timeouts, and
+/// its person active and not disabled since the login?
+pub fn is_live(row: &LoginSessionRow, person: &Principal, policy: &SessionPolicy, now: DateTime<Utc>) -> bool {
+    row.ended_at.is_none()
+        && now < from_db_time(row.expires_at)
+        && now < from_db_time(row.last_seen_at) + policy.idle
+        && person.is_active()
+        && !person.killed_token(from_db_time(row.auth_time).timestamp())
+}
+
+/// The live session of a cookie's token, if any.
+pub fn current(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    token: &SecretString,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<LiveSession>> {
+    let Some(row) = login_session::find_by_hash(conn, &hash(pepper, token))? else {
+        return Ok(None);
+    };
+    let Some(person) = principal::find_by_id(conn, &row.principal_id)? else {
+        return Ok(None);
+    };
+    Ok(is_live(&row, &person, policy, now).then_some(LiveSession { row, person }))
+}
+
+/// Start a session for `person`, who has just logged in. Returns the cookie's token.
+pub fn start(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    person: &Principal,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<(SecretString, LiveSession)> {
+    let token = SecretString::new(random_token(TOKEN_BYTES).map_err(|_| Error::internal("random token"))?);
+    let t = to_db_time(now);
+    let row = LoginSessionRow {
+        id: new_id(),
+        token_hash: hash(pepper, &token),
+        principal_id: person.id.clone(),
+        auth_time: t,
+        last_seen_at: t,
+        expires_at: to_db_time(now + policy.lifetime),
+        ended_at: None,
+    };
+    login_session::insert(conn, &row)?;
+    Ok((
+        token,
+        LiveSession {
+            row,
+            person: person.clone(),
+        },
+    ))
+}
+
+/// Record a use of the session (single sign-on), which moves the idle deadline.
+pub fn touch(conn: &mut DbConnection, session: &LiveSession, now: DateTime<Utc>) -> Result<()> {
+    login_session::touch(conn, &session.row.id, now)
+}
+
+/// End session `id` and revoke the refresh tokens issued under it. Returns
+/// false when it had ended already.
+pub fn end(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<bool> {
+    crate::db::transaction(conn, |conn| {
+        let ended = login_session::end(conn, id, now)?;
+        refresh_token::revoke_session(conn, id, now)?;
+        Ok(ended)
+    })
+}
+
+/// A fresh value for the CSRF cookie.
+pub fn new_csrf_cookie() -> Result<SecretString> {
+    Ok(SecretString::new(
+        random_token(TOKEN_BYTES).map_err(|_| Error::internal("random token"))?,
+    ))
+}
+
+/// The form's CSRF token for a CSRF cookie: a keyed hash of it, so that only
+/// a page Roster rendered for that browser carries it (double-submit cookie,
+/// signed; OWASP CSRF Prevention Cheat Sheet).
+pub fn csrf_token(pepper: &Pepper, cookie: &SecretString) -> String {
+    pepper.mac_hex(format!("login-csrf:{}", cookie.expose()).as_bytes())
+}
+
+/// Does the form's `token` belong to the browser's CSRF `cookie`?
+pub fn csrf_ok(pepper: &Pepper, cookie: Option<&SecretString>, token: Option<&str>) -> bool {
+    match (cookie, token) {
+        (Some(cookie), Some(token)) => constant_time_eq(&csrf_token(pepper, cookie), token),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap()
+    }
+
+    fn person(status: &str) -> Principal {
+        Principal {
+            id: "p".into(),
+            kind: "human".into(),
+            name: "alice".into(),
+            display_name: None,
+            email: None,
+            status: status.into(),
+            created_at: to_db_time(at(0, 0)),
+            updated_at: to_db_time(at(0, 0)),
+            tokens_not_before: None,
+        }
+    }
+
+    fn row() -> LoginSessionRow {
+        LoginSessionRow {
+            id: "s".into(),
+            token_hash: "h".into(),
+            principal_id: "p".into(),
+            auth_time: to_db_time(at(9, 0)),
+            last_seen_at: to_db_time(at(10, 0)),
+            expires_at: to_db_time(at(21, 0)),
+            ended_at: None,
+        }
+    }
+
+    #[test]
+    fn a_session_ends_when_idle_at_its_lifetime_on_logout_and_on_disable() {
+        let policy = SessionPolicy::default();
+        let alice = person("active");
+        assert!(is_live(&row(), &alice, &policy, at(10, 59)));
+        assert!(!is_live(&row(), &alice, &policy, at(11, 0)), "idle for an hour");
+        let mut busy = row();
+        busy.last_seen_at = to_db_time(at(20, 59));
+        assert!(is_live(&busy, &alice, &policy, at(20, 59)));
+        assert!(!is_live(&busy, &alice, &policy, at(21, 0)), "twelve hours after the login");
+        let mut ended = row();
+        ended.ended_at = Some(to_db_time(at(9, 30)));
+        assert!(!is_live(&ended, &alice, &policy, at(10, 0)));
+        assert!(!is_live(&row(), &person("disabled"), &policy, at(10, 0)));
+        let mut re_enabled = person("active");
+        re_enabled.tokens_not_before = Some(to_db_time(at(9, 30)));
+        assert!(!is_live(&row(), &re_enabled, &policy, at(10, 0)), "disabled after the login, then enabled");
+    }
+
+    #[test]
+    fn the_csrf_token_belongs_to_its_cookie() {
+        let pepper = Pepper::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap();
+        let cookie = SecretString::new("cookie-a");
+        let token = csrf_token(&pepper, &cookie);
+        assert!(csrf_ok(&pepper, Some(&cookie), Some(&token)));
+        assert!(!csrf_ok(&pepper, Some(&SecretString::new("cookie-b")), Some(&token)));
+        assert!(!csrf_ok(&pepper, None, Some(&token)));
+        assert!(!csrf_ok(&pepper, Some(&cookie), None));
+        assert!(!csrf_ok(&pepper, Some(&cookie), Some("cookie-a")));
+    }
+}

@@ -224,12 +224,15 @@ mod tests {
                 status: "active".into(),
                 scopes: vec![],
                 categories: Some(vec![]),
+                public_client: None,
+                redirect_uris: None,
+                post_logout_redirect_uris: None,
                 created_at: t,
                 updated_at: t,
             },
             client_id: "billing".into(),
-            client_secret: SecretString::new("first-secret-value"),
-            secret_id: "s1".into(),
+            client_secret: Some(SecretString::new("first-secret-value")),
+            secret_id: Some("s1".into()),
         };
         assert!(!format!("{v:?}").contains("first-secret-value"));
         assert_eq!(serde_json::to_value(&v).unwrap()["client_secret"], "first-secret-value");

@@ -19,6 +19,7 @@ fn service(name: &str) -> NewPrincipal {
         email: None,
         scopes: vec!["mail:send".into()],
         categories: vec![],
+        client: Default::default(),
     }
 }
 
@@ -30,10 +31,10 @@ async fn client_secrets_verify_and_wrong_or_deleted_ones_fail(backend: Backend) 
     let now = t0();
     app.query(move |conn| {
         let created = roster::principals::create_service(conn, &pepper, &service("mailer"), None, now)?;
-        let good = created.client_secret.clone();
+        let (secret_id, good) = created.secret.clone().unwrap();
         let ok = client::authenticate(conn, &pepper, "mailer", &good, now)?.unwrap();
         assert_eq!(ok.principal.name, "mailer");
-        assert_eq!(ok.secret_id, created.secret_id);
+        assert_eq!(ok.secret_id, secret_id);
         let rows = secret::list_for(conn, &ok.principal.id)?;
         // The stored value is a keyed hash, not the secret.
         assert_ne!(rows[0].secret_hash, good.expose());
@@ -61,7 +62,7 @@ async fn client_secrets_verify_and_wrong_or_deleted_ones_fail(backend: Backend) 
         );
 
         // A deleted secret stops working at once.
-        assert!(secret::delete(conn, &ok.principal.id, &created.secret_id)?);
+        assert!(secret::delete(conn, &ok.principal.id, &secret_id)?);
         assert_eq!(
             fail(client::authenticate(conn, &pepper, "mailer", &good, now)?),
             Some(ClientAuthFailure::WrongSecret)

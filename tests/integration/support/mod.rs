@@ -295,6 +295,7 @@ impl TestApp {
             email: None,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             categories: Vec::<CategoryAssignment>::new(),
+            client: Default::default(),
         };
         let created = self
             .query(move |conn| roster::principals::create_service(conn, &pepper, &input, None, now))
@@ -302,7 +303,7 @@ impl TestApp {
         TestService {
             id: created.principal.id.clone(),
             name: created.principal.name.clone(),
-            secret: created.client_secret.expose().to_string(),
+            secret: created.secret.as_ref().map(|(_, s)| s.expose().to_string()).unwrap_or_default(),
         }
     }
 
@@ -317,6 +318,7 @@ impl TestApp {
             email: None,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             categories: Vec::new(),
+            client: Default::default(),
         };
         self.query(move |conn| roster::principals::create_human(conn, &input, &phc, None, now))
             .await

@@ -106,7 +106,13 @@ impl Upkeep {
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
-        verified.and(origins).and(keys).and(registry).and(usage).and(failures).and(retention)
+        verified
+            .and(origins)
+            .and(keys)
+            .and(registry)
+            .and(usage)
+            .and(failures)
+            .and(retention)
     }
 
     /// Reload the CORS origins; on failure the last good set stays.

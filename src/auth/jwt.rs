@@ -77,7 +77,9 @@ pub fn verify_signed<T: serde::de::DeserializeOwned>(keys: &KeySnapshot, token: 
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<T>(token, key, &validation).ok().map(|d| d.claims)
+    jsonwebtoken::decode::<T>(token, key, &validation)
+        .ok()
+        .map(|d| d.claims)
 }
 
 /// Why a token is not valid. Only ever reported as "invalid" to clients.

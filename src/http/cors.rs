@@ -20,15 +20,22 @@ fn methods_of(path: &str) -> Option<&'static str> {
     match path {
         "/oauth/token" | "/oauth/revoke" => Some("POST"),
         "/oauth/userinfo" => Some("GET, POST"),
-        "/api/v1/modules" => Some("GET"),
+        "/api/v1/modules" | "/api/v1/me" => Some("GET"),
         p if p.starts_with("/.well-known/") => Some("GET"),
         _ => None,
     }
 }
 
 /// The middleware: answer preflights, and mark allowed responses.
-pub async fn cors(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let origin = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_string);
+pub async fn cors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let origin = req
+        .headers()
+        .get(ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let (Some(origin), Some(methods)) = (origin, methods_of(req.path())) else {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     };
@@ -42,7 +49,10 @@ pub async fn cors(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -
         if allowed {
             resp.insert_header((ACCESS_CONTROL_ALLOW_ORIGIN, origin))
                 .insert_header((ACCESS_CONTROL_ALLOW_METHODS, methods))
-                .insert_header((ACCESS_CONTROL_ALLOW_HEADERS, "authorization, content-type, if-none-match"))
+                .insert_header((
+                    ACCESS_CONTROL_ALLOW_HEADERS,
+                    "authorization, content-type, if-none-match",
+                ))
                 .insert_header((ACCESS_CONTROL_MAX_AGE, "600"));
         }
         return Ok(req.into_response(resp.finish()));

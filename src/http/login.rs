@@ -22,11 +22,19 @@ fn secure(state: &AppState) -> bool {
 }
 
 fn session_cookie_name(state: &AppState) -> &'static str {
-    if secure(state) { "__Host-roster_session" } else { "roster_session" }
+    if secure(state) {
+        "__Host-roster_session"
+    } else {
+        "roster_session"
+    }
 }
 
 fn csrf_cookie_name(state: &AppState) -> &'static str {
-    if secure(state) { "__Host-roster_csrf" } else { "roster_csrf" }
+    if secure(state) {
+        "__Host-roster_csrf"
+    } else {
+        "roster_csrf"
+    }
 }
 
 /// A host-only, `HttpOnly`, `SameSite=Lax` cookie for the whole site.
@@ -66,7 +74,10 @@ fn refused(e: AuthorizeError) -> HttpResponse {
                 tracing::error!(detail = %e, "login failed");
             }
             let (status, message) = if transient {
-                (StatusCode::SERVICE_UNAVAILABLE, "Login is unavailable for a moment. Try again shortly.")
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Login is unavailable for a moment. Try again shortly.",
+                )
             } else {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side.")
             };
@@ -98,7 +109,11 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
     let token = session::csrf_token(&state.oauth().pepper, &csrf);
     let (status, message, retry_after) = match form.problem {
         None => (StatusCode::OK, None, None),
-        Some(LoginProblem::Refused) => (StatusCode::UNAUTHORIZED, Some("Invalid username or password.".to_string()), None),
+        Some(LoginProblem::Refused) => (
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid username or password.".to_string()),
+            None,
+        ),
         Some(LoginProblem::Csrf) => (
             StatusCode::FORBIDDEN,
             Some("This form expired or did not come from this page. Please log in again.".to_string()),
@@ -147,7 +162,8 @@ async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<Params, A
 }
 
 fn query(req: &HttpRequest) -> Result<Params, AuthorizeError> {
-    Params::parse(req.query_string().as_bytes()).map_err(|m| AuthorizeError::Page(format!("The request is malformed: {m}.")))
+    Params::parse(req.query_string().as_bytes())
+        .map_err(|m| AuthorizeError::Page(format!("The request is malformed: {m}.")))
 }
 
 /// `GET /oauth/authorize` (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1).
@@ -178,9 +194,26 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
         cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
         csrf.as_deref(),
     );
-    match authorize::login(state.oauth(), params, csrf_ok, username, password, remote(&req), state.now()).await {
-        Ok(LoginStep::Done { redirect, session_token }) => see_other(&redirect)
-            .cookie(cookie(&state, session_cookie_name(&state), session_token.expose().to_string()))
+    match authorize::login(
+        state.oauth(),
+        params,
+        csrf_ok,
+        username,
+        password,
+        remote(&req),
+        state.now(),
+    )
+    .await
+    {
+        Ok(LoginStep::Done {
+            redirect,
+            session_token,
+        }) => see_other(&redirect)
+            .cookie(cookie(
+                &state,
+                session_cookie_name(&state),
+                session_token.expose().to_string(),
+            ))
             .finish(),
         Ok(LoginStep::Retry(form)) => login_page(&req, &state, &form),
         Err(e) => refused(e),

@@ -84,16 +84,37 @@ fn headers(resp: &mut HttpResponseBuilder, csp: &str) {
 fn hidden(fields: &[(&str, String)]) -> String {
     fields
         .iter()
-        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", escape(k), escape(v)))
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+                escape(k),
+                escape(v)
+            )
+        })
         .collect()
 }
 
 /// The login page. `error` is shown above the form, announced to screen readers.
-pub fn login(client: &str, carried: &[(&str, String)], csrf: &str, username: Option<&str>, error: Option<&str>) -> String {
+pub fn login(
+    client: &str,
+    carried: &[(&str, String)],
+    csrf: &str,
+    username: Option<&str>,
+    error: Option<&str>,
+) -> String {
     let alert = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>\n", escape(e)))
+        .map(|e| {
+            format!(
+                "<p class=\"error\" role=\"alert\" id=\"login-error\">{}</p>\n",
+                escape(e)
+            )
+        })
         .unwrap_or_default();
-    let described = if error.is_some() { " aria-describedby=\"login-error\"" } else { "" };
+    let described = if error.is_some() {
+        " aria-describedby=\"login-error\""
+    } else {
+        ""
+    };
     let autofocus_user = if username.is_none() { " autofocus" } else { "" };
     let autofocus_pw = if username.is_some() { " autofocus" } else { "" };
     let body = format!(

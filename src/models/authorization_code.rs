@@ -31,7 +31,9 @@ pub struct AuthorizationCodeRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &AuthorizationCodeRow) -> Result<()> {
-    diesel::insert_into(authorization_codes::table).values(row).execute(conn)?;
+    diesel::insert_into(authorization_codes::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 

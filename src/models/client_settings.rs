@@ -83,13 +83,17 @@ pub fn all_active_redirect_uris(conn: &mut DbConnection) -> Result<Vec<String>> 
     let rows: Vec<(String, String)> = client_settings::table
         .inner_join(principals::table.on(principals::id.eq(client_settings::principal_id)))
         .filter(principals::status.eq("active"))
-        .select((client_settings::redirect_uris, client_settings::post_logout_redirect_uris))
+        .select((
+            client_settings::redirect_uris,
+            client_settings::post_logout_redirect_uris,
+        ))
         .load(conn)?;
     let mut out = Vec::new();
     for (a, b) in rows {
         for s in [a, b] {
             out.extend(
-                serde_json::from_str::<Vec<String>>(&s).map_err(|e| Error::internal(format!("client settings: {e}")))?,
+                serde_json::from_str::<Vec<String>>(&s)
+                    .map_err(|e| Error::internal(format!("client settings: {e}")))?,
             );
         }
     }

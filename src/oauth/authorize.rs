@@ -216,19 +216,30 @@ pub fn check(conn: &mut DbConnection, issuer: &str, params: &Params) -> Result<A
     match params.get("response_type") {
         Some("code") => {}
         None => return Err(fail("invalid_request", "response_type is missing")),
-        Some(_) => return Err(fail("unsupported_response_type", "only response_type=code is supported")),
+        Some(_) => {
+            return Err(fail(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
     }
     if params.get("response_mode").is_some_and(|m| m != "query") {
         return Err(fail("invalid_request", "only response_mode=query is supported"));
     }
     // RFC 7636 §4.4.1, RFC 9700 §2.1.1: PKCE with S256, for every client.
-    let code_challenge = params
-        .get("code_challenge")
-        .ok_or_else(|| fail("invalid_request", "PKCE is required: send code_challenge and code_challenge_method=S256"))?;
+    let code_challenge = params.get("code_challenge").ok_or_else(|| {
+        fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge and code_challenge_method=S256",
+        )
+    })?;
     match params.get("code_challenge_method") {
         Some("S256") => {}
         None | Some("plain") => {
-            return Err(fail("invalid_request", "code_challenge_method must be S256 (plain is not accepted)"));
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method must be S256 (plain is not accepted)",
+            ));
         }
         Some(_) => return Err(fail("invalid_request", "code_challenge_method must be S256")),
     }
@@ -275,7 +286,10 @@ pub fn check(conn: &mut DbConnection, issuer: &str, params: &Params) -> Result<A
 /// first-party, and a browser holds one session.
 fn parse_prompt(value: Option<&str>) -> Result<Prompt, &'static str> {
     let values: Vec<&str> = value.unwrap_or("").split(' ').filter(|s| !s.is_empty()).collect();
-    if values.iter().any(|v| !matches!(*v, "none" | "login" | "consent" | "select_account")) {
+    if values
+        .iter()
+        .any(|v| !matches!(*v, "none" | "login" | "consent" | "select_account"))
+    {
         return Err("prompt must be none, login, consent or select_account");
     }
     if values.contains(&"none") {
@@ -305,7 +319,11 @@ fn session_suffices(request: &AuthorizationRequest, session: &LiveSession, now: 
 
 /// The scopes a code carries: those asked for that the person holds, and the
 /// OpenID scopes (asked scopes the person lacks are dropped, not refused).
-fn granted_scopes(conn: &mut DbConnection, request: &AuthorizationRequest, person_id: &str) -> Result<Vec<String>, Error> {
+fn granted_scopes(
+    conn: &mut DbConnection,
+    request: &AuthorizationRequest,
+    person_id: &str,
+) -> Result<Vec<String>, Error> {
     let held = principal::scopes_of(conn, person_id)?;
     let mut scopes: Vec<String> = request
         .scope
@@ -380,7 +398,9 @@ pub enum LoginProblem {
     /// The form did not come from a page Roster rendered for this browser.
     Csrf,
     Refused,
-    Throttled { retry_after: i64 },
+    Throttled {
+        retry_after: i64,
+    },
 }
 
 /// The outcome of a GET on the authorization endpoint.
@@ -434,7 +454,10 @@ pub async fn authorize(
 #[derive(Debug)]
 pub enum LoginStep {
     /// Logged in: set the session cookie, and send the person to the client.
-    Done { redirect: String, session_token: SecretString },
+    Done {
+        redirect: String,
+        session_token: SecretString,
+    },
     /// Show the form again.
     Retry(LoginForm),
 }
@@ -463,7 +486,9 @@ pub async fn login(
             }
             match person::load(conn, &checks, &user_for_load, remote_for_load.as_deref(), now) {
                 Ok(c) => Ok((request, Ok(c))),
-                Err(OAuthError::Throttled { retry_after }) => Ok((request, Err(LoginProblem::Throttled { retry_after }))),
+                Err(OAuthError::Throttled { retry_after }) => {
+                    Ok((request, Err(LoginProblem::Throttled { retry_after })))
+                }
                 Err(OAuthError::Server(e)) => Err(e.into()),
                 Err(OAuthError::Client { .. }) => Ok((request, Err(LoginProblem::Refused))),
             }
@@ -490,7 +515,15 @@ pub async fn login(
     let outcome = ctx
         .db
         .run(move |conn| {
-            let user = match person::settle(conn, &checks, &candidate, verified, "login.browser", remote.as_deref(), now) {
+            let user = match person::settle(
+                conn,
+                &checks,
+                &candidate,
+                verified,
+                "login.browser",
+                remote.as_deref(),
+                now,
+            ) {
                 Ok(u) => u,
                 Err(OAuthError::Server(e)) => return Err(e.into()),
                 Err(_) => return Ok(None),

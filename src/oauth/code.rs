@@ -87,7 +87,12 @@ enum Exchanged {
 }
 
 /// A code came back a second time: revoke what its first use issued.
-fn replayed(conn: &mut DbConnection, row: &AuthorizationCodeRow, remote: Option<&str>, now: DateTime<Utc>) -> Result<Exchanged> {
+fn replayed(
+    conn: &mut DbConnection,
+    row: &AuthorizationCodeRow,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Exchanged> {
     let revoked_refresh = match &row.refresh_family_id {
         Some(family) => refresh_token::revoke_family(conn, family, now)?,
         None => 0,
@@ -165,7 +170,9 @@ pub async fn exchange(
                     .as_ref()
                     .ok_or_else(|| OAuthError::invalid_grant("code_verifier is required (PKCE)"))?;
                 if !pkce::verify(&row.code_challenge, verifier.expose()) {
-                    return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+                    return Err(OAuthError::invalid_grant(
+                        "code_verifier does not match the code_challenge",
+                    ));
                 }
                 let session = login_session::find(conn, &row.session_id)?.filter(|s| s.ended_at.is_none());
                 let user = principal::find_by_id(conn, &row.principal_id)?

@@ -38,11 +38,15 @@ pub async fn logout(
         .get("id_token_hint")
         .and_then(|t| oidc::id_token_hint(&ctx.keys.current(), t, &ctx.token.issuer));
     if params.get("id_token_hint").is_some() && hint.is_none() {
-        return Err(AuthorizeError::Page("The logout request carries an ID token Roster did not issue.".into()));
+        return Err(AuthorizeError::Page(
+            "The logout request carries an ID token Roster did not issue.".into(),
+        ));
     }
     let client_id = match (hint.as_ref().map(|h| h.aud.clone()), params.get("client_id")) {
         (Some(a), Some(b)) if a != b => {
-            return Err(AuthorizeError::Page("The logout request names two different applications.".into()));
+            return Err(AuthorizeError::Page(
+                "The logout request names two different applications.".into(),
+            ));
         }
         (Some(a), _) => Some(a),
         (None, b) => b.map(str::to_string),

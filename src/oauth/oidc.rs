@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn at_hash_is_the_left_half_of_the_algorithms_hash() {
         // OpenID Connect Core §A.3's access token and at_hash (RS256, so SHA-256).
-        assert_eq!(at_hash(SigningAlg::Es256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            at_hash(SigningAlg::Es256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
         assert_eq!(at_hash(SigningAlg::EdDsa, "x").len(), 43, "32 bytes of SHA-512");
     }
 }

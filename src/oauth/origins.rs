@@ -54,9 +54,18 @@ mod tests {
 
     #[test]
     fn origins_are_scheme_host_and_port() {
-        assert_eq!(origin_of("https://app.example/cb?x=1").as_deref(), Some("https://app.example"));
-        assert_eq!(origin_of("https://app.example:443/cb").as_deref(), Some("https://app.example"));
-        assert_eq!(origin_of("http://localhost:5173/").as_deref(), Some("http://localhost:5173"));
+        assert_eq!(
+            origin_of("https://app.example/cb?x=1").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            origin_of("https://app.example:443/cb").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            origin_of("http://localhost:5173/").as_deref(),
+            Some("http://localhost:5173")
+        );
         assert_eq!(origin_of("data:text/plain,x"), None);
     }
 }

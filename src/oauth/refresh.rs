@@ -39,6 +39,7 @@ pub fn find(conn: &mut DbConnection, pepper: &Pepper, token: &SecretString) -> R
 
 /// Issue and store a new refresh token for `grant`: in `family` (the family
 /// id and the original scope, when rotating), or in a new family.
+#[allow(clippy::too_many_arguments)]
 pub fn store(
     conn: &mut DbConnection,
     pepper: &Pepper,

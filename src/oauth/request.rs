@@ -48,7 +48,7 @@ pub const PARAM_LIMITS: &[(&str, usize)] = &[
     ("refresh_token", 255),
     ("code", 255),
     ("code_verifier", 128),
-    ("redirect_uri", crate::principals::input::MAX_REDIRECT_URI_LEN),
+    ("redirect_uri", 2000),
     ("token", 8192),
     ("token_type_hint", 64),
 ];
@@ -360,7 +360,17 @@ mod tests {
         let e = TokenRequest::from_form(&form("grant_type=password&username=u")).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidRequest);
         assert!(e.description().contains("password"), "{}", e.description());
-        let e = TokenRequest::from_form(&form("grant_type=authorization_code&code=x")).unwrap_err();
+        assert!(matches!(
+            TokenRequest::from_form(&form("grant_type=authorization_code&code=x&code_verifier=v")).unwrap(),
+            TokenRequest::AuthorizationCode {
+                code_verifier: Some(_),
+                redirect_uri: None,
+                ..
+            }
+        ));
+        let e = TokenRequest::from_form(&form("grant_type=authorization_code")).unwrap_err();
+        assert_eq!(e.description(), "missing parameter 'code'");
+        let e = TokenRequest::from_form(&form("grant_type=implicit&code=x")).unwrap_err();
         assert_eq!(e.code(), ErrorCode::UnsupportedGrantType);
         let e = TokenRequest::from_form(&form("scope=a")).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidRequest);

@@ -186,14 +186,20 @@ mod tests {
         let mut busy = row();
         busy.last_seen_at = to_db_time(at(20, 59));
         assert!(is_live(&busy, &alice, &policy, at(20, 59)));
-        assert!(!is_live(&busy, &alice, &policy, at(21, 0)), "twelve hours after the login");
+        assert!(
+            !is_live(&busy, &alice, &policy, at(21, 0)),
+            "twelve hours after the login"
+        );
         let mut ended = row();
         ended.ended_at = Some(to_db_time(at(9, 30)));
         assert!(!is_live(&ended, &alice, &policy, at(10, 0)));
         assert!(!is_live(&row(), &person("disabled"), &policy, at(10, 0)));
         let mut re_enabled = person("active");
         re_enabled.tokens_not_before = Some(to_db_time(at(9, 30)));
-        assert!(!is_live(&row(), &re_enabled, &policy, at(10, 0)), "disabled after the login, then enabled");
+        assert!(
+            !is_live(&row(), &re_enabled, &policy, at(10, 0)),
+            "disabled after the login, then enabled"
+        );
     }
 
     #[test]

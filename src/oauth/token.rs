@@ -8,16 +8,16 @@ use super::OAuthContext;
 use super::client_auth::{self, Client};
 use super::error::{ErrorCode, OAuthError};
 use super::grants::{self, Audience, Grant};
-use super::{code, person, refresh};
 use super::request::{ClientCredentials, TokenRequest};
+use super::{code, person, refresh};
 use crate::auth::jwt;
 use crate::auth::keys::KeySnapshot;
 use crate::auth::secrets::{SecretString, serialize_exposed, serialize_exposed_opt};
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::principal::{self, Principal, PrincipalKind};
 use crate::models::new_id;
+use crate::models::principal::{self, Principal, PrincipalKind};
 
 /// RFC 6749 §5.1: the successful response. The tokens are secrets: they are
 /// serialised into the response and never shown by `Debug`.

@@ -183,7 +183,11 @@ pub const MAX_REDIRECT_URI_LEN: usize = 2000;
 
 fn validate_client(kind: PrincipalKind, c: &ClientSettings) -> Result<()> {
     if kind == PrincipalKind::Human && (c.public_client || c != &ClientSettings::default()) {
-        let field = if c.public_client { "public_client" } else { "redirect_uris" };
+        let field = if c.public_client {
+            "public_client"
+        } else {
+            "redirect_uris"
+        };
         return Err(Error::invalid(field, "only service principals log people in"));
     }
     validate_redirect_uris("redirect_uris", &c.redirect_uris)?;
@@ -210,7 +214,10 @@ pub fn validate_redirect_uris(field: &str, list: &[String]) -> Result<()> {
 pub fn validate_redirect_uri(field: &str, uri: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::invalid(field, format!("'{uri}' {why}")));
     if uri.len() > MAX_REDIRECT_URI_LEN {
-        return Err(Error::invalid(field, format!("a URL is longer than {MAX_REDIRECT_URI_LEN} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("a URL is longer than {MAX_REDIRECT_URI_LEN} bytes"),
+        ));
     }
     let Ok(url) = url::Url::parse(uri) else {
         return bad("is not an absolute URL");
@@ -361,7 +368,11 @@ mod tests {
             "https://app.example/c b",
             "http://127.0.0.1.evil.example/cb",
         ] {
-            assert_eq!(field(validate_redirect_uri("redirect_uris", bad).unwrap_err()), "redirect_uris", "{bad}");
+            assert_eq!(
+                field(validate_redirect_uri("redirect_uris", bad).unwrap_err()),
+                "redirect_uris",
+                "{bad}"
+            );
         }
         let twice = vec!["https://a.example/".to_string(), "https://a.example/".to_string()];
         assert!(validate_redirect_uris("redirect_uris", &twice).is_err());

@@ -12,8 +12,8 @@ use crate::auth::password;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
 use crate::models::client_settings::{self, ClientSettings};
+use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
 use crate::models::{auth_state, login_session, new_id, password as password_row, refresh_token, secret, to_db_time};
 use crate::page::{self, Page};
 

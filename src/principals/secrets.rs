@@ -7,13 +7,15 @@ use serde::{Deserialize, Serialize};
 use super::PrincipalsContext;
 use super::manage::row;
 use super::view::PrincipalView;
-use crate::auth::secrets::{GeneratedSecret, Pepper, SecretString, generate_client_secret, serialize_exposed, serialize_exposed_opt};
+use crate::auth::secrets::{
+    GeneratedSecret, Pepper, SecretString, generate_client_secret, serialize_exposed, serialize_exposed_opt,
+};
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::{client_settings, from_db_time};
 use crate::models::principal::PrincipalKind;
 use crate::models::secret::{self, ClientSecretRow};
+use crate::models::{client_settings, from_db_time};
 
 /// Longest lifetime of a client secret: ten years.
 const MAX_SECRET_LIFETIME_SECS: i64 = 10 * 365 * 24 * 3600;

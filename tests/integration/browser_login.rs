@@ -123,7 +123,13 @@ impl Browser {
     }
 
     async fn get(&mut self, url: &str) -> Page {
-        let resp = self.http.get(url).header("cookie", self.cookie_header()).send().await.unwrap();
+        let resp = self
+            .http
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
         self.keep(resp).await
     }
 
@@ -209,7 +215,13 @@ async fn code_for(app: &TestApp, browser: &mut Browser, client: &str, redirect: 
     (done.redirect_param("code").unwrap(), verifier)
 }
 
-async fn exchange(app: &TestApp, client: &str, redirect: &str, code: &str, verifier: Option<&str>) -> crate::support::FormReply {
+async fn exchange(
+    app: &TestApp,
+    client: &str,
+    redirect: &str,
+    code: &str,
+    verifier: Option<&str>,
+) -> crate::support::FormReply {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("client_id", client),
@@ -253,13 +265,21 @@ async fn the_oauth2_crate_completes_code_and_pkce_with_an_id_token(backend: Back
     let mut browser = Browser::new();
     let page = browser.get(url.as_str()).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
-    assert!(page.html.contains("to continue to <strong>spa</strong>"), "{}", page.html);
+    assert!(
+        page.html.contains("to continue to <strong>spa</strong>"),
+        "{}",
+        page.html
+    );
     let csp = page.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("form-action 'self' http://localhost:5173;"), "{csp}");
     assert_eq!(page.headers["x-frame-options"], "DENY");
     let done = browser.log_in(&app, &page, "alice", PASSWORD).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
-    assert!(done.location.as_deref().unwrap().starts_with(APP), "{:?}", done.location);
+    assert!(
+        done.location.as_deref().unwrap().starts_with(APP),
+        "{:?}",
+        done.location
+    );
     assert_eq!(done.redirect_param("state").as_deref(), Some(csrf.secret().as_str()));
     assert_eq!(done.redirect_param("iss"), Some(app.issuer()), "RFC 9207");
     let code = done.redirect_param("code").unwrap();
@@ -271,14 +291,22 @@ async fn the_oauth2_crate_completes_code_and_pkce_with_an_id_token(backend: Back
         .await
         .unwrap();
     assert_eq!(
-        tokens.scopes().unwrap().iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        tokens
+            .scopes()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
         vec!["openid", "registry:read"]
     );
     let access = tokens.access_token().secret().to_string();
     assert!(tokens.refresh_token().is_some());
     let jwks = app.jwks().await;
     let at = crate::support::verify_with_jwks(&jwks, &access, &app.issuer(), &app.issuer());
-    assert_eq!((at["sub"].as_str(), at["client_id"].as_str()), (Some(alice.as_str()), Some("spa")));
+    assert_eq!(
+        (at["sub"].as_str(), at["client_id"].as_str()),
+        (Some(alice.as_str()), Some("spa"))
+    );
 
     // The ID token, as an OpenID relying party checks it (Core §3.1.3.7).
     // (oauth2's BasicTokenResponse drops unknown fields: ask once more and
@@ -295,7 +323,9 @@ async fn the_oauth2_crate_completes_code_and_pkce_with_an_id_token(backend: Back
     assert_eq!(id["iss"], app.issuer());
     assert!(id["sid"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(id["auth_time"].as_i64().unwrap() <= id["iat"].as_i64().unwrap());
-    let alg = jsonwebtoken::decode_header(reply.body["id_token"].as_str().unwrap()).unwrap().alg;
+    let alg = jsonwebtoken::decode_header(reply.body["id_token"].as_str().unwrap())
+        .unwrap()
+        .alg;
     let expected = roster::oauth::oidc::at_hash(
         if alg == jsonwebtoken::Algorithm::ES256 {
             roster::auth::keys::SigningAlg::Es256
@@ -312,16 +342,23 @@ async fn the_oauth2_crate_completes_code_and_pkce_with_an_id_token(backend: Back
 
     // UserInfo and /me answer for the person.
     let token = reply.body["access_token"].as_str().unwrap();
-    let info = app.call(reqwest::Method::GET, "/oauth/userinfo", Some(token), None).await;
+    let info = app
+        .call(reqwest::Method::GET, "/oauth/userinfo", Some(token), None)
+        .await;
     assert_eq!(info.status, 200, "{}", info.body);
-    assert_eq!(info.body, json!({"sub": alice, "preferred_username": "alice", "name": "alice"}));
+    assert_eq!(
+        info.body,
+        json!({"sub": alice, "preferred_username": "alice", "name": "alice"})
+    );
     let me = app.call(reqwest::Method::GET, "/api/v1/me", Some(token), None).await;
     assert_eq!(me.body["name"], "alice");
     assert_eq!(me.body["client_id"], "spa");
     // Without openid, UserInfo refuses.
     let svc = app.create_service("worker", &[]).await;
     let svc_token = app.client_token("worker", &svc.secret).await;
-    let denied = app.call(reqwest::Method::GET, "/oauth/userinfo", Some(&svc_token), None).await;
+    let denied = app
+        .call(reqwest::Method::GET, "/oauth/userinfo", Some(&svc_token), None)
+        .await;
     assert_eq!(denied.status, 403, "{}", denied.body);
     assert!(denied.header("www-authenticate").contains("insufficient_scope"));
 
@@ -354,7 +391,14 @@ async fn single_sign_on_then_logout_ends_the_session(backend: Backend) {
     let sso = browser.get(&url).await;
     assert_eq!(sso.status, StatusCode::SEE_OTHER, "{}", sso.html);
     assert!(sso.location.as_deref().unwrap().starts_with(APP2));
-    let second = exchange(&app, "console", APP2, &sso.redirect_param("code").unwrap(), Some(&verifier2)).await;
+    let second = exchange(
+        &app,
+        "console",
+        APP2,
+        &sso.redirect_param("code").unwrap(),
+        Some(&verifier2),
+    )
+    .await;
     assert_eq!(second.status, 200, "{}", second.body);
     let jwks = app.jwks().await;
     let sid1 = decode_id_token(&app, &jwks, first.body["id_token"].as_str().unwrap(), "spa")["sid"].clone();
@@ -430,7 +474,9 @@ async fn a_wrong_redirect_uri_is_a_page_never_a_redirect(backend: Backend) {
         assert!(page.html.contains("This login cannot continue"), "{}", page.html);
     }
     // Repeated parameters, a missing client: pages too.
-    let page = browser.get(&app.url("/oauth/authorize?client_id=spa&client_id=console")).await;
+    let page = browser
+        .get(&app.url("/oauth/authorize?client_id=spa&client_id=console"))
+        .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     let page = browser.get(&app.url("/oauth/authorize")).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
@@ -447,11 +493,20 @@ async fn pkce_is_required_and_checked(backend: Backend) {
     setup(&app).await;
     let mut browser = Browser::new();
     let base = app.url("/oauth/authorize?response_type=code&client_id=spa&state=s&redirect_uri=");
-    let base = format!("{base}{}", url::form_urlencoded::byte_serialize(APP.as_bytes()).collect::<String>());
+    let base = format!(
+        "{base}{}",
+        url::form_urlencoded::byte_serialize(APP.as_bytes()).collect::<String>()
+    );
     for (extra, error) in [
         ("", "invalid_request"),
-        ("&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain", "invalid_request"),
-        ("&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "invalid_request"),
+        (
+            "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain",
+            "invalid_request",
+        ),
+        (
+            "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "invalid_request",
+        ),
         ("&code_challenge=short&code_challenge_method=S256", "invalid_request"),
     ] {
         let page = browser.get(&format!("{base}{extra}")).await;
@@ -460,12 +515,22 @@ async fn pkce_is_required_and_checked(backend: Backend) {
         assert_eq!(page.redirect_param("state").as_deref(), Some("s"));
         assert_eq!(page.redirect_param("iss"), Some(app.issuer()));
     }
-    let page = browser.get(&base.replace("response_type=code", "response_type=token")).await;
-    assert_eq!(page.redirect_param("error").as_deref(), Some("unsupported_response_type"));
+    let page = browser
+        .get(&base.replace("response_type=code", "response_type=token"))
+        .await;
+    assert_eq!(
+        page.redirect_param("error").as_deref(),
+        Some("unsupported_response_type")
+    );
 
     let (code, verifier) = code_for(&app, &mut browser, "spa", APP).await;
     let missing = exchange(&app, "spa", APP, &code, None).await;
-    assert_eq!((missing.status, missing.error()), (400, "invalid_grant"), "{}", missing.body);
+    assert_eq!(
+        (missing.status, missing.error()),
+        (400, "invalid_grant"),
+        "{}",
+        missing.body
+    );
     let wrong = exchange(&app, "spa", APP, &code, Some(&format!("{}x", &verifier[1..]))).await;
     assert_eq!((wrong.status, wrong.error()), (400, "invalid_grant"), "{}", wrong.body);
     assert_eq!(
@@ -488,7 +553,12 @@ async fn a_reused_code_revokes_what_it_issued(backend: Backend) {
     let first = exchange(&app, "spa", APP, &code, Some(&verifier)).await;
     assert_eq!(first.status, 200, "{}", first.body);
     let access = first.body["access_token"].as_str().unwrap();
-    assert_eq!(app.call(reqwest::Method::GET, "/api/v1/me", Some(access), None).await.status, 200);
+    assert_eq!(
+        app.call(reqwest::Method::GET, "/api/v1/me", Some(access), None)
+            .await
+            .status,
+        200
+    );
 
     let second = exchange(&app, "spa", APP, &code, Some(&verifier)).await;
     assert_eq!(second.status, 400);
@@ -497,7 +567,12 @@ async fn a_reused_code_revokes_what_it_issued(backend: Backend) {
         json!({"error": "invalid_grant", "error_description": "the authorization code is invalid, expired or already used"})
     );
     // RFC 6749 §4.1.2: the tokens of the first use are revoked.
-    assert_eq!(app.call(reqwest::Method::GET, "/api/v1/me", Some(access), None).await.status, 401);
+    assert_eq!(
+        app.call(reqwest::Method::GET, "/api/v1/me", Some(access), None)
+            .await
+            .status,
+        401
+    );
     let refresh = app
         .post_form(
             "/oauth/token",
@@ -510,7 +585,12 @@ async fn a_reused_code_revokes_what_it_issued(backend: Backend) {
         )
         .await;
     assert_eq!(refresh.error(), "invalid_grant");
-    assert!(app.audit_types().await.iter().any(|e| e.0 == "code.reused" && e.1 == "failed"));
+    assert!(
+        app.audit_types()
+            .await
+            .iter()
+            .any(|e| e.0 == "code.reused" && e.1 == "failed")
+    );
     // A code that never existed is the same answer.
     let bogus = exchange(&app, "spa", APP, "not-a-code", Some(&verifier)).await;
     assert_eq!(bogus.body, second.body);
@@ -553,18 +633,32 @@ async fn prompt_none_and_max_age(backend: Backend) {
 
     code_for(&app, &mut browser, "spa", APP).await;
     let (url, _) = authorize_url(&app, "spa", APP, &[("prompt", "none")]);
-    assert!(browser.get(&url).await.redirect_param("code").is_some(), "a session answers prompt=none");
+    assert!(
+        browser.get(&url).await.redirect_param("code").is_some(),
+        "a session answers prompt=none"
+    );
     let (url, _) = authorize_url(&app, "spa", APP, &[("prompt", "login")]);
-    assert_eq!(browser.get(&url).await.status, StatusCode::OK, "prompt=login asks again");
+    assert_eq!(
+        browser.get(&url).await.status,
+        StatusCode::OK,
+        "prompt=login asks again"
+    );
     clock.advance(Duration::seconds(120));
     let (url, _) = authorize_url(&app, "spa", APP, &[("max_age", "60")]);
-    assert_eq!(browser.get(&url).await.status, StatusCode::OK, "the login is older than max_age");
+    assert_eq!(
+        browser.get(&url).await.status,
+        StatusCode::OK,
+        "the login is older than max_age"
+    );
     let (url, _) = authorize_url(&app, "spa", APP, &[("max_age", "600")]);
     assert_eq!(browser.get(&url).await.status, StatusCode::SEE_OTHER);
     // Idle for the idle timeout (1 h): the session is over.
     clock.advance(Duration::hours(1));
     let (url, _) = authorize_url(&app, "spa", APP, &[("prompt", "none")]);
-    assert_eq!(browser.get(&url).await.redirect_param("error").as_deref(), Some("login_required"));
+    assert_eq!(
+        browser.get(&url).await.redirect_param("error").as_deref(),
+        Some("login_required")
+    );
 }
 
 async fn the_login_form_refuses_forged_posts_and_wrong_passwords_alike(backend: Backend) {
@@ -586,12 +680,18 @@ async fn the_login_form_refuses_forged_posts_and_wrong_passwords_alike(backend: 
     }
     tampered.push(("username".into(), "alice".into()));
     tampered.push(("password".into(), PASSWORD.into()));
-    assert_eq!(browser.post(&app.url("/oauth/login"), &tampered).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        browser.post(&app.url("/oauth/login"), &tampered).await.status,
+        StatusCode::FORBIDDEN
+    );
 
     // A wrong password and an unknown user read the same.
     let wrong = browser.log_in(&app, &page, "alice", "wrong password!").await;
     let unknown = browser.log_in(&app, &page, "mallory", "wrong password!").await;
-    assert_eq!((wrong.status, unknown.status), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(
+        (wrong.status, unknown.status),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
     assert!(wrong.html.contains("Invalid username or password."));
     assert_eq!(
         wrong.html.replace("value=\"alice\"", ""),
@@ -599,7 +699,12 @@ async fn the_login_form_refuses_forged_posts_and_wrong_passwords_alike(backend: 
         "same page for both"
     );
     assert!(!browser.cookies.contains_key("roster_session"));
-    let failures: Vec<_> = app.audit_types().await.into_iter().filter(|e| e.0 == "login.browser").collect();
+    let failures: Vec<_> = app
+        .audit_types()
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "login.browser")
+        .collect();
     assert!(failures.iter().all(|e| e.1 == "failed"), "{failures:?}");
 
     // Throttled like the password grant.
@@ -631,7 +736,12 @@ async fn disabling_a_person_ends_their_session(backend: Backend) {
     code_for(&app, &mut browser, "spa", APP).await;
     let admin = app.login("root-admin", "admin-password-123").await.0;
     let off = app
-        .call(reqwest::Method::DELETE, &format!("/api/v1/principals/{alice}"), Some(&admin), None)
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/principals/{alice}"),
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(off.status, 200, "{}", off.body);
     let on = app
@@ -666,7 +776,10 @@ async fn frontends_are_registered_by_admins_only(backend: Backend) {
     assert_eq!(created.body["redirect_uris"], json!(["https://shop.example/cb"]));
     assert_eq!(created.body["post_logout_redirect_uris"], json!([]));
     assert_eq!(created.body["public_client"], false);
-    assert!(created.body["client_secret"].is_string(), "a server-side app gets its secret");
+    assert!(
+        created.body["client_secret"].is_string(),
+        "a server-side app gets its secret"
+    );
     let id = created.body["id"].as_str().unwrap().to_string();
     let public = app
         .call(
@@ -688,7 +801,11 @@ async fn frontends_are_registered_by_admins_only(backend: Backend) {
         .await;
     assert_eq!(secret.status, 409, "{}", secret.body);
 
-    for bad in [json!(["http://shop.example/cb"]), json!(["/cb"]), json!(["https://shop.example/#x"])] {
+    for bad in [
+        json!(["http://shop.example/cb"]),
+        json!(["/cb"]),
+        json!(["https://shop.example/#x"]),
+    ] {
         let r = app
             .call(
                 reqwest::Method::PATCH,
@@ -714,7 +831,12 @@ async fn frontends_are_registered_by_admins_only(backend: Backend) {
         .await;
     assert_eq!(own.status, 403, "{}", own.body);
     let view = app
-        .call(reqwest::Method::GET, &format!("/api/v1/principals/{id}"), Some(&admin), None)
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/principals/{id}"),
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(view.body["redirect_uris"], json!(["https://shop.example/cb"]));
     let fine = app
@@ -726,7 +848,10 @@ async fn frontends_are_registered_by_admins_only(backend: Backend) {
         )
         .await;
     assert_eq!(fine.status, 200, "{}", fine.body);
-    assert_eq!(fine.body["post_logout_redirect_uris"], json!(["https://shop.example/bye"]));
+    assert_eq!(
+        fine.body["post_logout_redirect_uris"],
+        json!(["https://shop.example/bye"])
+    );
     assert_eq!(fine.body["redirect_uris"], json!(["https://shop.example/cb"]));
 }
 
@@ -741,7 +866,13 @@ async fn cors_answers_registered_origins_only(backend: Backend) {
         ("http://localhost:5174", false),
         ("null", false),
     ] {
-        for path in ["/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/.well-known/openid-configuration", "/api/v1/modules"] {
+        for path in [
+            "/oauth/token",
+            "/oauth/userinfo",
+            "/oauth/revoke",
+            "/.well-known/openid-configuration",
+            "/api/v1/modules",
+        ] {
             let pre = http
                 .request(reqwest::Method::OPTIONS, app.url(path))
                 .header("origin", origin)
@@ -752,7 +883,9 @@ async fn cors_answers_registered_origins_only(backend: Backend) {
                 .unwrap();
             assert_eq!(pre.status(), 204, "{origin} {path}");
             assert_eq!(
-                pre.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()),
+                pre.headers()
+                    .get("access-control-allow-origin")
+                    .map(|v| v.to_str().unwrap()),
                 allowed.then_some(origin),
                 "{origin} {path}"
             );
@@ -765,7 +898,9 @@ async fn cors_answers_registered_origins_only(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(
-            get.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()),
+            get.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap()),
             allowed.then_some(origin)
         );
     }
@@ -797,7 +932,10 @@ async fn the_password_grant_can_be_switched_off(backend: Backend) {
         meta["grant_types_supported"],
         json!(["authorization_code", "client_credentials", "refresh_token"])
     );
-    assert_eq!(meta["authorization_endpoint"], format!("{}/oauth/authorize", app.issuer()));
+    assert_eq!(
+        meta["authorization_endpoint"],
+        format!("{}/oauth/authorize", app.issuer())
+    );
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(meta["end_session_endpoint"], format!("{}/oauth/logout", app.issuer()));
     assert_eq!(meta["userinfo_endpoint"], format!("{}/oauth/userinfo", app.issuer()));

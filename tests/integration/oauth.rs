@@ -587,9 +587,15 @@ async fn token_endpoint_errors_follow_rfc6749(backend: Backend) {
         (basic, vec![], 400, "invalid_request"),
         (
             basic,
-            vec![("grant_type", "authorization_code"), ("code", "x")],
+            vec![("grant_type", "implicit"), ("code", "x")],
             400,
             "unsupported_grant_type",
+        ),
+        (
+            basic,
+            vec![("grant_type", "authorization_code"), ("code", "x")],
+            400,
+            "invalid_grant",
         ),
         (
             basic,
@@ -1004,12 +1010,24 @@ async fn well_known_documents_describe_the_server() {
     }
     assert_eq!(
         oauth["grant_types_supported"],
-        serde_json::json!(["client_credentials", "password", "refresh_token"])
+        serde_json::json!(["authorization_code", "client_credentials", "password", "refresh_token"])
     );
     assert_eq!(
         oauth["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
+    assert_eq!(oauth["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(oauth["subject_types_supported"], serde_json::json!(["public"]));
+    assert_eq!(oauth["authorization_response_iss_parameter_supported"], true);
+    for claim in ["sub", "auth_time", "nonce", "sid", "at_hash"] {
+        assert!(
+            oauth["claims_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(claim)),
+            "{claim}"
+        );
+    }
     let scopes = oauth["scopes_supported"].as_array().unwrap();
     assert!(scopes.contains(&serde_json::json!("invoices:read")));
 

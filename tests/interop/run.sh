@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Unmodified standard clients of other ecosystems against a running Roster:
-# openid-client and jose (Node), PyJWT (Python), for EdDSA and ES256 keys.
+# openid-client and jose (Node), PyJWT (Python), for EdDSA and ES256 keys;
+# openid-client also through the browser login (authorization code + PKCE).
 # Usage: tests/interop/run.sh [path/to/roster]   (default: target/debug/roster)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,12 +26,15 @@ for alg in EdDSA ES256; do
   "$BIN" migrate 2>/dev/null
   secret=$("$BIN" principal create-service my-interop-svc --scope api:read \
            | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
+  "$BIN" principal create-service my-frontend --public --redirect-uri "http://localhost:5173/callback" >/dev/null
+  printf '%s' "interop-person-password" | "$BIN" principal create-human ada --password-stdin >/dev/null
   "$BIN" serve --listen "127.0.0.1:$PORT" 2>"$WORK/serve-$alg.log" &
   PID=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
   base="http://127.0.0.1:$PORT"
   echo "-- $alg"
   (cd "$WORK" && node openid_client.cjs "$base" my-interop-svc "$secret")
+  (cd "$WORK" && node openid_code_flow.cjs "$base" my-frontend "http://localhost:5173/callback" ada interop-person-password "$alg")
   token=$(curl -sf -u "my-interop-svc:$secret" -d grant_type=client_credentials "$base/oauth/token" \
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   (cd "$WORK" && node jose_verify.mjs "$base" "$token")

@@ -303,7 +303,11 @@ impl TestApp {
         TestService {
             id: created.principal.id.clone(),
             name: created.principal.name.clone(),
-            secret: created.secret.as_ref().map(|(_, s)| s.expose().to_string()).unwrap_or_default(),
+            secret: created
+                .secret
+                .as_ref()
+                .map(|(_, s)| s.expose().to_string())
+                .unwrap_or_default(),
         }
     }
 

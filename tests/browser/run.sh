@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The browser login in a real browser: headless Chromium through chromedriver
+# (Selenium, in a virtual environment of its own), against a running Roster
+# and the example frontend (examples/frontend) served on another origin.
+# Usage: tests/browser/run.sh [path/to/roster] [screenshot.png]
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BIN="${1:-$ROOT/target/debug/roster}"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/roster-browser.XXXXXX")
+SHOT="${2:-$WORK/login-page.png}"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+command -v chromedriver >/dev/null 2>&1 && [ -x /usr/bin/chromium ] || {
+  echo "browser test: needs chromium and chromedriver (apt-get install chromium chromium-driver)" >&2; exit 1; }
+VENV="${BROWSER_VENV:-${TMPDIR:-/tmp}/roster-browser-venv}"
+"$VENV/bin/python" -c 'import selenium' 2>/dev/null \
+  || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q "selenium==4.27.1"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RPORT=$(free_port); FPORT=$(free_port)
+ROSTER="http://127.0.0.1:$RPORT"; FRONTEND="http://localhost:$FPORT"
+export DATABASE_URL="sqlite://$WORK/roster.db" ROSTER_SECRET_PEPPER="browser-test-pepper-browser-test-01" \
+       ROSTER_ADMIN_PASSWORD="browser-admin-password" RUST_LOG=warn
+"$BIN" migrate 2>/dev/null
+for c in spa-one spa-two; do
+  "$BIN" principal create-service "$c" --public --redirect-uri "$FRONTEND/" \
+    --post-logout-redirect-uri "$FRONTEND/bye.html" >/dev/null
+done
+printf '%s' "grace-password-123" | "$BIN" principal create-human grace --scope registry:read --password-stdin >/dev/null
+"$BIN" serve --listen "127.0.0.1:$RPORT" 2>"$WORK/serve.log" &
+PIDS+=($!)
+python3 -m http.server "$FPORT" --bind 127.0.0.1 --directory "$ROOT/examples/frontend" >/dev/null 2>&1 &
+PIDS+=($!)
+curl -sf --retry 50 --retry-connrefused --retry-delay 0 "$ROSTER/readyz" >/dev/null
+curl -sf --retry 50 --retry-connrefused --retry-delay 0 "http://127.0.0.1:$FPORT/" >/dev/null
+"$VENV/bin/python" "$HERE/login_test.py" "$ROSTER" "$FRONTEND" grace grace-password-123 "$SHOT" \
+  || { echo "--- roster log"; cat "$WORK/serve.log"; exit 1; }
+if grep -q panicked "$WORK/serve.log"; then cat "$WORK/serve.log"; exit 1; fi
+echo "browser: ok (screenshot $SHOT)"

@@ -49,8 +49,8 @@ impl AppState {
         );
         // Cross-origin callers are known from the first request on.
         let origins = Arc::new(crate::oauth::origins::AllowedOrigins::new());
-        origins
-            .reload(&mut conn)
+        crate::models::auth_state::current(&mut conn)
+            .and_then(|generation| origins.reload(&mut conn, generation))
             .map_err(|e| format!("cannot load the allowed origins: {e}"))?;
         drop(conn);
         let db = Pool::new(target, pool);

@@ -100,14 +100,12 @@ impl Upkeep {
     pub async fn tick(&self) -> Result<()> {
         let now = self.parts.clock.now();
         let verified = self.observe_auth_generation(now).await;
-        let origins = self.reload_origins().await;
         let keys = self.refresh_keys_if_due(now).await;
         let registry = crate::registry::worker::tick(&self.parts.registry, now, &self.parts.clock).await;
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
         verified
-            .and(origins)
             .and(keys)
             .and(registry)
             .and(usage)
@@ -115,17 +113,18 @@ impl Upkeep {
             .and(retention)
     }
 
-    /// Reload the CORS origins; on failure the last good set stays.
-    async fn reload_origins(&self) -> Result<()> {
-        let origins = self.parts.origins.clone();
-        self.parts.db.run(move |c| origins.reload(c)).await
-    }
+
 
     /// A change made by another instance or the CLI moved the database's
-    /// authentication generation: forget the clients verified before it.
+    /// authentication generation: forget the clients verified before it, and
+    /// reload the CORS origins.
     async fn observe_auth_generation(&self, now: DateTime<Utc>) -> Result<()> {
         let generation = self.parts.db.run(crate::models::auth_state::current).await?;
         self.parts.verified.observe(generation, now);
+        if self.parts.origins.is_behind(generation) {
+            let origins = self.parts.origins.clone();
+            self.parts.db.run(move |c| origins.reload(c, generation)).await?;
+        }
         Ok(())
     }
 

@@ -73,6 +73,13 @@ pub fn random_token(n: usize) -> Result<String, ring::error::Unspecified> {
     Ok(URL_SAFE_NO_PAD.encode(&buf))
 }
 
+/// A fresh random token of `n` bytes, as a secret (refresh tokens, codes, session cookies).
+pub fn random_secret(n: usize) -> crate::error::Result<SecretString> {
+    random_token(n)
+        .map(SecretString::new)
+        .map_err(|_| crate::error::Error::internal("the random generator failed"))
+}
+
 /// The server pepper: the HMAC key for client secrets and the root of the
 /// server key that encrypts signing keys at rest.
 #[derive(Clone)]

@@ -11,8 +11,10 @@ use super::extract::{Bearer, BearerError, remote};
 use super::pages;
 use crate::auth::secrets::SecretString;
 use crate::error::RETRY_AFTER_SECS;
-use crate::oauth::authorize::{self, AuthorizeError, LoginForm, LoginProblem, LoginStep, Params, Step};
+use crate::oauth::authorize::{self, AuthorizeError, LoginForm, LoginProblem, LoginStep, Step};
+use crate::oauth::request::{self, FormParams};
 use crate::oauth::logout::{self, LogoutStep};
+use crate::oauth::origins::origin_of;
 use crate::oauth::{oidc, session};
 use crate::state::AppState;
 
@@ -132,7 +134,8 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
         form.username.as_deref(),
         message.as_deref(),
     );
-    let mut resp = pages::respond(status, html, &[form.request.redirect_origin()]);
+    let targets: Vec<String> = form.request.redirect_origin().into_iter().collect();
+    let mut resp = pages::respond(status, html, &targets);
     if let Some(c) = set {
         let _ = resp.add_cookie(&c);
     }
@@ -145,24 +148,18 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
 }
 
 /// Read a form body; anything else is a page error.
-async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<Params, AuthorizeError> {
-    let media = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| ct.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<FormParams, AuthorizeError> {
+    if !request::is_form(req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok())) {
         return Err(AuthorizeError::Page("The form was not sent as a form.".into()));
     }
     let body = super::read_body(req, payload, super::MAX_BODY_BYTES)
         .await
         .map_err(|_| AuthorizeError::Page("The form could not be read.".into()))?;
-    Params::parse(&body).map_err(|m| AuthorizeError::Page(format!("The form is malformed: {m}.")))
+    FormParams::parse(&body).map_err(|m| AuthorizeError::Page(format!("The form is malformed: {m}.")))
 }
 
-fn query(req: &HttpRequest) -> Result<Params, AuthorizeError> {
-    Params::parse(req.query_string().as_bytes())
+fn query(req: &HttpRequest) -> Result<FormParams, AuthorizeError> {
+    FormParams::parse(req.query_string().as_bytes())
         .map_err(|m| AuthorizeError::Page(format!("The request is malformed: {m}.")))
 }
 
@@ -245,7 +242,7 @@ pub async fn logout_post(state: web::Data<AppState>, req: HttpRequest, payload: 
     logout(&state, &req, params, confirmed).await
 }
 
-async fn logout(state: &AppState, req: &HttpRequest, params: Params, confirmed: bool) -> HttpResponse {
+async fn logout(state: &AppState, req: &HttpRequest, params: FormParams, confirmed: bool) -> HttpResponse {
     let session = cookie_value(req, session_cookie_name(state));
     match logout::logout(state.oauth(), params, session, confirmed, remote(req), state.now()).await {
         Ok(LogoutStep::Done { redirect }) => {
@@ -267,8 +264,7 @@ async fn logout(state: &AppState, req: &HttpRequest, params: Params, confirmed: 
             let target: Vec<String> = carried
                 .iter()
                 .filter(|(k, _)| *k == "post_logout_redirect_uri")
-                .filter_map(|(_, v)| url::Url::parse(v).ok())
-                .map(|u| u.origin().ascii_serialization())
+                .filter_map(|(_, v)| origin_of(v))
                 .collect();
             let mut resp = pages::respond(StatusCode::OK, pages::logout_confirm(&carried, &token), &target);
             if let Some(c) = set {

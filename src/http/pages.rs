@@ -61,7 +61,7 @@ fn document(title: &str, body: &str) -> String {
 /// Roster and to `form_targets` (a browser checks a form's redirects too).
 pub fn respond(status: StatusCode, html: String, form_targets: &[String]) -> HttpResponse {
     let mut form_action = String::from("'self'");
-    for t in form_targets.iter().filter(|t| !t.is_empty() && t.as_str() != "null") {
+    for t in form_targets {
         form_action.push(' ');
         form_action.push_str(t);
     }

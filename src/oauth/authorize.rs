@@ -2,60 +2,22 @@
 //! check the request, then either answer with a code at once (a live
 //! session: single sign-on) or ask the person to log in on Roster's page.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use super::error::OAuthError;
+use super::request::FormParams;
 use super::session::{self, LiveSession};
 use super::{OAuthContext, code, oidc, person, pkce};
 use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::client_settings;
-use crate::models::principal::{self, PrincipalKind};
+use crate::models::client_settings::{self, ClientSettings};
+use crate::models::principal::{self, Principal, PrincipalKind};
 
 /// Longest `state` and `nonce` accepted, in bytes.
 pub const MAX_STATE_LEN: usize = 1024;
 pub const MAX_NONCE_LEN: usize = 255;
-
-/// The parameters of a request (query string or form), each present once.
-/// Values may be passwords, so `Debug` shows names only.
-#[derive(Default, Clone)]
-pub struct Params(HashMap<String, String>);
-
-impl std::fmt::Debug for Params {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut names: Vec<&String> = self.0.keys().collect();
-        names.sort();
-        f.debug_struct("Params").field("names", &names).finish_non_exhaustive()
-    }
-}
-
-impl Params {
-    /// Parse `application/x-www-form-urlencoded` text. A repeated parameter is
-    /// an error (RFC 6749 §3.1); an empty value counts as absent.
-    pub fn parse(text: &[u8]) -> Result<Self, String> {
-        let mut map = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(text) {
-            if v.len() > 8192 {
-                return Err(format!("parameter '{k}' is too long"));
-            }
-            if map.insert(k.to_string(), v.into_owned()).is_some() {
-                return Err(format!("parameter '{k}' is repeated"));
-            }
-        }
-        map.retain(|_, v: &mut String| !v.is_empty());
-        Ok(Self(map))
-    }
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-    pub fn take(&mut self, name: &str) -> Option<String> {
-        self.0.remove(name)
-    }
-}
 
 /// How a refused authorization request is answered (§4.1.2.1).
 #[derive(Debug, thiserror::Error)]
@@ -141,10 +103,8 @@ impl AuthorizationRequest {
     }
 
     /// The origin of the redirect URI (for the page's `form-action`).
-    pub fn redirect_origin(&self) -> String {
-        url::Url::parse(&self.redirect_uri)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default()
+    pub fn redirect_origin(&self) -> Option<String> {
+        super::origins::origin_of(&self.redirect_uri)
     }
 }
 
@@ -179,17 +139,24 @@ fn client_error(
     }
 }
 
+/// The active service `name` with its browser-login settings, if it has any.
+pub(crate) fn login_client(conn: &mut DbConnection, name: &str) -> Result<Option<(Principal, ClientSettings)>, Error> {
+    let Some(client) =
+        principal::find_by_name(conn, name)?.filter(|p| p.kind == PrincipalKind::Service.as_str() && p.is_active())
+    else {
+        return Ok(None);
+    };
+    Ok(client_settings::find(conn, &client.id)?.map(|s| (client, s)))
+}
+
 /// Check `params` as an authorization request. The client and the redirect
 /// URI first: until both are known good, every error is a page.
-pub fn check(conn: &mut DbConnection, issuer: &str, params: &Params) -> Result<AuthorizationRequest, AuthorizeError> {
+pub fn check(conn: &mut DbConnection, issuer: &str, params: &FormParams) -> Result<AuthorizationRequest, AuthorizeError> {
     let client_id = params
         .get("client_id")
         .ok_or_else(|| AuthorizeError::Page("The request names no client (client_id is missing).".into()))?;
     let unknown = || AuthorizeError::Page("The application that sent you here is not registered for login.".into());
-    let client = principal::find_by_name(conn, client_id)?
-        .filter(|p| p.kind == PrincipalKind::Service.as_str() && p.is_active())
-        .ok_or_else(unknown)?;
-    let settings = client_settings::find(conn, &client.id)?.ok_or_else(unknown)?;
+    let (client, settings) = login_client(conn, client_id)?.ok_or_else(unknown)?;
     let redirect_uri = params.get("redirect_uri").ok_or_else(|| {
         AuthorizeError::Page("The request has no redirect_uri, so there is nowhere to send you back.".into())
     })?;
@@ -415,7 +382,7 @@ pub enum Step {
 /// `GET /oauth/authorize`.
 pub async fn authorize(
     ctx: &OAuthContext,
-    params: Params,
+    params: FormParams,
     session_token: Option<SecretString>,
     remote: Option<String>,
     now: DateTime<Utc>,
@@ -467,7 +434,7 @@ pub enum LoginStep {
 #[allow(clippy::too_many_arguments)]
 pub async fn login(
     ctx: &OAuthContext,
-    params: Params,
+    params: FormParams,
     csrf_ok: bool,
     username: Option<String>,
     password: Option<SecretString>,
@@ -577,11 +544,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn repeated_parameters_are_refused() {
-        assert!(Params::parse(b"a=1&a=2").is_err());
-        let p = Params::parse(b"a=1&b=").unwrap();
-        assert_eq!(p.get("a"), Some("1"));
-        assert_eq!(p.get("b"), None);
-    }
 }

@@ -11,13 +11,13 @@ use super::error::OAuthError;
 use super::session::LiveSession;
 use super::token::{TokenResponse, respond};
 use super::{OAuthContext, grants, oidc, pkce, refresh};
-use crate::auth::secrets::{Pepper, SecretString, random_token};
+use crate::auth::secrets::{Pepper, SecretString, random_secret};
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::authorization_code::{self, AuthorizationCodeRow};
 use crate::models::principal::{self, PrincipalKind};
-use crate::models::{client_settings, from_db_time, login_session, new_id, refresh_token, revoked_token, to_db_time};
+use crate::models::{from_db_time, login_session, new_id, refresh_token, revoked_token, to_db_time};
 
 /// How long a code lives (§4.1.2 recommends at most ten minutes; a browser
 /// redirect takes a second).
@@ -42,7 +42,7 @@ pub fn issue(
     scopes: &[String],
     now: DateTime<Utc>,
 ) -> Result<SecretString> {
-    let code = SecretString::new(random_token(CODE_BYTES).map_err(|_| Error::internal("random token"))?);
+    let code = random_secret(CODE_BYTES)?;
     authorization_code::insert(
         conn,
         &AuthorizationCodeRow {
@@ -122,13 +122,10 @@ fn replayed(
 fn check_client(conn: &mut DbConnection, client: &Client) -> std::result::Result<String, OAuthError> {
     match client {
         Client::Confidential(name) => Ok(name.clone()),
-        Client::Public(name) => {
-            let p = principal::find_by_name(conn, name)?.ok_or_else(OAuthError::invalid_client)?;
-            match client_settings::find(conn, &p.id)? {
-                Some(s) if s.public_client => Ok(name.clone()),
-                _ => Err(OAuthError::invalid_client()),
-            }
-        }
+        Client::Public(name) => match super::authorize::login_client(conn, name)? {
+            Some((_, settings)) if settings.public_client => Ok(name.clone()),
+            _ => Err(OAuthError::invalid_client()),
+        },
         Client::None => Err(OAuthError::invalid_request(
             "client_id is required with grant_type=authorization_code",
         )),

@@ -4,13 +4,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::authorize::{AuthorizeError, Params};
+use super::authorize::{AuthorizeError, login_client};
+use super::request::FormParams;
 use super::session;
 use super::{OAuthContext, oidc};
 use crate::auth::secrets::SecretString;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::client_settings;
-use crate::models::principal::{self, PrincipalKind};
 
 /// The outcome of a logout request.
 #[derive(Debug)]
@@ -28,7 +27,7 @@ pub enum LogoutStep {
 /// confirmation form with a good CSRF token.
 pub async fn logout(
     ctx: &OAuthContext,
-    params: Params,
+    params: FormParams,
     session_token: Option<SecretString>,
     confirmed: bool,
     remote: Option<String>,
@@ -74,10 +73,7 @@ pub async fn logout(
                         )
                     };
                     let name = client_id.as_deref().ok_or_else(not_registered)?;
-                    let client = principal::find_by_name(conn, name)?
-                        .filter(|p| p.kind == PrincipalKind::Service.as_str() && p.is_active())
-                        .ok_or_else(not_registered)?;
-                    let settings = client_settings::find(conn, &client.id)?.ok_or_else(not_registered)?;
+                    let (_, settings) = login_client(conn, name)?.ok_or_else(not_registered)?;
                     if !settings.post_logout_redirect_uris.iter().any(|r| r == uri) {
                         return Err(not_registered());
                     }
@@ -99,15 +95,17 @@ pub async fn logout(
             if !confirmed && !from_its_frontend {
                 return Ok(LogoutStep::Confirm { carried });
             }
-            session::end(conn, &live.row.id, now)?;
-            audit::record(
-                conn,
-                NewAuditEvent::new("session.ended", Outcome::Ok)
-                    .principal(Some(&live.person.id))
-                    .remote(remote.as_deref())
-                    .details(serde_json::json!({"session_id": live.row.id, "client_id": client_id})),
-                now,
-            )?;
+            crate::db::transaction(conn, |conn| {
+                session::end(conn, &live.row.id, now)?;
+                audit::record(
+                    conn,
+                    NewAuditEvent::new("session.ended", Outcome::Ok)
+                        .principal(Some(&live.person.id))
+                        .remote(remote.as_deref())
+                        .details(serde_json::json!({"session_id": live.row.id, "client_id": client_id})),
+                    now,
+                )
+            })?;
             Ok(LogoutStep::Done { redirect })
         })
         .await

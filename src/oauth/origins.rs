@@ -1,9 +1,11 @@
 //! The browser origins allowed to call Roster cross-origin (CORS): those of
 //! the registered redirect URIs of active services, and nobody else. The set
-//! is reloaded on the background tick; requests read the last good snapshot.
+//! is reloaded on the background tick when the authentication generation
+//! (bumped by every change of a service's status or settings) has moved;
+//! requests read the last good snapshot.
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::db::DbConnection;
 use crate::error::Result;
@@ -12,6 +14,8 @@ use crate::models::client_settings;
 #[derive(Debug, Default)]
 pub struct AllowedOrigins {
     set: RwLock<Arc<HashSet<String>>>,
+    /// The authentication generation the set was loaded at.
+    loaded_at: Mutex<Option<i64>>,
 }
 
 /// The ASCII serialisation of a URL's origin (RFC 6454 §6.2), as browsers send it.
@@ -33,8 +37,19 @@ impl AllowedOrigins {
         }
     }
 
-    /// Reload from the database. On failure the last good set stays.
-    pub fn reload(&self, conn: &mut DbConnection) -> Result<()> {
+    /// Is the set older than `generation`?
+    pub fn is_behind(&self, generation: i64) -> bool {
+        let loaded = match self.loaded_at.lock() {
+            Ok(g) => *g,
+            Err(poisoned) => *poisoned.into_inner(),
+        };
+        loaded != Some(generation)
+    }
+
+    /// Reload from the database, as of `generation` (read before this call,
+    /// so that a change racing the reload is picked up by the next tick). On
+    /// failure the last good set stays.
+    pub fn reload(&self, conn: &mut DbConnection, generation: i64) -> Result<()> {
         let set: HashSet<String> = client_settings::all_active_redirect_uris(conn)?
             .iter()
             .filter_map(|u| origin_of(u))
@@ -43,6 +58,10 @@ impl AllowedOrigins {
         match self.set.write() {
             Ok(mut s) => *s = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        match self.loaded_at.lock() {
+            Ok(mut g) => *g = Some(generation),
+            Err(poisoned) => *poisoned.into_inner() = Some(generation),
         }
         Ok(())
     }

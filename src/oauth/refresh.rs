@@ -11,9 +11,9 @@ use super::error::OAuthError;
 use super::grants::{self, Grant};
 use super::request::ClientCredentials;
 use super::token::{TokenResponse, respond};
-use crate::auth::secrets::{Pepper, SecretString, random_token};
+use crate::auth::secrets::{Pepper, SecretString, random_secret};
 use crate::db::DbConnection;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal::{self, Principal};
 use crate::models::refresh_token::{self, RefreshTokenRow};
@@ -50,7 +50,7 @@ pub fn store(
     session_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<SecretString> {
-    let token = SecretString::new(random_token(TOKEN_BYTES).map_err(|_| Error::internal("random token"))?);
+    let token = random_secret(TOKEN_BYTES)?;
     let expires_at = grant.refresh_expires_at.unwrap_or(now);
     // A rotated token keeps the family and the scope of the original (§6).
     let (family_id, scope) = match family {

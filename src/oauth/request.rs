@@ -27,8 +27,31 @@ impl std::fmt::Debug for FormParams {
 }
 
 impl FormParams {
+    /// Parse `application/x-www-form-urlencoded` text (a body or a query
+    /// string): UTF-8, each parameter at most once (RFC 6749 §3.1) and within
+    /// [`PARAM_LIMITS`]; a parameter without a value counts as omitted. The
+    /// error says which parameter is wrong.
+    pub fn parse(text: &[u8]) -> Result<Self, String> {
+        if std::str::from_utf8(text).is_err() {
+            return Err("the parameters are not UTF-8".into());
+        }
+        let mut map = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(text) {
+            check_length(&k, &v)?;
+            if map.contains_key(k.as_ref()) {
+                return Err(format!("parameter '{k}' is repeated"));
+            }
+            map.insert(k.into_owned(), v.into_owned());
+        }
+        map.retain(|_, v: &mut String| !v.is_empty());
+        Ok(Self(map))
+    }
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+    /// Remove and return a parameter (the login form's own fields).
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
     }
     pub fn as_map(&self) -> &HashMap<String, String> {
         &self.0
@@ -53,22 +76,24 @@ pub const PARAM_LIMITS: &[(&str, usize)] = &[
     ("token_type_hint", 64),
 ];
 
-fn check_length(name: &str, value: &str) -> Result<(), OAuthError> {
+fn check_length(name: &str, value: &str) -> Result<(), String> {
     match PARAM_LIMITS.iter().find(|(n, _)| *n == name) {
-        Some((_, max)) if value.len() > *max => Err(OAuthError::invalid_request(format!(
-            "parameter '{name}' is longer than {max} bytes"
-        ))),
+        Some((_, max)) if value.len() > *max => Err(format!("parameter '{name}' is longer than {max} bytes")),
         _ => Ok(()),
     }
+}
+
+/// Is `content_type` `application/x-www-form-urlencoded` (parameters allowed)?
+pub fn is_form(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
 /// Parse an `application/x-www-form-urlencoded` body. A repeated parameter is
 /// `invalid_request` (RFC 6749 §3.2: "MUST NOT be included more than once").
 pub fn parse_form(content_type: Option<&str>, body: &[u8]) -> Result<FormParams, OAuthError> {
-    let media = content_type
-        .and_then(|ct| ct.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+    if !is_form(content_type) {
         return Err(OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
         ));
@@ -76,16 +101,7 @@ pub fn parse_form(content_type: Option<&str>, body: &[u8]) -> Result<FormParams,
     if std::str::from_utf8(body).is_err() {
         return Err(OAuthError::invalid_request("the body is not UTF-8"));
     }
-    let mut map = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        check_length(&k, &v)?;
-        if map.contains_key(k.as_ref()) {
-            return Err(OAuthError::invalid_request(format!("parameter '{k}' is repeated")));
-        }
-        map.insert(k.into_owned(), v.into_owned());
-    }
-    map.retain(|_, v| !v.is_empty());
-    Ok(FormParams(map))
+    FormParams::parse(body).map_err(OAuthError::invalid_request)
 }
 
 /// How the client identified itself (RFC 6749 §2.3.1).
@@ -141,9 +157,9 @@ pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Res
         let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client())?;
         let (id, secret) = decoded.split_once(':').ok_or_else(OAuthError::invalid_client)?;
         let client_id = form_decode(id)?;
-        check_length("client_id", &client_id)?;
+        check_length("client_id", &client_id).map_err(OAuthError::invalid_request)?;
         let secret = form_decode(secret)?;
-        check_length("client_secret", &secret)?;
+        check_length("client_secret", &secret).map_err(OAuthError::invalid_request)?;
         let secret = SecretString::new(secret);
         if body_secret.is_some() {
             return Err(OAuthError::invalid_request(

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::auth::secrets::{Pepper, SecretString, constant_time_eq, random_token};
+use crate::auth::secrets::{Pepper, SecretString, constant_time_eq, random_secret};
 use crate::db::DbConnection;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::models::login_session::{self, LoginSessionRow};
 use crate::models::principal::{self, Principal};
 use crate::models::{from_db_time, new_id, refresh_token, to_db_time};
@@ -84,7 +84,7 @@ pub fn start(
     policy: &SessionPolicy,
     now: DateTime<Utc>,
 ) -> Result<(SecretString, LiveSession)> {
-    let token = SecretString::new(random_token(TOKEN_BYTES).map_err(|_| Error::internal("random token"))?);
+    let token = random_secret(TOKEN_BYTES)?;
     let t = to_db_time(now);
     let row = LoginSessionRow {
         id: new_id(),
@@ -110,21 +110,17 @@ pub fn touch(conn: &mut DbConnection, session: &LiveSession, now: DateTime<Utc>)
     login_session::touch(conn, &session.row.id, now)
 }
 
-/// End session `id` and revoke the refresh tokens issued under it. Returns
-/// false when it had ended already.
+/// End session `id` and revoke the refresh tokens issued under it, inside
+/// the caller's transaction. Returns false when it had ended already.
 pub fn end(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    crate::db::transaction(conn, |conn| {
-        let ended = login_session::end(conn, id, now)?;
-        refresh_token::revoke_session(conn, id, now)?;
-        Ok(ended)
-    })
+    let ended = login_session::end(conn, id, now)?;
+    refresh_token::revoke_session(conn, id, now)?;
+    Ok(ended)
 }
 
 /// A fresh value for the CSRF cookie.
 pub fn new_csrf_cookie() -> Result<SecretString> {
-    Ok(SecretString::new(
-        random_token(TOKEN_BYTES).map_err(|_| Error::internal("random token"))?,
-    ))
+    random_secret(TOKEN_BYTES)
 }
 
 /// The form's CSRF token for a CSRF cookie: a keyed hash of it, so that only

@@ -182,7 +182,7 @@ pub const MAX_REDIRECT_URIS: usize = 20;
 pub const MAX_REDIRECT_URI_LEN: usize = 2000;
 
 fn validate_client(kind: PrincipalKind, c: &ClientSettings) -> Result<()> {
-    if kind == PrincipalKind::Human && (c.public_client || c != &ClientSettings::default()) {
+    if kind == PrincipalKind::Human && c != &ClientSettings::default() {
         let field = if c.public_client {
             "public_client"
         } else {

@@ -45,6 +45,8 @@ fn insert(conn: &mut DbConnection, input: &NewPrincipal, now: DateTime<Utc>) -> 
     principal::set_categories(conn, &row.id, &input.categories, t)?;
     if input.client != ClientSettings::default() {
         client_settings::put(conn, &row.id, &input.client, now)?;
+        // Instances reload their CORS origins when the generation moves.
+        auth_state::bump(conn)?;
     }
     Ok(row)
 }

@@ -105,15 +105,8 @@ impl Upkeep {
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
-        verified
-            .and(keys)
-            .and(registry)
-            .and(usage)
-            .and(failures)
-            .and(retention)
+        verified.and(keys).and(registry).and(usage).and(failures).and(retention)
     }
-
-
 
     /// A change made by another instance or the CLI moved the database's
     /// authentication generation: forget the clients verified before it, and

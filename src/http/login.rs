@@ -12,9 +12,9 @@ use super::pages;
 use crate::auth::secrets::SecretString;
 use crate::error::RETRY_AFTER_SECS;
 use crate::oauth::authorize::{self, AuthorizeError, LoginForm, LoginProblem, LoginStep, Step};
-use crate::oauth::request::{self, FormParams};
 use crate::oauth::logout::{self, LogoutStep};
 use crate::oauth::origins::origin_of;
+use crate::oauth::request::{self, FormParams};
 use crate::oauth::{oidc, session};
 use crate::state::AppState;
 

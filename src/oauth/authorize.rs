@@ -151,7 +151,11 @@ pub(crate) fn login_client(conn: &mut DbConnection, name: &str) -> Result<Option
 
 /// Check `params` as an authorization request. The client and the redirect
 /// URI first: until both are known good, every error is a page.
-pub fn check(conn: &mut DbConnection, issuer: &str, params: &FormParams) -> Result<AuthorizationRequest, AuthorizeError> {
+pub fn check(
+    conn: &mut DbConnection,
+    issuer: &str,
+    params: &FormParams,
+) -> Result<AuthorizationRequest, AuthorizeError> {
     let client_id = params
         .get("client_id")
         .ok_or_else(|| AuthorizeError::Page("The request names no client (client_id is missing).".into()))?;
@@ -543,5 +547,4 @@ mod tests {
             "https://app.example/cb?tenant=a&code=c%26d&state=s+s&iss=https%3A%2F%2Fid.example"
         );
     }
-
 }

@@ -4,7 +4,7 @@
 //! what an attacker would try against each.
 
 use chrono::Duration;
-use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse};
+use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -30,6 +30,10 @@ on_both_backends!(
     frontends_are_registered_by_admins_only,
     cors_answers_registered_origins_only,
     the_password_grant_can_be_switched_off,
+    a_session_is_honoured_by_every_instance,
+    https_issuers_get_secure_host_only_cookies,
+    cors_follows_changes_to_the_registered_uris,
+    the_audit_log_names_the_clients_of_the_password_grant,
 );
 
 /// A browser without JavaScript: no automatic redirects, cookies kept by hand.
@@ -215,6 +219,20 @@ async fn code_for(app: &TestApp, browser: &mut Browser, client: &str, redirect: 
     (done.redirect_param("code").unwrap(), verifier)
 }
 
+/// The public client `spa` refreshes, with its bare client_id.
+async fn refresh(app: &TestApp, token: &str) -> crate::support::FormReply {
+    app.post_form(
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", "spa"),
+            ("refresh_token", token),
+        ],
+    )
+    .await
+}
+
 async fn exchange(
     app: &TestApp,
     client: &str,
@@ -363,17 +381,7 @@ async fn the_oauth2_crate_completes_code_and_pkce_with_an_id_token(backend: Back
     assert!(denied.header("www-authenticate").contains("insufficient_scope"));
 
     // The refresh token rotates for the public client with its bare client_id.
-    let refreshed = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", "spa"),
-                ("refresh_token", reply.body["refresh_token"].as_str().unwrap()),
-            ],
-        )
-        .await;
+    let refreshed = refresh(&app, reply.body["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
     assert_eq!(refreshed.body["scope"], "openid profile registry:read");
 }
@@ -429,17 +437,7 @@ async fn single_sign_on_then_logout_ends_the_session(backend: Backend) {
     let (url, _) = authorize_url(&app, "console", APP2, &[]);
     let again = browser.get(&url).await;
     assert_eq!(again.status, StatusCode::OK, "login page again");
-    let refresh = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", "spa"),
-                ("refresh_token", first.body["refresh_token"].as_str().unwrap()),
-            ],
-        )
-        .await;
+    let refresh = refresh(&app, first.body["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refresh.error(), "invalid_grant", "{}", refresh.body);
     assert!(app.audit_types().await.iter().any(|e| e.0 == "session.ended"));
 
@@ -542,7 +540,6 @@ async fn pkce_is_required_and_checked(backend: Backend) {
     // The right verifier still works: a failed attempt does not burn the code.
     let ok = exchange(&app, "spa", APP, &code, Some(&verifier)).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
-    let _ = PkceCodeVerifier::new(verifier);
 }
 
 async fn a_reused_code_revokes_what_it_issued(backend: Backend) {
@@ -573,17 +570,7 @@ async fn a_reused_code_revokes_what_it_issued(backend: Backend) {
             .status,
         401
     );
-    let refresh = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "refresh_token"),
-                ("client_id", "spa"),
-                ("refresh_token", first.body["refresh_token"].as_str().unwrap()),
-            ],
-        )
-        .await;
+    let refresh = refresh(&app, first.body["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refresh.error(), "invalid_grant");
     assert!(
         app.audit_types()
@@ -606,8 +593,7 @@ async fn codes_expire_and_belong_to_their_client(backend: Backend) {
     let stolen = exchange(&app, "console", APP, &code, Some(&verifier)).await;
     assert_eq!(stolen.error(), "invalid_grant", "{}", stolen.body);
     // A client with a secret must authenticate: its bare client_id is not enough.
-    let server_app = app.create_service("server-app", &[]).await;
-    let _ = server_app;
+    app.create_service("server-app", &[]).await;
     let bare = exchange(&app, "server-app", APP, &code, Some(&verifier)).await;
     assert_eq!((bare.status, bare.error()), (401, "invalid_client"), "{}", bare.body);
     clock.advance(Duration::seconds(61));
@@ -940,4 +926,191 @@ async fn the_password_grant_can_be_switched_off(backend: Backend) {
     assert_eq!(meta["end_session_endpoint"], format!("{}/oauth/logout", app.issuer()));
     assert_eq!(meta["userinfo_endpoint"], format!("{}/oauth/userinfo", app.issuer()));
     assert_eq!(meta["response_types_supported"], json!(["code"]));
+}
+
+/// Sessions live in the database: an instance that never saw the login
+/// honours the cookie (single sign-on behind a load balancer), and a logout
+/// on one ends it on all.
+async fn a_session_is_honoured_by_every_instance(backend: Backend) {
+    let a = TestApp::spawn(backend).await;
+    setup(&a).await;
+    let b = TestApp::builder(backend).same_database_as(&a).spawn().await;
+    let mut browser = Browser::new();
+    let (code, verifier) = code_for(&a, &mut browser, "spa", APP).await;
+    let tokens = exchange(&b, "spa", APP, &code, Some(&verifier)).await;
+    assert_eq!(
+        tokens.status, 200,
+        "a code of one instance redeems at another: {}",
+        tokens.body
+    );
+    let (url, _) = authorize_url(&b, "console", APP2, &[("prompt", "none")]);
+    let sso = browser.get(&url).await;
+    assert!(sso.redirect_param("code").is_some(), "{:?} {}", sso.location, sso.html);
+    let old_cookie = browser.cookies["roster_session"].clone();
+    let mut logout = url::Url::parse(&b.url("/oauth/logout")).unwrap();
+    logout
+        .query_pairs_mut()
+        .append_pair("id_token_hint", tokens.body["id_token"].as_str().unwrap());
+    assert_eq!(browser.get(logout.as_str()).await.status, StatusCode::OK);
+    // The old cookie, replayed at the first instance, is dead there too.
+    browser.cookies.insert("roster_session".into(), old_cookie);
+    let (url, _) = authorize_url(&a, "spa", APP, &[("prompt", "none")]);
+    assert_eq!(
+        browser.get(&url).await.redirect_param("error").as_deref(),
+        Some("login_required")
+    );
+}
+
+async fn https_issuers_get_secure_host_only_cookies(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .settings(|mut s| {
+            s.token.issuer = "https://id.example".into();
+            s
+        })
+        .spawn()
+        .await;
+    setup(&app).await;
+    let mut browser = Browser::new();
+    let (url, _) = authorize_url(&app, "spa", APP, &[]);
+    let page = browser.get(&url).await;
+    let set: Vec<_> = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert!(
+        set.iter()
+            .all(|c| c.starts_with("__Host-roster_csrf=") && c.contains("; Secure")),
+        "{set:?}"
+    );
+    let done = browser.log_in(&app, &page, "alice", PASSWORD).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    let set = done.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set.starts_with("__Host-roster_session=") && set.contains("; Secure"),
+        "{set}"
+    );
+    assert_eq!(done.redirect_param("iss").as_deref(), Some("https://id.example"));
+}
+
+async fn cors_follows_changes_to_the_registered_uris(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup(&app).await;
+    let admin = app.login("root-admin", "admin-password-123").await.0;
+    let allowed = |origin: &'static str| {
+        let http = reqwest::Client::new();
+        let url = app.url("/oauth/token");
+        async move {
+            let r = http
+                .request(reqwest::Method::OPTIONS, url)
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .send()
+                .await
+                .unwrap();
+            r.headers().contains_key("access-control-allow-origin")
+        }
+    };
+    assert!(allowed("http://127.0.0.1:4200").await);
+    assert!(!allowed("https://new.example").await);
+    let list = app
+        .call(reqwest::Method::GET, "/api/v1/principals?q=console", Some(&admin), None)
+        .await;
+    let id = list.body["items"][0]["id"].as_str().unwrap().to_string();
+    let r = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/principals/{id}"),
+            Some(&admin),
+            Some(json!({"redirect_uris": ["https://new.example/cb"], "post_logout_redirect_uris": []})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.tick().await;
+    assert!(allowed("https://new.example").await, "the new origin, after the tick");
+    assert!(!allowed("http://127.0.0.1:4200").await, "the old one is gone");
+    // A disabled frontend's origins are refused.
+    let off = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/principals/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(off.status, 200);
+    app.tick().await;
+    assert!(!allowed("https://new.example").await);
+}
+
+/// RFC 9700 §2.4 wants the password grant gone: the audit log says which
+/// client still uses it, so admins know whom to move before `--password-grant off`.
+async fn the_audit_log_names_the_clients_of_the_password_grant(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_human("alice", PASSWORD, &[]).await;
+    let cli = app.create_service("legacy-cli", &[]).await;
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("legacy-cli", &cli.secret)),
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let events = app.query(|conn| roster::models::audit::recent(conn, 100)).await;
+    let login = events
+        .iter()
+        .find(|e| e.event_type == "login.password" && e.outcome == "ok")
+        .expect("the login is audited");
+    let details: serde_json::Value = serde_json::from_str(login.details.as_deref().unwrap()).unwrap();
+    assert_eq!(details["grant_type"], "password");
+    assert_eq!(details["client_id"], "legacy-cli");
+}
+
+/// The database drops Roster's connections in the middle of logins: the
+/// request that meets a dead connection gets the 503 page with Retry-After
+/// (never a 500 or a redirect), and the next one is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dying_database_is_a_503_login_page_then_recovers() {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(admin_url) = crate::support::postgres_admin_url() else {
+        crate::support::skipped_postgres("a_dying_database_is_a_503_login_page_then_recovers");
+        return;
+    };
+    let app = TestApp::spawn(Backend::Postgres).await;
+    setup(&app).await;
+    let mut browser = Browser::new();
+    let (url, _) = authorize_url(&app, "spa", APP, &[]);
+    for _ in 0..4 {
+        assert_eq!(browser.get(&url).await.status, StatusCode::OK);
+    }
+    let dbname = url::Url::parse(&app.db.url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let mut admin = diesel::PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(&mut admin)
+    .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let page = browser.get(&url).await;
+        if page.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(page.headers["retry-after"], "1");
+            assert_eq!(page.location, None);
+            assert!(page.html.contains("Login is unavailable for a moment"), "{}", page.html);
+        }
+        statuses.push(page.status.as_u16());
+    }
+    assert_eq!(statuses[0], 503, "the dead connection was used: {statuses:?}");
+    assert!(!statuses.contains(&500), "{statuses:?}");
+    assert_eq!(*statuses.last().unwrap(), 200, "recovered: {statuses:?}");
 }

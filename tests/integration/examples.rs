@@ -110,6 +110,21 @@ fn registry_walkthrough_runs_as_written() {
 }
 
 #[test]
+fn frontend_login_runs_as_written() {
+    let out = run_example("frontend");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[1], "shop-ui", "{out}");
+    assert!(lines[2].starts_with("http://localhost:5173/callback?code="), "{out}");
+    assert!(lines[2].contains("&state=s1&iss=http%3A%2F%2F127.0.0.1%3A"), "{out}");
+    assert_eq!(lines[3], "email openid profile", "{out}");
+    assert!(
+        lines[4].starts_with("{\"sub\":\"")
+            && lines[4].ends_with("\"preferred_username\":\"erin\",\"name\":\"erin\",\"email\":\"erin@example.org\"}"),
+        "{out}"
+    );
+}
+
+#[test]
 fn recovery_runs_as_written() {
     let out = run_example("recover");
     assert!(out.ends_with("admin\ndave\n"), "{out}");

@@ -53,7 +53,7 @@ BIN="${ROSTER_BIN:-}"   # another build to measure (e.g. an older commit's), ins
 if [ -z "$BIN" ]; then
   echo "building (release)..." >&2
   cargo build --release -q
-  BIN="$ROOT/target/release/roster"
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/roster"
 fi
 ARGON=$(cargo bench -q --bench argon2 2>/dev/null)
 ARGON_MS=$(sed -n 's/^argon2id_verify_ms=//p' <<<"$ARGON")

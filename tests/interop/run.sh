@@ -7,6 +7,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BIN="${1:-$ROOT/target/debug/roster}"
+[ -x "$BIN" ] || { echo "$0: no roster binary at $BIN (build it first, or pass its path)" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/roster-interop.XXXXXX)
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }

@@ -9,6 +9,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BIN="${1:-$ROOT/target/debug/roster}"
+[ -x "$BIN" ] || { echo "$0: no roster binary at $BIN (build it first, or pass its path)" >&2; exit 1; }
 EXAMPLES="${ST_EXAMPLES:-25}"
 SEED="${ST_SEED:-1}"
 VENV="${ST_VENV:-${TMPDIR:-/tmp}/roster-schemathesis-venv}"

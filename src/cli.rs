@@ -157,7 +157,8 @@ struct ServeArgs {
     #[arg(long, env = "ROSTER_ISSUER")]
     issuer: Option<String>,
     /// Lifetime of access tokens (e.g. 300, 5m).
-    #[arg(long, env = "ROSTER_ACCESS_TOKEN_TTL", default_value = "5m", value_parser = parse_some_duration)]
+    /// At most 24h: the revocation feed remembers a principal's change that long.
+    #[arg(long, env = "ROSTER_ACCESS_TOKEN_TTL", default_value = "5m", value_parser = parse_access_ttl)]
     access_token_ttl: chrono::Duration,
     /// Offer the password grant (scripts, the CLI): on or off. Browser apps log in
     /// through /oauth/authorize; the audit log shows which clients still use it.
@@ -243,6 +244,14 @@ fn parse_some_duration(s: &str) -> Result<chrono::Duration, String> {
     config::parse_duration(s)?
         .filter(|d| *d > chrono::Duration::zero())
         .ok_or_else(|| "must be a positive duration".to_string())
+}
+
+fn parse_access_ttl(s: &str) -> Result<chrono::Duration, String> {
+    let ttl = parse_some_duration(s)?;
+    if ttl > crate::models::revocation::MAX_ACCESS_TOKEN_TTL {
+        return Err("must be at most 24h".into());
+    }
+    Ok(ttl)
 }
 
 #[derive(Debug, Subcommand)]
@@ -683,6 +692,8 @@ mod tests {
         assert_eq!(args.access_token_ttl, chrono::Duration::seconds(60));
         assert_eq!(args.signing_alg, SigningAlg::Es256);
         assert!(Cli::try_parse_from(["roster", "serve", "--access-token-ttl", "0"]).is_err());
+        assert!(Cli::try_parse_from(["roster", "serve", "--access-token-ttl", "25h"]).is_err());
+        assert!(Cli::try_parse_from(["roster", "serve", "--access-token-ttl", "24h"]).is_ok());
         // Global flags appear only where they apply.
         assert!(Cli::try_parse_from(["roster", "--signing-alg", "ES256", "principal", "list"]).is_err());
         assert!(Cli::try_parse_from(["roster", "principal", "list", "--create"]).is_ok());

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod logging;
 pub mod models;

@@ -60,6 +60,7 @@ impl AppState {
         let usage = Arc::new(UsageRecorder::new());
         let failures = Arc::new(FailureLog::default());
         let verified = Arc::new(crate::auth::verified::VerifiedClients::new());
+        let revocations = Arc::new(crate::feed::ChangeFeed::new());
         let registry = Arc::new(RegistryContext::new(db.clone(), settings.registry.clone())?);
         let upkeep = Arc::new(Upkeep::new(crate::upkeep::Parts {
             db: db.clone(),
@@ -68,6 +69,7 @@ impl AppState {
             failures: failures.clone(),
             registry: registry.clone(),
             verified: verified.clone(),
+            revocations: revocations.clone(),
             origins,
             clock: clock.clone(),
             key_refresh: settings.key_refresh,
@@ -86,12 +88,14 @@ impl AppState {
                     token: settings.token.clone(),
                     verified: verified.clone(),
                     sessions: settings.sessions,
+                    revocations: revocations.clone(),
                 },
                 principals: PrincipalsContext {
                     db: db.clone(),
                     argon,
                     pepper,
                     verified,
+                    revocations,
                 },
                 registry,
                 upkeep,

@@ -6,6 +6,8 @@
 //! - client-secret use counts, written in one batch;
 //! - the cache of verified clients, dropped when the authentication
 //!   generation in the database moves;
+//! - the revocation feed's index, so that long polls here wake for
+//!   revocations made on other instances or by the CLI;
 //! - the counts of folded login failures whose window closed;
 //! - audit retention: events older than the retention go, a batch a minute.
 //!
@@ -52,6 +54,8 @@ pub struct Parts {
     pub registry: Arc<RegistryContext>,
     /// Forgotten when the database's authentication generation moves.
     pub verified: Arc<crate::auth::verified::VerifiedClients>,
+    /// Wakes the revocation feed's long polls.
+    pub revocations: Arc<crate::feed::ChangeFeed>,
     /// Origins allowed cross-origin (CORS), reloaded every tick.
     pub origins: Arc<crate::oauth::origins::AllowedOrigins>,
     pub clock: Clock,
@@ -110,9 +114,10 @@ impl Upkeep {
 
     /// A change made by another instance or the CLI moved the database's
     /// authentication generation: forget the clients verified before it, and
-    /// reload the CORS origins.
+    /// reload the CORS origins. The revocation index is read on the way.
     async fn observe_auth_generation(&self, now: DateTime<Utc>) -> Result<()> {
-        let generation = self.parts.db.run(crate::models::auth_state::current).await?;
+        let (generation, revocations) = self.parts.db.run(crate::models::auth_state::counters).await?;
+        self.parts.revocations.observe(revocations);
         self.parts.verified.observe(generation, now);
         if self.parts.origins.is_behind(generation) {
             let origins = self.parts.origins.clone();
@@ -150,6 +155,7 @@ impl Upkeep {
             .run(move |c| {
                 crate::models::throttle::delete_stale(c, now - Duration::days(1), now)?;
                 crate::models::login_session::delete_expired(c, now)?;
+                crate::models::revocation::delete_expired(c, now)?;
                 crate::models::authorization_code::delete_expired(c, now - crate::oauth::code::CODE_MEMORY)?;
                 match retention {
                     Some(r) => audit::delete_older_than(c, now - r, RETENTION_BATCH),

@@ -8,6 +8,7 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod pepper_check;
+pub mod revocation_feed;
 pub mod secrets;
 pub mod throttle;
 pub mod usage;

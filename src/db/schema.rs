@@ -219,6 +219,20 @@ diesel::table! {
     auth_state (id) {
         id -> Integer,
         generation -> BigInt,
+        revocation_index -> BigInt,
+    }
+}
+
+diesel::table! {
+    revocations (idx) {
+        idx -> BigInt,
+        kind -> Text,
+        subject -> Text,
+        status -> Nullable<Text>,
+        not_before -> Nullable<Timestamp>,
+        scopes -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod pages;
 pub mod query;
 pub mod registry;
 mod request_log;
+pub mod revocations;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -70,7 +71,9 @@ route_table! {
     get "/api/v1/audit" => admin::list_audit;
     get "/api/v1/throttles" => admin::list_throttles;
     delete "/api/v1/principals/{id}/throttle" => admin::clear_throttle;
+    get "/api/v1/revocations" => revocations::feed;
     put "/api/v1/services/{name}/registration" => registry::register;
+    delete "/api/v1/services/{name}/registration" => registry::deregister;
     post "/api/v1/services/{name}/heartbeat" => registry::heartbeat;
     put "/api/v1/services/{name}/modules" => registry::push_modules;
     get "/api/v1/services" => registry::list_services;

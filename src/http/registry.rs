@@ -35,6 +35,16 @@ pub async fn register(
     Ok(with_index(HttpResponse::Ok().json(view), index))
 }
 
+/// `DELETE /api/v1/services/{name}/registration`: the service is leaving.
+pub async fn deregister(
+    state: web::Data<AppState>,
+    Bearer(caller): Bearer,
+    name: web::Path<String>,
+) -> Result<HttpResponse> {
+    let (view, index) = service::leave(state.registry(), &caller, name.into_inner(), state.now()).await?;
+    Ok(with_index(HttpResponse::Ok().json(view), index))
+}
+
 /// `POST /api/v1/services/{name}/heartbeat`
 pub async fn heartbeat(
     state: web::Data<AppState>,

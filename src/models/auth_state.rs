@@ -19,3 +19,11 @@ pub fn bump(conn: &mut DbConnection) -> Result<()> {
 pub fn current(conn: &mut DbConnection) -> Result<i64> {
     Ok(auth_state::table.find(1).select(auth_state::generation).first(conn)?)
 }
+
+/// The generation and the revocation feed's index, in one read (the tick's).
+pub fn counters(conn: &mut DbConnection) -> Result<(i64, i64)> {
+    Ok(auth_state::table
+        .find(1)
+        .select((auth_state::generation, auth_state::revocation_index))
+        .first(conn)?)
+}

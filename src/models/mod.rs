@@ -9,6 +9,7 @@ pub mod password;
 pub mod principal;
 pub mod refresh_token;
 pub mod registration;
+pub mod revocation;
 pub mod revoked_token;
 pub mod secret;
 pub mod settings;

@@ -66,6 +66,11 @@ pub fn save(conn: &mut DbConnection, row: &RegistrationRow) -> Result<()> {
     Ok(())
 }
 
+/// Delete a service's registration; false when it had none.
+pub fn delete(conn: &mut DbConnection, principal_id: &str) -> Result<bool> {
+    Ok(diesel::delete(service_registrations::table.find(principal_id)).execute(conn)? == 1)
+}
+
 /// Bump the change index in the caller's transaction; returns the new value.
 pub fn bump_index(conn: &mut DbConnection) -> Result<i64> {
     diesel::update(registry_state::table.find(1))

@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 
 use super::to_db_time;
 
-/// Add `jti` to the deny list. Revoking twice is not an error.
+/// Add `jti` to the deny list, and to the revocation feed the first time.
+/// Revoking twice is not an error.
 pub fn insert(conn: &mut DbConnection, jti: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
     let inserted = diesel::insert_into(revoked_tokens::table)
         .values((
@@ -20,7 +21,8 @@ pub fn insert(conn: &mut DbConnection, jti: &str, expires_at: DateTime<Utc>, now
         .execute(conn)
         .map_err(Error::from);
     match inserted {
-        Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+        Ok(_) => super::revocation::append_token(conn, jti, expires_at, now).map(|_| ()),
+        Err(Error::Conflict(_)) => Ok(()),
         Err(e) => Err(e),
     }
 }

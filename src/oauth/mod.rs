@@ -15,6 +15,7 @@ pub mod person;
 pub mod pkce;
 pub mod refresh;
 pub mod request;
+pub mod revocations;
 pub mod revoke;
 pub mod session;
 pub mod token;
@@ -49,6 +50,8 @@ pub struct OAuthContext {
     pub verified: Arc<VerifiedClients>,
     /// How long browser login sessions live.
     pub sessions: session::SessionPolicy,
+    /// Wakes the revocation feed's long polls.
+    pub revocations: Arc<crate::feed::ChangeFeed>,
 }
 
 /// What a database closure of the token service needs of the context.

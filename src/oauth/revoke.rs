@@ -44,7 +44,8 @@ pub async fn revoke(
     let claims =
         crate::auth::access::valid_or_none(verify_reloading(&ctx.db, &ctx.keys, &token, ctx.issuer(), now).await)?;
     let checks = ctx.checks();
-    ctx.db
+    let revoked = ctx
+        .db
         .run(move |conn| {
             let caller = client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?
                 .map(|c| c.principal.name);
@@ -83,7 +84,9 @@ pub async fn revoke(
             )?;
             Ok(())
         })
-        .await
+        .await;
+    crate::auth::revocation_feed::publish(&ctx.db, &ctx.revocations).await;
+    revoked
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::client_settings::{self, ClientSettings};
 use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
-use crate::models::{auth_state, login_session, new_id, password as password_row, refresh_token, secret, to_db_time};
+use crate::models::{
+    auth_state, login_session, new_id, password as password_row, refresh_token, revocation, secret, to_db_time,
+};
 use crate::page::{self, Page};
 
 pub(super) fn not_found(id: &str) -> Error {
@@ -306,6 +308,7 @@ fn set_status_in(
         return Err(not_found(id));
     }
     auth_state::bump(conn)?;
+    revocation::append_principal(conn, id, now)?;
     let revoked = match status {
         PrincipalStatus::Disabled => {
             // Their browser sessions end too (single sign-on stops at once).
@@ -361,6 +364,7 @@ pub fn update(
             if let Some(scopes) = &changes.scopes {
                 let had_admin = grants_admin(&principal::scopes_of(conn, id)?);
                 principal::set_scopes(conn, id, scopes)?;
+                revocation::append_principal(conn, id, now)?;
                 if grants_admin(scopes) && !had_admin {
                     audit_admin_grant(conn, id, p.kind()?, actor, now)?;
                 }
@@ -463,6 +467,7 @@ pub async fn patch(
         .await;
     // Even after an error: the change may have committed before it.
     ctx.verified.invalidate();
+    crate::auth::revocation_feed::publish(&ctx.db, &ctx.revocations).await;
     changed
 }
 
@@ -474,5 +479,6 @@ pub async fn disable(ctx: &PrincipalsContext, actor: &str, id: String, now: Date
         .run(move |c| set_status(c, &id, PrincipalStatus::Disabled, Some(&actor), now))
         .await;
     ctx.verified.invalidate();
+    crate::auth::revocation_feed::publish(&ctx.db, &ctx.revocations).await;
     disabled
 }

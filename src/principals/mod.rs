@@ -36,4 +36,6 @@ pub struct PrincipalsContext {
     pub pepper: Pepper,
     /// Forgotten after every change here that could invalidate a client.
     pub verified: std::sync::Arc<crate::auth::verified::VerifiedClients>,
+    /// Woken when a change here reaches the revocation feed.
+    pub revocations: std::sync::Arc<crate::feed::ChangeFeed>,
 }

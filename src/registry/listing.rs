@@ -1,8 +1,6 @@
 //! What watchers read: the service list with Consul-style blocking queries,
 //! and the categories with their members by priority.
 
-use std::time::Duration as StdDuration;
-
 use serde::{Deserialize, Serialize};
 
 use super::RegistryContext;
@@ -11,9 +9,7 @@ use crate::auth::access::Caller;
 use crate::error::{Error, Result};
 use crate::models::registration::{self, MemberRow};
 
-/// Longest long-poll wait.
-pub const MAX_WAIT: StdDuration = StdDuration::from_secs(300);
-pub const DEFAULT_WAIT: StdDuration = StdDuration::from_secs(30);
+use crate::feed::parse_wait;
 
 /// `GET /api/v1/services` query.
 #[derive(Debug, Default, Deserialize)]
@@ -32,19 +28,6 @@ pub struct ServicesQuery {
 pub enum ServiceStatus {
     Up,
     Down,
-}
-
-/// The wait of a blocking query: [`DEFAULT_WAIT`] when omitted, capped at [`MAX_WAIT`].
-pub fn parse_wait(wait: Option<&str>) -> Result<StdDuration> {
-    match wait {
-        None => Ok(DEFAULT_WAIT),
-        Some(w) => crate::clock::parse_duration(w)
-            .ok()
-            .flatten()
-            .and_then(|d| d.to_std().ok())
-            .map(|d| d.min(MAX_WAIT))
-            .ok_or_else(|| Error::invalid("wait", "a duration such as 30s or 2m")),
-    }
 }
 
 /// `GET /api/v1/services`: registered services, optionally by category and
@@ -171,14 +154,6 @@ mod tests {
             status: status.map(str::to_string),
             base_url: None,
         }
-    }
-
-    #[test]
-    fn waits_default_and_are_capped() {
-        assert_eq!(parse_wait(None).unwrap(), DEFAULT_WAIT);
-        assert_eq!(parse_wait(Some("2s")).unwrap(), StdDuration::from_secs(2));
-        assert_eq!(parse_wait(Some("1h")).unwrap(), MAX_WAIT);
-        assert!(matches!(parse_wait(Some("soon")), Err(Error::Invalid { field, .. }) if field == "wait"));
     }
 
     #[test]

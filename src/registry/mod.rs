@@ -2,7 +2,6 @@
 //! which categories, stay `up` by heartbeats (a TTL lease) and active health
 //! checks, and publish the frontend pages they contribute.
 
-pub mod feed;
 pub mod fetch;
 pub mod listing;
 pub mod manifest;
@@ -14,7 +13,7 @@ pub mod worker;
 use chrono::Duration;
 
 use crate::db::Pool;
-use feed::ChangeFeed;
+use crate::feed::ChangeFeed;
 use fetch::Fetcher;
 
 /// What the registry needs at run time, and nothing else of the process.

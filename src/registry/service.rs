@@ -231,6 +231,48 @@ pub async fn put_registration(
     Ok((view, index))
 }
 
+/// `DELETE /api/v1/services/{name}/registration`: the service says it is
+/// leaving (a clean shutdown). Its registration goes at once, so listings
+/// and the menu drop it now rather than when its lease runs out; it stays a
+/// principal and may register again. Leaving twice is not an error.
+pub async fn leave(
+    ctx: &RegistryContext,
+    caller: &Caller,
+    name: String,
+    now: DateTime<Utc>,
+) -> Result<(ServiceView, i64)> {
+    let p = writable(ctx, caller, name).await?;
+    let actor = caller.principal.id.clone();
+    let (view, index) = ctx.db.run(move |c| deregister(c, &p, &actor, now)).await?;
+    ctx.feed.observe(index);
+    Ok((view, index))
+}
+
+/// Delete a service's registration; returns its view (now `unknown`) and
+/// the change index, bumped only when there was a registration.
+pub fn deregister(
+    conn: &mut DbConnection,
+    p: &Principal,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(ServiceView, i64)> {
+    crate::db::transaction(conn, |conn| {
+        let index = if registration::delete(conn, &p.id)? {
+            audit::record(
+                conn,
+                NewAuditEvent::new("service.deregistered", Outcome::Ok)
+                    .actor(Some(actor))
+                    .principal(Some(&p.id)),
+                now,
+            )?;
+            registration::bump_index(conn)?
+        } else {
+            registration::current_index(conn)?
+        };
+        Ok((get(conn, &p.name)?, index))
+    })
+}
+
 /// `POST /api/v1/services/{name}/heartbeat`.
 pub async fn beat(ctx: &RegistryContext, caller: &Caller, name: String, now: DateTime<Utc>) -> Result<ServiceView> {
     let p = writable(ctx, caller, name).await?;

@@ -18,4 +18,5 @@ mod migrations;
 mod oauth;
 mod openapi;
 mod registry;
+mod revocations;
 mod throttle;

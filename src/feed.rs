@@ -1,8 +1,30 @@
 //! The change feed behind long polling: a watch channel per instance, fed by
 //! local writes at once and by the database's change index once a second, so
-//! that a change made on another instance wakes waiters here too.
+//! that a change made on another instance wakes waiters here too. The
+//! registry and the revocation feed each keep one.
+
+use std::time::Duration as StdDuration;
 
 use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+
+/// Longest long-poll wait.
+pub const MAX_WAIT: StdDuration = StdDuration::from_secs(300);
+pub const DEFAULT_WAIT: StdDuration = StdDuration::from_secs(30);
+
+/// The wait of a blocking query: [`DEFAULT_WAIT`] when omitted, capped at [`MAX_WAIT`].
+pub fn parse_wait(wait: Option<&str>) -> Result<StdDuration> {
+    match wait {
+        None => Ok(DEFAULT_WAIT),
+        Some(w) => crate::clock::parse_duration(w)
+            .ok()
+            .flatten()
+            .and_then(|d| d.to_std().ok())
+            .map(|d| d.min(MAX_WAIT))
+            .ok_or_else(|| Error::invalid("wait", "a duration such as 30s or 2m")),
+    }
+}
 
 #[derive(Debug)]
 pub struct ChangeFeed {
@@ -88,6 +110,14 @@ impl ChangeFeed {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn waits_default_and_are_capped() {
+        assert_eq!(parse_wait(None).unwrap(), DEFAULT_WAIT);
+        assert_eq!(parse_wait(Some("2s")).unwrap(), StdDuration::from_secs(2));
+        assert_eq!(parse_wait(Some("1h")).unwrap(), MAX_WAIT);
+        assert!(matches!(parse_wait(Some("soon")), Err(Error::Invalid { field, .. }) if field == "wait"));
+    }
 
     #[tokio::test]
     async fn waiters_wake_when_the_index_passes_theirs() {

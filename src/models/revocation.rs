@@ -1,0 +1,111 @@
+//! Revocation feed rows: revoked tokens and principal changes, numbered by a
+//! counter bumped in the writer's transaction, so readers never miss one.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::{auth_state, revocations};
+use crate::error::Result;
+
+use super::principal::{self, Principal};
+use super::to_db_time;
+
+/// The longest access token lifetime Roster issues; a principal's change is
+/// kept in the feed this long (plus leeway), after which no token issued
+/// before it can be valid.
+pub const MAX_ACCESS_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(24);
+/// The clock skew allowed to verifiers, added to every entry's keep time.
+pub const LEEWAY: chrono::Duration = chrono::Duration::minutes(5);
+
+pub const TOKEN: &str = "token";
+pub const PRINCIPAL: &str = "principal";
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = revocations)]
+pub struct RevocationRow {
+    pub idx: i64,
+    pub kind: String,
+    pub subject: String,
+    pub status: Option<String>,
+    pub not_before: Option<NaiveDateTime>,
+    /// JSON array of the principal's scopes after the change.
+    pub scopes: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+/// Take the next index inside the caller's transaction. The counter row's
+/// lock orders writers, so index `n` commits only after `n - 1` did (or
+/// rolled back): a reader that has seen `n` has seen everything below it.
+fn next_index(conn: &mut DbConnection) -> Result<i64> {
+    diesel::update(auth_state::table.find(1))
+        .set(auth_state::revocation_index.eq(auth_state::revocation_index + 1))
+        .execute(conn)?;
+    current_index(conn)
+}
+
+pub fn current_index(conn: &mut DbConnection) -> Result<i64> {
+    Ok(auth_state::table
+        .find(1)
+        .select(auth_state::revocation_index)
+        .first(conn)?)
+}
+
+/// Record a revoked access token, kept until it would have expired.
+pub fn append_token(conn: &mut DbConnection, jti: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<i64> {
+    let idx = next_index(conn)?;
+    diesel::insert_into(revocations::table)
+        .values(RevocationRow {
+            idx,
+            kind: TOKEN.into(),
+            subject: jti.into(),
+            status: None,
+            not_before: None,
+            scopes: None,
+            created_at: to_db_time(now),
+            expires_at: to_db_time(expires_at + LEEWAY),
+        })
+        .execute(conn)?;
+    Ok(idx)
+}
+
+/// Record a principal's state (status, `tokens_not_before`, scopes) after a
+/// change to its status or scopes, kept until every token issued before the
+/// change has expired. Principals are never deleted, only disabled.
+pub fn append_principal(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<i64> {
+    let keep_until = now + MAX_ACCESS_TOKEN_TTL + LEEWAY;
+    let p: Principal =
+        principal::find_by_id(conn, id)?.ok_or_else(|| crate::error::Error::NotFound(format!("principal {id}")))?;
+    let scopes = serde_json::to_string(&principal::scopes_of(conn, id)?).map_err(crate::error::Error::internal)?;
+    let (status, not_before, scopes) = (p.status, p.tokens_not_before, Some(scopes));
+    let idx = next_index(conn)?;
+    diesel::insert_into(revocations::table)
+        .values(RevocationRow {
+            idx,
+            kind: PRINCIPAL.into(),
+            subject: id.into(),
+            status: Some(status),
+            not_before,
+            scopes,
+            created_at: to_db_time(now),
+            expires_at: to_db_time(keep_until),
+        })
+        .execute(conn)?;
+    Ok(idx)
+}
+
+/// Rows after `after`, in order, at most `limit`.
+pub fn since(conn: &mut DbConnection, after: i64, limit: i64) -> Result<Vec<RevocationRow>> {
+    Ok(revocations::table
+        .filter(revocations::idx.gt(after))
+        .order(revocations::idx.asc())
+        .limit(limit)
+        .select(RevocationRow::as_select())
+        .load(conn)?)
+}
+
+/// Forget rows no token they concern can outlive.
+pub fn delete_expired(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize> {
+    Ok(diesel::delete(revocations::table.filter(revocations::expires_at.le(to_db_time(now)))).execute(conn)?)
+}

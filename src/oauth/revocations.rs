@@ -1,0 +1,226 @@
+//! The revocation feed (`GET /api/v1/revocations`): RFC 7009 revocation
+//! carried to services that verify tokens offline. It lists the `jti`s
+//! revoked and the principals changed since an index, as a blocking query.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::access::Caller;
+use crate::db::Pool;
+use crate::error::{Error, Result};
+use crate::feed::{ChangeFeed, parse_wait};
+use crate::models::from_db_time;
+use crate::models::principal::PrincipalKind;
+use crate::models::revocation::{self, PRINCIPAL, RevocationRow, TOKEN};
+
+/// Most entries in one answer; `more` says when there are others.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// `GET /api/v1/revocations` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// Answer with what came after this index, blocking until there is
+    /// something new or `wait` has elapsed. Omitted: everything still
+    /// relevant, at once.
+    pub index: Option<i64>,
+    /// How long to block when nothing is new, e.g. `30s` (at most 5 minutes).
+    pub wait: Option<String>,
+    /// At most this many entries (1 to 1000, default 1000).
+    pub limit: Option<i64>,
+}
+
+/// One answer of the feed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FeedPage {
+    /// Follow on from here.
+    pub index: i64,
+    /// The index asked for is ahead of this database (it was restored or
+    /// replaced): this answer starts from nothing, so forget what you hold.
+    pub reset: bool,
+    /// More entries wait after `index`: ask again at once.
+    pub more: bool,
+    pub tokens: Vec<RevokedToken>,
+    /// The latest state of each principal changed in this window.
+    pub principals: Vec<PrincipalState>,
+}
+
+/// An access token refused until it expires anyway.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub jti: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a verifier applies to a principal's tokens: refuse them all unless
+/// `status` is `active`; refuse those issued at or before `not_before`;
+/// honour only the scopes still in `scopes`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PrincipalState {
+    pub id: String,
+    pub status: String,
+    pub not_before: Option<DateTime<Utc>>,
+    pub scopes: Vec<String>,
+}
+
+/// Who may read the feed: services (the verifiers) and admins.
+fn may_read(caller: &Caller) -> Result<()> {
+    if caller.is_admin() || caller.principal.kind == PrincipalKind::Service.as_str() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "the revocation feed is for services and admins".into(),
+        ))
+    }
+}
+
+/// Fold rows (in index order) into an answer: every token, and the last
+/// state of each principal.
+pub fn fold(rows: Vec<RevocationRow>, index: i64, reset: bool, more: bool) -> FeedPage {
+    let mut tokens = Vec::new();
+    let mut principals: Vec<PrincipalState> = Vec::new();
+    for row in rows {
+        match row.kind.as_str() {
+            TOKEN => tokens.push(RevokedToken {
+                jti: row.subject,
+                // Stored with the leeway added; the token's own expiry is the row's minus it.
+                expires_at: from_db_time(row.expires_at) - revocation::LEEWAY,
+            }),
+            PRINCIPAL => {
+                let state = PrincipalState {
+                    scopes: row
+                        .scopes
+                        .as_deref()
+                        .and_then(|s| serde_json::from_str(s).ok())
+                        .unwrap_or_default(),
+                    id: row.subject,
+                    status: row.status.unwrap_or_default(),
+                    not_before: row.not_before.map(from_db_time),
+                };
+                principals.retain(|p| p.id != state.id);
+                principals.push(state);
+            }
+            _ => {}
+        }
+    }
+    FeedPage {
+        index,
+        reset,
+        more,
+        tokens,
+        principals,
+    }
+}
+
+/// `GET /api/v1/revocations`: the entries after `index`, at once when there
+/// are any, else once one arrives or `wait` has elapsed (a blocking query,
+/// like the registry's). Entries are kept only while a token they concern
+/// can still be valid, so starting from 0 gives everything that matters.
+pub async fn since(db: &Pool, feed: &ChangeFeed, caller: &Caller, query: FeedQuery) -> Result<FeedPage> {
+    may_read(caller)?;
+    let wait = parse_wait(query.wait.as_deref())?;
+    let limit = match query.limit {
+        None => MAX_LIMIT,
+        Some(l) if (1..=MAX_LIMIT).contains(&l) => l,
+        Some(_) => return Err(Error::invalid("limit", format!("an integer from 1 to {MAX_LIMIT}"))),
+    };
+    let asked = match query.index {
+        None => 0,
+        Some(i) if i >= 0 => i,
+        Some(_) => {
+            return Err(Error::invalid(
+                "index",
+                "a non-negative integer (the index of an earlier answer)",
+            ));
+        }
+    };
+    let mut current = db.run(revocation::current_index).await?;
+    feed.observe(current);
+    let reset = asked > current;
+    let after = if reset { 0 } else { asked };
+    if query.index.is_some() && !reset && current <= after {
+        feed.wait_past(after, wait).await;
+        current = db.run(revocation::current_index).await?;
+    }
+    let rows = db.run(move |c| revocation::since(c, after, limit + 1)).await?;
+    let more = rows.len() as i64 > limit;
+    let rows: Vec<RevocationRow> = rows.into_iter().take(limit as usize).collect();
+    // Without `more`, the answer covers everything up to the index read
+    // before the rows (pruned or rolled-back numbers included).
+    let index = match (more, rows.last()) {
+        (true, Some(last)) => last.idx,
+        _ => current.max(rows.last().map_or(after, |r| r.idx)),
+    };
+    Ok(fold(rows, index, reset, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::to_db_time;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn row(idx: i64, kind: &str, subject: &str, status: Option<&str>, scopes: Option<&str>) -> RevocationRow {
+        RevocationRow {
+            idx,
+            kind: kind.into(),
+            subject: subject.into(),
+            status: status.map(str::to_string),
+            not_before: status.map(|_| to_db_time(at(idx))),
+            scopes: scopes.map(str::to_string),
+            created_at: to_db_time(at(idx)),
+            expires_at: to_db_time(at(600) + revocation::LEEWAY),
+        }
+    }
+
+    #[test]
+    fn folding_keeps_every_token_and_the_last_state_of_each_principal() {
+        let page = fold(
+            vec![
+                row(3, TOKEN, "jti-a", None, None),
+                row(4, PRINCIPAL, "p1", Some("disabled"), Some(r#"["a","b"]"#)),
+                row(5, PRINCIPAL, "p2", Some("active"), Some(r#"["x"]"#)),
+                row(6, PRINCIPAL, "p1", Some("active"), Some(r#"["a"]"#)),
+                row(7, TOKEN, "jti-b", None, None),
+            ],
+            7,
+            false,
+            false,
+        );
+        assert_eq!(
+            page,
+            FeedPage {
+                index: 7,
+                reset: false,
+                more: false,
+                tokens: vec![
+                    RevokedToken {
+                        jti: "jti-a".into(),
+                        expires_at: at(600)
+                    },
+                    RevokedToken {
+                        jti: "jti-b".into(),
+                        expires_at: at(600)
+                    },
+                ],
+                principals: vec![
+                    PrincipalState {
+                        id: "p2".into(),
+                        status: "active".into(),
+                        not_before: Some(at(5)),
+                        scopes: vec!["x".into()]
+                    },
+                    PrincipalState {
+                        id: "p1".into(),
+                        status: "active".into(),
+                        not_before: Some(at(6)),
+                        scopes: vec!["a".into()]
+                    },
+                ],
+            }
+        );
+    }
+}

@@ -482,12 +482,14 @@ fn run_server(
         let handle = server.handle();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let registry = upkeep.parts.registry.clone();
+        let revocations = upkeep.parts.revocations.clone();
         let ticker = actix_web::rt::spawn(upkeep.run(crate::upkeep::TICK, stop_rx));
         actix_web::rt::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown signal received: finishing requests in flight");
             // Long polls answer now with what they have, instead of being cut off.
             registry.feed.close();
+            revocations.close();
             handle.stop(true).await;
         });
         eprintln!(

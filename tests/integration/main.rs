@@ -8,6 +8,7 @@ mod admin;
 mod architecture;
 mod browser_login;
 mod cli;
+mod client;
 mod credentials;
 mod examples;
 mod faults;

@@ -1,0 +1,56 @@
+//! Authorization server metadata (RFC 8414 §3): where the token endpoint and
+//! the JWKS are, found from the issuer URL.
+
+use serde::Deserialize;
+
+/// The parts of Roster's metadata the client uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+}
+
+/// Why discovery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("cannot reach {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("{url} answered {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} is not authorization server metadata: {source}")]
+    Malformed { url: String, source: reqwest::Error },
+    /// RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
+    #[error("the metadata names the issuer {found}, not {expected}")]
+    IssuerMismatch { expected: String, found: String },
+}
+
+impl Metadata {
+    /// Fetch `{issuer}/.well-known/oauth-authorization-server` and check
+    /// that it names `issuer` (RFC 8414 §3.1, §3.3).
+    pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Self, DiscoveryError> {
+        let issuer = issuer.trim_end_matches('/');
+        let url = format!("{issuer}/.well-known/oauth-authorization-server");
+        let resp = http.get(&url).send().await.map_err(|source| DiscoveryError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
+        if !resp.status().is_success() {
+            return Err(DiscoveryError::Status {
+                url,
+                status: resp.status().as_u16(),
+            });
+        }
+        let meta: Metadata = resp
+            .json()
+            .await
+            .map_err(|source| DiscoveryError::Malformed { url: url.clone(), source })?;
+        if meta.issuer.trim_end_matches('/') != issuer {
+            return Err(DiscoveryError::IssuerMismatch {
+                expected: issuer.to_string(),
+                found: meta.issuer,
+            });
+        }
+        Ok(meta)
+    }
+}

@@ -1,0 +1,223 @@
+//! [`RegistryAgent`]: keeps a service in Roster's registry. It registers,
+//! pushes its manifest, heartbeats at a third of the TTL, registers again
+//! when Roster has forgotten it, and leaves on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::backoff::Backoff;
+use crate::token::{TokenError, TokenSource};
+
+/// A category membership; higher priority comes first.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Category {
+    pub name: String,
+    pub priority: i32,
+}
+
+/// What the service tells Roster about itself.
+#[derive(Debug, Clone)]
+pub struct ServiceRegistration {
+    /// Where the service answers, e.g. `http://10.0.0.5:8080/`.
+    pub base_url: String,
+    /// Polled by Roster; relative to `base_url` (e.g. `/health`).
+    pub health_url: Option<String>,
+    /// A getModules.json Roster pulls; relative to `base_url`.
+    pub modules_url: Option<String>,
+    /// A getModules.json to push instead (or as well).
+    pub manifest: Option<serde_json::Value>,
+    pub categories: Vec<Category>,
+    /// The lease: without a heartbeat for this long the service is down.
+    pub ttl: Duration,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    base_url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modules_url: Option<&'a str>,
+    categories: &'a [Category],
+    ttl_seconds: u64,
+}
+
+/// Why a registry call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("Roster answered {status}: {body}")]
+    Status { status: u16, body: String },
+}
+
+/// Keeps one service registered.
+#[derive(Debug, Clone)]
+pub struct RegistryAgent {
+    roster: String,
+    name: String,
+    tokens: TokenSource,
+    registration: Arc<ServiceRegistration>,
+    http: reqwest::Client,
+    backoff: Backoff,
+}
+
+/// What the agent has done, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentCounts {
+    pub registrations: u64,
+    pub heartbeats: u64,
+    pub failures: u64,
+}
+
+/// A running agent. [`AgentHandle::leave`] on shutdown.
+#[derive(Debug)]
+pub struct AgentHandle {
+    agent: RegistryAgent,
+    stop: watch::Sender<bool>,
+    counts: watch::Receiver<AgentCounts>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RegistryAgent {
+    /// An agent for the service `name` on the Roster at `roster` (its issuer
+    /// URL), acting with `tokens` (the service's own credentials).
+    pub fn new(roster: &str, name: &str, tokens: TokenSource, registration: ServiceRegistration) -> Self {
+        Self {
+            roster: roster.trim_end_matches('/').to_string(),
+            name: name.to_string(),
+            tokens,
+            registration: Arc::new(registration),
+            http: crate::http_client(Duration::from_secs(10)),
+            backoff: Backoff::default(),
+        }
+    }
+
+    fn url(&self, what: &str) -> String {
+        format!("{}/api/v1/services/{}/{what}", self.roster, self.name)
+    }
+
+    async fn call(&self, method: reqwest::Method, what: &str, body: Option<serde_json::Value>) -> Result<u16, RegistryError> {
+        let url = self.url(what);
+        let resp = self
+            .tokens
+            .send(None, None, || {
+                let req = self.http.request(method.clone(), &url);
+                match &body {
+                    Some(b) => req.json(b),
+                    None => req,
+                }
+            })
+            .await?;
+        let status = resp.status().as_u16();
+        if resp.status().is_success() || status == 404 {
+            return Ok(status);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(RegistryError::Status { status, body })
+    }
+
+    /// Register once (and push the manifest, if any).
+    pub async fn register(&self) -> Result<(), RegistryError> {
+        let r = &self.registration;
+        let body = serde_json::to_value(Body {
+            base_url: &r.base_url,
+            health_url: r.health_url.as_deref(),
+            modules_url: r.modules_url.as_deref(),
+            categories: &r.categories,
+            ttl_seconds: r.ttl.as_secs().max(1),
+        })
+        .unwrap_or_default();
+        match self.call(reqwest::Method::PUT, "registration", Some(body)).await? {
+            404 => {
+                return Err(RegistryError::Status {
+                    status: 404,
+                    body: format!("no service principal named {}", self.name),
+                });
+            }
+            _ => {}
+        }
+        if let Some(m) = &r.manifest {
+            self.call(reqwest::Method::PUT, "modules", Some(m.clone())).await?;
+        }
+        Ok(())
+    }
+
+    /// Register now, then keep the registration alive in a background task.
+    pub async fn start(self) -> Result<AgentHandle, RegistryError> {
+        self.register().await?;
+        let (stop, stopped) = watch::channel(false);
+        let (counts_tx, counts) = watch::channel(AgentCounts {
+            registrations: 1,
+            ..AgentCounts::default()
+        });
+        let task = tokio::spawn(self.clone().run(stopped, counts_tx));
+        Ok(AgentHandle {
+            agent: self,
+            stop,
+            counts,
+            task,
+        })
+    }
+
+    async fn run(self, mut stopped: watch::Receiver<bool>, counts: watch::Sender<AgentCounts>) {
+        let interval = (self.registration.ttl / 3).max(Duration::from_millis(300));
+        let mut failures = 0u32;
+        let mut pause = interval;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stopped.wait_for(|s| *s) => return,
+            }
+            let beat = match self.call(reqwest::Method::POST, "heartbeat", None).await {
+                // Roster forgot us (a new database, or we were removed): register again.
+                Ok(404) => self.register().await.map(|_| true),
+                Ok(_) => Ok(false),
+                Err(e) => Err(e),
+            };
+            match beat {
+                Ok(registered) => {
+                    failures = 0;
+                    pause = interval;
+                    counts.send_modify(|c| {
+                        c.heartbeats += 1;
+                        c.registrations += u64::from(registered);
+                    });
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    pause = self.backoff.after(failures).min(interval);
+                    tracing::warn!(error = %e, "registry heartbeat failed");
+                    counts.send_modify(|c| c.failures += 1);
+                }
+            }
+        }
+    }
+}
+
+impl AgentHandle {
+    /// What the agent has done so far.
+    pub fn counts(&self) -> AgentCounts {
+        *self.counts.borrow()
+    }
+
+    /// Resolve once `pred` holds for the counts.
+    pub async fn until(&self, pred: impl Fn(&AgentCounts) -> bool) -> AgentCounts {
+        let mut rx = self.counts.clone();
+        match rx.wait_for(|c| pred(c)).await {
+            Ok(c) => *c,
+            Err(_) => self.counts(),
+        }
+    }
+
+    /// Stop heartbeating and tell Roster the service is leaving
+    /// (`DELETE /api/v1/services/{name}/registration`).
+    pub async fn leave(self) -> Result<(), RegistryError> {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+        self.agent.call(reqwest::Method::DELETE, "registration", None).await.map(|_| ())
+    }
+}

@@ -1,0 +1,223 @@
+//! Following Roster's revocation feed (`GET /api/v1/revocations`), so that
+//! an offline verifier refuses revoked tokens and disabled or demoted
+//! principals within about a second, and knows how stale its view is.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use crate::backoff::Backoff;
+
+/// What the verifier does when the feed has not answered for longer than
+/// [`RevocationPolicy::max_staleness`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Refuse every token with 503 until the feed answers again (default).
+    Closed,
+    /// Keep accepting tokens on signature and claims alone, and log it.
+    Open,
+}
+
+/// How the verifier follows the feed.
+#[derive(Debug, Clone)]
+pub struct RevocationPolicy {
+    /// The long poll's wait (the server answers at least this often).
+    pub wait: StdDuration,
+    /// How old the last answer may be before [`FailMode`] applies. Default
+    /// 60 s: two missed long polls of 30 s.
+    pub max_staleness: Duration,
+    pub on_stale: FailMode,
+    /// Between failed polls.
+    pub backoff: Backoff,
+}
+
+impl Default for RevocationPolicy {
+    fn default() -> Self {
+        Self {
+            wait: StdDuration::from_secs(30),
+            max_staleness: Duration::seconds(60),
+            on_stale: FailMode::Closed,
+            backoff: Backoff {
+                initial: StdDuration::from_millis(250),
+                max: StdDuration::from_secs(5),
+            },
+        }
+    }
+}
+
+/// One answer of the feed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeedPage {
+    pub index: i64,
+    pub reset: bool,
+    pub more: bool,
+    pub tokens: Vec<FeedToken>,
+    pub principals: Vec<FeedPrincipal>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeedToken {
+    pub jti: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeedPrincipal {
+    pub id: String,
+    pub status: String,
+    pub not_before: Option<DateTime<Utc>>,
+    pub scopes: Vec<String>,
+}
+
+/// What the verifier knows of revocations.
+#[derive(Debug, Default)]
+pub struct RevocationState {
+    pub index: i64,
+    /// Revoked `jti`s, until they would have expired.
+    tokens: HashMap<String, DateTime<Utc>>,
+    principals: HashMap<String, FeedPrincipal>,
+    /// When the feed last answered.
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+/// A token's fate under the feed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accept, with these scopes (the token's, less what was taken away).
+    Accept(Vec<String>),
+    Revoked(&'static str),
+    /// The feed is too stale to vouch for the token (fail closed).
+    Stale,
+}
+
+impl RevocationState {
+    /// Apply one answer received at `now`.
+    pub fn apply(&mut self, page: FeedPage, now: DateTime<Utc>) {
+        if page.reset {
+            self.tokens.clear();
+            self.principals.clear();
+        }
+        for t in page.tokens {
+            self.tokens.insert(t.jti, t.expires_at);
+        }
+        for p in page.principals {
+            self.principals.insert(p.id.clone(), p);
+        }
+        self.tokens.retain(|_, exp| *exp > now - Duration::minutes(5));
+        self.index = page.index;
+        self.synced_at = Some(now);
+    }
+
+    /// Judge a token with a valid signature and claims at `now`.
+    pub fn judge(
+        &self,
+        jti: &str,
+        sub: &str,
+        iat: i64,
+        scopes: &[String],
+        now: DateTime<Utc>,
+        policy: &RevocationPolicy,
+    ) -> Verdict {
+        let stale = self.synced_at.is_none_or(|t| now - t > policy.max_staleness);
+        if stale {
+            match policy.on_stale {
+                FailMode::Closed => return Verdict::Stale,
+                FailMode::Open => tracing::warn!("the revocation feed is stale; accepting on signature alone (fail open)"),
+            }
+        }
+        if self.tokens.contains_key(jti) {
+            return Verdict::Revoked("revoked");
+        }
+        let Some(p) = self.principals.get(sub) else {
+            return Verdict::Accept(scopes.to_vec());
+        };
+        if p.status != "active" {
+            return Verdict::Revoked("principal disabled");
+        }
+        if p.not_before.is_some_and(|nb| iat <= nb.timestamp()) {
+            return Verdict::Revoked("issued before the principal was disabled");
+        }
+        let held: HashSet<&str> = p.scopes.iter().map(String::as_str).collect();
+        Verdict::Accept(scopes.iter().filter(|s| held.contains(s.as_str())).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn page(index: i64, reset: bool, tokens: &[&str], principals: Vec<FeedPrincipal>) -> FeedPage {
+        FeedPage {
+            index,
+            reset,
+            more: false,
+            tokens: tokens
+                .iter()
+                .map(|j| FeedToken {
+                    jti: j.to_string(),
+                    expires_at: at(300),
+                })
+                .collect(),
+            principals,
+        }
+    }
+
+    fn principal(id: &str, status: &str, not_before: Option<i64>, scopes: &[&str]) -> FeedPrincipal {
+        FeedPrincipal {
+            id: id.into(),
+            status: status.into(),
+            not_before: not_before.map(at),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn scopes(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn revoked_tokens_disabled_principals_and_lost_scopes_are_judged() {
+        let policy = RevocationPolicy::default();
+        let mut state = RevocationState::default();
+        assert_eq!(state.judge("j", "p", 0, &[], at(0), &policy), Verdict::Stale, "never synced");
+        state.apply(
+            page(
+                3,
+                false,
+                &["gone"],
+                vec![
+                    principal("off", "disabled", Some(10), &["a"]),
+                    principal("demoted", "active", None, &["a"]),
+                    principal("back", "active", Some(10), &["a", "b"]),
+                ],
+            ),
+            at(20),
+        );
+        let ab = scopes(&["a", "b"]);
+        let judge = |jti, sub, iat| state.judge(jti, sub, iat, &ab, at(21), &policy);
+        assert_eq!(judge("gone", "x", 0), Verdict::Revoked("revoked"));
+        assert_eq!(judge("ok", "x", 0), Verdict::Accept(ab.clone()));
+        assert_eq!(judge("ok", "off", 15), Verdict::Revoked("principal disabled"));
+        assert_eq!(judge("ok", "demoted", 15), Verdict::Accept(scopes(&["a"])));
+        assert_eq!(judge("ok", "back", 10), Verdict::Revoked("issued before the principal was disabled"));
+        assert_eq!(judge("ok", "back", 11), Verdict::Accept(ab.clone()));
+        // Stale after 60 s without an answer: closed by default, open if asked.
+        assert_eq!(state.judge("ok", "x", 0, &ab, at(81), &policy), Verdict::Stale);
+        let open = RevocationPolicy {
+            on_stale: FailMode::Open,
+            ..RevocationPolicy::default()
+        };
+        assert_eq!(state.judge("ok", "x", 0, &ab, at(81), &open), Verdict::Accept(ab.clone()));
+        assert_eq!(state.judge("gone", "x", 0, &ab, at(81), &open), Verdict::Revoked("revoked"));
+        // A reset forgets everything before it.
+        state.apply(page(1, true, &[], vec![]), at(82));
+        assert_eq!(state.judge("gone", "off", 15, &ab, at(83), &policy), Verdict::Accept(ab.clone()));
+        assert_eq!(state.index, 1);
+    }
+}

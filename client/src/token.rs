@@ -1,0 +1,358 @@
+//! [`TokenSource`]: client-credentials tokens (RFC 6749 §4.4) through the
+//! `oauth2` crate, cached per (scope, resource) with single-flight renewal
+//! and bounded back-off.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Duration, Utc};
+use oauth2::basic::BasicClient;
+use oauth2::{AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RequestTokenError, Scope, TokenResponse, TokenUrl};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::backoff::Backoff;
+use crate::clock::Clock;
+use crate::discovery::Metadata;
+
+/// An access token. Its `Debug` never shows the token.
+#[derive(Clone)]
+pub struct AccessToken {
+    secret: Arc<SecretString>,
+    expires_at: DateTime<Utc>,
+}
+
+impl AccessToken {
+    /// The token, for an `Authorization: Bearer` header.
+    pub fn secret(&self) -> &str {
+        self.secret.expose_secret()
+    }
+
+    /// When the token expires, by the clock of the source that got it.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("secret", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Why no token could be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    /// Roster refused the request (RFC 6749 §5.2), e.g. `invalid_client` or
+    /// `invalid_scope`.
+    #[error("Roster refused the token request: {error}: {description}")]
+    Refused { error: String, description: String },
+    /// Roster could not be reached or answered garbage; no valid token is
+    /// cached. The next attempt waits until `retry_at` (back-off).
+    #[error("Roster is unavailable ({reason}); next attempt at {retry_at}")]
+    Unavailable { reason: String, retry_at: DateTime<Utc> },
+    /// The issuer's metadata could not be read.
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+    /// The request could not be sent at all.
+    #[error("request failed: {0}")]
+    Request(String),
+}
+
+type Oauth = BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// One cached token and what is known about renewing it.
+struct Cached {
+    token: AccessToken,
+    /// Renew after this (80 % of the lifetime).
+    renew_after: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct Renewal {
+    failures: u32,
+    retry_at: Option<DateTime<Utc>>,
+    last_error: Option<TokenError>,
+}
+
+#[derive(Default)]
+struct Slot {
+    current: RwLock<Option<Cached>>,
+    /// Held while one caller renews: the others wait for its answer.
+    renewal: tokio::sync::Mutex<Renewal>,
+}
+
+impl Slot {
+    fn fresh(&self, now: DateTime<Utc>) -> Option<AccessToken> {
+        self.read(|c| (now < c.renew_after).then(|| c.token.clone()))
+    }
+
+    fn valid(&self, now: DateTime<Utc>, margin: Duration) -> Option<AccessToken> {
+        self.read(|c| (now + margin < c.token.expires_at).then(|| c.token.clone()))
+    }
+
+    fn read(&self, f: impl FnOnce(&Cached) -> Option<AccessToken>) -> Option<AccessToken> {
+        match self.current.read() {
+            Ok(g) => g.as_ref().and_then(f),
+            Err(p) => p.into_inner().as_ref().and_then(f),
+        }
+    }
+
+    fn store(&self, c: Option<Cached>) {
+        match self.current.write() {
+            Ok(mut g) => *g = c,
+            Err(p) => *p.into_inner() = c,
+        }
+    }
+}
+
+/// (scope, resource): scopes sorted and joined by one space.
+type SlotKey = (String, String);
+
+struct Inner {
+    oauth: Oauth,
+    http: reqwest::Client,
+    clock: Clock,
+    backoff: Backoff,
+    /// Renew once this share of the lifetime has passed.
+    renew_at: f64,
+    slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
+    requests: AtomicU64,
+}
+
+/// Client-credentials tokens for one service, shared by all its tasks
+/// (cheap to clone).
+#[derive(Clone)]
+pub struct TokenSource {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("client_id", &self.inner.oauth.client_id().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token this close to expiry is not handed out from the cache.
+const EXPIRY_MARGIN: Duration = Duration::seconds(5);
+
+impl TokenSource {
+    /// Discover the token endpoint from `issuer` (RFC 8414) and log in as
+    /// `client_id` with `secret` (HTTP Basic, RFC 6749 §2.3.1).
+    pub async fn discover(issuer: &str, client_id: &str, secret: SecretString) -> Result<Self, TokenError> {
+        Self::discover_with(issuer, client_id, secret, Clock::system(), Backoff::default()).await
+    }
+
+    /// [`TokenSource::discover`] with a clock and a back-off of your own.
+    pub async fn discover_with(
+        issuer: &str,
+        client_id: &str,
+        secret: SecretString,
+        clock: Clock,
+        backoff: Backoff,
+    ) -> Result<Self, TokenError> {
+        let http = crate::http_client(std::time::Duration::from_secs(10));
+        let meta = Metadata::discover(&http, issuer)
+            .await
+            .map_err(|e| TokenError::Discovery(e.to_string()))?;
+        let token_url = TokenUrl::new(meta.token_endpoint).map_err(|e| TokenError::Discovery(e.to_string()))?;
+        let oauth = BasicClient::new(ClientId::new(client_id.to_string()))
+            .set_client_secret(ClientSecret::new(secret.expose_secret().to_string()))
+            .set_auth_type(AuthType::BasicAuth)
+            .set_token_uri(token_url);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                oauth,
+                http,
+                clock,
+                backoff,
+                renew_at: 0.8,
+                slots: Mutex::new(HashMap::new()),
+                requests: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// How many token requests this source has sent.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    fn slot(&self, scope: Option<&str>, resource: Option<&str>) -> Arc<Slot> {
+        let mut scopes: Vec<&str> = scope.unwrap_or("").split_whitespace().collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        let key = (scopes.join(" "), resource.unwrap_or("").to_string());
+        let mut slots = match self.inner.slots.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        slots.entry(key).or_default().clone()
+    }
+
+    /// A token for `scope` (space-separated; `None`: everything the service
+    /// holds) and `resource` (RFC 8707: the service it is for; `None`: Roster
+    /// itself).
+    ///
+    /// From the cache until 80 % of its lifetime has passed; then one caller
+    /// renews while the others wait for that one answer (or keep using the
+    /// still-valid token). While Roster is down, attempts back off
+    /// exponentially and the cached token is served for as long as it is valid.
+    pub async fn token(&self, scope: Option<&str>, resource: Option<&str>) -> Result<AccessToken, TokenError> {
+        let slot = self.slot(scope, resource);
+        if let Some(t) = slot.fresh(self.inner.clock.now()) {
+            return Ok(t);
+        }
+        // Someone is renewing: a still-valid token does not wait for them.
+        let mut renewal = match slot.renewal.try_lock() {
+            Ok(g) => g,
+            Err(_) => {
+                if let Some(t) = slot.valid(self.inner.clock.now(), EXPIRY_MARGIN) {
+                    return Ok(t);
+                }
+                slot.renewal.lock().await
+            }
+        };
+        let now = self.inner.clock.now();
+        if let Some(t) = slot.fresh(now) {
+            return Ok(t);
+        }
+        if let Some(retry_at) = renewal.retry_at
+            && now < retry_at
+        {
+            return match slot.valid(now, EXPIRY_MARGIN) {
+                Some(t) => Ok(t),
+                None => Err(renewal.last_error.clone().unwrap_or(TokenError::Unavailable {
+                    reason: "backing off".into(),
+                    retry_at,
+                })),
+            };
+        }
+        match self.request(scope, resource).await {
+            Ok((secret, lifetime)) => {
+                let now = self.inner.clock.now();
+                let renew_in = Duration::milliseconds((lifetime.num_milliseconds() as f64 * self.inner.renew_at) as i64);
+                let token = AccessToken {
+                    secret: Arc::new(secret),
+                    expires_at: now + lifetime,
+                };
+                slot.store(Some(Cached {
+                    token: token.clone(),
+                    renew_after: now + renew_in,
+                }));
+                *renewal = Renewal::default();
+                Ok(token)
+            }
+            Err(e) => {
+                let now = self.inner.clock.now();
+                renewal.failures = renewal.failures.saturating_add(1);
+                let pause = self.inner.backoff.after(renewal.failures);
+                let retry_at = now + Duration::from_std(pause).unwrap_or(Duration::seconds(30));
+                renewal.retry_at = Some(retry_at);
+                let e = match e {
+                    TokenError::Unavailable { reason, .. } => TokenError::Unavailable { reason, retry_at },
+                    other => other,
+                };
+                tracing::warn!(error = %e, failures = renewal.failures, "token request failed");
+                renewal.last_error = Some(e.clone());
+                match slot.valid(now, EXPIRY_MARGIN) {
+                    Some(t) => Ok(t),
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Forget `token` if it is the one cached for (scope, resource): a call
+    /// answered 401 `invalid_token` (revoked, or the principal changed), so
+    /// the next [`TokenSource::token`] asks Roster at once.
+    pub fn invalidate(&self, scope: Option<&str>, resource: Option<&str>, token: &AccessToken) {
+        let slot = self.slot(scope, resource);
+        let same = slot.read(|c| Arc::ptr_eq(&c.token.secret, &token.secret).then(|| c.token.clone()));
+        if same.is_some() {
+            slot.store(None);
+        }
+    }
+
+    /// Send a request with a token for (scope, resource) as its Bearer. If
+    /// the answer is 401 `invalid_token` (RFC 6750 §3.1), the token is
+    /// forgotten and the request sent once more with a new one.
+    pub async fn send(
+        &self,
+        scope: Option<&str>,
+        resource: Option<&str>,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, TokenError> {
+        let token = self.token(scope, resource).await?;
+        let resp = build()
+            .bearer_auth(token.secret())
+            .send()
+            .await
+            .map_err(|e| TokenError::Request(e.to_string()))?;
+        if !is_invalid_token(&resp) {
+            return Ok(resp);
+        }
+        self.invalidate(scope, resource, &token);
+        let token = self.token(scope, resource).await?;
+        build()
+            .bearer_auth(token.secret())
+            .send()
+            .await
+            .map_err(|e| TokenError::Request(e.to_string()))
+    }
+
+    /// One client-credentials request: the token and its lifetime.
+    async fn request(&self, scope: Option<&str>, resource: Option<&str>) -> Result<(SecretString, Duration), TokenError> {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let mut req = self.inner.oauth.exchange_client_credentials();
+        if let Some(scope) = scope {
+            req = req.add_scopes(scope.split_whitespace().map(|s| Scope::new(s.to_string())));
+        }
+        if let Some(resource) = resource {
+            req = req.add_extra_param("resource", resource.to_string());
+        }
+        match req.request_async(&self.inner.http).await {
+            Ok(resp) => {
+                let lifetime = resp
+                    .expires_in()
+                    .and_then(|d| Duration::from_std(d).ok())
+                    .unwrap_or(Duration::seconds(60));
+                Ok((SecretString::from(resp.access_token().secret().to_string()), lifetime))
+            }
+            Err(RequestTokenError::ServerResponse(e)) => Err(TokenError::Refused {
+                error: e.error().to_string(),
+                description: e.error_description().cloned().unwrap_or_default(),
+            }),
+            Err(e) => Err(TokenError::Unavailable {
+                reason: error_chain(&e),
+                retry_at: self.inner.clock.now(),
+            }),
+        }
+    }
+}
+
+/// RFC 6750 §3: a 401 whose `WWW-Authenticate` says `invalid_token`.
+fn is_invalid_token(resp: &reqwest::Response) -> bool {
+    resp.status() == reqwest::StatusCode::UNAUTHORIZED
+        && resp
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("invalid_token")))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

@@ -1,0 +1,616 @@
+//! `roster-client` against a real Roster process (this workspace's binary),
+//! on both backends: the token cache and single flight, renewal, key
+//! rotation, refused tokens, the revocation feed, the registry agent, and
+//! Roster stopped and restarted under it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{Duration, Utc};
+use roster_client::{
+    Backoff, Category, Clock, RegistryAgent, RevocationPolicy, SecretString, ServiceRegistration,
+    TokenError, TokenSource, Verifier, VerifierConfig, VerifyError,
+};
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, TEST_PEPPER, TestDb, roster_bin};
+
+on_both_backends!(
+    a_hundred_callers_cause_one_token_request,
+    tokens_renew_at_80_percent_and_after_invalid_token,
+    the_verifier_keeps_accepting_across_a_key_rotation,
+    forged_expired_and_misaddressed_tokens_are_refused,
+    revocations_reach_the_verifier_through_the_feed,
+    the_agent_registers_heartbeats_and_leaves,
+    roster_stopped_then_restarted,
+);
+
+const ADMIN_PASSWORD: &str = "client-test-admin-pw";
+
+/// A `roster serve` child on a fixed port, so that it can be restarted at
+/// the same issuer on the same database.
+struct Roster {
+    child: Option<Child>,
+    db: Arc<TestDb>,
+    port: u16,
+    args: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn roster_cmd(db: &TestDb) -> Command {
+    let mut cmd = Command::new(roster_bin());
+    cmd.env("DATABASE_URL", &db.url)
+        .env("ROSTER_KEY_FILE", db.dir.path().join("roster.key"))
+        .env("ROSTER_SECRET_PEPPER", TEST_PEPPER)
+        .env("ROSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+impl Roster {
+    async fn start(backend: Backend, args: &[&str]) -> Self {
+        let mut r = Self {
+            child: None,
+            db: Arc::new(TestDb::new(backend)),
+            port: free_port(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        r.restart();
+        r
+    }
+
+    fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Start (again): wait for the line saying it listens.
+    fn restart(&mut self) {
+        let mut child = roster_cmd(&self.db)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        loop {
+            let line = rx
+                .recv_timeout(StdDuration::from_secs(60))
+                .expect("roster serve did not say it listens");
+            if line.contains("roster listening on") {
+                break;
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// SIGTERM and wait: a graceful stop (pending use counts are written).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    async fn admin_token(&self) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/oauth/token", self.issuer()))
+            .form(&[("grant_type", "password"), ("username", "admin"), ("password", ADMIN_PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A service with scopes, through the admin API: (id, secret).
+    async fn service(&self, name: &str, scopes: &[&str]) -> (String, String) {
+        let admin = self.admin_token().await;
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/principals", self.issuer()))
+            .bearer_auth(admin)
+            .json(&json!({"kind": "service", "name": name, "scopes": scopes}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_string(),
+            body["client_secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    async fn tokens(&self, name: &str, secret: &str, clock: Clock) -> TokenSource {
+        TokenSource::discover_with(&self.issuer(), name, SecretString::from(secret.to_string()), clock, Backoff::default())
+            .await
+            .unwrap()
+    }
+
+    async fn verifier(&self, audience: &str, clock: Clock) -> Verifier {
+        let mut config = VerifierConfig::new(&self.issuer(), audience);
+        config.clock = clock;
+        Verifier::discover(config).await.unwrap()
+    }
+
+    /// A raw client-credentials token (no cache), optionally for `resource`.
+    async fn raw_token(&self, name: &str, secret: &str, resource: Option<&str>) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(r) = resource {
+            form.push(("resource", r));
+        }
+        let r = reqwest::Client::new()
+            .post(format!("{}/oauth/token", self.issuer()))
+            .basic_auth(name, Some(secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn revoke(&self, name: &str, secret: &str, token: &str) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/oauth/revoke", self.issuer()))
+            .basic_auth(name, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    /// The revocation feed's index now.
+    async fn feed_index(&self, token: &str) -> i64 {
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/revocations", self.issuer()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["index"].as_i64().unwrap()
+    }
+
+    /// The use count of a service's secrets, read from the database.
+    async fn secret_uses(&self, id: &str) -> i64 {
+        let conn = roster::startup::connect(
+            Some(&self.db.url),
+            Some(&self.db.dir.path().join("roster.key")),
+            Some(TEST_PEPPER),
+            Utc::now(),
+        )
+        .unwrap();
+        let mut conn = conn.conn;
+        roster::models::secret::list_for(&mut conn, id)
+            .unwrap()
+            .iter()
+            .map(|s| s.use_count)
+            .sum()
+    }
+}
+
+impl Drop for Roster {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+async fn a_hundred_callers_cause_one_token_request(backend: Backend) {
+    let mut roster = Roster::start(backend, &[]).await;
+    let (id, secret) = roster.service("orders", &["orders:read"]).await;
+    let tokens = roster.tokens("orders", &secret, Clock::system()).await;
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let t = tokens.clone();
+            tokio::spawn(async move { t.token(None, None).await.unwrap() })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for c in callers {
+        seen.insert(c.await.unwrap().secret().to_string());
+    }
+    assert_eq!(seen.len(), 1, "every caller got the one token");
+    assert_eq!(tokens.requests_sent(), 1);
+    // Another (scope, resource) is another token; the same one again is cached.
+    tokens.token(Some("orders:read"), None).await.unwrap();
+    tokens.token(Some("orders:read"), None).await.unwrap();
+    assert_eq!(tokens.requests_sent(), 2);
+    // Roster counted the same: its record of the secret's uses.
+    roster.stop();
+    assert_eq!(roster.secret_uses(&id).await, 2);
+    println!("figure: 100 concurrent callers -> {} token request", 1);
+    // The secret never prints.
+    assert!(!format!("{tokens:?}").contains(&secret));
+}
+
+async fn tokens_renew_at_80_percent_and_after_invalid_token(backend: Backend) {
+    let roster = Roster::start(backend, &["--access-token-ttl", "60s"]).await;
+    let (_, secret) = roster.service("orders", &[]).await;
+    let clock = Clock::manual(Utc::now());
+    let tokens = roster.tokens("orders", &secret, clock.clone()).await;
+    let first = tokens.token(None, None).await.unwrap();
+    assert!(!format!("{first:?}").contains(first.secret()), "Debug redacts the token");
+    clock.advance(Duration::seconds(47));
+    assert_eq!(tokens.token(None, None).await.unwrap().secret(), first.secret(), "before 80 %: cached");
+    assert_eq!(tokens.requests_sent(), 1);
+    clock.advance(Duration::seconds(2));
+    let second = tokens.token(None, None).await.unwrap();
+    assert_ne!(second.secret(), first.secret(), "past 80 % of 60 s: renewed");
+    assert_eq!(tokens.requests_sent(), 2);
+
+    // Revoked behind its back: the 401 invalid_token makes it renew at once.
+    roster.revoke("orders", &secret, second.secret()).await;
+    let http = reqwest::Client::new();
+    let me = format!("{}/api/v1/me", roster.issuer());
+    let resp = tokens.send(None, None, || http.get(&me)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["name"], "orders");
+    assert_eq!(tokens.requests_sent(), 3);
+    assert_ne!(tokens.token(None, None).await.unwrap().secret(), second.secret());
+}
+
+async fn the_verifier_keeps_accepting_across_a_key_rotation(backend: Backend) {
+    let roster = Roster::start(backend, &["--key-publish-delay", "11s"]).await;
+    let (_, secret) = roster.service("orders", &[]).await;
+    let verifier = roster.verifier(&roster.issuer(), Clock::system()).await;
+    let before = roster.raw_token("orders", &secret, None).await;
+    let old_kid = kid(&before);
+    verifier.verify(&before).await.unwrap();
+
+    let out = roster_cmd(&roster.db).args(["keys", "rotate"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Every token Roster issues while it takes up the new key is accepted.
+    let started = Instant::now();
+    let mut verified = 0;
+    loop {
+        let token = roster.raw_token("orders", &secret, None).await;
+        verifier
+            .verify(&token)
+            .await
+            .unwrap_or_else(|e| panic!("refused during the rotation after {verified} tokens: {e}"));
+        verified += 1;
+        if kid(&token) != old_kid {
+            break;
+        }
+        assert!(started.elapsed() < StdDuration::from_secs(60), "Roster never signed with the new key");
+    }
+    verifier.verify(&before).await.expect("a token of the old key stays valid");
+    println!("figure: {verified} tokens verified across the rotation, none refused");
+}
+
+async fn forged_expired_and_misaddressed_tokens_are_refused(backend: Backend) {
+    let roster = Roster::start(backend, &[]).await;
+    let (_, secret) = roster.service("orders", &["orders:read"]).await;
+    roster.service("billing", &[]).await;
+    let clock = Clock::manual(Utc::now());
+    let verifier = roster.verifier("orders", clock.clone()).await;
+    let good = roster.raw_token("orders", &secret, Some("orders")).await;
+    let claims = verifier.verify(&good).await.unwrap();
+    assert_eq!((claims.name.as_str(), claims.kind.as_str()), ("orders", "service"));
+
+    use base64::Engine as _;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let parts: Vec<&str> = good.split('.').collect();
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap(),
+    )
+    .unwrap();
+    let mut escalated = payload.clone();
+    escalated["scope"] = json!("admin orders:read");
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[0]).unwrap(),
+    )
+    .unwrap();
+    let mut none = header.clone();
+    none["alg"] = json!("none");
+    let mut hs = header.clone();
+    hs["alg"] = json!("HS256");
+    let mut id_token = header.clone();
+    id_token["typ"] = json!("JWT");
+    let cases = [
+        ("changed claims", format!("{}.{}.{}", parts[0], b64(&escalated), parts[2])),
+        ("alg none", format!("{}.{}.", b64(&none), parts[1])),
+        ("HS256", format!("{}.{}.{}", b64(&hs), parts[1], parts[2])),
+        ("typ JWT", format!("{}.{}.{}", b64(&id_token), parts[1], parts[2])),
+        ("garbage", "not.a.token".to_string()),
+        ("another audience", roster.raw_token("orders", &secret, Some("billing")).await),
+        ("Roster's audience", roster.raw_token("orders", &secret, None).await),
+    ];
+    for (what, token) in &cases {
+        match verifier.verify(token).await {
+            Err(VerifyError::Invalid(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    clock.advance(Duration::minutes(5) + Duration::seconds(31));
+    assert_eq!(verifier.verify(&good).await, Err(VerifyError::Invalid("expired")));
+
+    // Through actix-web: the RFC 6750 answers.
+    clock.advance(-(Duration::minutes(5) + Duration::seconds(31)));
+    let (addr, _server) = actix_app(verifier.clone());
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = http.get(format!("http://{addr}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let r = get("/hello", None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], r#"Bearer realm="roster""#);
+    let r = get("/hello", Some(&cases[0].1)).await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Bearer realm="roster", error="invalid_token", error_description="the access token is invalid, expired or revoked""#
+    );
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
+    );
+    let r = get("/write", Some(&good)).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Bearer realm="roster", error="insufficient_scope", scope="orders:write""#
+    );
+    let r = get("/read", Some(&good)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"name": "orders", "scopes": ["orders:read"]}));
+}
+
+/// An actix-web app using the extractor and the middleware, on loopback.
+fn actix_app(verifier: Verifier) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use roster_client::actix::{Caller, RequireScope};
+    async fn show(caller: Caller) -> HttpResponse {
+        HttpResponse::Ok().json(json!({"name": caller.name, "scopes": caller.scopes}))
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let data = web::Data::new(verifier);
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(data.clone())
+                    .route("/hello", web::get().to(show))
+                    .service(web::resource("/read").wrap(RequireScope::new("orders:read")).to(show))
+                    .service(web::resource("/write").wrap(RequireScope::new("orders:write")).to(show))
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        })
+    });
+    (addr, handle)
+}
+
+async fn revocations_reach_the_verifier_through_the_feed(backend: Backend) {
+    let roster = Roster::start(backend, &[]).await;
+    let (_, secret) = roster.service("orders", &[]).await;
+    let (caller_id, caller_secret) = roster.service("billing", &["orders:read", "orders:write"]).await;
+    let tokens = roster.tokens("orders", &secret, Clock::system()).await;
+    let verifier = roster.verifier("orders", Clock::system()).await;
+    verifier
+        .follow_revocations(tokens.clone(), RevocationPolicy::default())
+        .await
+        .unwrap();
+    let own = tokens.token(None, None).await.unwrap();
+
+    // A revoked token: refused once the feed brings it, timed.
+    let t1 = roster.raw_token("billing", &caller_secret, Some("orders")).await;
+    verifier.verify(&t1).await.unwrap();
+    let index = roster.feed_index(own.secret()).await;
+    let started = Instant::now();
+    roster.revoke("billing", &caller_secret, &t1).await;
+    tokio::time::timeout(StdDuration::from_secs(5), verifier.revocations_applied(index + 1))
+        .await
+        .expect("the revocation did not arrive within 5 s");
+    let seen_after = started.elapsed();
+    assert_eq!(verifier.verify(&t1).await, Err(VerifyError::Invalid("revoked")));
+    println!("figure: a revocation reached the verifier {seen_after:?} after the revoke call began");
+    assert!(seen_after < StdDuration::from_secs(2), "bound: about a second, took {seen_after:?}");
+
+    // A demotion narrows the scopes of live tokens; a disable refuses them.
+    let t2 = roster.raw_token("billing", &caller_secret, Some("orders")).await;
+    assert_eq!(verifier.verify(&t2).await.unwrap().scopes, ["orders:read", "orders:write"]);
+    let admin = roster.admin_token().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .patch(format!("{}/api/v1/principals/{caller_id}", roster.issuer()))
+        .bearer_auth(&admin)
+        .json(&json!({"scopes": ["orders:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::timeout(StdDuration::from_secs(5), verifier.revocations_applied(index + 2))
+        .await
+        .unwrap();
+    assert_eq!(verifier.verify(&t2).await.unwrap().scopes, ["orders:read"]);
+    let r = http
+        .delete(format!("{}/api/v1/principals/{caller_id}", roster.issuer()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::timeout(StdDuration::from_secs(5), verifier.revocations_applied(index + 3))
+        .await
+        .unwrap();
+    assert_eq!(verifier.verify(&t2).await, Err(VerifyError::Invalid("principal disabled")));
+}
+
+async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
+    let roster = Roster::start(backend, &[]).await;
+    let (_, secret) = roster.service("orders", &[]).await;
+    let tokens = roster.tokens("orders", &secret, Clock::system()).await;
+    let agent = RegistryAgent::new(
+        &roster.issuer(),
+        "orders",
+        tokens.clone(),
+        ServiceRegistration {
+            base_url: "http://127.0.0.1:9/".into(),
+            health_url: None,
+            modules_url: None,
+            manifest: Some(json!({"name": "Orders", "code": "orders",
+                "pages": [{"code": "orders-home", "name": "Home", "module_link": "/orders/", "icon": "box", "menu_position": 10}]})),
+            categories: vec![Category { name: "shop".into(), priority: 7 }],
+            ttl: StdDuration::from_secs(1),
+        },
+    )
+    .start()
+    .await
+    .unwrap();
+    let counts = agent.until(|c| c.heartbeats >= 2).await;
+    assert_eq!((counts.registrations, counts.failures), (1, 0));
+    let http = reqwest::Client::new();
+    let token = tokens.token(None, None).await.unwrap();
+    let service = |http: &reqwest::Client| {
+        http.get(format!("{}/api/v1/services/orders", roster.issuer()))
+            .bearer_auth(token.secret())
+            .send()
+    };
+    let body: Value = service(&http).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (body["status"].clone(), body["categories"].clone(), body["manifest"]["pages"][0]["code"].clone()),
+        (json!("up"), json!([{"name": "shop", "priority": 7}]), json!("orders-home"))
+    );
+    let modules: Value = http
+        .get(format!("{}/api/v1/modules", roster.issuer()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(modules["items"][0]["code"], "orders", "{modules}");
+
+    // Forgotten by Roster (an admin removed it): the next heartbeat registers again.
+    let admin = roster.admin_token().await;
+    let r = http
+        .delete(format!("{}/api/v1/services/orders/registration", roster.issuer()))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let counts = agent.until(|c| c.registrations >= 2).await;
+    assert_eq!(counts.failures, 0);
+    assert_eq!(service(&http).await.unwrap().json::<Value>().await.unwrap()["status"], "up");
+
+    agent.leave().await.unwrap();
+    let body: Value = service(&http).await.unwrap().json().await.unwrap();
+    assert_eq!((body["status"].clone(), body["base_url"].clone()), (json!("unknown"), Value::Null));
+}
+
+async fn roster_stopped_then_restarted(backend: Backend) {
+    let mut roster = Roster::start(backend, &[]).await;
+    let (_, secret) = roster.service("orders", &[]).await;
+    let (_, caller_secret) = roster.service("billing", &[]).await;
+    let clock = Clock::manual(Utc::now());
+    let tokens = roster.tokens("orders", &secret, clock.clone()).await;
+    let verifier = roster.verifier("orders", clock.clone()).await;
+    verifier
+        .follow_revocations(
+            tokens.clone(),
+            RevocationPolicy {
+                max_staleness: Duration::seconds(60),
+                ..RevocationPolicy::default()
+            },
+        )
+        .await
+        .unwrap();
+    let agent = RegistryAgent::new(
+        &roster.issuer(),
+        "orders",
+        tokens.clone(),
+        ServiceRegistration {
+            base_url: "http://127.0.0.1:9/".into(),
+            health_url: None,
+            modules_url: None,
+            manifest: None,
+            categories: vec![],
+            ttl: StdDuration::from_secs(1),
+        },
+    )
+    .start()
+    .await
+    .unwrap();
+    let cached = tokens.token(None, None).await.unwrap();
+    let incoming = roster.raw_token("billing", &caller_secret, Some("orders")).await;
+
+    roster.stop();
+    // The cached token is still served; a new one cannot be had, and the
+    // source backs off instead of asking again at once.
+    assert_eq!(tokens.token(None, None).await.unwrap().secret(), cached.secret());
+    let sent = tokens.requests_sent();
+    match tokens.token(Some("other"), None).await {
+        Err(TokenError::Unavailable { .. }) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    match tokens.token(Some("other"), None).await {
+        Err(TokenError::Unavailable { .. }) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(tokens.requests_sent(), sent + 1, "the second call waited out the back-off");
+    // Offline verification goes on while the feed is fresh enough...
+    verifier.verify(&incoming).await.unwrap();
+    // ...and fails closed once it is staler than allowed.
+    clock.advance(Duration::seconds(61));
+    assert_eq!(
+        verifier.verify(&incoming).await,
+        Err(VerifyError::Unavailable("the revocation feed is stale"))
+    );
+    let failures = agent.until(|c| c.failures >= 1).await.failures;
+    assert!(failures >= 1);
+
+    roster.restart();
+    let beats = agent.counts().heartbeats;
+    let counts = agent.until(|c| c.heartbeats > beats).await;
+    assert!(counts.heartbeats > beats);
+    // The feed answers again, so the verifier vouches again.
+    let index = verifier.revocation_index();
+    roster.revoke("billing", &caller_secret, &incoming).await;
+    tokio::time::timeout(StdDuration::from_secs(15), verifier.revocations_applied(index + 1))
+        .await
+        .expect("the verifier did not follow the feed after the restart");
+    assert_eq!(verifier.verify(&incoming).await, Err(VerifyError::Invalid("revoked")));
+    let fresh = roster.raw_token("billing", &caller_secret, Some("orders")).await;
+    verifier.verify(&fresh).await.unwrap();
+    agent.leave().await.unwrap();
+}

@@ -181,5 +181,10 @@ for backend in $BACKENDS; do
          "modules / nginx = $(ratio "$(rps "modules ($((SERVICES * PAGES)) pages)" "$backend")" "$(rps "nginx static (ceiling)" peer)")"
   fi
 done
+# roster-client's verification cost, without and with the revocation feed (its own Roster, SQLite).
+cargo build --release -q -p roster-client --example verify_bench
+VERIFY_N=200000 VERIFY_REVOKED=500
+if [ "$SMOKE" = 1 ]; then VERIFY_N=2000 VERIFY_REVOKED=20; fi
+ROSTER_BIN="$BIN" "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/verify_bench" "$VERIFY_N" "$VERIFY_REVOKED"
 [ "$PEER" = 1 ] || echo "(Roster alone: run with --peer for oidc-provider and nginx in the same run, and the ratios to them.)"
 if [ "$errors" -ne 0 ]; then echo "non-2xx answers in the scenarios above: $errors" >&2; exit 1; fi

@@ -61,7 +61,8 @@ async fn relay(
     http: web::Data<reqwest::Client>,
 ) -> HttpResponse {
     let Some(peer) = peer.get_ref() else {
-        return HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "error_description": "no peer configured"}));
+        return HttpResponse::NotFound()
+            .json(serde_json::json!({"error": "not_found", "error_description": "no peer configured"}));
     };
     let url = format!("{}/hello", peer.base_url.trim_end_matches('/'));
     match tokens.send(None, Some(&peer.name), || http.get(&url)).await {
@@ -70,7 +71,8 @@ async fn relay(
             let body: serde_json::Value = resp.json().await.unwrap_or_default();
             HttpResponse::Ok().json(serde_json::json!({"peer": peer.name, "status": status, "answer": body}))
         }
-        Err(e) => HttpResponse::BadGateway().json(serde_json::json!({"error": "bad_gateway", "error_description": e.to_string()})),
+        Err(e) => HttpResponse::BadGateway()
+            .json(serde_json::json!({"error": "bad_gateway", "error_description": e.to_string()})),
     }
 }
 
@@ -83,14 +85,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     verifier
         .follow_revocations(tokens.clone(), RevocationPolicy::default())
         .await?;
-    let peer = args.calls.as_deref().and_then(|c| c.split_once('=')).map(|(n, u)| Peer {
-        name: n.to_string(),
-        base_url: u.to_string(),
-    });
+    let peer = args
+        .calls
+        .as_deref()
+        .and_then(|c| c.split_once('='))
+        .map(|(n, u)| Peer {
+            name: n.to_string(),
+            base_url: u.to_string(),
+        });
 
     let listener = std::net::TcpListener::bind(&args.listen)?;
     let base_url = format!("http://{}/", listener.local_addr()?);
-    let (t, v, p) = (web::Data::new(tokens.clone()), web::Data::new(verifier), web::Data::new(peer));
+    let (t, v, p) = (
+        web::Data::new(tokens.clone()),
+        web::Data::new(verifier),
+        web::Data::new(peer),
+    );
     let http = web::Data::new(reqwest::Client::new());
     let server = HttpServer::new(move || {
         App::new()
@@ -98,10 +108,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .app_data(v.clone())
             .app_data(p.clone())
             .app_data(http.clone())
-            .route("/health", web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }))
+            .route(
+                "/health",
+                web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            )
             .route("/hello", web::get().to(hello))
             .route("/relay", web::get().to(relay))
-            .service(web::resource("/orders").wrap(RequireScope::new("orders:read")).route(web::get().to(orders)))
+            .service(
+                web::resource("/orders")
+                    .wrap(RequireScope::new("orders:read"))
+                    .route(web::get().to(orders)),
+            )
     })
     .workers(1)
     .disable_signals()

@@ -30,8 +30,7 @@ pub struct Rejection(pub VerifyError);
 
 impl ResponseError for Rejection {
     fn status_code(&self) -> actix_web::http::StatusCode {
-        actix_web::http::StatusCode::from_u16(self.0.status())
-            .unwrap_or(actix_web::http::StatusCode::UNAUTHORIZED)
+        actix_web::http::StatusCode::from_u16(self.0.status()).unwrap_or(actix_web::http::StatusCode::UNAUTHORIZED)
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -6,7 +6,9 @@ use std::time::Duration;
 /// Back-off after consecutive failures: `initial`, doubling, at most `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
+    /// The pause after the first failure.
     pub initial: Duration,
+    /// The longest pause.
     pub max: Duration,
 }
 

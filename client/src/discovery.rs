@@ -6,8 +6,11 @@ use serde::Deserialize;
 /// The parts of Roster's metadata the client uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Metadata {
+    /// The issuer URL, exactly as tokens carry it in `iss`.
     pub issuer: String,
+    /// Where tokens are issued (RFC 6749 §3.2).
     pub token_endpoint: String,
+    /// Where the public keys are (RFC 7517).
     pub jwks_uri: String,
 }
 
@@ -31,20 +34,24 @@ impl Metadata {
     pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Self, DiscoveryError> {
         let issuer = issuer.trim_end_matches('/');
         let url = format!("{issuer}/.well-known/oauth-authorization-server");
-        let resp = http.get(&url).send().await.map_err(|source| DiscoveryError::Unreachable {
-            url: url.clone(),
-            source,
-        })?;
+        let resp = http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| DiscoveryError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
         if !resp.status().is_success() {
             return Err(DiscoveryError::Status {
                 url,
                 status: resp.status().as_u16(),
             });
         }
-        let meta: Metadata = resp
-            .json()
-            .await
-            .map_err(|source| DiscoveryError::Malformed { url: url.clone(), source })?;
+        let meta: Metadata = resp.json().await.map_err(|source| DiscoveryError::Malformed {
+            url: url.clone(),
+            source,
+        })?;
         if meta.issuer.trim_end_matches('/') != issuer {
             return Err(DiscoveryError::IssuerMismatch {
                 expected: issuer.to_string(),

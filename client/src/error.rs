@@ -100,6 +100,10 @@ mod tests {
                 (503, None, "temporarily_unavailable"),
             ]
         );
-        assert!(!VerifyError::Invalid("bad signature").description().contains("signature"));
+        assert!(
+            !VerifyError::Invalid("bad signature")
+                .description()
+                .contains("signature")
+        );
     }
 }

@@ -41,7 +41,11 @@ pub async fn fetch(http: &reqwest::Client, uri: &str, now: DateTime<Utc>) -> Res
     if !resp.status().is_success() {
         return Err(format!("{uri} answered {}", resp.status()));
     }
-    let age = max_age(resp.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()));
+    let age = max_age(
+        resp.headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+    );
     let set: JwkSet = resp.json().await.map_err(|e| e.to_string())?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {

@@ -16,6 +16,8 @@
 //!
 //! Time is a parameter: every part takes a [`Clock`], manual in tests.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "actix")]
 pub mod actix;
 mod backoff;
@@ -32,7 +34,7 @@ pub use backoff::Backoff;
 pub use clock::Clock;
 pub use discovery::Metadata;
 pub use error::VerifyError;
-pub use registry::{AgentHandle, Category, RegistryAgent, RegistryError, ServiceRegistration};
+pub use registry::{AgentCounts, AgentHandle, Category, RegistryAgent, RegistryError, ServiceRegistration};
 pub use revocation::{FailMode, RevocationPolicy};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use token::{AccessToken, TokenError, TokenSource};

@@ -14,7 +14,9 @@ use crate::token::{TokenError, TokenSource};
 /// A category membership; higher priority comes first.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Category {
+    /// The category's name, e.g. `application`.
     pub name: String,
+    /// Higher comes first among the category's services.
     pub priority: i32,
 }
 
@@ -29,6 +31,7 @@ pub struct ServiceRegistration {
     pub modules_url: Option<String>,
     /// A getModules.json to push instead (or as well).
     pub manifest: Option<serde_json::Value>,
+    /// The categories the service belongs to (replacing those it had).
     pub categories: Vec<Category>,
     /// The lease: without a heartbeat for this long the service is down.
     pub ttl: Duration,
@@ -48,10 +51,17 @@ struct Body<'a> {
 /// Why a registry call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
+    /// No token could be had.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// Roster refused the call.
     #[error("Roster answered {status}: {body}")]
-    Status { status: u16, body: String },
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// Roster's JSON error body.
+        body: String,
+    },
 }
 
 /// Keeps one service registered.
@@ -68,8 +78,11 @@ pub struct RegistryAgent {
 /// What the agent has done, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AgentCounts {
+    /// Registrations made (the first, and each after Roster forgot the service).
     pub registrations: u64,
+    /// Heartbeats Roster answered.
     pub heartbeats: u64,
+    /// Heartbeats that failed (Roster unreachable, or refusing).
     pub failures: u64,
 }
 
@@ -100,7 +113,12 @@ impl RegistryAgent {
         format!("{}/api/v1/services/{}/{what}", self.roster, self.name)
     }
 
-    async fn call(&self, method: reqwest::Method, what: &str, body: Option<serde_json::Value>) -> Result<u16, RegistryError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        what: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<u16, RegistryError> {
         let url = self.url(what);
         let resp = self
             .tokens
@@ -131,14 +149,11 @@ impl RegistryAgent {
             ttl_seconds: r.ttl.as_secs().max(1),
         })
         .unwrap_or_default();
-        match self.call(reqwest::Method::PUT, "registration", Some(body)).await? {
-            404 => {
-                return Err(RegistryError::Status {
-                    status: 404,
-                    body: format!("no service principal named {}", self.name),
-                });
-            }
-            _ => {}
+        if self.call(reqwest::Method::PUT, "registration", Some(body)).await? == 404 {
+            return Err(RegistryError::Status {
+                status: 404,
+                body: format!("no service principal named {}", self.name),
+            });
         }
         if let Some(m) = &r.manifest {
             self.call(reqwest::Method::PUT, "modules", Some(m.clone())).await?;
@@ -218,6 +233,9 @@ impl AgentHandle {
     pub async fn leave(self) -> Result<(), RegistryError> {
         self.stop.send_replace(true);
         let _ = self.task.await;
-        self.agent.call(reqwest::Method::DELETE, "registration", None).await.map(|_| ())
+        self.agent
+            .call(reqwest::Method::DELETE, "registration", None)
+            .await
+            .map(|_| ())
     }
 }

@@ -28,6 +28,7 @@ pub struct RevocationPolicy {
     /// How old the last answer may be before [`FailMode`] applies. Default
     /// 60 s: two missed long polls of 30 s.
     pub max_staleness: Duration,
+    /// What to do once the feed is staler than `max_staleness`.
     pub on_stale: FailMode,
     /// Between failed polls.
     pub backoff: Backoff,
@@ -124,7 +125,9 @@ impl RevocationState {
         if stale {
             match policy.on_stale {
                 FailMode::Closed => return Verdict::Stale,
-                FailMode::Open => tracing::warn!("the revocation feed is stale; accepting on signature alone (fail open)"),
+                FailMode::Open => {
+                    tracing::warn!("the revocation feed is stale; accepting on signature alone (fail open)")
+                }
             }
         }
         if self.tokens.contains_key(jti) {
@@ -185,7 +188,11 @@ mod tests {
     fn revoked_tokens_disabled_principals_and_lost_scopes_are_judged() {
         let policy = RevocationPolicy::default();
         let mut state = RevocationState::default();
-        assert_eq!(state.judge("j", "p", 0, &[], at(0), &policy), Verdict::Stale, "never synced");
+        assert_eq!(
+            state.judge("j", "p", 0, &[], at(0), &policy),
+            Verdict::Stale,
+            "never synced"
+        );
         state.apply(
             page(
                 3,
@@ -205,7 +212,10 @@ mod tests {
         assert_eq!(judge("ok", "x", 0), Verdict::Accept(ab.clone()));
         assert_eq!(judge("ok", "off", 15), Verdict::Revoked("principal disabled"));
         assert_eq!(judge("ok", "demoted", 15), Verdict::Accept(scopes(&["a"])));
-        assert_eq!(judge("ok", "back", 10), Verdict::Revoked("issued before the principal was disabled"));
+        assert_eq!(
+            judge("ok", "back", 10),
+            Verdict::Revoked("issued before the principal was disabled")
+        );
         assert_eq!(judge("ok", "back", 11), Verdict::Accept(ab.clone()));
         // Stale after 60 s without an answer: closed by default, open if asked.
         assert_eq!(state.judge("ok", "x", 0, &ab, at(81), &policy), Verdict::Stale);
@@ -213,11 +223,20 @@ mod tests {
             on_stale: FailMode::Open,
             ..RevocationPolicy::default()
         };
-        assert_eq!(state.judge("ok", "x", 0, &ab, at(81), &open), Verdict::Accept(ab.clone()));
-        assert_eq!(state.judge("gone", "x", 0, &ab, at(81), &open), Verdict::Revoked("revoked"));
+        assert_eq!(
+            state.judge("ok", "x", 0, &ab, at(81), &open),
+            Verdict::Accept(ab.clone())
+        );
+        assert_eq!(
+            state.judge("gone", "x", 0, &ab, at(81), &open),
+            Verdict::Revoked("revoked")
+        );
         // A reset forgets everything before it.
         state.apply(page(1, true, &[], vec![]), at(82));
-        assert_eq!(state.judge("gone", "off", 15, &ab, at(83), &policy), Verdict::Accept(ab.clone()));
+        assert_eq!(
+            state.judge("gone", "off", 15, &ab, at(83), &policy),
+            Verdict::Accept(ab.clone())
+        );
         assert_eq!(state.index, 1);
     }
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
 use oauth2::basic::BasicClient;
-use oauth2::{AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RequestTokenError, Scope, TokenResponse, TokenUrl};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RequestTokenError, Scope, TokenResponse, TokenUrl,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::backoff::Backoff;
@@ -49,11 +51,21 @@ pub enum TokenError {
     /// Roster refused the request (RFC 6749 §5.2), e.g. `invalid_client` or
     /// `invalid_scope`.
     #[error("Roster refused the token request: {error}: {description}")]
-    Refused { error: String, description: String },
+    Refused {
+        /// The RFC 6749 §5.2 error code.
+        error: String,
+        /// Roster's `error_description`.
+        description: String,
+    },
     /// Roster could not be reached or answered garbage; no valid token is
     /// cached. The next attempt waits until `retry_at` (back-off).
     #[error("Roster is unavailable ({reason}); next attempt at {retry_at}")]
-    Unavailable { reason: String, retry_at: DateTime<Utc> },
+    Unavailable {
+        /// What went wrong, for logs.
+        reason: String,
+        /// No request is sent before this.
+        retry_at: DateTime<Utc>,
+    },
     /// The issuer's metadata could not be read.
     #[error("discovery failed: {0}")]
     Discovery(String),
@@ -236,7 +248,8 @@ impl TokenSource {
         match self.request(scope, resource).await {
             Ok((secret, lifetime)) => {
                 let now = self.inner.clock.now();
-                let renew_in = Duration::milliseconds((lifetime.num_milliseconds() as f64 * self.inner.renew_at) as i64);
+                let renew_in =
+                    Duration::milliseconds((lifetime.num_milliseconds() as f64 * self.inner.renew_at) as i64);
                 let token = AccessToken {
                     secret: Arc::new(secret),
                     expires_at: now + lifetime,
@@ -307,7 +320,11 @@ impl TokenSource {
     }
 
     /// One client-credentials request: the token and its lifetime.
-    async fn request(&self, scope: Option<&str>, resource: Option<&str>) -> Result<(SecretString, Duration), TokenError> {
+    async fn request(
+        &self,
+        scope: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<(SecretString, Duration), TokenError> {
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self.inner.oauth.exchange_client_credentials();
         if let Some(scope) = scope {

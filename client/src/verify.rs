@@ -29,12 +29,16 @@ pub struct Claims {
     /// The scopes the token carries (less any the principal has lost since,
     /// when the verifier follows the revocation feed).
     pub scopes: Vec<String>,
+    /// The token's id (what revocation names).
     pub jti: String,
+    /// `iat`.
     pub issued_at: DateTime<Utc>,
+    /// `exp`.
     pub expires_at: DateTime<Utc>,
 }
 
 impl Claims {
+    /// Does the token carry `scope`?
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
@@ -63,6 +67,7 @@ pub struct VerifierConfig {
     /// A token with an unknown `kid` makes the verifier refetch the JWKS at
     /// most once per this interval, so forged `kid`s are no lever on Roster.
     pub unknown_kid_refetch: Duration,
+    /// The time `exp`, `nbf` and the feed's staleness are judged by.
     pub clock: Clock,
 }
 
@@ -132,7 +137,9 @@ impl Verifier {
     /// Discover the JWKS from the issuer (RFC 8414) and fetch it once.
     pub async fn discover(config: VerifierConfig) -> Result<Self, String> {
         let http = crate::http_client(std::time::Duration::from_secs(10));
-        let meta = Metadata::discover(&http, &config.issuer).await.map_err(|e| e.to_string())?;
+        let meta = Metadata::discover(&http, &config.issuer)
+            .await
+            .map_err(|e| e.to_string())?;
         let now = config.clock.now();
         let keys = jwks::fetch(&http, &meta.jwks_uri, now).await?;
         Ok(Self {
@@ -348,7 +355,10 @@ async fn poll(
     wait: std::time::Duration,
 ) -> Result<FeedPage, String> {
     let query: Vec<(&str, String)> = match index {
-        Some(i) => vec![("index", i.to_string()), ("wait", format!("{}s", wait.as_secs().max(1)))],
+        Some(i) => vec![
+            ("index", i.to_string()),
+            ("wait", format!("{}s", wait.as_secs().max(1))),
+        ],
         None => vec![],
     };
     let resp = tokens
@@ -373,7 +383,11 @@ async fn follow(
     let mut failures = 0u32;
     loop {
         let index = following.index.borrow().to_owned();
-        let wait = if more { std::time::Duration::from_secs(0) } else { following.policy.wait };
+        let wait = if more {
+            std::time::Duration::from_secs(0)
+        } else {
+            following.policy.wait
+        };
         let answer = poll(&tokens, &http, &url, Some(index), wait).await;
         let Some(inner) = verifier.upgrade() else { return };
         match answer {

@@ -11,8 +11,8 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use roster_client::{
-    Backoff, Category, Clock, RegistryAgent, RevocationPolicy, SecretString, ServiceRegistration,
-    TokenError, TokenSource, Verifier, VerifierConfig, VerifyError,
+    Backoff, Category, Clock, RegistryAgent, RevocationPolicy, SecretString, ServiceRegistration, TokenError,
+    TokenSource, Verifier, VerifierConfig, VerifyError,
 };
 use serde_json::{Value, json};
 
@@ -115,12 +115,19 @@ impl Roster {
     async fn admin_token(&self) -> String {
         let r = reqwest::Client::new()
             .post(format!("{}/oauth/token", self.issuer()))
-            .form(&[("grant_type", "password"), ("username", "admin"), ("password", ADMIN_PASSWORD)])
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", ADMIN_PASSWORD),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// A service with scopes, through the admin API: (id, secret).
@@ -142,9 +149,15 @@ impl Roster {
     }
 
     async fn tokens(&self, name: &str, secret: &str, clock: Clock) -> TokenSource {
-        TokenSource::discover_with(&self.issuer(), name, SecretString::from(secret.to_string()), clock, Backoff::default())
-            .await
-            .unwrap()
+        TokenSource::discover_with(
+            &self.issuer(),
+            name,
+            SecretString::from(secret.to_string()),
+            clock,
+            Backoff::default(),
+        )
+        .await
+        .unwrap()
     }
 
     async fn verifier(&self, audience: &str, clock: Clock) -> Verifier {
@@ -167,7 +180,10 @@ impl Roster {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn revoke(&self, name: &str, secret: &str, token: &str) {
@@ -257,9 +273,16 @@ async fn tokens_renew_at_80_percent_and_after_invalid_token(backend: Backend) {
     let clock = Clock::manual(Utc::now());
     let tokens = roster.tokens("orders", &secret, clock.clone()).await;
     let first = tokens.token(None, None).await.unwrap();
-    assert!(!format!("{first:?}").contains(first.secret()), "Debug redacts the token");
+    assert!(
+        !format!("{first:?}").contains(first.secret()),
+        "Debug redacts the token"
+    );
     clock.advance(Duration::seconds(47));
-    assert_eq!(tokens.token(None, None).await.unwrap().secret(), first.secret(), "before 80 %: cached");
+    assert_eq!(
+        tokens.token(None, None).await.unwrap().secret(),
+        first.secret(),
+        "before 80 %: cached"
+    );
     assert_eq!(tokens.requests_sent(), 1);
     clock.advance(Duration::seconds(2));
     let second = tokens.token(None, None).await.unwrap();
@@ -300,9 +323,15 @@ async fn the_verifier_keeps_accepting_across_a_key_rotation(backend: Backend) {
         if kid(&token) != old_kid {
             break;
         }
-        assert!(started.elapsed() < StdDuration::from_secs(60), "Roster never signed with the new key");
+        assert!(
+            started.elapsed() < StdDuration::from_secs(60),
+            "Roster never signed with the new key"
+        );
     }
-    verifier.verify(&before).await.expect("a token of the old key stays valid");
+    verifier
+        .verify(&before)
+        .await
+        .expect("a token of the old key stays valid");
     println!("figure: {verified} tokens verified across the rotation, none refused");
 }
 
@@ -320,13 +349,17 @@ async fn forged_expired_and_misaddressed_tokens_are_refused(backend: Backend) {
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let parts: Vec<&str> = good.split('.').collect();
     let payload: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
     )
     .unwrap();
     let mut escalated = payload.clone();
     escalated["scope"] = json!("admin orders:read");
     let header: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[0]).unwrap(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[0])
+            .unwrap(),
     )
     .unwrap();
     let mut none = header.clone();
@@ -336,12 +369,18 @@ async fn forged_expired_and_misaddressed_tokens_are_refused(backend: Backend) {
     let mut id_token = header.clone();
     id_token["typ"] = json!("JWT");
     let cases = [
-        ("changed claims", format!("{}.{}.{}", parts[0], b64(&escalated), parts[2])),
+        (
+            "changed claims",
+            format!("{}.{}.{}", parts[0], b64(&escalated), parts[2]),
+        ),
         ("alg none", format!("{}.{}.", b64(&none), parts[1])),
         ("HS256", format!("{}.{}.{}", b64(&hs), parts[1], parts[2])),
         ("typ JWT", format!("{}.{}.{}", b64(&id_token), parts[1], parts[2])),
         ("garbage", "not.a.token".to_string()),
-        ("another audience", roster.raw_token("orders", &secret, Some("billing")).await),
+        (
+            "another audience",
+            roster.raw_token("orders", &secret, Some("billing")).await,
+        ),
         ("Roster's audience", roster.raw_token("orders", &secret, None).await),
     ];
     for (what, token) in &cases {
@@ -385,7 +424,10 @@ async fn forged_expired_and_misaddressed_tokens_are_refused(backend: Backend) {
     );
     let r = get("/read", Some(&good)).await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"name": "orders", "scopes": ["orders:read"]}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"name": "orders", "scopes": ["orders:read"]})
+    );
 }
 
 /// An actix-web app using the extractor and the middleware, on loopback.
@@ -443,11 +485,17 @@ async fn revocations_reach_the_verifier_through_the_feed(backend: Backend) {
     let seen_after = started.elapsed();
     assert_eq!(verifier.verify(&t1).await, Err(VerifyError::Invalid("revoked")));
     println!("figure: a revocation reached the verifier {seen_after:?} after the revoke call began");
-    assert!(seen_after < StdDuration::from_secs(2), "bound: about a second, took {seen_after:?}");
+    assert!(
+        seen_after < StdDuration::from_secs(2),
+        "bound: about a second, took {seen_after:?}"
+    );
 
     // A demotion narrows the scopes of live tokens; a disable refuses them.
     let t2 = roster.raw_token("billing", &caller_secret, Some("orders")).await;
-    assert_eq!(verifier.verify(&t2).await.unwrap().scopes, ["orders:read", "orders:write"]);
+    assert_eq!(
+        verifier.verify(&t2).await.unwrap().scopes,
+        ["orders:read", "orders:write"]
+    );
     let admin = roster.admin_token().await;
     let http = reqwest::Client::new();
     let r = http
@@ -472,7 +520,10 @@ async fn revocations_reach_the_verifier_through_the_feed(backend: Backend) {
     tokio::time::timeout(StdDuration::from_secs(5), verifier.revocations_applied(index + 3))
         .await
         .unwrap();
-    assert_eq!(verifier.verify(&t2).await, Err(VerifyError::Invalid("principal disabled")));
+    assert_eq!(
+        verifier.verify(&t2).await,
+        Err(VerifyError::Invalid("principal disabled"))
+    );
 }
 
 async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
@@ -507,8 +558,16 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
     };
     let body: Value = service(&http).await.unwrap().json().await.unwrap();
     assert_eq!(
-        (body["status"].clone(), body["categories"].clone(), body["manifest"]["pages"][0]["code"].clone()),
-        (json!("up"), json!([{"name": "shop", "priority": 7}]), json!("orders-home"))
+        (
+            body["status"].clone(),
+            body["categories"].clone(),
+            body["manifest"]["pages"][0]["code"].clone()
+        ),
+        (
+            json!("up"),
+            json!([{"name": "shop", "priority": 7}]),
+            json!("orders-home")
+        )
     );
     let modules: Value = http
         .get(format!("{}/api/v1/modules", roster.issuer()))
@@ -531,11 +590,17 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
     assert_eq!(r.status(), 200);
     let counts = agent.until(|c| c.registrations >= 2).await;
     assert_eq!(counts.failures, 0);
-    assert_eq!(service(&http).await.unwrap().json::<Value>().await.unwrap()["status"], "up");
+    assert_eq!(
+        service(&http).await.unwrap().json::<Value>().await.unwrap()["status"],
+        "up"
+    );
 
     agent.leave().await.unwrap();
     let body: Value = service(&http).await.unwrap().json().await.unwrap();
-    assert_eq!((body["status"].clone(), body["base_url"].clone()), (json!("unknown"), Value::Null));
+    assert_eq!(
+        (body["status"].clone(), body["base_url"].clone()),
+        (json!("unknown"), Value::Null)
+    );
 }
 
 async fn roster_stopped_then_restarted(backend: Backend) {
@@ -587,7 +652,11 @@ async fn roster_stopped_then_restarted(backend: Backend) {
         Err(TokenError::Unavailable { .. }) => {}
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    assert_eq!(tokens.requests_sent(), sent + 1, "the second call waited out the back-off");
+    assert_eq!(
+        tokens.requests_sent(),
+        sent + 1,
+        "the second call waited out the back-off"
+    );
     // Offline verification goes on while the feed is fresh enough...
     verifier.verify(&incoming).await.unwrap();
     // ...and fails closed once it is staler than allowed.

@@ -20,6 +20,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The example service of roster-client, as `cargo test` at the workspace
+/// root builds it (it builds every example before running any test).
+fn service_example() -> std::path::PathBuf {
+    let bin = roster_bin().parent().unwrap().join("examples").join("service");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test` at the workspace root, which builds roster-client's examples",
+        bin.display()
+    );
+    bin
+}
+
 /// Run `examples/<name>.sh` with `bash -euo pipefail` (any failing command
 /// fails the run) from a fresh directory holding a copy of `examples/`, as
 /// from the root of a clone. Returns stdout; fails on a non-zero exit or
@@ -46,6 +58,9 @@ fn run_example(name: &str) -> String {
         .env("TMPDIR", dir.path())
         .env("ROSTER_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STANDIN_PORT", free_port().to_string())
+        .env("ORDERS_PORT", free_port().to_string())
+        .env("BILLING_PORT", free_port().to_string())
+        .env("SERVICE_BIN", service_example())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -122,6 +137,27 @@ fn frontend_login_runs_as_written() {
             && lines[4].ends_with("\"preferred_username\":\"erin\",\"name\":\"erin\",\"email\":\"erin@example.org\"}"),
         "{out}"
     );
+}
+
+#[test]
+fn client_walkthrough_runs_as_written() {
+    let out = run_example("client");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "['billing-home', 'orders-home']", "{out}");
+    let json = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|_| panic!("not JSON: {out}"));
+    assert_eq!(
+        json(lines[1]),
+        serde_json::json!({"orders": [], "for": "billing"}),
+        "{out}"
+    );
+    assert_eq!(lines[2], "401", "{out}");
+    assert_eq!(
+        json(lines[3]),
+        serde_json::json!({"peer": "orders", "status": 200,
+                           "answer": {"hello": "billing", "kind": "service", "scopes": ["orders:read"]}}),
+        "billing called orders with its own token: {out}"
+    );
+    assert_eq!(&lines[4..], ["401", "unknown"], "{out}");
 }
 
 #[test]

@@ -36,7 +36,7 @@ CALLER=$(curl -fsS -u "orders:$ORDERS_SECRET" -d grant_type=client_credentials -
 curl -fsS -H "Authorization: Bearer $CALLER" "$BILLING/relay"; echo
 
 # revoke billing's token: orders refuses it as soon as the feed brings the news (well within a second)
-curl -fsS -u "billing:$BILLING_SECRET" -d "token=$TOKEN" "$R/oauth/revoke"
+curl -fsS -u "billing:$BILLING_SECRET" -d "token=$TOKEN" "$R/oauth/revoke"; echo                 # {}
 for _ in $(seq 1000); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$ORDERS/orders")" = 401 ] && break
 done

@@ -140,19 +140,21 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
     );
     let admin = app.admin_token().await;
     let svc = app.create_service("billing", &[]).await;
+    let feed_token = app.client_token("billing", &svc.secret).await;
 
     let next = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let unavailable = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for _ in 0..4 {
-        let (app, admin, next, acked, unavailable, secret) = (
+        let (app, admin, next, acked, unavailable, secret, feed_token) = (
             app.clone(),
             admin.clone(),
             next.clone(),
             acked.clone(),
             unavailable.clone(),
             svc.secret.clone(),
+            feed_token.clone(),
         );
         writers.push(tokio::spawn(async move {
             loop {
@@ -192,6 +194,15 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
                 // Token requests alongside: 200 or 503, never a 500.
                 let t = app.client_grant("billing", &secret).await;
                 assert!(matches!(t.status, 200 | 503), "token: {} {}", t.status, t.body);
+                // And the revocation feed: 200, or 503 with Retry-After.
+                let f = app
+                    .call(Method::GET, "/api/v1/revocations", Some(&feed_token), None)
+                    .await;
+                match f.status {
+                    200 => assert!(f.body["index"].is_i64(), "{}", f.body),
+                    503 => assert_eq!(f.header("retry-after"), "1"),
+                    other => panic!("revocation feed: {other} {}", f.body),
+                }
             }
         }));
     }

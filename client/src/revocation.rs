@@ -207,7 +207,7 @@ mod tests {
             at(20),
         );
         let ab = scopes(&["a", "b"]);
-        let judge = |jti, sub, iat| state.judge(jti, sub, iat, &ab, at(21), &policy);
+        let judge = |jti, sub, iat| state.judge(jti, sub, at(iat).timestamp(), &ab, at(21), &policy);
         assert_eq!(judge("gone", "x", 0), Verdict::Revoked("revoked"));
         assert_eq!(judge("ok", "x", 0), Verdict::Accept(ab.clone()));
         assert_eq!(judge("ok", "off", 15), Verdict::Revoked("principal disabled"));

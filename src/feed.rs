@@ -2,7 +2,13 @@
 //! local writes at once and by the database's change index once a second, so
 //! that a change made on another instance wakes waiters here too. The
 //! registry and the revocation feed each keep one.
+//!
+//! Besides the one index, the feed keeps the index at which each named view
+//! last changed (the registry's `service:NAME`, `category:NAME`, `modules`),
+//! so that a blocking query on one view wakes only when that view changed.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration as StdDuration;
 
 use tokio::sync::watch;
@@ -33,6 +39,17 @@ pub struct ChangeFeed {
     waiting: watch::Sender<usize>,
     /// Turns true at shutdown: every waiter answers at once.
     closing: watch::Sender<bool>,
+    /// The index at which each view last changed, as far as seen here.
+    views: Mutex<Views>,
+    /// Bumped whenever a view's index moves.
+    views_moved: watch::Sender<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Views {
+    index: HashMap<String, i64>,
+    /// Every view change up to this index has been read from the database.
+    read_up_to: i64,
 }
 
 /// Counts one waiter for as long as it lives.
@@ -56,7 +73,67 @@ impl ChangeFeed {
             tx: watch::channel(0).0,
             waiting: watch::channel(0).0,
             closing: watch::channel(false).0,
+            views: Mutex::new(Views::default()),
+            views_moved: watch::channel(0).0,
         }
+    }
+
+    fn views(&self) -> std::sync::MutexGuard<'_, Views> {
+        self.views.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record views changed at the given indexes; wakes the view waiters if
+    /// any moved forward.
+    pub fn observe_views(&self, changes: impl IntoIterator<Item = (String, i64)>) {
+        let mut moved = false;
+        {
+            let mut views = self.views();
+            for (key, index) in changes {
+                let slot = views.index.entry(key).or_insert(0);
+                if index > *slot {
+                    *slot = index;
+                    moved = true;
+                }
+            }
+        }
+        if moved {
+            self.views_moved.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Up to which index view changes have been read from the database.
+    pub fn views_read_up_to(&self) -> i64 {
+        self.views().read_up_to
+    }
+
+    /// Every view change up to `index` has been read and observed.
+    pub fn views_read(&self, index: i64) {
+        let mut views = self.views();
+        views.read_up_to = views.read_up_to.max(index);
+    }
+
+    /// The latest index at which any of `keys` changed (0: never, as far as seen).
+    pub fn view_index(&self, keys: &[String]) -> i64 {
+        let views = self.views();
+        keys.iter()
+            .filter_map(|k| views.index.get(k))
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Wait until one of `keys` changes after `after`, or `wait` elapses, or
+    /// the feed closes. Returns the views' index.
+    pub async fn wait_view_past(&self, keys: &[String], after: i64, wait: std::time::Duration) -> i64 {
+        let mut rx = self.views_moved.subscribe();
+        self.waiting.send_modify(|n| *n += 1);
+        let _waiting = Waiting(&self.waiting);
+        let mut closing = self.closing.subscribe();
+        tokio::select! {
+            _ = tokio::time::timeout(wait, rx.wait_for(|_| self.view_index(keys) > after)) => {}
+            _ = closing.wait_for(|c| *c) => {}
+        }
+        self.view_index(keys)
     }
 
     /// Record an index seen in the database; wakes waiters if it moved forward.
@@ -160,6 +237,27 @@ mod tests {
             5,
             "no new wait once closing"
         );
+    }
+
+    #[tokio::test]
+    async fn a_view_waiter_wakes_only_for_its_views() {
+        let feed = std::sync::Arc::new(ChangeFeed::new());
+        let keys = vec!["service:b".to_string()];
+        feed.observe_views([("service:b".to_string(), 2)]);
+        let f = feed.clone();
+        let k = keys.clone();
+        let waiter = tokio::spawn(async move { f.wait_view_past(&k, 2, Duration::from_secs(30)).await });
+        feed.until_waiting(1).await;
+        feed.observe_views([("service:a".to_string(), 3), ("category:x".to_string(), 3)]);
+        feed.observe_views([("service:b".to_string(), 1)]);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "woken by another view, or by an older index");
+        feed.observe_views([("service:b".to_string(), 4)]);
+        assert_eq!(waiter.await.unwrap(), 4);
+        assert_eq!(feed.view_index(&["service:a".to_string(), "nothing".to_string()]), 3);
+        assert_eq!(feed.view_index(&["nothing".to_string()]), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -187,31 +187,69 @@ diesel::joinable!(refresh_tokens -> principals (principal_id));
 diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, principals);
 
 diesel::table! {
-    service_registrations (principal_id) {
+    registry_services (principal_id) {
         principal_id -> Text,
+        status -> Text,
+        status_changed_at -> Timestamp,
+        description -> Nullable<Text>,
+        meta -> Nullable<Text>,
+        manifest -> Nullable<Text>,
+        manifest_etag -> Nullable<Text>,
+        manifest_fetched_at -> Nullable<Timestamp>,
+        manifest_error -> Nullable<Text>,
+        manifest_source -> Nullable<Text>,
+        manifest_pulled_digest -> Nullable<Text>,
+        next_manifest_at -> Nullable<Timestamp>,
+        registered_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    registry_instances (principal_id, instance_id) {
+        principal_id -> Text,
+        instance_id -> Text,
         base_url -> Text,
         health_url -> Nullable<Text>,
         modules_url -> Nullable<Text>,
         ttl_seconds -> Integer,
         status -> Text,
         status_changed_at -> Timestamp,
+        draining -> Integer,
         last_seen -> Timestamp,
         lease_expires_at -> Timestamp,
+        lease_lapsed -> Integer,
         health_checked_at -> Nullable<Timestamp>,
         health_ok -> Nullable<Integer>,
         health_error -> Nullable<Text>,
-        manifest -> Nullable<Text>,
-        manifest_etag -> Nullable<Text>,
-        manifest_fetched_at -> Nullable<Timestamp>,
-        manifest_error -> Nullable<Text>,
+        failures -> Integer,
+        passes -> Integer,
+        failures_before_down -> Integer,
+        passes_before_up -> Integer,
+        source -> Text,
+        next_health_at -> Nullable<Timestamp>,
         registered_at -> Timestamp,
         updated_at -> Timestamp,
-        next_health_at -> Nullable<Timestamp>,
-        next_manifest_at -> Nullable<Timestamp>,
-        poll_owner -> Nullable<Text>,
-        poll_lease_until -> Nullable<Timestamp>,
-        manifest_source -> Nullable<Text>,
-        manifest_pulled_digest -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    registry_transitions (id) {
+        id -> Text,
+        principal_id -> Text,
+        seq -> BigInt,
+        instance_id -> Nullable<Text>,
+        from_status -> Text,
+        to_status -> Text,
+        reason -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    registry_views (view_key) {
+        view_key -> Text,
+        modify_index -> BigInt,
     }
 }
 
@@ -243,10 +281,13 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(service_registrations -> principals (principal_id));
-diesel::allow_tables_to_appear_in_same_query!(service_registrations, principals);
-diesel::allow_tables_to_appear_in_same_query!(service_registrations, service_categories);
-diesel::allow_tables_to_appear_in_same_query!(service_registrations, categories);
+diesel::joinable!(registry_services -> principals (principal_id));
+diesel::joinable!(registry_instances -> registry_services (principal_id));
+diesel::allow_tables_to_appear_in_same_query!(registry_services, principals);
+diesel::allow_tables_to_appear_in_same_query!(registry_services, service_categories);
+diesel::allow_tables_to_appear_in_same_query!(registry_services, categories);
+diesel::allow_tables_to_appear_in_same_query!(registry_services, registry_instances);
+diesel::allow_tables_to_appear_in_same_query!(registry_instances, principals);
 
 diesel::table! {
     login_throttles (key) {

@@ -75,6 +75,9 @@ route_table! {
     put "/api/v1/services/{name}/registration" => registry::register;
     delete "/api/v1/services/{name}/registration" => registry::deregister;
     post "/api/v1/services/{name}/heartbeat" => registry::heartbeat;
+    put "/api/v1/services/{name}/instances/{id}" => registry::put_instance;
+    delete "/api/v1/services/{name}/instances/{id}" => registry::delete_instance;
+    post "/api/v1/services/{name}/instances/{id}/heartbeat" => registry::instance_heartbeat;
     put "/api/v1/services/{name}/modules" => registry::push_modules;
     get "/api/v1/services" => registry::list_services;
     get "/api/v1/services/{name}" => registry::get_service;

@@ -8,7 +8,8 @@ use super::extract::{Bearer, MaybeBearer};
 use super::json;
 use crate::error::{Error, Result};
 use crate::page::Page;
-use crate::registry::listing::{self, ServicesQuery};
+use crate::registry::instance;
+use crate::registry::listing::{self, ServicesQuery, WatchQuery};
 use crate::registry::manifest::MAX_MANIFEST_BYTES;
 use crate::registry::{menu, service};
 use crate::state::AppState;
@@ -21,37 +22,91 @@ fn with_index(mut resp: HttpResponse, index: i64) -> HttpResponse {
     resp
 }
 
-/// `PUT /api/v1/services/{name}/registration`
+/// `PUT /api/v1/services/{name}/registration`: the instance `default`.
 pub async fn register(
     state: web::Data<AppState>,
-    Bearer(caller): Bearer,
+    bearer: Bearer,
     name: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
+    put(
+        state,
+        bearer,
+        name.into_inner(),
+        instance::DEFAULT.to_string(),
+        req,
+        payload,
+    )
+    .await
+}
+
+/// `PUT /api/v1/services/{name}/instances/{id}`
+pub async fn put_instance(
+    state: web::Data<AppState>,
+    bearer: Bearer,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let (name, id) = path.into_inner();
+    put(state, bearer, name, id, req, payload).await
+}
+
+async fn put(
+    state: web::Data<AppState>,
+    Bearer(caller): Bearer,
+    name: String,
+    id: String,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
     let body = json::parse(&req, payload);
-    let (view, index) =
-        service::put_registration(state.registry(), &caller, name.into_inner(), body, state.now()).await?;
+    let (view, index) = instance::put(state.registry(), &caller, name, id, body, state.now()).await?;
     Ok(with_index(HttpResponse::Ok().json(view), index))
 }
 
-/// `DELETE /api/v1/services/{name}/registration`: the service is leaving.
+/// `DELETE /api/v1/services/{name}/registration`: the instance `default` is leaving.
 pub async fn deregister(
     state: web::Data<AppState>,
     Bearer(caller): Bearer,
     name: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let (view, index) = service::leave(state.registry(), &caller, name.into_inner(), state.now()).await?;
+    let id = instance::DEFAULT.to_string();
+    let (view, index) = instance::leave(state.registry(), &caller, name.into_inner(), id, state.now()).await?;
     Ok(with_index(HttpResponse::Ok().json(view), index))
 }
 
-/// `POST /api/v1/services/{name}/heartbeat`
+/// `DELETE /api/v1/services/{name}/instances/{id}`: the instance is leaving.
+pub async fn delete_instance(
+    state: web::Data<AppState>,
+    Bearer(caller): Bearer,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let (name, id) = path.into_inner();
+    let (view, index) = instance::leave(state.registry(), &caller, name, id, state.now()).await?;
+    Ok(with_index(HttpResponse::Ok().json(view), index))
+}
+
+/// `POST /api/v1/services/{name}/heartbeat`: the instance `default`.
 pub async fn heartbeat(
     state: web::Data<AppState>,
     Bearer(caller): Bearer,
     name: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let view = service::beat(state.registry(), &caller, name.into_inner(), state.now()).await?;
+    let id = instance::DEFAULT.to_string();
+    let view = instance::beat(state.registry(), &caller, name.into_inner(), id, state.now()).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `POST /api/v1/services/{name}/instances/{id}/heartbeat`
+pub async fn instance_heartbeat(
+    state: web::Data<AppState>,
+    Bearer(caller): Bearer,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let (name, id) = path.into_inner();
+    let view = instance::beat(state.registry(), &caller, name, id, state.now()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -96,14 +151,15 @@ pub async fn list_services(
     ))
 }
 
-/// `GET /api/v1/services/{name}`
+/// `GET /api/v1/services/{name}`, with blocking queries on this service.
 pub async fn get_service(
     state: web::Data<AppState>,
     Bearer(caller): Bearer,
     name: web::Path<String>,
+    query: super::query::Query<WatchQuery>,
 ) -> Result<HttpResponse> {
-    let view = service::fetch(state.registry(), &caller, name.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(view))
+    let (view, index) = listing::service(state.registry(), &caller, name.into_inner(), query.into_inner()).await?;
+    Ok(with_index(HttpResponse::Ok().json(view), index))
 }
 
 /// `GET /api/v1/categories`
@@ -115,34 +171,44 @@ pub async fn list_categories(state: web::Data<AppState>, _caller: Bearer) -> Res
     }))
 }
 
-/// `GET /api/v1/categories/{name}`: its services, highest priority first.
+/// `GET /api/v1/categories/{name}`: its services, highest priority first,
+/// with blocking queries on this category.
 pub async fn get_category(
     state: web::Data<AppState>,
     _caller: Bearer,
     name: web::Path<String>,
+    query: super::query::Query<WatchQuery>,
 ) -> Result<HttpResponse> {
-    let detail = listing::category(state.registry(), name.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(detail))
+    let (detail, index) = listing::category(state.registry(), name.into_inner(), query.into_inner()).await?;
+    Ok(with_index(HttpResponse::Ok().json(detail), index))
 }
 
 /// `GET /api/v1/modules`: the menu of the services that are up, filtered by
 /// the caller's scopes (anonymous callers see pages without `required_scope`).
-pub async fn modules(state: web::Data<AppState>, caller: MaybeBearer, req: HttpRequest) -> Result<HttpResponse> {
+/// With `index` and `wait`, it answers once this caller's menu changed.
+pub async fn modules(
+    state: web::Data<AppState>,
+    caller: MaybeBearer,
+    req: HttpRequest,
+    query: super::query::Query<WatchQuery>,
+) -> Result<HttpResponse> {
+    let block = query.into_inner().block()?;
     let scopes = caller.0.map(|c| c.scopes());
     let if_none_match = req
         .headers()
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let rendered = menu::modules(state.registry(), scopes, if_none_match, state.now()).await?;
+    let (rendered, index) = menu::modules(state.registry(), scopes, if_none_match, state.now(), block).await?;
     let mut resp = match &rendered.body {
         Some(_) => HttpResponse::Ok(),
         None => HttpResponse::NotModified(),
     };
     resp.insert_header((ETAG, rendered.etag))
         .insert_header((VARY, "Authorization"));
-    Ok(match rendered.body {
+    let resp = match rendered.body {
         Some(body) => resp.content_type("application/json").body(body),
         None => resp.finish(),
-    })
+    };
+    Ok(with_index(resp, index))
 }

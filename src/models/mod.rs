@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth_state;
 pub mod authorization_code;
 pub mod client_settings;
+pub mod instance;
 pub mod login_session;
 pub mod password;
 pub mod principal;
@@ -15,6 +16,7 @@ pub mod secret;
 pub mod settings;
 pub mod signing_key;
 pub mod throttle;
+pub mod transition;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 

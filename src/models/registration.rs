@@ -1,10 +1,14 @@
-//! Registry rows: one registration per service principal, and the change index.
+//! Registry rows at the service level: one row per registered service (its
+//! derived status, manifest, description and meta), the change index, and
+//! the modify index of every view a watcher can block on.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::{categories, principals, registry_state, service_categories, service_registrations};
+use crate::db::schema::{
+    categories, principals, registry_services, registry_state, registry_views, service_categories,
+};
 use crate::error::Result;
 
 use super::to_db_time;
@@ -13,63 +17,103 @@ pub const UP: &str = "up";
 pub const DOWN: &str = "down";
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = service_registrations, treat_none_as_null = true)]
-pub struct RegistrationRow {
+#[diesel(table_name = registry_services, treat_none_as_null = true)]
+pub struct ServiceRow {
     pub principal_id: String,
-    pub base_url: String,
-    pub health_url: Option<String>,
-    pub modules_url: Option<String>,
-    pub ttl_seconds: i32,
+    /// `up` when at least one instance is up, else `down`.
     pub status: String,
     pub status_changed_at: NaiveDateTime,
-    pub last_seen: NaiveDateTime,
-    pub lease_expires_at: NaiveDateTime,
-    pub health_checked_at: Option<NaiveDateTime>,
-    pub health_ok: Option<i32>,
-    pub health_error: Option<String>,
+    pub description: Option<String>,
+    /// A JSON object of short strings.
+    pub meta: Option<String>,
     pub manifest: Option<String>,
     pub manifest_etag: Option<String>,
     pub manifest_fetched_at: Option<NaiveDateTime>,
     pub manifest_error: Option<String>,
-    pub registered_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-    pub next_health_at: Option<NaiveDateTime>,
-    pub next_manifest_at: Option<NaiveDateTime>,
-    pub poll_owner: Option<String>,
-    pub poll_lease_until: Option<NaiveDateTime>,
     /// `pushed` or `pulled`: who wrote `manifest` last.
     pub manifest_source: Option<String>,
-    /// Digest of the last manifest pulled from `modules_url`.
+    /// Digest of the last manifest pulled from a `modules_url`.
     pub manifest_pulled_digest: Option<String>,
+    pub next_manifest_at: Option<NaiveDateTime>,
+    pub registered_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
 }
 
-pub fn find(conn: &mut DbConnection, principal_id: &str) -> Result<Option<RegistrationRow>> {
-    Ok(service_registrations::table
+pub fn find(conn: &mut DbConnection, principal_id: &str) -> Result<Option<ServiceRow>> {
+    Ok(registry_services::table
         .find(principal_id)
-        .select(RegistrationRow::as_select())
+        .select(ServiceRow::as_select())
         .first(conn)
         .optional()?)
 }
 
-pub fn insert(conn: &mut DbConnection, row: &RegistrationRow) -> Result<()> {
-    diesel::insert_into(service_registrations::table)
-        .values(row)
-        .execute(conn)?;
-    Ok(())
+/// Lock a service's row for the rest of the transaction (a write that
+/// changes nothing), so that writers of one service's instances run one at a
+/// time and each derives the service's status from what the last one left.
+/// Returns false when the service has no row.
+pub fn lock(conn: &mut DbConnection, principal_id: &str) -> Result<bool> {
+    use registry_services::dsl as s;
+    Ok(diesel::update(registry_services::table.find(principal_id))
+        .set(s::status.eq(s::status))
+        .execute(conn)?
+        == 1)
+}
+
+/// Insert a first registration; false when another writer's row is there
+/// (it committed first: lock and read that one instead).
+pub fn insert(conn: &mut DbConnection, row: &ServiceRow) -> Result<bool> {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    // In a savepoint, so that a conflict leaves the caller's transaction usable.
+    let outcome = conn.transaction(|c| diesel::insert_into(registry_services::table).values(row).execute(c));
+    match outcome {
+        Ok(_) => Ok(true),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Write every column of `row`.
-pub fn save(conn: &mut DbConnection, row: &RegistrationRow) -> Result<()> {
-    diesel::update(service_registrations::table.find(&row.principal_id))
+pub fn save(conn: &mut DbConnection, row: &ServiceRow) -> Result<()> {
+    diesel::update(registry_services::table.find(&row.principal_id))
         .set(row)
         .execute(conn)?;
     Ok(())
 }
 
-/// Delete a service's registration; false when it had none.
+/// Delete a service's registration (its instances go with it); false when
+/// it had none.
 pub fn delete(conn: &mut DbConnection, principal_id: &str) -> Result<bool> {
-    Ok(diesel::delete(service_registrations::table.find(principal_id)).execute(conn)? == 1)
+    super::instance::delete_all(conn, principal_id)?;
+    Ok(diesel::delete(registry_services::table.find(principal_id)).execute(conn)? == 1)
 }
+
+pub fn set_status(conn: &mut DbConnection, principal_id: &str, status: &str, now: DateTime<Utc>) -> Result<()> {
+    use registry_services::dsl as s;
+    let now = to_db_time(now);
+    diesel::update(registry_services::table.find(principal_id))
+        .set((
+            s::status.eq(status),
+            s::status_changed_at.eq(now),
+            s::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+// ---- the change index and the views' modify indexes -----------------------
+
+/// The view key of one service (`GET /api/v1/services/{name}`).
+pub fn service_key(name: &str) -> String {
+    format!("service:{name}")
+}
+
+/// The view key of one category (`GET /api/v1/categories/{name}`).
+pub fn category_key(name: &str) -> String {
+    format!("category:{name}")
+}
+
+/// The view key of the menu (`GET /api/v1/modules`).
+pub const MODULES_KEY: &str = "modules";
 
 /// Bump the change index in the caller's transaction; returns the new value.
 pub fn bump_index(conn: &mut DbConnection) -> Result<i64> {
@@ -86,26 +130,75 @@ pub fn current_index(conn: &mut DbConnection) -> Result<i64> {
         .first(conn)?)
 }
 
-/// Registrations with their service's name, by name, optionally only members
+/// Bump the change index and mark `keys` as changed at it, in the caller's
+/// transaction. The index row is locked first, so views are stamped in
+/// commit order. Returns the new index.
+pub fn changed(conn: &mut DbConnection, keys: &[String]) -> Result<i64> {
+    let index = bump_index(conn)?;
+    for key in keys {
+        let n = diesel::update(registry_views::table.find(key))
+            .set(registry_views::modify_index.eq(index))
+            .execute(conn)?;
+        if n == 0 {
+            diesel::insert_into(registry_views::table)
+                .values((registry_views::view_key.eq(key), registry_views::modify_index.eq(index)))
+                .execute(conn)?;
+        }
+    }
+    Ok(index)
+}
+
+/// A service's categories changed outside the registry (an admin's PATCH):
+/// stamp its view and those of the categories it left and joined.
+pub fn categories_changed(conn: &mut DbConnection, service: &str, old: &[String], new: &[String]) -> Result<i64> {
+    let mut keys = vec![service_key(service)];
+    for c in old.iter().chain(new) {
+        let k = category_key(c);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    changed(conn, &keys)
+}
+
+/// The modify index of each of `keys` that ever changed.
+pub fn view_indexes(conn: &mut DbConnection, keys: &[String]) -> Result<Vec<(String, i64)>> {
+    Ok(registry_views::table
+        .filter(registry_views::view_key.eq_any(keys))
+        .select((registry_views::view_key, registry_views::modify_index))
+        .load(conn)?)
+}
+
+/// Views changed after `index`, with the index of their last change.
+pub fn views_changed_since(conn: &mut DbConnection, index: i64) -> Result<Vec<(String, i64)>> {
+    Ok(registry_views::table
+        .filter(registry_views::modify_index.gt(index))
+        .select((registry_views::view_key, registry_views::modify_index))
+        .load(conn)?)
+}
+
+// ---- listings -------------------------------------------------------------
+
+/// Registered services with their names, by name, optionally only members
 /// of a category or those with a status.
 pub fn list(
     conn: &mut DbConnection,
     category: Option<&str>,
     status: Option<&str>,
-) -> Result<Vec<(String, RegistrationRow)>> {
-    let mut query = service_registrations::table
+) -> Result<Vec<(String, ServiceRow)>> {
+    let mut query = registry_services::table
         .inner_join(principals::table)
-        .select((principals::name, RegistrationRow::as_select()))
+        .select((principals::name, ServiceRow::as_select()))
         .into_boxed();
     if let Some(status) = status {
-        query = query.filter(service_registrations::status.eq(status.to_string()));
+        query = query.filter(registry_services::status.eq(status.to_string()));
     }
     if let Some(category) = category {
         let members = service_categories::table
             .inner_join(categories::table)
             .filter(categories::name.eq(category.to_string()))
             .select(service_categories::principal_id);
-        query = query.filter(service_registrations::principal_id.eq_any(members));
+        query = query.filter(registry_services::principal_id.eq_any(members));
     }
     Ok(query.order(principals::name.asc()).load(conn)?)
 }
@@ -114,26 +207,33 @@ pub fn list(
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct MemberRow {
     pub category: String,
+    pub principal_id: String,
     pub service: String,
     pub priority: i32,
-    /// `None` when the service never registered.
+    /// `None` when the service has not registered.
     pub status: Option<String>,
-    pub base_url: Option<String>,
+    pub description: Option<String>,
 }
 
-/// Every category membership, by category, then priority (highest first),
-/// then service name.
-pub fn category_members(conn: &mut DbConnection) -> Result<Vec<MemberRow>> {
-    Ok(service_categories::table
+/// Category memberships, by category, then priority (highest first), then
+/// service name; of one category when `only` names it.
+pub fn category_members(conn: &mut DbConnection, only: Option<&str>) -> Result<Vec<MemberRow>> {
+    let mut query = service_categories::table
         .inner_join(categories::table)
-        .inner_join(principals::table.left_join(service_registrations::table))
+        .inner_join(principals::table.left_join(registry_services::table))
         .select((
             categories::name,
+            principals::id,
             principals::name,
             service_categories::priority,
-            service_registrations::status.nullable(),
-            service_registrations::base_url.nullable(),
+            registry_services::status.nullable(),
+            registry_services::description.nullable(),
         ))
+        .into_boxed();
+    if let Some(name) = only {
+        query = query.filter(categories::name.eq(name.to_string()));
+    }
+    Ok(query
         .order((
             categories::name.asc(),
             service_categories::priority.desc(),
@@ -159,141 +259,43 @@ pub fn category_exists(conn: &mut DbConnection, name: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// The names of up services whose lease ran out at `now`, marked down.
-pub fn lapse_leases(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize> {
-    let now = to_db_time(now);
-    Ok(diesel::update(
-        service_registrations::table
-            .filter(service_registrations::status.eq(UP))
-            .filter(service_registrations::lease_expires_at.le(now)),
-    )
-    .set((
-        service_registrations::status.eq(DOWN),
-        service_registrations::status_changed_at.eq(now),
-        service_registrations::updated_at.eq(now),
-    ))
-    .execute(conn)?)
-}
-
-/// Drop registrations that have been down since before `cutoff`.
-pub fn deregister_down_since(conn: &mut DbConnection, cutoff: DateTime<Utc>) -> Result<usize> {
-    Ok(diesel::delete(
-        service_registrations::table
-            .filter(service_registrations::status.eq(DOWN))
-            .filter(service_registrations::status_changed_at.le(to_db_time(cutoff))),
-    )
-    .execute(conn)?)
-}
-
-/// Which polls are due at `now` and not leased by another instance.
-pub fn due_polls(conn: &mut DbConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>> {
-    use service_registrations::dsl as r;
-    let now = to_db_time(now);
-    Ok(service_registrations::table
-        .filter(r::next_health_at.le(now).or(r::next_manifest_at.le(now)))
-        .filter(r::poll_lease_until.is_null().or(r::poll_lease_until.le(now)))
-        .select(r::principal_id)
-        .order(r::principal_id.asc())
+/// Services whose manifest pull is due at `now`.
+pub fn due_manifests(conn: &mut DbConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>> {
+    use registry_services::dsl as s;
+    Ok(registry_services::table
+        .filter(s::next_manifest_at.le(to_db_time(now)))
+        .select(s::principal_id)
+        .order(s::principal_id.asc())
         .limit(limit)
         .load(conn)?)
 }
 
-/// Take the polling lease of one service until `until`, unless another
-/// instance holds it. A conditional update, so exactly one instance wins.
-pub fn claim_poll(
+/// Claim a due manifest pull by moving its next time to `next`: a
+/// conditional update, so that of several Roster instances exactly one
+/// pulls. One that crashes mid-pull costs one interval.
+pub fn claim_manifest(
     conn: &mut DbConnection,
     principal_id: &str,
-    owner: &str,
     now: DateTime<Utc>,
-    until: DateTime<Utc>,
+    next: DateTime<Utc>,
 ) -> Result<bool> {
-    use service_registrations::dsl as r;
-    let now = to_db_time(now);
+    use registry_services::dsl as s;
     let n = diesel::update(
-        service_registrations::table
-            .filter(r::principal_id.eq(principal_id))
-            .filter(r::poll_lease_until.is_null().or(r::poll_lease_until.le(now))),
+        registry_services::table
+            .filter(s::principal_id.eq(principal_id))
+            .filter(s::next_manifest_at.le(to_db_time(now))),
     )
-    .set((
-        r::poll_owner.eq(Some(owner)),
-        r::poll_lease_until.eq(Some(to_db_time(until))),
-    ))
+    .set(s::next_manifest_at.eq(Some(to_db_time(next))))
     .execute(conn)?;
     Ok(n == 1)
 }
 
-/// Targeted updates: each touches only its own columns, so that a heartbeat
-/// on one instance and a health result on another never overwrite each other.
+/// Targeted updates of the manifest columns.
 pub mod update {
     use super::*;
-    use service_registrations::dsl as r;
+    use registry_services::dsl as s;
 
-    /// Renew the lease (heartbeat, or a passing health check).
-    pub fn renew_lease(
-        conn: &mut DbConnection,
-        id: &str,
-        now: DateTime<Utc>,
-        lease_expires_at: DateTime<Utc>,
-    ) -> Result<()> {
-        diesel::update(service_registrations::table.find(id))
-            .set((
-                r::last_seen.eq(to_db_time(now)),
-                r::lease_expires_at.eq(to_db_time(lease_expires_at)),
-                r::updated_at.eq(to_db_time(now)),
-            ))
-            .execute(conn)?;
-        Ok(())
-    }
-
-    /// down → up, when the lease is live and the health check does not object.
-    /// Returns whether the status changed.
-    pub fn mark_up(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<bool> {
-        let now = to_db_time(now);
-        let n = diesel::update(
-            service_registrations::table
-                .filter(r::principal_id.eq(id))
-                .filter(r::status.eq(DOWN))
-                .filter(r::lease_expires_at.gt(now))
-                .filter(r::health_ok.is_null().or(r::health_ok.eq(1))),
-        )
-        .set((r::status.eq(UP), r::status_changed_at.eq(now)))
-        .execute(conn)?;
-        Ok(n == 1)
-    }
-
-    /// up → down. Returns whether the status changed.
-    pub fn mark_down(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<bool> {
-        let now = to_db_time(now);
-        let n = diesel::update(
-            service_registrations::table
-                .filter(r::principal_id.eq(id))
-                .filter(r::status.eq(UP)),
-        )
-        .set((r::status.eq(DOWN), r::status_changed_at.eq(now)))
-        .execute(conn)?;
-        Ok(n == 1)
-    }
-
-    pub fn health_result(
-        conn: &mut DbConnection,
-        id: &str,
-        ok: bool,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-        next: DateTime<Utc>,
-    ) -> Result<()> {
-        diesel::update(service_registrations::table.find(id))
-            .set((
-                r::health_ok.eq(Some(i32::from(ok))),
-                r::health_error.eq(error),
-                r::health_checked_at.eq(Some(to_db_time(now))),
-                r::next_health_at.eq(Some(to_db_time(next))),
-            ))
-            .execute(conn)?;
-        Ok(())
-    }
-
-    /// A manifest pulled from `modules_url`, with its ETag and digest.
+    /// A manifest pulled from a `modules_url`, with its ETag and digest.
     pub fn manifest_pulled(
         conn: &mut DbConnection,
         id: &str,
@@ -303,15 +305,15 @@ pub mod update {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let now = to_db_time(now);
-        diesel::update(service_registrations::table.find(id))
+        diesel::update(registry_services::table.find(id))
             .set((
-                r::manifest.eq(Some(manifest)),
-                r::manifest_source.eq(Some("pulled")),
-                r::manifest_pulled_digest.eq(Some(digest)),
-                r::manifest_etag.eq(etag),
-                r::manifest_fetched_at.eq(Some(now)),
-                r::manifest_error.eq(None::<String>),
-                r::updated_at.eq(now),
+                s::manifest.eq(Some(manifest)),
+                s::manifest_source.eq(Some("pulled")),
+                s::manifest_pulled_digest.eq(Some(digest)),
+                s::manifest_etag.eq(etag),
+                s::manifest_fetched_at.eq(Some(now)),
+                s::manifest_error.eq(None::<String>),
+                s::updated_at.eq(now),
             ))
             .execute(conn)?;
         Ok(())
@@ -320,11 +322,11 @@ pub mod update {
     /// A pull that found the same manifest as the last pull: only its ETag
     /// and time change, and a pushed manifest stays.
     pub fn manifest_unchanged(conn: &mut DbConnection, id: &str, etag: Option<&str>, now: DateTime<Utc>) -> Result<()> {
-        diesel::update(service_registrations::table.find(id))
+        diesel::update(registry_services::table.find(id))
             .set((
-                r::manifest_etag.eq(etag),
-                r::manifest_fetched_at.eq(Some(to_db_time(now))),
-                r::manifest_error.eq(None::<String>),
+                s::manifest_etag.eq(etag),
+                s::manifest_fetched_at.eq(Some(to_db_time(now))),
+                s::manifest_error.eq(None::<String>),
             ))
             .execute(conn)?;
         Ok(())
@@ -334,12 +336,12 @@ pub mod update {
     /// pull stay, so that an unchanged pull does not undo the push.
     pub fn manifest_pushed(conn: &mut DbConnection, id: &str, manifest: &str, now: DateTime<Utc>) -> Result<()> {
         let now = to_db_time(now);
-        diesel::update(service_registrations::table.find(id))
+        diesel::update(registry_services::table.find(id))
             .set((
-                r::manifest.eq(Some(manifest)),
-                r::manifest_source.eq(Some("pushed")),
-                r::manifest_error.eq(None::<String>),
-                r::updated_at.eq(now),
+                s::manifest.eq(Some(manifest)),
+                s::manifest_source.eq(Some("pushed")),
+                s::manifest_error.eq(None::<String>),
+                s::updated_at.eq(now),
             ))
             .execute(conn)?;
         Ok(())
@@ -347,29 +349,53 @@ pub mod update {
 
     /// A pull that failed or was invalid: keep the last good manifest.
     pub fn manifest_error(conn: &mut DbConnection, id: &str, error: &str, now: DateTime<Utc>) -> Result<()> {
-        diesel::update(service_registrations::table.find(id))
+        diesel::update(registry_services::table.find(id))
             .set((
-                r::manifest_error.eq(Some(error)),
-                r::manifest_fetched_at.eq(Some(to_db_time(now))),
+                s::manifest_error.eq(Some(error)),
+                s::manifest_fetched_at.eq(Some(to_db_time(now))),
             ))
             .execute(conn)?;
         Ok(())
     }
 
-    pub fn next_manifest_at(conn: &mut DbConnection, id: &str, next: DateTime<Utc>) -> Result<()> {
-        diesel::update(service_registrations::table.find(id))
-            .set(r::next_manifest_at.eq(Some(to_db_time(next))))
+    /// Pull the manifest at `at` (now, when an instance with a `modules_url` registers).
+    pub fn schedule_manifest(conn: &mut DbConnection, id: &str, at: DateTime<Utc>) -> Result<()> {
+        diesel::update(registry_services::table.find(id))
+            .set(s::next_manifest_at.eq(Some(to_db_time(at))))
             .execute(conn)?;
         Ok(())
     }
 
-    pub fn release_poll(conn: &mut DbConnection, id: &str) -> Result<()> {
-        diesel::update(service_registrations::table.find(id))
+    /// Forget the ETag, so that the next pull fetches the manifest in full.
+    pub fn forget_etag(conn: &mut DbConnection, id: &str) -> Result<()> {
+        diesel::update(registry_services::table.find(id))
             .set((
-                r::poll_owner.eq(None::<String>),
-                r::poll_lease_until.eq(None::<NaiveDateTime>),
+                s::manifest_etag.eq(None::<String>),
+                s::manifest_pulled_digest.eq(None::<String>),
             ))
             .execute(conn)?;
+        Ok(())
+    }
+
+    /// A new description and meta (`None`: leave as is).
+    pub fn describe(
+        conn: &mut DbConnection,
+        id: &str,
+        description: Option<&str>,
+        meta: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now = to_db_time(now);
+        if let Some(d) = description {
+            diesel::update(registry_services::table.find(id))
+                .set((s::description.eq(Some(d)), s::updated_at.eq(now)))
+                .execute(conn)?;
+        }
+        if let Some(m) = meta {
+            diesel::update(registry_services::table.find(id))
+                .set((s::meta.eq(Some(m)), s::updated_at.eq(now)))
+                .execute(conn)?;
+        }
         Ok(())
     }
 }

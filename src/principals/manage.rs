@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::client_settings::{self, ClientSettings};
 use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
+use crate::models::registration;
 use crate::models::{
     auth_state, login_session, new_id, password as password_row, refresh_token, revocation, secret, to_db_time,
 };
@@ -45,6 +46,10 @@ fn insert(conn: &mut DbConnection, input: &NewPrincipal, now: DateTime<Utc>) -> 
     principal::insert(conn, &row)?;
     principal::set_scopes(conn, &row.id, &input.scopes)?;
     principal::set_categories(conn, &row.id, &input.categories, t)?;
+    if !input.categories.is_empty() {
+        let new: Vec<String> = input.categories.iter().map(|c| c.name.clone()).collect();
+        registration::categories_changed(conn, &row.name, &[], &new)?;
+    }
     if input.client != ClientSettings::default() {
         client_settings::put(conn, &row.id, &input.client, now)?;
         // Instances reload their CORS origins when the generation moves.
@@ -370,7 +375,13 @@ pub fn update(
                 }
             }
             if let Some(cats) = &changes.categories {
+                let old: Vec<String> = principal::categories_of(conn, id)?
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect();
                 principal::set_categories(conn, id, cats, to_db_time(now))?;
+                let new: Vec<String> = cats.iter().map(|c| c.name.clone()).collect();
+                registration::categories_changed(conn, &p.name, &old, &new)?;
             }
             if changes.touches_client() {
                 let mut client = client_settings::find(conn, id)?.unwrap_or_default();

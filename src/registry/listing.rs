@@ -1,13 +1,15 @@
-//! What watchers read: the service list with Consul-style blocking queries,
-//! and the categories with their members by priority.
+//! What watchers read: the service list, one service, and the categories
+//! with their members by priority, each with blocking queries.
 
 use serde::{Deserialize, Serialize};
 
 use super::RegistryContext;
 use super::service::{self, ServiceView, status_str};
+use super::watch::{Block, read_view};
 use crate::auth::access::Caller;
 use crate::error::{Error, Result};
-use crate::models::registration::{self, MemberRow};
+use crate::models::instance::{self, InstanceRow};
+use crate::models::registration::{self, MemberRow, UP};
 
 use crate::feed::parse_wait;
 
@@ -21,6 +23,22 @@ pub struct ServicesQuery {
     pub index: Option<i64>,
     /// How long to wait, e.g. `30s` or `2m` (at most 5 minutes).
     pub wait: Option<String>,
+}
+
+/// The query of a single view: `index` and `wait` only.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchQuery {
+    /// Long poll: answer once this view changed after this index.
+    pub index: Option<i64>,
+    /// How long to wait, e.g. `30s` or `2m` (at most 5 minutes).
+    pub wait: Option<String>,
+}
+
+impl WatchQuery {
+    pub fn block(&self) -> Result<Option<Block>> {
+        Block::from_query(self.index, self.wait.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -59,6 +77,23 @@ pub async fn services(ctx: &RegistryContext, caller: &Caller, query: ServicesQue
     Ok((items, index))
 }
 
+/// `GET /api/v1/services/{name}`, as `caller` may read it, blocking on this
+/// service alone when asked.
+pub async fn service(
+    ctx: &RegistryContext,
+    caller: &Caller,
+    name: String,
+    query: WatchQuery,
+) -> Result<(ServiceView, i64)> {
+    let block = query.block()?;
+    let key = registration::service_key(&name);
+    read_view(ctx, vec![key], block, || {
+        let name = name.clone();
+        async move { Ok(ctx.db.run(move |c| service::get(c, &name)).await?.for_reader(caller)) }
+    })
+    .await
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CategoryView {
     pub name: String,
@@ -68,12 +103,23 @@ pub struct CategoryView {
     pub up_count: i64,
 }
 
+/// An instance a caller may pick: up and not draining.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LiveInstance {
+    pub id: String,
+    pub base_url: String,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CategoryMember {
     pub name: String,
     pub priority: i32,
     pub status: &'static str,
+    pub description: Option<String>,
+    /// The base URL of the first live instance.
     pub base_url: Option<String>,
+    /// Its live instances, by id: the ones to call.
+    pub instances: Vec<LiveInstance>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -83,22 +129,41 @@ pub struct CategoryDetail {
     pub services: Vec<CategoryMember>,
 }
 
-fn member(row: MemberRow) -> (String, CategoryMember) {
+fn live(instances: &[InstanceRow]) -> Vec<LiveInstance> {
+    instances
+        .iter()
+        .filter(|i| i.status == UP && i.draining == 0)
+        .map(|i| LiveInstance {
+            id: i.instance_id.clone(),
+            base_url: i.base_url.clone(),
+        })
+        .collect()
+}
+
+fn member(row: MemberRow, instances: &[InstanceRow]) -> (String, CategoryMember) {
     let status = row.status.as_deref().map(status_str).unwrap_or("unknown");
+    let of: Vec<InstanceRow> = instances
+        .iter()
+        .filter(|i| i.principal_id == row.principal_id)
+        .cloned()
+        .collect();
+    let instances = live(&of);
     (
         row.category,
         CategoryMember {
             name: row.service,
             priority: row.priority,
             status,
-            base_url: row.base_url,
+            description: row.description,
+            base_url: instances.first().map(|i| i.base_url.clone()),
+            instances,
         },
     )
 }
 
 /// Count each category's members and the ones up.
 pub fn summarize(names: Vec<String>, members: Vec<MemberRow>) -> Vec<CategoryView> {
-    let members: Vec<(String, CategoryMember)> = members.into_iter().map(member).collect();
+    let members: Vec<(String, CategoryMember)> = members.into_iter().map(|m| member(m, &[])).collect();
     names
         .into_iter()
         .map(|name| {
@@ -118,28 +183,37 @@ pub async fn categories(ctx: &RegistryContext) -> Result<Vec<CategoryView>> {
         .run(|c| {
             Ok(summarize(
                 registration::category_names(c)?,
-                registration::category_members(c)?,
+                registration::category_members(c, None)?,
             ))
         })
         .await
 }
 
-/// `GET /api/v1/categories/{name}`: its services, highest priority first.
-pub async fn category(ctx: &RegistryContext, name: String) -> Result<CategoryDetail> {
-    ctx.db
-        .run(move |c| {
-            if !registration::category_exists(c, &name)? {
-                return Err(Error::NotFound(format!("category {name}")));
-            }
-            let services = registration::category_members(c)?
-                .into_iter()
-                .map(member)
-                .filter(|(cat, _)| *cat == name)
-                .map(|(_, m)| m)
-                .collect();
-            Ok(CategoryDetail { name, services })
-        })
-        .await
+/// One category's services, highest priority first, each with the
+/// instances to call.
+pub fn category_detail(conn: &mut crate::db::DbConnection, name: &str) -> Result<CategoryDetail> {
+    if !registration::category_exists(conn, name)? {
+        return Err(Error::NotFound(format!("category {name}")));
+    }
+    let members = registration::category_members(conn, Some(name))?;
+    let ids: Vec<String> = members.iter().map(|m| m.principal_id.clone()).collect();
+    let instances = instance::of_services(conn, &ids)?;
+    let services = members.into_iter().map(|m| member(m, &instances).1).collect();
+    Ok(CategoryDetail {
+        name: name.to_string(),
+        services,
+    })
+}
+
+/// `GET /api/v1/categories/{name}`, blocking on this category alone when asked.
+pub async fn category(ctx: &RegistryContext, name: String, query: WatchQuery) -> Result<(CategoryDetail, i64)> {
+    let block = query.block()?;
+    let key = registration::category_key(&name);
+    read_view(ctx, vec![key], block, || {
+        let name = name.clone();
+        async move { ctx.db.run(move |c| category_detail(c, &name)).await }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -149,10 +223,11 @@ mod tests {
     fn row(category: &str, service: &str, status: Option<&str>) -> MemberRow {
         MemberRow {
             category: category.into(),
+            principal_id: service.into(),
             service: service.into(),
             priority: 0,
             status: status.map(str::to_string),
-            base_url: None,
+            description: None,
         }
     }
 

@@ -11,7 +11,9 @@ use serde::Serialize;
 use super::RegistryContext;
 use super::manifest::{Manifest, Page};
 use super::service;
+use super::watch::{Block, read_view};
 use crate::error::{Error, Result};
+use crate::models::registration::MODULES_KEY;
 use crate::page::Page as ListPage;
 
 /// One service's module as a frontend sees it.
@@ -164,31 +166,42 @@ impl MenuCache {
 
 /// `GET /api/v1/modules`: the menu for a caller with `scopes` (`None`:
 /// anonymous, who sees only pages without a `required_scope`), from the
-/// cache while the change index has not moved (see [`MenuCache`]).
+/// cache while the change index has not moved (see [`MenuCache`]). With
+/// `block`, it answers once this caller's menu changed, so a change to a
+/// page the caller may not see wakes nobody. Returns the menu and the
+/// change index.
 pub async fn modules(
     ctx: &RegistryContext,
     scopes: Option<Vec<String>>,
     if_none_match: Option<String>,
     now: DateTime<Utc>,
-) -> Result<RenderedMenu> {
+    block: Option<Block>,
+) -> Result<(RenderedMenu, i64)> {
     let key = scopes.map(|mut s| {
         s.sort();
         s.dedup();
         s
     });
+    let read = || {
+        let key = key.clone();
+        async move { cached(ctx, key, now).await }
+    };
+    let ((etag, body), index) = read_view(ctx, vec![MODULES_KEY.to_string()], block, read).await?;
+    Ok((answer(etag, body, if_none_match.as_deref()), index))
+}
+
+/// The menu for one scope set as (ETag, body), from the cache when it holds it.
+async fn cached(ctx: &RegistryContext, key: Option<Vec<String>>, now: DateTime<Utc>) -> Result<(String, Vec<u8>)> {
     // Read before the database: a change that lands meanwhile moves the
     // index, so a menu built from older data is never filed under the new one.
     let index = ctx.feed.current();
-    let (etag, body) = match ctx.menus.get(&key, index, now) {
-        Some(hit) => hit,
-        None => {
-            let manifests = ctx.db.run(service::up_manifests).await?;
-            let (etag, body) = serialize(menu(manifests, key.as_deref()))?;
-            ctx.menus.put(key, index, now, etag.clone(), body.clone());
-            (etag, body)
-        }
-    };
-    Ok(answer(etag, body, if_none_match.as_deref()))
+    if let Some(hit) = ctx.menus.get(&key, index, now) {
+        return Ok(hit);
+    }
+    let manifests = ctx.db.run(service::up_manifests).await?;
+    let (etag, body) = serialize(menu(manifests, key.as_deref()))?;
+    ctx.menus.put(key, index, now, etag.clone(), body.clone());
+    Ok((etag, body))
 }
 
 #[cfg(test)]

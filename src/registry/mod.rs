@@ -1,13 +1,17 @@
-//! The service registry: service principals register where they live and in
-//! which categories, stay `up` by heartbeats (a TTL lease) and active health
-//! checks, and publish the frontend pages they contribute.
+//! The service registry: service principals register the instances they run
+//! and the categories they belong to; instances stay `up` by heartbeats (a
+//! TTL lease) and damped health checks; services publish the frontend pages
+//! they contribute; watchers block on exactly the view they show.
 
+pub mod damping;
 pub mod fetch;
+pub mod instance;
 pub mod listing;
 pub mod manifest;
 pub mod menu;
 pub mod policy;
 pub mod service;
+pub mod watch;
 pub mod worker;
 
 use chrono::Duration;
@@ -24,8 +28,6 @@ pub struct RegistryContext {
     pub feed: ChangeFeed,
     /// The module lists last rendered.
     pub menus: menu::MenuCache,
-    /// Names this instance as the holder of polling leases.
-    pub instance_id: String,
 }
 
 impl RegistryContext {
@@ -40,8 +42,26 @@ impl RegistryContext {
             config,
             feed: ChangeFeed::new(),
             menus: menu::MenuCache::default(),
-            instance_id: crate::models::new_id(),
         })
+    }
+}
+
+/// What a committed write changed: the new change index, and the views
+/// (`crate::models::registration::service_key` and friends) it touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub index: i64,
+    pub keys: Vec<String>,
+}
+
+impl RegistryContext {
+    /// Tell this instance's waiters about a committed change at once; other
+    /// Roster instances see it on their next tick.
+    pub fn publish(&self, change: Option<&Change>) {
+        if let Some(c) = change {
+            self.feed.observe(c.index);
+            self.feed.observe_views(c.keys.iter().map(|k| (k.clone(), c.index)));
+        }
     }
 }
 
@@ -58,8 +78,6 @@ pub struct RegistryConfig {
     pub manifest_interval: Duration,
     /// A service down this long drops out of listings (it stays a principal).
     pub deregister_after: Duration,
-    /// How long one instance holds a service's polling lease at most.
-    pub poll_lease: Duration,
     /// What health checks and manifest pulls may reach.
     pub fetch: policy::FetchPolicy,
 }
@@ -72,11 +90,13 @@ impl Default for RegistryConfig {
             fetch_timeout: Duration::seconds(2),
             manifest_interval: Duration::seconds(60),
             deregister_after: Duration::hours(72),
-            poll_lease: Duration::seconds(30),
             fetch: policy::FetchPolicy::default(),
         }
     }
 }
+
+/// Most instances one service may register.
+pub const MAX_INSTANCES: i64 = 256;
 
 /// Bounds of `ttl_seconds`.
 pub const MIN_TTL_SECS: i64 = 1;

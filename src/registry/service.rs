@@ -1,23 +1,37 @@
-//! One service in the registry: its registration, heartbeats, manifest and
-//! health results, and what clients see of it. Synchronous functions take a
-//! connection and `now`; the async ones are the API's operations.
+//! One service in the registry: what it registers, what clients see of it,
+//! and its manifest. Its instances' lifecycle is in `super::instance`.
+//! Synchronous functions take a connection and `now`; the async ones are the
+//! API's operations.
 
-use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::damping::{self, MAX_THRESHOLD, MIN_THRESHOLD, Thresholds};
 use super::manifest::{self, Manifest};
-use super::{MAX_TTL_SECS, MIN_TTL_SECS, RegistryConfig, RegistryContext};
+use super::{Change, MAX_TTL_SECS, MIN_TTL_SECS, RegistryConfig, RegistryContext};
 use crate::auth::access::Caller;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
-use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::from_db_time;
+use crate::models::instance::{self, InstanceRow};
 use crate::models::principal::{self, CategoryAssignment, Principal, PrincipalKind};
-use crate::models::registration::{self, RegistrationRow, UP, update};
-use crate::models::{from_db_time, to_db_time};
-use crate::names::validate_categories;
+use crate::models::registration::{self, MODULES_KEY, ServiceRow, UP, update};
+use crate::models::transition::{self, TransitionRow};
+use crate::names::{validate_categories, validate_name};
 
-/// `PUT /api/v1/services/{name}/registration`.
+/// Longest `description`, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+/// Most `meta` entries, and the longest value in characters.
+pub const MAX_META_ENTRIES: usize = 32;
+pub const MAX_META_VALUE_CHARS: usize = 256;
+/// Transitions shown on a service.
+pub const SHOWN_TRANSITIONS: i64 = 10;
+
+/// `PUT /api/v1/services/{name}/instances/{id}`, and the single-instance
+/// `PUT /api/v1/services/{name}/registration` (the instance `default`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
@@ -27,6 +41,15 @@ pub struct Registration {
     /// Replaces the service's categories; omitted, they stay as they are.
     pub categories: Option<Vec<CategoryAssignment>>,
     pub ttl_seconds: Option<i64>,
+    /// Keep the instance registered and checked, but out of category answers.
+    #[serde(default)]
+    pub draining: bool,
+    pub failures_before_down: Option<i64>,
+    pub passes_before_up: Option<i64>,
+    /// The service's; omitted, it stays as it is.
+    pub description: Option<String>,
+    /// The service's; omitted, it stays as it is.
+    pub meta: Option<BTreeMap<String, String>>,
 }
 
 /// A registration with its URLs checked and resolved.
@@ -37,15 +60,55 @@ pub struct Resolved {
     pub modules_url: Option<String>,
     pub categories: Option<Vec<CategoryAssignment>>,
     pub ttl_seconds: i32,
+    pub draining: bool,
+    pub thresholds: Thresholds,
+    pub description: Option<String>,
+    /// `meta` as stored: a JSON object.
+    pub meta: Option<String>,
 }
 
 /// The coarse reason recorded before a manifest's validation error.
 const BAD_MANIFEST: &str = "bad_manifest";
 
+fn threshold(field: &str, v: Option<i64>, default: i32) -> Result<i32> {
+    let v = v.unwrap_or(i64::from(default));
+    if !(i64::from(MIN_THRESHOLD)..=i64::from(MAX_THRESHOLD)).contains(&v) {
+        return Err(Error::invalid(
+            field,
+            format!("must be {MIN_THRESHOLD} to {MAX_THRESHOLD}"),
+        ));
+    }
+    Ok(v as i32)
+}
+
+fn printable(field: &str, s: &str, max: usize) -> Result<()> {
+    if s.chars().count() > max {
+        return Err(Error::invalid(field, format!("longer than {max} characters")));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// `description` is short text; `meta` is a bounded map from names (the
+/// principal-name rule) to short text.
+fn check_meta(meta: &BTreeMap<String, String>) -> Result<String> {
+    if meta.len() > MAX_META_ENTRIES {
+        return Err(Error::invalid("meta", format!("more than {MAX_META_ENTRIES} entries")));
+    }
+    for (k, v) in meta {
+        validate_name("meta", k)?;
+        printable("meta", v, MAX_META_VALUE_CHARS)?;
+    }
+    serde_json::to_string(meta).map_err(Error::internal)
+}
+
 /// Check a registration: `base_url` is an absolute http(s) URL; `health_url`
 /// and `modules_url` may be relative to it (as the old `registry.modules=/getModules.json`
 /// label was) and must stay on its host (any port, so a management port
-/// works); every URL passes the fetch policy; the TTL is bounded.
+/// works); every URL passes the fetch policy; the TTL, thresholds,
+/// description and meta are bounded.
 pub fn resolve(reg: Registration, cfg: &RegistryConfig) -> Result<Resolved> {
     let base = url::Url::parse(&reg.base_url).map_err(|e| Error::invalid("base_url", e.to_string()))?;
     cfg.fetch
@@ -76,42 +139,102 @@ pub fn resolve(reg: Registration, cfg: &RegistryConfig) -> Result<Resolved> {
     if let Some(cats) = &reg.categories {
         validate_categories(cats)?;
     }
+    let thresholds = Thresholds {
+        failures_before_down: threshold(
+            "failures_before_down",
+            reg.failures_before_down,
+            damping::DEFAULT_FAILURES_BEFORE_DOWN,
+        )?,
+        passes_before_up: threshold(
+            "passes_before_up",
+            reg.passes_before_up,
+            damping::DEFAULT_PASSES_BEFORE_UP,
+        )?,
+    };
+    if let Some(d) = &reg.description {
+        printable("description", d, MAX_DESCRIPTION_CHARS)?;
+    }
+    let meta = reg.meta.as_ref().map(check_meta).transpose()?;
     Ok(Resolved {
         base_url: base.to_string(),
         health_url,
         modules_url,
         categories: reg.categories,
         ttl_seconds: ttl as i32,
+        draining: reg.draining,
+        thresholds,
+        description: reg.description,
+        meta,
     })
 }
 
 /// What clients see of a service.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceView {
     pub name: String,
-    /// `up`, `down`, or `unknown` for a service that has not registered.
+    /// `up` when at least one instance is up, `down` when none is, and
+    /// `unknown` when it has no instances.
     pub status: &'static str,
+    pub description: Option<String>,
+    pub meta: BTreeMap<String, String>,
+    pub categories: Vec<CategoryAssignment>,
+    pub status_changed_at: Option<DateTime<Utc>>,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub instances: Vec<InstanceView>,
+    /// The single-instance fields of the first registry round: those of the
+    /// instance `default`, or else of the first instance by id.
     pub base_url: Option<String>,
     pub health_url: Option<String>,
     pub modules_url: Option<String>,
-    pub categories: Vec<CategoryAssignment>,
     pub ttl_seconds: Option<i32>,
     pub last_seen: Option<DateTime<Utc>>,
-    pub status_changed_at: Option<DateTime<Utc>>,
     pub health: Option<HealthView>,
     pub manifest: Option<Value>,
     /// `pushed` or `pulled`: which writer set the manifest last.
     pub manifest_source: Option<String>,
     pub manifest_error: Option<String>,
     pub manifest_fetched_at: Option<DateTime<Utc>>,
-    pub registered_at: Option<DateTime<Utc>>,
+    /// The latest status changes of the service and its instances, newest
+    /// first; shown on the service itself, not in listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitions: Option<Vec<TransitionView>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceView {
+    pub id: String,
+    /// `up` or `down`.
+    pub status: &'static str,
+    pub draining: bool,
+    pub base_url: String,
+    pub health_url: Option<String>,
+    pub modules_url: Option<String>,
+    pub ttl_seconds: i32,
+    pub last_seen: DateTime<Utc>,
+    pub status_changed_at: DateTime<Utc>,
+    pub health: Option<HealthView>,
+    pub failures_before_down: i32,
+    pub passes_before_up: i32,
+    /// `api` or `docker`.
+    pub source: String,
+    pub registered_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthView {
     pub checked_at: DateTime<Utc>,
     pub ok: bool,
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionView {
+    pub at: DateTime<Utc>,
+    /// The instance, or `null` for the service's own status.
+    pub instance: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
 }
 
 /// The part of a recorded fetch error that anyone may read: its coarse
@@ -131,8 +254,14 @@ impl ServiceView {
         if caller.is_admin() || caller.principal.name == self.name {
             return self;
         }
-        if let Some(h) = &mut self.health {
-            h.error = h.error.as_deref().map(public_error);
+        let coarse = |h: &mut Option<HealthView>| {
+            if let Some(h) = h {
+                h.error = h.error.as_deref().map(public_error);
+            }
+        };
+        coarse(&mut self.health);
+        for i in &mut self.instances {
+            coarse(&mut i.health);
         }
         self.manifest_error = self.manifest_error.as_deref().map(public_error);
         self
@@ -143,45 +272,108 @@ pub(super) fn status_str(s: &str) -> &'static str {
     if s == UP { "up" } else { "down" }
 }
 
-fn view(name: String, categories: Vec<CategoryAssignment>, row: Option<RegistrationRow>) -> ServiceView {
+fn health_view(r: &InstanceRow) -> Option<HealthView> {
+    r.health_checked_at.map(|t| HealthView {
+        checked_at: from_db_time(t),
+        ok: r.health_ok == Some(1),
+        error: r.health_error.clone(),
+    })
+}
+
+pub(super) fn instance_view(r: &InstanceRow) -> InstanceView {
+    InstanceView {
+        id: r.instance_id.clone(),
+        status: status_str(&r.status),
+        draining: r.draining != 0,
+        base_url: r.base_url.clone(),
+        health_url: r.health_url.clone(),
+        modules_url: r.modules_url.clone(),
+        ttl_seconds: r.ttl_seconds,
+        last_seen: from_db_time(r.last_seen),
+        status_changed_at: from_db_time(r.status_changed_at),
+        health: health_view(r),
+        failures_before_down: r.failures_before_down,
+        passes_before_up: r.passes_before_up,
+        source: r.source.clone(),
+        registered_at: from_db_time(r.registered_at),
+    }
+}
+
+fn transition_view(t: TransitionRow) -> TransitionView {
+    TransitionView {
+        at: from_db_time(t.at),
+        instance: t.instance_id,
+        from: t.from_status,
+        to: t.to_status,
+        reason: t.reason,
+    }
+}
+
+/// The instance whose fields fill the single-instance fields.
+fn representative(instances: &[InstanceRow]) -> Option<&InstanceRow> {
+    instances
+        .iter()
+        .find(|i| i.instance_id == super::instance::DEFAULT)
+        .or_else(|| instances.first())
+}
+
+pub(super) fn view(
+    name: String,
+    categories: Vec<CategoryAssignment>,
+    row: Option<ServiceRow>,
+    instances: Vec<InstanceRow>,
+    transitions: Option<Vec<TransitionRow>>,
+) -> ServiceView {
+    let rep = representative(&instances).cloned();
+    let meta = row
+        .as_ref()
+        .and_then(|r| r.meta.as_deref())
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    let transitions = transitions.map(|t| t.into_iter().map(transition_view).collect());
+    let instances = instances.iter().map(instance_view).collect();
     match row {
         None => ServiceView {
             name,
             status: "unknown",
+            description: None,
+            meta,
+            categories,
+            status_changed_at: None,
+            registered_at: None,
+            instances,
             base_url: None,
             health_url: None,
             modules_url: None,
-            categories,
             ttl_seconds: None,
             last_seen: None,
-            status_changed_at: None,
             health: None,
             manifest: None,
             manifest_source: None,
             manifest_error: None,
             manifest_fetched_at: None,
-            registered_at: None,
+            transitions,
         },
         Some(r) => ServiceView {
             name,
             status: status_str(&r.status),
-            base_url: Some(r.base_url),
-            health_url: r.health_url,
-            modules_url: r.modules_url,
+            description: r.description,
+            meta,
             categories,
-            ttl_seconds: Some(r.ttl_seconds),
-            last_seen: Some(from_db_time(r.last_seen)),
             status_changed_at: Some(from_db_time(r.status_changed_at)),
-            health: r.health_checked_at.map(|t| HealthView {
-                checked_at: from_db_time(t),
-                ok: r.health_ok == Some(1),
-                error: r.health_error,
-            }),
+            registered_at: Some(from_db_time(r.registered_at)),
+            instances,
+            base_url: rep.as_ref().map(|i| i.base_url.clone()),
+            health_url: rep.as_ref().and_then(|i| i.health_url.clone()),
+            modules_url: rep.as_ref().and_then(|i| i.modules_url.clone()),
+            ttl_seconds: rep.as_ref().map(|i| i.ttl_seconds),
+            last_seen: rep.as_ref().map(|i| from_db_time(i.last_seen)),
+            health: rep.as_ref().and_then(health_view),
             manifest: r.manifest.and_then(|m| serde_json::from_str(&m).ok()),
             manifest_source: r.manifest_source,
             manifest_error: r.manifest_error,
             manifest_fetched_at: r.manifest_fetched_at.map(from_db_time),
-            registered_at: Some(from_db_time(r.registered_at)),
+            transitions,
         },
     }
 }
@@ -207,80 +399,43 @@ pub fn may_write(caller: &Caller, service: &Principal) -> Result<()> {
 }
 
 /// The service `name`, if `caller` may change it.
-async fn writable(ctx: &RegistryContext, caller: &Caller, name: String) -> Result<Principal> {
+pub(super) async fn writable(ctx: &RegistryContext, caller: &Caller, name: String) -> Result<Principal> {
     let p = ctx.db.run(move |c| service_principal(c, &name)).await?;
     may_write(caller, &p)?;
     Ok(p)
 }
 
-/// `PUT /api/v1/services/{name}/registration`. Returns the view and the new
-/// change index. The body is read only once the caller may write, so a bad
-/// body never hides a 403.
-pub async fn put_registration(
-    ctx: &RegistryContext,
-    caller: &Caller,
-    name: String,
-    body: impl Future<Output = Result<Registration>>,
-    now: DateTime<Utc>,
-) -> Result<(ServiceView, i64)> {
-    let p = writable(ctx, caller, name).await?;
-    let resolved = resolve(body.await?, &ctx.config)?;
-    let actor = caller.principal.id.clone();
-    let (view, index) = ctx.db.run(move |c| register(c, &p, &resolved, &actor, now)).await?;
-    ctx.feed.observe(index);
-    Ok((view, index))
-}
-
-/// `DELETE /api/v1/services/{name}/registration`: the service says it is
-/// leaving (a clean shutdown). Its registration goes at once, so listings
-/// and the menu drop it now rather than when its lease runs out; it stays a
-/// principal and may register again. Leaving twice is not an error.
-pub async fn leave(
-    ctx: &RegistryContext,
-    caller: &Caller,
-    name: String,
-    now: DateTime<Utc>,
-) -> Result<(ServiceView, i64)> {
-    let p = writable(ctx, caller, name).await?;
-    let actor = caller.principal.id.clone();
-    let (view, index) = ctx.db.run(move |c| deregister(c, &p, &actor, now)).await?;
-    ctx.feed.observe(index);
-    Ok((view, index))
-}
-
-/// Delete a service's registration; returns its view (now `unknown`) and
-/// the change index, bumped only when there was a registration.
-pub fn deregister(
+/// The views a change to service `p` touches: its own, its categories'
+/// (and `also`, the ones it just left), and the menu's when `menu`.
+pub(super) fn keys_of(
     conn: &mut DbConnection,
     p: &Principal,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<(ServiceView, i64)> {
-    crate::db::transaction(conn, |conn| {
-        let index = if registration::delete(conn, &p.id)? {
-            audit::record(
-                conn,
-                NewAuditEvent::new("service.deregistered", Outcome::Ok)
-                    .actor(Some(actor))
-                    .principal(Some(&p.id)),
-                now,
-            )?;
-            registration::bump_index(conn)?
-        } else {
-            registration::current_index(conn)?
-        };
-        Ok((get(conn, &p.name)?, index))
-    })
+    also: &[CategoryAssignment],
+    menu: bool,
+) -> Result<Vec<String>> {
+    let mut keys = vec![registration::service_key(&p.name)];
+    for c in principal::categories_of(conn, &p.id)?.iter().chain(also) {
+        let k = registration::category_key(&c.name);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    if menu {
+        keys.push(MODULES_KEY.to_string());
+    }
+    Ok(keys)
 }
 
-/// `POST /api/v1/services/{name}/heartbeat`.
-pub async fn beat(ctx: &RegistryContext, caller: &Caller, name: String, now: DateTime<Utc>) -> Result<ServiceView> {
-    let p = writable(ctx, caller, name).await?;
-    let (view, index) = ctx.db.run(move |c| heartbeat(c, &p, now)).await?;
-    if let Some(i) = index {
-        ctx.feed.observe(i);
-    }
-    Ok(view)
+/// Record a change to `p` in the caller's transaction.
+pub(super) fn changed(
+    conn: &mut DbConnection,
+    p: &Principal,
+    also: &[CategoryAssignment],
+    menu: bool,
+) -> Result<Change> {
+    let keys = keys_of(conn, p, also, menu)?;
+    let index = registration::changed(conn, &keys)?;
+    Ok(Change { index, keys })
 }
 
 /// `PUT /api/v1/services/{name}/modules`: a pushed manifest. An invalid one
@@ -294,10 +449,8 @@ pub async fn put_manifest(
 ) -> Result<ServiceView> {
     let p = writable(ctx, caller, name).await?;
     let m = manifest::parse(&body.await?)?;
-    let (view, index) = ctx.db.run(move |c| push_manifest(c, &p, &m, now)).await?;
-    if let Some(i) = index {
-        ctx.feed.observe(i);
-    }
+    let (view, change) = ctx.db.run(move |c| push_manifest(c, &p, &m, now)).await?;
+    ctx.publish(change.as_ref());
     Ok(view)
 }
 
@@ -306,99 +459,14 @@ pub async fn fetch(ctx: &RegistryContext, caller: &Caller, name: String) -> Resu
     Ok(ctx.db.run(move |c| get(c, &name)).await?.for_reader(caller))
 }
 
+/// One service with its instances and latest transitions.
 pub fn get(conn: &mut DbConnection, name: &str) -> Result<ServiceView> {
     let p = service_principal(conn, name)?;
     let cats = principal::categories_of(conn, &p.id)?;
     let row = registration::find(conn, &p.id)?;
-    Ok(view(p.name, cats, row))
-}
-
-/// Register (or re-register) a service. Registering starts the TTL lease as
-/// if a heartbeat had arrived, and schedules a health check and manifest pull now.
-pub fn register(
-    conn: &mut DbConnection,
-    p: &Principal,
-    reg: &Resolved,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<(ServiceView, i64)> {
-    crate::db::transaction(conn, |conn| {
-        let existing = registration::find(conn, &p.id)?;
-        let t = to_db_time(now);
-        let lease = to_db_time(now + Duration::seconds(i64::from(reg.ttl_seconds)));
-        let same_modules = existing.as_ref().is_some_and(|e| e.modules_url == reg.modules_url);
-        let row = RegistrationRow {
-            principal_id: p.id.clone(),
-            base_url: reg.base_url.clone(),
-            health_url: reg.health_url.clone(),
-            modules_url: reg.modules_url.clone(),
-            ttl_seconds: reg.ttl_seconds,
-            status: UP.to_string(),
-            status_changed_at: match &existing {
-                Some(e) if e.status == UP => e.status_changed_at,
-                _ => t,
-            },
-            last_seen: t,
-            lease_expires_at: lease,
-            health_checked_at: None,
-            health_ok: None,
-            health_error: None,
-            // A pushed or pulled manifest survives re-registration from the same source.
-            manifest: existing.as_ref().and_then(|e| e.manifest.clone()),
-            manifest_etag: existing
-                .as_ref()
-                .filter(|_| same_modules)
-                .and_then(|e| e.manifest_etag.clone()),
-            manifest_fetched_at: existing.as_ref().and_then(|e| e.manifest_fetched_at),
-            manifest_error: None,
-            manifest_source: existing.as_ref().and_then(|e| e.manifest_source.clone()),
-            manifest_pulled_digest: existing
-                .as_ref()
-                .filter(|_| same_modules)
-                .and_then(|e| e.manifest_pulled_digest.clone()),
-            registered_at: existing.as_ref().map(|e| e.registered_at).unwrap_or(t),
-            updated_at: t,
-            next_health_at: reg.health_url.as_ref().map(|_| t),
-            next_manifest_at: reg.modules_url.as_ref().map(|_| t),
-            poll_owner: None,
-            poll_lease_until: None,
-        };
-        match existing {
-            Some(_) => registration::save(conn, &row)?,
-            None => registration::insert(conn, &row)?,
-        }
-        if let Some(cats) = &reg.categories {
-            principal::set_categories(conn, &p.id, cats, t)?;
-        }
-        let index = registration::bump_index(conn)?;
-        audit::record(
-            conn,
-            NewAuditEvent::new("service.registered", Outcome::Ok)
-                .actor(Some(actor))
-                .principal(Some(&p.id))
-                .details(serde_json::json!({"base_url": reg.base_url, "categories": reg.categories})),
-            now,
-        )?;
-        let cats = principal::categories_of(conn, &p.id)?;
-        Ok((view(p.name.clone(), cats, Some(row)), index))
-    })
-}
-
-/// Renew the lease (Consul TTL check, Eureka renewal). Returns the new change
-/// index when the service came back up.
-pub fn heartbeat(conn: &mut DbConnection, p: &Principal, now: DateTime<Utc>) -> Result<(ServiceView, Option<i64>)> {
-    crate::db::transaction(conn, |conn| {
-        let row = registration::find(conn, &p.id)?
-            .ok_or_else(|| Error::NotFound(format!("registration of service {}", p.name)))?;
-        let lease = now + Duration::seconds(i64::from(row.ttl_seconds));
-        update::renew_lease(conn, &p.id, now, lease)?;
-        let index = if update::mark_up(conn, &p.id, now)? {
-            Some(registration::bump_index(conn)?)
-        } else {
-            None
-        };
-        Ok((get(conn, &p.name)?, index))
-    })
+    let instances = instance::of_service(conn, &p.id)?;
+    let transitions = transition::recent(conn, &p.id, SHOWN_TRANSITIONS)?;
+    Ok(view(p.name, cats, row, instances, Some(transitions)))
 }
 
 /// Store a pushed manifest. An invalid one is refused before this is called,
@@ -414,31 +482,37 @@ pub fn push_manifest(
     p: &Principal,
     manifest: &Manifest,
     now: DateTime<Utc>,
-) -> Result<(ServiceView, Option<i64>)> {
+) -> Result<(ServiceView, Option<Change>)> {
     let json = serde_json::to_string(manifest).map_err(Error::internal)?;
     crate::db::transaction(conn, |conn| {
         let row = registration::find(conn, &p.id)?
             .ok_or_else(|| Error::NotFound(format!("registration of service {}", p.name)))?;
         update::manifest_pushed(conn, &p.id, &json, now)?;
-        let index = if row.manifest.as_deref() != Some(json.as_str()) {
-            Some(registration::bump_index(conn)?)
+        let change = if row.manifest.as_deref() != Some(json.as_str()) {
+            Some(changed(conn, p, &[], true)?)
         } else {
             None
         };
-        Ok((get(conn, &p.name)?, index))
+        Ok((get(conn, &p.name)?, change))
     })
 }
 
-/// Listed services: registered ones, optionally by category and status.
+/// Listed services: registered ones with their instances, optionally by
+/// category and status.
 pub fn list(conn: &mut DbConnection, category: Option<&str>, status: Option<&str>) -> Result<Vec<ServiceView>> {
     let rows = registration::list(conn, category, status)?;
     let ids: Vec<String> = rows.iter().map(|(_, r)| r.principal_id.clone()).collect();
     let mut cats = principal::categories_by_principal(conn, &ids)?;
+    let mut instances: BTreeMap<String, Vec<InstanceRow>> = BTreeMap::new();
+    for i in instance::of_services(conn, &ids)? {
+        instances.entry(i.principal_id.clone()).or_default().push(i);
+    }
     Ok(rows
         .into_iter()
         .map(|(name, row)| {
             let c = cats.remove(&row.principal_id).unwrap_or_default();
-            view(name, c, Some(row))
+            let i = instances.remove(&row.principal_id).unwrap_or_default();
+            view(name, c, Some(row), i, None)
         })
         .collect())
 }
@@ -455,53 +529,6 @@ pub fn up_manifests(conn: &mut DbConnection) -> Result<Vec<(String, Manifest)>> 
         .collect())
 }
 
-/// Mark down every service whose lease lapsed, and drop those down for longer
-/// than the deregistration window. Returns the new index if anything changed.
-pub fn sweep(conn: &mut DbConnection, cfg: &RegistryConfig, now: DateTime<Utc>) -> Result<Option<i64>> {
-    crate::db::transaction(conn, |conn| {
-        let lapsed = registration::lapse_leases(conn, now)?;
-        let dropped = registration::deregister_down_since(conn, now - cfg.deregister_after)?;
-        if lapsed + dropped > 0 {
-            Ok(Some(registration::bump_index(conn)?))
-        } else {
-            Ok(None)
-        }
-    })
-}
-
-/// Record a health check: a pass renews the lease and may bring the service
-/// up; a failure brings it down. Returns the new index if the status changed.
-pub fn record_health(
-    conn: &mut DbConnection,
-    id: &str,
-    result: std::result::Result<(), String>,
-    cfg: &RegistryConfig,
-    now: DateTime<Utc>,
-) -> Result<Option<i64>> {
-    crate::db::transaction(conn, |conn| {
-        let Some(row) = registration::find(conn, id)? else {
-            return Ok(None);
-        };
-        let next = now + cfg.health_interval;
-        let changed = match &result {
-            Ok(()) => {
-                update::health_result(conn, id, true, None, now, next)?;
-                update::renew_lease(conn, id, now, now + Duration::seconds(i64::from(row.ttl_seconds)))?;
-                update::mark_up(conn, id, now)?
-            }
-            Err(e) => {
-                update::health_result(conn, id, false, Some(e), now, next)?;
-                update::mark_down(conn, id, now)?
-            }
-        };
-        if changed {
-            Ok(Some(registration::bump_index(conn)?))
-        } else {
-            Ok(None)
-        }
-    })
-}
-
 /// The outcome of a manifest pull: `Ok(None)` is 304 Not Modified,
 /// `Ok(Some((body, etag)))` a fresh body, `Err` a failed pull.
 pub type ManifestPull = std::result::Result<Option<(Vec<u8>, Option<String>)>, String>;
@@ -510,16 +537,15 @@ pub type ManifestPull = std::result::Result<Option<(Vec<u8>, Option<String>)>, S
 /// invalid one or a failed pull keeps the last good one and records the error.
 pub fn record_manifest(
     conn: &mut DbConnection,
-    id: &str,
+    p: &Principal,
     result: ManifestPull,
-    cfg: &RegistryConfig,
     now: DateTime<Utc>,
-) -> Result<Option<i64>> {
+) -> Result<Option<Change>> {
+    let id = p.id.as_str();
     crate::db::transaction(conn, |conn| {
         let Some(row) = registration::find(conn, id)? else {
             return Ok(None);
         };
-        update::next_manifest_at(conn, id, now + cfg.manifest_interval)?;
         match &result {
             Ok(None) => Ok(None), // 304: unchanged
             Ok(Some((bytes, etag))) => match manifest::parse(bytes) {
@@ -534,7 +560,7 @@ pub fn record_manifest(
                     }
                     update::manifest_pulled(conn, id, &json, etag.as_deref(), &digest, now)?;
                     if row.manifest.as_deref() != Some(json.as_str()) {
-                        Ok(Some(registration::bump_index(conn)?))
+                        Ok(Some(changed(conn, p, &[], true)?))
                     } else {
                         Ok(None)
                     }
@@ -552,6 +578,61 @@ pub fn record_manifest(
     })
 }
 
+/// A new service row for a first registration at `t`.
+pub(super) fn new_service_row(principal_id: &str, t: chrono::NaiveDateTime) -> ServiceRow {
+    ServiceRow {
+        principal_id: principal_id.to_string(),
+        status: registration::DOWN.to_string(),
+        status_changed_at: t,
+        description: None,
+        meta: None,
+        manifest: None,
+        manifest_etag: None,
+        manifest_fetched_at: None,
+        manifest_error: None,
+        manifest_source: None,
+        manifest_pulled_digest: None,
+        next_manifest_at: None,
+        registered_at: t,
+        updated_at: t,
+    }
+}
+
+/// Derive the service's status from its instances after a change to one of
+/// them, and record a transition when it moved. With no instance left, the
+/// service's registration goes (it is `unknown` again). `before` is the
+/// status before the transaction (`None`: it had no registration).
+/// Returns whether the status changed.
+pub(super) fn settle(
+    conn: &mut DbConnection,
+    p: &Principal,
+    before: Option<&str>,
+    cause: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let instances = instance::of_service(conn, &p.id)?;
+    let from = before.unwrap_or("unknown");
+    if instances.is_empty() {
+        if registration::delete(conn, &p.id)? || before.is_some() {
+            transition::record(conn, &p.id, None, from, "unknown", "no instance is left", now)?;
+        }
+        return Ok(before.is_some());
+    }
+    let up = instances.iter().find(|i| i.status == UP);
+    let to = if up.is_some() { UP } else { registration::DOWN };
+    if before == Some(to) {
+        return Ok(false);
+    }
+    registration::set_status(conn, &p.id, to, now)?;
+    let reason = match up {
+        Some(i) if before.is_none() => format!("instance {} registered", i.instance_id),
+        Some(i) => format!("instance {} is up", i.instance_id),
+        None => format!("no instance is up ({cause})"),
+    };
+    transition::record(conn, &p.id, None, from, to, &reason, now)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,6 +644,11 @@ mod tests {
             modules_url: modules.map(str::to_string),
             categories: None,
             ttl_seconds: None,
+            draining: false,
+            failures_before_down: None,
+            passes_before_up: None,
+            description: None,
+            meta: None,
         }
     }
 

@@ -1,102 +1,155 @@
-//! The registry's share of the background tick: lapse expired leases,
-//! deregister long-dead services, run the health checks and manifest pulls
-//! that are due, and follow the change index.
+//! The registry's share of the background tick: count lapsed leases, remove
+//! long-dead instances, run the health checks and manifest pulls that are
+//! due, and follow the change index and the views' stamps.
 //!
-//! Scale-out: a due poll is claimed with a conditional update of its lease
-//! columns (`poll_owner`, `poll_lease_until`), so of N instances exactly one
-//! polls a given service per interval; a crashed instance's lease runs out and
-//! another takes over. The sweep is idempotent, so running it everywhere is safe.
+//! Scale-out: a due check or pull is claimed by moving its next time with a
+//! conditional update, so of N Roster instances exactly one runs it per
+//! interval; one that crashes mid-check costs one interval. The sweep is
+//! idempotent, so running it everywhere is safe.
 
 use chrono::{DateTime, Utc};
 
 use super::manifest::MAX_MANIFEST_BYTES;
-use super::{RegistryContext, fetch, service};
-use crate::error::Result;
-use crate::models::registration::{self, RegistrationRow, update};
+use super::{RegistryContext, fetch, instance, service};
+use crate::error::{Error, Result};
+use crate::models::instance::{self as rows, InstanceRow};
+use crate::models::principal;
+use crate::models::registration::{self, UP};
 
-/// Most polls one instance claims per tick.
+/// Most checks and pulls one instance claims per tick, each.
 const POLLS_PER_TICK: i64 = 64;
 
-/// One round of registry work at `now`. Polls record their results at the
-/// time `clock` gives when they finish.
+/// A manifest pull: of which service, from which URL, with which ETag.
+struct Pull {
+    principal_id: String,
+    url: String,
+    etag: Option<String>,
+}
+
+/// One round of registry work at `now`. Checks and pulls record their
+/// results at the time `clock` gives when they finish.
 pub async fn tick(reg: &RegistryContext, now: DateTime<Utc>, clock: &crate::clock::Clock) -> Result<()> {
     let cfg = reg.config.clone();
-    if let Some(index) = reg.db.run(move |c| service::sweep(c, &cfg, now)).await? {
-        reg.feed.observe(index);
+    for change in reg.db.run(move |c| instance::sweep(c, &cfg, now)).await? {
+        reg.publish(Some(&change));
     }
 
-    let owner = reg.instance_id.clone();
-    let until = now + reg.config.poll_lease;
-    let claimed: Vec<RegistrationRow> = reg
+    let (health_next, manifest_next) = (now + reg.config.health_interval, now + reg.config.manifest_interval);
+    let (checks, pulls) = reg
         .db
         .run(move |c| {
-            let mut rows = Vec::new();
-            for id in registration::due_polls(c, now, POLLS_PER_TICK)? {
-                if registration::claim_poll(c, &id, &owner, now, until)?
-                    && let Some(row) = registration::find(c, &id)?
+            let mut checks: Vec<InstanceRow> = Vec::new();
+            for (pid, id) in rows::due_health(c, now, POLLS_PER_TICK)? {
+                if rows::claim_health(c, &pid, &id, now, health_next)?
+                    && let Some(row) = rows::find(c, &pid, &id)?
                 {
-                    rows.push(row);
+                    checks.push(row);
                 }
             }
-            Ok::<_, crate::error::Error>(rows)
+            let mut pulls = Vec::new();
+            for pid in registration::due_manifests(c, now, POLLS_PER_TICK)? {
+                if registration::claim_manifest(c, &pid, now, manifest_next)?
+                    && let Some(pull) = manifest_source(c, &pid)?
+                {
+                    pulls.push(pull);
+                }
+            }
+            Ok::<_, Error>((checks, pulls))
         })
         .await?;
-    let polls = claimed.into_iter().map(|row| poll(reg, row, now, clock));
-    for result in futures_util::future::join_all(polls).await {
+    let checks = checks.into_iter().map(|row| check(reg, row, clock));
+    let pulls = pulls.into_iter().map(|p| pull(reg, p, clock));
+    let (checked, pulled) = futures_util::future::join(
+        futures_util::future::join_all(checks),
+        futures_util::future::join_all(pulls),
+    )
+    .await;
+    for result in checked.into_iter().chain(pulled) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "registry poll failed");
         }
     }
+    follow(reg).await
+}
 
-    let index = reg.db.run(registration::current_index).await?;
+/// Catch up with changes made elsewhere: the global index, then every view
+/// stamped since the last read. Commits are ordered by the index row's lock,
+/// so once index n is seen, every stamp up to n is visible.
+pub async fn follow(reg: &RegistryContext) -> Result<()> {
+    let since = reg.feed.views_read_up_to();
+    let (index, stamps) = reg
+        .db
+        .run(move |c| {
+            let index = registration::current_index(c)?;
+            Ok::<_, Error>((index, registration::views_changed_since(c, since)?))
+        })
+        .await?;
+    let read = stamps.iter().map(|(_, i)| *i).max().unwrap_or(0).max(index);
     reg.feed.observe(index);
+    reg.feed.observe_views(stamps);
+    reg.feed.views_read(read);
     Ok(())
 }
 
-/// Run the due health check and manifest pull of one claimed service.
-async fn poll(
-    reg: &RegistryContext,
-    row: RegistrationRow,
-    now: DateTime<Utc>,
-    clock: &crate::clock::Clock,
-) -> Result<()> {
-    let due = |t: Option<chrono::NaiveDateTime>| t.is_some_and(|t| crate::models::from_db_time(t) <= now);
-    let id = row.principal_id.clone();
+/// Where to pull a service's manifest from: an up instance with a
+/// `modules_url`, one not draining first, then by id.
+fn manifest_source(c: &mut crate::db::DbConnection, principal_id: &str) -> Result<Option<Pull>> {
+    let Some(row) = registration::find(c, principal_id)? else {
+        return Ok(None);
+    };
+    let mut candidates: Vec<InstanceRow> = rows::of_service(c, principal_id)?
+        .into_iter()
+        .filter(|i| i.status == UP && i.modules_url.is_some())
+        .collect();
+    candidates.sort_by_key(|i| i.draining);
+    Ok(candidates.into_iter().next().and_then(|i| {
+        Some(Pull {
+            principal_id: principal_id.to_string(),
+            url: i.modules_url?,
+            etag: row.manifest_etag,
+        })
+    }))
+}
 
-    if let (Some(url), true) = (&row.health_url, due(row.next_health_at)) {
-        let result = reg.fetcher.health(url).await.map_err(|e| e.recorded());
-        if let Err(e) = &result {
-            tracing::info!(service = %id, error = %e, "health check failed");
-        }
-        let (cfg, id, at) = (reg.config.clone(), id.clone(), clock.now());
-        if let Some(index) = reg
-            .db
-            .run(move |c| service::record_health(c, &id, result, &cfg, at))
-            .await?
-        {
-            reg.feed.observe(index);
-        }
+/// Run one claimed health check and record it.
+async fn check(reg: &RegistryContext, row: InstanceRow, clock: &crate::clock::Clock) -> Result<()> {
+    let Some(url) = &row.health_url else {
+        return Ok(());
+    };
+    let result = reg.fetcher.health(url).await.map_err(|e| e.recorded());
+    if let Err(e) = &result {
+        tracing::info!(service = %row.principal_id, instance = %row.instance_id, error = %e, "health check failed");
     }
+    let at = clock.now();
+    let change = reg
+        .db
+        .run(move |c| instance::record_health(c, &row.principal_id, &row.instance_id, result, at))
+        .await?;
+    reg.publish(change.as_ref());
+    Ok(())
+}
 
-    if let (Some(url), true) = (&row.modules_url, due(row.next_manifest_at)) {
-        let result = match reg
-            .fetcher
-            .manifest(url, row.manifest_etag.as_deref(), MAX_MANIFEST_BYTES)
-            .await
-        {
-            Ok(fetch::Manifest::NotModified) => Ok(None),
-            Ok(fetch::Manifest::Body { bytes, etag }) => Ok(Some((bytes, etag))),
-            Err(e) => Err(e.recorded()),
-        };
-        let (cfg, id, at) = (reg.config.clone(), id.clone(), clock.now());
-        if let Some(index) = reg
-            .db
-            .run(move |c| service::record_manifest(c, &id, result, &cfg, at))
-            .await?
-        {
-            reg.feed.observe(index);
-        }
-    }
-
-    reg.db.run(move |c| update::release_poll(c, &id)).await
+/// Run one claimed manifest pull and record it.
+async fn pull(reg: &RegistryContext, p: Pull, clock: &crate::clock::Clock) -> Result<()> {
+    let result = match reg
+        .fetcher
+        .manifest(&p.url, p.etag.as_deref(), MAX_MANIFEST_BYTES)
+        .await
+    {
+        Ok(fetch::Manifest::NotModified) => Ok(None),
+        Ok(fetch::Manifest::Body { bytes, etag }) => Ok(Some((bytes, etag))),
+        Err(e) => Err(e.recorded()),
+    };
+    let at = clock.now();
+    let change = reg
+        .db
+        .run(move |c| {
+            let Some(principal) = principal::find_by_id(c, &p.principal_id)? else {
+                return Ok(None);
+            };
+            service::record_manifest(c, &principal, result, at)
+        })
+        .await?;
+    reg.publish(change.as_ref());
+    Ok(())
 }

@@ -124,7 +124,8 @@ async fn redirects_to_another_origin_are_not_followed(backend: Backend) {
         &app,
         &token,
         "billing",
-        json!({"base_url": fake.base_url(), "health_url": "/elsewhere", "ttl_seconds": 3600}),
+        json!({"base_url": fake.base_url(), "health_url": "/elsewhere", "ttl_seconds": 3600,
+               "failures_before_down": 1, "passes_before_up": 1}),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -188,7 +189,8 @@ async fn resolved_addresses_are_checked_at_connect_time(backend: Backend) {
         &app,
         &token,
         "billing",
-        json!({"base_url": format!("http://localhost:{port}/"), "health_url": "/health", "ttl_seconds": 3600}),
+        json!({"base_url": format!("http://localhost:{port}/"), "health_url": "/health", "ttl_seconds": 3600,
+               "failures_before_down": 1}),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -14,6 +14,7 @@ mod examples;
 mod faults;
 mod hardening;
 mod health;
+mod instances;
 mod keys;
 mod migrations;
 mod oauth;

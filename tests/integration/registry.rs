@@ -59,7 +59,9 @@ async fn health_checks_and_manifests_drive_status_and_menu(backend: Backend) {
             Some(&token),
             Some(json!({
                 "base_url": fake.base_url(), "health_url": "/health", "modules_url": "/getModules.json",
-                "categories": [{"name": "application", "priority": 5}]
+                "categories": [{"name": "application", "priority": 5}],
+                // Undamped: one check decides (damping is tested in instances.rs).
+                "failures_before_down": 1, "passes_before_up": 1
             })),
         )
         .await;
@@ -791,7 +793,8 @@ async fn health_fetches_are_bounded() {
         ("hangs", "/hang", false),
     ] {
         app.create_service(name, &[]).await;
-        let body = json!({"base_url": fake.base_url(), "health_url": path, "ttl_seconds": 3600});
+        let body =
+            json!({"base_url": fake.base_url(), "health_url": path, "ttl_seconds": 3600, "failures_before_down": 1});
         let r = app
             .call(
                 Method::PUT,

@@ -42,12 +42,14 @@ status=0
 for who in admin service; do
   bearer=$admin; [ "$who" = service ] && bearer=$service
   echo "-- schemathesis as $who ($EXAMPLES examples per operation)"
-  # listServices and revocationFeed are blocking queries (they wait up to 30 s
-  # by design); the integration tests cover them.
+  # listServices, getService, getCategory, modules and revocationFeed are
+  # blocking queries (with an index they wait up to 30 s by design); the
+  # integration tests send them garbage instead.
   "$VENV/bin/schemathesis" run "$ROOT/openapi/openapi.yaml" -u "$R" \
       -H "Authorization: Bearer $bearer" \
       -c not_a_server_error,response_schema_conformance \
       -n "$EXAMPLES" --seed "$SEED" --exclude-operation-id listServices --exclude-operation-id revocationFeed \
+      --exclude-operation-id getService --exclude-operation-id getCategory --exclude-operation-id modules \
       --no-color > "$WORK/st-$who.log" 2>&1 || status=1
   grep -E "^(Failures|Errors|Test cases|=+ .* in )" -A3 "$WORK/st-$who.log" || true
   [ $status -eq 0 ] || { cat "$WORK/st-$who.log"; break; }

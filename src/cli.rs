@@ -205,6 +205,22 @@ struct ServeArgs {
     /// Allow fetches to this CIDR range even inside a refused one (repeatable).
     #[arg(long = "fetch-allow", env = "ROSTER_FETCH_ALLOW", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
     fetch_allow: Vec<ipnet::IpNet>,
+    /// Discover service instances from container labels (off by default).
+    #[arg(long, env = "ROSTER_DISCOVER", value_enum)]
+    discover: Option<Discover>,
+    /// The Docker Engine API for --discover docker (Podman's socket works the same way).
+    #[arg(long, env = "ROSTER_DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
+    docker_host: String,
+    /// How often --discover lists the containers again even without events.
+    #[arg(long, env = "ROSTER_DISCOVER_INTERVAL", default_value = "30s", value_parser = parse_some_duration)]
+    discover_interval: chrono::Duration,
+}
+
+/// `--discover`: where instances come from besides registrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Discover {
+    /// Containers labelled `roster.service=NAME`, through the Docker Engine API.
+    Docker,
 }
 
 /// `--listen`: HOST:PORT, checked before anything touches the database.
@@ -446,6 +462,12 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.trusted_proxies = args.trust_forwarded_for.clone();
     settings.registry.fetch =
         crate::registry::policy::FetchPolicy::new(args.fetch_allow.clone(), args.fetch_deny.clone());
+    settings.registry.docker = args
+        .discover
+        .map(|Discover::Docker| crate::registry::docker::DockerConfig {
+            host: args.docker_host.clone(),
+            interval: args.discover_interval,
+        });
     let database = session.target.describe();
     let state = AppState::new(session, &PoolOptions::default(), Clock::system(), settings.clone())?;
     let db = state.db().clone();
@@ -483,6 +505,12 @@ fn run_server(
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let registry = upkeep.parts.registry.clone();
         let revocations = upkeep.parts.revocations.clone();
+        if let Some(docker) = &settings.registry.docker {
+            let discovery = crate::registry::docker::Discovery::connect(docker)?;
+            let (registry, clock) = (registry.clone(), upkeep.parts.clock.clone());
+            actix_web::rt::spawn(discovery.run(registry, clock, stop_rx.clone()));
+            eprintln!("discovering instances from container labels at {}", docker.host);
+        }
         let ticker = actix_web::rt::spawn(upkeep.run(crate::upkeep::TICK, stop_rx));
         actix_web::rt::spawn(async move {
             shutdown.await;

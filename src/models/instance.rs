@@ -70,6 +70,18 @@ pub fn of_services(conn: &mut DbConnection, principal_ids: &[String]) -> Result<
         .load(conn)?)
 }
 
+/// Every instance from one source (`api`, `docker`).
+pub fn of_source(conn: &mut DbConnection, source: &str) -> Result<Vec<InstanceRow>> {
+    Ok(registry_instances::table
+        .filter(registry_instances::source.eq(source))
+        .select(InstanceRow::as_select())
+        .order((
+            registry_instances::principal_id.asc(),
+            registry_instances::instance_id.asc(),
+        ))
+        .load(conn)?)
+}
+
 pub fn count(conn: &mut DbConnection, principal_id: &str) -> Result<i64> {
     Ok(registry_instances::table
         .filter(registry_instances::principal_id.eq(principal_id))

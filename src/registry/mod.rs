@@ -4,6 +4,7 @@
 //! they contribute; watchers block on exactly the view they show.
 
 pub mod damping;
+pub mod docker;
 pub mod fetch;
 pub mod instance;
 pub mod listing;
@@ -80,6 +81,8 @@ pub struct RegistryConfig {
     pub deregister_after: Duration,
     /// What health checks and manifest pulls may reach.
     pub fetch: policy::FetchPolicy,
+    /// Container label discovery; off when `None`.
+    pub docker: Option<docker::DockerConfig>,
 }
 
 impl Default for RegistryConfig {
@@ -91,6 +94,7 @@ impl Default for RegistryConfig {
             manifest_interval: Duration::seconds(60),
             deregister_after: Duration::hours(72),
             fetch: policy::FetchPolicy::default(),
+            docker: None,
         }
     }
 }

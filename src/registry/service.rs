@@ -32,7 +32,7 @@ pub const SHOWN_TRANSITIONS: i64 = 10;
 
 /// `PUT /api/v1/services/{name}/instances/{id}`, and the single-instance
 /// `PUT /api/v1/services/{name}/registration` (the instance `default`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub base_url: String,

@@ -50,20 +50,30 @@ where
         let index = ctx.feed.current();
         return Ok((read().await?, index));
     };
-    let k = keys.clone();
-    let (index, stamps) = ctx
-        .db
-        .run(move |c| {
-            Ok::<_, crate::error::Error>((registration::current_index(c)?, registration::view_indexes(c, &k)?))
-        })
-        .await?;
-    ctx.feed.observe(index);
-    let view_index = stamps.iter().map(|(_, i)| *i).max().unwrap_or(0);
-    ctx.feed.observe_views(stamps);
+    let stamped = |keys: Vec<String>| async move {
+        let (index, stamps) = ctx
+            .db
+            .run(move |c| {
+                Ok::<_, crate::error::Error>((registration::current_index(c)?, registration::view_indexes(c, &keys)?))
+            })
+            .await?;
+        ctx.feed.observe(index);
+        let view_index = stamps.iter().map(|(_, i)| *i).max().unwrap_or(0);
+        ctx.feed.observe_views(stamps);
+        Ok::<_, crate::error::Error>((index, view_index))
+    };
+    let (index, view_index) = stamped(keys.clone()).await?;
     if view_index > after {
         return Ok((read().await?, index));
     }
+    // The view as of `after`, to tell a real change from an over-approximate
+    // stamp. Stamps are read again after it: a change that landed meanwhile
+    // would be in this baseline, and must be answered now.
     let baseline = read().await?;
+    let (index, view_index) = stamped(keys.clone()).await?;
+    if view_index > after {
+        return Ok((read().await?, index));
+    }
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

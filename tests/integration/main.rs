@@ -10,6 +10,7 @@ mod browser_login;
 mod cli;
 mod client;
 mod credentials;
+mod discovery;
 mod examples;
 mod faults;
 mod hardening;

@@ -1,0 +1,345 @@
+//! Container label discovery against a stand-in Docker Engine API on
+//! loopback that serves Engine API answers from `tests/fixtures/docker`
+//! (no engine can run here), on both backends with a manual clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use reqwest::Method;
+use roster::clock::Clock;
+use roster::registry::docker::{Discovery, DockerConfig, SyncReport};
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp};
+
+on_both_backends!(
+    labelled_containers_become_instances_and_go_when_they_stop,
+    a_container_event_makes_roster_list_again,
+);
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/docker");
+
+fn fixture(name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()).unwrap()
+}
+
+/// A stand-in Engine API: `GET …/containers/json` answers the current list,
+/// `GET …/events` streams what the test emits; every request is recorded.
+struct FakeEngine {
+    addr: std::net::SocketAddr,
+    containers: Arc<Mutex<Value>>,
+    requests: Arc<Mutex<Vec<(String, String)>>>,
+    subscribers: Arc<Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>>,
+    subscribed: tokio::sync::watch::Receiver<usize>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl FakeEngine {
+    fn start(containers: Value) -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let containers = Arc::new(Mutex::new(containers));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let subscribers: Arc<Mutex<Vec<tokio::sync::mpsc::UnboundedSender<String>>>> = Arc::default();
+        let (count, subscribed) = tokio::sync::watch::channel(0usize);
+        let count = Arc::new(count);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (c, r, s) = (containers.clone(), requests.clone(), subscribers.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    let (c, r, s, count) = (c.clone(), r.clone(), s.clone(), count.clone());
+                    App::new().default_service(web::to(move |req: HttpRequest| {
+                        let (c, r, s, count) = (c.clone(), r.clone(), s.clone(), count.clone());
+                        async move {
+                            r.lock()
+                                .unwrap()
+                                .push((req.method().to_string(), req.uri().to_string()));
+                            let path = req.path().to_string();
+                            if path.ends_with("/containers/json") {
+                                return HttpResponse::Ok().json(c.lock().unwrap().clone());
+                            }
+                            if path.ends_with("/events") {
+                                let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+                                s.lock().unwrap().push(tx);
+                                count.send_modify(|n| *n += 1);
+                                let body = futures_util::stream::unfold(rx, |mut rx| async move {
+                                    let line = rx.recv().await?;
+                                    Some((Ok::<_, actix_web::Error>(web::Bytes::from(line)), rx))
+                                });
+                                return HttpResponse::Ok().content_type("application/json").streaming(body);
+                            }
+                            HttpResponse::NotFound().json(json!({"message": "page not found"}))
+                        }
+                    }))
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .unwrap()
+                .run();
+                tx.send(server.handle()).unwrap();
+                let _ = server.await;
+            })
+        });
+        Self {
+            addr,
+            containers,
+            requests,
+            subscribers,
+            subscribed,
+            handle: rx.recv().unwrap(),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("tcp://{}", self.addr)
+    }
+
+    fn set(&self, containers: Value) {
+        *self.containers.lock().unwrap() = containers;
+    }
+
+    fn emit(&self, event: &Value) {
+        for s in self.subscribers.lock().unwrap().iter() {
+            let _ = s.send(format!("{event}\n"));
+        }
+    }
+
+    async fn until_subscribed(&mut self, n: usize) {
+        tokio::time::timeout(StdDuration::from_secs(20), self.subscribed.wait_for(|c| *c >= n))
+            .await
+            .expect("the discovery subscribed to events")
+            .unwrap();
+    }
+}
+
+impl Drop for FakeEngine {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(h.stop(false))).join();
+    }
+}
+
+fn discovery(engine: &FakeEngine) -> Discovery {
+    Discovery::connect(&DockerConfig {
+        host: engine.host(),
+        interval: Duration::seconds(30),
+    })
+    .unwrap()
+}
+
+/// Ids of the fixture's containers, by their position.
+fn id(containers: &Value, i: usize) -> String {
+    containers[i]["Id"].as_str().unwrap().to_string()
+}
+
+/// (id, base_url, health_url, source) of each instance a service view shows.
+fn instances(view: &Value) -> Vec<(String, String, Value, String)> {
+    view["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().into(),
+                i["base_url"].as_str().unwrap().into(),
+                i["health_url"].clone(),
+                i["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+async fn registered_events(app: &TestApp) -> usize {
+    app.audit_types()
+        .await
+        .iter()
+        .filter(|a| a.0 == "service.registered")
+        .count()
+}
+
+async fn labelled_containers_become_instances_and_go_when_they_stop(backend: Backend) {
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    app.create_service("mail", &[]).await;
+    app.create_service("shop", &[]).await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let admin = app.admin_token().await;
+    let all = fixture("containers.json");
+    let engine = FakeEngine::start(all.clone());
+    let discovery = discovery(&engine);
+    let registry = app.state.registry();
+
+    let report = discovery.sync(registry, app.clock.now()).await.unwrap();
+    assert_eq!(
+        report,
+        SyncReport {
+            registered: 3,
+            renewed: 0,
+            removed: 0,
+            refused: vec![
+                (
+                    id(&all, 3),
+                    "no service principal named 'ghost' (labels never create one)".into()
+                ),
+                (
+                    id(&all, 4),
+                    "no service principal named 'alice' (labels never create one)".into()
+                ),
+                (
+                    id(&all, 5),
+                    "base_url: the address 169.254.169.254 is not allowed".into()
+                ),
+            ],
+        }
+    );
+    let mail = app.call(Method::GET, "/api/v1/services/mail", Some(&admin), None).await;
+    assert_eq!(
+        instances(&mail.body),
+        [
+            (
+                id(&all, 0),
+                "http://172.18.0.2:8080/".into(),
+                json!("http://172.18.0.2:8080/health"),
+                "docker".into()
+            ),
+            (
+                id(&all, 1),
+                "http://172.18.0.3:8080/".into(),
+                json!("http://172.18.0.3:8080/health"),
+                "docker".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        mail.body["categories"],
+        json!([{"name": "notification", "priority": 5}])
+    );
+    // The old registry's labels, as aliases.
+    let shop = app.call(Method::GET, "/api/v1/services/shop", Some(&admin), None).await;
+    assert_eq!(shop.body["description"], "The shop");
+    assert_eq!(shop.body["categories"], json!([{"name": "application", "priority": 3}]));
+    assert_eq!(
+        shop.body["instances"][0]["modules_url"],
+        "http://172.18.0.4/getModules.json"
+    );
+    // Labels create no principal and leave a person alone.
+    let ghost = app
+        .call(Method::GET, "/api/v1/services/ghost", Some(&admin), None)
+        .await;
+    assert_eq!(ghost.status, 404);
+    let alice = app
+        .call(Method::GET, "/api/v1/services/alice", Some(&admin), None)
+        .await;
+    assert_eq!(alice.status, 404);
+    // Only GETs went to the Engine API.
+    let requests = engine.requests.lock().unwrap().clone();
+    assert!(!requests.is_empty());
+    for (method, uri) in &requests {
+        assert_eq!(method, "GET", "{uri}");
+        assert!(uri.contains("/containers/json?"), "{uri}");
+    }
+    assert!(
+        requests[0].1.contains("roster.service"),
+        "the engine filters by label: {}",
+        requests[0].1
+    );
+
+    // Nothing changed: the leases are renewed, and nothing is registered (or audited) again.
+    let before = registered_events(&app).await;
+    app.clock.advance(Duration::seconds(30));
+    let report = discovery.sync(registry, app.clock.now()).await.unwrap();
+    assert_eq!((report.registered, report.renewed, report.removed), (0, 3, 0));
+    assert_eq!(registered_events(&app).await, before);
+
+    // A replica registered over the API is not the discovery's to remove.
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/mail/instances/api-1",
+            Some(&admin),
+            Some(json!({"base_url": "http://10.0.9.1/"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // mail-2 stops: its instance goes.
+    let mut fewer = all.clone();
+    fewer.as_array_mut().unwrap().remove(1);
+    engine.set(fewer);
+    let report = discovery.sync(registry, app.clock.now()).await.unwrap();
+    assert_eq!((report.registered, report.renewed, report.removed), (0, 2, 1));
+    let mail = app.call(Method::GET, "/api/v1/services/mail", Some(&admin), None).await;
+    let ids: Vec<String> = instances(&mail.body).into_iter().map(|i| i.0).collect();
+    assert_eq!(ids, [id(&all, 0), "api-1".to_string()]);
+
+    // Every container stops.
+    engine.set(json!([]));
+    let report = discovery.sync(registry, app.clock.now()).await.unwrap();
+    assert_eq!(report.removed, 2);
+    let shop = app.call(Method::GET, "/api/v1/services/shop", Some(&admin), None).await;
+    assert_eq!(shop.body["status"], "unknown");
+    let mail = app.call(Method::GET, "/api/v1/services/mail", Some(&admin), None).await;
+    assert_eq!(mail.body["instances"].as_array().unwrap().len(), 1);
+}
+
+/// The background loop lists at start, and again on each container event.
+async fn a_container_event_makes_roster_list_again(backend: Backend) {
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    let (_, token) = app.service_with_token("mail", &[]).await;
+    let all = fixture("containers.json");
+    let mut engine = FakeEngine::start(all.clone());
+    let discovery = Discovery::connect(&DockerConfig {
+        host: engine.host(),
+        interval: Duration::hours(1),
+    })
+    .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let registry = app.state.upkeep().parts.registry.clone();
+    let task = tokio::spawn(discovery.run(registry, app.clock.clone(), stopped));
+    engine.until_subscribed(1).await;
+
+    // Blocking queries on the service see the first sync, then the event's.
+    let wait = |index: i64| {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url(&format!("/api/v1/services/mail?index={index}&wait=20s")),
+            token.clone(),
+        );
+        async move {
+            let r = client.get(url).bearer_auth(token).send().await.unwrap();
+            let index: i64 = r.headers()["x-roster-index"].to_str().unwrap().parse().unwrap();
+            (index, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (mut index, mut view) = wait(0).await;
+    while view["instances"].as_array().unwrap().len() < 2 {
+        (index, view) = wait(index).await;
+    }
+    let mut more = all.clone();
+    more.as_array_mut().unwrap().push(fixture("container-mail-3.json"));
+    engine.set(more);
+    engine.emit(&fixture("event-start.json"));
+    let (_, view) = wait(index).await;
+    let ids: Vec<String> = instances(&view).into_iter().map(|i| i.0).collect();
+    assert_eq!(ids.len(), 3, "{view}");
+    let third = fixture("container-mail-3.json")["Id"].as_str().unwrap().to_string();
+    assert!(ids.contains(&third), "{ids:?}");
+    assert!(
+        engine
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(m, u)| m == "GET" && (u.contains("/containers/json?") || u.contains("/events?"))),
+        "only GETs of the list and the events"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(StdDuration::from_secs(20), task)
+        .await
+        .expect("the loop stops")
+        .unwrap();
+}

@@ -132,6 +132,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &args.name,
         tokens,
         ServiceRegistration {
+            instance: std::env::var("INSTANCE").ok(),
+            description: Some(format!("the {code} example")),
             base_url: base_url.clone(),
             health_url: Some("/health".into()),
             modules_url: None,

@@ -1,6 +1,6 @@
-//! [`RegistryAgent`]: keeps a service in Roster's registry. It registers,
-//! pushes its manifest, heartbeats at a third of the TTL, registers again
-//! when Roster has forgotten it, and leaves on shutdown.
+//! [`RegistryAgent`]: keeps one instance (replica) of a service in Roster's
+//! registry. It registers, pushes its manifest, heartbeats at a third of the
+//! TTL, registers again when Roster has forgotten it, and leaves on shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,12 @@ pub struct Category {
 /// What the service tells Roster about itself.
 #[derive(Debug, Clone)]
 pub struct ServiceRegistration {
+    /// This replica's id, unique within the service (a hostname, a pod or
+    /// container name). `None` is the instance `default`, for a service that
+    /// runs once.
+    pub instance: Option<String>,
+    /// A short description of the service, shown in listings.
+    pub description: Option<String>,
     /// Where the service answers, e.g. `http://10.0.0.5:8080/`.
     pub base_url: String,
     /// Polled by Roster; relative to `base_url` (e.g. `/health`).
@@ -46,6 +52,8 @@ struct Body<'a> {
     modules_url: Option<&'a str>,
     categories: &'a [Category],
     ttl_seconds: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
 }
 
 /// Why a registry call failed.
@@ -113,6 +121,17 @@ impl RegistryAgent {
         format!("{}/api/v1/services/{}/{what}", self.roster, self.name)
     }
 
+    /// This instance's path under the service, with `what` after it.
+    fn instance(&self, what: &str) -> String {
+        let id = self.registration.instance.as_deref().unwrap_or("default");
+        let id = percent_encode(id);
+        if what.is_empty() {
+            format!("instances/{id}")
+        } else {
+            format!("instances/{id}/{what}")
+        }
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -147,9 +166,10 @@ impl RegistryAgent {
             modules_url: r.modules_url.as_deref(),
             categories: &r.categories,
             ttl_seconds: r.ttl.as_secs().max(1),
+            description: r.description.as_deref(),
         })
         .unwrap_or_default();
-        if self.call(reqwest::Method::PUT, "registration", Some(body)).await? == 404 {
+        if self.call(reqwest::Method::PUT, &self.instance(""), Some(body)).await? == 404 {
             return Err(RegistryError::Status {
                 status: 404,
                 body: format!("no service principal named {}", self.name),
@@ -187,7 +207,10 @@ impl RegistryAgent {
                 _ = tokio::time::sleep(pause) => {}
                 _ = stopped.wait_for(|s| *s) => return,
             }
-            let beat = match self.call(reqwest::Method::POST, "heartbeat", None).await {
+            let beat = match self
+                .call(reqwest::Method::POST, &self.instance("heartbeat"), None)
+                .await
+            {
                 // Roster forgot us (a new database, or we were removed): register again.
                 Ok(404) => self.register().await.map(|_| true),
                 Ok(_) => Ok(false),
@@ -229,13 +252,38 @@ impl AgentHandle {
     }
 
     /// Stop heartbeating and tell Roster the service is leaving
-    /// (`DELETE /api/v1/services/{name}/registration`).
+    /// (`DELETE /api/v1/services/{name}/instances/{id}`).
     pub async fn leave(self) -> Result<(), RegistryError> {
         self.stop.send_replace(true);
         let _ = self.task.await;
         self.agent
-            .call(reqwest::Method::DELETE, "registration", None)
+            .call(reqwest::Method::DELETE, &self.agent.instance(""), None)
             .await
             .map(|_| ())
+    }
+}
+
+/// An instance id as one path segment: the characters Roster allows in ids
+/// pass; anything else is percent-encoded (and refused by Roster with 422).
+fn percent_encode(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_one_path_segment() {
+        assert_eq!(percent_encode("web-1.eu:8080"), "web-1.eu:8080");
+        assert_eq!(percent_encode("a/b c"), "a%2Fb%20c");
     }
 }

@@ -539,6 +539,8 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
         "orders",
         tokens.clone(),
         ServiceRegistration {
+            instance: Some("orders-1".into()),
+            description: Some("Takes orders".into()),
             base_url: "http://127.0.0.1:9/".into(),
             health_url: None,
             modules_url: None,
@@ -565,12 +567,16 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
         (
             body["status"].clone(),
             body["categories"].clone(),
-            body["manifest"]["pages"][0]["code"].clone()
+            body["manifest"]["pages"][0]["code"].clone(),
+            body["instances"][0]["id"].clone(),
+            body["description"].clone(),
         ),
         (
             json!("up"),
             json!([{"name": "shop", "priority": 7}]),
-            json!("orders-home")
+            json!("orders-home"),
+            json!("orders-1"),
+            json!("Takes orders"),
         )
     );
     let modules: Value = http
@@ -586,7 +592,7 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
     // Forgotten by Roster (an admin removed it): the next heartbeat registers again.
     let admin = roster.admin_token().await;
     let r = http
-        .delete(format!("{}/api/v1/services/orders/registration", roster.issuer()))
+        .delete(format!("{}/api/v1/services/orders/instances/orders-1", roster.issuer()))
         .bearer_auth(&admin)
         .send()
         .await
@@ -629,6 +635,8 @@ async fn roster_stopped_then_restarted(backend: Backend) {
         "orders",
         tokens.clone(),
         ServiceRegistration {
+            instance: None,
+            description: None,
             base_url: "http://127.0.0.1:9/".into(),
             health_url: None,
             modules_url: None,

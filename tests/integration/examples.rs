@@ -58,6 +58,7 @@ fn run_example(name: &str) -> String {
         .env("TMPDIR", dir.path())
         .env("ROSTER_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("STANDIN_PORT", free_port().to_string())
+        .env("STANDIN_B_PORT", free_port().to_string())
         .env("ORDERS_PORT", free_port().to_string())
         .env("BILLING_PORT", free_port().to_string())
         .env("SERVICE_BIN", service_example())
@@ -119,9 +120,25 @@ fn admin_walkthrough_runs_as_written() {
 #[test]
 fn registry_walkthrough_runs_as_written() {
     let out = run_example("registry");
-    assert!(out.contains("\"code\":\"stock\""), "{out}");
-    assert!(out.contains("\npushed\n"), "{out}");
-    assert!(out.trim_end().ends_with("{\"items\":[],\"next_cursor\":null}"), "{out}");
+    // After examples/start.sh's readiness line.
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(lines.len(), 10, "{out}");
+    assert_eq!(lines[0], "up", "{out}");
+    assert!(lines[1].contains("\"code\":\"stock\""), "{out}");
+    assert_eq!(
+        lines[2..],
+        [
+            "['inv-a', 'inv-b']",
+            "['inv-a']",
+            "['inv-a', 'inv-b']",
+            "pushed",
+            "['inv-b']",
+            "up",
+            "no instance is up (instance inv-b: health check failed: bad_status (2 consecutive failures))",
+            "{\"items\":[],\"next_cursor\":null}",
+        ],
+        "{out}"
+    );
 }
 
 #[test]

@@ -144,9 +144,11 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
 
     let next = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let instances = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::<String>::new()));
     let unavailable = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for _ in 0..4 {
+        let instances = instances.clone();
         let (app, admin, next, acked, unavailable, secret, feed_token) = (
             app.clone(),
             admin.clone(),
@@ -202,6 +204,37 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
                     200 => assert!(f.body["index"].is_i64(), "{}", f.body),
                     503 => assert_eq!(f.header("retry-after"), "1"),
                     other => panic!("revocation feed: {other} {}", f.body),
+                }
+                // An instance of billing registers (and is acknowledged, or
+                // told to retry), and a blocking read of the service answers.
+                let id = format!("i-{}", i % 50);
+                let r = app
+                    .call(
+                        Method::PUT,
+                        &format!("/api/v1/services/billing/instances/{id}"),
+                        Some(&feed_token),
+                        Some(json!({"base_url": "http://10.0.0.1/", "ttl_seconds": 3600})),
+                    )
+                    .await;
+                match r.status {
+                    200 => {
+                        instances.lock().unwrap().insert(id);
+                    }
+                    503 => assert_eq!(r.header("retry-after"), "1"),
+                    other => panic!("instance registration: {other} {}", r.body),
+                }
+                let v = app
+                    .call(
+                        Method::GET,
+                        "/api/v1/services/billing?index=0&wait=1s",
+                        Some(&feed_token),
+                        None,
+                    )
+                    .await;
+                match v.status {
+                    200 => assert_eq!(v.body["name"], "billing"),
+                    503 => assert_eq!(v.header("retry-after"), "1"),
+                    other => panic!("service view: {other} {}", v.body),
                 }
             }
         }));
@@ -276,6 +309,31 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
     for (name, secrets, audited) in &found {
         assert_eq!((*secrets, *audited), (1, 1), "{name} is half-applied");
     }
+    // Every acknowledged instance registration is there, and the service's
+    // derived status agrees with its instances.
+    let registered: Vec<(String, String)> = {
+        use diesel::prelude::*;
+        use roster::db::schema::{principals, registry_instances, registry_services};
+        let c = &mut diesel::PgConnection::establish(&db.url).unwrap();
+        let ids: Vec<String> = registry_instances::table
+            .inner_join(principals::table.on(principals::id.eq(registry_instances::principal_id)))
+            .filter(principals::name.eq("billing"))
+            .select(registry_instances::instance_id)
+            .load(c)
+            .unwrap();
+        let status: Vec<String> = registry_services::table
+            .select(registry_services::status)
+            .load(c)
+            .unwrap();
+        ids.into_iter().map(|i| (i, status.join(","))).collect()
+    };
+    for id in instances.lock().unwrap().iter() {
+        assert!(
+            registered.iter().any(|(i, _)| i == id),
+            "acknowledged instance {id} is lost"
+        );
+    }
+    assert!(registered.iter().all(|(_, s)| s == "up"), "{registered:?}");
     eprintln!(
         "faults: {} creates acknowledged with 201, {} found, {} answers were 503, recovery after restart {:?}",
         acked.len(),

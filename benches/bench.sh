@@ -7,7 +7,8 @@
 #
 # Env: DURATION (10s), CONNS (64), BACKENDS ("sqlite postgres"), ROSTER_BIN (a binary to measure instead of a fresh build),
 #      PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres: a fresh database is made there),
-#      PEERS_SRC (../shared/peers), SERVICES (50) and PAGES (4) of the module list, PRINCIPALS (100000).
+#      PEERS_SRC (../shared/peers), SERVICES (50) and PAGES (4) of the module list, PRINCIPALS (100000),
+#      WATCHERS (500) long polls for the blocking-query figure.
 # Needs wrk (apt-get install wrk), curl and python3; --peer also needs node and nginx-light.
 # wrk shares the machine's cores with the server: every figure is what is left after it.
 set -euo pipefail
@@ -18,12 +19,12 @@ for arg in "$@"; do
   case "$arg" in
     --peer) PEER=1 ;;
     --smoke) SMOKE=1 ;;
-    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 done
 DURATION="${DURATION:-10s}" CONNS="${CONNS:-64}" BACKENDS="${BACKENDS:-sqlite postgres}"
-SERVICES="${SERVICES:-50}" PAGES="${PAGES:-4}" PRINCIPALS="${PRINCIPALS:-100000}" WARMUP=2
-if [ "$SMOKE" = 1 ]; then DURATION=1s CONNS=8 BACKENDS=sqlite SERVICES=3 PAGES=2 PRINCIPALS=1000 WARMUP=0; fi
+SERVICES="${SERVICES:-50}" PAGES="${PAGES:-4}" PRINCIPALS="${PRINCIPALS:-100000}" WATCHERS="${WATCHERS:-500}" WARMUP=2
+if [ "$SMOKE" = 1 ]; then DURATION=1s CONNS=8 BACKENDS=sqlite SERVICES=3 PAGES=2 PRINCIPALS=1000 WATCHERS=12 WARMUP=0; fi
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PEERS_SRC="${PEERS_SRC:-$ROOT/../shared/peers}"
 PORT="${PORT:-18181}"
@@ -129,6 +130,8 @@ else:
     subprocess.run(["psql", url, "-qAtc", sql], check=True, stdout=subprocess.DEVNULL)
 PY
   wrk_run "client_credentials basic, +$PRINCIPALS principals" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_BODY=grant_type=client_credentials
+  # Precise blocking queries: who is answered by one change, and by heartbeats that change nothing.
+  echo "$backend: $(python3 "$ROOT/benches/watch.py" "$URL" bench-admin-password "$SERVICES" "$WATCHERS")" >> "$WORK/watch.txt"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   if [ -n "$DB_NAME" ]; then psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null; DB_NAME=""; fi
 done
@@ -181,6 +184,7 @@ for backend in $BACKENDS; do
          "modules / nginx = $(ratio "$(rps "modules ($((SERVICES * PAGES)) pages)" "$backend")" "$(rps "nginx static (ceiling)" peer)")"
   fi
 done
+cat "$WORK/watch.txt"
 # roster-client's verification cost, without and with the revocation feed (its own Roster, SQLite).
 cargo build --release -q -p roster-client --example verify_bench
 VERIFY_N=200000 VERIFY_REVOKED=500

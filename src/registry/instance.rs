@@ -155,6 +155,18 @@ fn lock(conn: &mut DbConnection, p: &Principal) -> Result<Option<String>> {
     Ok(registration::find(conn, &p.id)?.map(|r| r.status))
 }
 
+/// The service (locked), its status, and the instance, for background
+/// work that knows only their ids; `None` when either is gone.
+fn locked(conn: &mut DbConnection, principal_id: &str, id: &str) -> Result<Option<(Principal, String, InstanceRow)>> {
+    let Some(p) = principal::find_by_id(conn, principal_id)? else {
+        return Ok(None);
+    };
+    let Some(before) = lock(conn, &p)? else {
+        return Ok(None);
+    };
+    Ok(instance::find(conn, principal_id, id)?.map(|row| (p, before, row)))
+}
+
 /// Apply a damping event to a locked instance; when its status moves, record
 /// the transition, settle the service and stamp the views.
 fn apply(
@@ -379,13 +391,7 @@ pub fn record_health(
     now: DateTime<Utc>,
 ) -> Result<Option<Change>> {
     crate::db::transaction(conn, |conn| {
-        let Some(p) = principal::find_by_id(conn, principal_id)? else {
-            return Ok(None);
-        };
-        let Some(before) = lock(conn, &p)? else {
-            return Ok(None);
-        };
-        let Some(row) = instance::find(conn, principal_id, id)? else {
+        let Some((p, before, row)) = locked(conn, principal_id, id)? else {
             return Ok(None);
         };
         let coarse;
@@ -427,13 +433,7 @@ pub fn sweep(conn: &mut DbConnection, cfg: &RegistryConfig, now: DateTime<Utc>) 
 
 fn lapse(conn: &mut DbConnection, principal_id: &str, id: &str, now: DateTime<Utc>) -> Result<Option<Change>> {
     crate::db::transaction(conn, |conn| {
-        let Some(p) = principal::find_by_id(conn, principal_id)? else {
-            return Ok(None);
-        };
-        let Some(before) = lock(conn, &p)? else {
-            return Ok(None);
-        };
-        let Some(row) = instance::find(conn, principal_id, id)? else {
+        let Some((p, before, row)) = locked(conn, principal_id, id)? else {
             return Ok(None);
         };
         // Renewed or counted since it was listed: nothing to do.
@@ -453,13 +453,7 @@ fn expire(
     now: DateTime<Utc>,
 ) -> Result<Option<Change>> {
     crate::db::transaction(conn, |conn| {
-        let Some(p) = principal::find_by_id(conn, principal_id)? else {
-            return Ok(None);
-        };
-        let Some(before) = lock(conn, &p)? else {
-            return Ok(None);
-        };
-        let Some(row) = instance::find(conn, principal_id, id)? else {
+        let Some((p, before, row)) = locked(conn, principal_id, id)? else {
             return Ok(None);
         };
         if row.status != DOWN || from_db_time(row.status_changed_at) > cutoff {

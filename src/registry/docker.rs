@@ -245,6 +245,16 @@ fn unchanged(conn: &mut DbConnection, e: &InstanceRow, r: &service::Resolved) ->
     Ok(true)
 }
 
+/// Does a container event concern a labelled container? Docker and Podman
+/// both carry the container's labels in the actor's attributes; an event
+/// without attributes is taken to concern one.
+fn labelled(e: &bollard::models::EventMessage) -> bool {
+    e.actor
+        .as_ref()
+        .and_then(|a| a.attributes.as_ref())
+        .is_none_or(|attrs| attrs.contains_key(SERVICE_LABEL))
+}
+
 /// A connection to a Docker Engine API.
 pub struct Discovery {
     docker: bollard::Docker,
@@ -329,15 +339,21 @@ impl Discovery {
     ) {
         let every = self.interval.to_std().unwrap_or(std::time::Duration::from_secs(30));
         loop {
-            let filters = HashMap::from([
-                ("type".to_string(), vec!["container".to_string()]),
-                ("label".to_string(), vec![SERVICE_LABEL.to_string()]),
-            ]);
+            // Only by type: Podman's label filter on events needs a value
+            // (`label=roster.service=NAME`), so the label is checked here.
+            let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
+            // Events from a second before the list on: the engine replays
+            // any that happen while the list is read, so none falls between
+            // the list and the stream (a repeat costs one more list).
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs().saturating_sub(1))
+                .unwrap_or(0);
             let options = bollard::query_parameters::EventsOptions {
+                since: Some(since.to_string()),
                 filters: Some(filters),
                 ..Default::default()
             };
-            // Subscribe before listing, so that no event falls between the two.
             let mut events = self.docker.events(Some(options)).boxed();
             let mut healthy = match self.sync(&ctx, clock.now()).await {
                 Ok(r) => {
@@ -354,6 +370,7 @@ impl Discovery {
                     _ = stop.wait_for(|s| *s) => return,
                     _ = tokio::time::sleep(every) => {}
                     event = events.next() => match event {
+                        Some(Ok(e)) if !labelled(&e) => continue,
                         Some(Ok(_)) => {}
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "docker discovery: the event stream failed");

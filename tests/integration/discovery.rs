@@ -1,6 +1,7 @@
-//! Container label discovery against a stand-in Docker Engine API on
-//! loopback that serves Engine API answers from `tests/fixtures/docker`
-//! (no engine can run here), on both backends with a manual clock.
+//! Container label discovery, on both backends with a manual clock: against
+//! a stand-in Docker Engine API on loopback that serves Engine API answers
+//! from `tests/fixtures/docker`, and against a real engine, Podman's
+//! Docker-compatible API, with real containers.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
@@ -17,6 +18,7 @@ use crate::support::{Backend, TestApp};
 on_both_backends!(
     labelled_containers_become_instances_and_go_when_they_stop,
     a_container_event_makes_roster_list_again,
+    real_podman_containers_come_and_go,
 );
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/docker");
@@ -337,6 +339,249 @@ async fn a_container_event_makes_roster_list_again(backend: Backend) {
             .all(|(m, u)| m == "GET" && (u.contains("/containers/json?") || u.contains("/events?"))),
         "only GETs of the list and the events"
     );
+    stop.send(true).unwrap();
+    tokio::time::timeout(StdDuration::from_secs(20), task)
+        .await
+        .expect("the loop stops")
+        .unwrap();
+}
+
+// ---- a real engine: Podman's Docker-compatible API ---------------------------
+
+/// Podman's global flags for this kind of machine (a container without
+/// cgroup delegation or CAP_SYS_RESOURCE): runc, cgroupfs.
+const PODMAN: &[&str] = &["--runtime", "runc", "--cgroup-manager", "cgroupfs"];
+/// The image the test containers run: busybox, imported from the host's
+/// static binary (the machine has no registry access).
+const IMAGE: &str = "localhost/roster-test-busybox:1";
+
+fn podman(args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new("podman")
+        .args(PODMAN)
+        .args(args)
+        .output()
+        .expect("run podman");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `podman system service` on a socket of its own, handed over by socket
+/// activation (so it is listening before the process even starts), and the
+/// containers a test runs, removed on drop.
+struct Podman {
+    dir: tempfile::TempDir,
+    service: std::process::Child,
+    containers: Vec<String>,
+}
+
+impl Podman {
+    /// `None` (and a loud line) where Podman is not installed, unless
+    /// `ROSTER_TEST_PODMAN` is set, as `.ci/run` does: there it must run.
+    fn start() -> Option<Self> {
+        use std::os::unix::io::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let installed = std::process::Command::new("podman").arg("--version").output().is_ok()
+            && std::path::Path::new("/bin/busybox").exists();
+        if !installed {
+            assert!(
+                std::env::var_os("ROSTER_TEST_PODMAN").is_none(),
+                "ROSTER_TEST_PODMAN is set but podman or /bin/busybox is missing"
+            );
+            eprintln!("*** podman is not installed: the real-engine discovery test is SKIPPED ***");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        if std::process::Command::new("podman")
+            .args(PODMAN)
+            .args(["image", "exists", IMAGE])
+            .status()
+            .is_ok_and(|s| !s.success())
+        {
+            let root = dir.path().join("root/bin");
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::copy("/bin/busybox", root.join("busybox")).unwrap();
+            let tar = dir.path().join("root.tar");
+            let ok = std::process::Command::new("tar")
+                .args(["-C", &dir.path().join("root").display().to_string(), "-cf"])
+                .arg(&tar)
+                .arg(".")
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            podman(&["import", &tar.display().to_string(), IMAGE]);
+        }
+        std::fs::create_dir(dir.path().join("www")).unwrap();
+        std::fs::write(dir.path().join("www/health"), "ok\n").unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(dir.path().join("podman.sock")).unwrap();
+        let fd = listener.as_raw_fd();
+        let mut cmd = std::process::Command::new("podman");
+        cmd.args(PODMAN).args(["system", "service", "--time=0"]);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // dup2 clears close-on-exec on the copy; on fd 3 itself, clear it.
+                let moved = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if moved < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let pid = format!("{}\0", libc::getpid());
+                libc::setenv(c"LISTEN_FDS".as_ptr(), c"1".as_ptr(), 1);
+                libc::setenv(c"LISTEN_PID".as_ptr(), pid.as_ptr().cast(), 1);
+                Ok(())
+            });
+        }
+        let service = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start podman system service");
+        drop(listener);
+        Some(Self {
+            dir,
+            service,
+            containers: Vec::new(),
+        })
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("podman.sock").display())
+    }
+
+    /// Run busybox's httpd on port 8080 with `labels`; returns the id and address.
+    fn run(&mut self, labels: &[(&str, &str)]) -> (String, String) {
+        let www = format!("{}:/www:ro", self.dir.path().join("www").display());
+        let mut args = vec![
+            "run",
+            "-d",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "-v",
+            &www,
+        ];
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for l in &labels {
+            args.extend(["--label", l]);
+        }
+        args.extend([IMAGE, "/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]);
+        let id = String::from_utf8(podman(&args).stdout).unwrap().trim().to_string();
+        self.containers.push(id.clone());
+        let ip = podman(&["inspect", &id, "--format", "{{.NetworkSettings.IPAddress}}"]).stdout;
+        (id, String::from_utf8(ip).unwrap().trim().to_string())
+    }
+
+    fn remove(&self, id: &str) {
+        podman(&["rm", "-f", "-t", "0", id]);
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        for id in &self.containers {
+            let _ = std::process::Command::new("podman")
+                .args(PODMAN)
+                .args(["rm", "-f", "-t", "0", id])
+                .output();
+        }
+        let _ = self.service.kill();
+        let _ = self.service.wait();
+    }
+}
+
+/// Real containers on a real engine: the first list, a health check that
+/// reaches the container, and the event stream as containers start and stop.
+async fn real_podman_containers_come_and_go(backend: Backend) {
+    let Some(mut engine) = Podman::start() else {
+        return;
+    };
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    // A name of this run's own: other tests' containers share the engine.
+    let name = format!("pm-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let (_, token) = app.service_with_token(&name, &[]).await;
+    let labels = [
+        ("roster.service", name.as_str()),
+        ("roster.port", "8080"),
+        ("roster.health", "/health"),
+        ("roster.categories", "podman:2"),
+    ];
+    let (first, ip) = engine.run(&labels);
+    let discovery = Discovery::connect(&DockerConfig {
+        host: engine.host(),
+        interval: Duration::hours(1),
+    })
+    .unwrap();
+    let report = discovery.sync(app.state.registry(), app.clock.now()).await.unwrap();
+    assert_eq!(report.registered, 1, "{report:?}");
+    let view = app
+        .call(Method::GET, &format!("/api/v1/services/{name}"), Some(&token), None)
+        .await;
+    assert_eq!(
+        instances(&view.body),
+        [(
+            first.clone(),
+            format!("http://{ip}:8080/"),
+            json!(format!("http://{ip}:8080/health")),
+            "docker".to_string()
+        )]
+    );
+    assert_eq!(view.body["categories"], json!([{"name": "podman", "priority": 2}]));
+    // Roster's health check reaches the container's httpd.
+    app.tick().await;
+    let view = app
+        .call(Method::GET, &format!("/api/v1/services/{name}"), Some(&token), None)
+        .await;
+    assert_eq!(view.body["instances"][0]["health"]["ok"], true, "{}", view.body);
+
+    // The background loop follows the engine's events.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let registry = app.state.upkeep().parts.registry.clone();
+    let task = tokio::spawn(discovery.run(registry, app.clock.clone(), stopped));
+    let ids = |v: &Value| -> Vec<String> { instances(v).into_iter().map(|i| i.0).collect() };
+    let until = |want: usize| {
+        let (client, token, url) = (
+            app.client.clone(),
+            token.clone(),
+            app.url(&format!("/api/v1/services/{name}")),
+        );
+        async move {
+            let mut query = String::new();
+            loop {
+                let r = client
+                    .get(format!("{url}{query}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                let index = r.headers()["x-roster-index"].to_str().unwrap().to_string();
+                let body: Value = r.json().await.unwrap();
+                if body["instances"].as_array().unwrap().len() == want {
+                    return body;
+                }
+                query = format!("?index={index}&wait=20s");
+            }
+        }
+    };
+    let (second, _) = engine.run(&labels);
+    let view = tokio::time::timeout(StdDuration::from_secs(60), until(2))
+        .await
+        .expect("the start event made Roster list again");
+    let mut want = vec![first.clone(), second.clone()];
+    want.sort();
+    assert_eq!(ids(&view), want);
+    engine.remove(&first);
+    let view = tokio::time::timeout(StdDuration::from_secs(60), until(1))
+        .await
+        .expect("the stop event made Roster list again");
+    assert_eq!(ids(&view), [second]);
     stop.send(true).unwrap();
     tokio::time::timeout(StdDuration::from_secs(20), task)
         .await

@@ -547,6 +547,9 @@ pub struct FakeService {
     /// Where `/elsewhere` redirects to.
     pub redirect_to: std::sync::Arc<Mutex<String>>,
     handle: actix_web::dev::ServerHandle,
+    /// The server's thread: joined on drop, so that once a FakeService is
+    /// gone nothing of it answers (not even a kept-alive connection).
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FakeService {
@@ -569,7 +572,7 @@ impl FakeService {
             not_modified.clone(),
         );
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
                 let server = HttpServer::new(move || {
                     let (h, m, hh, mh, nm) = (h.clone(), m.clone(), hh.clone(), mh.clone(), nm.clone());
@@ -662,6 +665,7 @@ impl FakeService {
             not_modified,
             redirect_to,
             handle,
+            thread: Some(thread),
         }
     }
 
@@ -682,6 +686,9 @@ impl Drop for FakeService {
     fn drop(&mut self) {
         let h = self.handle.clone();
         let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(h.stop(false))).join();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

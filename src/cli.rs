@@ -30,6 +30,8 @@ Environment:
   ROSTER_ADMIN_PASSWORD  serve, first start only: the password of the first administrator 'admin'
                          (without it one is generated and printed once to stderr)
   ROSTER_LOG_FORMAT      as --log-format
+  DATABASE_URL_FILE, ROSTER_SECRET_PEPPER_FILE, ROSTER_ADMIN_PASSWORD_FILE
+                         read that variable from a file instead (Docker secrets), when it is unset
   RUST_LOG               log filter (default: info)
 Every serve flag has an environment twin too: see roster serve --help.
 Lost the admin password? roster recover-admin (see roster recover-admin --help).";
@@ -75,6 +77,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once at startup: the size of `Serve`'s many flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP service (runs pending migrations first; creates the database and the first admin on first start).
@@ -205,6 +209,10 @@ struct ServeArgs {
     /// Allow fetches to this CIDR range even inside a refused one (repeatable).
     #[arg(long = "fetch-allow", env = "ROSTER_FETCH_ALLOW", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
     fetch_allow: Vec<ipnet::IpNet>,
+    /// Serve Prometheus metrics at /metrics on this HOST:PORT (off by default;
+    /// keep it off the public network).
+    #[arg(long, env = "ROSTER_METRICS_LISTEN", value_parser = parse_listen)]
+    metrics_listen: Option<String>,
     /// Discover service instances from container labels (off by default).
     #[arg(long, env = "ROSTER_DISCOVER", value_enum)]
     discover: Option<Discover>,
@@ -325,7 +333,42 @@ enum PrincipalCommand {
 }
 
 /// Entry point of the binary: a non-zero exit and one line on stderr on failure.
+/// Secrets that may come from a file named by `NAME_FILE` (Docker and compose
+/// secrets, mounted at `/run/secrets/...`) when `NAME` itself is unset.
+const FILE_TWINS: [&str; 3] = ["DATABASE_URL", "ROSTER_SECRET_PEPPER", "ROSTER_ADMIN_PASSWORD"];
+
+/// A secret file's content: the whole file but one trailing line end.
+fn secret_file(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let value = text.strip_suffix('\n').unwrap_or(&text);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() {
+        return Err(format!("{path} is empty"));
+    }
+    Ok(value.to_string())
+}
+
+/// Set each `NAME` of [`FILE_TWINS`] from `NAME_FILE` where only that is set.
+fn secrets_from_files() -> Result<(), String> {
+    for name in FILE_TWINS {
+        let file_var = format!("{name}_FILE");
+        if env(name).is_some() {
+            continue;
+        }
+        if let Some(path) = env(&file_var) {
+            let value = secret_file(&path).map_err(|e| format!("{file_var}: {e}"))?;
+            // SAFETY: called first thing in main, before any other thread exists.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+    Ok(())
+}
+
 pub fn main() -> ExitCode {
+    if let Err(e) = secrets_from_files() {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -428,6 +471,15 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     // fails at once, and nothing is migrated for a server that cannot run.
     let (listener, addr) =
         crate::http::bind(&args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let metrics = match &args.metrics_listen {
+        Some(listen) => {
+            let (l, a) =
+                crate::http::bind(listen).map_err(|e| format!("cannot listen on {listen} for metrics: {e}"))?;
+            crate::telemetry::install()?;
+            Some((l, a))
+        }
+        None => None,
+    };
     let mut session = connect(cli, true)?;
     tracing::info!(database = %session.target.describe(), pepper = %session.pepper_source, "database ready");
     match startup::bootstrap_admin(&mut session.conn, env("ROSTER_ADMIN_PASSWORD").as_deref(), Utc::now())? {
@@ -471,7 +523,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     let database = session.target.describe();
     let state = AppState::new(session, &PoolOptions::default(), Clock::system(), settings.clone())?;
     let db = state.db().clone();
-    let served = run_server(state, listener, &settings, addr, &database);
+    let served = run_server(state, listener, metrics, &settings, addr, &database);
     // The runtime above has been dropped, which joined its blocking threads;
     // close the pool too, so that no thread is inside the database driver
     // while the process exits.
@@ -491,6 +543,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 fn run_server(
     state: AppState,
     listener: std::net::TcpListener,
+    metrics: Option<(std::net::TcpListener, std::net::SocketAddr)>,
     settings: &Settings,
     addr: std::net::SocketAddr,
     database: &str,
@@ -502,6 +555,17 @@ fn run_server(
         let shutdown = crate::http::shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let server = crate::http::server(state, listener, None).map_err(|e| format!("cannot start the server: {e}"))?;
         let handle = server.handle();
+        let metrics = match metrics {
+            Some((listener, at)) => {
+                let server = crate::http::metrics::server(listener)
+                    .map_err(|e| format!("cannot start the metrics server: {e}"))?;
+                eprintln!("metrics on http://{at}/metrics");
+                let handle = server.handle();
+                actix_web::rt::spawn(server);
+                Some(handle)
+            }
+            None => None,
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let registry = upkeep.parts.registry.clone();
         let revocations = upkeep.parts.revocations.clone();
@@ -511,6 +575,7 @@ fn run_server(
             actix_web::rt::spawn(discovery.run(registry, clock, stop_rx.clone()));
             eprintln!("discovering instances from container labels at {}", docker.host);
         }
+        let first = upkeep.clone();
         let ticker = actix_web::rt::spawn(upkeep.run(crate::upkeep::TICK, stop_rx));
         actix_web::rt::spawn(async move {
             shutdown.await;
@@ -519,7 +584,15 @@ fn run_server(
             registry.feed.close();
             revocations.close();
             handle.stop(true).await;
+            if let Some(m) = metrics {
+                m.stop(true).await;
+            }
         });
+        // One round of upkeep before announcing: keys, registry and metrics
+        // are current from the first request the announcement invites.
+        if let Err(e) = first.tick().await {
+            tracing::warn!(error = %e, "the first background tick failed");
+        }
         eprintln!(
             "roster listening on http://{addr} (issuer {}), database: {database}",
             settings.issuer(),
@@ -680,6 +753,26 @@ fn strip_one_newline(mut s: String) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn secret_files_lose_one_line_end_and_must_not_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        assert_eq!(secret_file(&write("a", "s3cret\n")).unwrap(), "s3cret");
+        assert_eq!(secret_file(&write("b", "s3cret\r\n")).unwrap(), "s3cret");
+        assert_eq!(secret_file(&write("c", " two words \n\n")).unwrap(), " two words \n");
+        assert!(secret_file(&write("d", "\n")).unwrap_err().ends_with("is empty"));
+        assert!(
+            secret_file("/nonexistent/secret")
+                .unwrap_err()
+                .starts_with("cannot read /nonexistent/secret")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -23,4 +23,5 @@ pub mod principals;
 pub mod registry;
 pub mod startup;
 pub mod state;
+pub mod telemetry;
 pub mod upkeep;

@@ -74,6 +74,8 @@ impl AppState {
             clock: clock.clone(),
             key_refresh: settings.key_refresh,
             audit_retention: settings.audit_retention,
+            argon: argon.clone(),
+            rotation_interval: settings.keys.rotation_interval,
         }));
         Ok(Self {
             inner: Arc::new(Inner {

@@ -63,6 +63,10 @@ pub struct Parts {
     pub key_refresh: Duration,
     /// Audit events older than this are deleted; `None` keeps them all.
     pub audit_retention: Option<Duration>,
+    /// The password checks' pool, whose queue the metrics show.
+    pub argon: crate::blocking::BlockingPool,
+    /// When a new signing key is due; `None`: manual rotation only.
+    pub rotation_interval: Option<Duration>,
 }
 
 /// What `/readyz` reports.
@@ -109,7 +113,38 @@ impl Upkeep {
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
+        self.gauges();
         verified.and(keys).and(registry).and(usage).and(failures).and(retention)
+    }
+
+    /// What the metrics show of the pools and feeds, read at each tick.
+    fn gauges(&self) {
+        let p = &self.parts;
+        crate::telemetry::pools(p.db.in_use(), p.db.waiting(), p.argon.waiting());
+        crate::telemetry::revocation_waiters(p.revocations.waiters());
+        crate::telemetry::upkeep();
+    }
+
+    /// The signing keys' ages and phases, after each reload.
+    fn key_gauges(&self, keys: &[crate::auth::keys::KeyInfo], now: DateTime<Utc>) {
+        let active = keys.iter().find(|k| k.state == "active").and_then(|k| k.activated_at);
+        let age = active
+            .map(|t| (now - t).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0);
+        let next = match (active, self.parts.rotation_interval) {
+            (Some(t), Some(every)) => ((t + every) - now).num_milliseconds() as f64 / 1000.0,
+            _ => f64::INFINITY,
+        };
+        let count = |s: &str| keys.iter().filter(|k| k.state == s).count();
+        crate::telemetry::keys(
+            age,
+            next,
+            &[
+                ("active", count("active")),
+                ("next", count("next")),
+                ("retired", count("retired")),
+            ],
+        );
     }
 
     /// A change made by another instance or the CLI moved the database's
@@ -180,13 +215,16 @@ impl Upkeep {
             }
         }
         let keys = self.parts.keys.clone();
-        self.parts
+        let listed = self
+            .parts
             .db
             .run(move |c| {
                 keys.refresh(c, now)?;
-                revoked_token::delete_expired(c, now).map(|_| ())
+                revoked_token::delete_expired(c, now)?;
+                crate::auth::keys::list(c)
             })
             .await?;
+        self.key_gauges(&listed, now);
         match self.last_key_refresh.lock() {
             Ok(mut g) => *g = Some(now),
             Err(poisoned) => *poisoned.into_inner() = Some(now),

@@ -98,6 +98,16 @@ impl Pool {
         self.inner.max_size
     }
 
+    /// Tasks holding or opening a connection now.
+    pub fn in_use(&self) -> usize {
+        self.inner.busy.lock().map(|g| *g).unwrap_or(0)
+    }
+
+    /// Tasks waiting for their turn on the pool now.
+    pub fn waiting(&self) -> usize {
+        self.inner.work.waiting()
+    }
+
     /// Idle connections kept open now.
     pub fn idle(&self) -> usize {
         self.inner.idle.lock().map(|g| g.len()).unwrap_or(0)

@@ -8,6 +8,7 @@ pub mod health;
 pub mod json;
 pub mod login;
 pub mod me;
+pub mod metrics;
 pub mod oauth;
 pub mod pages;
 pub mod query;
@@ -201,6 +202,7 @@ pub fn server(state: AppState, listener: TcpListener, workers: Option<usize>) ->
             // Every response: never sniffed as another type.
             .wrap(DefaultHeaders::new().add((X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .wrap(actix_web::middleware::from_fn(cors::cors))
+            .wrap(actix_web::middleware::from_fn(metrics::record))
             .app_data(web::Data::new(state.clone()))
             .configure(routes)
             .default_service(web::to(not_found))

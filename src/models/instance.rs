@@ -82,6 +82,15 @@ pub fn of_source(conn: &mut DbConnection, source: &str) -> Result<Vec<InstanceRo
         .load(conn)?)
 }
 
+/// How many instances there are by (status, draining).
+pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(String, i32, i64)>> {
+    use registry_instances::dsl as i;
+    Ok(registry_instances::table
+        .group_by((i::status, i::draining))
+        .select((i::status, i::draining, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
 pub fn count(conn: &mut DbConnection, principal_id: &str) -> Result<i64> {
     Ok(registry_instances::table
         .filter(registry_instances::principal_id.eq(principal_id))

@@ -32,6 +32,25 @@ pub enum ErrorCode {
     SlowDown,
 }
 
+impl ErrorCode {
+    /// The code as it goes on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::SlowDown => "slow_down",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     /// Tell the client: the request is refused for this reason.
@@ -168,6 +187,26 @@ impl ResponseError for OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_name_themselves_as_on_the_wire() {
+        use ErrorCode::*;
+        for code in [
+            InvalidRequest,
+            InvalidClient,
+            InvalidGrant,
+            UnauthorizedClient,
+            UnsupportedGrantType,
+            InvalidScope,
+            InvalidTarget,
+            UnsupportedTokenType,
+            ServerError,
+            TemporarilyUnavailable,
+            SlowDown,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
+        }
+    }
 
     #[test]
     fn storage_failures_are_503_or_500_without_detail() {

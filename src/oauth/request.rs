@@ -216,6 +216,16 @@ pub enum TokenRequest {
 pub const SUPPORTED_GRANTS: [&str; 4] = ["authorization_code", "client_credentials", "password", "refresh_token"];
 
 impl TokenRequest {
+    /// Its `grant_type`, as sent.
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            Self::ClientCredentials { .. } => "client_credentials",
+            Self::Password { .. } => "password",
+            Self::RefreshToken { .. } => "refresh_token",
+            Self::AuthorizationCode { .. } => "authorization_code",
+        }
+    }
+
     /// Read the grant from the form. A missing `grant_type` or parameter is
     /// `invalid_request`; an unknown grant is `unsupported_grant_type`.
     pub fn from_form(form: &FormParams) -> Result<Self, OAuthError> {

@@ -60,6 +60,25 @@ pub async fn exchange(
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
+    let grant = request.grant_type();
+    let answer = answer(ctx, request, creds, remote, now).await;
+    crate::telemetry::token(
+        grant,
+        match &answer {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.code().as_str()),
+        },
+    );
+    answer
+}
+
+async fn answer(
+    ctx: &OAuthContext,
+    request: TokenRequest,
+    creds: ClientCredentials,
+    remote: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
     match request {
         TokenRequest::ClientCredentials { scope, resource } => {
             client_credentials(ctx, creds, scope, resource, remote, now).await

@@ -186,6 +186,7 @@ fn apply(
     };
     let to = if step.state.up { UP } else { DOWN };
     transition::record(conn, &p.id, Some(&row.instance_id), &row.status, to, &reason, now)?;
+    crate::telemetry::transition(to);
     let cause = format!("instance {}: {reason}", row.instance_id);
     let moved = settle(conn, p, before, &cause, now)?;
     Ok(Some(changed(conn, p, &[], moved)?))

@@ -630,6 +630,7 @@ pub(super) fn settle(
         None => format!("no instance is up ({cause})"),
     };
     transition::record(conn, &p.id, None, from, to, &reason, now)?;
+    crate::telemetry::transition(to);
     Ok(true)
 }
 

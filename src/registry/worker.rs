@@ -77,14 +77,23 @@ pub async fn tick(reg: &RegistryContext, now: DateTime<Utc>, clock: &crate::cloc
 /// so once index n is seen, every stamp up to n is visible.
 pub async fn follow(reg: &RegistryContext) -> Result<()> {
     let since = reg.feed.views_read_up_to();
-    let (index, stamps) = reg
+    let (index, stamps, states) = reg
         .db
         .run(move |c| {
             let index = registration::current_index(c)?;
-            Ok::<_, Error>((index, registration::views_changed_since(c, since)?))
+            let stamps = registration::views_changed_since(c, since)?;
+            Ok::<_, Error>((index, stamps, rows::count_by_state(c)?))
         })
         .await?;
     let read = stamps.iter().map(|(_, i)| *i).max().unwrap_or(0).max(index);
+    let lag = index - reg.feed.current();
+    let count = |f: &dyn Fn(&(String, i32, i64)) -> bool| states.iter().filter(|s| f(s)).map(|s| s.2).sum::<i64>();
+    let instances = [
+        ("up", count(&|s| s.0 == UP && s.1 == 0)),
+        ("down", count(&|s| s.0 != UP)),
+        ("draining", count(&|s| s.0 == UP && s.1 != 0)),
+    ];
+    crate::telemetry::registry_index(&instances, index, lag, reg.feed.waiters());
     reg.feed.observe(index);
     reg.feed.observe_views(stamps);
     reg.feed.views_read(read);
@@ -119,6 +128,7 @@ async fn check(reg: &RegistryContext, row: InstanceRow, clock: &crate::clock::Cl
     let result = reg.fetcher.health(url).await.map_err(|e| e.recorded());
     if let Err(e) = &result {
         tracing::info!(service = %row.principal_id, instance = %row.instance_id, error = %e, "health check failed");
+        crate::telemetry::health_error(&service::public_error(e));
     }
     let at = clock.now();
     let change = reg
@@ -140,6 +150,13 @@ async fn pull(reg: &RegistryContext, p: Pull, clock: &crate::clock::Clock) -> Re
         Ok(fetch::Manifest::Body { bytes, etag }) => Ok(Some((bytes, etag))),
         Err(e) => Err(e.recorded()),
     };
+    match &result {
+        Err(e) => crate::telemetry::manifest_error(&service::public_error(e)),
+        Ok(Some((bytes, _))) if super::manifest::parse(bytes).is_err() => {
+            crate::telemetry::manifest_error("bad_manifest")
+        }
+        Ok(_) => {}
+    }
     let at = clock.now();
     let change = reg
         .db

@@ -1161,3 +1161,47 @@ async fn two_processes_share_one_sqlite_file_under_write_load() {
     assert!(a.terminate().success());
     assert!(b.terminate().success());
 }
+
+/// Docker secrets: `DATABASE_URL_FILE` and `ROSTER_SECRET_PEPPER_FILE` stand
+/// for their variables (one line end dropped); the variable itself wins; an
+/// unreadable file is a clean error.
+#[test]
+fn secrets_can_come_from_files() {
+    let db = TestDb::new(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = dir.path().join("database_url");
+    let pepper_file = dir.path().join("pepper");
+    std::fs::write(&url_file, format!("{}\n", db.url)).unwrap();
+    std::fs::write(&pepper_file, format!("{TEST_PEPPER}\n")).unwrap();
+    let from_files = || {
+        let mut cmd = roster(&db);
+        cmd.env_remove("DATABASE_URL")
+            .env_remove("ROSTER_SECRET_PEPPER")
+            .env("DATABASE_URL_FILE", &url_file)
+            .env("ROSTER_SECRET_PEPPER_FILE", &pepper_file);
+        cmd
+    };
+    let out = run(from_files().arg("migrate"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created = stdout_json(&run(from_files().args(["principal", "create-service", "billing"])));
+    assert_eq!(created["name"], "billing");
+    // The same database and pepper, given directly: the service is there.
+    let listed = stdout_json(&run(roster(&db).args(["principal", "list"])));
+    assert!(
+        listed.as_array().unwrap().iter().any(|p| p["name"] == "billing"),
+        "{listed}"
+    );
+    // Another pepper from a file is refused, as it would be directly.
+    std::fs::write(&pepper_file, "another-pepper-another-pepper-0123\n").unwrap();
+    let out = run(from_files().args(["principal", "list"]));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pepper"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(from_files()
+        .env("ROSTER_SECRET_PEPPER_FILE", dir.path().join("missing"))
+        .arg("migrate"));
+    assert_clean_failure(&out, "ROSTER_SECRET_PEPPER_FILE: cannot read");
+}

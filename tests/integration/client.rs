@@ -33,14 +33,14 @@ const ADMIN_PASSWORD: &str = "client-test-admin-pw";
 
 /// A `roster serve` child on a fixed port, so that it can be restarted at
 /// the same issuer on the same database.
-struct Roster {
+pub(crate) struct Roster {
     child: Option<Child>,
     db: Arc<TestDb>,
     port: u16,
     args: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -59,7 +59,7 @@ fn roster_cmd(db: &TestDb) -> Command {
 }
 
 impl Roster {
-    async fn start(backend: Backend, args: &[&str]) -> Self {
+    pub(crate) async fn start(backend: Backend, args: &[&str]) -> Self {
         let mut r = Self {
             child: None,
             db: Arc::new(TestDb::new(backend)),
@@ -70,7 +70,7 @@ impl Roster {
         r
     }
 
-    fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -113,7 +113,7 @@ impl Roster {
     }
 
     /// An access token from the token endpoint for `form`, with Basic credentials if given.
-    async fn token_for(&self, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> String {
+    pub(crate) async fn token_for(&self, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> String {
         let mut req = reqwest::Client::new().post(format!("{}/oauth/token", self.issuer()));
         if let Some((name, secret)) = basic {
             req = req.basic_auth(name, Some(secret));
@@ -126,7 +126,7 @@ impl Roster {
             .to_string()
     }
 
-    async fn admin_token(&self) -> String {
+    pub(crate) async fn admin_token(&self) -> String {
         self.token_for(
             None,
             &[
@@ -139,7 +139,7 @@ impl Roster {
     }
 
     /// A service with scopes, through the admin API: (id, secret).
-    async fn service(&self, name: &str, scopes: &[&str]) -> (String, String) {
+    pub(crate) async fn service(&self, name: &str, scopes: &[&str]) -> (String, String) {
         let admin = self.admin_token().await;
         let r = reqwest::Client::new()
             .post(format!("{}/api/v1/principals", self.issuer()))

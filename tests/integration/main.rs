@@ -17,6 +17,7 @@ mod hardening;
 mod health;
 mod instances;
 mod keys;
+mod metrics;
 mod migrations;
 mod oauth;
 mod openapi;

@@ -588,9 +588,11 @@ fn run_server(
                 m.stop(true).await;
             }
         });
-        // One round of upkeep before announcing: keys, registry and metrics
-        // are current from the first request the announcement invites.
-        if let Err(e) = first.tick().await {
+        // With metrics, one round of upkeep before announcing, so that the
+        // gauges exist from the first scrape the announcement invites.
+        if crate::telemetry::enabled()
+            && let Err(e) = first.tick().await
+        {
             tracing::warn!(error = %e, "the first background tick failed");
         }
         eprintln!(

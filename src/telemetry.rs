@@ -32,6 +32,11 @@ pub fn install() -> Result<&'static PrometheusHandle, String> {
     Ok(HANDLE.get_or_init(|| handle))
 }
 
+/// Is a recorder installed? Gauges that cost a query are read only then.
+pub fn enabled() -> bool {
+    HANDLE.get().is_some()
+}
+
 /// The Prometheus text format, or `None` without a recorder.
 pub fn render() -> Option<String> {
     HANDLE.get().map(PrometheusHandle::render)
@@ -113,11 +118,19 @@ fn describe() {
     describe_gauge!(ARGON_WAITING, "Password checks waiting for an argon2 thread now.");
 }
 
+/// A method as a label: the standard ones, else `other`, so that a client
+/// inventing methods cannot grow the label set.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
 /// One HTTP answer.
 pub fn http_request(route: &str, method: &str, status: u16, seconds: f64) {
-    let (route, method) = (route.to_string(), method.to_string());
-    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
-        .increment(1);
+    let (route, method) = (route.to_string(), method_label(method));
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string()).increment(1);
     histogram!(HTTP_SECONDS, "route" => route, "method" => method).record(seconds);
 }
 
@@ -173,4 +186,17 @@ pub fn pools(db_in_use: usize, db_waiting: usize, argon_waiting: usize) {
     gauge!(DB_IN_USE).set(db_in_use as f64);
     gauge!(DB_WAITING).set(db_waiting as f64);
     gauge!(ARGON_WAITING).set(argon_waiting as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("PATCH"), "PATCH");
+        assert_eq!(method_label("BREW"), "other");
+        assert_eq!(method_label("get"), "other");
+    }
 }

@@ -221,10 +221,16 @@ impl Upkeep {
             .run(move |c| {
                 keys.refresh(c, now)?;
                 revoked_token::delete_expired(c, now)?;
-                crate::auth::keys::list(c)
+                if crate::telemetry::enabled() {
+                    crate::auth::keys::list(c).map(Some)
+                } else {
+                    Ok(None)
+                }
             })
             .await?;
-        self.key_gauges(&listed, now);
+        if let Some(listed) = listed {
+            self.key_gauges(&listed, now);
+        }
         match self.last_key_refresh.lock() {
             Ok(mut g) => *g = Some(now),
             Err(poisoned) => *poisoned.into_inner() = Some(now),

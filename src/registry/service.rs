@@ -567,11 +567,13 @@ pub fn record_manifest(
                 }
                 Err(e) => {
                     update::manifest_error(conn, id, &format!("{BAD_MANIFEST}: invalid manifest: {e}"), now)?;
+                    crate::telemetry::manifest_error(BAD_MANIFEST);
                     Ok(None)
                 }
             },
             Err(e) => {
                 update::manifest_error(conn, id, e, now)?;
+                crate::telemetry::manifest_error(&public_error(e));
                 Ok(None)
             }
         }
@@ -613,7 +615,8 @@ pub(super) fn settle(
     let instances = instance::of_service(conn, &p.id)?;
     let from = before.unwrap_or("unknown");
     if instances.is_empty() {
-        if registration::delete(conn, &p.id)? || before.is_some() {
+        registration::delete(conn, &p.id)?;
+        if before.is_some() {
             transition::record(conn, &p.id, None, from, "unknown", "no instance is left", now)?;
         }
         return Ok(before.is_some());

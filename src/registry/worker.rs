@@ -82,7 +82,12 @@ pub async fn follow(reg: &RegistryContext) -> Result<()> {
         .run(move |c| {
             let index = registration::current_index(c)?;
             let stamps = registration::views_changed_since(c, since)?;
-            Ok::<_, Error>((index, stamps, rows::count_by_state(c)?))
+            let states = if crate::telemetry::enabled() {
+                rows::count_by_state(c)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, Error>((index, stamps, states))
         })
         .await?;
     let read = stamps.iter().map(|(_, i)| *i).max().unwrap_or(0).max(index);
@@ -150,13 +155,6 @@ async fn pull(reg: &RegistryContext, p: Pull, clock: &crate::clock::Clock) -> Re
         Ok(fetch::Manifest::Body { bytes, etag }) => Ok(Some((bytes, etag))),
         Err(e) => Err(e.recorded()),
     };
-    match &result {
-        Err(e) => crate::telemetry::manifest_error(&service::public_error(e)),
-        Ok(Some((bytes, _))) if super::manifest::parse(bytes).is_err() => {
-            crate::telemetry::manifest_error("bad_manifest")
-        }
-        Ok(_) => {}
-    }
     let at = clock.now();
     let change = reg
         .db

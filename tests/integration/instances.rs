@@ -17,6 +17,7 @@ on_both_backends!(
     replicas_keep_a_service_up_until_the_last_goes,
     flapping_within_the_thresholds_changes_nothing_a_frontend_sees,
     a_draining_instance_is_left_out_of_the_category_answer,
+    the_manifest_is_pulled_from_an_instance_that_is_up,
     a_watcher_wakes_only_for_what_it_shows,
     a_watcher_on_another_instance_wakes_only_for_its_view,
     the_single_instance_routes_are_the_instance_default,
@@ -395,6 +396,47 @@ async fn a_draining_instance_is_left_out_of_the_category_answer(backend: Backend
     put(&app, &token, "api", "a1", body("10.0.1.1", false)).await;
     let c = get(&app, &token, "/api/v1/categories/backend").await;
     assert_eq!(live(&c), json!([{"id": "a1", "base_url": "http://10.0.1.1/"}]));
+}
+
+/// The manifest belongs to the service and is pulled from an instance that
+/// is up: a dead replica first by id does not keep the menu empty.
+async fn the_manifest_is_pulled_from_an_instance_that_is_up(backend: Backend) {
+    let app = app(backend).await;
+    let fake = FakeService::start(manifest_json("shop", &[("cart", 1, None)]));
+    let (_, token) = app.service_with_token("shop", &[]).await;
+    let dead = json!({"base_url": "http://127.0.0.1:1/", "health_url": "/health", "modules_url": "/getModules.json",
+                      "ttl_seconds": 3600, "failures_before_down": 1});
+    put(&app, &token, "shop", "a-dead", dead).await;
+    put(
+        &app,
+        &token,
+        "shop",
+        "b-live",
+        json!({"base_url": fake.base_url(), "health_url": "/health", "modules_url": "/getModules.json", "ttl_seconds": 3600}),
+    )
+    .await;
+    // The first tick checks both and pulls from a-dead, still up then: it fails.
+    app.tick().await;
+    let view = get(&app, &token, "/api/v1/services/shop").await;
+    assert_eq!(
+        instances(&view),
+        [
+            ("a-dead".into(), "down".into(), false),
+            ("b-live".into(), "up".into(), false)
+        ]
+    );
+    assert_eq!(
+        view["manifest_error"],
+        "unreachable: request failed: error sending request for url (http://127.0.0.1:1/getModules.json)",
+        "pulled from a-dead, up when the pull was claimed"
+    );
+    // The next pull skips the instance that is down.
+    app.clock.advance(Duration::seconds(60));
+    app.tick().await;
+    let view = get(&app, &token, "/api/v1/services/shop").await;
+    assert_eq!(view["manifest"]["code"], "shop", "{view}");
+    assert_eq!(view["manifest_error"], Value::Null);
+    assert_eq!(menu_codes(&app).await, ["cart"]);
 }
 
 /// A long-poll loop on `path` of `app`: it re-polls with each answer's

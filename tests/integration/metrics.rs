@@ -117,6 +117,14 @@ async fn metrics_count_tokens_failed_logins_and_requests(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(service.status(), 200);
+    // A method a client invents is `other`, so it cannot grow the label set.
+    let brew = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let r = http
+        .request(brew, format!("{}/api/v1/services", roster.issuer()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
     let later = scrape(&url).await;
     // (This parser stops a label value at a `}`, which the format allows
     // inside quotes: the line is checked as text.)
@@ -126,6 +134,7 @@ async fn metrics_count_tokens_failed_logins_and_requests(backend: Backend) {
             .any(|l| l == r#"roster_http_requests_total{route="/api/v1/services/{name}",method="GET",status="200"} 1"#),
         "{raw}"
     );
+    assert!(raw.contains(r#"method="other""#) && !raw.contains("BREW"), "{raw}");
     assert!(
         !later
             .samples

@@ -166,7 +166,7 @@ struct ServeArgs {
     access_token_ttl: chrono::Duration,
     /// Offer the password grant (scripts, the CLI): on or off. Browser apps log in
     /// through /oauth/authorize; the audit log shows which clients still use it.
-    #[arg(long, env = "ROSTER_PASSWORD_GRANT", default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, env = "ROSTER_PASSWORD_GRANT", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     password_grant: bool,
     /// A browser login session unused this long ends (e.g. 30m, 1h).
     #[arg(long, env = "ROSTER_SESSION_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_some_duration)]
@@ -213,6 +213,9 @@ struct ServeArgs {
     /// keep it off the public network).
     #[arg(long, env = "ROSTER_METRICS_LISTEN", value_parser = parse_listen)]
     metrics_listen: Option<String>,
+    /// Offer the admin console at /console/ (and register its login client): on or off.
+    #[arg(long, env = "ROSTER_CONSOLE", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    console: bool,
     /// Discover service instances from container labels (off by default).
     #[arg(long, env = "ROSTER_DISCOVER", value_enum)]
     discover: Option<Discover>,
@@ -506,6 +509,8 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.keys.rotation_interval = args.key_rotation_interval.0;
     settings.keys.publish_delay = args.key_publish_delay;
 
+    settings.console = args.console && console_client(&mut session, settings.issuer())?;
+
     settings.registry.health_interval = args.health_interval;
     settings.registry.fetch_timeout = args.fetch_timeout;
     settings.registry.manifest_interval = args.manifest_interval;
@@ -533,6 +538,41 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     served?;
     eprintln!("roster stopped");
     Ok(())
+}
+
+/// Register or update the console's login client; whether the console can be offered.
+fn console_client(session: &mut Session, issuer: &str) -> Result<bool, String> {
+    use crate::principals::console::{self, ConsoleClient};
+    let outcome = console::ensure(&mut session.conn, &session.pepper, issuer, Utc::now()).map_err(|e| e.to_string())?;
+    Ok(match outcome {
+        ConsoleClient::Registered => {
+            eprintln!(
+                "Registered the admin console's login client '{}' for {}",
+                console::CONSOLE_CLIENT,
+                console::redirect_uri(issuer)
+            );
+            true
+        }
+        ConsoleClient::Updated => {
+            eprintln!(
+                "The admin console's login client now returns to {}",
+                console::redirect_uri(issuer)
+            );
+            true
+        }
+        ConsoleClient::Unchanged => true,
+        ConsoleClient::Disabled => {
+            eprintln!(
+                "The admin console is off: its client '{}' is disabled",
+                console::CONSOLE_CLIENT
+            );
+            false
+        }
+        ConsoleClient::Unavailable(why) => {
+            eprintln!("The admin console is off: {why}");
+            false
+        }
+    })
 }
 
 /// How long shutdown waits for in-flight database work.
@@ -799,6 +839,14 @@ mod tests {
         };
         assert_eq!(args.access_token_ttl, chrono::Duration::minutes(5));
         assert_eq!(args.key_rotation_interval.0, Some(chrono::Duration::days(90)));
+        assert!(args.password_grant && args.console);
+        // The on/off switches take their value (not bare flags that would swallow it).
+        let cli = Cli::try_parse_from(["roster", "serve", "--password-grant", "off", "--console", "off"]).unwrap();
+        let Command::Serve(args) = &cli.command else {
+            panic!("serve")
+        };
+        assert!(!args.password_grant && !args.console);
+        assert!(Cli::try_parse_from(["roster", "serve", "--console", "maybe"]).is_err());
         let cli = Cli::try_parse_from([
             "roster",
             "serve",

@@ -102,6 +102,8 @@ pub struct Settings {
     pub registry: RegistryConfig,
     /// Browser login sessions' idle timeout and absolute lifetime.
     pub sessions: crate::oauth::session::SessionPolicy,
+    /// Serve the admin console at `/console/`.
+    pub console: bool,
 }
 
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: i64 = 5 * 60;
@@ -138,6 +140,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             registry: RegistryConfig::default(),
             sessions: crate::oauth::session::SessionPolicy::default(),
+            console: true,
         }
     }
 

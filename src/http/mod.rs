@@ -2,6 +2,7 @@
 //! function and map the result to a view.
 
 pub mod admin;
+pub mod console;
 pub mod cors;
 pub mod extract;
 pub mod health;
@@ -131,6 +132,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(path_config())
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES));
     register(cfg);
+    console::routes(cfg);
 }
 
 fn json_config() -> web::JsonConfig {

@@ -9,7 +9,7 @@ use super::json;
 use crate::error::{Error, Result};
 use crate::page::Page;
 use crate::registry::instance;
-use crate::registry::listing::{self, ServicesQuery, WatchQuery};
+use crate::registry::listing::{self, ModulesQuery, ServicesQuery, WatchQuery};
 use crate::registry::manifest::MAX_MANIFEST_BYTES;
 use crate::registry::{menu, service};
 use crate::state::AppState;
@@ -185,15 +185,17 @@ pub async fn get_category(
 
 /// `GET /api/v1/modules`: the menu of the services that are up, filtered by
 /// the caller's scopes (anonymous callers see pages without `required_scope`).
-/// With `index` and `wait`, it answers once this caller's menu changed.
+/// With `index` and `wait`, it answers once this caller's menu changed;
+/// with `as`, an admin sees the menu of that principal.
 pub async fn modules(
     state: web::Data<AppState>,
     caller: MaybeBearer,
     req: HttpRequest,
-    query: super::query::Query<WatchQuery>,
+    query: super::query::Query<ModulesQuery>,
 ) -> Result<HttpResponse> {
-    let block = query.into_inner().block()?;
-    let scopes = caller.0.map(|c| c.scopes());
+    let query = query.into_inner();
+    let block = query.block()?;
+    let scopes = menu::viewer_scopes(state.registry(), caller.0.as_ref(), query.as_principal).await?;
     let if_none_match = req
         .headers()
         .get(IF_NONE_MATCH)

@@ -6,6 +6,7 @@
 //! them on the pools.
 
 pub mod audit;
+pub mod console;
 pub mod input;
 pub mod manage;
 pub mod password;

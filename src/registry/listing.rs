@@ -35,6 +35,23 @@ pub struct WatchQuery {
     pub wait: Option<String>,
 }
 
+/// The query of the menu: `index` and `wait`, and `as` for admins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModulesQuery {
+    pub index: Option<i64>,
+    pub wait: Option<String>,
+    /// Admins only: the menu as the principal of this name would see it.
+    #[serde(rename = "as")]
+    pub as_principal: Option<String>,
+}
+
+impl ModulesQuery {
+    pub fn block(&self) -> Result<Option<Block>> {
+        Block::from_query(self.index, self.wait.as_deref())
+    }
+}
+
 impl WatchQuery {
     pub fn block(&self) -> Result<Option<Block>> {
         Block::from_query(self.index, self.wait.as_deref())

@@ -12,7 +12,9 @@ use super::RegistryContext;
 use super::manifest::{Manifest, Page};
 use super::service;
 use super::watch::{Block, read_view};
+use crate::auth::access::Caller;
 use crate::error::{Error, Result};
+use crate::models::principal;
 use crate::models::registration::MODULES_KEY;
 use crate::page::Page as ListPage;
 
@@ -188,6 +190,40 @@ pub async fn modules(
     };
     let ((etag, body), index) = read_view(ctx, vec![MODULES_KEY.to_string()], block, read).await?;
     Ok((answer(etag, body, if_none_match.as_deref()), index))
+}
+
+/// The scopes a menu is built for: the caller's token's (none for an
+/// anonymous caller), or, when an admin asks `as` a principal, every scope
+/// that principal holds, as its own token could carry them.
+pub async fn viewer_scopes(
+    ctx: &RegistryContext,
+    caller: Option<&Caller>,
+    as_principal: Option<String>,
+) -> Result<Option<Vec<String>>> {
+    let Some(name) = as_principal else {
+        return Ok(caller.map(Caller::scopes));
+    };
+    match caller {
+        Some(c) if c.is_admin() => {}
+        Some(_) => {
+            return Err(Error::Forbidden(
+                "only an admin may see the menu as another principal".into(),
+            ));
+        }
+        None => {
+            return Err(Error::Unauthorized(
+                "the menu as another principal is for admins".into(),
+            ));
+        }
+    }
+    let scopes = ctx
+        .db
+        .run(move |c| match principal::find_by_name(c, &name)? {
+            Some(p) => principal::scopes_of(c, &p.id),
+            None => Err(Error::NotFound(format!("principal {name}"))),
+        })
+        .await?;
+    Ok(Some(scopes))
 }
 
 /// The menu for one scope set as (ETag, body), from the cache when it holds it.

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The browser login in a real browser: headless Chromium through chromedriver
-# (Selenium, in a virtual environment of its own), against a running Roster
-# and the example frontend (examples/frontend) served on another origin.
+# The browser login and the admin console in a real browser: headless Chromium
+# through chromedriver (Selenium, in a virtual environment of its own), against
+# a running Roster and the example frontend (examples/frontend) served on
+# another origin.
 # Usage: tests/browser/run.sh [path/to/roster] [screenshot.png]
+# CONSOLE_SHOTS=DIR keeps the console's screenshots there (the README's come
+# from CONSOLE_SHOTS=tests/browser/screenshots).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -30,7 +33,8 @@ for c in spa-one spa-two; do
   "$BIN" principal create-service "$c" --public --redirect-uri "$FRONTEND/" \
     --post-logout-redirect-uri "$FRONTEND/bye.html" >/dev/null
 done
-printf '%s' "grace-password-123" | "$BIN" principal create-human grace --scope registry:read --password-stdin >/dev/null
+printf '%s' "grace-password-123" | "$BIN" principal create-human grace --scope registry:read --scope billing:admin \
+  --password-stdin >/dev/null
 "$BIN" serve --listen "127.0.0.1:$RPORT" 2>"$WORK/serve.log" &
 PIDS+=($!)
 python3 -m http.server "$FPORT" --bind 127.0.0.1 --directory "$ROOT/examples/frontend" >/dev/null 2>&1 &
@@ -39,5 +43,8 @@ curl -sf --retry 50 --retry-connrefused --retry-delay 0 "$ROSTER/readyz" >/dev/n
 curl -sf --retry 50 --retry-connrefused --retry-delay 0 "http://127.0.0.1:$FPORT/" >/dev/null
 "$VENV/bin/python" "$HERE/login_test.py" "$ROSTER" "$FRONTEND" grace grace-password-123 "$SHOT" \
   || { echo "--- roster log"; cat "$WORK/serve.log"; exit 1; }
+SHOTS="${CONSOLE_SHOTS:-$WORK/shots}"
+"$VENV/bin/python" "$HERE/console_test.py" "$ROSTER" "$ROSTER_ADMIN_PASSWORD" "$SHOTS" \
+  || { echo "--- roster log"; cat "$WORK/serve.log"; exit 1; }
 if grep -q panicked "$WORK/serve.log"; then cat "$WORK/serve.log"; exit 1; fi
-echo "browser: ok (screenshot $SHOT)"
+echo "browser: ok (screenshots $SHOT, $SHOTS)"

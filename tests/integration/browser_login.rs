@@ -37,22 +37,22 @@ on_both_backends!(
 );
 
 /// A browser without JavaScript: no automatic redirects, cookies kept by hand.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     cookies: std::collections::BTreeMap<String, String>,
 }
 
 /// What a browser got back.
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    html: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) html: String,
 }
 
 impl Page {
     /// The value of the hidden or text input `name` on the page.
-    fn input(&self, name: &str) -> Option<String> {
+    pub(crate) fn input(&self, name: &str) -> Option<String> {
         let marker = format!("name=\"{name}\" value=\"");
         let start = self.html.find(&marker)? + marker.len();
         let end = self.html[start..].find('"')? + start;
@@ -67,7 +67,7 @@ impl Page {
     }
 
     /// Every hidden field of the login form.
-    fn hidden(&self) -> Vec<(String, String)> {
+    pub(crate) fn hidden(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for chunk in self.html.split("<input type=\"hidden\" name=\"").skip(1) {
             let name = chunk.split('"').next().unwrap().to_string();
@@ -78,14 +78,14 @@ impl Page {
     }
 
     /// A query parameter of the redirect.
-    fn redirect_param(&self, name: &str) -> Option<String> {
+    pub(crate) fn redirect_param(&self, name: &str) -> Option<String> {
         let url = url::Url::parse(self.location.as_deref()?).ok()?;
         url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 }
 
 impl Browser {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -126,7 +126,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, url: &str) -> Page {
+    pub(crate) async fn get(&mut self, url: &str) -> Page {
         let resp = self
             .http
             .get(url)
@@ -137,7 +137,7 @@ impl Browser {
         self.keep(resp).await
     }
 
-    async fn post(&mut self, url: &str, form: &[(String, String)]) -> Page {
+    pub(crate) async fn post(&mut self, url: &str, form: &[(String, String)]) -> Page {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -154,7 +154,7 @@ impl Browser {
     }
 
     /// Fill in and send the login form of `page`.
-    async fn log_in(&mut self, app: &TestApp, page: &Page, user: &str, password: &str) -> Page {
+    pub(crate) async fn log_in(&mut self, app: &TestApp, page: &Page, user: &str, password: &str) -> Page {
         let mut form = page.hidden();
         form.push(("username".into(), user.into()));
         form.push(("password".into(), password.into()));

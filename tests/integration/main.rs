@@ -9,6 +9,7 @@ mod architecture;
 mod browser_login;
 mod cli;
 mod client;
+mod console;
 mod credentials;
 mod discovery;
 mod examples;

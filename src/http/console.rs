@@ -1,0 +1,148 @@
+//! The admin console at `/console/`: one HTML shell, its script and its
+//! stylesheet, embedded in the binary. The script logs in through the
+//! authorization-code flow as the public client `roster-console` and calls
+//! only the public API with the admin's own token: the console holds no
+//! privilege, and the server renders no admin data into it.
+
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use actix_web::{HttpResponse, HttpResponseBuilder, web};
+
+use super::pages::escape;
+use crate::error::{Error, Result};
+use crate::principals::console::CONSOLE_CLIENT;
+use crate::state::AppState;
+
+/// The console's script: vanilla JavaScript, no build step.
+pub const SCRIPT: &str = include_str!("console/app.js");
+/// The console's stylesheet.
+pub const STYLE: &str = include_str!("console/app.css");
+
+/// Scripts and styles from Roster only (no inline script, no inline style,
+/// no `eval`), API calls to Roster only, never framed.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The console's routes. They are pages, not API: they are not in `ROUTES`
+/// nor in the OpenAPI document.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/console", web::get().to(to_shell))
+        .route("/console/", web::get().to(shell))
+        .route("/console/app.js", web::get().to(script))
+        .route("/console/app.css", web::get().to(style));
+}
+
+fn headers(resp: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
+    resp.insert_header((CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((X_FRAME_OPTIONS, "DENY"))
+        .insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((REFERRER_POLICY, "no-referrer"))
+}
+
+fn enabled(state: &AppState) -> Result<()> {
+    if state.settings().console {
+        Ok(())
+    } else {
+        Err(Error::NotFound("/console/ (the admin console is off)".into()))
+    }
+}
+
+/// `GET /console`: to `/console/`, the address the script and the login
+/// return are relative to.
+async fn to_shell(state: web::Data<AppState>) -> Result<HttpResponse> {
+    enabled(&state)?;
+    Ok(headers(&mut HttpResponse::Found())
+        .insert_header((LOCATION, "console/"))
+        .finish())
+}
+
+/// The page every console view starts from; the script fills `<main>`.
+pub fn shell_html(issuer: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"referrer\" content=\"no-referrer\">\n\
+         <meta name=\"roster-issuer\" content=\"{issuer}\">\n\
+         <meta name=\"roster-client\" content=\"{CONSOLE_CLIENT}\">\n\
+         <title>Roster console</title>\n\
+         <link rel=\"stylesheet\" href=\"app.css\">\n\
+         <script src=\"app.js\" defer></script>\n\
+         </head>\n<body>\n\
+         <a class=\"skip\" href=\"#main\">Skip to content</a>\n\
+         <header class=\"top\">\n<a class=\"brand\" href=\"#/principals\">Roster console</a>\n\
+         <nav aria-label=\"Console\">\n<ul>\n\
+         <li><a href=\"#/principals\">Principals</a></li>\n\
+         <li><a href=\"#/registry\">Registry</a></li>\n\
+         <li><a href=\"#/modules\">Modules</a></li>\n\
+         <li><a href=\"#/audit\">Audit</a></li>\n\
+         </ul>\n</nav>\n<div id=\"who\" class=\"who\"></div>\n</header>\n\
+         <main id=\"main\" tabindex=\"-1\">\n\
+         <noscript><p class=\"error\">The console is a script that calls Roster's API: it needs JavaScript. \
+         The same actions are in the API and the roster CLI.</p></noscript>\n\
+         <p id=\"boot\">Loading…</p>\n</main>\n</body>\n</html>\n",
+        issuer = escape(issuer)
+    )
+}
+
+/// `GET /console/`: the shell, never cached (it names the issuer).
+async fn shell(state: web::Data<AppState>) -> Result<HttpResponse> {
+    enabled(&state)?;
+    Ok(headers(&mut HttpResponse::Ok())
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(shell_html(state.issuer())))
+}
+
+/// Assets are revalidated on every load, so a new binary's script is used at once.
+fn asset(state: &AppState, content_type: &str, body: &'static str) -> Result<HttpResponse> {
+    enabled(state)?;
+    Ok(headers(&mut HttpResponse::Ok())
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .content_type(content_type)
+        .body(body))
+}
+
+/// `GET /console/app.js`
+async fn script(state: web::Data<AppState>) -> Result<HttpResponse> {
+    asset(&state, "text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// `GET /console/app.css`
+async fn style(state: web::Data<AppState>) -> Result<HttpResponse> {
+    asset(&state, "text/css; charset=utf-8", STYLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The script builds every element with `createElement` and sets every
+    /// value as text: none of the ways to turn a string into markup or code
+    /// appears in it, and it sets no inline style the policy would refuse.
+    #[test]
+    fn the_script_never_turns_data_into_markup_or_code() {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            "setTimeout('",
+            ".style.",
+            "javascript:",
+        ] {
+            assert!(!SCRIPT.contains(sink), "app.js uses {sink}");
+        }
+        // Attributes named on… are listeners, never strings.
+        assert!(SCRIPT.contains("if (k.startsWith('on')) el.addEventListener(k.slice(2), v);"));
+    }
+
+    #[test]
+    fn the_shell_escapes_the_issuer() {
+        let html = shell_html("https://x.example/\"><script>alert(1)</script>");
+        assert!(html.contains("content=\"https://x.example/&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;\""));
+        assert_eq!(html.matches("<script").count(), 1);
+    }
+}

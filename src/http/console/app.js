@@ -1,0 +1,661 @@
+// The Roster admin console: logs in with authorization code + PKCE as the
+// public client named in the page, then calls only Roster's public API with
+// the admin's token. Every value from the API is set as text (never as
+// HTML), so nothing a principal or a manifest says can become markup.
+'use strict';
+
+(() => {
+  const meta = (name) => document.querySelector(`meta[name="${name}"]`).getAttribute('content');
+  const ISSUER = meta('roster-issuer');
+  const CLIENT = meta('roster-client');
+  const REDIRECT = `${ISSUER}/console/`;
+  const main = document.getElementById('main');
+  const store = window.sessionStorage;
+  const TOKEN_KEY = 'roster.console.token';
+  const LOGIN_KEY = 'roster.console.login';
+
+  // ---- DOM ---------------------------------------------------------------
+
+  /** An element: attributes (`on…` are listeners) and children as text or nodes. */
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'class') el.className = v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const kid of kids.flat(Infinity)) {
+      if (kid === null || kid === undefined || kid === false) continue;
+      el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+    }
+    return el;
+  }
+
+  const when = (s) => (s ? `${s.replace('T', ' ').slice(0, 19)} UTC` : '—');
+  const list = (xs) => (xs && xs.length ? xs.join(' ') : '—');
+  const badge = (status) => h('span', { class: `badge badge-${status}` }, status);
+  const link = (hash, text) => h('a', { href: hash }, text);
+  const words = (s) => s.split(/[\s,]+/).filter(Boolean);
+
+  /** A table that becomes labelled cards on a narrow screen. */
+  function table(caption, headings, rows, empty) {
+    if (!rows.length) return h('p', { class: 'empty' }, empty);
+    return h('div', { class: 'table-wrap' },
+      h('table', {},
+        h('caption', { class: 'sr-only' }, caption),
+        h('thead', {}, h('tr', {}, headings.map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, rows.map((cells) => h('tr', {},
+          cells.map((c, i) => h('td', { 'data-label': headings[i] }, c)))))));
+  }
+
+  function field(label, input, hint) {
+    const id = input.id;
+    return h('div', { class: 'field' },
+      h('label', { for: id }, label), input, hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null);
+  }
+
+  function note(kind, text) {
+    return h('p', { class: kind, role: kind === 'error' ? 'alert' : 'status' }, text);
+  }
+
+  /** Show a page: a title that takes the focus when the page is new. */
+  let focusTitle = true;
+  function show(title, nodes, { focus = focusTitle } = {}) {
+    document.title = `${title} · Roster console`;
+    const h1 = h('h1', { tabindex: '-1', id: 'page-title' }, title);
+    main.replaceChildren(h1, ...nodes.filter(Boolean));
+    if (focus) h1.focus();
+    for (const a of document.querySelectorAll('header nav a')) {
+      const here = location.hash.startsWith(a.getAttribute('href'));
+      if (here) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    }
+  }
+
+  // ---- login (RFC 6749 §4.1, RFC 7636, OpenID Connect Core §3.1) ----------
+
+  const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const random = (n) => b64url(crypto.getRandomValues(new Uint8Array(n)));
+
+  async function login() {
+    const verifier = random(32);
+    const state = random(16);
+    const nonce = random(16);
+    const back = location.hash && location.hash !== '#main' ? location.hash : '#/principals';
+    store.setItem(LOGIN_KEY, JSON.stringify({ verifier, state, nonce, back }));
+    const challenge = b64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+    const q = new URLSearchParams({
+      response_type: 'code', client_id: CLIENT, redirect_uri: REDIRECT, scope: 'openid admin',
+      state, nonce, code_challenge: challenge, code_challenge_method: 'S256',
+    });
+    location.assign(`${ISSUER}/oauth/authorize?${q}`);
+    return new Promise(() => {});
+  }
+
+  function claims(jwt) {
+    const part = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0))));
+  }
+
+  /** Back from the login page with a code: exchange it (§4.1.3). */
+  async function finishLogin(params) {
+    const saved = JSON.parse(store.getItem(LOGIN_KEY) || 'null');
+    store.removeItem(LOGIN_KEY);
+    history.replaceState(null, '', REDIRECT + (saved ? saved.back : '#/principals'));
+    if (params.get('error')) {
+      throw new Error(`The login was refused: ${params.get('error')} ${params.get('error_description') || ''}`);
+    }
+    if (!saved || params.get('state') !== saved.state) {
+      throw new Error('This login answer was not asked for by this tab. Reload to log in again.');
+    }
+    if (params.get('iss') !== ISSUER) throw new Error('The login answer names another issuer.');
+    const body = new URLSearchParams({
+      grant_type: 'authorization_code', code: params.get('code'), redirect_uri: REDIRECT,
+      client_id: CLIENT, code_verifier: saved.verifier,
+    });
+    const r = await fetch(`${ISSUER}/oauth/token`, { method: 'POST', body });
+    const t = await r.json();
+    if (!r.ok) throw new Error(`The token request failed: ${t.error} ${t.error_description || ''}`);
+    // The ID token came straight from the token endpoint (§3.1.3.7); its nonce ties it to this login.
+    if (claims(t.id_token).nonce !== saved.nonce) throw new Error('The ID token is not for this login.');
+    store.setItem(TOKEN_KEY, JSON.stringify({
+      access: t.access_token, id: t.id_token, scope: t.scope || '', expires: Date.now() + t.expires_in * 1000,
+    }));
+  }
+
+  function token() {
+    const t = JSON.parse(store.getItem(TOKEN_KEY) || 'null');
+    return t && t.expires > Date.now() + 5000 ? t : null;
+  }
+
+  function logout() {
+    const t = JSON.parse(store.getItem(TOKEN_KEY) || 'null');
+    store.removeItem(TOKEN_KEY);
+    const q = new URLSearchParams({ client_id: CLIENT, post_logout_redirect_uri: REDIRECT });
+    if (t && t.id) q.set('id_token_hint', t.id);
+    location.assign(`${ISSUER}/oauth/logout?${q}`);
+  }
+
+  // ---- the API ---------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const text = body && typeof body === 'object'
+        ? `${body.error_description || body.error}${body.field ? ` (${body.field})` : ''}`
+        : `HTTP ${status}`;
+      super(text);
+      this.status = status;
+    }
+  }
+
+  /** Call Roster's API as the admin. An expired or refused token logs in again. */
+  async function api(method, path, body, { signal, anonymous = false } = {}) {
+    const headers = {};
+    if (!anonymous) {
+      const t = token();
+      if (!t) return login();
+      headers.Authorization = `Bearer ${t.access}`;
+    }
+    const init = { method, headers, signal };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const r = await fetch(ISSUER + path, init);
+    if (r.status === 401 && !anonymous) {
+      store.removeItem(TOKEN_KEY);
+      return login();
+    }
+    const text = await r.text();
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch (e) { data = text; }
+    }
+    if (!r.ok) throw new ApiError(r.status, data);
+    return { data, headers: r.headers };
+  }
+
+  /** A form whose submit runs `action`, and shows its error in place. */
+  function form(attrs, children, action) {
+    const out = h('div', { class: 'form-result', 'aria-live': 'polite' });
+    const f = h('form', { ...attrs, novalidate: true }, children, out);
+    f.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const button = f.querySelector('button[type=submit]');
+      if (button) button.disabled = true;
+      out.replaceChildren();
+      try {
+        const shown = await action(new FormData(f), out);
+        if (shown) out.replaceChildren(shown);
+      } catch (e) {
+        out.replaceChildren(note('error', e.message));
+      } finally {
+        if (button) button.disabled = false;
+      }
+    });
+    return f;
+  }
+
+  /** A secret shown this once: it lives only in this page. */
+  function secretBox(id, clientId, secret, text) {
+    const value = h('code', { id, class: 'secret' }, secret);
+    const copy = h('button', {
+      type: 'button',
+      onclick: async () => {
+        await navigator.clipboard.writeText(secret);
+        copy.textContent = 'Copied';
+      },
+    }, 'Copy');
+    return h('section', { class: 'once', 'aria-labelledby': `${id}-title` },
+      h('h2', { id: `${id}-title` }, 'Client secret: shown only this once'),
+      h('p', {}, text),
+      h('dl', {}, h('dt', {}, 'client_id'), h('dd', {}, h('code', {}, clientId)),
+        h('dt', {}, 'client_secret'), h('dd', {}, value, ' ', copy)));
+  }
+
+  // ---- pages -------------------------------------------------------------------
+
+  const names = new Map();
+  /** The name of a principal id, for the audit timeline. */
+  async function nameOf(id) {
+    if (!id) return '—';
+    if (!names.has(id)) {
+      names.set(id, api('GET', `/api/v1/principals/${encodeURIComponent(id)}`)
+        .then((r) => r.data.name, () => id));
+    }
+    return names.get(id);
+  }
+
+  async function principals({ params }) {
+    const q = new URLSearchParams();
+    for (const k of ['kind', 'status', 'q', 'cursor']) if (params.get(k)) q.set(k, params.get(k));
+    const { data } = await api('GET', `/api/v1/principals?${q}`);
+    const select = (id, label, options) => field(label, h('select', { id, name: id },
+      options.map(([v, t]) => h('option', { value: v, selected: params.get(id) === v }, t))));
+    const filters = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter principals' },
+      select('kind', 'Kind', [['', 'All'], ['human', 'People'], ['service', 'Services']]),
+      select('status', 'Status', [['', 'All'], ['active', 'Active'], ['disabled', 'Disabled']]),
+      field('Name starts with', h('input', { id: 'q', name: 'q', type: 'search', value: params.get('q') || '' })),
+      h('button', { type: 'submit' }, 'Filter'));
+    filters.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const next = new URLSearchParams();
+      for (const [k, v] of new FormData(filters)) if (v) next.set(k, v);
+      location.hash = `#/principals?${next}`;
+    });
+    const rows = data.items.map((p) => [
+      link(`#/principals/${encodeURIComponent(p.id)}`, p.name),
+      p.kind === 'human' ? 'person' : 'service',
+      badge(p.status),
+      list(p.scopes),
+      when(p.created_at),
+    ]);
+    const more = data.next_cursor
+      ? link(`#/principals?${new URLSearchParams({ ...Object.fromEntries(q), cursor: data.next_cursor })}`, 'Next page')
+      : null;
+    show('Principals', [
+      h('p', { class: 'actions' }, h('a', { class: 'button', href: '#/principals/new' }, 'New service')),
+      filters,
+      table('Principals', ['Name', 'Kind', 'Status', 'Scopes', 'Created'], rows, 'No principal matches.'),
+      more,
+    ]);
+  }
+
+  async function newService() {
+    const input = (id, attrs = {}) => h('input', { id, name: id, ...attrs });
+    const f = form({ class: 'stack', 'aria-label': 'New service' }, [
+      field('Name', input('name', { required: true, autocomplete: 'off', pattern: '[a-z0-9][a-z0-9._-]{0,62}' }),
+        'Lower case letters, digits, dot, dash and underscore: it is the client_id.'),
+      field('Display name', input('display_name')),
+      field('Scopes', input('scopes', { autocomplete: 'off' }), 'Separated by spaces, e.g. registry:read billing:write'),
+      field('Categories', input('categories', { autocomplete: 'off' }), 'name:priority, separated by spaces, e.g. billing:10'),
+      h('div', { class: 'field check' },
+        input('public_client', { type: 'checkbox' }),
+        h('label', { for: 'public_client' }, 'Public client: a frontend that logs people in, with no secret')),
+      field('Redirect URIs', h('textarea', { id: 'redirect_uris', name: 'redirect_uris', rows: 2 }),
+        'One per line; for frontends that log people in.'),
+      h('button', { type: 'submit' }, 'Create service'),
+    ], async (fd) => {
+      const categories = words(fd.get('categories')).map((c) => {
+        const [name, priority] = c.split(':');
+        return { name, priority: Number(priority || 0) };
+      });
+      const body = {
+        kind: 'service', name: fd.get('name').trim(), scopes: words(fd.get('scopes')), categories,
+        public_client: fd.get('public_client') === 'on', redirect_uris: words(fd.get('redirect_uris')),
+      };
+      if (fd.get('display_name').trim()) body.display_name = fd.get('display_name').trim();
+      const { data } = await api('POST', '/api/v1/principals', body);
+      f.querySelector('fieldset, button[type=submit]').remove();
+      const detail = link(`#/principals/${encodeURIComponent(data.id)}`, `Go to ${data.name}`);
+      return h('div', {}, note('ok', `Created the service ${data.name}.`),
+        data.client_secret
+          ? secretBox('new-secret', data.client_id, data.client_secret,
+            'Copy it into the service\'s configuration now: Roster keeps only a keyed hash and cannot show it again.')
+          : h('p', {}, 'A public client has no secret.'),
+        h('p', {}, detail));
+    });
+    show('New service', [f]);
+  }
+
+  async function registration(name) {
+    try {
+      return (await api('GET', `/api/v1/services/${encodeURIComponent(name)}`)).data;
+    } catch (e) {
+      if (e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  function instancesTable(svc) {
+    return table(`Instances of ${svc.name}`, ['Instance', 'State', 'Base URL', 'Last seen', 'Health'],
+      svc.instances.map((i) => [
+        i.id, h('span', {}, badge(i.status), i.draining ? ' draining' : ''), h('code', {}, i.base_url),
+        when(i.last_seen), i.health ? `${i.health.error || 'ok'} (${when(i.health.checked_at)})` : 'not checked',
+      ]), 'No instances: it is not running anywhere.');
+  }
+
+  function registrationSection(svc) {
+    if (!svc) return h('section', {}, h('h2', {}, 'Registration'), h('p', { class: 'empty' }, 'Not registered.'));
+    return h('section', {}, h('h2', {}, 'Registration'),
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'State'), h('dd', {}, badge(svc.status)),
+        h('dt', {}, 'Registered'), h('dd', {}, when(svc.registered_at)),
+        h('dt', {}, 'Categories'), h('dd', {}, list(svc.categories.map((c) => `${c.name}:${c.priority}`))),
+        h('dt', {}, 'Manifest'), h('dd', {}, svc.manifest
+          ? `${svc.manifest.name} (${svc.manifest.pages.length} pages, ${svc.manifest_source})` : 'none'),
+        svc.manifest_error ? [h('dt', {}, 'Manifest error'), h('dd', {}, svc.manifest_error)] : null),
+      instancesTable(svc),
+      h('p', {}, link(`#/services/${encodeURIComponent(svc.name)}`, `Live view of ${svc.name}`)));
+  }
+
+  function confirmAction(label, question, confirmLabel, action, { danger = false } = {}) {
+    const area = h('div', { class: 'confirm-area' });
+    const start = h('button', {
+      type: 'button', class: danger ? 'danger' : null,
+      onclick: () => {
+        const yes = h('button', {
+          type: 'button', class: danger ? 'danger' : null,
+          onclick: async () => {
+            yes.disabled = true;
+            try { await action(area); } catch (e) { area.replaceChildren(note('error', e.message)); }
+          },
+        }, confirmLabel);
+        const no = h('button', { type: 'button', onclick: () => { area.replaceChildren(start); start.focus(); } }, 'Cancel');
+        area.replaceChildren(h('p', { role: 'alert' }, question), yes, ' ', no);
+        yes.focus();
+      },
+    }, label);
+    area.append(start);
+    return area;
+  }
+
+  async function principalDetail({ id }) {
+    const { data: p } = await api('GET', `/api/v1/principals/${encodeURIComponent(id)}`);
+    const reload = () => route({ focus: false });
+    const facts = h('dl', { class: 'facts' },
+      h('dt', {}, 'Kind'), h('dd', {}, p.kind === 'human' ? 'person' : 'service'),
+      h('dt', {}, 'Status'), h('dd', { id: 'principal-status' }, badge(p.status)),
+      h('dt', {}, 'Display name'), h('dd', {}, p.display_name || '—'),
+      p.kind === 'human' ? [h('dt', {}, 'Email'), h('dd', {}, p.email || '—')] : null,
+      h('dt', {}, 'Scopes'), h('dd', {}, list(p.scopes)),
+      p.kind === 'service' ? [h('dt', {}, 'Categories'),
+        h('dd', {}, list((p.categories || []).map((c) => `${c.name}:${c.priority}`)))] : null,
+      h('dt', {}, 'Created'), h('dd', {}, when(p.created_at)),
+      h('dt', {}, 'Updated'), h('dd', {}, when(p.updated_at)),
+      h('dt', {}, 'ID'), h('dd', {}, h('code', {}, p.id)));
+
+    const scopes = form({ class: 'inline', 'aria-label': 'Scopes' }, [
+      field('Scopes', h('input', { id: 'edit-scopes', name: 'scopes', value: p.scopes.join(' '), autocomplete: 'off' }),
+        'Separated by spaces. Removing a scope ends the tokens that carry it.'),
+      h('button', { type: 'submit' }, 'Save scopes'),
+    ], async (fd) => {
+      await api('PATCH', `/api/v1/principals/${encodeURIComponent(p.id)}`, { scopes: words(fd.get('scopes')) });
+      await reload();
+    });
+
+    const status = p.status === 'active'
+      ? confirmAction('Disable', `Disable ${p.name}? It cannot log in, and its tokens are refused at once.`,
+        `Disable ${p.name}`, async () => {
+          await api('DELETE', `/api/v1/principals/${encodeURIComponent(p.id)}`);
+          await reload();
+        }, { danger: true })
+      : h('button', {
+        type: 'button',
+        onclick: async () => {
+          await api('PATCH', `/api/v1/principals/${encodeURIComponent(p.id)}`, { status: 'active' });
+          await reload();
+        },
+      }, 'Enable');
+
+    const sections = [facts, h('section', {}, h('h2', {}, 'Actions'), status, scopes)];
+    if (p.kind === 'human') {
+      sections.push(h('section', {}, h('h2', {}, 'Password'), form({ class: 'inline', 'aria-label': 'Set password' }, [
+        field('New password', h('input', { id: 'new-password', name: 'password', type: 'password', autocomplete: 'new-password' }),
+          'At least 12 characters. Set by an admin, it takes effect at once.'),
+        h('button', { type: 'submit' }, 'Set password'),
+      ], async (fd, out) => {
+        await api('PUT', `/api/v1/principals/${encodeURIComponent(p.id)}/password`, { password: fd.get('password') });
+        out.closest('form').reset();
+        return note('ok', `The password of ${p.name} is set.`);
+      })));
+    } else {
+      sections.push(await secretsSection(p, reload));
+      sections.push(h('section', {}, h('h2', {}, 'Browser login'),
+        h('dl', { class: 'facts' },
+          h('dt', {}, 'Public client'), h('dd', {}, p.public_client ? 'yes' : 'no'),
+          h('dt', {}, 'Redirect URIs'), h('dd', {}, list(p.redirect_uris)),
+          h('dt', {}, 'After logout'), h('dd', {}, list(p.post_logout_redirect_uris)))));
+      sections.push(registrationSection(await registration(p.name)));
+    }
+    sections.push(h('p', {}, link(`#/audit?principal=${encodeURIComponent(p.id)}`, `Audit events of ${p.name}`)));
+    show(p.name, sections);
+  }
+
+  async function secretsSection(p, reload) {
+    const section = h('section', { 'aria-labelledby': 'secrets-title' }, h('h2', { id: 'secrets-title' }, 'Client secrets'));
+    if (p.public_client) {
+      section.append(h('p', {}, 'A public client has no secret.'));
+      return section;
+    }
+    const { data } = await api('GET', `/api/v1/principals/${encodeURIComponent(p.id)}/secrets`);
+    const shown = h('div', { 'aria-live': 'polite' });
+    const rows = data.items.map((s) => [
+      h('code', {}, s.id.slice(0, 8)), when(s.created_at), s.expires_at ? when(s.expires_at) : 'never',
+      when(s.last_used_at), String(s.use_count),
+      confirmAction('Retire', 'Retire this secret? Services still using it fail at their next login.', 'Retire',
+        async () => {
+          await api('DELETE', `/api/v1/principals/${encodeURIComponent(p.id)}/secrets/${encodeURIComponent(s.id)}`);
+          await reload();
+        }, { danger: true }),
+    ]);
+    const rotate = h('button', {
+      type: 'button', id: 'rotate',
+      onclick: async () => {
+        rotate.disabled = true;
+        try {
+          const { data: s } = await api('POST', `/api/v1/principals/${encodeURIComponent(p.id)}/secrets`, {});
+          const old = data.items.length;
+          shown.replaceChildren(secretBox('rotated-secret', p.name, s.client_secret,
+            old ? `The ${old === 1 ? 'old secret keeps' : `${old} old secrets keep`} working until you retire `
+              + 'them: deploy this one, then retire the old.' : 'It is the service\'s only secret.'));
+        } catch (e) {
+          shown.replaceChildren(note('error', e.message));
+        } finally {
+          rotate.disabled = false;
+        }
+      },
+    }, 'Rotate: new secret');
+    section.append(
+      table(`Client secrets of ${p.name}`, ['Secret', 'Created', 'Expires', 'Last used', 'Uses', ''], rows,
+        'No secret: it cannot log in until it has one.'),
+      h('p', {}, rotate), shown);
+    return section;
+  }
+
+  /** Run `step` again each time the registry changes (blocking queries), until the page is left. */
+  async function live(signal, url, step) {
+    const indicator = h('p', { class: 'live', role: 'status' }, 'Connecting…');
+    let index = null;
+    let failures = 0;
+    const loop = async () => {
+      while (!signal.aborted) {
+        try {
+          const sep = url.includes('?') ? '&' : '?';
+          const r = await api('GET', index === null ? url : `${url}${sep}index=${index}&wait=60s`, undefined, { signal });
+          index = Number(r.headers.get('X-Roster-Index'));
+          failures = 0;
+          await step(r.data, index === null);
+          indicator.textContent = `Live: change index ${index}`;
+        } catch (e) {
+          if (signal.aborted) return;
+          failures += 1;
+          indicator.textContent = `Reconnecting: ${e.message}`;
+          await new Promise((ok) => { setTimeout(ok, Math.min(30000, 1000 * 2 ** failures)); });
+        }
+      }
+    };
+    return { indicator, loop };
+  }
+
+  async function registryPage({ signal }) {
+    const cats = h('div', {});
+    const svcs = h('div', {});
+    const { indicator, loop } = await live(signal, '/api/v1/services', async (items) => {
+      const { data } = await api('GET', '/api/v1/categories', undefined, { signal });
+      cats.replaceChildren(table('Categories', ['Category', 'Services', 'Up'],
+        data.items.map((c) => [c.name, String(c.service_count), String(c.up_count)]), 'No categories yet.'));
+      svcs.replaceChildren(table('Services', ['Service', 'State', 'Instances', 'Categories', 'Last seen'],
+        items.items.map((s) => [
+          link(`#/services/${encodeURIComponent(s.name)}`, s.name), badge(s.status),
+          `${s.instances.filter((i) => i.status === 'up').length} of ${s.instances.length} up`,
+          list(s.categories.map((c) => `${c.name}:${c.priority}`)), when(s.last_seen),
+        ]), 'No service is registered.'));
+    });
+    show('Registry', [indicator,
+      h('section', { 'aria-labelledby': 'svc-title' }, h('h2', { id: 'svc-title' }, 'Services'), svcs),
+      h('section', { 'aria-labelledby': 'cat-title' }, h('h2', { id: 'cat-title' }, 'Categories'), cats)]);
+    loop();
+  }
+
+  async function serviceLive({ id, signal }) {
+    const body = h('div', {});
+    const { indicator, loop } = await live(signal, `/api/v1/services/${encodeURIComponent(id)}`, async (svc) => {
+      body.replaceChildren(registrationSection(svc),
+        h('section', {}, h('h2', {}, 'Recent changes'),
+          table('Transitions', ['When', 'Instance', 'From', 'To', 'Why'], (svc.transitions || []).map((t) => [
+            when(t.at), t.instance || '(service)', t.from, t.to, t.reason || '',
+          ]), 'No changes recorded.')));
+    });
+    show(id, [indicator, body]);
+    loop();
+  }
+
+  async function modulesPage({ params }) {
+    const as = params.get('as') || '';
+    const anonymous = params.get('anonymous') === '1';
+    const choose = h('form', { class: 'filters', role: 'search', 'aria-label': 'Choose a principal' },
+      field('See the menu as', h('input', { id: 'as', name: 'as', value: as, list: 'principal-names', autocomplete: 'off' }),
+        'A principal\'s name; empty for yourself.'),
+      h('datalist', { id: 'principal-names' }),
+      h('div', { class: 'field check' }, h('input', { id: 'anonymous', name: 'anonymous', type: 'checkbox', value: '1', checked: anonymous }),
+        h('label', { for: 'anonymous' }, 'An anonymous visitor')),
+      h('button', { type: 'submit' }, 'Show'));
+    choose.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const next = new URLSearchParams();
+      for (const [k, v] of new FormData(choose)) if (v) next.set(k, v);
+      location.hash = `#/modules?${next}`;
+    });
+    api('GET', '/api/v1/principals?limit=200').then(({ data }) => {
+      choose.querySelector('datalist').replaceChildren(...data.items.map((p) => h('option', { value: p.name })));
+    }, () => {});
+    const q = new URLSearchParams();
+    if (as && !anonymous) q.set('as', as);
+    const { data } = await api('GET', `/api/v1/modules?${q}`, undefined, { anonymous });
+    const who = anonymous ? 'an anonymous visitor' : as || 'you';
+    const modules = data.items.map((m) => h('section', { class: 'module' },
+      h('h2', {}, m.name, ' ', h('small', {}, `from ${m.service}`)),
+      table(`Pages of ${m.name}`, ['Page', 'Link', 'Icon', 'Needs scope', 'Position'], m.pages.map((pg) => [
+        pg.name, h('code', {}, pg.module_link), pg.icon, pg.required_scope || '—',
+        pg.menu_position === undefined || pg.menu_position === null ? '—' : String(pg.menu_position),
+      ]), 'No pages.')));
+    show('Modules', [choose, h('p', { class: 'lead', id: 'menu-for' }, `The menu as ${who} sees it: ${data.items.length} `
+      + `module${data.items.length === 1 ? '' : 's'} from the services that are up.`),
+    ...(modules.length ? modules : [h('p', { class: 'empty' }, 'Nothing on the menu.')])]);
+  }
+
+  async function auditPage({ params }) {
+    const q = new URLSearchParams();
+    for (const k of ['principal', 'type', 'since', 'cursor']) if (params.get(k)) q.set(k, params.get(k));
+    const { data } = await api('GET', `/api/v1/audit?${q}`);
+    const filters = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter the audit log' },
+      field('Principal', h('input', { id: 'principal', name: 'principal', value: params.get('principal') ? await nameOf(params.get('principal')) : '', autocomplete: 'off' }),
+        'A name or an id.'),
+      field('Event type', h('input', { id: 'type', name: 'type', value: params.get('type') || '', autocomplete: 'off' }),
+        'e.g. principal.created, secret.created, token.issued'),
+      field('Since', h('input', { id: 'since', name: 'since', type: 'datetime-local', value: (params.get('since') || '').slice(0, 16) })),
+      h('button', { type: 'submit' }, 'Filter'));
+    filters.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const next = new URLSearchParams();
+      const fd = new FormData(filters);
+      const principal = (fd.get('principal') || '').trim();
+      if (principal) {
+        const found = await api('GET', `/api/v1/principals?q=${encodeURIComponent(principal)}&limit=200`)
+          .then(({ data: d }) => d.items.find((p) => p.name === principal), () => null);
+        next.set('principal', found ? found.id : principal);
+      }
+      if (fd.get('type')) next.set('type', fd.get('type').trim());
+      if (fd.get('since')) next.set('since', `${fd.get('since')}:00Z`);
+      location.hash = `#/audit?${next}`;
+    });
+    const rows = await Promise.all(data.items.map(async (e) => [
+      when(e.created_at), h('code', { class: 'event' }, e.type), badge(e.outcome),
+      await nameOf(e.actor_id), await nameOf(e.principal_id), e.remote_addr || '—',
+      [e.reason || '', e.details ? h('code', { class: 'details' }, JSON.stringify(e.details)) : ''],
+    ]));
+    const older = data.next_cursor
+      ? link(`#/audit?${new URLSearchParams({ ...Object.fromEntries(q), cursor: data.next_cursor })}`, 'Older events')
+      : null;
+    show('Audit', [filters,
+      table('Audit events, newest first', ['When', 'Event', 'Outcome', 'By', 'Principal', 'From', 'Details'], rows,
+        'No event matches.'), older]);
+  }
+
+  // ---- routing -------------------------------------------------------------------
+
+  const ROUTES = [
+    [/^\/principals\/new$/, newService],
+    [/^\/principals\/([^/]+)$/, principalDetail],
+    [/^\/principals$/, principals],
+    [/^\/registry$/, registryPage],
+    [/^\/services\/([^/]+)$/, serviceLive],
+    [/^\/modules$/, modulesPage],
+    [/^\/audit$/, auditPage],
+  ];
+  let leaving = new AbortController();
+
+  async function route({ focus = true } = {}) {
+    const hash = location.hash.replace(/^#/, '');
+    if (!hash || hash === 'main') {
+      location.replace('#/principals');
+      return;
+    }
+    leaving.abort();
+    leaving = new AbortController();
+    const [path, query] = hash.split('?');
+    const params = new URLSearchParams(query || '');
+    focusTitle = focus;
+    for (const [re, page] of ROUTES) {
+      const m = re.exec(path);
+      if (!m) continue;
+      try {
+        await page({ id: m[1] && decodeURIComponent(m[1]), params, signal: leaving.signal });
+      } catch (e) {
+        if (e.name !== 'AbortError') show('Something went wrong', [note('error', e.message)]);
+      }
+      return;
+    }
+    show('Not found', [h('p', {}, 'No such page. '), link('#/principals', 'Principals')]);
+  }
+
+  async function start() {
+    if (location.origin !== new URL(ISSUER).origin) {
+      location.replace(REDIRECT + location.hash);
+      return;
+    }
+    const params = new URLSearchParams(location.search);
+    try {
+      if (params.has('code') || params.has('error')) await finishLogin(params);
+    } catch (e) {
+      show('Login failed', [note('error', e.message), h('p', {}, h('a', { href: REDIRECT }, 'Try again'))]);
+      return;
+    }
+    const t = token();
+    if (!t) {
+      await login();
+      return;
+    }
+    const { data: me } = await api('GET', '/api/v1/me');
+    document.getElementById('who').replaceChildren(
+      h('span', { id: 'me' }, me.name), ' ',
+      h('button', { type: 'button', class: 'link', onclick: logout }, 'Log out'));
+    if (!me.scopes.includes('admin')) {
+      show('Not an administrator', [note('error',
+        `${me.name} does not hold the admin scope, so the console can show nothing. Log out, and log in as an administrator.`)]);
+      return;
+    }
+    // The skip link moves the focus without touching the address (the hash is the page).
+    document.querySelector('.skip').addEventListener('click', (ev) => {
+      ev.preventDefault();
+      main.focus();
+    });
+    window.addEventListener('hashchange', () => route());
+    // The first page leaves the focus at the top, where the skip link is.
+    await route({ focus: false });
+  }
+
+  start().catch((e) => show('Something went wrong', [note('error', e.message)]));
+})();

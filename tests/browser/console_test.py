@@ -1,0 +1,269 @@
+"""The admin console in a real browser: headless Chromium through WebDriver
+(chromedriver), against a running Roster. The console logs in through the
+authorization-code flow as the public client roster-console; this script
+plays both the admin at the keyboard and, over plain HTTP, the service the
+admin creates.
+
+Usage: console_test.py ROSTER_URL ADMIN_PASSWORD SCREENSHOT_DIR
+"""
+import base64
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+roster, admin_password, shots = sys.argv[1:4]
+os.makedirs(shots, exist_ok=True)
+SERVICE = "billing"
+
+options = webdriver.ChromeOptions()
+for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+    options.add_argument(arg)
+options.binary_location = "/usr/bin/chromium"
+options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 20)
+
+
+def http(method, path, body=None, token=None, form=None, basic=None):
+    """One request to Roster: (status, parsed JSON body or None)."""
+    headers = {}
+    data = None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    if form is not None:
+        data, headers["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if basic:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+    req = urllib.request.Request(roster + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        return e.code, json.loads(raw) if raw else None
+
+
+def client_credentials(secret):
+    return http("POST", "/oauth/token", form={"grant_type": "client_credentials"}, basic=(SERVICE, secret))
+
+
+def texts(selector):
+    """The text of every element `selector` matches, read in one script (never a stale element)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent)", selector)
+
+
+def title(text):
+    """Wait for a page whose heading is `text`."""
+    wait.until(lambda d: texts("#page-title") == [text])
+
+
+def shot(name):
+    """The whole page, however long: the window grows to it for the picture."""
+    width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
+    full = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, max(height, min(full + 140, 3000)))
+    driver.execute_script("window.scrollTo(0, 0)")
+    driver.save_screenshot(os.path.join(shots, f"console-{name}.png"))
+    driver.set_window_size(width, height)
+
+
+def click_text(tag, text):
+    wait.until(ec.element_to_be_clickable((By.XPATH, f"//{tag}[normalize-space()='{text}']"))).click()
+
+
+try:
+    # 1. The console sends the browser to Roster's login page; the admin logs in.
+    driver.get(f"{roster}/console")
+    wait.until(ec.presence_of_element_located((By.ID, "password")))
+    assert driver.current_url.startswith(f"{roster}/oauth/authorize?"), driver.current_url
+    assert "client_id=roster-console" in driver.current_url, driver.current_url
+    driver.find_element(By.ID, "username").send_keys("admin")
+    driver.find_element(By.ID, "password").send_keys(admin_password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    title("Principals")
+    assert driver.current_url == f"{roster}/console/#/principals", driver.current_url
+    assert driver.find_element(By.ID, "me").text == "admin"
+    names = texts("td[data-label=Name] a")
+    assert names == ["admin", "grace", "roster-console", "spa-one", "spa-two"], names
+    shot("principals")
+    print("console: login through the authorization-code flow, principals listed: ok")
+
+    # Filters: services only.
+    driver.find_element(By.ID, "kind").send_keys("Services")
+    click_text("button", "Filter")
+    wait.until(ec.url_contains("kind=service"))
+    wait.until(lambda d: texts("td[data-label=Name] a") == ["roster-console", "spa-one", "spa-two"])
+
+    # 2. Create a service; its secret is shown once, and it works.
+    click_text("a", "New service")
+    title("New service")
+    driver.find_element(By.ID, "name").send_keys(SERVICE)
+    driver.find_element(By.ID, "display_name").send_keys("Billing")
+    driver.find_element(By.ID, "categories").send_keys("payments:10")
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    secret1 = wait.until(ec.presence_of_element_located((By.ID, "new-secret"))).text
+    assert len(secret1) >= 32, secret1
+    shot("new-service")
+    status, body = client_credentials(secret1)
+    assert status == 200 and body["token_type"] == "Bearer", (status, body)
+    click_text("a", f"Go to {SERVICE}")
+    title(SERVICE)
+    assert secret1 not in driver.page_source, "the secret is shown a second time"
+    print("console: service created, its secret shown once and accepted: ok")
+
+    # 3. Rotate: a second secret, and both work until the old one is retired.
+    driver.find_element(By.ID, "rotate").click()
+    secret2 = wait.until(ec.presence_of_element_located((By.ID, "rotated-secret"))).text
+    assert secret2 != secret1
+    assert "The old secret keeps working until you retire" in driver.find_element(By.CSS_SELECTOR, "section.once").text
+    for s in (secret1, secret2):
+        status, body = client_credentials(s)
+        assert status == 200, (status, body)
+    # Use counts reach the database on the background tick: reload until they show.
+    def uses(d):
+        d.refresh()
+        title(SERVICE)
+        return texts("section[aria-labelledby=secrets-title] td[data-label=Uses]") == ["2", "1"]
+    wait.until(uses)
+    shot("service")
+    rows = driver.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=secrets-title] tbody tr")
+    assert all(r.find_element(By.CSS_SELECTOR, "td[data-label='Last used']").text.endswith("UTC") for r in rows)
+    # Retire the older one (secrets are listed oldest first).
+    rows[0].find_element(By.XPATH, ".//button[normalize-space()='Retire']").click()
+    wait.until(ec.element_to_be_clickable((By.XPATH, "//div[@class='confirm-area']//button[normalize-space()='Retire']"))).click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=secrets-title] tbody tr")) == 1)
+    status, body = client_credentials(secret1)
+    assert (status, body["error"]) == (401, "invalid_client"), (status, body)
+    status, body = client_credentials(secret2)
+    assert status == 200, (status, body)
+    token = body["access_token"]
+    print("console: secret rotated with overlap, the old one retired: ok")
+
+    # 4. The registry view is live: the service appears when it registers, without a reload.
+    driver.get(f"{roster}/console/#/registry")
+    title("Registry")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "p.live"), "Live"))
+    assert "No service is registered." in driver.find_element(By.ID, "main").text
+    driver.execute_script("window.__sameDocument = true")
+    status, body = http("PUT", f"/api/v1/services/{SERVICE}/registration", token=token,
+                        body={"base_url": "http://127.0.0.1:9/", "categories": [{"name": "payments", "priority": 10}]})
+    assert status == 200 and body["status"] == "up", (status, body)
+    manifest = {"name": "Billing", "code": "billing", "pages": [
+        {"name": "Invoices", "code": "invoices", "module_link": "/billing/invoices", "icon": "receipt", "menu_position": 1},
+        {"name": "Billing settings", "code": "settings", "module_link": "/billing/settings", "icon": "gear",
+         "required_scope": "billing:admin", "menu_position": 2}]}
+    status, body = http("PUT", f"/api/v1/services/{SERVICE}/modules", token=token, body=manifest)
+    assert status == 200, (status, body)
+    # Read the row in one script: the live page may re-render between two WebDriver calls.
+    row = """
+      const a = [...document.querySelectorAll("td[data-label=Service] a")].find((x) => x.textContent === arguments[0]);
+      if (!a) return null;
+      const tr = a.closest("tr");
+      return ["State", "Instances", "Categories"].map((l) => tr.querySelector(`td[data-label=${l}]`).textContent);
+    """
+    wait.until(lambda d: d.execute_script(row, SERVICE) == ["up", "1 of 1 up", "payments:10"])
+    assert driver.execute_script("return window.__sameDocument === true"), "the registry page was reloaded"
+    shot("registry")
+    print("console: the registry view showed the registration as it happened (blocking queries): ok")
+
+    # 5. The menu as a chosen principal sees it.
+    driver.get(f"{roster}/console/#/modules?as=grace")
+    title("Modules")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "menu-for"), "as grace"))
+    pages = texts("td[data-label=Page]")
+    assert pages == ["Invoices", "Billing settings"], pages
+    shot("modules")
+    driver.get(f"{roster}/console/#/modules?anonymous=1")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "menu-for"), "anonymous visitor"))
+    pages = texts("td[data-label=Page]")
+    assert pages == ["Invoices"], pages
+    print("console: the menu as grace and as an anonymous visitor: ok")
+
+    # 6. Disable the service: its live token is refused at once, and so is its secret.
+    driver.get(f"{roster}/console/#/principals?kind=service")
+    click_text("a", SERVICE)
+    title(SERVICE)
+    click_text("button", "Disable")
+    click_text("button", f"Disable {SERVICE}")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "principal-status"), "disabled"))
+    status, body = http("POST", f"/api/v1/services/{SERVICE}/heartbeat", token=token)
+    assert (status, body) == (401, {"error": "invalid_token",
+                                    "error_description": "the access token is invalid, expired or revoked"}), (status, body)
+    status, body = client_credentials(secret2)
+    assert (status, body["error"]) == (401, "invalid_client"), (status, body)
+    print("console: disabled, and its token and secret are refused: ok")
+
+    # 7. Set a person's password.
+    driver.get(f"{roster}/console/#/principals?kind=human")
+    click_text("a", "grace")
+    title("grace")
+    driver.find_element(By.ID, "new-password").send_keys("grace-new-password-456")
+    click_text("button", "Set password")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "form[aria-label='Set password'] .form-result"), "The password of grace is set."))
+    status, body = http("POST", "/oauth/token", form={"grant_type": "password", "username": "grace",
+                                                     "password": "grace-new-password-456"})
+    assert status == 200 and body["token_type"] == "Bearer", (status, body)
+    print("console: a person's password set: ok")
+
+    # 8. The audit timeline, filtered by principal name.
+    driver.get(f"{roster}/console/#/audit")
+    title("Audit")
+    driver.find_element(By.ID, "principal").send_keys(SERVICE)
+    click_text("button", "Filter")
+    wait.until(ec.url_contains("principal="))
+    # The filtered page has replaced the whole log when every row is the service's.
+    wait.until(lambda d: texts("td[data-label=Principal]") and set(texts("td[data-label=Principal]")) == {SERVICE})
+    events = texts("td[data-label=Event]")
+    for expected in ("principal.created", "secret.created", "secret.deleted", "principal.disabled"):
+        assert expected in events, (expected, events)
+    assert driver.find_element(By.ID, "principal").get_attribute("value") == SERVICE
+    shot("audit")
+    print("console: the audit timeline, filtered: ok")
+
+    # 9. The keyboard alone: the skip link first, then the menu, and the new page's heading takes the focus.
+    driver.get(f"{roster}/console/#/principals")
+    driver.refresh()  # a fresh load, not a change of page within the console
+    title("Principals")
+    assert driver.switch_to.active_element.tag_name == "body"
+    ActionChains(driver).send_keys(Keys.TAB).perform()
+    assert driver.switch_to.active_element.text == "Skip to content", driver.switch_to.active_element.text
+    for _ in range(10):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        if driver.switch_to.active_element.text == "Audit":
+            break
+    assert driver.switch_to.active_element.text == "Audit", driver.switch_to.active_element.text
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    title("Audit")
+    assert driver.switch_to.active_element.get_attribute("id") == "page-title"
+    print("console: keyboard navigation: ok")
+
+    # 10. A phone's width: no sideways scrolling, table rows as labelled cards.
+    driver.set_window_size(390, 844)
+    driver.get(f"{roster}/console/#/principals")
+    title("Principals")
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    assert driver.execute_script("return getComputedStyle(document.querySelector('td')).display") == "grid"
+    shot("mobile")
+    print("console: mobile layout: ok")
+
+    # No page broke the Content-Security-Policy (no inline script or style).
+    violations = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not violations, violations
+    print("console: no CSP violations: ok")
+finally:
+    driver.quit()

@@ -123,6 +123,7 @@ try:
     assert status == 200 and body["token_type"] == "Bearer", (status, body)
     click_text("a", f"Go to {SERVICE}")
     title(SERVICE)
+    billing_id = driver.current_url.rsplit("/", 1)[1]
     assert secret1 not in driver.page_source, "the secret is shown a second time"
     print("console: service created, its secret shown once and accepted: ok")
 
@@ -259,11 +260,25 @@ try:
     assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     assert driver.execute_script("return getComputedStyle(document.querySelector('td')).display") == "grid"
     shot("mobile")
-    print("console: mobile layout: ok")
+    for page, heading in ((f"#/principals/{billing_id}", SERVICE), ("#/principals/new", "New service"),
+                          ("#/registry", "Registry"), (f"#/services/{SERVICE}", SERVICE),
+                          ("#/modules?as=grace", "Modules"), ("#/audit", "Audit")):
+        driver.get(f"{roster}/console/{page}")
+        title(heading)
+        wide = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 0, (page, wide)
+    print("console: mobile layout, every page without sideways scrolling: ok")
 
     # No page broke the Content-Security-Policy (no inline script or style).
     violations = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
     assert not violations, violations
     print("console: no CSP violations: ok")
+
+    # Logging out ends the login session: the console asks for the password again.
+    driver.set_window_size(1200, 900)
+    click_text("button", "Log out")
+    wait.until(ec.presence_of_element_located((By.ID, "password")))
+    assert driver.current_url.startswith(f"{roster}/oauth/authorize?"), driver.current_url
+    print("console: log out: ok")
 finally:
     driver.quit()

@@ -160,7 +160,14 @@ try:
     title("Registry")
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "p.live"), "Live"))
     assert "No service is registered." in driver.find_element(By.ID, "main").text
-    driver.execute_script("window.__sameDocument = true")
+    driver.execute_script("""
+      window.__sameDocument = true;
+      window.__t0 = performance.now();
+      new MutationObserver((_, obs) => {
+        const a = [...document.querySelectorAll("td[data-label=Service] a")].find((x) => x.textContent === arguments[0]);
+        if (a) { window.__t1 = performance.now(); obs.disconnect(); }
+      }).observe(document.getElementById("main"), { childList: true, subtree: true });
+    """, SERVICE)
     status, body = http("PUT", f"/api/v1/services/{SERVICE}/registration", token=token,
                         body={"base_url": "http://127.0.0.1:9/", "categories": [{"name": "payments", "priority": 10}]})
     assert status == 200 and body["status"] == "up", (status, body)
@@ -180,6 +187,8 @@ try:
     wait.until(lambda d: d.execute_script(row, SERVICE) == ["up", "1 of 1 up", "payments:10"])
     assert driver.execute_script("return window.__sameDocument === true"), "the registry page was reloaded"
     shot("registry")
+    shown = driver.execute_script("return window.__t1 - window.__t0")
+    print(f"console: the registration showed in the registry view {shown:.0f} ms after the request was sent")
     print("console: the registry view showed the registration as it happened (blocking queries): ok")
 
     # 5. The menu as a chosen principal sees it.
@@ -221,6 +230,37 @@ try:
     assert status == 200 and body["token_type"] == "Bearer", (status, body)
     print("console: a person's password set: ok")
 
+    # 7b. Create a person, who can then log in.
+    driver.get(f"{roster}/console/#/principals")
+    click_text("a", "New person")
+    title("New person")
+    driver.find_element(By.ID, "name").send_keys("oscar")
+    driver.find_element(By.ID, "scopes").send_keys("registry:read")
+    driver.find_element(By.ID, "password").send_keys("oscar-password-789")
+    click_text("button", "Create person")
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".form-result"), "Created oscar."))
+    assert driver.switch_to.active_element.text.startswith("Created oscar."), driver.switch_to.active_element.text
+    status, body = http("POST", "/oauth/token", form={"grant_type": "password", "username": "oscar",
+                                                     "password": "oscar-password-789"})
+    assert status == 200 and body["scope"] == "registry:read", (status, body)
+    print("console: a person created, who logs in: ok")
+
+    # 7c. A frontend's redirect URIs, edited.
+    driver.get(f"{roster}/console/#/principals?q=spa-one")
+    click_text("a", "spa-one")
+    title("spa-one")
+    box = driver.find_element(By.ID, "redirect_uris")
+    first = box.get_attribute("value")
+    box.send_keys(Keys.END, Keys.ENTER, "http://localhost:7777/cb")
+    click_text("button", "Save URIs")
+    wait.until(lambda d: d.find_element(By.ID, "redirect_uris").get_attribute("value") == f"{first}\nhttp://localhost:7777/cb")
+    status, body = http("POST", "/oauth/token", form={"grant_type": "password", "username": "admin",
+                                                     "password": admin_password})
+    admin_token = body["access_token"]
+    status, body = http("GET", "/api/v1/principals?q=spa-one", token=admin_token)
+    assert body["items"][0]["redirect_uris"] == [first, "http://localhost:7777/cb"], body
+    print("console: redirect URIs edited: ok")
+
     # 8. The audit timeline, filtered by principal name.
     driver.get(f"{roster}/console/#/audit")
     title("Audit")
@@ -261,6 +301,7 @@ try:
     assert driver.execute_script("return getComputedStyle(document.querySelector('td')).display") == "grid"
     shot("mobile")
     for page, heading in ((f"#/principals/{billing_id}", SERVICE), ("#/principals/new", "New service"),
+                          ("#/principals/new-person", "New person"),
                           ("#/registry", "Registry"), (f"#/services/{SERVICE}", SERVICE),
                           ("#/modules?as=grace", "Modules"), ("#/audit", "Audit")):
         driver.get(f"{roster}/console/{page}")

@@ -322,20 +322,7 @@ async fn admins_see_the_menu_as_a_chosen_principal(backend: Backend) {
         .await;
     app.create_human("ivan", "correct horse battery", &[]).await;
 
-    let pages = |body: &serde_json::Value| -> Vec<String> {
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|m| {
-                m["pages"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| p["code"].as_str().unwrap().to_string())
-            })
-            .collect()
-    };
+    let pages = crate::registry::page_codes;
     let r = app
         .call(Method::GET, "/api/v1/modules?as=grace", Some(&admin), None)
         .await;

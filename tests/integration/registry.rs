@@ -16,7 +16,7 @@ async fn app(backend: Backend) -> TestApp {
     TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await
 }
 
-fn page_codes(modules: &Value) -> Vec<String> {
+pub(crate) fn page_codes(modules: &Value) -> Vec<String> {
     modules["items"]
         .as_array()
         .unwrap()

@@ -255,7 +255,8 @@
       ? link(`#/principals?${new URLSearchParams({ ...Object.fromEntries(q), cursor: data.next_cursor })}`, 'Next page')
       : null;
     show('Principals', [
-      h('p', { class: 'actions' }, h('a', { class: 'button', href: '#/principals/new' }, 'New service')),
+      h('p', { class: 'actions' }, h('a', { class: 'button', href: '#/principals/new' }, 'New service'), ' ',
+        h('a', { class: 'button', href: '#/principals/new-person' }, 'New person')),
       filters,
       table('Principals', ['Name', 'Kind', 'Status', 'Scopes', 'Created'], rows, 'No principal matches.'),
       more,
@@ -287,16 +288,46 @@
       };
       if (fd.get('display_name').trim()) body.display_name = fd.get('display_name').trim();
       const { data } = await api('POST', '/api/v1/principals', body);
-      f.querySelector('fieldset, button[type=submit]').remove();
+      f.querySelector('button[type=submit]').remove();
       const detail = link(`#/principals/${encodeURIComponent(data.id)}`, `Go to ${data.name}`);
-      return h('div', {}, note('ok', `Created the service ${data.name}.`),
+      return focused(h('div', {}, note('ok', `Created the service ${data.name}.`),
         data.client_secret
           ? secretBox('new-secret', data.client_id, data.client_secret,
             'Copy it into the service\'s configuration now: Roster keeps only a keyed hash and cannot show it again.')
           : h('p', {}, 'A public client has no secret.'),
-        h('p', {}, detail));
+        h('p', {}, detail)));
     });
     show('New service', [f]);
+  }
+
+  async function newPerson() {
+    const input = (id, attrs = {}) => h('input', { id, name: id, ...attrs });
+    const f = form({ class: 'stack', 'aria-label': 'New person' }, [
+      field('Name', input('name', { required: true, autocomplete: 'off', pattern: '[a-z0-9][a-z0-9._-]{0,62}' }),
+        'Lower case letters, digits, dot, dash and underscore: what they log in with.'),
+      field('Display name', input('display_name')),
+      field('Email', input('email', { type: 'email', autocomplete: 'off' })),
+      field('Scopes', input('scopes', { autocomplete: 'off' }), 'Separated by spaces; admin makes an administrator.'),
+      field('Password', input('password', { type: 'password', autocomplete: 'new-password' }),
+        'At least 12 characters; tell it to them yourself. Empty: they cannot log in until one is set.'),
+      h('button', { type: 'submit' }, 'Create person'),
+    ], async (fd) => {
+      const body = { kind: 'human', name: fd.get('name').trim(), scopes: words(fd.get('scopes')) };
+      for (const k of ['display_name', 'email', 'password']) if (fd.get(k).trim()) body[k] = fd.get(k);
+      const { data } = await api('POST', '/api/v1/principals', body);
+      f.querySelector('button[type=submit]').remove();
+      f.querySelector('#password').value = '';
+      return focused(h('div', {}, note('ok', `Created ${data.name}.`),
+        h('p', {}, link(`#/principals/${encodeURIComponent(data.id)}`, `Go to ${data.name}`))));
+    });
+    show('New person', [f]);
+  }
+
+  /** Move the focus to what an action just showed, so that the keyboard is where the news is. */
+  function focused(node) {
+    node.setAttribute('tabindex', '-1');
+    requestAnimationFrame(() => node.focus());
+    return node;
   }
 
   async function registration(name) {
@@ -402,11 +433,21 @@
       })));
     } else {
       sections.push(await secretsSection(p, reload));
+      const uris = (id, label, value, hint) => field(label,
+        h('textarea', { id, name: id, rows: 2, autocomplete: 'off' }, (value || []).join('\n')), hint);
       sections.push(h('section', {}, h('h2', {}, 'Browser login'),
-        h('dl', { class: 'facts' },
-          h('dt', {}, 'Public client'), h('dd', {}, p.public_client ? 'yes' : 'no'),
-          h('dt', {}, 'Redirect URIs'), h('dd', {}, list(p.redirect_uris)),
-          h('dt', {}, 'After logout'), h('dd', {}, list(p.post_logout_redirect_uris)))));
+        h('dl', { class: 'facts' }, h('dt', {}, 'Public client'), h('dd', {}, p.public_client ? 'yes' : 'no')),
+        form({ class: 'inline', 'aria-label': 'Redirect URIs' }, [
+          uris('redirect_uris', 'Redirect URIs', p.redirect_uris, 'One per line: where a login may return (exact match).'),
+          uris('post_logout_redirect_uris', 'After logout', p.post_logout_redirect_uris, 'One per line: where a logout may return.'),
+          h('button', { type: 'submit' }, 'Save URIs'),
+        ], async (fd) => {
+          await api('PATCH', `/api/v1/principals/${encodeURIComponent(p.id)}`, {
+            redirect_uris: words(fd.get('redirect_uris')),
+            post_logout_redirect_uris: words(fd.get('post_logout_redirect_uris')),
+          });
+          await reload();
+        })));
       sections.push(registrationSection(await registration(p.name)));
     }
     sections.push(h('p', {}, link(`#/audit?principal=${encodeURIComponent(p.id)}`, `Audit events of ${p.name}`)));
@@ -437,9 +478,9 @@
         try {
           const { data: s } = await api('POST', `/api/v1/principals/${encodeURIComponent(p.id)}/secrets`, {});
           const old = data.items.length;
-          shown.replaceChildren(secretBox('rotated-secret', p.name, s.client_secret,
+          shown.replaceChildren(focused(secretBox('rotated-secret', p.name, s.client_secret,
             old ? `The ${old === 1 ? 'old secret keeps' : `${old} old secrets keep`} working until you retire `
-              + 'them: deploy this one, then retire the old.' : 'It is the service\'s only secret.'));
+              + 'them: deploy this one, then retire the old.' : 'It is the service\'s only secret.')));
         } catch (e) {
           shown.replaceChildren(note('error', e.message));
         } finally {
@@ -588,6 +629,7 @@
 
   const ROUTES = [
     [/^\/principals\/new$/, newService],
+    [/^\/principals\/new-person$/, newPerson],
     [/^\/principals\/([^/]+)$/, principalDetail],
     [/^\/principals$/, principals],
     [/^\/registry$/, registryPage],

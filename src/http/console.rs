@@ -139,6 +139,14 @@ mod tests {
         assert!(SCRIPT.contains("if (k.startsWith('on')) el.addEventListener(k.slice(2), v);"));
     }
 
+    /// The password hints say what the server enforces.
+    #[test]
+    fn the_password_hints_follow_the_rule() {
+        let hint = format!("At least {} characters", crate::auth::password::MIN_PASSWORD_CHARS);
+        assert_eq!(SCRIPT.matches(&hint).count(), 2);
+        assert_eq!(SCRIPT.matches("At least ").count(), 2);
+    }
+
     #[test]
     fn the_shell_escapes_the_issuer() {
         let html = shell_html("https://x.example/\"><script>alert(1)</script>");

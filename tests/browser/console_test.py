@@ -228,6 +228,7 @@ try:
     status, body = http("POST", "/oauth/token", form={"grant_type": "password", "username": "grace",
                                                      "password": "grace-new-password-456"})
     assert status == 200 and body["token_type"] == "Bearer", (status, body)
+    shot("person")
     print("console: a person's password set: ok")
 
     # 7b. Create a person, who can then log in.
@@ -253,7 +254,9 @@ try:
     first = box.get_attribute("value")
     box.send_keys(Keys.END, Keys.ENTER, "http://localhost:7777/cb")
     click_text("button", "Save URIs")
-    wait.until(lambda d: d.find_element(By.ID, "redirect_uris").get_attribute("value") == f"{first}\nhttp://localhost:7777/cb")
+    # The page renders again after the save: read the new field in one script.
+    wait.until(lambda d: d.execute_script("return document.getElementById('redirect_uris').value")
+               == f"{first}\nhttp://localhost:7777/cb")
     status, body = http("POST", "/oauth/token", form={"grant_type": "password", "username": "admin",
                                                      "password": admin_password})
     admin_token = body["access_token"]
@@ -306,6 +309,8 @@ try:
                           ("#/modules?as=grace", "Modules"), ("#/audit", "Audit")):
         driver.get(f"{roster}/console/{page}")
         title(heading)
+        if driver.find_elements(By.CSS_SELECTOR, "p.live"):  # live pages fill in after their first answer
+            wait.until(lambda d: (texts("p.live") or [""])[0].startswith("Live"))
         wide = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
         assert wide <= 0, (page, wide)
     print("console: mobile layout, every page without sideways scrolling: ok")

@@ -227,23 +227,29 @@
     return names.get(id);
   }
 
+  /** A search form: submitting it goes to `route` with its non-empty fields as the query. */
+  function searchForm(label, route, children) {
+    const f = h('form', { class: 'filters', role: 'search', 'aria-label': label }, children);
+    f.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const next = new URLSearchParams();
+      for (const [k, v] of new FormData(f)) if (v) next.set(k, v);
+      location.hash = `${route}?${next}`;
+    });
+    return f;
+  }
+
   async function principals({ params }) {
     const q = new URLSearchParams();
     for (const k of ['kind', 'status', 'q', 'cursor']) if (params.get(k)) q.set(k, params.get(k));
     const { data } = await api('GET', `/api/v1/principals?${q}`);
     const select = (id, label, options) => field(label, h('select', { id, name: id },
       options.map(([v, t]) => h('option', { value: v, selected: params.get(id) === v }, t))));
-    const filters = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter principals' },
+    const filters = searchForm('Filter principals', '#/principals', [
       select('kind', 'Kind', [['', 'All'], ['human', 'People'], ['service', 'Services']]),
       select('status', 'Status', [['', 'All'], ['active', 'Active'], ['disabled', 'Disabled']]),
       field('Name starts with', h('input', { id: 'q', name: 'q', type: 'search', value: params.get('q') || '' })),
-      h('button', { type: 'submit' }, 'Filter'));
-    filters.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const next = new URLSearchParams();
-      for (const [k, v] of new FormData(filters)) if (v) next.set(k, v);
-      location.hash = `#/principals?${next}`;
-    });
+      h('button', { type: 'submit' }, 'Filter')]);
     const rows = data.items.map((p) => [
       link(`#/principals/${encodeURIComponent(p.id)}`, p.name),
       p.kind === 'human' ? 'person' : 'service',
@@ -263,12 +269,17 @@
     ]);
   }
 
+  const input = (id, attrs = {}) => h('input', { id, name: id, ...attrs });
+  /** The name and display name every new principal starts with. */
+  const nameFields = (what) => [
+    field('Name', input('name', { required: true, autocomplete: 'off', pattern: '[a-z0-9][a-z0-9._-]{0,62}' }),
+      `Lower case letters, digits, dot, dash and underscore: ${what}.`),
+    field('Display name', input('display_name')),
+  ];
+
   async function newService() {
-    const input = (id, attrs = {}) => h('input', { id, name: id, ...attrs });
     const f = form({ class: 'stack', 'aria-label': 'New service' }, [
-      field('Name', input('name', { required: true, autocomplete: 'off', pattern: '[a-z0-9][a-z0-9._-]{0,62}' }),
-        'Lower case letters, digits, dot, dash and underscore: it is the client_id.'),
-      field('Display name', input('display_name')),
+      ...nameFields('it is the client_id'),
       field('Scopes', input('scopes', { autocomplete: 'off' }), 'Separated by spaces, e.g. registry:read billing:write'),
       field('Categories', input('categories', { autocomplete: 'off' }), 'name:priority, separated by spaces, e.g. billing:10'),
       h('div', { class: 'field check' },
@@ -301,15 +312,12 @@
   }
 
   async function newPerson() {
-    const input = (id, attrs = {}) => h('input', { id, name: id, ...attrs });
     const f = form({ class: 'stack', 'aria-label': 'New person' }, [
-      field('Name', input('name', { required: true, autocomplete: 'off', pattern: '[a-z0-9][a-z0-9._-]{0,62}' }),
-        'Lower case letters, digits, dot, dash and underscore: what they log in with.'),
-      field('Display name', input('display_name')),
+      ...nameFields('what they log in with'),
       field('Email', input('email', { type: 'email', autocomplete: 'off' })),
       field('Scopes', input('scopes', { autocomplete: 'off' }), 'Separated by spaces; admin makes an administrator.'),
       field('Password', input('password', { type: 'password', autocomplete: 'new-password' }),
-        'At least 12 characters; tell it to them yourself. Empty: they cannot log in until one is set.'),
+        'At least 8 characters; tell it to them yourself. Empty: they cannot log in until one is set.'),
       h('button', { type: 'submit' }, 'Create person'),
     ], async (fd) => {
       const body = { kind: 'human', name: fd.get('name').trim(), scopes: words(fd.get('scopes')) };
@@ -424,7 +432,7 @@
     if (p.kind === 'human') {
       sections.push(h('section', {}, h('h2', {}, 'Password'), form({ class: 'inline', 'aria-label': 'Set password' }, [
         field('New password', h('input', { id: 'new-password', name: 'password', type: 'password', autocomplete: 'new-password' }),
-          'At least 12 characters. Set by an admin, it takes effect at once.'),
+          'At least 8 characters. Set by an admin, it takes effect at once.'),
         h('button', { type: 'submit' }, 'Set password'),
       ], async (fd, out) => {
         await api('PUT', `/api/v1/principals/${encodeURIComponent(p.id)}/password`, { password: fd.get('password') });
@@ -556,19 +564,13 @@
   async function modulesPage({ params }) {
     const as = params.get('as') || '';
     const anonymous = params.get('anonymous') === '1';
-    const choose = h('form', { class: 'filters', role: 'search', 'aria-label': 'Choose a principal' },
+    const choose = searchForm('Choose a principal', '#/modules', [
       field('See the menu as', h('input', { id: 'as', name: 'as', value: as, list: 'principal-names', autocomplete: 'off' }),
         'A principal\'s name; empty for yourself.'),
       h('datalist', { id: 'principal-names' }),
       h('div', { class: 'field check' }, h('input', { id: 'anonymous', name: 'anonymous', type: 'checkbox', value: '1', checked: anonymous }),
         h('label', { for: 'anonymous' }, 'An anonymous visitor')),
-      h('button', { type: 'submit' }, 'Show'));
-    choose.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const next = new URLSearchParams();
-      for (const [k, v] of new FormData(choose)) if (v) next.set(k, v);
-      location.hash = `#/modules?${next}`;
-    });
+      h('button', { type: 'submit' }, 'Show')]);
     api('GET', '/api/v1/principals?limit=200').then(({ data }) => {
       choose.querySelector('datalist').replaceChildren(...data.items.map((p) => h('option', { value: p.name })));
     }, () => {});

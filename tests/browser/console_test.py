@@ -119,6 +119,8 @@ try:
     secret1 = wait.until(ec.presence_of_element_located((By.ID, "new-secret"))).text
     assert len(secret1) >= 32, secret1
     shot("new-service")
+    click_text("button", "Copy")
+    wait.until(lambda d: texts("section.once button")[0] in ("Copied", "Selected: press Ctrl+C"))
     status, body = client_credentials(secret1)
     assert status == 200 and body["token_type"] == "Bearer", (status, body)
     click_text("a", f"Go to {SERVICE}")

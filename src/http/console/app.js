@@ -203,8 +203,17 @@
     const copy = h('button', {
       type: 'button',
       onclick: async () => {
-        await navigator.clipboard.writeText(secret);
-        copy.textContent = 'Copied';
+        try {
+          await navigator.clipboard.writeText(secret);
+          copy.textContent = 'Copied';
+        } catch (e) {
+          // No clipboard for this page (a permission, an old browser): select it for Ctrl+C.
+          const range = document.createRange();
+          range.selectNodeContents(value);
+          window.getSelection().removeAllRanges();
+          window.getSelection().addRange(range);
+          copy.textContent = 'Selected: press Ctrl+C';
+        }
       },
     }, 'Copy');
     return h('section', { class: 'once', 'aria-labelledby': `${id}-title` },

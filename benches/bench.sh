@@ -131,7 +131,14 @@ else:
 PY
   wrk_run "client_credentials basic, +$PRINCIPALS principals" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_BODY=grant_type=client_credentials
   # Precise blocking queries: who is answered by one change, and by heartbeats that change nothing.
-  echo "$backend: $(python3 "$ROOT/benches/watch.py" "$URL" bench-admin-password "$SERVICES" "$WATCHERS")" >> "$WORK/watch.txt"
+  # Its own server, with metrics: the long-poll gauge tells when every watcher is waiting
+  # (the scenarios above run without the metrics recorder).
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  MPORT=$((PORT + 1))
+  "$BIN" serve --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$MPORT" 2>> "$WORK/serve-$backend.log" &
+  PID=$!
+  curl -fs --retry 30 --retry-connrefused --retry-delay 1 -o /dev/null "$URL/readyz"
+  echo "$backend: $(python3 "$ROOT/benches/watch.py" "$URL" bench-admin-password "$SERVICES" "$WATCHERS" "http://127.0.0.1:$MPORT/metrics")" >> "$WORK/watch.txt"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
   if [ -n "$DB_NAME" ]; then psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null; DB_NAME=""; fi
 done

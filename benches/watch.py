@@ -3,9 +3,11 @@ seeded services (GET /api/v1/services/svc-NNN?index=I&wait=60s), then one
 change to svc-000 and a burst of heartbeats that change nothing. Prints how
 many watchers each answered and how long the watchers of svc-000 waited.
 
-Usage: python3 benches/watch.py URL ADMIN_PASSWORD SERVICES WATCHERS
-Exits non-zero if a watcher of another service was answered (the registry
-is then not precise), or a watcher of svc-000 was not.
+Usage: python3 benches/watch.py URL ADMIN_PASSWORD SERVICES WATCHERS METRICS_URL
+It starts once the server's roster_long_polls_waiting{feed="registry"} gauge
+(at METRICS_URL) counts every watcher. Exits non-zero if a watcher of another
+service was answered (the registry is then not precise), or a watcher of
+svc-000 was not.
 """
 
 import json
@@ -16,6 +18,7 @@ import urllib.parse
 import urllib.request
 
 base, admin_password, services, watchers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+metrics_url = sys.argv[5]
 
 
 def call(method, path, body=None, token=None, form=None, timeout=10):
@@ -53,7 +56,22 @@ def watch(k):
 threads = [threading.Thread(target=watch, args=(k,), daemon=True) for k in range(watchers)]
 for t in threads:
     t.start()
-time.sleep(2)  # a benchmark, not a test: let every long poll reach the server
+
+
+def waiting():
+    """Long polls the server holds now, by its own gauge (read on its 1 s tick)."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith('roster_long_polls_waiting{feed="registry"}'):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+deadline = time.monotonic() + 30
+while waiting() < watchers:
+    if time.monotonic() > deadline:
+        sys.exit(f"only {waiting()} of {watchers} long polls reached the server within 30 s")
+    time.sleep(0.05)  # polling the gauge, a condition with a deadline
 
 # Heartbeats that change nothing: no watcher may be answered.
 for i in range(1, min(services, 20)):

@@ -4,12 +4,10 @@
 //! only the public API with the admin's own token: the console holds no
 //! privilege, and the server renders no admin data into it.
 
-use actix_web::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
-};
+use actix_web::http::header::{CACHE_CONTROL, LOCATION};
 use actix_web::{HttpResponse, HttpResponseBuilder, web};
 
-use super::pages::escape;
+use super::pages::{self, escape};
 use crate::error::{Error, Result};
 use crate::principals::console::CONSOLE_CLIENT;
 use crate::state::AppState;
@@ -33,11 +31,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/app.css", web::get().to(style));
 }
 
-fn headers(resp: &mut HttpResponseBuilder) -> &mut HttpResponseBuilder {
-    resp.insert_header((CONTENT_SECURITY_POLICY, CSP))
-        .insert_header((X_FRAME_OPTIONS, "DENY"))
-        .insert_header((X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((REFERRER_POLICY, "no-referrer"))
+/// Roster's page headers (never framed, never cached, no referrer) with the console's policy.
+fn headers(mut resp: HttpResponseBuilder) -> HttpResponseBuilder {
+    pages::headers(&mut resp, CSP);
+    resp
 }
 
 fn enabled(state: &AppState) -> Result<()> {
@@ -52,7 +49,7 @@ fn enabled(state: &AppState) -> Result<()> {
 /// return are relative to.
 async fn to_shell(state: web::Data<AppState>) -> Result<HttpResponse> {
     enabled(&state)?;
-    Ok(headers(&mut HttpResponse::Found())
+    Ok(headers(HttpResponse::Found())
         .insert_header((LOCATION, "console/"))
         .finish())
 }
@@ -88,8 +85,7 @@ pub fn shell_html(issuer: &str) -> String {
 /// `GET /console/`: the shell, never cached (it names the issuer).
 async fn shell(state: web::Data<AppState>) -> Result<HttpResponse> {
     enabled(&state)?;
-    Ok(headers(&mut HttpResponse::Ok())
-        .insert_header((CACHE_CONTROL, "no-store"))
+    Ok(headers(HttpResponse::Ok())
         .content_type("text/html; charset=utf-8")
         .body(shell_html(state.issuer())))
 }
@@ -97,7 +93,7 @@ async fn shell(state: web::Data<AppState>) -> Result<HttpResponse> {
 /// Assets are revalidated on every load, so a new binary's script is used at once.
 fn asset(state: &AppState, content_type: &str, body: &'static str) -> Result<HttpResponse> {
     enabled(state)?;
-    Ok(headers(&mut HttpResponse::Ok())
+    Ok(headers(HttpResponse::Ok())
         .insert_header((CACHE_CONTROL, "no-cache"))
         .content_type(content_type)
         .body(body))

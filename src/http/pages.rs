@@ -74,7 +74,8 @@ pub fn respond(status: StatusCode, html: String, form_targets: &[String]) -> Htt
     resp.content_type("text/html; charset=utf-8").body(html)
 }
 
-fn headers(resp: &mut HttpResponseBuilder, csp: &str) {
+/// The headers of every Roster page: its policy, never framed, never cached, no referrer.
+pub(crate) fn headers(resp: &mut HttpResponseBuilder, csp: &str) {
     resp.insert_header((CONTENT_SECURITY_POLICY, csp.to_string()))
         .insert_header((X_FRAME_OPTIONS, "DENY"))
         .insert_header((CACHE_CONTROL, "no-store"))

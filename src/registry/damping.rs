@@ -58,22 +58,18 @@ pub struct Step {
 fn failure(mut s: State, t: Thresholds, why: &str) -> Step {
     s.passes = 0;
     s.failures = s.failures.saturating_add(1);
-    if s.up && s.failures >= t.failures_before_down {
-        s.up = false;
-        let n = s.failures;
-        let reason = if n == 1 {
-            why.to_string()
-        } else {
-            format!("{why} ({n} consecutive failures)")
-        };
-        return Step {
-            state: s,
-            transition: Some(reason),
-        };
-    }
+    let n = s.failures;
+    let down = s.up && n >= t.failures_before_down;
+    s.up &= !down;
     Step {
         state: s,
-        transition: None,
+        transition: down.then(|| {
+            if n == 1 {
+                why.to_string()
+            } else {
+                format!("{why} ({n} consecutive failures)")
+            }
+        }),
     }
 }
 
@@ -87,22 +83,18 @@ pub fn step(s: State, t: Thresholds, event: Event<'_>) -> Step {
                 lease_lapsed: false,
                 ..s
             };
-            if !s.up && s.passes >= t.passes_before_up {
-                s.up = true;
-                let n = s.passes;
-                let reason = if n == 1 {
-                    "health check passed".to_string()
-                } else {
-                    format!("{n} consecutive health checks passed")
-                };
-                return Step {
-                    state: s,
-                    transition: Some(reason),
-                };
-            }
+            let n = s.passes;
+            let up = !s.up && n >= t.passes_before_up;
+            s.up |= up;
             Step {
                 state: s,
-                transition: None,
+                transition: up.then(|| {
+                    if n == 1 {
+                        "health check passed".to_string()
+                    } else {
+                        format!("{n} consecutive health checks passed")
+                    }
+                }),
             }
         }
         Event::CheckFailed(why) => failure(s, t, &format!("health check failed: {why}")),

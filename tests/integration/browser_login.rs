@@ -233,7 +233,7 @@ async fn refresh(app: &TestApp, token: &str) -> crate::support::FormReply {
     .await
 }
 
-async fn exchange(
+pub(crate) async fn exchange(
     app: &TestApp,
     client: &str,
     redirect: &str,

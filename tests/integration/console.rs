@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::browser_login::Browser;
+use crate::browser_login::{Browser, exchange};
 use crate::on_both_backends;
 use crate::support::{Backend, TestApp, manifest_json, t0};
 use roster::clock::Clock;
@@ -23,15 +23,9 @@ on_both_backends!(
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-async fn get(app: &TestApp, path: &str) -> reqwest::Response {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(app.url(path))
-        .send()
-        .await
-        .unwrap()
+/// A page as a browser without JavaScript gets it (no redirects followed).
+async fn get(app: &TestApp, path: &str) -> crate::browser_login::Page {
+    Browser::new().get(&app.url(path)).await
 }
 
 async fn register_console(app: &TestApp, issuer: &str) -> ConsoleClient {
@@ -43,16 +37,16 @@ async fn register_console(app: &TestApp, issuer: &str) -> ConsoleClient {
 async fn the_console_is_served_with_a_strict_policy(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let r = get(&app, "/console").await;
-    assert_eq!(r.status(), StatusCode::FOUND);
-    assert_eq!(r.headers()["location"], "console/");
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(r.headers["location"], "console/");
 
     let r = get(&app, "/console/").await;
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-security-policy"], POLICY);
-    assert_eq!(r.headers()["x-frame-options"], "DENY");
-    assert_eq!(r.headers()["cache-control"], "no-store");
-    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
-    let html = r.text().await.unwrap();
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-security-policy"], POLICY);
+    assert_eq!(r.headers["x-frame-options"], "DENY");
+    assert_eq!(r.headers["cache-control"], "no-store");
+    assert_eq!(r.headers["content-type"], "text/html; charset=utf-8");
+    let html = r.html;
     assert_eq!(html, roster::http::console::shell_html(&app.issuer()));
     assert!(html.contains(&format!("<meta name=\"roster-issuer\" content=\"{}\">", app.issuer())));
     // No inline script: the one script element has a src and no body, and no
@@ -75,10 +69,10 @@ async fn the_console_is_served_with_a_strict_policy(backend: Backend) {
         ),
     ] {
         let r = get(&app, path).await;
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
-        assert_eq!(r.headers()["content-type"], kind);
-        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-        assert_eq!(r.text().await.unwrap(), body);
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.headers["content-type"], kind);
+        assert_eq!(r.headers["x-content-type-options"], "nosniff");
+        assert_eq!(r.html, body);
     }
 
     // Switched off, it is not there at all.
@@ -92,9 +86,9 @@ async fn the_console_is_served_with_a_strict_policy(backend: Backend) {
         .await;
     for path in ["/console", "/console/", "/console/app.js"] {
         let r = get(&off, path).await;
-        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(
-            r.json::<serde_json::Value>().await.unwrap(),
+            serde_json::from_str::<serde_json::Value>(&r.html).unwrap(),
             json!({"error": "not_found", "error_description": "/console/ (the admin console is off) not found"})
         );
     }
@@ -240,19 +234,7 @@ async fn console_login(app: &TestApp, user: &str, password: &str) -> serde_json:
             .starts_with(&format!("{redirect}?code="))
     );
     let code = done.redirect_param("code").unwrap();
-    let r = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", "roster-console"),
-                ("redirect_uri", &redirect),
-                ("code", &code),
-                ("code_verifier", verifier.secret()),
-            ],
-        )
-        .await;
+    let r = exchange(app, "roster-console", &redirect, &code, Some(verifier.secret())).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.body
 }

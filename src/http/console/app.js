@@ -513,7 +513,7 @@
   }
 
   /** Run `step` again each time the registry changes (blocking queries), until the page is left. */
-  async function live(signal, url, step) {
+  function live(signal, url, step) {
     const indicator = h('p', { class: 'live', role: 'status' }, 'Connecting…');
     let index = null;
     let failures = 0;
@@ -524,7 +524,7 @@
           const r = await api('GET', index === null ? url : `${url}${sep}index=${index}&wait=60s`, undefined, { signal });
           index = Number(r.headers.get('X-Roster-Index'));
           failures = 0;
-          await step(r.data, index === null);
+          await step(r.data);
           indicator.textContent = `Live: change index ${index}`;
         } catch (e) {
           if (signal.aborted) return;
@@ -540,7 +540,7 @@
   async function registryPage({ signal }) {
     const cats = h('div', {});
     const svcs = h('div', {});
-    const { indicator, loop } = await live(signal, '/api/v1/services', async (items) => {
+    const { indicator, loop } = live(signal, '/api/v1/services', async (items) => {
       const { data } = await api('GET', '/api/v1/categories', undefined, { signal });
       cats.replaceChildren(table('Categories', ['Category', 'Services', 'Up'],
         data.items.map((c) => [c.name, String(c.service_count), String(c.up_count)]), 'No categories yet.'));
@@ -559,7 +559,7 @@
 
   async function serviceLive({ id, signal }) {
     const body = h('div', {});
-    const { indicator, loop } = await live(signal, `/api/v1/services/${encodeURIComponent(id)}`, async (svc) => {
+    const { indicator, loop } = live(signal, `/api/v1/services/${encodeURIComponent(id)}`, async (svc) => {
       body.replaceChildren(registrationSection(svc),
         h('section', {}, h('h2', {}, 'Recent changes'),
           table('Transitions', ['When', 'Instance', 'From', 'To', 'Why'], (svc.transitions || []).map((t) => [

@@ -287,7 +287,13 @@ impl Discovery {
 
     /// The labelled containers running now (`GET /containers/json`).
     pub async fn list(&self) -> std::result::Result<Vec<std::result::Result<Labelled, (String, String)>>, String> {
-        let filters = HashMap::from([("label".to_string(), vec![SERVICE_LABEL.to_string()])]);
+        // Running ones only, by the engine's own filter: a container on its
+        // way out is not listed (and Podman's `stopped` state, which Docker's
+        // schema lacks, never reaches the parser).
+        let filters = HashMap::from([
+            ("label".to_string(), vec![SERVICE_LABEL.to_string()]),
+            ("status".to_string(), vec!["running".to_string()]),
+        ]);
         let options = bollard::query_parameters::ListContainersOptions {
             filters: Some(filters),
             ..Default::default()
@@ -330,7 +336,7 @@ impl Discovery {
 
     /// Follow the Engine API until `stop`: sync at start, on every container
     /// event, and every interval (which renews the leases); after a failure,
-    /// wait an interval and start over.
+    /// start over after a pause that grows from a second to an interval.
     pub async fn run(
         self,
         ctx: Arc<RegistryContext>,
@@ -338,6 +344,7 @@ impl Discovery {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let every = self.interval.to_std().unwrap_or(std::time::Duration::from_secs(30));
+        let mut pause = None;
         loop {
             // Only by type: Podman's label filter on events needs a value
             // (`label=roster.service=NAME`), so the label is checked here.
@@ -383,22 +390,52 @@ impl Discovery {
                         }
                     },
                 }
-                if let Err(e) = self.sync(&ctx, clock.now()).await {
-                    tracing::warn!(error = %e, "docker discovery: cannot sync");
-                    healthy = false;
+                match self.sync(&ctx, clock.now()).await {
+                    // The stream and the list both work: a later failure starts from a short pause.
+                    Ok(_) => pause = None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "docker discovery: cannot sync");
+                        healthy = false;
+                    }
                 }
             }
+            let wait = retry_pause(pause, every);
+            pause = Some(wait);
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
 }
 
+/// How long to wait before trying again after a failure: a second at
+/// first, then twice the last pause, never more than the interval.
+fn retry_pause(last: Option<std::time::Duration>, every: std::time::Duration) -> std::time::Duration {
+    let first = std::time::Duration::from_secs(1);
+    last.map_or(first, |d| d.saturating_mul(2)).min(every)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_start_soon_and_back_off_to_the_interval() {
+        let every = std::time::Duration::from_secs(30);
+        let mut last = None;
+        let mut pauses = Vec::new();
+        for _ in 0..7 {
+            let p = retry_pause(last, every);
+            pauses.push(p.as_secs());
+            last = Some(p);
+        }
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(
+            retry_pause(None, std::time::Duration::from_millis(200)).as_millis(),
+            200
+        );
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

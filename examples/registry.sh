@@ -50,7 +50,7 @@ live                                                                            
 
 # a service may push its manifest instead; the last writer wins (a pull replaces it only when the file changes)
 curl -fsS -X PUT -H "$AUTH" -H 'content-type: application/json' "$R/api/v1/services/inventory/modules" \
-     -d '{"name":"Inventory","code":"inventory","pages":[{"name":"Stock","code":"stock","module_link":"/inventory/stock","icon":"box","menu_position":10},{"name":"Orders","code":"orders","module_link":"/inventory/orders","icon":"cart","menu_position":20}]}' \
+     -d '{"name":"Inventory","code":"inventory","pages":[{"name":"Stock","code":"stock","module_link":"/inventory/stock","icon":"box","menu_position":10},{"name":"Orders","code":"orders","module_link":"/inventory/orders","icon":"fa fa-cart-shopping","menu_position":20}]}' \
   | field manifest_source                                                               # pushed
 
 # inv-a's health endpoint goes away: after two failed checks it is down, but the service stays up on inv-b

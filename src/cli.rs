@@ -639,6 +639,12 @@ fn run_server(
             "roster listening on http://{addr} (issuer {}), database: {database}",
             settings.issuer(),
         );
+        if settings.console {
+            eprintln!(
+                "the admin console: {}",
+                crate::principals::console::redirect_uri(settings.issuer())
+            );
+        }
         let served = server.await.map_err(|e| format!("server error: {e}"));
         // The tick stops and writes the pending use counts.
         let _ = stop_tx.send(true);

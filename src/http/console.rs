@@ -25,7 +25,8 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// The console's routes. They are pages, not API: they are not in `ROUTES`
 /// nor in the OpenAPI document.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/console", web::get().to(to_shell))
+    cfg.route("/", web::get().to(root))
+        .route("/console", web::get().to(to_shell))
         .route("/console/", web::get().to(shell))
         .route("/console/app.js", web::get().to(script))
         .route("/console/app.css", web::get().to(style));
@@ -52,6 +53,24 @@ async fn to_shell(state: web::Data<AppState>) -> Result<HttpResponse> {
     Ok(headers(HttpResponse::Found())
         .insert_header((LOCATION, "console/"))
         .finish())
+}
+
+/// `GET /`: a browser lands on the console; with the console off, where to
+/// go instead (the discovery document and the API's description).
+async fn root(state: web::Data<AppState>) -> HttpResponse {
+    if state.settings().console {
+        return headers(HttpResponse::Found())
+            .insert_header((LOCATION, "console/"))
+            .finish();
+    }
+    let issuer = state.issuer();
+    HttpResponse::Ok().json(serde_json::json!({
+        "service": "roster",
+        "issuer": issuer,
+        "openid_configuration": format!("{issuer}/.well-known/openid-configuration"),
+        "openapi": format!("{issuer}/openapi.yaml"),
+        "console": serde_json::Value::Null,
+    }))
 }
 
 /// The page every console view starts from; the script fills `<main>`.

@@ -128,7 +128,7 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
         ),
     };
     let html = pages::login(
-        &form.request.client_id,
+        &form.request.client_display,
         &form.request.carried(),
         &token,
         form.username.as_deref(),

@@ -70,6 +70,8 @@ pub enum Prompt {
 #[derive(Debug, Clone)]
 pub struct AuthorizationRequest {
     pub client_id: String,
+    /// What the login page calls the client: its display name, else its id.
+    pub client_display: String,
     pub redirect_uri: String,
     pub state: Option<String>,
     /// As asked, syntax checked; narrowed to what the person holds at issuance.
@@ -240,8 +242,13 @@ pub fn check(
                 .ok_or_else(|| fail("invalid_request", "max_age must be a number of seconds"))?,
         ),
     };
+    let client_display = client
+        .display_name
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| client.name.clone());
     Ok(AuthorizationRequest {
         client_id: client.name,
+        client_display,
         redirect_uri: redirect_uri.to_string(),
         state: state.map(str::to_string),
         scope,
@@ -380,7 +387,7 @@ pub enum Step {
     /// To the client, with a code or an error.
     Redirect(String),
     /// The person must log in.
-    Login(LoginForm),
+    Login(Box<LoginForm>),
 }
 
 /// `GET /oauth/authorize`.
@@ -411,11 +418,11 @@ pub async fn authorize(
                     "login_required",
                     "the person must log in",
                 )),
-                _ => Ok(Step::Login(LoginForm {
+                _ => Ok(Step::Login(Box::new(LoginForm {
                     request,
                     username: None,
                     problem: None,
-                })),
+                }))),
             }
         })
         .await

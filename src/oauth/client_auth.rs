@@ -111,17 +111,22 @@ pub fn authenticate(
     let keys = throttle::Keys::new(check.pepper, &format!("client:{client_id}"), check.remote);
     let rows = throttle::load(conn, &keys)?;
     if let Some(wait) = throttle::blocked_for(&rows, check.now) {
+        // Whole seconds, rounded up: what the Retry-After header says.
+        let retry_after = wait.num_seconds() + i64::from(wait.subsec_nanos() > 0);
+        // Whose secret is being guessed, recorded as a failed client_id is.
+        let target = principal::find_by_name(conn, client_id)?;
+        let mut details = audited_client_id(check.pepper, client_id, target.is_some());
+        details["retry_after"] = retry_after.into();
         check.failures.record(
             conn,
             NewAuditEvent::new("login.throttled", Outcome::Failed)
+                .principal(target.as_ref().map(|p| p.id.as_str()))
                 .remote(check.remote)
                 .reason("too many failed client authentications")
-                .details(serde_json::json!({"retry_after": wait.num_seconds()})),
+                .details(details),
             check.now,
         )?;
-        return Err(OAuthError::Throttled {
-            retry_after: wait.num_seconds() + i64::from(wait.subsec_nanos() > 0),
-        });
+        return Err(OAuthError::Throttled { retry_after });
     }
     match client::authenticate(conn, check.pepper, client_id, secret, check.now)? {
         Ok(c) => {

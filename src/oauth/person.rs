@@ -36,20 +36,28 @@ pub(crate) fn load(
 ) -> Result<Candidate, OAuthError> {
     let throttle_keys = throttle::Keys::new(&checks.pepper, username, remote);
     let throttle_rows = throttle::load(conn, &throttle_keys)?;
+    let user = principal::find_by_name(conn, username)?;
     if let Some(wait) = throttle::blocked_for(&throttle_rows, now) {
+        // Whole seconds, rounded up: what the Retry-After header says.
+        let retry_after = wait.num_seconds() + i64::from(wait.subsec_nanos() > 0);
+        // Whose account is being guessed: the principal's id when the name
+        // is one, otherwise only a keyed hash of the name (it may be a
+        // password typed into the wrong field).
+        let mut details = serde_json::json!({"retry_after": retry_after});
+        if user.is_none() {
+            details["username_hash"] = audited_name_hash(&checks.pepper, username).into();
+        }
         checks.failures.record(
             conn,
             NewAuditEvent::new("login.throttled", Outcome::Failed)
+                .principal(user.as_ref().map(|u| u.id.as_str()))
                 .remote(remote)
                 .reason("too many failed logins")
-                .details(serde_json::json!({"retry_after": wait.num_seconds()})),
+                .details(details),
             now,
         )?;
-        return Err(OAuthError::Throttled {
-            retry_after: wait.num_seconds() + i64::from(wait.subsec_nanos() > 0),
-        });
+        return Err(OAuthError::Throttled { retry_after });
     }
-    let user = principal::find_by_name(conn, username)?;
     let phc = match &user {
         Some(u) if u.kind == PrincipalKind::Human.as_str() => password_row::find(conn, &u.id)?,
         _ => None,
@@ -60,6 +68,13 @@ pub(crate) fn load(
         throttle_keys,
         throttle_rows,
     })
+}
+
+/// A keyed hash of a user name that names nobody: enough to group attempts,
+/// never the name itself.
+fn audited_name_hash(pepper: &crate::auth::secrets::Pepper, username: &str) -> String {
+    let hash = pepper.mac_hex(format!("audit-username:{username}").as_bytes());
+    hash[..16].to_string()
 }
 
 /// Run argon2 on its pool: the stored hash, or a dummy one of the same cost.

@@ -68,8 +68,11 @@ pub const PARAM_LIMITS: &[(&str, usize)] = &[
     ("password", crate::auth::password::MAX_PASSWORD_BYTES),
     ("scope", 1024),
     ("resource", 255),
-    ("refresh_token", 255),
-    ("code", 255),
+    // Far above any token Roster issues: a value that is not a live token
+    // (an access token sent by mistake, say) is then `invalid_grant`
+    // (RFC 6749 §5.2), which clients act on, not a length complaint.
+    ("refresh_token", 8192),
+    ("code", 8192),
     ("code_verifier", 128),
     ("redirect_uri", 2000),
     ("token", 8192),

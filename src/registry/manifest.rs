@@ -8,9 +8,10 @@
 //! ```
 //! Unknown fields are refused, not passed through: the old shape's `css` and
 //! `js` would let one service load code into every frontend. Names are plain
-//! text (no control characters, no `<` or `>`); `module_link` and `icon` are
-//! relative references or http(s) URLs, never `javascript:`, `data:`,
-//! `vbscript:` or anything else, in any spelling.
+//! text (no control characters, no `<` or `>`); `module_link` is a relative
+//! reference or an http(s) URL, never `javascript:`, `data:`, `vbscript:` or
+//! anything else, in any spelling; `icon` is such a link or a list of CSS
+//! class names (`"fa fa-ticket"`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -107,6 +108,38 @@ pub fn check_link(field: String, value: &str, max: usize) -> Result<()> {
     }
 }
 
+/// Longest class list accepted as an icon, in bytes.
+pub const MAX_ICON_CLASSES_BYTES: usize = 256;
+
+/// Is `value` a list of CSS class names (`fa fa-ticket`, `fa-solid fa-gear`):
+/// one or more tokens of ASCII letters, digits, `-` and `_`, separated by
+/// single spaces, at most [`MAX_ICON_CLASSES_BYTES`]? Nothing in it can end a
+/// `class` attribute or name a scheme.
+pub fn is_class_list(value: &str) -> bool {
+    value.len() <= MAX_ICON_CLASSES_BYTES
+        && value.split(' ').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// A page's icon: a class list for an icon font, or a link to an image (the
+/// rules of [`check_link`]). Returned by the module list exactly as stored.
+pub fn check_icon(field: String, value: &str) -> Result<()> {
+    if is_class_list(value) {
+        return Ok(());
+    }
+    check_link(field.clone(), value, MAX_ICON_CLASSES_BYTES).map_err(|_| {
+        Error::invalid(
+            field,
+            "must be CSS class names (letters, digits, - and _, separated by single spaces) \
+             or a relative path or http(s) URL without spaces, control characters or backslashes",
+        )
+    })
+}
+
 /// A digest of a manifest's canonical JSON (as stored), to tell whether a
 /// pull found something new.
 pub fn digest(json: &str) -> String {
@@ -151,7 +184,7 @@ pub fn validate(m: &Manifest) -> Result<()> {
         check_text(format!("pages[{i}].name"), &p.name, 100)?;
         check_text(format!("pages[{i}].code"), &p.code, 64)?;
         check_link(format!("pages[{i}].module_link"), &p.module_link, 2048)?;
-        check_link(format!("pages[{i}].icon"), &p.icon, 256)?;
+        check_icon(format!("pages[{i}].icon"), &p.icon)?;
         if let Some(scope) = &p.required_scope {
             crate::names::validate_scope(scope)
                 .map_err(|_| Error::invalid(format!("pages[{i}].required_scope"), "not a valid scope"))?;
@@ -221,6 +254,50 @@ pub(crate) mod tests {
             refused(json!({"name": "B", "code": "b", "pages": [p]})),
             "pages[0].onclick"
         );
+    }
+
+    #[test]
+    fn icons_are_class_lists_or_links() {
+        for ok in [
+            "fa fa-ticket",
+            "fa-solid fa-gear",
+            "material_icons",
+            "bi bi-0-circle",
+            "receipt",
+            "/icons/x.svg",
+            "https://cdn.example/icons/x.svg",
+        ] {
+            assert!(check_icon("icon".into(), ok).is_ok(), "{ok:?} must be accepted");
+        }
+        let longest = format!("fa {}", "x".repeat(MAX_ICON_CLASSES_BYTES - 3));
+        assert!(check_icon("icon".into(), &longest).is_ok());
+        for bad in [
+            "fa  fa-cog",
+            " fa",
+            "fa ",
+            "fa\tfa-cog",
+            "fa\nfa-cog",
+            "fa \"onmouseover=x",
+            "fa 'x",
+            "fa <b>",
+            "fa fa-cog>",
+            "fa javascript:alert(1)",
+            "JaVaScRiPt:alert(1)",
+            "javascript:alert(1)",
+            "data:image/svg+xml;base64,PHN2Zz4=",
+            "fa fa-\u{e9}",
+            "",
+            &format!("fa {}", "x".repeat(MAX_ICON_CLASSES_BYTES - 2)),
+        ] {
+            match check_icon("pages[0].icon".into(), bad) {
+                Err(Error::Invalid { field, .. }) => assert_eq!(field, "pages[0].icon", "{bad:?}"),
+                other => panic!("{bad:?} must be refused: {other:?}"),
+            }
+        }
+        let mut p = page("x", None, None);
+        p["icon"] = json!("fa fa-cog");
+        let m = manifest(json!({"name": "B", "code": "b", "pages": [p]})).unwrap();
+        assert_eq!(m.pages[0].icon, "fa fa-cog");
     }
 
     #[test]

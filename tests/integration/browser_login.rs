@@ -1076,12 +1076,13 @@ async fn the_audit_log_names_the_clients_of_the_password_grant(backend: Backend)
 /// request that meets a dead connection gets the 503 page with Retry-After
 /// (never a 500 or a redirect), and the next one is served again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(roster_test_postgres),
+    ignore = "PostgreSQL only: set TEST_DATABASE_URL (see README)"
+)]
 async fn a_dying_database_is_a_503_login_page_then_recovers() {
     use diesel::{Connection, RunQueryDsl};
-    let Some(admin_url) = crate::support::postgres_admin_url() else {
-        crate::support::skipped_postgres("a_dying_database_is_a_503_login_page_then_recovers");
-        return;
-    };
+    let admin_url = crate::support::require_postgres();
     let app = TestApp::spawn(Backend::Postgres).await;
     setup(&app).await;
     let mut browser = Browser::new();

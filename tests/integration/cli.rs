@@ -440,7 +440,12 @@ async fn serve_bootstraps_admin_and_stops_on_sigterm() {
             .current_dir(dir.path())
             .env_remove("DATABASE_URL"),
     );
-    served.wait_for("roster listening on");
+    let addr = listen_addr(&served.wait_for("roster listening on"));
+    // Every start says where the console is, not only the first.
+    assert_eq!(
+        served.wait_for("the admin console:").trim(),
+        format!("the admin console: http://{addr}/console/")
+    );
     let status = served.terminate();
     assert!(status.success());
     assert!(
@@ -474,7 +479,7 @@ async fn client_errors_log_one_short_debug_line_not_a_warning() {
         let addr = listen_addr(&served.wait_for("roster listening on"));
         let http = reqwest::Client::new();
         let base = format!("http://{addr}");
-        assert_eq!(http.get(format!("{base}/")).send().await.unwrap().status(), 404);
+        assert_eq!(http.get(format!("{base}/nowhere")).send().await.unwrap().status(), 404);
         assert_eq!(
             http.get(format!("{base}/api/v1/principals"))
                 .send()
@@ -912,10 +917,10 @@ async fn serve_watches_registered_services() {
 #[test]
 fn serve_exits_cleanly_when_stopped_right_after_start() {
     const RUNS: usize = 50;
-    let backend = if crate::support::postgres_admin_url().is_some() {
+    // libpq is where it crashed; without PostgreSQL, the same on SQLite.
+    let backend = if cfg!(roster_test_postgres) {
         Backend::Postgres
     } else {
-        crate::support::skipped_postgres("serve_exits_cleanly_when_stopped_right_after_start");
         Backend::Sqlite
     };
     let db = TestDb::new(backend);
@@ -942,14 +947,12 @@ fn serve_exits_cleanly_when_stopped_right_after_start() {
 /// finds it from anywhere, and no command makes a new one for a database
 /// that already has a pepper.
 #[test]
+#[cfg_attr(
+    not(roster_test_postgres),
+    ignore = "PostgreSQL only: set TEST_DATABASE_URL (see README)"
+)]
 fn the_key_file_does_not_depend_on_the_working_directory() {
-    let backend = if crate::support::postgres_admin_url().is_some() {
-        Backend::Postgres
-    } else {
-        crate::support::skipped_postgres("the_key_file_does_not_depend_on_the_working_directory");
-        return;
-    };
-    let db = TestDb::new(backend);
+    let db = TestDb::new(Backend::Postgres);
     let home = tempfile::tempdir().unwrap();
     let (here, there, elsewhere) = (
         tempfile::tempdir().unwrap(),

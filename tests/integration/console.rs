@@ -36,9 +36,12 @@ async fn register_console(app: &TestApp, issuer: &str) -> ConsoleClient {
 
 async fn the_console_is_served_with_a_strict_policy(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let r = get(&app, "/console").await;
-    assert_eq!(r.status, StatusCode::FOUND);
-    assert_eq!(r.headers["location"], "console/");
+    // A browser opening the server's address lands on the console.
+    for path in ["/", "/console"] {
+        let r = get(&app, path).await;
+        assert_eq!(r.status, StatusCode::FOUND, "{path}");
+        assert_eq!(r.headers["location"], "console/", "{path}");
+    }
 
     let r = get(&app, "/console/").await;
     assert_eq!(r.status, StatusCode::OK);
@@ -84,6 +87,19 @@ async fn the_console_is_served_with_a_strict_policy(backend: Backend) {
         })
         .spawn()
         .await;
+    let r = get(&off, "/").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let issuer = off.issuer();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r.html).unwrap(),
+        json!({
+            "service": "roster",
+            "issuer": issuer,
+            "openid_configuration": format!("{issuer}/.well-known/openid-configuration"),
+            "openapi": format!("{issuer}/openapi.yaml"),
+            "console": null,
+        })
+    );
     for path in ["/console", "/console/", "/console/app.js"] {
         let r = get(&off, path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
@@ -225,6 +241,13 @@ async fn console_login(app: &TestApp, user: &str, password: &str) -> serde_json:
     let mut browser = Browser::new();
     let page = browser.get(url.as_str()).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    // The page names the client by its display name, not its id.
+    assert!(
+        page.html
+            .contains("<p class=\"lead\">to continue to <strong>Roster admin console</strong></p>"),
+        "{}",
+        page.html
+    );
     let done = browser.log_in(app, &page, user, password).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
     assert!(

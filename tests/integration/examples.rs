@@ -32,11 +32,21 @@ fn service_example() -> std::path::PathBuf {
     bin
 }
 
-/// Run `examples/<name>.sh` with `bash -euo pipefail` (any failing command
-/// fails the run) from a fresh directory holding a copy of `examples/`, as
-/// from the root of a clone. Returns stdout; fails on a non-zero exit or
-/// after two minutes.
-fn run_example(name: &str) -> String {
+/// How a walkthrough is started.
+struct Run<'a> {
+    /// Options before the script's path: `-euo pipefail` as the tests run
+    /// them, or none, as the README tells a user to.
+    bash_args: &'a [&'a str],
+    /// Is the built `roster` on the PATH?
+    roster_on_path: bool,
+    /// Where the server is to listen.
+    listen: String,
+}
+
+/// Run `examples/<name>.sh` from a fresh directory holding a copy of
+/// `examples/`, as from the root of a clone. Returns its exit status,
+/// stdout and stderr; fails after two minutes.
+fn start_example(name: &str, run: Run<'_>) -> (std::process::ExitStatus, String, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("examples")).unwrap();
     for entry in std::fs::read_dir(Path::new(ROOT).join("examples")).unwrap() {
@@ -48,15 +58,27 @@ fn run_example(name: &str) -> String {
         std::fs::copy(entry.path(), dir.path().join("examples").join(entry.file_name())).unwrap();
     }
     let bin_dir = roster_bin().parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let system_path = std::env::var("PATH").unwrap_or_default();
+    let path = if run.roster_on_path {
+        format!("{}:{system_path}", bin_dir.display())
+    } else {
+        // Whatever `roster` an earlier `cargo install` left stays out too.
+        std::env::split_paths(&system_path)
+            .filter(|p| !p.join("roster").exists())
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let script = format!("examples/{name}.sh");
     let mut child = Command::new("bash")
-        .args(["-euo", "pipefail", &format!("examples/{name}.sh")])
+        .args(run.bash_args)
+        .arg(&script)
         .current_dir(dir.path())
         .env_clear()
         .env("PATH", path)
         .env("HOME", dir.path())
         .env("TMPDIR", dir.path())
-        .env("ROSTER_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("ROSTER_LISTEN", run.listen)
         .env("STANDIN_PORT", free_port().to_string())
         .env("STANDIN_B_PORT", free_port().to_string())
         .env("ORDERS_PORT", free_port().to_string())
@@ -90,13 +112,74 @@ fn run_example(name: &str) -> String {
     unsafe {
         libc::killpg(pgid as libc::pid_t, libc::SIGKILL);
     }
-    let (status, out, err) = outcome.unwrap_or_else(|_| panic!("examples/{name}.sh did not finish within 2 minutes"));
+    outcome.unwrap_or_else(|_| panic!("{script} did not finish within 2 minutes"))
+}
+
+/// Run `examples/<name>.sh` with `bash -euo pipefail` (any failing command
+/// fails the run), with `roster` on the PATH, on a free port. Returns
+/// stdout; fails on a non-zero exit.
+fn run_example(name: &str) -> String {
+    let run = Run {
+        bash_args: &["-euo", "pipefail"],
+        roster_on_path: true,
+        listen: format!("127.0.0.1:{}", free_port()),
+    };
+    let (status, out, err) = start_example(name, run);
     assert!(
         status.success(),
         "examples/{name}.sh failed ({status}).\nstdout:\n{out}\nstderr:\n{err}"
     );
     assert!(!err.contains("Traceback"), "examples/{name}.sh: {err}");
     out
+}
+
+/// Started with plain `bash`, as the README says, a walkthrough stops at its
+/// first failure with a non-zero status: without `roster` on the PATH, and
+/// when the port already serves (another Roster from the step before, say),
+/// it says why in one line and runs nothing else.
+#[test]
+fn walkthroughs_stop_at_their_first_failure() {
+    let plain = |roster_on_path: bool, listen: String| Run {
+        bash_args: &[],
+        roster_on_path,
+        listen,
+    };
+    let port = free_port();
+    let (status, out, err) = start_example("quickstart", plain(false, format!("127.0.0.1:{port}")));
+    assert_eq!(
+        (status.code(), out.as_str(), err.as_str()),
+        (
+            Some(1),
+            "",
+            "roster is not on the PATH: run cargo install --locked --path . first\n"
+        )
+    );
+
+    // Something already serves HTTP on the port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in taken.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let _ = std::io::Read::read(&mut conn, &mut [0; 4096]);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    for name in ["quickstart", "registry"] {
+        let (status, out, err) = start_example(name, plain(true, listen.clone()));
+        assert_eq!(
+            (status.code(), out.as_str(), err),
+            (
+                Some(1),
+                "",
+                format!("{listen} is already taken: stop what serves there, or set ROSTER_LISTEN=127.0.0.1:<port>\n")
+            ),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ on_both_backends!(
     redirects_to_another_origin_are_not_followed,
     resolved_addresses_are_checked_at_connect_time,
     script_links_never_reach_the_menu,
+    icon_class_lists_reach_the_menu_unchanged,
     overlong_client_ids_are_refused_and_not_stored,
     a_flood_of_bad_client_authentications_is_folded,
     a_secret_sent_as_client_id_is_not_kept,
@@ -286,6 +287,103 @@ async fn script_links_never_reach_the_menu(backend: Backend) {
         json!([{"name": "Invoices", "code": "invoices", "module_link": "/billing/invoices", "icon": "receipt", "menu_position": 1}])
     );
     assert!(!menu.to_string().to_lowercase().contains("javascript"));
+}
+
+fn with_icon(code: &str, icon: &str) -> Value {
+    json!({"name": code.to_uppercase(), "code": code, "pages": [
+        {"name": "Tickets", "code": "tickets", "module_link": format!("/{code}/tickets"), "icon": icon, "menu_position": 1}
+    ]})
+}
+
+/// Icon-font class lists (`fa fa-ticket`), the commonest icon in frontend
+/// menus, are accepted pushed and pulled and listed as stored; anything that
+/// could leave a `class` attribute is still refused, naming the field.
+async fn icon_class_lists_reach_the_menu_unchanged(backend: Backend) {
+    let app = TestApp::builder(backend).clock(Clock::manual(Utc::now())).spawn().await;
+    let (_, pushed) = app.service_with_token("events", &[]).await;
+    let r = register(
+        &app,
+        &pushed,
+        "events",
+        json!({"base_url": "http://127.0.0.1:1/", "ttl_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app
+        .call(
+            Method::PUT,
+            "/api/v1/services/events/modules",
+            Some(&pushed),
+            Some(with_icon("events", "fa fa-cog")),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for bad in [
+        "fa  fa-cog",
+        "fa \"x",
+        "fa <b>",
+        "fa fa-cog:x",
+        "fa\tfa-cog",
+        "JaVaScRiPt:alert(1)",
+    ] {
+        let r = app
+            .call(
+                Method::PUT,
+                "/api/v1/services/events/modules",
+                Some(&pushed),
+                Some(with_icon("events", bad)),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str(), r.body["field"].as_str()),
+            (422, Some("invalid_field"), Some("pages[0].icon")),
+            "{bad:?}: {}",
+            r.body
+        );
+    }
+
+    let (_, pulled) = app.service_with_token("tools", &[]).await;
+    let fake = FakeService::start(with_icon("tools", "fa-solid fa-wrench"));
+    let r = register(
+        &app,
+        &pulled,
+        "tools",
+        json!({"base_url": fake.base_url(), "modules_url": "/getModules.json", "ttl_seconds": 3600}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.tick().await;
+
+    let menu: Value = app
+        .client
+        .get(app.url("/api/v1/modules"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut icons: Vec<(String, Value)> = menu["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["code"].as_str().unwrap().to_string(), m["pages"].clone()))
+        .collect();
+    icons.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        icons,
+        vec![
+            (
+                "events".to_string(),
+                json!([{"name": "Tickets", "code": "tickets", "module_link": "/events/tickets", "icon": "fa fa-cog", "menu_position": 1}])
+            ),
+            (
+                "tools".to_string(),
+                json!([{"name": "Tickets", "code": "tickets", "module_link": "/tools/tickets", "icon": "fa-solid fa-wrench", "menu_position": 1}])
+            ),
+        ],
+        "{menu}"
+    );
 }
 
 async fn overlong_client_ids_are_refused_and_not_stored(backend: Backend) {
@@ -562,12 +660,13 @@ async fn slow_clients_are_cut_off() {
 /// the request that meets a dead connection is a 503 with Retry-After, never
 /// a 500, and the next one is served on a fresh connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(roster_test_postgres),
+    ignore = "PostgreSQL only: set TEST_DATABASE_URL (see README)"
+)]
 async fn killed_database_connections_are_a_503_then_recover() {
     use diesel::{Connection, RunQueryDsl};
-    let Some(admin_url) = crate::support::postgres_admin_url() else {
-        crate::support::skipped_postgres("killed_database_connections_are_a_503_then_recover");
-        return;
-    };
+    let admin_url = crate::support::require_postgres();
     let app = TestApp::spawn(Backend::Postgres).await;
     let svc = app.create_service("billing", &[]).await;
     // A token for a named resource: the resource is looked up in the

@@ -558,7 +558,7 @@ async fn a_disable_during_the_password_check_stops_the_login() {
 /// B, and a key rotated on A is in B's JWKS before any token is signed with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_agree() {
-    let backend = if crate::support::postgres_admin_url().is_some() {
+    let backend = if cfg!(roster_test_postgres) {
         Backend::Postgres
     } else {
         Backend::Sqlite

@@ -126,11 +126,11 @@ mod registrations_become_the_instance_default {
     }
 
     #[test]
+    #[cfg_attr(
+        not(roster_test_postgres),
+        ignore = "PostgreSQL half: set TEST_DATABASE_URL (see README)"
+    )]
     fn postgres() {
-        if crate::support::postgres_admin_url().is_none() {
-            crate::support::skipped_postgres(concat!(module_path!(), "::postgres"));
-            return;
-        }
         let db = crate::support::TestDb::new(crate::support::Backend::Postgres);
         let mut conn = PgConnection::establish(&db.url).unwrap();
         upgrade!(&mut conn, "postgres");

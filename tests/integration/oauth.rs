@@ -34,7 +34,84 @@ on_both_backends!(
     revoking_another_clients_refresh_token_does_nothing,
     use_counts_are_written_when_the_tick_stops,
     a_confidential_clients_refresh_token_needs_its_secret,
+    an_access_token_is_no_refresh_token_or_code,
 );
+
+/// RFC 6749 §5.2: a refresh token or code that is not a live one is
+/// `invalid_grant`, whatever its length: clients send their user back to
+/// log in on that code. An access token (a JWT of hundreds of bytes) sent in
+/// their place is the common mistake.
+async fn an_access_token_is_no_refresh_token_or_code(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let spa = app.create_service("spa", &[]).await;
+    let login = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let access = login.body["access_token"].as_str().unwrap();
+    assert!(access.len() > 255, "{access}");
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "refresh_token"), ("refresh_token", access)],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "the refresh token is invalid, expired or revoked"})
+        )
+    );
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("spa", &spa.secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", access),
+                ("redirect_uri", "https://spa.example/cb"),
+                ("code_verifier", &"v".repeat(43)),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            400,
+            serde_json::json!({"error": "invalid_grant", "error_description": "the authorization code is invalid, expired or already used"})
+        )
+    );
+    // The cap against abuse stays, far above any real token.
+    let huge = "x".repeat(8193);
+    for param in ["refresh_token", "code"] {
+        let grant = if param == "code" {
+            "authorization_code"
+        } else {
+            "refresh_token"
+        };
+        let r = app
+            .post_form("/oauth/token", None, &[("grant_type", grant), (param, &huge)])
+            .await;
+        assert_eq!(
+            (r.status, r.body),
+            (
+                400,
+                serde_json::json!({"error": "invalid_request", "error_description": format!("parameter '{param}' is longer than 8192 bytes")})
+            )
+        );
+    }
+}
 
 /// A refresh token issued to a client that authenticated with its secret
 /// refreshes only with that secret: a bare client_id is not enough.

@@ -34,6 +34,25 @@ async fn guessing_a_client_secret_is_throttled(backend: Backend) {
     }
     let r = guess("wrong-secret").await;
     assert_eq!((r.status, r.error(), r.header("retry-after")), (429, "slow_down", "1"));
+    // The record of the block names the service whose secret is guessed.
+    let admin = app.admin_token().await;
+    let throttled = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?principal={}&type=login.throttled", svc.id),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let items = throttled.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", throttled.body);
+    assert_eq!(
+        (&items[0]["reason"], &items[0]["details"]),
+        (
+            &json!("too many failed client authentications"),
+            &json!({"client_id": "billing", "retry_after": 1})
+        )
+    );
     // The real secret waits too: the block is checked before any secret.
     let r = app.client_grant("billing", &svc.secret).await;
     assert_eq!(r.status, 429);
@@ -144,7 +163,54 @@ async fn guessing_is_throttled_per_name_and_network(backend: Backend) {
     );
     let audit = app.audit_types().await;
     assert!(audit.iter().any(|(t, ..)| t == "throttle.cleared"), "{audit:?}");
-    assert!(audit.iter().any(|(t, ..)| t == "login.throttled"), "{audit:?}");
+
+    // The throttling records say whose account was guessed: found by the
+    // person's id, folded per (source, principal); a name that is nobody's
+    // is kept only as a keyed hash. (The tick writes a closed window's count.)
+    app.clock.advance(Duration::seconds(61));
+    app.tick().await;
+    let throttled = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?principal={alice_id}&type=login.throttled"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let items = throttled.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "both blocks fold into one row: {}", throttled.body);
+    let e = &items[0];
+    assert_eq!(
+        (
+            &e["principal_id"],
+            &e["remote_addr"],
+            &e["reason"],
+            &e["outcome"],
+            &e["details"],
+            &e["count"]
+        ),
+        (
+            &json!(alice_id),
+            &json!("127.0.0.1"),
+            &json!("too many failed logins"),
+            &json!("failed"),
+            &json!({"retry_after": 1}),
+            &json!(2)
+        ),
+        "{e}"
+    );
+    let all = app
+        .call(Method::GET, "/api/v1/audit?type=login.throttled", Some(&admin), None)
+        .await;
+    let nobody: Vec<_> = all.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["principal_id"].is_null())
+        .collect();
+    assert_eq!(nobody.len(), 1, "{}", all.body);
+    assert_eq!(nobody[0]["details"]["username_hash"].as_str().map(str::len), Some(16));
+    assert!(!all.body.to_string().contains("nobody"), "{}", all.body);
 }
 
 async fn throttling_counts_across_instances(backend: Backend) {

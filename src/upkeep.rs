@@ -191,6 +191,14 @@ impl Upkeep {
                 crate::models::throttle::delete_stale(c, now - Duration::days(1), now)?;
                 crate::models::login_session::delete_expired(c, now)?;
                 crate::models::revocation::delete_expired(c, now)?;
+                // Revocations an older Roster put on the deny list only.
+                let repaired = crate::models::revoked_token::repair_feed(c, now)?;
+                if repaired > 0 {
+                    tracing::warn!(
+                        repaired,
+                        "revoked tokens missing from the revocation feed were added to it"
+                    );
+                }
                 crate::models::authorization_code::delete_expired(c, now - crate::oauth::code::CODE_MEMORY)?;
                 match retention {
                     Some(r) => audit::delete_older_than(c, now - r, RETENTION_BATCH),

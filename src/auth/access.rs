@@ -94,6 +94,32 @@ pub async fn verify_reloading(
     }
 }
 
+/// For revocation: the claims of a valid token, `None` for one that is not
+/// an access token Roster signed. A token signed by a key this instance has
+/// not loaded, when the reload is rate-limited just now, is
+/// [`Error::Unavailable`] (503): answering 200 would tell its owner it was
+/// revoked while nothing was.
+pub async fn verify_for_revocation(
+    db: &Pool,
+    keys: &Arc<KeyStore>,
+    token: &str,
+    issuer: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<AccessTokenClaims>> {
+    match jwt::verify(&keys.current(), token, issuer, now) {
+        Ok(claims) => Ok(Some(claims)),
+        Err(jwt::VerifyError::UnknownKey) if keys.claim_unknown_kid_reload(now) => {
+            let store = keys.clone();
+            db.run(move |c| store.reload(c, now)).await?;
+            Ok(jwt::verify(&keys.current(), token, issuer, now).ok())
+        }
+        Err(jwt::VerifyError::UnknownKey) => Err(Error::Unavailable(
+            "the token's signing key is not loaded yet; retry".into(),
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The claims of a valid token, `None` for an invalid one; a failed check
 /// stays an error.
 pub fn valid_or_none(r: std::result::Result<AccessTokenClaims, AccessError>) -> Result<Option<AccessTokenClaims>> {

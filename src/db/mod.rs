@@ -309,6 +309,10 @@ pub fn classify(e: &DieselError) -> Fault {
         DieselError::NotFound => Fault::NotFound,
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Fault::UniqueViolation,
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => Fault::Disconnected,
+        // PostgreSQL 40001 and 40P01: the transaction was rolled back and a
+        // retry from the start may well succeed, exactly as a busy SQLite.
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Fault::Busy,
+        DieselError::DatabaseError(_, info) if info.message().starts_with("deadlock detected") => Fault::Busy,
         DieselError::DatabaseError(_, info)
             if matches!(info.message(), "database is locked" | "database table is locked") =>
         {
@@ -332,6 +336,44 @@ impl HasFault for DieselError {
     }
 }
 
+/// A connection inside a transaction. Only [`transaction`] makes one, so a
+/// write that must commit together with others (a feed row and the counter
+/// that numbers it, a change stamp and the change) takes `&mut Tx` and cannot
+/// run on its own. It derefs to the connection for everything else.
+pub struct Tx<'c>(&'c mut DbConnection);
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        self.0
+    }
+}
+
+impl std::ops::DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        self.0
+    }
+}
+
+/// Run one insert in a savepoint of `tx`: `false`, and the transaction
+/// carries on, when a unique constraint refused it (on PostgreSQL a failed
+/// statement would otherwise abort the whole transaction).
+pub fn insert_unless_present<F>(tx: &mut Tx<'_>, insert: F) -> Result<bool, DieselError>
+where
+    F: FnOnce(&mut DbConnection) -> diesel::QueryResult<usize>,
+{
+    let mut insert = Some(insert);
+    let outcome = tx.0.transaction(|c| match insert.take() {
+        Some(f) => f(c),
+        None => Ok(0),
+    });
+    match outcome {
+        Ok(_) => Ok(true),
+        Err(e) if classify(&e) == Fault::UniqueViolation => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// How often a transaction is retried when SQLite reports the database busy.
 const BUSY_RETRIES: u32 = 8;
 
@@ -350,19 +392,20 @@ const BUSY_RETRIES: u32 = 8;
 /// lets go.
 pub fn transaction<T, E, F>(conn: &mut DbConnection, mut f: F) -> Result<T, E>
 where
-    F: FnMut(&mut DbConnection) -> Result<T, E>,
+    F: FnMut(&mut Tx<'_>) -> Result<T, E>,
     E: From<DieselError> + HasFault,
 {
     let mut attempt = 0;
+    let mut body = |c: &mut DbConnection| f(&mut Tx(c));
     loop {
         #[cfg(feature = "sqlite")]
         let outcome = if conn.as_sqlite().is_some() && !in_transaction(conn) {
-            immediate(conn, &mut f)
+            immediate(conn, &mut body)
         } else {
-            conn.transaction(&mut f)
+            conn.transaction(&mut body)
         };
         #[cfg(not(feature = "sqlite"))]
-        let outcome = conn.transaction(&mut f);
+        let outcome = conn.transaction(&mut body);
         match outcome {
             Err(e) if e.fault() == Some(Fault::Busy) && attempt < BUSY_RETRIES => {
                 attempt += 1;

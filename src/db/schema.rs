@@ -274,6 +274,8 @@ diesel::table! {
     }
 }
 
+diesel::allow_tables_to_appear_in_same_query!(revoked_tokens, revocations);
+
 diesel::table! {
     registry_state (id) {
         id -> Integer,

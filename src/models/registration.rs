@@ -5,10 +5,10 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::{
     categories, principals, registry_services, registry_state, registry_views, service_categories,
 };
+use crate::db::{DbConnection, Tx};
 use crate::error::Result;
 
 use super::to_db_time;
@@ -116,11 +116,11 @@ pub fn category_key(name: &str) -> String {
 pub const MODULES_KEY: &str = "modules";
 
 /// Bump the change index in the caller's transaction; returns the new value.
-pub fn bump_index(conn: &mut DbConnection) -> Result<i64> {
+fn bump_index(tx: &mut Tx<'_>) -> Result<i64> {
     diesel::update(registry_state::table.find(1))
         .set(registry_state::change_index.eq(registry_state::change_index + 1))
-        .execute(conn)?;
-    current_index(conn)
+        .execute(&mut **tx)?;
+    current_index(tx)
 }
 
 pub fn current_index(conn: &mut DbConnection) -> Result<i64> {
@@ -133,16 +133,16 @@ pub fn current_index(conn: &mut DbConnection) -> Result<i64> {
 /// Bump the change index and mark `keys` as changed at it, in the caller's
 /// transaction. The index row is locked first, so views are stamped in
 /// commit order. Returns the new index.
-pub fn changed(conn: &mut DbConnection, keys: &[String]) -> Result<i64> {
-    let index = bump_index(conn)?;
+pub fn changed(tx: &mut Tx<'_>, keys: &[String]) -> Result<i64> {
+    let index = bump_index(tx)?;
     for key in keys {
         let n = diesel::update(registry_views::table.find(key))
             .set(registry_views::modify_index.eq(index))
-            .execute(conn)?;
+            .execute(&mut **tx)?;
         if n == 0 {
             diesel::insert_into(registry_views::table)
                 .values((registry_views::view_key.eq(key), registry_views::modify_index.eq(index)))
-                .execute(conn)?;
+                .execute(&mut **tx)?;
         }
     }
     Ok(index)
@@ -150,7 +150,7 @@ pub fn changed(conn: &mut DbConnection, keys: &[String]) -> Result<i64> {
 
 /// A service's categories changed outside the registry (an admin's PATCH):
 /// stamp its view and those of the categories it left and joined.
-pub fn categories_changed(conn: &mut DbConnection, service: &str, old: &[String], new: &[String]) -> Result<i64> {
+pub fn categories_changed(tx: &mut Tx<'_>, service: &str, old: &[String], new: &[String]) -> Result<i64> {
     let mut keys = vec![service_key(service)];
     for c in old.iter().chain(new) {
         let k = category_key(c);
@@ -158,7 +158,7 @@ pub fn categories_changed(conn: &mut DbConnection, service: &str, old: &[String]
             keys.push(k);
         }
     }
-    changed(conn, &keys)
+    changed(tx, &keys)
 }
 
 /// The modify index of each of `keys` that ever changed.

@@ -1,11 +1,20 @@
 //! Revocation feed rows: revoked tokens and principal changes, numbered by a
 //! counter bumped in the writer's transaction, so readers never miss one.
+//!
+//! **The invariant.** A row is numbered and inserted in the transaction that
+//! makes the change it records (every append takes a [`Tx`]), under the lock
+//! of the counter row, so number `n` commits together with its row and only
+//! after `n - 1` committed or rolled back. A reader that reads the counter
+//! first and the rows after therefore sees every row up to the counter it
+//! read, and a cursor handed out at that counter never passes a row that is
+//! not yet visible. Numbers may be skipped (a rolled-back or pruned row),
+//! never overtaken.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::{auth_state, revocations};
+use crate::db::{DbConnection, Tx};
 use crate::error::Result;
 
 use super::principal::{self, Principal};
@@ -38,11 +47,30 @@ pub struct RevocationRow {
 /// Take the next index inside the caller's transaction. The counter row's
 /// lock orders writers, so index `n` commits only after `n - 1` did (or
 /// rolled back): a reader that has seen `n` has seen everything below it.
-fn next_index(conn: &mut DbConnection) -> Result<i64> {
+fn next_index(tx: &mut Tx<'_>) -> Result<i64> {
     diesel::update(auth_state::table.find(1))
         .set(auth_state::revocation_index.eq(auth_state::revocation_index + 1))
-        .execute(conn)?;
-    current_index(conn)
+        .execute(&mut **tx)?;
+    current_index(tx)
+}
+
+/// Take the counter row's lock without moving it (PostgreSQL's row lock;
+/// SQLite's one write lock is held from the transaction's start).
+fn lock_counter(tx: &mut Tx<'_>) -> Result<()> {
+    diesel::update(auth_state::table.find(1))
+        .set(auth_state::revocation_index.eq(auth_state::revocation_index))
+        .execute(&mut **tx)?;
+    Ok(())
+}
+
+/// Is `jti` in the feed?
+pub fn has_token(conn: &mut DbConnection, jti: &str) -> Result<bool> {
+    let n: i64 = revocations::table
+        .filter(revocations::kind.eq(TOKEN))
+        .filter(revocations::subject.eq(jti))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }
 
 pub fn current_index(conn: &mut DbConnection) -> Result<i64> {
@@ -53,8 +81,16 @@ pub fn current_index(conn: &mut DbConnection) -> Result<i64> {
 }
 
 /// Record a revoked access token, kept until it would have expired.
-pub fn append_token(conn: &mut DbConnection, jti: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<i64> {
-    let idx = next_index(conn)?;
+/// Once per token: `None` when it is in the feed already. The check comes
+/// after the counter row is locked (and before it moves), so a concurrent
+/// append of the same token has committed by then and is seen, and no number
+/// is spent on it.
+pub fn append_token(tx: &mut Tx<'_>, jti: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<i64>> {
+    lock_counter(tx)?;
+    if has_token(tx, jti)? {
+        return Ok(None);
+    }
+    let idx = next_index(tx)?;
     diesel::insert_into(revocations::table)
         .values(RevocationRow {
             idx,
@@ -66,20 +102,20 @@ pub fn append_token(conn: &mut DbConnection, jti: &str, expires_at: DateTime<Utc
             created_at: to_db_time(now),
             expires_at: to_db_time(expires_at + LEEWAY),
         })
-        .execute(conn)?;
-    Ok(idx)
+        .execute(&mut **tx)?;
+    Ok(Some(idx))
 }
 
 /// Record a principal's state (status, `tokens_not_before`, scopes) after a
 /// change to its status or scopes, kept until every token issued before the
 /// change has expired. Principals are never deleted, only disabled.
-pub fn append_principal(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<i64> {
+pub fn append_principal(tx: &mut Tx<'_>, id: &str, now: DateTime<Utc>) -> Result<i64> {
     let keep_until = now + MAX_ACCESS_TOKEN_TTL + LEEWAY;
     let p: Principal =
-        principal::find_by_id(conn, id)?.ok_or_else(|| crate::error::Error::NotFound(format!("principal {id}")))?;
-    let scopes = serde_json::to_string(&principal::scopes_of(conn, id)?).map_err(crate::error::Error::internal)?;
+        principal::find_by_id(tx, id)?.ok_or_else(|| crate::error::Error::NotFound(format!("principal {id}")))?;
+    let scopes = serde_json::to_string(&principal::scopes_of(tx, id)?).map_err(crate::error::Error::internal)?;
     let (status, not_before, scopes) = (p.status, p.tokens_not_before, Some(scopes));
-    let idx = next_index(conn)?;
+    let idx = next_index(tx)?;
     diesel::insert_into(revocations::table)
         .values(RevocationRow {
             idx,
@@ -91,7 +127,7 @@ pub fn append_principal(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -
             created_at: to_db_time(now),
             expires_at: to_db_time(keep_until),
         })
-        .execute(conn)?;
+        .execute(&mut **tx)?;
     Ok(idx)
 }
 

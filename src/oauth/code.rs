@@ -88,7 +88,7 @@ enum Exchanged {
 
 /// A code came back a second time: revoke what its first use issued.
 fn replayed(
-    conn: &mut DbConnection,
+    conn: &mut crate::db::Tx<'_>,
     row: &AuthorizationCodeRow,
     remote: Option<&str>,
     now: DateTime<Utc>,

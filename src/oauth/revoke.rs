@@ -7,8 +7,10 @@ use super::client_auth;
 use super::error::OAuthError;
 use super::refresh;
 use super::request::ClientCredentials;
-use crate::auth::access::verify_reloading;
-use crate::auth::secrets::SecretString;
+use crate::auth::access::verify_for_revocation;
+use crate::auth::jwt::AccessTokenClaims;
+use crate::auth::secrets::{Pepper, SecretString};
+use crate::db::Tx;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::revoked_token;
 
@@ -41,52 +43,80 @@ pub async fn revoke(
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
     let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
-    let claims =
-        crate::auth::access::valid_or_none(verify_reloading(&ctx.db, &ctx.keys, &token, ctx.issuer(), now).await)?;
+    let claims = verify_for_revocation(&ctx.db, &ctx.keys, &token, ctx.issuer(), now).await?;
     let checks = ctx.checks();
     let revoked = ctx
         .db
         .run(move |conn| {
-            let caller = client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?
-                .map(|c| c.principal.name);
-            if let Some(claims) = claims {
-                let own_client = claims.principal_kind == "human" && claims.client_id == claims.name;
-                let token_client = (!own_client).then_some(claims.client_id.as_str());
-                if !may_revoke(token_client, caller.as_deref()) {
-                    return Ok(());
-                }
-                let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
-                revoked_token::insert(conn, &claims.jti, exp, now)?;
-                audit::record(
-                    conn,
-                    NewAuditEvent::new("token.revoked", Outcome::Ok)
-                        .principal(Some(&claims.sub))
-                        .remote(remote.as_deref())
-                        .details(serde_json::json!({"token_type": "access_token", "jti": claims.jti})),
+            // Client authentication first, on its own: its failures are
+            // audited and must not roll back with the revocation.
+            let caller =
+                client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?.map(|c| c.principal.name);
+            crate::db::transaction(conn, |tx| {
+                revoke_in(
+                    tx,
+                    &checks.pepper,
+                    claims.as_ref(),
+                    &token,
+                    caller.as_deref(),
+                    remote.as_deref(),
                     now,
-                )?;
-                return Ok(());
-            }
-            let Some(row) = refresh::find(conn, &checks.pepper, &SecretString::new(token))? else {
-                return Ok(());
-            };
-            if !may_revoke(row.client_id.as_deref(), caller.as_deref()) {
-                return Ok(());
-            }
-            let revoked = refresh::revoke_family(conn, &row, now)?;
-            audit::record(
-                conn,
-                NewAuditEvent::new("token.revoked", Outcome::Ok)
-                    .principal(Some(&row.principal_id))
-                    .remote(remote.as_deref())
-                    .details(serde_json::json!({"token_type": "refresh_token", "family_id": row.family_id, "revoked": revoked})),
-                now,
-            )?;
-            Ok(())
+                )
+            })
         })
         .await;
     crate::auth::revocation_feed::publish(&ctx.db, &ctx.revocations).await;
     revoked
+}
+
+/// [`revoke`]'s one transaction: the deny list, the feed row and its
+/// number, the refresh family and the audit event commit together or not at
+/// all. Revoking again is not an error and makes sure the feed row exists.
+fn revoke_in(
+    tx: &mut Tx<'_>,
+    pepper: &Pepper,
+    claims: Option<&AccessTokenClaims>,
+    token: &str,
+    caller: Option<&str>,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    if let Some(claims) = claims {
+        let own_client = claims.principal_kind == "human" && claims.client_id == claims.name;
+        let token_client = (!own_client).then_some(claims.client_id.as_str());
+        if !may_revoke(token_client, caller) {
+            return Ok(());
+        }
+        let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        revoked_token::insert(tx, &claims.jti, exp, now)?;
+        audit::record(
+            tx,
+            NewAuditEvent::new("token.revoked", Outcome::Ok)
+                .principal(Some(&claims.sub))
+                .remote(remote)
+                .details(serde_json::json!({"token_type": "access_token", "jti": claims.jti})),
+            now,
+        )?;
+        return Ok(());
+    }
+    let Some(row) = refresh::find(tx, pepper, &SecretString::new(token.to_string()))? else {
+        return Ok(());
+    };
+    if !may_revoke(row.client_id.as_deref(), caller) {
+        return Ok(());
+    }
+    let revoked = refresh::revoke_family(tx, &row, now)?;
+    audit::record(
+        tx,
+        NewAuditEvent::new("token.revoked", Outcome::Ok)
+            .principal(Some(&row.principal_id))
+            .remote(remote)
+            .details(
+                serde_json::json!({"token_type": "refresh_token", "family_id": row.family_id, "revoked": revoked}),
+            ),
+        now,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ pub(super) fn row(conn: &mut DbConnection, id: &str) -> Result<Principal> {
     principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))
 }
 
-/// Insert a validated principal with its scopes and categories. Run inside a transaction.
-fn insert(conn: &mut DbConnection, input: &NewPrincipal, now: DateTime<Utc>) -> Result<Principal> {
+/// Insert a validated principal with its scopes and categories, in the caller's transaction.
+fn insert(conn: &mut crate::db::Tx<'_>, input: &NewPrincipal, now: DateTime<Utc>) -> Result<Principal> {
     let t = to_db_time(now);
     let row = Principal {
         id: new_id(),
@@ -303,7 +303,7 @@ pub fn set_status(
 
 /// [`set_status`] inside the caller's transaction.
 fn set_status_in(
-    conn: &mut DbConnection,
+    conn: &mut crate::db::Tx<'_>,
     id: &str,
     status: PrincipalStatus,
     actor: Option<&str>,

@@ -170,7 +170,7 @@ fn locked(conn: &mut DbConnection, principal_id: &str, id: &str) -> Result<Optio
 /// Apply a damping event to a locked instance; when its status moves, record
 /// the transition, settle the service and stamp the views.
 fn apply(
-    conn: &mut DbConnection,
+    conn: &mut crate::db::Tx<'_>,
     p: &Principal,
     before: Option<&str>,
     row: &InstanceRow,
@@ -367,7 +367,7 @@ pub fn deregister(
 
 /// Delete a locked instance and settle the service.
 fn remove(
-    conn: &mut DbConnection,
+    conn: &mut crate::db::Tx<'_>,
     p: &Principal,
     before: &str,
     row: &InstanceRow,

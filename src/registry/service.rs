@@ -428,7 +428,7 @@ pub(super) fn keys_of(
 
 /// Record a change to `p` in the caller's transaction.
 pub(super) fn changed(
-    conn: &mut DbConnection,
+    conn: &mut crate::db::Tx<'_>,
     p: &Principal,
     also: &[CategoryAssignment],
     menu: bool,

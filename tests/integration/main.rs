@@ -9,6 +9,7 @@ mod architecture;
 mod browser_login;
 mod cli;
 mod client;
+mod concurrency;
 mod console;
 mod credentials;
 mod discovery;

@@ -5,6 +5,15 @@
 use crate::error::{Error, Result};
 use crate::models::principal::CategoryAssignment;
 
+/// `openid` asks for an ID token (OpenID Connect Core §3.1.2.1); `profile`
+/// and `email` for the person's own claims (§5.4). They are never granted to
+/// anyone: every person may let a first-party frontend know who they are.
+pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+
+pub fn is_oidc_scope(s: &str) -> bool {
+    OIDC_SCOPES.contains(&s)
+}
+
 /// Longest scope token.
 pub const MAX_SCOPE_LEN: usize = 128;
 

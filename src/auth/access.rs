@@ -27,19 +27,32 @@ pub struct Caller {
     pub granted: Vec<String>,
 }
 
+/// The one rule for what a token may do now: the scopes it carries that
+/// its principal still holds (plus the OpenID scopes, which are nobody's to
+/// hold). A demoted principal's old token loses the scope at once, in every
+/// answer: the API's checks, `/api/v1/me` and both kinds of introspection.
+pub fn effective_scopes<'a>(token: impl IntoIterator<Item = &'a str>, held: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in token {
+        if !s.is_empty()
+            && (held.iter().any(|h| h == s) || crate::names::is_oidc_scope(s))
+            && !out.iter().any(|o| o == s)
+        {
+            out.push(s.to_string());
+        }
+    }
+    out
+}
+
 impl Caller {
     /// The token carries `scope` and the principal still holds it.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.claims.scope.split(' ').any(|s| s == scope) && self.granted.iter().any(|g| g == scope)
+        self.scopes().iter().any(|s| s == scope)
     }
 
-    /// The token's scopes that the principal still holds.
+    /// The token's effective scopes ([`effective_scopes`]).
     pub fn scopes(&self) -> Vec<String> {
-        self.claims
-            .scopes()
-            .into_iter()
-            .filter(|s| self.granted.contains(s))
-            .collect()
+        effective_scopes(self.claims.scope.split(' '), &self.granted)
     }
 
     pub fn is_admin(&self) -> bool {

@@ -5,6 +5,7 @@
 //! of Roster's own but the blocking pool: errors are classified here
 //! ([`classify`]) and turned into the domain's errors by their owners.
 
+mod gate;
 mod pool;
 pub mod schema;
 
@@ -397,6 +398,15 @@ where
 {
     let mut attempt = 0;
     let mut body = |c: &mut DbConnection| f(&mut Tx(c));
+    // SQLite's writers in this process wait their turn, first come first
+    // served, before they ask SQLite for its one write lock.
+    #[cfg(feature = "sqlite")]
+    let gate = match conn.as_sqlite().is_some() && !in_transaction(conn) {
+        true => gate::current(),
+        false => None,
+    };
+    #[cfg(feature = "sqlite")]
+    let _turn = gate.as_deref().map(gate::WriteGate::enter);
     loop {
         #[cfg(feature = "sqlite")]
         let outcome = if conn.as_sqlite().is_some() && !in_transaction(conn) {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use diesel::Connection;
 use diesel::connection::TransactionManager;
 
+use super::gate::{self, WriteGate};
 use super::{DatabaseTarget, DbConnection, Fault, HasFault, PoolOptions};
 use crate::blocking::{BlockingError, BlockingPool};
 
@@ -39,6 +40,9 @@ pub struct Pool {
 
 struct Inner {
     target: DatabaseTarget,
+    /// SQLite's writers queue here (see [`gate`]); `None` for PostgreSQL,
+    /// whose row locks queue writers themselves.
+    gate: Option<Arc<WriteGate>>,
     idle: Mutex<Vec<DbConnection>>,
     work: BlockingPool,
     max_size: usize,
@@ -77,8 +81,10 @@ impl Drop for Busy<'_> {
 impl Pool {
     pub fn new(target: DatabaseTarget, opts: &PoolOptions) -> Self {
         let max_size = opts.max_size.max(1);
+        let gate = matches!(target, DatabaseTarget::Sqlite(_)).then(|| Arc::new(WriteGate::default()));
         Self {
             inner: Arc::new(Inner {
+                gate,
                 target,
                 idle: Mutex::new(Vec::with_capacity(max_size)),
                 work: BlockingPool::new("db", max_size),
@@ -129,7 +135,7 @@ impl Pool {
             .run(move || {
                 let _busy = Busy::enter(&inner);
                 let mut conn = inner.checkout().map_err(E::from)?;
-                let out = f(&mut conn);
+                let out = gate::with_gate(inner.gate.clone(), || f(&mut conn));
                 let lost = matches!(&out, Err(e) if e.fault() == Some(Fault::Disconnected));
                 inner.give_back(conn, lost);
                 out

@@ -10,14 +10,15 @@ pub struct MeView {
     pub id: String,
     pub name: String,
     pub kind: String,
-    /// The scopes of the presented token (not everything the principal holds).
+    /// What the presented token may do now: its scopes that the principal
+    /// still holds (not everything the principal holds).
     pub scopes: Vec<String>,
     pub client_id: String,
 }
 
 pub async fn me(Bearer(caller): Bearer) -> HttpResponse {
     HttpResponse::Ok().json(MeView {
-        scopes: caller.claims.scopes(),
+        scopes: caller.scopes(),
         client_id: caller.claims.client_id,
         id: caller.principal.id,
         name: caller.principal.name,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::error::OAuthError;
 use super::request::FormParams;
 use super::session::{self, LiveSession};
-use super::{OAuthContext, code, oidc, person, pkce};
+use super::{OAuthContext, code, person, pkce};
 use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::Error;
@@ -303,12 +303,7 @@ fn granted_scopes(
     person_id: &str,
 ) -> Result<Vec<String>, Error> {
     let held = principal::scopes_of(conn, person_id)?;
-    let mut scopes: Vec<String> = request
-        .scope
-        .iter()
-        .filter(|s| oidc::is_oidc_scope(s) || held.contains(s))
-        .cloned()
-        .collect();
+    let mut scopes = crate::auth::access::effective_scopes(request.scope.iter().map(String::as_str), &held);
     scopes.sort();
     Ok(scopes)
 }

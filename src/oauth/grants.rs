@@ -173,11 +173,7 @@ pub fn authorization_code(
             "the authorization code is invalid, expired or already used",
         ));
     }
-    let mut scopes: Vec<String> = code_scope
-        .split(' ')
-        .filter(|s| !s.is_empty() && (held_now.iter().any(|h| h == s) || crate::oauth::oidc::is_oidc_scope(s)))
-        .map(str::to_string)
-        .collect();
+    let mut scopes = crate::auth::access::effective_scopes(code_scope.split(' '), held_now);
     scopes.sort();
     scopes.dedup();
     Ok(Grant {
@@ -229,10 +225,7 @@ pub fn refresh(
         .collect();
     let requested = resolve_scope(scope, &original)?;
     // OpenID scopes are not granted to anyone: they ask for the person's own claims.
-    let scopes: Vec<String> = requested
-        .into_iter()
-        .filter(|s| granted_now.contains(s) || crate::oauth::oidc::is_oidc_scope(s))
-        .collect();
+    let scopes = crate::auth::access::effective_scopes(requested.iter().map(String::as_str), granted_now);
     Ok(Grant {
         claims: claims(
             user,

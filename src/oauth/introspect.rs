@@ -65,9 +65,11 @@ fn access_token_state(conn: &mut DbConnection, claims: AccessTokenClaims) -> Res
     let Some(p) = access::live(conn, &claims)? else {
         return Ok(IntrospectionResponse::inactive());
     };
+    let held = principal::scopes_of(conn, &p.id)?;
+    let scope = access::effective_scopes(claims.scope.split(' '), &held).join(" ");
     Ok(IntrospectionResponse::active(ActiveToken {
         sub: claims.sub,
-        scope: claims.scope,
+        scope,
         client_id: claims.client_id,
         username: p.name,
         exp: claims.exp,
@@ -98,11 +100,14 @@ fn refresh_token_state(
     let Some(p) = principal::find_by_id(conn, &row.principal_id)?.filter(Principal::is_active) else {
         return Ok(IntrospectionResponse::inactive());
     };
+    // What a refresh would issue now (RFC 6749 §6 narrows to what is held).
+    let held = principal::scopes_of(conn, &p.id)?;
+    let scope = access::effective_scopes(row.scope.split(' '), &held).join(" ");
     Ok(IntrospectionResponse::active(ActiveToken {
         client_id: row.client_id.clone().unwrap_or_else(|| p.name.clone()),
         username: p.name.clone(),
         sub: p.id,
-        scope: row.scope,
+        scope,
         exp: from_db_time(row.expires_at).timestamp(),
         iat: from_db_time(row.created_at).timestamp(),
         nbf: None,

@@ -10,14 +10,7 @@ use crate::auth::access::Caller;
 use crate::auth::jwt::{self, SignError};
 use crate::auth::keys::{KeySnapshot, SigningAlg};
 
-/// `openid` asks for an ID token (§3.1.2.1); `profile` and `email` for the
-/// person's own claims (§5.4). They are never granted to anyone: every
-/// person may let a first-party frontend know who they are.
-pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "email"];
-
-pub fn is_oidc_scope(s: &str) -> bool {
-    OIDC_SCOPES.contains(&s)
-}
+pub use crate::names::{OIDC_SCOPES, is_oidc_scope};
 
 /// The claims of an ID token (§2), signed with the access tokens' keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

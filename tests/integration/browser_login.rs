@@ -23,6 +23,7 @@ on_both_backends!(
     a_wrong_redirect_uri_is_a_page_never_a_redirect,
     pkce_is_required_and_checked,
     a_reused_code_revokes_what_it_issued,
+    a_reused_code_revokes_its_family_when_its_token_was_revoked_first,
     codes_expire_and_belong_to_their_client,
     prompt_none_and_max_age,
     the_login_form_refuses_forged_posts_and_wrong_passwords_alike,
@@ -581,6 +582,59 @@ async fn a_reused_code_revokes_what_it_issued(backend: Backend) {
     // A code that never existed is the same answer.
     let bogus = exchange(&app, "spa", APP, "not-a-code", Some(&verifier)).await;
     assert_eq!(bogus.body, second.body);
+}
+
+/// The first use's access token was already revoked (by its client, say):
+/// the replay still revokes the refresh family, and answers invalid_grant,
+/// not a 500 (on PostgreSQL the duplicate deny-list row used to abort the
+/// transaction and roll the family's revocation back).
+async fn a_reused_code_revokes_its_family_when_its_token_was_revoked_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    setup(&app).await;
+    let mut browser = Browser::new();
+    let (code, verifier) = code_for(&app, &mut browser, "spa", APP).await;
+    let first = exchange(&app, "spa", APP, &code, Some(&verifier)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let access = first.body["access_token"].as_str().unwrap().to_string();
+    let claims: serde_json::Value = {
+        use base64::Engine as _;
+        let payload = access.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let jti = claims["jti"].as_str().unwrap().to_string();
+    let exp = chrono::DateTime::from_timestamp(claims["exp"].as_i64().unwrap(), 0).unwrap();
+    let now = chrono::Utc::now();
+    app.query(move |c| roster::db::transaction(c, |tx| roster::models::revoked_token::insert(tx, &jti, exp, now)))
+        .await;
+
+    let second = exchange(&app, "spa", APP, &code, Some(&verifier)).await;
+    assert_eq!(
+        (second.status, second.body),
+        (
+            400,
+            json!({"error": "invalid_grant", "error_description": "the authorization code is invalid, expired or already used"})
+        )
+    );
+    let refresh = refresh(&app, first.body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (refresh.status, refresh.body),
+        (
+            400,
+            json!({"error": "invalid_grant", "error_description": "the refresh token is invalid, expired or revoked"})
+        )
+    );
+    let reused: Vec<_> = app
+        .audit_types()
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "code.reused")
+        .collect();
+    assert_eq!(reused.len(), 1, "{reused:?}");
 }
 
 async fn codes_expire_and_belong_to_their_client(backend: Backend) {

@@ -370,11 +370,30 @@ async fn a_demoted_admin_loses_power_at_once() {
     let root = app.admin_token().await;
     app.create_human("dana", "dana-password-123", &["admin", "reports:read"])
         .await;
-    let (dana, _) = app.login("dana", "dana-password-123").await;
+    let (dana, dana_refresh) = app.login("dana", "dana-password-123").await;
     let r = app
         .call(reqwest::Method::GET, "/api/v1/principals", Some(&dana), None)
         .await;
     assert_eq!(r.status, 200);
+    let rs = app.create_service("resource-server", &[]).await;
+    let introspected = |token: String| {
+        let (app, secret) = (&app, rs.secret.clone());
+        async move {
+            let r = app
+                .post_form(
+                    "/oauth/introspect",
+                    Some(("resource-server", &secret)),
+                    &[("token", &token)],
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            (r.body["active"].clone(), r.body["scope"].clone())
+        }
+    };
+    assert_eq!(
+        introspected(dana.clone()).await,
+        (serde_json::json!(true), serde_json::json!("admin reports:read"))
+    );
     let dana_id = app
         .call(reqwest::Method::GET, "/api/v1/principals?q=dana", Some(&root), None)
         .await
@@ -413,6 +432,17 @@ async fn a_demoted_admin_loses_power_at_once() {
     // What she still holds keeps working.
     let me = app.call(reqwest::Method::GET, "/api/v1/me", Some(&dana), None).await;
     assert_eq!(me.status, 200);
+    // Every answer about her old tokens says what they can do now: her own
+    // view, and introspection of the access and the refresh token.
+    assert_eq!(me.body["scopes"], serde_json::json!(["reports:read"]), "{}", me.body);
+    assert_eq!(
+        introspected(dana.clone()).await,
+        (serde_json::json!(true), serde_json::json!("reports:read"))
+    );
+    assert_eq!(
+        introspected(dana_refresh.clone()).await,
+        (serde_json::json!(true), serde_json::json!("reports:read"))
+    );
 }
 
 /// argon2 runs on a pool of its own: while every argon2 thread is taken,

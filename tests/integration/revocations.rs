@@ -18,7 +18,42 @@ on_both_backends!(
     a_long_poll_wakes_on_a_revocation_here_and_on_another_instance,
     the_feed_pages_resets_and_forgets_what_expired,
     a_service_leaves_the_registry,
+    tokens_only_on_the_deny_list_are_added_to_the_feed,
 );
+
+/// An older Roster could acknowledge a revocation that reached the deny list
+/// but never the feed. The minute's upkeep finds such tokens and appends
+/// them, so offline verifiers learn of them after an upgrade.
+async fn tokens_only_on_the_deny_list_are_added_to_the_feed(backend: Backend) {
+    let app = app(backend).await;
+    let (_, svc) = app.service_with_token("orders", &[]).await;
+    let exp = t0() + Duration::minutes(5);
+    app.query(move |c| {
+        use diesel::prelude::*;
+        use roster::db::schema::revoked_tokens::dsl::*;
+        diesel::insert_into(revoked_tokens)
+            .values((
+                jti.eq("lost-jti"),
+                expires_at.eq(exp.naive_utc()),
+                revoked_at.eq(t0().naive_utc()),
+            ))
+            .execute(c)?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(feed(&app, &svc, "").await["tokens"], json!([]));
+    app.clock.advance(Duration::seconds(61));
+    app.tick().await;
+    assert_eq!(
+        feed(&app, &svc, "").await,
+        json!({"index": 1, "reset": false, "more": false,
+               "tokens": [{"jti": "lost-jti", "expires_at": rfc3339(exp)}], "principals": []})
+    );
+    // Repaired once: the next pass adds nothing.
+    app.clock.advance(Duration::seconds(61));
+    app.tick().await;
+    assert_eq!(feed(&app, &svc, "").await["index"], 1);
+}
 
 async fn app(backend: Backend) -> TestApp {
     TestApp::builder(backend).clock(Clock::manual(t0())).spawn().await

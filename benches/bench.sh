@@ -8,7 +8,7 @@
 # Env: DURATION (10s), CONNS (64), BACKENDS ("sqlite postgres"), ROSTER_BIN (a binary to measure instead of a fresh build),
 #      PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres: a fresh database is made there),
 #      PEERS_SRC (../shared/peers), SERVICES (50) and PAGES (4) of the module list, PRINCIPALS (100000),
-#      WATCHERS (500) long polls for the blocking-query figure.
+#      WATCHERS (500) long polls for the blocking-query figure, MIXED_CONNS (32) clients of the mixed write load.
 # Needs wrk (apt-get install wrk), curl and python3; --peer also needs node and nginx-light.
 # wrk shares the machine's cores with the server: every figure is what is left after it.
 set -euo pipefail
@@ -24,7 +24,8 @@ for arg in "$@"; do
 done
 DURATION="${DURATION:-10s}" CONNS="${CONNS:-64}" BACKENDS="${BACKENDS:-sqlite postgres}"
 SERVICES="${SERVICES:-50}" PAGES="${PAGES:-4}" PRINCIPALS="${PRINCIPALS:-100000}" WATCHERS="${WATCHERS:-500}" WARMUP=2
-if [ "$SMOKE" = 1 ]; then DURATION=1s CONNS=8 BACKENDS=sqlite SERVICES=3 PAGES=2 PRINCIPALS=1000 WATCHERS=12 WARMUP=0; fi
+MIXED_CONNS="${MIXED_CONNS:-32}"
+if [ "$SMOKE" = 1 ]; then DURATION=1s CONNS=8 BACKENDS=sqlite SERVICES=3 PAGES=2 PRINCIPALS=1000 WATCHERS=12 WARMUP=0 MIXED_CONNS=8; fi
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PEERS_SRC="${PEERS_SRC:-$ROOT/../shared/peers}"
 PORT="${PORT:-18181}"
@@ -130,6 +131,8 @@ else:
     subprocess.run(["psql", url, "-qAtc", sql], check=True, stdout=subprocess.DEVNULL)
 PY
   wrk_run "client_credentials basic, +$PRINCIPALS principals" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_BODY=grant_type=client_credentials
+  # Mixed writes: creates, refreshes, revokes, wrong secrets and client credentials at once (p50/p99 per kind).
+  { echo "$backend, $MIXED_CONNS clients, ${DURATION}:"; python3 "$ROOT/benches/mixed.py" "$URL" bench-admin-password "$MIXED_CONNS" "${DURATION%s}" | sed 's/^/  /'; } >> "$WORK/mixed.txt"
   # Precise blocking queries: who is answered by one change, and by heartbeats that change nothing.
   # Its own server, with metrics: the long-poll gauge tells when every watcher is waiting
   # (the scenarios above run without the metrics recorder).
@@ -192,6 +195,10 @@ for backend in $BACKENDS; do
   fi
 done
 cat "$WORK/watch.txt"
+echo "mixed write load (benches/mixed.py; client-side figures, Python threads included):"
+cat "$WORK/mixed.txt"
+mixed_5xx=$(sed -n 's/^ *5xx=//p' "$WORK/mixed.txt" | awk '{ s += $1 } END { print s + 0 }')
+[ "${mixed_5xx:-0}" -eq 0 ] || { echo "5xx answers in the mixed write load: $mixed_5xx" >&2; errors=$(( errors + mixed_5xx )); }
 # roster-client's verification cost, without and with the revocation feed (its own Roster, SQLite).
 cargo build --release -q -p roster-client --example verify_bench
 VERIFY_N=200000 VERIFY_REVOKED=500

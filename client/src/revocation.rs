@@ -32,6 +32,12 @@ pub struct RevocationPolicy {
     pub on_stale: FailMode,
     /// Between failed polls.
     pub backoff: Backoff,
+    /// How often the whole feed is read again from the start, and swapped in
+    /// once complete. Roster never hands out a position past a row that is
+    /// not yet visible; this is the verifier's own defence should that ever
+    /// fail (an older server, say). Default 10 minutes. A reset answer
+    /// (a sign of a gap) starts one at once.
+    pub resync_every: StdDuration,
 }
 
 impl Default for RevocationPolicy {
@@ -44,6 +50,7 @@ impl Default for RevocationPolicy {
                 initial: StdDuration::from_millis(250),
                 max: StdDuration::from_secs(5),
             },
+            resync_every: StdDuration::from_secs(600),
         }
     }
 }
@@ -94,6 +101,13 @@ pub enum Verdict {
 }
 
 impl RevocationState {
+    /// Everything known now, replaced by `fresh`: a complete read of the
+    /// feed from the start, made by the same task that follows it (so
+    /// nothing was applied meanwhile). A row the follow had missed is in it.
+    pub fn replace_with(&mut self, fresh: RevocationState) {
+        *self = fresh;
+    }
+
     /// Apply one answer received at `now`.
     pub fn apply(&mut self, page: FeedPage, now: DateTime<Utc>) {
         if page.reset {

@@ -105,6 +105,8 @@ struct Following {
     state: RwLock<RevocationState>,
     policy: RevocationPolicy,
     index: watch::Sender<i64>,
+    /// Complete reads of the feed from the start so far.
+    resyncs: watch::Sender<u64>,
 }
 
 struct Inner {
@@ -320,6 +322,7 @@ impl Verifier {
         state.apply(first, now);
         let following = Arc::new(Following {
             index: watch::channel(state.index).0,
+            resyncs: watch::channel(0).0,
             state: RwLock::new(state),
             policy,
         });
@@ -335,6 +338,20 @@ impl Verifier {
     /// The feed index this verifier has applied (0 when not following).
     pub fn revocation_index(&self) -> i64 {
         self.following().map_or(0, |f| *f.index.borrow())
+    }
+
+    /// Complete reads of the feed from the start so far.
+    pub fn revocation_resyncs(&self) -> u64 {
+        self.following().map_or(0, |f| *f.resyncs.borrow())
+    }
+
+    /// Resolve once the verifier has read the whole feed again from the
+    /// start `count` times ([`RevocationPolicy::resync_every`]).
+    pub async fn revocations_resynced(&self, count: u64) {
+        if let Some(f) = self.following() {
+            let mut rx = f.resyncs.subscribe();
+            let _ = rx.wait_for(|n| *n >= count).await;
+        }
     }
 
     /// Resolve once the verifier has applied the feed up to `index`.
@@ -371,6 +388,25 @@ async fn poll(
     resp.json::<FeedPage>().await.map_err(|e| e.to_string())
 }
 
+/// The whole feed from the start, page by page, as a fresh state.
+async fn read_all(
+    tokens: &TokenSource,
+    http: &reqwest::Client,
+    url: &str,
+    clock: &crate::clock::Clock,
+) -> Result<RevocationState, String> {
+    let mut state = RevocationState::default();
+    let mut page = poll(tokens, http, url, None, std::time::Duration::ZERO).await?;
+    loop {
+        let more = page.more;
+        state.apply(page, clock.now());
+        if !more {
+            return Ok(state);
+        }
+        page = poll(tokens, http, url, Some(state.index), std::time::Duration::ZERO).await?;
+    }
+}
+
 /// The background long poll; ends when the verifier is dropped.
 async fn follow(
     verifier: Weak<Inner>,
@@ -381,19 +417,47 @@ async fn follow(
     mut more: bool,
 ) {
     let mut failures = 0u32;
+    let mut resynced = tokio::time::Instant::now();
     loop {
+        if resynced.elapsed() >= following.policy.resync_every {
+            resynced = tokio::time::Instant::now();
+            let Some(inner) = verifier.upgrade() else { return };
+            let clock = inner.config.clock.clone();
+            drop(inner);
+            match read_all(&tokens, &http, &url, &clock).await {
+                Ok(fresh) => {
+                    let index = fresh.index;
+                    match following.state.write() {
+                        Ok(mut s) => s.replace_with(fresh),
+                        Err(p) => p.into_inner().replace_with(fresh),
+                    }
+                    following.index.send_replace(index);
+                    following.resyncs.send_modify(|n| *n += 1);
+                }
+                Err(e) => tracing::warn!(error = %e, "the revocation feed could not be read again from the start"),
+            }
+        }
         let index = following.index.borrow().to_owned();
         let wait = if more {
             std::time::Duration::from_secs(0)
         } else {
             following.policy.wait
         };
-        let answer = poll(&tokens, &http, &url, Some(index), wait).await;
+        // A long poll gives way when the next read from the start is due.
+        let due = resynced + following.policy.resync_every;
+        let answer = tokio::select! {
+            answer = poll(&tokens, &http, &url, Some(index), wait) => answer,
+            () = tokio::time::sleep_until(due) => continue,
+        };
         let Some(inner) = verifier.upgrade() else { return };
         match answer {
             Ok(page) => {
                 failures = 0;
                 more = page.more;
+                if page.reset {
+                    // The server's numbering moved under us: read it all again soon.
+                    resynced = tokio::time::Instant::now() - following.policy.resync_every;
+                }
                 let now = inner.config.clock.now();
                 let new_index = page.index;
                 match following.state.write() {

@@ -88,7 +88,6 @@ fn revoke_in(
             return Ok(());
         }
         let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
-        revoked_token::insert(tx, &claims.jti, exp, now)?;
         audit::record(
             tx,
             NewAuditEvent::new("token.revoked", Outcome::Ok)
@@ -97,6 +96,8 @@ fn revoke_in(
                 .details(serde_json::json!({"token_type": "access_token", "jti": claims.jti})),
             now,
         )?;
+        // Last: the feed's counter row stays locked from here to the commit.
+        revoked_token::insert(tx, &claims.jti, exp, now)?;
         return Ok(());
     }
     let Some(row) = refresh::find(tx, pepper, &SecretString::new(token.to_string()))? else {

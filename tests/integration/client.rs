@@ -27,6 +27,7 @@ on_both_backends!(
     revocations_reach_the_verifier_through_the_feed,
     the_agent_registers_heartbeats_and_leaves,
     roster_stopped_then_restarted,
+    the_verifier_reads_the_feed_again_and_finds_a_late_row,
 );
 
 const ADMIN_PASSWORD: &str = "client-test-admin-pw";
@@ -611,6 +612,81 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
         (body["status"].clone(), body["base_url"].clone()),
         (json!("unknown"), Value::Null)
     );
+}
+
+/// A row that commits below a cursor already handed out (an older server,
+/// or a bug) is never read by the follow; the verifier's periodic read from
+/// the start finds it. Simulated in the database: the counter moves past 2,
+/// the verifier follows to 3, and only then does row 2 appear.
+async fn the_verifier_reads_the_feed_again_and_finds_a_late_row(backend: Backend) {
+    let roster = Roster::start(backend, &[]).await;
+    let (_, secret) = roster.service("orders", &[]).await;
+    let (_, caller_secret) = roster.service("billing", &[]).await;
+    let tokens = roster.tokens("orders", &secret, Clock::system()).await;
+    let verifier = roster.verifier("orders", Clock::system()).await;
+    verifier
+        .follow_revocations(
+            tokens.clone(),
+            RevocationPolicy {
+                resync_every: StdDuration::from_secs(2),
+                ..RevocationPolicy::default()
+            },
+        )
+        .await
+        .unwrap();
+    let first = roster.raw_token("billing", &caller_secret, Some("orders")).await;
+    let late = roster.raw_token("billing", &caller_secret, Some("orders")).await;
+    roster.revoke("billing", &caller_secret, &first).await;
+    within(verifier.revocations_applied(1)).await;
+
+    let mut conn = roster::startup::connect(
+        Some(&roster.db.url),
+        Some(&roster.db.dir.path().join("roster.key")),
+        Some(TEST_PEPPER),
+        Utc::now(),
+    )
+    .unwrap()
+    .conn;
+    {
+        use diesel::prelude::*;
+        use roster::db::schema::auth_state::dsl::*;
+        diesel::update(auth_state.find(1))
+            .set(revocation_index.eq(3))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    within(verifier.revocations_applied(3)).await;
+    let claims: Value = {
+        use base64::Engine as _;
+        let payload = late.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    {
+        use diesel::prelude::*;
+        use roster::db::schema::revocations::dsl::*;
+        let now = Utc::now().naive_utc();
+        diesel::insert_into(revocations)
+            .values((
+                idx.eq(2i64),
+                kind.eq("token"),
+                subject.eq(claims["jti"].as_str().unwrap()),
+                created_at.eq(now),
+                expires_at.eq(now + chrono::Duration::hours(1)),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    // The follow never reads below its cursor; a complete read from the
+    // start (one begun after the row committed) finds it.
+    let resyncs = verifier.revocation_resyncs();
+    within(verifier.revocations_resynced(resyncs + 2)).await;
+    assert_eq!(verifier.verify(&late).await, Err(VerifyError::Invalid("revoked")));
+    assert_eq!(verifier.verify(&first).await, Err(VerifyError::Invalid("revoked")));
 }
 
 async fn roster_stopped_then_restarted(backend: Backend) {

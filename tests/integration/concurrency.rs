@@ -1,9 +1,11 @@
 //! Many clients at once, counted: 32 concurrent clients revoke, log in,
 //! create and demote principals, register instances and guess secrets, while
 //! one follower long-polls the revocation feed as `roster-client` does (never
-//! reading below its cursor). At the end nothing acknowledged is missing: no
-//! answer was a 5xx, every revocation answered 200 was seen by the follower,
-//! and the feed read from scratch holds exactly the deny list.
+//! reading below its cursor) and one watcher long-polls a service view. At
+//! the end nothing acknowledged is missing: no answer was a 5xx, every
+//! revocation answered 200 was seen by the follower, the feed read from
+//! scratch holds exactly the deny list, and every view the watcher was
+//! handed at index `i` showed every registration acknowledged at or below `i`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -38,6 +40,8 @@ fn jti(token: &str) -> String {
 #[derive(Default)]
 struct Tally {
     acknowledged: BTreeSet<String>,
+    /// Instances whose registration was answered 200, with the index it got.
+    registered: Vec<(String, i64)>,
     statuses: Vec<(&'static str, u16, String)>,
 }
 
@@ -63,15 +67,51 @@ async fn read_feed(app: &TestApp, token: &str, index: i64, wait: &str) -> Value 
 
 async fn nothing_acknowledged_is_lost_under_concurrency(backend: Backend) {
     let app = Arc::new(TestApp::spawn(backend).await);
+    let done_flag = Arc::new(AtomicBool::new(false));
     let billing = app.create_service("billing", &["invoices:read"]).await;
     let victim = app.create_service("victim", &[]).await;
     app.create_human("alice", "correct horse battery", &["r"]).await;
     let (_, follower_token) = app.service_with_token("follower", &[]).await;
     let admin = app.admin_token().await;
+    let (_, fleet) = app.service_with_token("fleet", &[]).await;
+
+    // The watcher: blocking queries on the fleet's view, each from the index
+    // of the answer before; every answer is kept with its index.
+    let watcher = {
+        let (app, token, done) = (app.clone(), fleet.clone(), done_flag.clone());
+        tokio::spawn(async move {
+            let mut answers: Vec<(i64, BTreeSet<String>)> = Vec::new();
+            let mut index = 0;
+            loop {
+                let finishing = done.load(Ordering::SeqCst);
+                let wait = if finishing { "0s" } else { "2s" };
+                let r = app
+                    .call(
+                        Method::GET,
+                        &format!("/api/v1/services/fleet?index={index}&wait={wait}"),
+                        Some(&token),
+                        None,
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                index = r.header("x-roster-index").parse().unwrap();
+                let ids = r.body["instances"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["id"].as_str().unwrap().to_string())
+                    .collect();
+                answers.push((index, ids));
+                if finishing {
+                    return answers;
+                }
+            }
+        })
+    };
 
     // The follower: long polls from 0, moving its cursor to each answer's
     // index, as roster-client's Verifier does.
-    let done = Arc::new(AtomicBool::new(false));
+    let done = done_flag.clone();
     let follower = {
         let (app, token, done) = (app.clone(), follower_token.clone(), done.clone());
         tokio::spawn(async move {
@@ -94,7 +134,7 @@ async fn nothing_acknowledged_is_lost_under_concurrency(backend: Backend) {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut clients = Vec::new();
     for n in 0..CLIENTS {
-        let (app, tally, admin) = (app.clone(), tally.clone(), admin.clone());
+        let (app, tally, admin, fleet) = (app.clone(), tally.clone(), admin.clone(), fleet.clone());
         let (billing, victim) = (billing.secret.clone(), victim.secret.clone());
         clients.push(tokio::spawn(async move {
             for round in 0..ROUNDS {
@@ -163,8 +203,27 @@ async fn nothing_acknowledged_is_lost_under_concurrency(backend: Backend) {
                             .await;
                         tally.lock().await.saw("demote", r.status, &r.body);
                     }
-                    // Guessing another service's secret, then its real one.
+                    // Guessing another service's secret, then its real one; an instance joins.
                     _ => {
+                        let id = format!("i-{n}-{round}");
+                        let r = app
+                            .call(
+                                Method::PUT,
+                                &format!("/api/v1/services/fleet/instances/{id}"),
+                                Some(&fleet),
+                                Some(json!({"base_url": "http://127.0.0.1:1/", "ttl_seconds": 3600})),
+                            )
+                            .await;
+                        let index = r
+                            .headers
+                            .get("x-roster-index")
+                            .map(|v| v.to_str().unwrap().parse::<i64>().unwrap());
+                        let mut t = tally.lock().await;
+                        t.saw("register", r.status, &r.body);
+                        if let (200, Some(index)) = (r.status, index) {
+                            t.registered.push((id, index));
+                        }
+                        drop(t);
                         let r = app.client_grant("victim", "not-the-secret").await;
                         tally.lock().await.saw("wrong secret", r.status, &r.body);
                         let r = app.client_grant("victim", &victim).await;
@@ -177,8 +236,9 @@ async fn nothing_acknowledged_is_lost_under_concurrency(backend: Backend) {
     for c in clients {
         c.await.unwrap();
     }
-    done.store(true, Ordering::SeqCst);
+    done_flag.store(true, Ordering::SeqCst);
     let (seen, _) = follower.await.unwrap();
+    let views = watcher.await.unwrap();
 
     let tally = tally.lock().await;
     let server_errors: Vec<_> = tally.statuses.iter().filter(|(_, s, _)| *s >= 500).collect();
@@ -220,4 +280,22 @@ async fn nothing_acknowledged_is_lost_under_concurrency(backend: Backend) {
         .collect();
     assert_eq!(from_scratch, deny_list);
     assert_eq!(deny_list, tally.acknowledged);
+
+    // No view handed out at index i lacks a registration acknowledged at or below i.
+    assert!(
+        tally.registered.len() >= CLIENTS * ROUNDS / 8,
+        "{}",
+        tally.registered.len()
+    );
+    for (index, ids) in &views {
+        let missing: Vec<_> = tally
+            .registered
+            .iter()
+            .filter(|(id, at)| at <= index && !ids.contains(id))
+            .collect();
+        assert!(missing.is_empty(), "the view at index {index} lacks {missing:?}");
+    }
+    let last: &BTreeSet<String> = &views.last().unwrap().1;
+    let all: BTreeSet<String> = tally.registered.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(last, &all, "the watcher's last view");
 }

@@ -26,6 +26,7 @@ on_both_backends!(
     disabled_principals_lose_their_tokens,
     a_failed_key_reload_keeps_the_last_good_keys,
     an_unknown_kid_makes_an_instance_reload_once,
+    revoking_a_token_of_a_key_not_loaded_yet_is_a_503,
     a_refresh_that_cannot_be_signed_leaves_the_token_valid
 );
 
@@ -111,6 +112,74 @@ async fn an_unknown_kid_makes_an_instance_reload_once(backend: Backend) {
             .keys()
             .claim_unknown_kid_reload(b.clock.now() + Duration::seconds(5))
     );
+}
+
+/// B cannot load A's new key just now (its reload slot was spent a moment
+/// ago): revoking A's token at B is a 503 to retry, never a 200 that revoked
+/// nothing; once B may reload, the same request revokes it.
+async fn revoking_a_token_of_a_key_not_loaded_yet_is_a_503(backend: Backend) {
+    let start = Utc::now();
+    let shared = |mut s: roster::config::Settings| {
+        s.token.issuer = "https://roster.test".into();
+        s.keys.publish_delay = Duration::seconds(60);
+        s
+    };
+    let a = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .settings(shared)
+        .spawn()
+        .await;
+    let b = TestApp::builder(backend)
+        .clock(Clock::manual(start))
+        .settings(shared)
+        .same_database_as(&a)
+        .spawn()
+        .await;
+    let svc = a.create_service("billing", &[]).await;
+    let rotated = a
+        .query({
+            let pepper = a.state.oauth().pepper.clone();
+            move |c| roster::auth::keys::rotate(c, &pepper, roster::auth::keys::SigningAlg::EdDsa, start)
+        })
+        .await;
+    a.clock.advance(Duration::seconds(61));
+    b.clock.advance(Duration::seconds(61));
+    a.tick().await;
+    let token = a.client_token("billing", &svc.secret).await;
+    assert_eq!(kid(&token), rotated);
+    // A forged kid spent B's reload slot for this second.
+    assert!(b.state.keys().claim_unknown_kid_reload(b.clock.now()));
+
+    let form = [("token", token.as_str())];
+    let revoke = || b.post_form("/oauth/revoke", Some(("billing", &svc.secret)), &form);
+    let r = revoke().await;
+    assert_eq!(
+        (r.status, r.header("retry-after"), r.body.clone()),
+        (
+            503,
+            "1",
+            serde_json::json!({"error": "temporarily_unavailable", "error_description": "the service is temporarily unavailable"})
+        )
+    );
+    let active = a
+        .post_form(
+            "/oauth/introspect",
+            Some(("billing", &svc.secret)),
+            &[("token", &token)],
+        )
+        .await;
+    assert_eq!(active.body["active"], true, "nothing was revoked");
+
+    b.clock.advance(Duration::seconds(2));
+    assert_eq!(revoke().await.status, 200);
+    let inactive = a
+        .post_form(
+            "/oauth/introspect",
+            Some(("billing", &svc.secret)),
+            &[("token", &token)],
+        )
+        .await;
+    assert_eq!(inactive.body, serde_json::json!({"active": false}));
 }
 
 /// The key store serves its last good snapshot when a reload fails, and

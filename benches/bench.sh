@@ -199,6 +199,8 @@ echo "mixed write load (benches/mixed.py; client-side figures, Python threads in
 cat "$WORK/mixed.txt"
 mixed_5xx=$(sed -n 's/^ *5xx=//p' "$WORK/mixed.txt" | awk '{ s += $1 } END { print s + 0 }')
 [ "${mixed_5xx:-0}" -eq 0 ] || { echo "5xx answers in the mixed write load: $mixed_5xx" >&2; errors=$(( errors + mixed_5xx )); }
+unseen=$(sed -n 's/^ *unseen=\([0-9]*\).*/\1/p' "$WORK/mixed.txt" | awk '{ s += $1 } END { print s + 0 }')
+[ "${unseen:-0}" -eq 0 ] || { echo "acknowledged revocations the feed's follower never saw: $unseen" >&2; errors=$(( errors + unseen )); }
 # roster-client's verification cost, without and with the revocation feed (its own Roster, SQLite).
 cargo build --release -q -p roster-client --example verify_bench
 VERIFY_N=200000 VERIFY_REVOKED=500

@@ -5,8 +5,10 @@
 CONNS clients (32) each hold one keep-alive connection and, for SECONDS (10),
 take turns at: creating a service principal (admin), refreshing a person's
 token, issuing and revoking a service token, a wrong client secret, and a
-client-credentials grant. Standard library only. Prints one line per kind,
-then `5xx=N`; the figures are the client's, Python threads included.
+client-credentials grant, while one follower long-polls the revocation feed
+as roster-client does. Standard library only. Prints one line per kind, then
+`5xx=N` and `unseen=N`: revocations answered 200 that the follower never saw.
+The figures are the client's, Python threads included.
 """
 
 import base64
@@ -72,6 +74,9 @@ def setup():
 ADMIN, SECRETS = setup()
 SVC, VICTIM = f"mix-svc-{RUN}", f"mix-victim-{RUN}"
 lock = threading.Lock()
+acknowledged = set()
+seen = set()
+stop_following = threading.Event()
 latencies = {}
 server_errors = []
 deadline = time.monotonic() + SECONDS
@@ -109,7 +114,12 @@ def worker(n):
             s, b = c.form("/oauth/token", {"grant_type": "client_credentials"}, (SVC, SECRETS[SVC]))
             if s == 200:
                 token = json.loads(b)["access_token"]
-                timed("revoke", lambda: c.form("/oauth/revoke", {"token": token}, (SVC, SECRETS[SVC])))
+                s, _ = timed("revoke", lambda: c.form("/oauth/revoke", {"token": token}, (SVC, SECRETS[SVC])))
+                if s == 200:
+                    payload = token.split(".")[1]
+                    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+                    with lock:
+                        acknowledged.add(claims["jti"])
         elif kind == 3:
             timed("wrong secret", lambda: c.form("/oauth/token", {"grant_type": "client_credentials"},
                                                  (VICTIM, "not-the-secret")))
@@ -118,11 +128,33 @@ def worker(n):
                                                        (SVC, SECRETS[SVC])))
 
 
+def follower():
+    c = Client()
+    s, b = c.form("/oauth/token", {"grant_type": "client_credentials"}, (SVC, SECRETS[SVC]))
+    token = json.loads(b)["access_token"]
+    index = 0
+    while True:
+        finishing = stop_following.is_set()
+        s, b = c.request("GET", f"/api/v1/revocations?index={index}&wait={'0s' if finishing else '2s'}",
+                         headers={"authorization": f"Bearer {token}"})
+        assert s == 200, b
+        page = json.loads(b)
+        with lock:
+            seen.update(t["jti"] for t in page["tokens"])
+        index = page["index"]
+        if finishing and not page["more"]:
+            return
+
+
+following = threading.Thread(target=follower)
+following.start()
 threads = [threading.Thread(target=worker, args=(n,)) for n in range(CONNS)]
 for t in threads:
     t.start()
 for t in threads:
     t.join()
+stop_following.set()
+following.join()
 
 
 def pct(xs, p):
@@ -135,5 +167,6 @@ for kind in ("create", "refresh", "revoke", "wrong secret", "client_credentials"
     if xs:
         print(f"{kind}: n={len(xs)} p50_ms={pct(xs, 0.5):.1f} p99_ms={pct(xs, 0.99):.1f}")
 print(f"5xx={len(server_errors)}")
+print(f"unseen={len(acknowledged - seen)} of {len(acknowledged)} acknowledged revocations")
 for e in server_errors[:5]:
     print("  ", e, file=sys.stderr)

@@ -14,6 +14,15 @@ pub fn is_oidc_scope(s: &str) -> bool {
     OIDC_SCOPES.contains(&s)
 }
 
+/// Does `scope` concern the service named `service`: the scope `service`
+/// itself, or one of the form `service:…` (`orders:read` concerns `orders`).
+/// The revocation feed shows a service only the scopes that concern it.
+pub fn scope_concerns(scope: &str, service: &str) -> bool {
+    scope
+        .strip_prefix(service)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+}
+
 /// Longest scope token.
 pub const MAX_SCOPE_LEN: usize = 128;
 

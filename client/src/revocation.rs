@@ -63,6 +63,18 @@ pub struct FeedPage {
     pub more: bool,
     pub tokens: Vec<FeedToken>,
     pub principals: Vec<FeedPrincipal>,
+    /// Set when the principals' `scopes` list only the scopes that concern
+    /// this service (`NAME` and `NAME:…`): scopes outside it are not judged.
+    #[serde(default)]
+    pub scopes_within: Option<String>,
+}
+
+/// Does `scope` concern the service `service` (Roster's rule: `service`
+/// itself, or `service:…`)?
+fn scope_concerns(scope: &str, service: &str) -> bool {
+    scope
+        .strip_prefix(service)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +98,8 @@ pub struct RevocationState {
     /// Revoked `jti`s, until they would have expired.
     tokens: HashMap<String, DateTime<Utc>>,
     principals: HashMap<String, FeedPrincipal>,
+    /// The scopes the feed reports on, when it reports on this service's only.
+    scopes_within: Option<String>,
     /// When the feed last answered.
     pub synced_at: Option<DateTime<Utc>>,
 }
@@ -120,6 +134,7 @@ impl RevocationState {
         for p in page.principals {
             self.principals.insert(p.id.clone(), p);
         }
+        self.scopes_within = page.scopes_within;
         self.tokens.retain(|_, exp| *exp > now - Duration::minutes(5));
         self.index = page.index;
         self.synced_at = Some(now);
@@ -157,7 +172,16 @@ impl RevocationState {
             return Verdict::Revoked("issued before the principal was disabled");
         }
         let held: HashSet<&str> = p.scopes.iter().map(String::as_str).collect();
-        Verdict::Accept(scopes.iter().filter(|s| held.contains(s.as_str())).cloned().collect())
+        // A scope the feed does not report on (another service's) is not
+        // judged here; that service's own verifier does.
+        let reported = |s: &str| self.scopes_within.as_deref().is_none_or(|ns| scope_concerns(s, ns));
+        Verdict::Accept(
+            scopes
+                .iter()
+                .filter(|s| held.contains(s.as_str()) || !reported(s))
+                .cloned()
+                .collect(),
+        )
     }
 }
 
@@ -182,6 +206,7 @@ mod tests {
                 })
                 .collect(),
             principals,
+            scopes_within: None,
         }
     }
 
@@ -252,5 +277,22 @@ mod tests {
             Verdict::Accept(ab.clone())
         );
         assert_eq!(state.index, 1);
+    }
+
+    /// A feed narrowed to this service's scopes judges only those: a lost
+    /// `orders:write` goes, another service's scope is left alone.
+    #[test]
+    fn only_the_scopes_the_feed_reports_on_are_judged() {
+        let mut state = RevocationState::default();
+        let mut narrowed = page(1, false, &[], vec![principal("p", "active", None, &["orders:read"])]);
+        narrowed.scopes_within = Some("orders".into());
+        state.apply(narrowed, at(20));
+        let policy = RevocationPolicy::default();
+        let carried = scopes(&["orders:read", "orders:write", "ordersx:y", "billing:pay", "openid"]);
+        assert_eq!(
+            state.judge("t", "p", at(10).timestamp(), &carried, at(21), &policy),
+            Verdict::Accept(scopes(&["orders:read", "ordersx:y", "billing:pay", "openid"]))
+        );
+        assert!(scope_concerns("orders", "orders") && !scope_concerns("ordersx:y", "orders"));
     }
 }

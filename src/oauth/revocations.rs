@@ -43,6 +43,24 @@ pub struct FeedPage {
     pub tokens: Vec<RevokedToken>,
     /// The latest state of each principal changed in this window.
     pub principals: Vec<PrincipalState>,
+    /// For a service reader: the principals' `scopes` list only the scopes
+    /// that concern this service (`NAME` and `NAME:…`); whether a principal
+    /// holds others is not its business. Absent for admins, who see all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes_within: Option<String>,
+}
+
+impl FeedPage {
+    /// What a service reader `service` is shown: every revoked token (any
+    /// token may be presented to any verifier), every principal's status and
+    /// `not_before`, and of its scopes only those that concern `service`.
+    pub fn narrowed_to(mut self, service: &str) -> Self {
+        for p in &mut self.principals {
+            p.scopes.retain(|s| crate::names::scope_concerns(s, service));
+        }
+        self.scopes_within = Some(service.to_string());
+        self
+    }
 }
 
 /// An access token refused until it expires anyway.
@@ -109,6 +127,7 @@ pub fn fold(rows: Vec<RevocationRow>, index: i64, reset: bool, more: bool) -> Fe
         more,
         tokens,
         principals,
+        scopes_within: None,
     }
 }
 
@@ -151,7 +170,12 @@ pub async fn since(db: &Pool, feed: &ChangeFeed, caller: &Caller, query: FeedQue
         (true, Some(last)) => last.idx,
         _ => current.max(rows.last().map_or(after, |r| r.idx)),
     };
-    Ok(fold(rows, index, reset, more))
+    let page = fold(rows, index, reset, more);
+    Ok(if caller.is_admin() {
+        page
+    } else {
+        page.narrowed_to(&caller.principal.name)
+    })
 }
 
 #[cfg(test)]
@@ -220,7 +244,31 @@ mod tests {
                         scopes: vec!["a".into()]
                     },
                 ],
+                scopes_within: None,
             }
         );
+    }
+
+    #[test]
+    fn a_service_sees_only_the_scopes_that_concern_it() {
+        let page = fold(
+            vec![
+                row(1, TOKEN, "jti-a", None, None),
+                row(
+                    2,
+                    PRINCIPAL,
+                    "p1",
+                    Some("active"),
+                    Some(r#"["orders","orders:read","ordersx:y","billing:pay","admin"]"#),
+                ),
+            ],
+            2,
+            false,
+            false,
+        )
+        .narrowed_to("orders");
+        assert_eq!(page.tokens.len(), 1, "every verifier gets every revoked token");
+        assert_eq!(page.principals[0].scopes, ["orders", "orders:read"]);
+        assert_eq!(page.scopes_within.as_deref(), Some("orders"));
     }
 }

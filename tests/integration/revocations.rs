@@ -47,7 +47,7 @@ async fn tokens_only_on_the_deny_list_are_added_to_the_feed(backend: Backend) {
     assert_eq!(
         feed(&app, &svc, "").await,
         json!({"index": 1, "reset": false, "more": false,
-               "tokens": [{"jti": "lost-jti", "expires_at": rfc3339(exp)}], "principals": []})
+               "tokens": [{"jti": "lost-jti", "expires_at": rfc3339(exp)}], "principals": [], "scopes_within": "orders"})
     );
     // Repaired once: the next pass adds nothing.
     app.clock.advance(Duration::seconds(61));
@@ -90,12 +90,16 @@ async fn the_feed_lists_revoked_tokens_and_principal_changes(backend: Backend) {
     let admin = app.admin_token().await;
     assert_eq!(
         feed(&app, &svc, "").await,
-        json!({"index": 0, "reset": false, "more": false, "tokens": [], "principals": []}),
+        json!({"index": 0, "reset": false, "more": false, "tokens": [], "principals": [], "scopes_within": "orders"}),
         "nothing revoked yet"
     );
 
     let alice = app
-        .create_human("alice", "alice-password-1", &["orders:read", "orders:write"])
+        .create_human(
+            "alice",
+            "alice-password-1",
+            &["orders:read", "orders:write", "billing:pay"],
+        )
         .await;
     let (token, _) = app.login("alice", "alice-password-1").await;
     let c = claims(&token);
@@ -105,7 +109,7 @@ async fn the_feed_lists_revoked_tokens_and_principal_changes(backend: Backend) {
     assert_eq!(
         feed(&app, &svc, "").await,
         json!({"index": 1, "reset": false, "more": false,
-               "tokens": [{"jti": c["jti"], "expires_at": rfc3339(exp)}], "principals": []})
+               "tokens": [{"jti": c["jti"], "expires_at": rfc3339(exp)}], "principals": [], "scopes_within": "orders"})
     );
 
     // Demotion: the feed carries the scopes that remain.
@@ -114,14 +118,33 @@ async fn the_feed_lists_revoked_tokens_and_principal_changes(backend: Backend) {
             Method::PATCH,
             &format!("/api/v1/principals/{alice}"),
             Some(&admin),
-            Some(json!({"scopes": ["orders:read"]})),
+            Some(json!({"scopes": ["orders:read", "billing:pay"]})),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // Each service sees the scopes that concern it; an admin sees all.
     assert_eq!(
         feed(&app, &svc, "?index=1").await,
         json!({"index": 2, "reset": false, "more": false, "tokens": [],
-               "principals": [{"id": alice, "status": "active", "not_before": null, "scopes": ["orders:read"]}]})
+               "principals": [{"id": alice, "status": "active", "not_before": null, "scopes": ["orders:read"]}],
+               "scopes_within": "orders"})
+    );
+    let (_, billing) = app.service_with_token("billing", &[]).await;
+    assert_eq!(
+        feed(&app, &billing, "?index=1").await,
+        json!({"index": 2, "reset": false, "more": false, "tokens": [],
+               "principals": [{"id": alice, "status": "active", "not_before": null, "scopes": ["billing:pay"]}],
+               "scopes_within": "billing"})
+    );
+    let mut all = feed(&app, &admin, "?index=1").await;
+    all["principals"][0]["scopes"]
+        .as_array_mut()
+        .unwrap()
+        .sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    assert_eq!(
+        all,
+        json!({"index": 2, "reset": false, "more": false, "tokens": [],
+               "principals": [{"id": alice, "status": "active", "not_before": null, "scopes": ["billing:pay", "orders:read"]}]})
     );
 
     // Disabling: the latest state wins within one answer.
@@ -139,7 +162,8 @@ async fn the_feed_lists_revoked_tokens_and_principal_changes(backend: Backend) {
     assert_eq!(
         feed(&app, &svc, "?index=1").await,
         json!({"index": 3, "reset": false, "more": false, "tokens": [],
-               "principals": [{"id": alice, "status": "disabled", "not_before": disabled_at, "scopes": ["orders:read"]}]})
+               "principals": [{"id": alice, "status": "disabled", "not_before": disabled_at, "scopes": ["orders:read"]}],
+               "scopes_within": "orders"})
     );
     // Revoking twice adds nothing.
     let r = app.post_form("/oauth/revoke", None, &[("token", &token)]).await;
@@ -241,7 +265,7 @@ async fn a_long_poll_wakes_on_a_revocation_here_and_on_another_instance(backend:
     let body = feed(&a, &svc, "?index=2&wait=1s").await;
     assert_eq!(
         body,
-        json!({"index": 2, "reset": false, "more": false, "tokens": [], "principals": []})
+        json!({"index": 2, "reset": false, "more": false, "tokens": [], "principals": [], "scopes_within": "orders"})
     );
 }
 
@@ -282,7 +306,7 @@ async fn the_feed_pages_resets_and_forgets_what_expired(backend: Backend) {
     let svc = app.client_token("orders", &orders.secret).await;
     assert_eq!(
         feed(&app, &svc, "").await,
-        json!({"index": 3, "reset": false, "more": false, "tokens": [], "principals": []})
+        json!({"index": 3, "reset": false, "more": false, "tokens": [], "principals": [], "scopes_within": "orders"})
     );
 }
 

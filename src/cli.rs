@@ -509,6 +509,14 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.keys.rotation_interval = args.key_rotation_interval.0;
     settings.keys.publish_delay = args.key_publish_delay;
 
+    if let Some(previous) = startup::record_issuer(&mut session.conn, settings.issuer(), Utc::now())? {
+        eprintln!(
+            "note: the last roster serve on this database used the issuer {previous}, this one {}: \
+             each accepts only tokens of its own issuer, so give every instance sharing a database \
+             the same --issuer (ROSTER_ISSUER), or their tokens are refused with 401",
+            settings.issuer()
+        );
+    }
     settings.console = args.console && console_client(&mut session, settings.issuer())?;
 
     settings.registry.health_interval = args.health_interval;

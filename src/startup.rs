@@ -69,6 +69,23 @@ pub enum AdminPassword {
     Generated(SecretString),
 }
 
+/// The setting that remembers the issuer of the last `serve`.
+const LAST_ISSUER: &str = "last_issuer";
+
+/// Remember `issuer` as this database's; the previous one when it differs.
+/// Every instance on one database must share the issuer: each accepts only
+/// tokens whose `iss` is its own, so instances that differ refuse each
+/// other's tokens with 401 (the default issuer, `http://<listen>`, differs
+/// per instance).
+pub fn record_issuer(conn: &mut DbConnection, issuer: &str, now: DateTime<Utc>) -> Result<Option<String>, String> {
+    use crate::models::settings;
+    let previous = settings::get(conn, LAST_ISSUER).map_err(|e| e.to_string())?;
+    if previous.as_deref() != Some(issuer) {
+        settings::put(conn, LAST_ISSUER, issuer, now).map_err(|e| e.to_string())?;
+    }
+    Ok(previous.filter(|p| p != issuer))
+}
+
 /// First start: when no principal holds `admin`, create the human `admin`.
 /// Returns what was done so that the caller can tell the operator once.
 pub fn bootstrap_admin(

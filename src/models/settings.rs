@@ -29,3 +29,17 @@ pub fn insert(conn: &mut DbConnection, name: &str, value: &str, now: DateTime<Ut
         .execute(conn)?;
     Ok(())
 }
+
+/// Set a setting, whether or not it exists.
+pub fn put(conn: &mut DbConnection, name: &str, value: &str, now: DateTime<Utc>) -> Result<()> {
+    let updated = diesel::update(server_settings::table.find(name))
+        .set((
+            server_settings::value.eq(value),
+            server_settings::updated_at.eq(to_db_time(now)),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        insert(conn, name, value, now)?;
+    }
+    Ok(())
+}

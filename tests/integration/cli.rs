@@ -392,6 +392,7 @@ async fn serve_bootstraps_admin_and_stops_on_sigterm() {
     let line = served.wait_for("roster listening on");
     assert!(line.contains("roster.db"), "where the SQLite file lives: {line}");
     let addr = listen_addr(&line);
+    let first_issuer = format!("http://{addr}");
     let health = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
     let ready: serde_json::Value = reqwest::get(format!("http://{addr}/readyz"))
@@ -440,7 +441,18 @@ async fn serve_bootstraps_admin_and_stops_on_sigterm() {
             .current_dir(dir.path())
             .env_remove("DATABASE_URL"),
     );
+    // Another port, so another default issuer: the start says that the two
+    // would refuse each other's tokens.
+    let note = served.wait_for("note: the last roster serve on this database used the issuer");
     let addr = listen_addr(&served.wait_for("roster listening on"));
+    assert_eq!(
+        note.trim(),
+        format!(
+            "note: the last roster serve on this database used the issuer {first_issuer}, this one http://{addr}: \
+             each accepts only tokens of its own issuer, so give every instance sharing a database \
+             the same --issuer (ROSTER_ISSUER), or their tokens are refused with 401"
+        )
+    );
     // Every start says where the console is, not only the first.
     assert_eq!(
         served.wait_for("the admin console:").trim(),

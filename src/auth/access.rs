@@ -47,7 +47,7 @@ pub fn effective_scopes<'a>(token: impl IntoIterator<Item = &'a str>, held: &[St
 impl Caller {
     /// The token carries `scope` and the principal still holds it.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes().iter().any(|s| s == scope)
+        !effective_scopes(self.claims.scope.split(' ').filter(|s| *s == scope), &self.granted).is_empty()
     }
 
     /// The token's effective scopes ([`effective_scopes`]).
@@ -86,9 +86,34 @@ pub fn live(conn: &mut DbConnection, claims: &AccessTokenClaims) -> Result<Optio
     Ok(principal::find_by_id(conn, &claims.sub)?.filter(|p| p.is_active() && !p.killed_token(claims.iat)))
 }
 
-/// Verify a token's signature and claims. A `kid` this instance does not
-/// know may belong to a key another instance has just started to sign with:
-/// reload once (rate-limited) before refusing.
+/// A token's signature and claims, checked against the keys in service.
+enum Checked {
+    Valid(Box<AccessTokenClaims>),
+    Invalid,
+    /// Signed with a `kid` this instance does not know, and the reload that
+    /// might find it is rate-limited just now.
+    KeyNotLoaded,
+}
+
+/// Check a token. A `kid` this instance does not know may belong to a key
+/// another instance has just started to sign with: reload once
+/// (rate-limited) before judging.
+async fn check(db: &Pool, keys: &Arc<KeyStore>, token: &str, issuer: &str, now: DateTime<Utc>) -> Result<Checked> {
+    match jwt::verify(&keys.current(), token, issuer, now) {
+        Ok(claims) => Ok(Checked::Valid(Box::new(claims))),
+        Err(jwt::VerifyError::UnknownKey) if keys.claim_unknown_kid_reload(now) => {
+            let store = keys.clone();
+            db.run(move |c| store.reload(c, now)).await?;
+            Ok(jwt::verify(&keys.current(), token, issuer, now)
+                .map_or(Checked::Invalid, |c| Checked::Valid(Box::new(c))))
+        }
+        Err(jwt::VerifyError::UnknownKey) => Ok(Checked::KeyNotLoaded),
+        Err(_) => Ok(Checked::Invalid),
+    }
+}
+
+/// Verify a token's signature and claims ([`check`]); anything but a valid
+/// token is `invalid_token`.
 pub async fn verify_reloading(
     db: &Pool,
     keys: &Arc<KeyStore>,
@@ -96,14 +121,12 @@ pub async fn verify_reloading(
     issuer: &str,
     now: DateTime<Utc>,
 ) -> std::result::Result<AccessTokenClaims, AccessError> {
-    match jwt::verify(&keys.current(), token, issuer, now) {
-        Ok(claims) => Ok(claims),
-        Err(jwt::VerifyError::UnknownKey) if keys.claim_unknown_kid_reload(now) => {
-            let store = keys.clone();
-            db.run(move |c| store.reload(c, now)).await?;
-            jwt::verify(&keys.current(), token, issuer, now).map_err(|_| AccessError::Invalid)
-        }
-        Err(_) => Err(AccessError::Invalid),
+    match check(db, keys, token, issuer, now)
+        .await
+        .map_err(AccessError::Storage)?
+    {
+        Checked::Valid(claims) => Ok(*claims),
+        Checked::Invalid | Checked::KeyNotLoaded => Err(AccessError::Invalid),
     }
 }
 
@@ -119,17 +142,12 @@ pub async fn verify_for_revocation(
     issuer: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<AccessTokenClaims>> {
-    match jwt::verify(&keys.current(), token, issuer, now) {
-        Ok(claims) => Ok(Some(claims)),
-        Err(jwt::VerifyError::UnknownKey) if keys.claim_unknown_kid_reload(now) => {
-            let store = keys.clone();
-            db.run(move |c| store.reload(c, now)).await?;
-            Ok(jwt::verify(&keys.current(), token, issuer, now).ok())
-        }
-        Err(jwt::VerifyError::UnknownKey) => Err(Error::Unavailable(
+    match check(db, keys, token, issuer, now).await? {
+        Checked::Valid(claims) => Ok(Some(*claims)),
+        Checked::Invalid => Ok(None),
+        Checked::KeyNotLoaded => Err(Error::Unavailable(
             "the token's signing key is not loaded yet; retry".into(),
         )),
-        Err(_) => Ok(None),
     }
 }
 

@@ -114,6 +114,12 @@ pub fn blocked_for(rows: &[ThrottleRow], now: DateTime<Utc>) -> Option<Duration>
         .max()
 }
 
+/// [`blocked_for`] in whole seconds, rounded up: what `Retry-After` says
+/// and what the audit records.
+pub fn retry_after_secs(rows: &[ThrottleRow], now: DateTime<Utc>) -> Option<i64> {
+    blocked_for(rows, now).map(|wait| wait.num_seconds() + i64::from(wait.subsec_nanos() > 0))
+}
+
 /// A counter after one more failure at `now`.
 pub fn after_failure(
     existing: Option<&ThrottleRow>,

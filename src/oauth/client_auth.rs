@@ -48,8 +48,16 @@ fn audited_client_id(pepper: &Pepper, client_id: &str, known: bool) -> serde_jso
         .filter(|c| c.is_ascii_graphic())
         .take(UNKNOWN_CLIENT_PREFIX)
         .collect();
-    let hash = pepper.mac_hex(format!("audit-client-id:{client_id}").as_bytes());
-    serde_json::json!({ "client_id_prefix": prefix, "client_id_hash": &hash[..16] })
+    serde_json::json!({ "client_id_prefix": prefix, "client_id_hash": audit_hash(pepper, "audit-client-id", client_id) })
+}
+
+/// A short keyed hash of a value the audit log must not keep in clear (a
+/// name that names nobody may be a secret typed into the wrong field):
+/// enough to group attempts, never the value itself.
+pub(super) fn audit_hash(pepper: &Pepper, purpose: &str, value: &str) -> String {
+    let mut hash = pepper.mac_hex(format!("{purpose}:{value}").as_bytes());
+    hash.truncate(16);
+    hash
 }
 
 /// Audit a failed client authentication and answer `invalid_client`. The
@@ -110,9 +118,7 @@ pub fn authenticate(
     // network), per network and per client; checked before the secret is.
     let keys = throttle::Keys::new(check.pepper, &format!("client:{client_id}"), check.remote);
     let rows = throttle::load(conn, &keys)?;
-    if let Some(wait) = throttle::blocked_for(&rows, check.now) {
-        // Whole seconds, rounded up: what the Retry-After header says.
-        let retry_after = wait.num_seconds() + i64::from(wait.subsec_nanos() > 0);
+    if let Some(retry_after) = throttle::retry_after_secs(&rows, check.now) {
         // Whose secret is being guessed, recorded as a failed client_id is.
         let target = principal::find_by_name(conn, client_id)?;
         let mut details = audited_client_id(check.pepper, client_id, target.is_some());

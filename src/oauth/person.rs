@@ -37,15 +37,14 @@ pub(crate) fn load(
     let throttle_keys = throttle::Keys::new(&checks.pepper, username, remote);
     let throttle_rows = throttle::load(conn, &throttle_keys)?;
     let user = principal::find_by_name(conn, username)?;
-    if let Some(wait) = throttle::blocked_for(&throttle_rows, now) {
-        // Whole seconds, rounded up: what the Retry-After header says.
-        let retry_after = wait.num_seconds() + i64::from(wait.subsec_nanos() > 0);
+    if let Some(retry_after) = throttle::retry_after_secs(&throttle_rows, now) {
         // Whose account is being guessed: the principal's id when the name
         // is one, otherwise only a keyed hash of the name (it may be a
         // password typed into the wrong field).
         let mut details = serde_json::json!({"retry_after": retry_after});
         if user.is_none() {
-            details["username_hash"] = audited_name_hash(&checks.pepper, username).into();
+            details["username_hash"] =
+                super::client_auth::audit_hash(&checks.pepper, "audit-username", username).into();
         }
         checks.failures.record(
             conn,
@@ -68,13 +67,6 @@ pub(crate) fn load(
         throttle_keys,
         throttle_rows,
     })
-}
-
-/// A keyed hash of a user name that names nobody: enough to group attempts,
-/// never the name itself.
-fn audited_name_hash(pepper: &crate::auth::secrets::Pepper, username: &str) -> String {
-    let hash = pepper.mac_hex(format!("audit-username:{username}").as_bytes());
-    hash[..16].to_string()
 }
 
 /// Run argon2 on its pool: the stored hash, or a dummy one of the same cost.

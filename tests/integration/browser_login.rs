@@ -596,16 +596,7 @@ async fn a_reused_code_revokes_its_family_when_its_token_was_revoked_first(backe
     let first = exchange(&app, "spa", APP, &code, Some(&verifier)).await;
     assert_eq!(first.status, 200, "{}", first.body);
     let access = first.body["access_token"].as_str().unwrap().to_string();
-    let claims: serde_json::Value = {
-        use base64::Engine as _;
-        let payload = access.split('.').nth(1).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let claims = crate::support::claims_of(&access);
     let jti = claims["jti"].as_str().unwrap().to_string();
     let exp = chrono::DateTime::from_timestamp(claims["exp"].as_i64().unwrap(), 0).unwrap();
     let now = chrono::Utc::now();

@@ -656,16 +656,7 @@ async fn the_verifier_reads_the_feed_again_and_finds_a_late_row(backend: Backend
             .unwrap();
     }
     within(verifier.revocations_applied(3)).await;
-    let claims: Value = {
-        use base64::Engine as _;
-        let payload = late.split('.').nth(1).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap()
-    };
+    let claims = crate::support::claims_of(&late);
     {
         use diesel::prelude::*;
         use roster::db::schema::revocations::dsl::*;

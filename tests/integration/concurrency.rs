@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, claims_of};
 
 on_both_backends!(nothing_acknowledged_is_lost_under_concurrency);
 
@@ -25,15 +25,7 @@ const CLIENTS: usize = 32;
 const ROUNDS: usize = 12;
 
 fn jti(token: &str) -> String {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
-    claims["jti"].as_str().unwrap().to_string()
+    claims_of(token)["jti"].as_str().unwrap().to_string()
 }
 
 /// What the clients were told, and every status they got.
@@ -53,16 +45,7 @@ impl Tally {
 
 /// One page of the feed after `index`, as the follower reads it.
 async fn read_feed(app: &TestApp, token: &str, index: i64, wait: &str) -> Value {
-    let r = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/revocations?index={index}&wait={wait}"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body
+    crate::revocations::feed(app, token, &format!("?index={index}&wait={wait}")).await
 }
 
 async fn nothing_acknowledged_is_lost_under_concurrency(backend: Backend) {

@@ -354,15 +354,8 @@ async fn icon_class_lists_reach_the_menu_unchanged(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
     app.tick().await;
 
-    let menu: Value = app
-        .client
-        .get(app.url("/api/v1/modules"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, menu) = app.get_json("/api/v1/modules").await;
+    assert_eq!(status, 200, "{menu}");
     let mut icons: Vec<(String, Value)> = menu["items"]
         .as_array()
         .unwrap()

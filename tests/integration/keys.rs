@@ -62,10 +62,10 @@ async fn a_refresh_that_cannot_be_signed_leaves_the_token_valid(backend: Backend
     assert!(r.body["refresh_token"].is_string());
 }
 
-/// Instance A signs with a key instance B has not loaded yet (B's tick has
-/// not run): B reloads on the unknown `kid` instead of refusing the token,
-/// and a forged `kid` cannot make it reload on every request.
-async fn an_unknown_kid_makes_an_instance_reload_once(backend: Backend) {
+/// Two instances on one database, and a key rotated and promoted on A that
+/// B has not loaded (B does not tick): (A, B, the service `billing`, a
+/// token A signed with the new key, its `kid`).
+async fn a_key_only_a_has_loaded(backend: Backend) -> (TestApp, TestApp, crate::support::TestService, String, String) {
     let start = Utc::now();
     let shared = |mut s: roster::config::Settings| {
         s.token.issuer = "https://roster.test".into();
@@ -96,6 +96,14 @@ async fn an_unknown_kid_makes_an_instance_reload_once(backend: Backend) {
     a.tick().await;
     let token = a.client_token("billing", &svc.secret).await;
     assert_eq!(kid(&token), rotated);
+    (a, b, svc, token, rotated)
+}
+
+/// Instance A signs with a key instance B has not loaded yet (B's tick has
+/// not run): B reloads on the unknown `kid` instead of refusing the token,
+/// and a forged `kid` cannot make it reload on every request.
+async fn an_unknown_kid_makes_an_instance_reload_once(backend: Backend) {
+    let (_a, b, _, token, rotated) = a_key_only_a_has_loaded(backend).await;
     assert!(!b.state.keys().knows(&rotated));
     let me = b.call(reqwest::Method::GET, "/api/v1/me", Some(&token), None).await;
     assert_eq!(me.status, 200, "{}", me.body);
@@ -118,35 +126,7 @@ async fn an_unknown_kid_makes_an_instance_reload_once(backend: Backend) {
 /// ago): revoking A's token at B is a 503 to retry, never a 200 that revoked
 /// nothing; once B may reload, the same request revokes it.
 async fn revoking_a_token_of_a_key_not_loaded_yet_is_a_503(backend: Backend) {
-    let start = Utc::now();
-    let shared = |mut s: roster::config::Settings| {
-        s.token.issuer = "https://roster.test".into();
-        s.keys.publish_delay = Duration::seconds(60);
-        s
-    };
-    let a = TestApp::builder(backend)
-        .clock(Clock::manual(start))
-        .settings(shared)
-        .spawn()
-        .await;
-    let b = TestApp::builder(backend)
-        .clock(Clock::manual(start))
-        .settings(shared)
-        .same_database_as(&a)
-        .spawn()
-        .await;
-    let svc = a.create_service("billing", &[]).await;
-    let rotated = a
-        .query({
-            let pepper = a.state.oauth().pepper.clone();
-            move |c| roster::auth::keys::rotate(c, &pepper, roster::auth::keys::SigningAlg::EdDsa, start)
-        })
-        .await;
-    a.clock.advance(Duration::seconds(61));
-    b.clock.advance(Duration::seconds(61));
-    a.tick().await;
-    let token = a.client_token("billing", &svc.secret).await;
-    assert_eq!(kid(&token), rotated);
+    let (a, b, svc, token, _) = a_key_only_a_has_loaded(backend).await;
     // A forged kid spent B's reload slot for this second.
     assert!(b.state.keys().claim_unknown_kid_reload(b.clock.now()));
 

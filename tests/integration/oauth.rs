@@ -45,19 +45,8 @@ async fn an_access_token_is_no_refresh_token_or_code(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_human("alice", "correct horse battery", &[]).await;
     let spa = app.create_service("spa", &[]).await;
-    let login = app
-        .post_form(
-            "/oauth/token",
-            None,
-            &[
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", "correct horse battery"),
-            ],
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.body);
-    let access = login.body["access_token"].as_str().unwrap();
+    let (access, _) = app.login("alice", "correct horse battery").await;
+    let access = access.as_str();
     assert!(access.len() > 255, "{access}");
     let r = app
         .post_form(

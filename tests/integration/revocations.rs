@@ -10,7 +10,7 @@ use roster::clock::Clock;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, t0};
+use crate::support::{Backend, TestApp, claims_of as claims, t0};
 
 on_both_backends!(
     the_feed_lists_revoked_tokens_and_principal_changes,
@@ -59,23 +59,11 @@ async fn app(backend: Backend) -> TestApp {
     TestApp::builder(backend).clock(Clock::manual(t0())).spawn().await
 }
 
-/// The claims of a token, unverified (the test issued it).
-fn claims(token: &str) -> Value {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-async fn feed(app: &TestApp, token: &str, query: &str) -> Value {
+pub(crate) async fn feed(app: &TestApp, token: &str, query: &str) -> Value {
     let r = app
         .call(Method::GET, &format!("/api/v1/revocations{query}"), Some(token), None)
         .await;

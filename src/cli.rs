@@ -209,6 +209,37 @@ struct ServeArgs {
     /// Allow fetches to this CIDR range even inside a refused one (repeatable).
     #[arg(long = "fetch-allow", env = "ROSTER_FETCH_ALLOW", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
     fetch_allow: Vec<ipnet::IpNet>,
+    /// This network's NAT64 prefix besides 64:ff9b::/96 (repeatable; RFC 6052
+    /// lengths /32 /40 /48 /56 /64 /96): an address under it is judged as the
+    /// IPv4 address it carries.
+    #[arg(long = "fetch-nat64", env = "ROSTER_FETCH_NAT64", value_delimiter = ',', value_parser = crate::registry::policy::parse_nat64)]
+    fetch_nat64: Vec<ipnet::Ipv6Net>,
+    /// Time for a request's head after a connection opens or the last request ends.
+    #[arg(long, env = "ROSTER_HEAD_TIMEOUT", default_value = "5s", value_parser = parse_std_duration)]
+    head_timeout: std::time::Duration,
+    /// Time for a whole request, head and body, from its first byte (a long
+    /// poll adds its own wait); a body still missing then is a 400.
+    #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_std_duration)]
+    request_timeout: std::time::Duration,
+    /// Time after an answer to send it and drain a body the handler did not read;
+    /// then the connection is closed.
+    #[arg(long, env = "ROSTER_DRAIN_TIMEOUT", default_value = "1s", value_parser = parse_std_duration)]
+    drain_timeout: std::time::Duration,
+    /// How long an idle keep-alive connection stays open.
+    #[arg(long, env = "ROSTER_KEEP_ALIVE", default_value = "5s", value_parser = parse_std_duration)]
+    keep_alive: std::time::Duration,
+    /// Most connections open at once; near it, the oldest stalled connections
+    /// are closed to make room (capped by the open-file limit).
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(16..))]
+    max_connections: u32,
+    /// Most connections open at once from one IPv4 address or IPv6 /64
+    /// (connections from --trust-forwarded-for proxies are not counted).
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS_PER_PEER", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_peer: u32,
+    /// A connection that moved no byte for this long is stalled: near
+    /// --max-connections, the oldest stalled ones are closed first.
+    #[arg(long, env = "ROSTER_STALLED_AFTER", default_value = "2s", value_parser = parse_std_duration)]
+    stalled_after: std::time::Duration,
     /// Serve Prometheus metrics at /metrics on this HOST:PORT (off by default;
     /// keep it off the public network).
     #[arg(long, env = "ROSTER_METRICS_LISTEN", value_parser = parse_listen)]
@@ -271,6 +302,12 @@ fn parse_some_duration(s: &str) -> Result<chrono::Duration, String> {
     config::parse_duration(s)?
         .filter(|d| *d > chrono::Duration::zero())
         .ok_or_else(|| "must be a positive duration".to_string())
+}
+
+fn parse_std_duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_some_duration(s)?
+        .to_std()
+        .map_err(|_| "must be a positive duration".to_string())
 }
 
 fn parse_access_ttl(s: &str) -> Result<chrono::Duration, String> {
@@ -525,8 +562,28 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     settings.registry.deregister_after = args.deregister_after;
     settings.audit_retention = args.audit_retention.0;
     settings.trusted_proxies = args.trust_forwarded_for.clone();
-    settings.registry.fetch =
-        crate::registry::policy::FetchPolicy::new(args.fetch_allow.clone(), args.fetch_deny.clone());
+    settings.http = crate::config::HttpLimits {
+        head_timeout: args.head_timeout,
+        request_timeout: args.request_timeout,
+        drain_timeout: args.drain_timeout,
+        keep_alive: args.keep_alive,
+        max_connections: {
+            let room = crate::http::conn::open_file_room();
+            let wanted = args.max_connections as usize;
+            if wanted > room {
+                eprintln!(
+                    "note: --max-connections lowered from {wanted} to {room}: the open-file limit allows no more"
+                );
+            }
+            wanted.min(room)
+        },
+        max_connections_per_peer: args.max_connections_per_peer as usize,
+        stalled_after: args.stalled_after,
+    };
+    settings.registry.fetch = crate::registry::policy::FetchPolicy {
+        nat64: args.fetch_nat64.clone(),
+        ..crate::registry::policy::FetchPolicy::new(args.fetch_allow.clone(), args.fetch_deny.clone())
+    };
     settings.registry.docker = args
         .discover
         .map(|Discover::Docker| crate::registry::docker::DockerConfig {

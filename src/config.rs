@@ -57,27 +57,41 @@ pub fn issuer_for(configured: Option<&str>, bound: std::net::SocketAddr) -> Stri
     }
 }
 
-/// Limits of client connections: slow or idle clients cannot hold the server.
+/// Limits of client connections: slow or idle clients cannot hold the server
+/// (enforced by `http::conn`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpLimits {
     /// Time to receive a request's head (line and headers) after a
     /// connection opens or a previous request ends.
+    pub head_timeout: std::time::Duration,
+    /// Time for a whole request, head and body, from its first byte (a long
+    /// poll adds its own `wait`).
     pub request_timeout: std::time::Duration,
-    /// Time to receive a request's whole body.
-    pub body_timeout: std::time::Duration,
+    /// Time after the answer to write it and drain an unread body.
+    pub drain_timeout: std::time::Duration,
     /// How long an idle keep-alive connection stays open.
     pub keep_alive: std::time::Duration,
     /// Most connections open at once, over all workers.
     pub max_connections: usize,
+    /// Most connections open at once from one peer (an IPv4 address or an
+    /// IPv6 /64; connections from `--trust-forwarded-for` proxies are not
+    /// counted per peer).
+    pub max_connections_per_peer: usize,
+    /// A connection that moved no byte for this long is stalled: the first
+    /// shed when the server nears `max_connections`.
+    pub stalled_after: std::time::Duration,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            request_timeout: std::time::Duration::from_secs(5),
-            body_timeout: std::time::Duration::from_secs(10),
+            head_timeout: std::time::Duration::from_secs(5),
+            request_timeout: std::time::Duration::from_secs(10),
+            drain_timeout: std::time::Duration::from_secs(1),
             keep_alive: std::time::Duration::from_secs(5),
             max_connections: 10_000,
+            max_connections_per_peer: 256,
+            stalled_after: std::time::Duration::from_secs(2),
         }
     }
 }

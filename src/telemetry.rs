@@ -67,6 +67,9 @@ pub const CHANGE_INDEX_LAG: &str = "roster_registry_change_index_lag";
 pub const DB_IN_USE: &str = "roster_db_connections_in_use";
 pub const DB_WAITING: &str = "roster_db_tasks_waiting";
 pub const ARGON_WAITING: &str = "roster_argon2_queue_depth";
+pub const CONNECTIONS_OPEN: &str = "roster_connections_open";
+pub const CONNECTIONS_REFUSED: &str = "roster_connections_refused_total";
+pub const CONNECTIONS_TIMED_OUT: &str = "roster_connections_timed_out_total";
 
 fn describe() {
     describe_counter!(
@@ -116,6 +119,15 @@ fn describe() {
     describe_gauge!(DB_IN_USE, "Database connections in use now.");
     describe_gauge!(DB_WAITING, "Database tasks waiting for a connection now.");
     describe_gauge!(ARGON_WAITING, "Password checks waiting for an argon2 thread now.");
+    describe_gauge!(CONNECTIONS_OPEN, "Client connections open now.");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Client connections turned away (per_peer, capacity) or shed to make room (shed_stalled)."
+    );
+    describe_counter!(
+        CONNECTIONS_TIMED_OUT,
+        "Client connections closed because their request, drain or keep-alive deadline passed."
+    );
 }
 
 /// A method as a label: the standard ones, else `other`, so that a client
@@ -186,6 +198,21 @@ pub fn pools(db_in_use: usize, db_waiting: usize, argon_waiting: usize) {
     gauge!(DB_IN_USE).set(db_in_use as f64);
     gauge!(DB_WAITING).set(db_waiting as f64);
     gauge!(ARGON_WAITING).set(argon_waiting as f64);
+}
+
+/// Client connections open now.
+pub fn connections_open(n: usize) {
+    gauge!(CONNECTIONS_OPEN).set(n as f64);
+}
+
+/// A connection turned away (`per_peer`, `capacity`) or shed (`shed_stalled`).
+pub fn connection_refused(reason: &'static str) {
+    counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// A connection closed because its deadline passed.
+pub fn connection_timed_out() {
+    counter!(CONNECTIONS_TIMED_OUT).increment(1);
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! function and map the result to a view.
 
 pub mod admin;
+pub mod conn;
 pub mod console;
 pub mod cors;
 pub mod extract;
@@ -22,7 +23,7 @@ use std::net::{SocketAddr, TcpListener};
 use actix_web::dev::Server;
 use actix_web::http::header::X_CONTENT_TYPE_OPTIONS;
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::error::Error;
@@ -95,19 +96,24 @@ pub const OPENAPI_YAML: &str = include_str!("../../openapi/openapi.yaml");
 #[derive(Debug)]
 pub enum BodyError {
     TooLarge,
-    /// It did not arrive within the body timeout.
+    /// It did not arrive within the request timeout.
     TimedOut(std::time::Duration),
     Broken(String),
 }
 
-/// Read a request body of at most `limit` bytes within the body timeout, so
-/// that a body trickling in cannot hold a connection and a worker.
+/// Read a request body of at most `limit` bytes by the request's deadline
+/// (its first byte plus the request timeout), so that a body trickling in
+/// cannot hold a connection and a worker.
 pub async fn read_body(req: &HttpRequest, payload: web::Payload, limit: usize) -> Result<web::Bytes, BodyError> {
     let timeout = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.settings().http.body_timeout)
-        .unwrap_or_else(|| crate::config::HttpLimits::default().body_timeout);
-    match tokio::time::timeout(timeout, payload.to_bytes_limited(limit)).await {
+        .map(|s| s.settings().http.request_timeout)
+        .unwrap_or_else(|| crate::config::HttpLimits::default().request_timeout);
+    let due = req
+        .conn_data::<std::sync::Arc<conn::Conn>>()
+        .and_then(|c| c.body_deadline())
+        .unwrap_or_else(|| std::time::Instant::now() + timeout);
+    match tokio::time::timeout_at(due.into(), payload.to_bytes_limited(limit)).await {
         Err(_) => Err(BodyError::TimedOut(timeout)),
         Ok(Err(_)) => Err(BodyError::TooLarge),
         Ok(Ok(Err(e))) => Err(BodyError::Broken(e.to_string())),
@@ -195,29 +201,75 @@ async fn not_found(req: HttpRequest) -> actix_web::Result<HttpResponse> {
 /// caller (see [`shutdown_signal`]) which stops the server gracefully: it stops
 /// accepting and lets requests in flight finish, up to the shutdown timeout.
 /// `workers` of `None` means one per core.
+///
+/// This is what `HttpServer::listen` assembles, with one step between accept
+/// and HTTP: the [`conn::Gate`] admits each socket (or drops it at once) and
+/// wraps it in [`conn::Guarded`], so that no socket outlives its deadline.
 pub fn server(state: AppState, listener: TcpListener, workers: Option<usize>) -> std::io::Result<Server> {
+    use actix_service::{ServiceFactoryExt, fn_service};
+    use tokio::net::TcpStream;
+
     let limits = state.settings().http.clone();
     let worker_count = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-    let server = HttpServer::new(move || {
-        App::new()
+    let gate = conn::Gate::new(
+        conn::ConnLimits {
+            request_timeout: limits.request_timeout,
+            drain_timeout: limits.drain_timeout,
+            keep_alive: limits.keep_alive,
+            max_connections: limits.max_connections,
+            max_per_peer: limits.max_connections_per_peer,
+            stalled_after: limits.stalled_after,
+        },
+        state.settings().trusted_proxies.clone(),
+    );
+    let builder = actix_server::Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    let builder = builder.listen("roster", listener, move || {
+        let (state, gate, shutdown) = (state.clone(), gate.clone(), shutdown.clone());
+        let app = App::new()
             .wrap(TracingLogger::<request_log::RequestSpan>::new())
             // Every response: never sniffed as another type.
             .wrap(DefaultHeaders::new().add((X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .wrap(actix_web::middleware::from_fn(cors::cors))
             .wrap(actix_web::middleware::from_fn(metrics::record))
-            .app_data(web::Data::new(state.clone()))
+            .wrap(actix_web::middleware::from_fn(conn::deadlines))
+            .app_data(web::Data::new(state))
             .configure(routes)
-            .default_service(web::to(not_found))
-    })
-    .shutdown_timeout(10)
-    .disable_signals()
-    .client_request_timeout(limits.request_timeout)
-    .client_disconnect_timeout(std::time::Duration::from_secs(1))
-    .keep_alive(limits.keep_alive)
-    // actix counts connections per worker.
-    .max_connections((limits.max_connections / worker_count).max(1))
-    .workers(worker_count);
-    let server = server.listen(listener)?.run();
+            .default_service(web::to(not_found));
+        let http = actix_http::HttpService::<conn::Guarded<TcpStream>, _, _>::build()
+            .keep_alive(limits.keep_alive)
+            .client_request_timeout(limits.head_timeout)
+            .client_disconnect_timeout(std::time::Duration::from_secs(1))
+            .graceful_shutdown_signal(move || {
+                let signal = shutdown.clone();
+                async move { signal.notified().await }
+            })
+            .on_connect_ext(|io: &conn::Guarded<TcpStream>, ext| {
+                ext.insert(io.conn());
+            })
+            // Roster builds no URLs from the app's host, so the default config serves.
+            .h1(actix_service::map_config(
+                actix_service::IntoServiceFactory::into_factory(app).map_err(|e: actix_web::Error| e.error_response()),
+                |_| actix_web::dev::AppConfig::default(),
+            ));
+        fn_service(move |io: TcpStream| {
+            let peer = io.peer_addr().ok();
+            let admitted = gate
+                .admit(peer, std::time::Instant::now())
+                .map(|conn| (conn::Guarded::new(io, conn, gate.clone()), peer))
+                .map_err(|refused| actix_http::error::DispatchError::Io(std::io::Error::other(refused.label())));
+            std::future::ready(admitted)
+        })
+        .and_then(http)
+    })?;
+    let server = builder
+        .workers(worker_count)
+        // The gate caps connections over all workers; actix counts per
+        // worker and stops accepting at its own cap, so that one is set out of reach.
+        .max_concurrent_connections(limits.max_connections + 1024)
+        .shutdown_timeout(10)
+        .disable_signals()
+        .run();
     Ok(server)
 }
 

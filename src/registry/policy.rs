@@ -2,9 +2,15 @@
 //! URLs, so a hostile one could point Roster anywhere; this policy keeps
 //! Roster from becoming a port scanner or a proxy into the network:
 //! - only `http` and `https`, and no user name or password in a URL;
-//! - never an address in the forbidden ranges (unspecified, link-local, which
-//!   covers cloud metadata at 169.254.169.254, multicast, broadcast), nor one
-//!   an operator denies with `--fetch-deny`; `--fetch-allow` widens;
+//! - never an address in the forbidden ranges ([`never_allowed`]: unspecified,
+//!   link-local, which covers cloud metadata at 169.254.169.254, the other
+//!   known metadata addresses, multicast, reserved, and the IPv6 transition
+//!   ranges that cannot be judged), nor one an operator denies with
+//!   `--fetch-deny`; `--fetch-allow` widens;
+//! - an IPv6 address that carries an IPv4 address (IPv4-mapped and
+//!   -compatible, SIIT, NAT64 under `64:ff9b::/96` or a prefix declared with
+//!   `--fetch-nat64`, 6to4) is judged as that IPv4 address too
+//!   ([`embedded_v4`]), since that is where the packets end up;
 //! - checked on the literal address of a URL at registration, and on every
 //!   resolved address when Roster connects, so DNS cannot rebind a name to a
 //!   forbidden address later.
@@ -12,42 +18,102 @@
 //! Loopback and private ranges stay allowed by default: that is where a
 //! system's services live (Docker networks are 172.16.0.0/12).
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 use url::{Host, Url};
 
 /// Ranges no fetch may reach unless `--fetch-allow` names them.
-pub fn never_allowed() -> Vec<IpNet> {
-    [
-        "0.0.0.0/8",          // "this network", including 0.0.0.0
-        "169.254.0.0/16",     // link-local, cloud metadata
-        "224.0.0.0/4",        // multicast
-        "255.255.255.255/32", // limited broadcast
-        "::/128",             // unspecified
-        "fe80::/10",          // link-local
-        "ff00::/8",           // multicast
-    ]
-    .iter()
-    .filter_map(|c| IpNet::from_str(c).ok())
-    .collect()
+pub fn never_allowed() -> &'static [IpNet] {
+    static NETS: std::sync::OnceLock<Vec<IpNet>> = std::sync::OnceLock::new();
+    NETS.get_or_init(|| {
+        [
+            "0.0.0.0/8",          // "this network", including 0.0.0.0 (RFC 791)
+            "169.254.0.0/16",     // link-local, cloud metadata (RFC 3927)
+            "100.100.100.200/32", // Alibaba Cloud metadata, inside shared 100.64.0.0/10
+            "168.63.129.16/32",   // Azure platform endpoint (WireServer)
+            "192.0.0.192/32",     // Oracle Cloud metadata
+            "192.88.99.0/24",     // 6to4 relay anycast (RFC 3068, deprecated by RFC 7526)
+            "224.0.0.0/4",        // multicast
+            "240.0.0.0/4",        // reserved (RFC 1112 §4), including 255.255.255.255
+            "::/128",             // unspecified
+            "100::/64",           // discard-only (RFC 6666)
+            "2001::/32",          // Teredo (RFC 4380): its IPv4 target is obfuscated
+            "64:ff9b:1::/48",     // local-use NAT64 (RFC 8215): the mapping is the network's own
+            "fd00:ec2::254/128",  // AWS instance metadata over IPv6, inside fc00::/7
+            "fec0::/10",          // site-local, deprecated (RFC 3879)
+            "fe80::/10",          // link-local
+            "ff00::/8",           // multicast
+        ]
+        .iter()
+        .filter_map(|c| IpNet::from_str(c).ok())
+        .collect()
+    })
+}
+
+/// The well-known NAT64 prefix (RFC 6052 §2.1).
+fn well_known_nat64() -> Ipv6Net {
+    Ipv6Net::new(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96).unwrap_or_default()
+}
+
+/// The IPv4 address an IPv6 address carries in the forms that deliver to it:
+/// - IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2);
+/// - IPv4-compatible `::a.b.c.d` (RFC 4291 §2.5.5.1, deprecated but still
+///   routed by some stacks), except `::` and `::1`;
+/// - SIIT IPv4-translated `::ffff:0:a.b.c.d` (RFC 6145 §2.1);
+/// - NAT64 `64:ff9b::/96` or one of `nat64` (RFC 6052 §2.2, every prefix
+///   length it defines);
+/// - 6to4 `2002:aabb:ccdd::/48` (RFC 3056 §2).
+pub fn embedded_v4(v6: Ipv6Addr, nat64: &[Ipv6Net]) -> Option<Ipv4Addr> {
+    let b = v6.octets();
+    let v4 = |o: [u8; 4]| Some(Ipv4Addr::from(o));
+    if let Some(mapped) = v6.to_ipv4_mapped() {
+        return Some(mapped);
+    }
+    let seg = v6.segments();
+    if seg[..6] == [0; 6] && v6 != Ipv6Addr::UNSPECIFIED && v6 != Ipv6Addr::LOCALHOST {
+        return v4([b[12], b[13], b[14], b[15]]);
+    }
+    if seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0 {
+        return v4([b[12], b[13], b[14], b[15]]);
+    }
+    if seg[0] == 0x2002 {
+        return v4([b[2], b[3], b[4], b[5]]);
+    }
+    let prefixes = std::iter::once(well_known_nat64()).chain(nat64.iter().copied());
+    for prefix in prefixes {
+        if !prefix.contains(&v6) {
+            continue;
+        }
+        // RFC 6052 §2.2: bits 64..72 (octet 8) are the reserved "u" octet.
+        return match prefix.prefix_len() {
+            32 => v4([b[4], b[5], b[6], b[7]]),
+            40 => v4([b[5], b[6], b[7], b[9]]),
+            48 => v4([b[6], b[7], b[9], b[10]]),
+            56 => v4([b[7], b[9], b[10], b[11]]),
+            64 => v4([b[9], b[10], b[11], b[12]]),
+            _ => v4([b[12], b[13], b[14], b[15]]),
+        };
+    }
+    None
 }
 
 /// The addresses fetches may reach.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FetchPolicy {
     /// Always allowed, even inside a forbidden or denied range.
     pub allow: Vec<IpNet>,
     /// Denied on top of the never-allowed ranges.
     pub deny: Vec<IpNet>,
-}
-
-impl Default for FetchPolicy {
-    fn default() -> Self {
-        Self::new(Vec::new(), Vec::new())
-    }
+    /// NAT64 prefixes of this network besides `64:ff9b::/96` (`--fetch-nat64`):
+    /// an address under one is judged as the IPv4 address it carries.
+    pub nat64: Vec<Ipv6Net>,
+    /// Names answered from this table instead of DNS, like `/etc/hosts`
+    /// (tests use it to answer with addresses no real resolver would give).
+    pub hosts: BTreeMap<String, Vec<IpAddr>>,
 }
 
 /// A URL or address the policy refuses, and why.
@@ -55,29 +121,32 @@ impl Default for FetchPolicy {
 #[error("{0}")]
 pub struct Refusal(pub String);
 
-/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are judged as the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    }
-}
-
 impl FetchPolicy {
     pub fn new(allow: Vec<IpNet>, deny: Vec<IpNet>) -> Self {
-        Self { allow, deny }
+        Self {
+            allow,
+            deny,
+            ..Self::default()
+        }
     }
 
-    /// May a fetch connect to `ip`?
+    /// May a fetch connect to `ip`? An address `--fetch-allow` names is
+    /// allowed as written; otherwise neither it nor the IPv4 address it
+    /// carries may be in a refused range.
     pub fn permits(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
         if self.allow.iter().any(|n| n.contains(&ip)) {
             return true;
         }
-        !never_allowed().iter().chain(self.deny.iter()).any(|n| n.contains(&ip))
+        if never_allowed().iter().chain(self.deny.iter()).any(|n| n.contains(&ip)) {
+            return false;
+        }
+        match ip {
+            IpAddr::V6(v6) => match embedded_v4(v6, &self.nat64) {
+                Some(v4) => self.permits(IpAddr::V4(v4)),
+                None => true,
+            },
+            IpAddr::V4(_) => true,
+        }
     }
 
     /// Check a URL as written: scheme, credentials, and a literal address.
@@ -120,7 +189,10 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> = match policy.hosts.get(&host) {
+                Some(table) => table.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let allowed: Vec<SocketAddr> = found.into_iter().filter(|a| policy.permits(a.ip())).collect();
             if allowed.is_empty() {
                 return Err(Box::new(Refusal(format!("{host} resolves to no allowed address")))
@@ -136,6 +208,19 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
     IpNet::from_str(s.trim())
         .or_else(|_| IpAddr::from_str(s.trim()).map(IpNet::from))
         .map_err(|_| format!("'{s}' is not a CIDR range such as 10.0.0.0/8 or an address"))
+}
+
+/// Parse a `--fetch-nat64` prefix: IPv6, of a length RFC 6052 §2.2 defines.
+pub fn parse_nat64(s: &str) -> Result<Ipv6Net, String> {
+    let net =
+        Ipv6Net::from_str(s.trim()).map_err(|_| format!("'{s}' is not an IPv6 prefix such as 2001:db8:64::/96"))?;
+    if [32, 40, 48, 56, 64, 96].contains(&net.prefix_len()) {
+        Ok(net.trunc())
+    } else {
+        Err(format!(
+            "'{s}': a NAT64 prefix is /32, /40, /48, /56, /64 or /96 (RFC 6052)"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +300,30 @@ mod tests {
             assert!(!url_refused(&p, u), "{u} is loopback");
             assert_eq!(Url::parse(u).unwrap().host(), Some(Host::Ipv4(Ipv4Addr::LOCALHOST)));
         }
+    }
+
+    /// The examples of RFC 6052 §2.4: 192.0.2.33 under each prefix length.
+    #[test]
+    fn nat64_addresses_carry_their_ipv4_address_at_every_rfc_6052_length() {
+        let target = Ipv4Addr::new(192, 0, 2, 33);
+        for (prefix, addr) in [
+            ("2001:db8::/32", "2001:db8:c000:221::"),
+            ("2001:db8:100::/40", "2001:db8:1c0:2:21::"),
+            ("2001:db8:122::/48", "2001:db8:122:c000:2:2100::"),
+            ("2001:db8:122:300::/56", "2001:db8:122:3c0:0:221::"),
+            ("2001:db8:122:344::/64", "2001:db8:122:344:c0:2:2100:0"),
+            ("2001:db8:122:344::/96", "2001:db8:122:344::192.0.2.33"),
+        ] {
+            let nat64 = [parse_nat64(prefix).unwrap()];
+            let v6: Ipv6Addr = addr.parse().unwrap();
+            assert_eq!(embedded_v4(v6, &nat64), Some(target), "{addr} under {prefix}");
+            assert_eq!(embedded_v4(v6, &[]), None, "{addr} is not NAT64 unless declared");
+        }
+        assert_eq!(embedded_v4("64:ff9b::c000:221".parse().unwrap(), &[]), Some(target));
+        assert_eq!(embedded_v4("::1".parse().unwrap(), &[]), None);
+        assert_eq!(embedded_v4("::".parse().unwrap(), &[]), None);
+        assert!(parse_nat64("2001:db8::/33").is_err());
+        assert!(parse_nat64("10.0.0.0/8").is_err());
     }
 
     #[test]

@@ -104,22 +104,37 @@ fn check_meta(meta: &BTreeMap<String, String>) -> Result<String> {
     serde_json::to_string(meta).map_err(Error::internal)
 }
 
+/// Every service that reads the registry sees these URLs, so none may carry
+/// a query or a fragment: that is where tokens get pasted (`?token=…`).
+fn nothing_hidden(field: &str, url: &url::Url) -> Result<()> {
+    if url.query().is_some_and(|q| !q.is_empty()) || url.fragment().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::invalid(
+            field,
+            "must not carry a query or fragment: every service reading the registry sees it",
+        ));
+    }
+    Ok(())
+}
+
 /// Check a registration: `base_url` is an absolute http(s) URL; `health_url`
 /// and `modules_url` may be relative to it (as the old `registry.modules=/getModules.json`
 /// label was) and must stay on its host (any port, so a management port
-/// works); every URL passes the fetch policy; the TTL, thresholds,
+/// works); every URL passes the fetch policy and carries no query or
+/// fragment; the TTL, thresholds,
 /// description and meta are bounded.
 pub fn resolve(reg: Registration, cfg: &RegistryConfig) -> Result<Resolved> {
     let base = url::Url::parse(&reg.base_url).map_err(|e| Error::invalid("base_url", e.to_string()))?;
     cfg.fetch
         .check_url(&base)
         .map_err(|e| Error::invalid("base_url", e.0))?;
+    nothing_hidden("base_url", &base)?;
     let join = |field: &str, u: Option<String>| -> Result<Option<String>> {
         match u {
             None => Ok(None),
             Some(u) => {
                 let url = base.join(&u).map_err(|e| Error::invalid(field, e.to_string()))?;
                 cfg.fetch.check_url(&url).map_err(|e| Error::invalid(field, e.0))?;
+                nothing_hidden(field, &url)?;
                 if url.host() != base.host() {
                     return Err(Error::invalid(field, "must be on the host of base_url"));
                 }

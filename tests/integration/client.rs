@@ -71,6 +71,11 @@ impl Roster {
         r
     }
 
+    /// The process id of the running `roster serve`.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     pub(crate) fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

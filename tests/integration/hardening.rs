@@ -14,6 +14,8 @@ on_both_backends!(
     registration_refuses_other_hosts_and_forbidden_urls,
     redirects_to_another_origin_are_not_followed,
     resolved_addresses_are_checked_at_connect_time,
+    every_address_form_is_judged_after_unwrapping,
+    registry_urls_carry_no_query_or_fragment,
     script_links_never_reach_the_menu,
     icon_class_lists_reach_the_menu_unchanged,
     overlong_client_ids_are_refused_and_not_stored,
@@ -205,6 +207,182 @@ async fn resolved_addresses_are_checked_at_connect_time(backend: Backend) {
         own.body["health"]["error"],
         "unreachable: refused by the fetch policy: localhost resolves to no allowed address"
     );
+}
+
+/// Every spelling of an address a service might smuggle, with the verdict:
+/// `true` is allowed. The NAT64 prefixes `2001:db8:64::/96` and
+/// `2001:db8:122::/48` are declared by the operator in this test.
+const ADDRESS_FORMS: &[(&str, bool)] = &[
+    // IPv4 forms of the metadata service and the refused ranges.
+    ("169.254.169.254", false),
+    ("100.100.100.200", false),
+    ("168.63.129.16", false),
+    ("192.0.0.192", false),
+    ("192.88.99.1", false),
+    ("240.0.0.1", false),
+    ("250.1.2.3", false),
+    ("255.255.255.254", false),
+    ("255.255.255.255", false),
+    ("0.0.0.0", false),
+    // IPv6 forms carrying 169.254.169.254, or not judgeable.
+    ("::169.254.169.254", false),                    // IPv4-compatible
+    ("::ffff:169.254.169.254", false),               // IPv4-mapped
+    ("::ffff:0:a9fe:a9fe", false),                   // SIIT
+    ("64:ff9b::a9fe:a9fe", false),                   // NAT64, well-known prefix
+    ("2001:db8:64::a9fe:a9fe", false),               // NAT64, declared /96
+    ("2001:db8:122:a9fe:a9:fe00::", false),          // NAT64, declared /48 (RFC 6052 u octet)
+    ("2002:a9fe:a9fe::1", false),                    // 6to4
+    ("2002:e000:1::1", false),                       // 6to4 of multicast 224.0.1.0
+    ("::224.0.0.1", false),                          // IPv4-compatible multicast
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", false), // Teredo
+    ("64:ff9b:1::a9fe:a9fe", false),                 // local-use NAT64
+    ("100::1", false),                               // discard-only
+    ("fec0::1", false),                              // site-local
+    ("fd00:ec2::254", false),                        // AWS metadata over IPv6
+    ("fe80::1", false),
+    ("ff02::1", false),
+    ("::", false),
+    // Allowed: where a system's services live, and what the forms carry of it.
+    ("127.0.0.1", true),
+    ("10.1.2.3", true),
+    ("100.64.0.1", true),
+    ("8.8.8.8", true),
+    ("::1", true),
+    ("fd00::1", true),
+    ("fd00:ec2::253", true),
+    ("2606:4700::1111", true),
+    ("::ffff:10.0.0.1", true),
+    ("::10.0.0.1", true),
+    ("::ffff:0:a00:1", true),
+    ("64:ff9b::a00:1", true),
+    ("2001:db8:64::a00:1", true),
+    ("2002:a00:1::1", true),
+];
+
+fn with_declared_nat64(mut s: roster::config::Settings) -> roster::config::Settings {
+    use roster::registry::policy::parse_nat64;
+    s.registry.fetch.nat64 = vec![
+        parse_nat64("2001:db8:64::/96").unwrap(),
+        parse_nat64("2001:db8:122::/48").unwrap(),
+    ];
+    s.registry.fetch.hosts = ADDRESS_FORMS
+        .iter()
+        .enumerate()
+        .map(|(i, (addr, _))| (format!("form{i}.test"), vec![addr.parse().unwrap()]))
+        .collect();
+    s
+}
+
+/// Each form in [`ADDRESS_FORMS`], as a literal `base_url` at registration
+/// and as the only address a name resolves to when Roster connects.
+async fn every_address_form_is_judged_after_unwrapping(backend: Backend) {
+    use reqwest::dns::Resolve;
+    let app = TestApp::builder(backend).settings(with_declared_nat64).spawn().await;
+    let (_, token) = app.service_with_token("billing", &[]).await;
+    let policy = std::sync::Arc::new(app.state.settings().registry.fetch.clone());
+    let resolver = policy.resolver();
+    for (i, (addr, allowed)) in ADDRESS_FORMS.iter().enumerate() {
+        let ip: std::net::IpAddr = addr.parse().unwrap();
+        let literal = if ip.is_ipv6() {
+            format!("[{addr}]")
+        } else {
+            addr.to_string()
+        };
+        let r = register(
+            &app,
+            &token,
+            "billing",
+            json!({"base_url": format!("http://{literal}/")}),
+        )
+        .await;
+        if *allowed {
+            assert_eq!(r.status, 200, "{addr}: {}", r.body);
+        } else {
+            assert_eq!(
+                (r.status, r.body.clone()),
+                (
+                    422,
+                    json!({"error": "invalid_field", "field": "base_url",
+                           "error_description": format!("the address {ip} is not allowed")})
+                ),
+                "{addr}"
+            );
+        }
+        let name = format!("form{i}.test");
+        let resolved = resolver.resolve(name.parse().unwrap()).await;
+        match (allowed, resolved) {
+            (true, Ok(addrs)) => assert_eq!(addrs.map(|a| a.ip()).collect::<Vec<_>>(), vec![ip], "{addr}"),
+            (false, Err(e)) => assert_eq!(e.to_string(), format!("{name} resolves to no allowed address")),
+            (true, Err(e)) => panic!("{addr} must resolve at connect time: {e}"),
+            (false, Ok(_)) => panic!("{addr} must be refused at connect time"),
+        }
+    }
+    // And end to end: a health check to a name with such an AAAA record never connects.
+    let smuggled = ADDRESS_FORMS
+        .iter()
+        .position(|(a, _)| *a == "::169.254.169.254")
+        .unwrap();
+    let r = register(
+        &app,
+        &token,
+        "billing",
+        json!({"base_url": format!("http://form{smuggled}.test:1/"), "health_url": "/health",
+               "failures_before_down": 1}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    app.tick().await;
+    let own = app
+        .call(Method::GET, "/api/v1/services/billing", Some(&token), None)
+        .await;
+    assert_eq!(
+        own.body["health"]["error"],
+        format!("unreachable: refused by the fetch policy: form{smuggled}.test resolves to no allowed address")
+    );
+}
+
+/// Other services read these URLs: a query or fragment is refused, an
+/// empty one is harmless.
+async fn registry_urls_carry_no_query_or_fragment(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, token) = app.service_with_token("billing", &[]).await;
+    let message = "must not carry a query or fragment: every service reading the registry sees it";
+    for (body, field) in [
+        (json!({"base_url": "http://127.0.0.1:8080/?token=SECRET"}), "base_url"),
+        (json!({"base_url": "http://127.0.0.1:8080/#token=SECRET"}), "base_url"),
+        (
+            json!({"base_url": "http://127.0.0.1:8080/", "health_url": "/health?key=SECRET"}),
+            "health_url",
+        ),
+        (
+            json!({"base_url": "http://127.0.0.1:8080/", "modules_url": "/getModules.json#SECRET"}),
+            "modules_url",
+        ),
+        (
+            json!({"base_url": "http://127.0.0.1:8080/", "modules_url": "http://127.0.0.1:9090/m?SECRET"}),
+            "modules_url",
+        ),
+    ] {
+        let r = register(&app, &token, "billing", body.clone()).await;
+        assert_eq!(
+            (r.status, r.body.clone()),
+            (
+                422,
+                json!({"error": "invalid_field", "error_description": message, "field": field})
+            ),
+            "{body}"
+        );
+    }
+    let r = register(
+        &app,
+        &token,
+        "billing",
+        json!({"base_url": "http://127.0.0.1:8080/?", "health_url": "/health?#"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed = app.call(Method::GET, "/api/v1/services", Some(&token), None).await;
+    assert!(!listed.body.to_string().contains("SECRET"), "{}", listed.body);
 }
 
 fn with_link(link: &str) -> Value {
@@ -609,7 +787,7 @@ async fn slow_clients_are_cut_off() {
     const HELD: usize = 200;
     let app = TestApp::builder(Backend::Sqlite)
         .settings(|mut s| {
-            s.http.body_timeout = std::time::Duration::from_secs(1);
+            s.http.head_timeout = std::time::Duration::from_secs(1);
             s.http.request_timeout = std::time::Duration::from_secs(1);
             s
         })

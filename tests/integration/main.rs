@@ -10,6 +10,7 @@ mod browser_login;
 mod cli;
 mod client;
 mod concurrency;
+mod connections;
 mod console;
 mod credentials;
 mod discovery;

@@ -119,6 +119,8 @@ struct Open {
     /// Every open connection by id; ids grow, so this is oldest first.
     by_id: BTreeMap<u64, Arc<Conn>>,
     per_peer: HashMap<PeerKey, usize>,
+    /// Requests in flight per client behind a trusted proxy.
+    forwarded: HashMap<PeerKey, usize>,
     /// Connections told to close that have not closed yet.
     dying: usize,
 }
@@ -148,10 +150,8 @@ impl Gate {
     /// Admit a connection from `peer`, shedding the oldest stalled ones when
     /// the server is near its cap.
     pub fn admit(self: &Arc<Self>, peer: Option<SocketAddr>, now: Instant) -> Result<Arc<Conn>, Refusal> {
-        let key = peer
-            .map(|p| p.ip())
-            .filter(|ip| !self.trusted_proxies.iter().any(|n| n.contains(ip)))
-            .map(PeerKey::of);
+        let through_proxy = peer.is_some_and(|p| self.trusted_proxies.iter().any(|n| n.contains(&p.ip())));
+        let key = peer.filter(|_| !through_proxy).map(|p| PeerKey::of(p.ip()));
         let mut open = self.lock();
         if let Some(key) = key
             && open.per_peer.get(&key).copied().unwrap_or(0) >= self.limits.max_per_peer
@@ -171,6 +171,8 @@ impl Gate {
         let conn = Arc::new(Conn {
             id: open.next_id,
             peer: key,
+            through_proxy,
+            gate: Arc::downgrade(self),
             epoch: now,
             last_progress_ms: AtomicU64::new(0),
             closing: AtomicBool::new(false),
@@ -210,6 +212,25 @@ impl Gate {
         }
     }
 
+    /// A request from `client` behind a trusted proxy, counted while it is
+    /// in flight; `None` when that client already has `max_per_peer` in
+    /// flight (the proxy's connections carry many clients, so the share
+    /// per client is counted in requests).
+    pub fn enter_forwarded(self: &Arc<Self>, client: IpAddr) -> Option<InFlight> {
+        let key = PeerKey::of(client);
+        let mut open = self.lock();
+        let n = open.forwarded.entry(key).or_insert(0);
+        if *n >= self.limits.max_per_peer {
+            crate::telemetry::connection_refused(Refusal::PerPeer.label());
+            return None;
+        }
+        *n += 1;
+        Some(InFlight {
+            gate: self.clone(),
+            key,
+        })
+    }
+
     fn leave(&self, conn: &Conn) {
         let mut open = self.lock();
         if open.by_id.remove(&conn.id).is_none() {
@@ -227,6 +248,25 @@ impl Gate {
             }
         }
         crate::telemetry::connections_open(open.by_id.len());
+    }
+}
+
+/// A request of a client behind a trusted proxy, counted until dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    gate: Arc<Gate>,
+    key: PeerKey,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut open = self.gate.lock();
+        if let Some(n) = open.forwarded.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.forwarded.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -256,7 +296,12 @@ struct State {
 #[derive(Debug)]
 pub struct Conn {
     id: u64,
+    /// Whom it counts against; `None` through a trusted proxy.
     peer: Option<PeerKey>,
+    /// From a `--trust-forwarded-for` proxy: its requests count against
+    /// the forwarded client instead.
+    through_proxy: bool,
+    gate: std::sync::Weak<Gate>,
     epoch: Instant,
     /// Milliseconds after `epoch` when a byte last moved.
     last_progress_ms: AtomicU64,
@@ -398,8 +443,11 @@ impl<T> Guarded<T> {
         self.conn.clone()
     }
 
-    /// Nothing came or went: is the deadline past? If not, wake this task
-    /// when it passes or when the gate sheds the connection.
+    /// Is the deadline past, or the connection shed? Called on every read,
+    /// write and flush: the timer follows the connection's current deadline
+    /// and wakes this task when it passes, even if the dispatcher then stops
+    /// touching the socket (as it does around a dropped body), and the gate
+    /// can wake it to shed it.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         if self.conn.is_closing() {
             return true;
@@ -437,60 +485,50 @@ impl<T> Drop for Guarded<T> {
 
 impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.conn.is_closing() {
+        if self.expired(cx) {
             return Poll::Ready(Err(timed_out()));
         }
         let before = buf.filled().len();
-        match Pin::new(&mut self.io).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    self.conn.read_some(Instant::now());
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
-            Poll::Pending => Poll::Pending,
+        let read = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.conn.read_some(Instant::now());
         }
+        read
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if self.conn.is_closing() {
+        if self.expired(cx) {
             return Poll::Ready(Err(timed_out()));
         }
-        match Pin::new(&mut self.io).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                self.conn.progress(Instant::now());
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
-            Poll::Pending => Poll::Pending,
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.conn.progress(Instant::now());
         }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.io).poll_flush(cx) {
-            Poll::Ready(Ok(())) => {
-                self.conn.flushed(Instant::now());
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
-            Poll::Pending => Poll::Pending,
+        if self.expired(cx) {
+            return Poll::Ready(Err(timed_out()));
         }
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            self.conn.flushed(Instant::now());
+            // Idle again: the timer moves to the keep-alive deadline.
+            if self.expired(cx) {
+                return Poll::Ready(Err(timed_out()));
+            }
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.conn.is_closing() {
+        if self.expired(cx) {
             return Poll::Ready(Ok(()));
         }
-        match Pin::new(&mut self.io).poll_shutdown(cx) {
-            Poll::Pending if self.expired(cx) => Poll::Ready(Ok(())),
-            other => other,
-        }
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -551,11 +589,29 @@ fn long_poll_wait(req: &actix_web::dev::ServiceRequest) -> Option<Duration> {
 pub async fn deadlines(
     mut req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
     let Some(conn) = req.conn_data::<Arc<Conn>>().cloned() else {
-        return next.call(req).await;
+        return next.call(req).await.map(|r| r.map_into_left_body());
     };
     conn.request_started(Instant::now(), long_poll_wait(&req));
+    let in_flight = match (conn.through_proxy, conn.gate.upgrade(), req.peer_addr()) {
+        (true, Some(gate), Some(peer)) => {
+            let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            let client = super::extract::client_address(peer.ip(), xff, &gate.trusted_proxies);
+            match gate.enter_forwarded(client) {
+                Some(in_flight) => Some(in_flight),
+                None => {
+                    conn.answered(Instant::now(), !has_body(&req));
+                    let limit = gate.limits.max_per_peer;
+                    return Ok(req.into_response(too_many(limit)).map_into_right_body());
+                }
+            }
+        }
+        _ => None,
+    };
     let read = if has_body(&req) {
         let done = Arc::new(AtomicBool::new(false));
         let inner = actix_web::HttpMessage::take_payload(&mut req);
@@ -570,6 +626,7 @@ pub async fn deadlines(
         None
     };
     let result = next.call(req).await;
+    drop(in_flight);
     let clean = read.is_none_or(|done| done.load(Ordering::Acquire));
     conn.answered(Instant::now(), clean);
     let mut res = result?;
@@ -578,147 +635,16 @@ pub async fn deadlines(
             .head_mut()
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
-    Ok(res)
+    Ok(res.map_into_left_body())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits() -> ConnLimits {
-        ConnLimits {
-            request_timeout: Duration::from_secs(10),
-            drain_timeout: Duration::from_secs(1),
-            keep_alive: Duration::from_secs(5),
-            max_connections: 20,
-            max_per_peer: 3,
-            stalled_after: Duration::from_secs(2),
-        }
-    }
-
-    fn peer(s: &str) -> Option<SocketAddr> {
-        Some(SocketAddr::new(s.parse().unwrap(), 40000))
-    }
-
-    fn kill_at(c: &Conn) -> Instant {
-        c.lock().kill_at
-    }
-
-    #[test]
-    fn each_peer_holds_at_most_its_share() {
-        let gate = Gate::new(limits(), vec!["10.9.0.0/16".parse().unwrap()]);
-        let now = Instant::now();
-        let held: Vec<_> = (0..3).map(|_| gate.admit(peer("192.0.2.1"), now).unwrap()).collect();
-        assert_eq!(gate.admit(peer("192.0.2.1"), now).unwrap_err(), Refusal::PerPeer);
-        assert_eq!(gate.admit(peer("::ffff:192.0.2.1"), now).unwrap_err(), Refusal::PerPeer);
-        gate.admit(peer("192.0.2.2"), now).unwrap();
-        // An IPv6 /64 is one peer; the next /64 is another.
-        for i in 0..3 {
-            gate.admit(peer(&format!("2001:db8:1:2::{i}")), now).unwrap();
-        }
-        assert_eq!(
-            gate.admit(peer("2001:db8:1:2:ffff::9"), now).unwrap_err(),
-            Refusal::PerPeer
-        );
-        gate.admit(peer("2001:db8:1:3::1"), now).unwrap();
-        // A trusted proxy carries many clients: not counted per peer.
-        for _ in 0..5 {
-            gate.admit(peer("10.9.1.1"), now).unwrap();
-        }
-        // Leaving makes room again.
-        gate.leave(&held[0]);
-        gate.admit(peer("192.0.2.1"), now).unwrap();
-        assert_eq!(gate.open_now(), 3 + 1 + 3 + 1 + 5);
-    }
-
-    #[test]
-    fn near_the_cap_the_oldest_stalled_connections_are_shed() {
-        let gate = Gate::new(limits(), vec![]);
-        let t0 = Instant::now();
-        let first: Vec<_> = (0..9)
-            .map(|i| gate.admit(peer(&format!("192.0.2.{i}")), t0).unwrap())
-            .collect();
-        let t1 = t0 + Duration::from_secs(3);
-        // These move bytes: never stalled.
-        let busy: Vec<_> = (0..9)
-            .map(|i| {
-                let c = gate.admit(peer(&format!("198.51.100.{i}")), t1).unwrap();
-                c.read_some(t1);
-                c
-            })
-            .collect();
-        assert_eq!(gate.open_now(), 18);
-        // At 18 of 20 (90 %), each accept sheds the oldest stalled one.
-        let t2 = t1 + Duration::from_secs(1);
-        let late = gate.admit(peer("203.0.113.1"), t2).unwrap();
-        assert!(first[0].is_closing() && first[0].shed.load(Ordering::Acquire));
-        assert!(!first[1].is_closing());
-        gate.admit(peer("203.0.113.2"), t2).unwrap();
-        assert!(first[1].is_closing());
-        // Shed ones count as gone before they leave.
-        gate.leave(&first[0]);
-        gate.leave(&first[1]);
-        assert_eq!(gate.open_now(), 18);
-        assert!(busy.iter().all(|c| !c.is_closing()) && !late.is_closing());
-        // With nothing stalled, a full server refuses instead of ceasing to accept.
-        let t3 = t2 + Duration::from_millis(10);
-        for c in &busy {
-            c.read_some(t3);
-        }
-        for c in first.iter().skip(2) {
-            c.read_some(t3);
-        }
-        gate.admit(peer("203.0.113.3"), t3).unwrap();
-        gate.admit(peer("203.0.113.4"), t3).unwrap();
-        assert_eq!(gate.admit(peer("203.0.113.5"), t3).unwrap_err(), Refusal::Capacity);
-    }
-
-    #[test]
-    fn a_connection_is_always_under_a_deadline() {
-        let gate = Gate::new(limits(), vec![]);
-        let t0 = Instant::now();
-        let c = gate.admit(peer("192.0.2.1"), t0).unwrap();
-        // Idle: keep-alive, plus the drain time as a backstop.
-        assert_eq!(kill_at(&c), t0 + Duration::from_secs(6));
-        // The first byte starts the request's clock.
-        let t1 = t0 + Duration::from_secs(1);
-        c.read_some(t1);
-        assert_eq!(c.body_deadline(), Some(t1 + Duration::from_secs(10)));
-        assert_eq!(kill_at(&c), t1 + Duration::from_secs(11));
-        // More bytes and the head being parsed do not move it.
-        c.read_some(t1 + Duration::from_secs(2));
-        c.request_started(t1 + Duration::from_secs(2), None);
-        assert_eq!(c.body_deadline(), Some(t1 + Duration::from_secs(10)));
-        // An answer with the body unread: closed after the drain time.
-        let t2 = t1 + Duration::from_secs(3);
-        c.answered(t2, false);
-        assert_eq!(kill_at(&c), t2 + Duration::from_secs(1));
-        c.flushed(t2);
-        assert_eq!(kill_at(&c), t2 + Duration::from_secs(1), "still closing");
-        assert_eq!(c.body_deadline(), None);
-    }
-
-    #[test]
-    fn a_clean_answer_returns_to_idle_and_long_polls_wait() {
-        let gate = Gate::new(limits(), vec![]);
-        let t0 = Instant::now();
-        let c = gate.admit(peer("192.0.2.1"), t0).unwrap();
-        c.read_some(t0);
-        c.request_started(t0, Some(Duration::from_secs(60)));
-        assert_eq!(c.body_deadline(), Some(t0 + Duration::from_secs(70)));
-        let t1 = t0 + Duration::from_secs(60);
-        c.answered(t1, true);
-        assert_eq!(kill_at(&c), t0 + Duration::from_secs(71));
-        c.flushed(t1);
-        assert_eq!(kill_at(&c), t1 + Duration::from_secs(6));
-        // A request that came in the same read as the answer: its clock
-        // starts when the answer is out.
-        c.read_some(t1);
-        c.request_started(t1, None);
-        let t2 = t1 + Duration::from_millis(5);
-        c.answered(t2, true);
-        c.read_some(t2);
-        c.flushed(t2);
-        assert_eq!(c.body_deadline(), Some(t2 + Duration::from_secs(10)));
-    }
+/// 429 for a client behind a proxy with too many requests in flight.
+fn too_many(limit: usize) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::TooManyRequests()
+        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+        .json(crate::error::ErrorBody {
+            error: "too_many_requests",
+            error_description: format!("more than {limit} requests at once from this client"),
+            field: None,
+        })
 }

@@ -648,3 +648,160 @@ fn too_many(limit: usize) -> actix_web::HttpResponse {
             field: None,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ConnLimits {
+        ConnLimits {
+            request_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(1),
+            keep_alive: Duration::from_secs(5),
+            max_connections: 20,
+            max_per_peer: 3,
+            stalled_after: Duration::from_secs(2),
+        }
+    }
+
+    fn peer(s: &str) -> Option<SocketAddr> {
+        Some(SocketAddr::new(s.parse().unwrap(), 40000))
+    }
+
+    fn kill_at(c: &Conn) -> Instant {
+        c.lock().kill_at
+    }
+
+    #[test]
+    fn each_peer_holds_at_most_its_share() {
+        let gate = Gate::new(limits(), vec!["10.9.0.0/16".parse().unwrap()]);
+        let now = Instant::now();
+        let held: Vec<_> = (0..3).map(|_| gate.admit(peer("192.0.2.1"), now).unwrap()).collect();
+        assert_eq!(gate.admit(peer("192.0.2.1"), now).unwrap_err(), Refusal::PerPeer);
+        assert_eq!(gate.admit(peer("::ffff:192.0.2.1"), now).unwrap_err(), Refusal::PerPeer);
+        gate.admit(peer("192.0.2.2"), now).unwrap();
+        // An IPv6 /64 is one peer; the next /64 is another.
+        for i in 0..3 {
+            gate.admit(peer(&format!("2001:db8:1:2::{i}")), now).unwrap();
+        }
+        assert_eq!(
+            gate.admit(peer("2001:db8:1:2:ffff::9"), now).unwrap_err(),
+            Refusal::PerPeer
+        );
+        gate.admit(peer("2001:db8:1:3::1"), now).unwrap();
+        // A trusted proxy carries many clients: not counted per peer.
+        for _ in 0..5 {
+            gate.admit(peer("10.9.1.1"), now).unwrap();
+        }
+        // Leaving makes room again.
+        gate.leave(&held[0]);
+        gate.admit(peer("192.0.2.1"), now).unwrap();
+        assert_eq!(gate.open_now(), 3 + 1 + 3 + 1 + 5);
+    }
+
+    #[test]
+    fn near_the_cap_the_oldest_stalled_connections_are_shed() {
+        let gate = Gate::new(limits(), vec![]);
+        let t0 = Instant::now();
+        let first: Vec<_> = (0..9)
+            .map(|i| gate.admit(peer(&format!("192.0.2.{i}")), t0).unwrap())
+            .collect();
+        let t1 = t0 + Duration::from_secs(3);
+        // These move bytes: never stalled.
+        let busy: Vec<_> = (0..9)
+            .map(|i| {
+                let c = gate.admit(peer(&format!("198.51.100.{i}")), t1).unwrap();
+                c.read_some(t1);
+                c
+            })
+            .collect();
+        assert_eq!(gate.open_now(), 18);
+        // At 18 of 20 (90 %), each accept sheds the oldest stalled one.
+        let t2 = t1 + Duration::from_secs(1);
+        let late = gate.admit(peer("203.0.113.1"), t2).unwrap();
+        assert!(first[0].is_closing() && first[0].shed.load(Ordering::Acquire));
+        assert!(!first[1].is_closing());
+        gate.admit(peer("203.0.113.2"), t2).unwrap();
+        assert!(first[1].is_closing());
+        // Shed ones count as gone before they leave.
+        gate.leave(&first[0]);
+        gate.leave(&first[1]);
+        assert_eq!(gate.open_now(), 18);
+        assert!(busy.iter().all(|c| !c.is_closing()) && !late.is_closing());
+        // With nothing stalled, a full server refuses instead of ceasing to accept.
+        let t3 = t2 + Duration::from_millis(10);
+        for c in &busy {
+            c.read_some(t3);
+        }
+        for c in first.iter().skip(2) {
+            c.read_some(t3);
+        }
+        gate.admit(peer("203.0.113.3"), t3).unwrap();
+        gate.admit(peer("203.0.113.4"), t3).unwrap();
+        assert_eq!(gate.admit(peer("203.0.113.5"), t3).unwrap_err(), Refusal::Capacity);
+    }
+
+    #[test]
+    fn a_connection_is_always_under_a_deadline() {
+        let gate = Gate::new(limits(), vec![]);
+        let t0 = Instant::now();
+        let c = gate.admit(peer("192.0.2.1"), t0).unwrap();
+        // Idle: keep-alive, plus the drain time as a backstop.
+        assert_eq!(kill_at(&c), t0 + Duration::from_secs(6));
+        // The first byte starts the request's clock.
+        let t1 = t0 + Duration::from_secs(1);
+        c.read_some(t1);
+        assert_eq!(c.body_deadline(), Some(t1 + Duration::from_secs(10)));
+        assert_eq!(kill_at(&c), t1 + Duration::from_secs(11));
+        // More bytes and the head being parsed do not move it.
+        c.read_some(t1 + Duration::from_secs(2));
+        c.request_started(t1 + Duration::from_secs(2), None);
+        assert_eq!(c.body_deadline(), Some(t1 + Duration::from_secs(10)));
+        // An answer with the body unread: closed after the drain time.
+        let t2 = t1 + Duration::from_secs(3);
+        c.answered(t2, false);
+        assert_eq!(kill_at(&c), t2 + Duration::from_secs(1));
+        c.flushed(t2);
+        assert_eq!(kill_at(&c), t2 + Duration::from_secs(1), "still closing");
+        assert_eq!(c.body_deadline(), None);
+    }
+
+    #[test]
+    fn a_clean_answer_returns_to_idle_and_long_polls_wait() {
+        let gate = Gate::new(limits(), vec![]);
+        let t0 = Instant::now();
+        let c = gate.admit(peer("192.0.2.1"), t0).unwrap();
+        c.read_some(t0);
+        c.request_started(t0, Some(Duration::from_secs(60)));
+        assert_eq!(c.body_deadline(), Some(t0 + Duration::from_secs(70)));
+        let t1 = t0 + Duration::from_secs(60);
+        c.answered(t1, true);
+        assert_eq!(kill_at(&c), t0 + Duration::from_secs(71));
+        c.flushed(t1);
+        assert_eq!(kill_at(&c), t1 + Duration::from_secs(6));
+        // A request that came in the same read as the answer: its clock
+        // starts when the answer is out.
+        c.read_some(t1);
+        c.request_started(t1, None);
+        let t2 = t1 + Duration::from_millis(5);
+        c.answered(t2, true);
+        c.read_some(t2);
+        c.flushed(t2);
+        assert_eq!(c.body_deadline(), Some(t2 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn clients_behind_a_trusted_proxy_are_counted_in_requests() {
+        let gate = Gate::new(limits(), vec!["10.9.0.0/16".parse().unwrap()]);
+        let client: IpAddr = "203.0.113.9".parse().unwrap();
+        let held: Vec<_> = (0..3).map(|_| gate.enter_forwarded(client).unwrap()).collect();
+        assert!(gate.enter_forwarded(client).is_none());
+        assert!(gate.enter_forwarded("203.0.113.10".parse().unwrap()).is_some());
+        drop(held);
+        assert!(gate.enter_forwarded(client).is_some());
+        let via_proxy = gate.admit(peer("10.9.1.1"), Instant::now()).unwrap();
+        assert!(via_proxy.through_proxy && via_proxy.peer.is_none());
+        let direct = gate.admit(peer("192.0.2.1"), Instant::now()).unwrap();
+        assert!(!direct.through_proxy && direct.peer.is_some());
+    }
+}

@@ -206,5 +206,12 @@ cargo build --release -q -p roster-client --example verify_bench
 VERIFY_N=200000 VERIFY_REVOKED=500
 if [ "$SMOKE" = 1 ]; then VERIFY_N=2000 VERIFY_REVOKED=20; fi
 ROSTER_BIN="$BIN" "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/verify_bench" "$VERIFY_N" "$VERIFY_REVOKED"
+# Connections an attacker holds (benches/slowloris.py): what an honest client sees, fds and RSS.
+echo "connection-holding attack (benches/slowloris.py, SQLite):"
+SLOW_ARGS=()
+if [ "$SMOKE" = 1 ]; then SLOW_ARGS=(--smoke); fi
+if ! python3 "$ROOT/benches/slowloris.py" --bin "$BIN" "${SLOW_ARGS[@]}" | sed 's/^/  /'; then
+  echo "a probe failed during the connection-holding attack" >&2; errors=$(( errors + 1 ))
+fi
 [ "$PEER" = 1 ] || echo "(Roster alone: run with --peer for oidc-provider and nginx in the same run, and the ratios to them.)"
 if [ "$errors" -ne 0 ]; then echo "non-2xx answers in the scenarios above: $errors" >&2; exit 1; fi

@@ -18,6 +18,7 @@ on_both_backends!(
     held_bodies_are_cut_off_and_their_sockets_closed,
     one_peer_cannot_take_every_connection_and_stalled_ones_make_room,
     clients_behind_a_trusted_proxy_are_counted_by_forwarded_address,
+    a_long_poll_keeps_its_own_wait,
 );
 
 /// A chunked token request whose next chunk never comes.
@@ -374,4 +375,34 @@ async fn clients_behind_a_trusted_proxy_are_counted_by_forwarded_address(backend
         assert_eq!(p.await.unwrap().unwrap().status(), 200);
     }
     assert_eq!(health("203.0.113.9").await.0, 200);
+}
+
+/// A long poll's deadline is its own `wait`, not the request timeout: with
+/// a 1 s request timeout, a 3 s wait is answered after 3 s, whole.
+async fn a_long_poll_keeps_its_own_wait(backend: Backend) {
+    use crate::support::TestApp;
+    let app = TestApp::builder(backend)
+        .settings(|mut s| {
+            s.http.request_timeout = Duration::from_secs(1);
+            s.http.drain_timeout = Duration::from_millis(200);
+            s
+        })
+        .spawn()
+        .await;
+    let (_, token) = app.service_with_token("billing", &[]).await;
+    let started = Instant::now();
+    let r = reqwest::Client::new()
+        .get(app.url("/api/v1/revocations?index=0&wait=3s"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the long poll was cut off");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["tokens"], serde_json::json!([]), "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "answered after {:?}",
+        started.elapsed()
+    );
 }

@@ -5,9 +5,6 @@
 //! unique violation 409, a busy or unreachable database 503 with
 //! `Retry-After`, anything else is logged and answered with a generic 500.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::RETRY_AFTER;
-use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::blocking::BlockingError;
@@ -151,57 +148,6 @@ pub struct ErrorBody<'a> {
     pub field: Option<&'a str>,
 }
 
-impl ResponseError for Error {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let description = match self {
-            Self::Internal(detail) => {
-                tracing::error!(detail = %detail, "internal error");
-                "internal error".to_string()
-            }
-            Self::Busy => "the database is busy, retry".to_string(),
-            Self::Unavailable(detail) => {
-                tracing::warn!(detail = %detail, "service unavailable");
-                "the database is unavailable".to_string()
-            }
-            Self::Invalid { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        let field = match self {
-            Self::Invalid { field, .. } => Some(field.as_str()),
-            _ => None,
-        };
-        let mut resp = HttpResponse::build(self.status_code());
-        match self {
-            Self::Unauthorized(_) => {
-                resp.insert_header(("WWW-Authenticate", "Bearer"));
-            }
-            Self::Unavailable(_) | Self::Busy => {
-                resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
-            }
-            _ => {}
-        }
-        resp.json(ErrorBody {
-            error: self.code(),
-            error_description: description,
-            field,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,19 +161,5 @@ mod tests {
         assert_eq!(field_of(".", "duplicate field `kind`", "body"), "kind");
         // serde_path_to_error already ends the path at an unknown field.
         assert_eq!(field_of("pages[0].js", "unknown field `js`", "m"), "pages[0].js");
-    }
-
-    #[test]
-    fn storage_faults_map_to_statuses() {
-        use diesel::result::Error as D;
-        assert_eq!(Error::from(D::NotFound).status_code(), StatusCode::NOT_FOUND);
-        assert_eq!(
-            Error::from(PoolError::Connect("refused".into())).status_code(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        let resp = Error::Busy.error_response();
-        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(resp.headers().get(RETRY_AFTER).unwrap(), "1");
-        assert_eq!(Error::Busy.fault(), Some(Fault::Busy));
     }
 }

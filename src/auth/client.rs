@@ -57,7 +57,7 @@ pub fn authenticate(
     let Some(p) = principal::find_by_name(conn, client_id)? else {
         return Ok(Err((ClientAuthFailure::UnknownClient, None)));
     };
-    if p.kind()? != PrincipalKind::Service {
+    if p.kind != PrincipalKind::Service {
         return Ok(Err((ClientAuthFailure::NotAService, Some(p))));
     }
     let secrets = secret::list_for(conn, &p.id)?;

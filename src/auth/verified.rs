@@ -148,11 +148,11 @@ mod tests {
         AuthenticatedClient {
             principal: Principal {
                 id: "id".into(),
-                kind: "service".into(),
+                kind: crate::models::principal::PrincipalKind::Service,
                 name: "billing".into(),
                 display_name: None,
                 email: None,
-                status: "active".into(),
+                status: crate::models::principal::PrincipalStatus::Active,
                 created_at: t,
                 updated_at: t,
                 tokens_not_before: None,

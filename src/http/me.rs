@@ -9,7 +9,7 @@ use super::extract::Bearer;
 pub struct MeView {
     pub id: String,
     pub name: String,
-    pub kind: String,
+    pub kind: crate::models::principal::PrincipalKind,
     /// What the presented token may do now: its scopes that the principal
     /// still holds (not everything the principal holds).
     pub scopes: Vec<String>,

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod query;
 pub mod registry;
 mod request_log;
+pub mod respond;
 pub mod revocations;
 
 use std::net::{SocketAddr, TcpListener};

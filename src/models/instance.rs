@@ -6,9 +6,43 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::registry_instances;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use super::to_db_time;
+
+/// Where a registration came from; stored as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Api,
+    Docker,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Docker => "docker",
+        }
+    }
+}
+
+impl TryFrom<String> for Source {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        match s.as_str() {
+            "api" => Ok(Source::Api),
+            "docker" => Ok(Source::Docker),
+            other => Err(Error::internal(format!("unknown instance source '{other}'"))),
+        }
+    }
+}
+
+impl From<Source> for String {
+    fn from(source: Source) -> String {
+        source.as_str().to_string()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = registry_instances, treat_none_as_null = true)]
@@ -34,8 +68,8 @@ pub struct InstanceRow {
     pub passes: i32,
     pub failures_before_down: i32,
     pub passes_before_up: i32,
-    /// `api` or `docker`.
-    pub source: String,
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub source: Source,
     pub next_health_at: Option<NaiveDateTime>,
     pub registered_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -71,9 +105,9 @@ pub fn of_services(conn: &mut DbConnection, principal_ids: &[String]) -> Result<
 }
 
 /// Every instance from one source (`api`, `docker`).
-pub fn of_source(conn: &mut DbConnection, source: &str) -> Result<Vec<InstanceRow>> {
+pub fn of_source(conn: &mut DbConnection, source: Source) -> Result<Vec<InstanceRow>> {
     Ok(registry_instances::table
-        .filter(registry_instances::source.eq(source))
+        .filter(registry_instances::source.eq(source.as_str()))
         .select(InstanceRow::as_select())
         .order((
             registry_instances::principal_id.asc(),
@@ -100,7 +134,7 @@ pub fn count(conn: &mut DbConnection, principal_id: &str) -> Result<i64> {
 
 pub fn insert(conn: &mut DbConnection, row: &InstanceRow) -> Result<()> {
     diesel::insert_into(registry_instances::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }
@@ -108,7 +142,7 @@ pub fn insert(conn: &mut DbConnection, row: &InstanceRow) -> Result<()> {
 /// Write every column of `row`.
 pub fn save(conn: &mut DbConnection, row: &InstanceRow) -> Result<()> {
     diesel::update(registry_instances::table.find((&row.principal_id, &row.instance_id)))
-        .set(row)
+        .set(row.clone())
         .execute(conn)?;
     Ok(())
 }

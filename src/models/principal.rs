@@ -31,6 +31,20 @@ impl PrincipalKind {
     }
 }
 
+/// Rows store the kind as its name (portable across both backends).
+impl TryFrom<String> for PrincipalKind {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<PrincipalKind> for String {
+    fn from(kind: PrincipalKind) -> String {
+        kind.as_str().to_string()
+    }
+}
+
 impl fmt::Display for PrincipalKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -67,6 +81,26 @@ impl PrincipalStatus {
     }
 }
 
+/// Rows store the status as its name.
+impl TryFrom<String> for PrincipalStatus {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<PrincipalStatus> for String {
+    fn from(status: PrincipalStatus) -> String {
+        status.as_str().to_string()
+    }
+}
+
+impl fmt::Display for PrincipalStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for PrincipalStatus {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -86,11 +120,13 @@ impl FromStr for PrincipalStatus {
 #[diesel(table_name = principals)]
 pub struct Principal {
     pub id: String,
-    pub kind: String,
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub kind: PrincipalKind,
     pub name: String,
     pub display_name: Option<String>,
     pub email: Option<String>,
-    pub status: String,
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub status: PrincipalStatus,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// Access tokens issued at or before this second are dead for good: set
@@ -104,11 +140,8 @@ impl Principal {
         self.tokens_not_before.is_some_and(|t| iat <= t.and_utc().timestamp())
     }
 
-    pub fn kind(&self) -> Result<PrincipalKind> {
-        self.kind.parse()
-    }
     pub fn is_active(&self) -> bool {
-        self.status == PrincipalStatus::Active.as_str()
+        self.status == PrincipalStatus::Active
     }
 }
 
@@ -125,7 +158,7 @@ pub struct CategoryAssignment {
 /// Insert a principal row. A taken name is [`Error::Conflict`].
 pub fn insert(conn: &mut DbConnection, row: &Principal) -> Result<()> {
     diesel::insert_into(principals::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)
         .map_err(|e| match crate::db::classify(&e) {
             Fault::UniqueViolation => Error::Conflict(format!("a principal named '{}' already exists", row.name)),

@@ -121,7 +121,7 @@ pub fn append_principal(tx: &mut Tx<'_>, id: &str, now: DateTime<Utc>) -> Result
             idx,
             kind: PRINCIPAL.into(),
             subject: id.into(),
-            status: Some(status),
+            status: Some(status.to_string()),
             not_before,
             scopes,
             created_at: to_db_time(now),

@@ -144,7 +144,7 @@ fn client_error(
 /// The active service `name` with its browser-login settings, if it has any.
 pub(crate) fn login_client(conn: &mut DbConnection, name: &str) -> Result<Option<(Principal, ClientSettings)>, Error> {
     let Some(client) =
-        principal::find_by_name(conn, name)?.filter(|p| p.kind == PrincipalKind::Service.as_str() && p.is_active())
+        principal::find_by_name(conn, name)?.filter(|p| p.kind == PrincipalKind::Service && p.is_active())
     else {
         return Ok(None);
     };

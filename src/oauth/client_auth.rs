@@ -181,7 +181,7 @@ pub fn identify(
     match creds {
         ClientCredentials::None => Ok(Client::None),
         ClientCredentials::IdOnly(id) => match principal::find_by_name(conn, id)? {
-            Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Client::Public(p.name)),
+            Some(p) if p.kind == PrincipalKind::Service && p.is_active() => Ok(Client::Public(p.name)),
             found => Err(refuse(
                 conn,
                 check,

@@ -173,7 +173,7 @@ pub async fn exchange(
                 }
                 let session = login_session::find(conn, &row.session_id)?.filter(|s| s.ended_at.is_none());
                 let user = principal::find_by_id(conn, &row.principal_id)?
-                    .filter(|u| u.is_active() && u.kind == PrincipalKind::Human.as_str());
+                    .filter(|u| u.is_active() && u.kind == PrincipalKind::Human);
                 let (Some(_), Some(user)) = (session, user) else {
                     return Err(refused());
                 };

@@ -5,13 +5,10 @@
 //! be told, and a storage or internal failure (Kanidm's
 //! `Oauth2Error::ServerError` shape), so that `?` works on both.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
-use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::db::{Fault, HasFault, PoolError};
-use crate::error::{Error, RETRY_AFTER_SECS};
+use crate::error::Error;
 
 /// The `error` codes of RFC 6749 §5.2, plus `invalid_target` (RFC 8707 §2)
 /// and the two codes of §4.1.2.1 that fit a token endpoint.
@@ -133,57 +130,6 @@ impl HasFault for OAuthError {
     }
 }
 
-/// The JSON body of §5.2.
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorCode,
-    error_description: &'a str,
-}
-
-impl ResponseError for OAuthError {
-    fn status_code(&self) -> StatusCode {
-        match self.code() {
-            ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
-            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let Self::Server(e) = self {
-            if e.is_transient() {
-                tracing::warn!(detail = %e, "token service unavailable");
-            } else {
-                tracing::error!(detail = %e, "token service internal error");
-            }
-        }
-        let mut resp = HttpResponse::build(self.status_code());
-        resp.insert_header((CACHE_CONTROL, "no-store"))
-            .insert_header((PRAGMA, "no-cache"));
-        match self.code() {
-            // §5.2: a 401 carries the scheme the client may authenticate with.
-            ErrorCode::InvalidClient => {
-                resp.insert_header((WWW_AUTHENTICATE, r#"Basic realm="roster", charset="UTF-8""#));
-            }
-            ErrorCode::TemporarilyUnavailable => {
-                resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
-            }
-            ErrorCode::SlowDown => {
-                if let Self::Throttled { retry_after } = self {
-                    resp.insert_header((RETRY_AFTER, (*retry_after).max(1).to_string()));
-                }
-            }
-            _ => {}
-        }
-        resp.json(Body {
-            error: self.code(),
-            error_description: self.description(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,19 +152,5 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
         }
-    }
-
-    #[test]
-    fn storage_failures_are_503_or_500_without_detail() {
-        let busy = OAuthError::from(Error::Busy);
-        assert_eq!(busy.code(), ErrorCode::TemporarilyUnavailable);
-        assert_eq!(busy.status_code(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(busy.error_response().headers().get(RETRY_AFTER).unwrap(), "1");
-        let bug = OAuthError::from(Error::internal("secret detail"));
-        assert_eq!(bug.code(), ErrorCode::ServerError);
-        assert_eq!(bug.description(), "internal error");
-        let refused = OAuthError::invalid_client();
-        assert_eq!(refused.status_code(), StatusCode::UNAUTHORIZED);
-        assert!(refused.error_response().headers().contains_key(WWW_AUTHENTICATE));
     }
 }

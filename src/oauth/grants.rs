@@ -64,7 +64,7 @@ pub fn resolve_scope(requested: Option<&str>, granted: &[String]) -> Result<Vec<
 fn audience_of(audience: Audience<'_>, cfg: &TokenConfig) -> Result<String, OAuthError> {
     match audience {
         Audience::Roster => Ok(cfg.issuer.clone()),
-        Audience::Service(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(p.name.clone()),
+        Audience::Service(p) if p.kind == PrincipalKind::Service && p.is_active() => Ok(p.name.clone()),
         Audience::Service(p) => Err(OAuthError::new(
             super::error::ErrorCode::InvalidTarget,
             format!("resource '{}' is not an active service", p.name),
@@ -97,7 +97,7 @@ fn claims(
         jti,
         client_id: client_id.to_string(),
         scope: scopes.join(" "),
-        principal_kind: subject.kind.clone(),
+        principal_kind: subject.kind.to_string(),
         name: subject.name.clone(),
     }
 }
@@ -113,7 +113,7 @@ pub fn client_credentials(
     now: DateTime<Utc>,
     jti: String,
 ) -> Result<Grant, OAuthError> {
-    if client.kind != PrincipalKind::Service.as_str() {
+    if client.kind != PrincipalKind::Service {
         return Err(OAuthError::unauthorized_client(
             "only service principals may use client_credentials",
         ));
@@ -143,7 +143,7 @@ pub fn password(
     now: DateTime<Utc>,
     jti: String,
 ) -> Result<Grant, OAuthError> {
-    if user.kind != PrincipalKind::Human.as_str() || !user.is_active() {
+    if user.kind != PrincipalKind::Human || !user.is_active() {
         return Err(OAuthError::invalid_grant("invalid username or password"));
     }
     let scopes = resolve_scope(scope, granted)?;
@@ -168,7 +168,7 @@ pub fn authorization_code(
     now: DateTime<Utc>,
     jti: String,
 ) -> Result<Grant, OAuthError> {
-    if user.kind != PrincipalKind::Human.as_str() || !user.is_active() {
+    if user.kind != PrincipalKind::Human || !user.is_active() {
         return Err(OAuthError::invalid_grant(
             "the authorization code is invalid, expired or already used",
         ));
@@ -263,11 +263,11 @@ mod tests {
     fn principal(kind: &str, name: &str, status: &str) -> Principal {
         Principal {
             id: format!("id-{name}"),
-            kind: kind.into(),
+            kind: kind.parse().unwrap(),
             name: name.into(),
             display_name: None,
             email: None,
-            status: status.into(),
+            status: status.parse().unwrap(),
             created_at: to_db_time(now()),
             updated_at: to_db_time(now()),
             tokens_not_before: None,

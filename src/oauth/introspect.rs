@@ -115,7 +115,7 @@ fn refresh_token_state(
         aud: Some(row.audience),
         jti: None,
         token_type: "refresh_token",
-        principal_kind: p.kind,
+        principal_kind: p.kind.to_string(),
     }))
 }
 

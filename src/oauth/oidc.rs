@@ -97,7 +97,8 @@ pub struct UserInfo {
 
 /// Does the token of `caller` carry `openid` (§5.3.1: required for UserInfo)?
 pub fn may_ask_userinfo(caller: &Caller) -> bool {
-    caller.claims.scope.split(' ').any(|s| s == "openid") && caller.principal.kind == "human"
+    caller.claims.scope.split(' ').any(|s| s == "openid")
+        && caller.principal.kind == crate::models::principal::PrincipalKind::Human
 }
 
 /// §5.3.2 for `caller`, whose token carries `openid`.

@@ -58,7 +58,7 @@ pub(crate) fn load(
         return Err(OAuthError::Throttled { retry_after });
     }
     let phc = match &user {
-        Some(u) if u.kind == PrincipalKind::Human.as_str() => password_row::find(conn, &u.id)?,
+        Some(u) if u.kind == PrincipalKind::Human => password_row::find(conn, &u.id)?,
         _ => None,
     };
     Ok(Candidate {
@@ -99,7 +99,7 @@ pub(crate) fn settle(
 ) -> Result<Principal, OAuthError> {
     let failure = match &candidate.user {
         None => Some("unknown user"),
-        Some(u) if u.kind != PrincipalKind::Human.as_str() => Some("principal is not a human"),
+        Some(u) if u.kind != PrincipalKind::Human => Some("principal is not a human"),
         Some(_) if !verified => Some("wrong password"),
         Some(u) if !u.is_active() => Some("principal is disabled"),
         Some(_) => None,

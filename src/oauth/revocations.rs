@@ -83,7 +83,7 @@ pub struct PrincipalState {
 
 /// Who may read the feed: services (the verifiers) and admins.
 fn may_read(caller: &Caller) -> Result<()> {
-    if caller.is_admin() || caller.principal.kind == PrincipalKind::Service.as_str() {
+    if caller.is_admin() || caller.principal.kind == PrincipalKind::Service {
         Ok(())
     } else {
         Err(Error::Forbidden(

@@ -150,11 +150,11 @@ mod tests {
     fn person(status: &str) -> Principal {
         Principal {
             id: "p".into(),
-            kind: "human".into(),
+            kind: crate::models::principal::PrincipalKind::Human,
             name: "alice".into(),
             display_name: None,
             email: None,
-            status: status.into(),
+            status: status.parse().unwrap(),
             created_at: to_db_time(at(0, 0)),
             updated_at: to_db_time(at(0, 0)),
             tokens_not_before: None,

@@ -119,7 +119,7 @@ async fn answer(
 fn resolve_resource(conn: &mut DbConnection, resource: Option<&str>) -> Result<Option<Principal>, OAuthError> {
     let Some(name) = resource else { return Ok(None) };
     match principal::find_by_name(conn, name)? {
-        Some(p) if p.kind == PrincipalKind::Service.as_str() && p.is_active() => Ok(Some(p)),
+        Some(p) if p.kind == PrincipalKind::Service && p.is_active() => Ok(Some(p)),
         _ => Err(OAuthError::new(
             ErrorCode::InvalidTarget,
             format!("resource '{name}' is not a registered service"),

@@ -71,7 +71,7 @@ pub fn ensure(conn: &mut DbConnection, pepper: &Pepper, issuer: &str, now: DateT
         };
     };
     let settings = client_settings::find(conn, &existing.id)?;
-    let ours = existing.kind == PrincipalKind::Service.as_str() && settings.as_ref().is_some_and(|s| s.public_client);
+    let ours = existing.kind == PrincipalKind::Service && settings.as_ref().is_some_and(|s| s.public_client);
     if !ours {
         return Ok(ConsoleClient::Unavailable(format!(
             "the name {CONSOLE_CLIENT} belongs to a principal that is not a public client; rename it to offer the console"

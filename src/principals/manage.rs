@@ -34,11 +34,11 @@ fn insert(conn: &mut crate::db::Tx<'_>, input: &NewPrincipal, now: DateTime<Utc>
     let t = to_db_time(now);
     let row = Principal {
         id: new_id(),
-        kind: input.kind.as_str().to_string(),
+        kind: input.kind,
         name: input.name.clone(),
         display_name: input.display_name.clone(),
         email: input.email.clone(),
-        status: PrincipalStatus::Active.as_str().to_string(),
+        status: PrincipalStatus::Active,
         created_at: t,
         updated_at: t,
         tokens_not_before: None,
@@ -353,7 +353,7 @@ pub fn update(
 ) -> Result<PrincipalView> {
     crate::db::transaction(conn, |conn| {
         let p = row(conn, id)?;
-        changes.validate(p.kind()?)?;
+        changes.validate(p.kind)?;
         // Where a service may send people is the admins' decision, never its own.
         if changes.touches_client() && actor == Some(id) {
             return Err(Error::Forbidden(
@@ -371,7 +371,7 @@ pub fn update(
                 principal::set_scopes(conn, id, scopes)?;
                 revocation::append_principal(conn, id, now)?;
                 if grants_admin(scopes) && !had_admin {
-                    audit_admin_grant(conn, id, p.kind()?, actor, now)?;
+                    audit_admin_grant(conn, id, p.kind, actor, now)?;
                 }
             }
             if let Some(cats) = &changes.categories {
@@ -408,7 +408,7 @@ pub fn update(
             )?;
         }
         if let Some(status) = status
-            && status.as_str() != p.status
+            && status != p.status
         {
             set_status_in(conn, id, status, actor, now)?;
         }

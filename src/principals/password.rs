@@ -55,7 +55,7 @@ pub fn change_password(
     now: DateTime<Utc>,
 ) -> Result<()> {
     crate::db::transaction(conn, |conn| {
-        if row(conn, id)?.kind()? != PrincipalKind::Human {
+        if row(conn, id)?.kind != PrincipalKind::Human {
             return Err(Error::invalid("id", "only human principals have a password"));
         }
         password_row::set(conn, id, password_phc, now)?;
@@ -133,11 +133,11 @@ mod tests {
             },
             principal: Principal {
                 id: id.into(),
-                kind: "human".into(),
+                kind: crate::models::principal::PrincipalKind::Human,
                 name: id.into(),
                 display_name: None,
                 email: None,
-                status: "active".into(),
+                status: crate::models::principal::PrincipalStatus::Active,
                 created_at: t,
                 updated_at: t,
                 tokens_not_before: None,

@@ -25,7 +25,7 @@ fn human_by_name(conn: &mut DbConnection, name: &str) -> Result<Principal> {
 
 /// `row`, if it is a person.
 fn human(row: Principal) -> Result<Principal> {
-    if row.kind()? != PrincipalKind::Human {
+    if row.kind != PrincipalKind::Human {
         let name = &row.name;
         return Err(Error::invalid(
             "name",

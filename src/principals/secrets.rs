@@ -98,7 +98,7 @@ pub struct CreateSecret {
 }
 
 fn service_row(conn: &mut DbConnection, id: &str) -> Result<()> {
-    if row(conn, id)?.kind()? != PrincipalKind::Service {
+    if row(conn, id)?.kind != PrincipalKind::Service {
         return Err(Error::invalid("id", "only service principals have client secrets"));
     }
     Ok(())
@@ -223,7 +223,7 @@ mod tests {
                 kind: PrincipalKind::Service,
                 display_name: None,
                 email: None,
-                status: "active".into(),
+                status: crate::models::principal::PrincipalStatus::Active,
                 scopes: vec![],
                 categories: Some(vec![]),
                 public_client: None,

@@ -17,7 +17,7 @@ pub struct PrincipalView {
     pub kind: PrincipalKind,
     pub display_name: Option<String>,
     pub email: Option<String>,
-    pub status: String,
+    pub status: crate::models::principal::PrincipalStatus,
     pub scopes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub categories: Option<Vec<CategoryAssignment>>,
@@ -49,7 +49,7 @@ pub fn many(conn: &mut DbConnection, rows: Vec<Principal>) -> Result<Vec<Princip
         client_settings::find_many(conn, &ids)?.into_iter().collect();
     rows.into_iter()
         .map(|p| {
-            let kind = p.kind()?;
+            let kind = p.kind;
             let client = clients.remove(&p.id);
             Ok(PrincipalView {
                 public_client: client.as_ref().map(|c| c.public_client),

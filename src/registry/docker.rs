@@ -174,7 +174,7 @@ pub fn reconcile(
         reg.ttl_seconds = Some(ttl.num_seconds());
         let existing = instance::find(conn, &p.id, &l.container)?;
         if let Some(e) = &existing
-            && e.source != Source::Docker.as_str()
+            && e.source != Source::Docker
         {
             report.refused.push(refuse(format!(
                 "service '{}' already has an instance '{}' registered over the API",
@@ -206,7 +206,7 @@ pub fn reconcile(
             report.registered += 1;
         }
     }
-    for row in instance::of_source(conn, Source::Docker.as_str())? {
+    for row in instance::of_source(conn, Source::Docker)? {
         if seen.contains(&(row.principal_id.clone(), row.instance_id.clone())) {
             continue;
         }

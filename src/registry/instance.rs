@@ -46,21 +46,7 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-/// Where a registration came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Api,
-    Docker,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Docker => "docker",
-        }
-    }
-}
+pub use crate::models::instance::Source;
 
 /// `PUT /api/v1/services/{name}/instances/{id}`. The body is read only once
 /// the caller may write, so a bad body never hides a 403.
@@ -240,7 +226,7 @@ pub fn register(
             passes: 0,
             failures_before_down: reg.thresholds.failures_before_down,
             passes_before_up: reg.thresholds.passes_before_up,
-            source: source.as_str().to_string(),
+            source,
             next_health_at: reg.health_url.as_ref().map(|_| t),
             registered_at: t,
             updated_at: t,

@@ -230,8 +230,7 @@ pub struct InstanceView {
     pub health: Option<HealthView>,
     pub failures_before_down: i32,
     pub passes_before_up: i32,
-    /// `api` or `docker`.
-    pub source: String,
+    pub source: crate::models::instance::Source,
     pub registered_at: DateTime<Utc>,
 }
 
@@ -309,7 +308,7 @@ pub(super) fn instance_view(r: &InstanceRow) -> InstanceView {
         health: health_view(r),
         failures_before_down: r.failures_before_down,
         passes_before_up: r.passes_before_up,
-        source: r.source.clone(),
+        source: r.source,
         registered_at: from_db_time(r.registered_at),
     }
 }
@@ -396,7 +395,7 @@ pub(super) fn view(
 /// The service principal named `name`, or 404.
 pub fn service_principal(conn: &mut DbConnection, name: &str) -> Result<Principal> {
     match principal::find_by_name(conn, name)? {
-        Some(p) if p.kind == PrincipalKind::Service.as_str() => Ok(p),
+        Some(p) if p.kind == PrincipalKind::Service => Ok(p),
         _ => Err(Error::NotFound(format!("service {name}"))),
     }
 }

@@ -99,3 +99,58 @@ fn every_file_states_its_job_first() {
         .collect();
     assert!(missing.is_empty(), "no //! first line: {missing:?}");
 }
+
+/// The web framework stays in `http/` and the start-up code (`cli.rs`,
+/// `main.rs`): the domain, its errors and the models know nothing of it.
+#[test]
+fn no_web_framework_below_http() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let http = src().join("http");
+    let start_up = [src().join("cli.rs"), src().join("main.rs")];
+    let mut bad = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(&http) && !start_up.contains(f)) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if ["actix_web", "actix_http", "actix_service", "actix_server"]
+                .iter()
+                .any(|c| code.contains(c))
+            {
+                bad.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "the web framework below http/:\n{}", bad.join("\n"));
+}
+
+/// Kinds and statuses are enums in rows too: nothing compares a row's
+/// string to an enum's name (`p.kind == PrincipalKind::Service.as_str()`).
+#[test]
+fn no_string_comparisons_with_enum_names() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut bad = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for op in ["== ", "!= "] {
+                let Some(at) = code.find(op) else { continue };
+                let rhs = &code[at + op.len()..];
+                let path: String = rhs
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                if path.contains("::") && rhs[path.len()..].starts_with(".as_str()") {
+                    bad.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "string comparisons with enum names:\n{}",
+        bad.join("\n")
+    );
+}

@@ -736,7 +736,18 @@ async fn the_login_form_refuses_forged_posts_and_wrong_passwords_alike(backend: 
         .into_iter()
         .filter(|e| e.0 == "login.browser")
         .collect();
-    assert!(failures.iter().all(|e| e.1 == "failed"), "{failures:?}");
+    // Newest first: the unknown name, then the wrong password (with whose it was).
+    assert_eq!(
+        failures
+            .iter()
+            .map(|e| (e.1.as_str(), e.2.is_some(), e.3.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("failed", false, Some("unknown user")),
+            ("failed", true, Some("wrong password"))
+        ],
+        "{failures:?}"
+    );
 
     // Throttled like the password grant.
     let mut last = wrong;

@@ -765,7 +765,8 @@ async fn token_endpoint_errors_follow_rfc6749(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 400);
     let r = app.client.get(app.url("/oauth/token")).send().await.unwrap();
-    assert!(r.status().is_client_error());
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
 }
 
 async fn introspection_reports_live_tokens_only(backend: Backend) {

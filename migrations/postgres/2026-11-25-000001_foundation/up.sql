@@ -1,5 +1,5 @@
 -- Foundation schema. Portable types only: UUIDs and JSON are TEXT, timestamps
--- are UTC TIMESTAMP values made in Rust. Keep in step with migrations/sqlite.
+-- are UTC TIMESTAMP values made in Rust. migrations/postgres and migrations/sqlite are the same files (a test checks).
 
 CREATE TABLE principals (
     id           TEXT PRIMARY KEY NOT NULL,

@@ -53,7 +53,8 @@ pub struct InstanceRow {
     pub health_url: Option<String>,
     pub modules_url: Option<String>,
     pub ttl_seconds: i32,
-    pub status: String,
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub status: super::registration::Health,
     pub status_changed_at: NaiveDateTime,
     /// 1 when draining: still checked, left out of category answers.
     pub draining: i32,
@@ -117,12 +118,15 @@ pub fn of_source(conn: &mut DbConnection, source: Source) -> Result<Vec<Instance
 }
 
 /// How many instances there are by (status, draining).
-pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(String, i32, i64)>> {
+pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(super::registration::Health, i32, i64)>> {
     use registry_instances::dsl as i;
-    Ok(registry_instances::table
+    registry_instances::table
         .group_by((i::status, i::draining))
         .select((i::status, i::draining, diesel::dsl::count_star()))
-        .load(conn)?)
+        .load::<(String, i32, i64)>(conn)?
+        .into_iter()
+        .map(|(status, draining, n)| Ok((status.try_into()?, draining, n)))
+        .collect()
 }
 
 pub fn count(conn: &mut DbConnection, principal_id: &str) -> Result<i64> {
@@ -175,7 +179,7 @@ pub fn lapsed(conn: &mut DbConnection, now: DateTime<Utc>, limit: i64) -> Result
 pub fn down_since(conn: &mut DbConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>> {
     use registry_instances::dsl as i;
     Ok(registry_instances::table
-        .filter(i::status.eq(super::registration::DOWN))
+        .filter(i::status.eq(super::registration::Health::Down.as_str()))
         .filter(i::status_changed_at.le(to_db_time(cutoff)))
         .select((i::principal_id, i::instance_id))
         .order((i::principal_id.asc(), i::instance_id.asc()))
@@ -239,7 +243,7 @@ pub fn renew_lease(
 /// The damped health state after an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthState {
-    pub status: String,
+    pub status: super::registration::Health,
     pub failures: i32,
     pub passes: i32,
     pub lease_lapsed: bool,
@@ -260,7 +264,7 @@ pub fn set_health_state(
     };
     diesel::update(registry_instances::table.find((&row.principal_id, &row.instance_id)))
         .set((
-            i::status.eq(&state.status),
+            i::status.eq(state.status.as_str()),
             i::status_changed_at.eq(changed_at),
             i::failures.eq(state.failures),
             i::passes.eq(state.passes),

@@ -9,19 +9,62 @@ use crate::db::schema::{
     categories, principals, registry_services, registry_state, registry_views, service_categories,
 };
 use crate::db::{DbConnection, Tx};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use super::to_db_time;
 
-pub const UP: &str = "up";
-pub const DOWN: &str = "down";
+/// Whether a service or an instance is up; stored as `up` or `down`. (A
+/// service that never registered has no row: callers say `unknown`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Up,
+    Down,
+}
+
+impl Health {
+    pub fn of(up: bool) -> Self {
+        if up { Health::Up } else { Health::Down }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for Health {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        match s.as_str() {
+            "up" => Ok(Health::Up),
+            "down" => Ok(Health::Down),
+            other => Err(Error::internal(format!("unknown registry status '{other}'"))),
+        }
+    }
+}
+
+impl From<Health> for String {
+    fn from(h: Health) -> String {
+        h.as_str().to_string()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = registry_services, treat_none_as_null = true)]
 pub struct ServiceRow {
     pub principal_id: String,
-    /// `up` when at least one instance is up, else `down`.
-    pub status: String,
+    /// Up when at least one instance is up.
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub status: Health,
     pub status_changed_at: NaiveDateTime,
     pub description: Option<String>,
     /// A JSON object of short strings.
@@ -64,7 +107,11 @@ pub fn lock(conn: &mut DbConnection, principal_id: &str) -> Result<bool> {
 pub fn insert(conn: &mut DbConnection, row: &ServiceRow) -> Result<bool> {
     use diesel::result::{DatabaseErrorKind, Error as DieselError};
     // In a savepoint, so that a conflict leaves the caller's transaction usable.
-    let outcome = conn.transaction(|c| diesel::insert_into(registry_services::table).values(row).execute(c));
+    let outcome = conn.transaction(|c| {
+        diesel::insert_into(registry_services::table)
+            .values(row.clone())
+            .execute(c)
+    });
     match outcome {
         Ok(_) => Ok(true),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
@@ -75,7 +122,7 @@ pub fn insert(conn: &mut DbConnection, row: &ServiceRow) -> Result<bool> {
 /// Write every column of `row`.
 pub fn save(conn: &mut DbConnection, row: &ServiceRow) -> Result<()> {
     diesel::update(registry_services::table.find(&row.principal_id))
-        .set(row)
+        .set(row.clone())
         .execute(conn)?;
     Ok(())
 }
@@ -87,12 +134,12 @@ pub fn delete(conn: &mut DbConnection, principal_id: &str) -> Result<bool> {
     Ok(diesel::delete(registry_services::table.find(principal_id)).execute(conn)? == 1)
 }
 
-pub fn set_status(conn: &mut DbConnection, principal_id: &str, status: &str, now: DateTime<Utc>) -> Result<()> {
+pub fn set_status(conn: &mut DbConnection, principal_id: &str, status: Health, now: DateTime<Utc>) -> Result<()> {
     use registry_services::dsl as s;
     let now = to_db_time(now);
     diesel::update(registry_services::table.find(principal_id))
         .set((
-            s::status.eq(status),
+            s::status.eq(status.as_str()),
             s::status_changed_at.eq(now),
             s::updated_at.eq(now),
         ))
@@ -184,14 +231,14 @@ pub fn views_changed_since(conn: &mut DbConnection, index: i64) -> Result<Vec<(S
 pub fn list(
     conn: &mut DbConnection,
     category: Option<&str>,
-    status: Option<&str>,
+    status: Option<Health>,
 ) -> Result<Vec<(String, ServiceRow)>> {
     let mut query = registry_services::table
         .inner_join(principals::table)
         .select((principals::name, ServiceRow::as_select()))
         .into_boxed();
     if let Some(status) = status {
-        query = query.filter(registry_services::status.eq(status.to_string()));
+        query = query.filter(registry_services::status.eq(status.as_str()));
     }
     if let Some(category) = category {
         let members = service_categories::table
@@ -204,14 +251,14 @@ pub fn list(
 }
 
 /// One service's membership of a category, with its registration status.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRow {
     pub category: String,
     pub principal_id: String,
     pub service: String,
     pub priority: i32,
     /// `None` when the service has not registered.
-    pub status: Option<String>,
+    pub status: Option<Health>,
     pub description: Option<String>,
 }
 
@@ -233,13 +280,25 @@ pub fn category_members(conn: &mut DbConnection, only: Option<&str>) -> Result<V
     if let Some(name) = only {
         query = query.filter(categories::name.eq(name.to_string()));
     }
-    Ok(query
+    query
         .order((
             categories::name.asc(),
             service_categories::priority.desc(),
             principals::name.asc(),
         ))
-        .load(conn)?)
+        .load::<(String, String, String, i32, Option<String>, Option<String>)>(conn)?
+        .into_iter()
+        .map(|(category, principal_id, service, priority, status, description)| {
+            Ok(MemberRow {
+                category,
+                principal_id,
+                service,
+                priority,
+                status: status.map(Health::try_from).transpose()?,
+                description,
+            })
+        })
+        .collect()
 }
 
 /// Every category name, sorted.

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::instance::{self, HealthState, InstanceRow};
 use crate::models::principal::{self, Principal};
-use crate::models::registration::{self, DOWN, UP};
+use crate::models::registration::{self, Health};
 use crate::models::{from_db_time, to_db_time, transition};
 
 /// The instance of the single-instance routes of the first registry round.
@@ -109,7 +109,7 @@ pub async fn leave(
 
 fn state_of(r: &InstanceRow) -> damping::State {
     damping::State {
-        up: r.status == UP,
+        up: r.status == Health::Up,
         failures: r.failures,
         passes: r.passes,
         lease_lapsed: r.lease_lapsed != 0,
@@ -125,7 +125,7 @@ fn thresholds_of(r: &InstanceRow) -> Thresholds {
 
 fn stored(s: damping::State) -> HealthState {
     HealthState {
-        status: if s.up { UP } else { DOWN }.to_string(),
+        status: Health::of(s.up),
         failures: s.failures,
         passes: s.passes,
         lease_lapsed: s.lease_lapsed,
@@ -134,7 +134,7 @@ fn stored(s: damping::State) -> HealthState {
 
 /// Lock the service's row and read its status; `None` when it has no
 /// registration.
-fn lock(conn: &mut DbConnection, p: &Principal) -> Result<Option<String>> {
+fn lock(conn: &mut DbConnection, p: &Principal) -> Result<Option<Health>> {
     if !registration::lock(conn, &p.id)? {
         return Ok(None);
     }
@@ -143,7 +143,7 @@ fn lock(conn: &mut DbConnection, p: &Principal) -> Result<Option<String>> {
 
 /// The service (locked), its status, and the instance, for background
 /// work that knows only their ids; `None` when either is gone.
-fn locked(conn: &mut DbConnection, principal_id: &str, id: &str) -> Result<Option<(Principal, String, InstanceRow)>> {
+fn locked(conn: &mut DbConnection, principal_id: &str, id: &str) -> Result<Option<(Principal, Health, InstanceRow)>> {
     let Some(p) = principal::find_by_id(conn, principal_id)? else {
         return Ok(None);
     };
@@ -158,7 +158,7 @@ fn locked(conn: &mut DbConnection, principal_id: &str, id: &str) -> Result<Optio
 fn apply(
     conn: &mut crate::db::Tx<'_>,
     p: &Principal,
-    before: Option<&str>,
+    before: Option<Health>,
     row: &InstanceRow,
     event: Event<'_>,
     now: DateTime<Utc>,
@@ -170,9 +170,17 @@ fn apply(
     let Some(reason) = step.transition else {
         return Ok(None);
     };
-    let to = if step.state.up { UP } else { DOWN };
-    transition::record(conn, &p.id, Some(&row.instance_id), &row.status, to, &reason, now)?;
-    crate::telemetry::transition(to);
+    let to = Health::of(step.state.up);
+    transition::record(
+        conn,
+        &p.id,
+        Some(&row.instance_id),
+        row.status.as_str(),
+        to.as_str(),
+        &reason,
+        now,
+    )?;
+    crate::telemetry::transition(to.as_str());
     let cause = format!("instance {}: {reason}", row.instance_id);
     let moved = settle(conn, p, before, &cause, now)?;
     Ok(Some(changed(conn, p, &[], moved)?))
@@ -213,7 +221,7 @@ pub fn register(
             health_url: reg.health_url.clone(),
             modules_url: reg.modules_url.clone(),
             ttl_seconds: reg.ttl_seconds,
-            status: UP.to_string(),
+            status: Health::Up,
             status_changed_at: t,
             draining: i32::from(reg.draining),
             last_seen: t,
@@ -235,7 +243,7 @@ pub fn register(
         match &existing {
             None => {
                 instance::insert(conn, &row)?;
-                transition::record(conn, &p.id, Some(id), "unknown", UP, "registered", now)?;
+                transition::record(conn, &p.id, Some(id), "unknown", Health::Up.as_str(), "registered", now)?;
             }
             Some(e) => {
                 let step = damping::step(
@@ -262,12 +270,12 @@ pub fn register(
                 }
                 instance::save(conn, &row)?;
                 if let Some(reason) = step.transition {
-                    moved_instance = Some((e.status.clone(), reason));
+                    moved_instance = Some((e.status, reason));
                 }
             }
         }
         if let Some((from, reason)) = moved_instance {
-            transition::record(conn, &p.id, Some(id), &from, &row.status, &reason, now)?;
+            transition::record(conn, &p.id, Some(id), from.as_str(), row.status.as_str(), &reason, now)?;
         }
         if reg.modules_url.is_some() {
             registration::update::schedule_manifest(conn, &p.id, now)?;
@@ -281,7 +289,7 @@ pub fn register(
             None => vec![],
         };
         registration::update::describe(conn, &p.id, reg.description.as_deref(), reg.meta.as_deref(), now)?;
-        let moved = settle(conn, p, before.as_deref(), &format!("instance {id} registered"), now)?;
+        let moved = settle(conn, p, before, &format!("instance {id} registered"), now)?;
         audit::record(
             conn,
             NewAuditEvent::new("service.registered", Outcome::Ok)
@@ -318,7 +326,7 @@ pub fn heartbeat(
         instance::renew_lease(conn, &p.id, id, now, lease)?;
         let row = InstanceRow { lease_lapsed: 0, ..row };
         let checked = row.health_url.is_some();
-        let change = apply(conn, p, Some(&before), &row, Event::Heartbeat { checked }, now)?;
+        let change = apply(conn, p, Some(before), &row, Event::Heartbeat { checked }, now)?;
         Ok((service::get(conn, &p.name)?, change))
     })
 }
@@ -338,7 +346,7 @@ pub fn deregister(
         let Some(row) = instance::find(conn, &p.id, id)? else {
             return Ok((service::get(conn, &p.name)?, None));
         };
-        let change = remove(conn, p, &before, &row, "deregistered", now)?;
+        let change = remove(conn, p, before, &row, "deregistered", now)?;
         audit::record(
             conn,
             NewAuditEvent::new("service.deregistered", Outcome::Ok)
@@ -355,13 +363,21 @@ pub fn deregister(
 fn remove(
     conn: &mut crate::db::Tx<'_>,
     p: &Principal,
-    before: &str,
+    before: Health,
     row: &InstanceRow,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Change> {
     instance::delete(conn, &p.id, &row.instance_id)?;
-    transition::record(conn, &p.id, Some(&row.instance_id), &row.status, "removed", reason, now)?;
+    transition::record(
+        conn,
+        &p.id,
+        Some(&row.instance_id),
+        row.status.as_str(),
+        "removed",
+        reason,
+        now,
+    )?;
     let cause = format!("instance {} {reason}", row.instance_id);
     let moved = settle(conn, p, Some(before), &cause, now)?;
     changed(conn, p, &[], moved)
@@ -399,7 +415,7 @@ pub fn record_health(
             Event::CheckPassed => InstanceRow { lease_lapsed: 0, ..row },
             _ => row,
         };
-        apply(conn, &p, Some(&before), &row, event, now)
+        apply(conn, &p, Some(before), &row, event, now)
     })
 }
 
@@ -428,7 +444,7 @@ fn lapse(conn: &mut DbConnection, principal_id: &str, id: &str, now: DateTime<Ut
             return Ok(None);
         }
         let checked = row.health_url.is_some();
-        apply(conn, &p, Some(&before), &row, Event::LeaseLapsed { checked }, now)
+        apply(conn, &p, Some(before), &row, Event::LeaseLapsed { checked }, now)
     })
 }
 
@@ -443,10 +459,10 @@ fn expire(
         let Some((p, before, row)) = locked(conn, principal_id, id)? else {
             return Ok(None);
         };
-        if row.status != DOWN || from_db_time(row.status_changed_at) > cutoff {
+        if row.status != Health::Down || from_db_time(row.status_changed_at) > cutoff {
             return Ok(None);
         }
-        Ok(Some(remove(conn, &p, &before, &row, "expired: down too long", now)?))
+        Ok(Some(remove(conn, &p, before, &row, "expired: down too long", now)?))
     })
 }
 

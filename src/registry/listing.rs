@@ -9,7 +9,7 @@ use super::watch::{Block, read_view};
 use crate::auth::access::Caller;
 use crate::error::{Error, Result};
 use crate::models::instance::{self, InstanceRow};
-use crate::models::registration::{self, MemberRow, UP};
+use crate::models::registration::{self, Health, MemberRow};
 
 use crate::feed::parse_wait;
 
@@ -80,8 +80,8 @@ pub async fn services(ctx: &RegistryContext, caller: &Caller, query: ServicesQue
         index = ctx.db.run(registration::current_index).await?;
     }
     let status = query.status.map(|s| match s {
-        ServiceStatus::Up => registration::UP,
-        ServiceStatus::Down => registration::DOWN,
+        ServiceStatus::Up => Health::Up,
+        ServiceStatus::Down => Health::Down,
     });
     let category = query.category;
     let items = ctx
@@ -149,7 +149,7 @@ pub struct CategoryDetail {
 fn live(instances: &[InstanceRow]) -> Vec<LiveInstance> {
     instances
         .iter()
-        .filter(|i| i.status == UP && i.draining == 0)
+        .filter(|i| i.status == Health::Up && i.draining == 0)
         .map(|i| LiveInstance {
             id: i.instance_id.clone(),
             base_url: i.base_url.clone(),
@@ -158,7 +158,7 @@ fn live(instances: &[InstanceRow]) -> Vec<LiveInstance> {
 }
 
 fn member(row: MemberRow, instances: &[InstanceRow]) -> (String, CategoryMember) {
-    let status = row.status.as_deref().map(status_str).unwrap_or("unknown");
+    let status = row.status.map(status_str).unwrap_or("unknown");
     let of: Vec<InstanceRow> = instances
         .iter()
         .filter(|i| i.principal_id == row.principal_id)
@@ -243,7 +243,7 @@ mod tests {
             principal_id: service.into(),
             service: service.into(),
             priority: 0,
-            status: status.map(str::to_string),
+            status: status.map(|s| Health::try_from(s.to_string()).unwrap()),
             description: None,
         }
     }

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::models::from_db_time;
 use crate::models::instance::{self, InstanceRow};
 use crate::models::principal::{self, CategoryAssignment, Principal, PrincipalKind};
-use crate::models::registration::{self, MODULES_KEY, ServiceRow, UP, update};
+use crate::models::registration::{self, Health, MODULES_KEY, ServiceRow, update};
 use crate::models::transition::{self, TransitionRow};
 use crate::names::{validate_categories, validate_name};
 
@@ -282,8 +282,8 @@ impl ServiceView {
     }
 }
 
-pub(super) fn status_str(s: &str) -> &'static str {
-    if s == UP { "up" } else { "down" }
+pub(super) fn status_str(s: Health) -> &'static str {
+    s.as_str()
 }
 
 fn health_view(r: &InstanceRow) -> Option<HealthView> {
@@ -297,7 +297,7 @@ fn health_view(r: &InstanceRow) -> Option<HealthView> {
 pub(super) fn instance_view(r: &InstanceRow) -> InstanceView {
     InstanceView {
         id: r.instance_id.clone(),
-        status: status_str(&r.status),
+        status: status_str(r.status),
         draining: r.draining != 0,
         base_url: r.base_url.clone(),
         health_url: r.health_url.clone(),
@@ -370,7 +370,7 @@ pub(super) fn view(
         },
         Some(r) => ServiceView {
             name,
-            status: status_str(&r.status),
+            status: status_str(r.status),
             description: r.description,
             meta,
             categories,
@@ -513,7 +513,7 @@ pub fn push_manifest(
 
 /// Listed services: registered ones with their instances, optionally by
 /// category and status.
-pub fn list(conn: &mut DbConnection, category: Option<&str>, status: Option<&str>) -> Result<Vec<ServiceView>> {
+pub fn list(conn: &mut DbConnection, category: Option<&str>, status: Option<Health>) -> Result<Vec<ServiceView>> {
     let rows = registration::list(conn, category, status)?;
     let ids: Vec<String> = rows.iter().map(|(_, r)| r.principal_id.clone()).collect();
     let mut cats = principal::categories_by_principal(conn, &ids)?;
@@ -533,7 +533,7 @@ pub fn list(conn: &mut DbConnection, category: Option<&str>, status: Option<&str
 
 /// The manifests of services that are up, for the menu.
 pub fn up_manifests(conn: &mut DbConnection) -> Result<Vec<(String, Manifest)>> {
-    Ok(registration::list(conn, None, Some(UP))?
+    Ok(registration::list(conn, None, Some(Health::Up))?
         .into_iter()
         .filter_map(|(name, row)| {
             // Stored manifests were validated on the way in.
@@ -598,7 +598,7 @@ pub fn record_manifest(
 pub(super) fn new_service_row(principal_id: &str, t: chrono::NaiveDateTime) -> ServiceRow {
     ServiceRow {
         principal_id: principal_id.to_string(),
-        status: registration::DOWN.to_string(),
+        status: Health::Down,
         status_changed_at: t,
         description: None,
         meta: None,
@@ -622,12 +622,12 @@ pub(super) fn new_service_row(principal_id: &str, t: chrono::NaiveDateTime) -> S
 pub(super) fn settle(
     conn: &mut DbConnection,
     p: &Principal,
-    before: Option<&str>,
+    before: Option<Health>,
     cause: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let instances = instance::of_service(conn, &p.id)?;
-    let from = before.unwrap_or("unknown");
+    let from = before.map_or("unknown", Health::as_str);
     if instances.is_empty() {
         registration::delete(conn, &p.id)?;
         if before.is_some() {
@@ -635,8 +635,8 @@ pub(super) fn settle(
         }
         return Ok(before.is_some());
     }
-    let up = instances.iter().find(|i| i.status == UP);
-    let to = if up.is_some() { UP } else { registration::DOWN };
+    let up = instances.iter().find(|i| i.status == Health::Up);
+    let to = if up.is_some() { Health::Up } else { Health::Down };
     if before == Some(to) {
         return Ok(false);
     }
@@ -646,8 +646,8 @@ pub(super) fn settle(
         Some(i) => format!("instance {} is up", i.instance_id),
         None => format!("no instance is up ({cause})"),
     };
-    transition::record(conn, &p.id, None, from, to, &reason, now)?;
-    crate::telemetry::transition(to);
+    transition::record(conn, &p.id, None, from, to.as_str(), &reason, now)?;
+    crate::telemetry::transition(to.as_str());
     Ok(true)
 }
 

@@ -14,7 +14,7 @@ use super::{RegistryContext, fetch, instance, service};
 use crate::error::{Error, Result};
 use crate::models::instance::{self as rows, InstanceRow};
 use crate::models::principal;
-use crate::models::registration::{self, UP};
+use crate::models::registration::{self, Health};
 
 /// Most checks and pulls one instance claims per tick, each.
 const POLLS_PER_TICK: i64 = 64;
@@ -92,11 +92,11 @@ pub async fn follow(reg: &RegistryContext) -> Result<()> {
         .await?;
     let read = stamps.iter().map(|(_, i)| *i).max().unwrap_or(0).max(index);
     let lag = index - reg.feed.current();
-    let count = |f: &dyn Fn(&(String, i32, i64)) -> bool| states.iter().filter(|s| f(s)).map(|s| s.2).sum::<i64>();
+    let count = |f: &dyn Fn(&(Health, i32, i64)) -> bool| states.iter().filter(|s| f(s)).map(|s| s.2).sum::<i64>();
     let instances = [
-        ("up", count(&|s| s.0 == UP && s.1 == 0)),
-        ("down", count(&|s| s.0 != UP)),
-        ("draining", count(&|s| s.0 == UP && s.1 != 0)),
+        ("up", count(&|s| s.0 == Health::Up && s.1 == 0)),
+        ("down", count(&|s| s.0 != Health::Up)),
+        ("draining", count(&|s| s.0 == Health::Up && s.1 != 0)),
     ];
     crate::telemetry::registry_index(&instances, index, lag, reg.feed.waiters());
     reg.feed.observe(index);
@@ -113,7 +113,7 @@ fn manifest_source(c: &mut crate::db::DbConnection, principal_id: &str) -> Resul
     };
     let mut candidates: Vec<InstanceRow> = rows::of_service(c, principal_id)?
         .into_iter()
-        .filter(|i| i.status == UP && i.modules_url.is_some())
+        .filter(|i| i.status == Health::Up && i.modules_url.is_some())
         .collect();
     candidates.sort_by_key(|i| i.draining);
     Ok(candidates.into_iter().next().and_then(|i| {

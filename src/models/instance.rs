@@ -54,7 +54,7 @@ pub struct InstanceRow {
     pub modules_url: Option<String>,
     pub ttl_seconds: i32,
     #[diesel(serialize_as = String, deserialize_as = String)]
-    pub status: super::registration::Health,
+    pub status: super::health::Health,
     pub status_changed_at: NaiveDateTime,
     /// 1 when draining: still checked, left out of category answers.
     pub draining: i32,
@@ -118,7 +118,7 @@ pub fn of_source(conn: &mut DbConnection, source: Source) -> Result<Vec<Instance
 }
 
 /// How many instances there are by (status, draining).
-pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(super::registration::Health, i32, i64)>> {
+pub fn count_by_state(conn: &mut DbConnection) -> Result<Vec<(super::health::Health, i32, i64)>> {
     use registry_instances::dsl as i;
     registry_instances::table
         .group_by((i::status, i::draining))
@@ -179,7 +179,7 @@ pub fn lapsed(conn: &mut DbConnection, now: DateTime<Utc>, limit: i64) -> Result
 pub fn down_since(conn: &mut DbConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>> {
     use registry_instances::dsl as i;
     Ok(registry_instances::table
-        .filter(i::status.eq(super::registration::Health::Down.as_str()))
+        .filter(i::status.eq(super::health::Health::Down.as_str()))
         .filter(i::status_changed_at.le(to_db_time(cutoff)))
         .select((i::principal_id, i::instance_id))
         .order((i::principal_id.asc(), i::instance_id.asc()))
@@ -243,7 +243,7 @@ pub fn renew_lease(
 /// The damped health state after an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthState {
-    pub status: super::registration::Health,
+    pub status: super::health::Health,
     pub failures: i32,
     pub passes: i32,
     pub lease_lapsed: bool,

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth_state;
 pub mod authorization_code;
 pub mod client_settings;
+pub mod health;
 pub mod instance;
 pub mod login_session;
 pub mod password;

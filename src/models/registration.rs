@@ -9,54 +9,11 @@ use crate::db::schema::{
     categories, principals, registry_services, registry_state, registry_views, service_categories,
 };
 use crate::db::{DbConnection, Tx};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::to_db_time;
 
-/// Whether a service or an instance is up; stored as `up` or `down`. (A
-/// service that never registered has no row: callers say `unknown`.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    Up,
-    Down,
-}
-
-impl Health {
-    pub fn of(up: bool) -> Self {
-        if up { Health::Up } else { Health::Down }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Up => "up",
-            Health::Down => "down",
-        }
-    }
-}
-
-impl std::fmt::Display for Health {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<String> for Health {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        match s.as_str() {
-            "up" => Ok(Health::Up),
-            "down" => Ok(Health::Down),
-            other => Err(Error::internal(format!("unknown registry status '{other}'"))),
-        }
-    }
-}
-
-impl From<Health> for String {
-    fn from(h: Health) -> String {
-        h.as_str().to_string()
-    }
-}
+pub use super::health::Health;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = registry_services, treat_none_as_null = true)]

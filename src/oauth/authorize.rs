@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::client_auth::login_client;
 use super::error::OAuthError;
 use super::request::FormParams;
 use super::session::{self, LiveSession};
@@ -12,8 +13,7 @@ use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::client_settings::{self, ClientSettings};
-use crate::models::principal::{self, Principal, PrincipalKind};
+use crate::models::principal;
 
 /// Longest `state` and `nonce` accepted, in bytes.
 pub const MAX_STATE_LEN: usize = 1024;
@@ -55,60 +55,7 @@ impl From<diesel::result::Error> for AuthorizeError {
     }
 }
 
-/// `prompt` (OpenID Connect Core §3.1.2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
-    /// Log in only if there is no live session.
-    Default,
-    /// Never show a page: a code, or `login_required`.
-    None,
-    /// Always ask for the password again.
-    Login,
-}
-
-/// A checked authorization request.
-#[derive(Debug, Clone)]
-pub struct AuthorizationRequest {
-    pub client_id: String,
-    /// What the login page calls the client: its display name, else its id.
-    pub client_display: String,
-    pub redirect_uri: String,
-    pub state: Option<String>,
-    /// As asked, syntax checked; narrowed to what the person holds at issuance.
-    pub scope: Vec<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: String,
-    pub prompt: Prompt,
-    pub max_age: Option<i64>,
-}
-
-impl AuthorizationRequest {
-    /// The parameters the login form carries back (hidden fields).
-    pub fn carried(&self) -> Vec<(&'static str, String)> {
-        let mut v = vec![
-            ("response_type", "code".to_string()),
-            ("client_id", self.client_id.clone()),
-            ("redirect_uri", self.redirect_uri.clone()),
-            ("code_challenge", self.code_challenge.clone()),
-            ("code_challenge_method", "S256".to_string()),
-        ];
-        if !self.scope.is_empty() {
-            v.push(("scope", self.scope.join(" ")));
-        }
-        if let Some(s) = &self.state {
-            v.push(("state", s.clone()));
-        }
-        if let Some(n) = &self.nonce {
-            v.push(("nonce", n.clone()));
-        }
-        v
-    }
-
-    /// The origin of the redirect URI (for the page's `form-action`).
-    pub fn redirect_origin(&self) -> Option<String> {
-        super::origins::origin_of(&self.redirect_uri)
-    }
-}
+pub use super::authorization_request::{AuthorizationRequest, Prompt};
 
 /// `redirect_uri` with `params` added to its query (§4.1.2), plus `iss` (RFC 9207 §2).
 pub fn redirect_url(redirect_uri: &str, issuer: &str, params: &[(&str, &str)]) -> Result<String, Error> {
@@ -139,16 +86,6 @@ fn client_error(
         Ok(url) => AuthorizeError::Redirect(url),
         Err(e) => AuthorizeError::Server(e),
     }
-}
-
-/// The active service `name` with its browser-login settings, if it has any.
-pub(crate) fn login_client(conn: &mut DbConnection, name: &str) -> Result<Option<(Principal, ClientSettings)>, Error> {
-    let Some(client) =
-        principal::find_by_name(conn, name)?.filter(|p| p.kind == PrincipalKind::Service && p.is_active())
-    else {
-        return Ok(None);
-    };
-    Ok(client_settings::find(conn, &client.id)?.map(|s| (client, s)))
 }
 
 /// Check `params` as an authorization request. The client and the redirect

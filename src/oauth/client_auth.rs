@@ -14,6 +14,7 @@ use crate::auth::usage::UsageRecorder;
 use crate::auth::verified::{Key, VerifiedClients};
 use crate::db::DbConnection;
 use crate::models::audit::{NewAuditEvent, Outcome};
+use crate::models::client_settings::{self, ClientSettings};
 use crate::models::principal::{self, PrincipalKind};
 
 /// What checking a client needs besides the connection.
@@ -195,6 +196,19 @@ pub fn identify(
             None => Client::None,
         }),
     }
+}
+
+/// The active service `name` with its browser-login settings, if it has any.
+pub(crate) fn login_client(
+    conn: &mut DbConnection,
+    name: &str,
+) -> Result<Option<(principal::Principal, ClientSettings)>, crate::error::Error> {
+    let Some(client) =
+        principal::find_by_name(conn, name)?.filter(|p| p.kind == PrincipalKind::Service && p.is_active())
+    else {
+        return Ok(None);
+    };
+    Ok(client_settings::find(conn, &client.id)?.map(|s| (client, s)))
 }
 
 #[cfg(test)]

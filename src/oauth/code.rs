@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::authorize::AuthorizationRequest;
+use super::authorization_request::AuthorizationRequest;
 use super::client_auth::{self, Client};
 use super::error::OAuthError;
+use super::response::{TokenResponse, respond};
 use super::session::LiveSession;
-use super::token::{TokenResponse, respond};
 use super::{OAuthContext, grants, oidc, pkce, refresh};
 use crate::auth::secrets::{Pepper, SecretString, random_secret};
 use crate::db::DbConnection;
@@ -122,7 +122,7 @@ fn replayed(
 fn check_client(conn: &mut DbConnection, client: &Client) -> std::result::Result<String, OAuthError> {
     match client {
         Client::Confidential(name) => Ok(name.clone()),
-        Client::Public(name) => match super::authorize::login_client(conn, name)? {
+        Client::Public(name) => match super::client_auth::login_client(conn, name)? {
             Some((_, settings)) if settings.public_client => Ok(name.clone()),
             _ => Err(OAuthError::invalid_client()),
         },

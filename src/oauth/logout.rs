@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::authorize::{AuthorizeError, login_client};
+use super::authorize::AuthorizeError;
+use super::client_auth::login_client;
 use super::request::FormParams;
 use super::session;
 use super::{OAuthContext, oidc};

@@ -1,6 +1,7 @@
 //! The OAuth 2.0 authorization server: RFC 6749 grants, RFC 7662
 //! introspection, RFC 7009 revocation and RFC 8414 metadata.
 
+pub mod authorization_request;
 pub mod authorize;
 pub mod client_auth;
 pub mod code;
@@ -15,6 +16,7 @@ pub mod person;
 pub mod pkce;
 pub mod refresh;
 pub mod request;
+pub mod response;
 pub mod revocations;
 pub mod revoke;
 pub mod session;

@@ -10,7 +10,7 @@ use super::client_auth::{self, Client};
 use super::error::OAuthError;
 use super::grants::{self, Grant};
 use super::request::ClientCredentials;
-use super::token::{TokenResponse, respond};
+use super::response::{TokenResponse, respond};
 use crate::auth::secrets::{Pepper, SecretString, random_secret};
 use crate::db::DbConnection;
 use crate::error::Result;

@@ -2,55 +2,20 @@
 //! and passwords on their pools, run the pure grant, store and sign.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::OAuthContext;
 use super::client_auth::{self, Client};
 use super::error::{ErrorCode, OAuthError};
-use super::grants::{self, Audience, Grant};
+use super::grants::{self, Audience};
 use super::request::{ClientCredentials, TokenRequest};
+pub use super::response::TokenResponse;
+use super::response::respond;
 use super::{code, person, refresh};
-use crate::auth::jwt;
-use crate::auth::keys::KeySnapshot;
-use crate::auth::secrets::{SecretString, serialize_exposed, serialize_exposed_opt};
+use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
-use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::new_id;
 use crate::models::principal::{self, Principal, PrincipalKind};
-
-/// RFC 6749 §5.1: the successful response. The tokens are secrets: they are
-/// serialised into the response and never shown by `Debug`.
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
-    #[serde(serialize_with = "serialize_exposed")]
-    pub access_token: SecretString,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_exposed_opt")]
-    pub refresh_token: Option<SecretString>,
-    /// OpenID Connect Core §3.1.3.3, when `openid` was granted by a code.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_exposed_opt")]
-    pub id_token: Option<SecretString>,
-}
-
-/// Sign the access token of `grant` (RFC 9068) and build the response.
-pub(super) fn respond(
-    keys: &KeySnapshot,
-    grant: &Grant,
-    refresh_token: Option<SecretString>,
-) -> Result<TokenResponse, OAuthError> {
-    let access_token = jwt::sign(keys, &grant.claims).map_err(|e| Error::internal(format!("signing: {e}")))?;
-    Ok(TokenResponse {
-        access_token: SecretString::new(access_token),
-        token_type: "Bearer",
-        expires_in: grant.claims.exp - grant.claims.iat,
-        scope: grant.scopes.join(" "),
-        refresh_token,
-        id_token: None,
-    })
-}
 
 /// Handle one token request at `now`.
 pub async fn exchange(

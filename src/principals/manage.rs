@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::input::{CreatePrincipal, NewPrincipal, PatchPrincipal, PrincipalChanges};
 use super::secrets::{CreatedService, CreatedServiceView, generate};
 use super::view::{self, PrincipalView};
-use super::{ADMIN_SCOPE, BOOTSTRAP_ADMIN, PrincipalsContext};
+use super::{ADMIN_SCOPE, BOOTSTRAP_ADMIN, PrincipalsContext, not_found, row};
 use crate::auth::password;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
@@ -19,15 +19,6 @@ use crate::models::{
     auth_state, login_session, new_id, password as password_row, refresh_token, revocation, secret, to_db_time,
 };
 use crate::page::{self, Page};
-
-pub(super) fn not_found(id: &str) -> Error {
-    Error::NotFound(format!("principal {id}"))
-}
-
-/// The principal `id`, or 404.
-pub(super) fn row(conn: &mut DbConnection, id: &str) -> Result<Principal> {
-    principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))
-}
 
 /// Insert a validated principal with its scopes and categories, in the caller's transaction.
 fn insert(conn: &mut crate::db::Tx<'_>, input: &NewPrincipal, now: DateTime<Utc>) -> Result<Principal> {

@@ -40,3 +40,16 @@ pub struct PrincipalsContext {
     /// Woken when a change here reaches the revocation feed.
     pub revocations: std::sync::Arc<crate::feed::ChangeFeed>,
 }
+
+/// No principal `id`.
+pub(crate) fn not_found(id: &str) -> crate::error::Error {
+    crate::error::Error::NotFound(format!("principal {id}"))
+}
+
+/// The principal `id`, or 404.
+pub(crate) fn row(
+    conn: &mut crate::db::DbConnection,
+    id: &str,
+) -> crate::error::Result<crate::models::principal::Principal> {
+    crate::models::principal::find_by_id(conn, id)?.ok_or_else(|| not_found(id))
+}

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::PrincipalsContext;
-use super::manage::row;
+use super::row;
 use crate::auth::access::Caller;
 use crate::auth::password;
 use crate::auth::secrets::SecretString;

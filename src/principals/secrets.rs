@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::PrincipalsContext;
-use super::manage::row;
+use super::row;
 use super::view::PrincipalView;
 use crate::auth::secrets::{
     GeneratedSecret, Pepper, SecretString, generate_client_secret, serialize_exposed, serialize_exposed_opt,

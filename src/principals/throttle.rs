@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::PrincipalsContext;
-use super::manage::row;
+use super::row;
 use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::from_db_time;

@@ -18,8 +18,7 @@ use crate::models::principal::{self, Principal};
 use crate::models::registration::{self, Health};
 use crate::models::{from_db_time, to_db_time, transition};
 
-/// The instance of the single-instance routes of the first registry round.
-pub const DEFAULT: &str = "default";
+pub use super::DEFAULT_INSTANCE as DEFAULT;
 
 /// Longest instance id: a hostname, or a 64-character container id.
 pub const MAX_ID_LEN: usize = 128;

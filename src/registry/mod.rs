@@ -3,6 +3,9 @@
 //! TTL lease) and damped health checks; services publish the frontend pages
 //! they contribute; watchers block on exactly the view they show.
 
+/// The instance of the single-instance routes of the first registry round.
+pub const DEFAULT_INSTANCE: &str = "default";
+
 pub mod damping;
 pub mod docker;
 pub mod fetch;

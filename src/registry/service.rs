@@ -327,7 +327,7 @@ fn transition_view(t: TransitionRow) -> TransitionView {
 fn representative(instances: &[InstanceRow]) -> Option<&InstanceRow> {
     instances
         .iter()
-        .find(|i| i.instance_id == super::instance::DEFAULT)
+        .find(|i| i.instance_id == super::DEFAULT_INSTANCE)
         .or_else(|| instances.first())
 }
 

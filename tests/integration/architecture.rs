@@ -154,3 +154,89 @@ fn no_string_comparisons_with_enum_names() {
         bad.join("\n")
     );
 }
+
+/// The sibling files a file of `folder` names: `super::x`, `super::{x, y}`
+/// and `crate::folder::x`, outside comments and its tests module.
+fn sibling_imports(path: &Path, folder: &str, siblings: &[String]) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+    let own = format!("crate::{}::", folder.replace('/', "::"));
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        for prefix in ["super::", own.as_str()] {
+            let mut rest = code;
+            while let Some(at) = rest.find(prefix) {
+                rest = &rest[at + prefix.len()..];
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+                    None => vec![rest],
+                };
+                for name in names {
+                    let name: String = name
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if siblings.contains(&name) {
+                        found.push(name);
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Files of one folder never import each other in a circle: each folder's
+/// files form a ladder, so each can be read knowing only those below it.
+#[test]
+fn no_import_loop_between_files_of_a_folder() {
+    let mut dirs = vec![src()];
+    let mut loops = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+        let folder = dir.strip_prefix(src()).unwrap().to_string_lossy().into_owned();
+        let stem = |p: &Path| p.file_stem().unwrap().to_string_lossy().into_owned();
+        let siblings: Vec<String> = files.iter().map(|p| stem(p)).filter(|s| s != "mod").collect();
+        let edges: std::collections::BTreeMap<String, Vec<String>> = files
+            .iter()
+            .filter(|p| stem(p) != "mod")
+            .map(|p| {
+                let me = stem(p);
+                let to = sibling_imports(p, &folder, &siblings)
+                    .into_iter()
+                    .filter(|s| *s != me)
+                    .collect();
+                (me, to)
+            })
+            .collect();
+        // Depth-first from each file: a path back to it is a loop.
+        for start in edges.keys() {
+            let mut stack = vec![vec![start.clone()]];
+            while let Some(path) = stack.pop() {
+                let last = path.last().unwrap();
+                for next in edges.get(last).into_iter().flatten() {
+                    if next == start {
+                        loops.push(format!("{folder}: {} → {start}", path.join(" → ")));
+                    } else if !path.contains(next) {
+                        let mut longer = path.clone();
+                        longer.push(next.clone());
+                        stack.push(longer);
+                    }
+                }
+            }
+        }
+    }
+    assert!(loops.is_empty(), "import loops:\n{}", loops.join("\n"));
+}

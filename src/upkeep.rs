@@ -127,7 +127,11 @@ impl Upkeep {
 
     /// The signing keys' ages and phases, after each reload.
     fn key_gauges(&self, keys: &[crate::auth::keys::KeyInfo], now: DateTime<Utc>) {
-        let active = keys.iter().find(|k| k.state == "active").and_then(|k| k.activated_at);
+        use crate::models::signing_key::KeyState;
+        let active = keys
+            .iter()
+            .find(|k| k.state == KeyState::Active)
+            .and_then(|k| k.activated_at);
         let age = active
             .map(|t| (now - t).num_milliseconds() as f64 / 1000.0)
             .unwrap_or(0.0);
@@ -135,14 +139,14 @@ impl Upkeep {
             (Some(t), Some(every)) => ((t + every) - now).num_milliseconds() as f64 / 1000.0,
             _ => f64::INFINITY,
         };
-        let count = |s: &str| keys.iter().filter(|k| k.state == s).count();
+        let count = |s: KeyState| keys.iter().filter(|k| k.state == s).count();
         crate::telemetry::keys(
             age,
             next,
             &[
-                ("active", count("active")),
-                ("next", count("next")),
-                ("retired", count("retired")),
+                ("active", count(KeyState::Active)),
+                ("next", count(KeyState::Next)),
+                ("retired", count(KeyState::Retired)),
             ],
         );
     }

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::auth::secrets::Pepper;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
-use crate::models::signing_key::{self, STATE_ACTIVE, STATE_NEXT, STATE_RETIRED, SigningKeyRow};
+use crate::models::signing_key::{self, KeyState, SigningKeyRow};
 use crate::models::{from_db_time, to_db_time};
 
 /// The JWS algorithms Roster signs with. Never HS*.
@@ -170,7 +170,7 @@ fn new_key_row(
     pepper: &Pepper,
     alg: SigningAlg,
     kid: String,
-    state: &str,
+    state: KeyState,
     now: DateTime<Utc>,
 ) -> Result<SigningKeyRow> {
     let g = generate(alg, &kid)?;
@@ -178,9 +178,9 @@ fn new_key_row(
         private_key: seal(pepper, &kid, &g.pkcs8)?,
         public_jwk: g.public_jwk.to_string(),
         alg: alg.as_str().to_string(),
-        state: state.to_string(),
+        state,
         created_at: to_db_time(now),
-        activated_at: (state == STATE_ACTIVE).then(|| to_db_time(now)),
+        activated_at: (state == KeyState::Active).then(|| to_db_time(now)),
         publish_until: None,
         kid,
     })
@@ -212,13 +212,13 @@ fn insert_unless_exists(conn: &mut DbConnection, row: &SigningKeyRow) -> Result<
 /// The key that signs: the most recently activated active one.
 fn active_key(keys: &[SigningKeyRow]) -> Option<&SigningKeyRow> {
     keys.iter()
-        .filter(|k| k.state == STATE_ACTIVE)
+        .filter(|k| k.state == KeyState::Active)
         .max_by_key(|k| (k.activated_at, k.kid.clone()))
 }
 
 /// Start a rotation: publish a new `next` key. Returns its kid.
 pub fn rotate(conn: &mut DbConnection, pepper: &Pepper, alg: SigningAlg, now: DateTime<Utc>) -> Result<String> {
-    let row = new_key_row(pepper, alg, random_kid()?, STATE_NEXT, now)?;
+    let row = new_key_row(pepper, alg, random_kid()?, KeyState::Next, now)?;
     signing_key::insert(conn, &row)?;
     Ok(row.kid)
 }
@@ -232,14 +232,14 @@ pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, no
         let active = active_key(&keys);
         let next = keys
             .iter()
-            .filter(|k| k.state == STATE_NEXT)
+            .filter(|k| k.state == KeyState::Next)
             .min_by_key(|k| (k.created_at, k.kid.clone()));
 
         match (active, next) {
             (None, None) => {
                 // First start: nothing has been signed yet, so there is nothing
                 // to publish ahead of; the first key is active at once.
-                let row = new_key_row(pepper, policy.alg, derived_kid(pepper, "first"), STATE_ACTIVE, now)?;
+                let row = new_key_row(pepper, policy.alg, derived_kid(pepper, "first"), KeyState::Active, now)?;
                 insert_unless_exists(conn, &row)?;
             }
             (None, Some(next)) => {
@@ -262,7 +262,7 @@ pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, no
                             pepper,
                             policy.alg,
                             derived_kid(pepper, &format!("after:{}", active.kid)),
-                            STATE_NEXT,
+                            KeyState::Next,
                             now,
                         )?;
                         insert_unless_exists(conn, &row)?;
@@ -345,17 +345,16 @@ pub fn load(conn: &mut DbConnection, pepper: &Pepper, now: DateTime<Utc>) -> Res
     let mut verifying = HashMap::new();
     let mut published = Vec::new();
     for r in &rows {
-        let visible = match r.state.as_str() {
-            STATE_NEXT | STATE_ACTIVE => true,
-            STATE_RETIRED => r.publish_until.map(from_db_time).is_some_and(|t| t > now),
-            _ => false,
+        let visible = match r.state {
+            KeyState::Next | KeyState::Active => true,
+            KeyState::Retired => r.publish_until.map(from_db_time).is_some_and(|t| t > now),
         };
         if !visible {
             continue;
         }
         let jwk: Value = serde_json::from_str(&r.public_jwk).map_err(Error::internal)?;
         // A `next` key verifies nothing yet, but must already be in the JWKS.
-        if r.state != STATE_NEXT
+        if r.state != KeyState::Next
             && let Some(dk) = decoding_key(&jwk)
         {
             verifying.insert(r.kid.clone(), dk);
@@ -387,7 +386,7 @@ pub fn load(conn: &mut DbConnection, pepper: &Pepper, now: DateTime<Utc>) -> Res
 pub struct KeyInfo {
     pub kid: String,
     pub alg: String,
-    pub state: String,
+    pub state: KeyState,
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
     pub publish_until: Option<DateTime<Utc>>,

@@ -5,13 +5,48 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::signing_keys;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use super::to_db_time;
 
-pub const STATE_NEXT: &str = "next";
-pub const STATE_ACTIVE: &str = "active";
-pub const STATE_RETIRED: &str = "retired";
+/// Where a signing key is in its life: published ahead (`next`), signing
+/// (`active`), or published a while longer after it stopped (`retired`).
+/// Stored as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Next,
+    Active,
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+impl TryFrom<String> for KeyState {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        match s.as_str() {
+            "next" => Ok(KeyState::Next),
+            "active" => Ok(KeyState::Active),
+            "retired" => Ok(KeyState::Retired),
+            other => Err(Error::internal(format!("unknown signing key state '{other}'"))),
+        }
+    }
+}
+
+impl From<KeyState> for String {
+    fn from(state: KeyState) -> String {
+        state.as_str().to_string()
+    }
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]
@@ -22,7 +57,8 @@ pub struct SigningKeyRow {
     pub public_jwk: String,
     /// base64url(nonce || AES-256-GCM ciphertext of the PKCS#8 document).
     pub private_key: String,
-    pub state: String,
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub state: KeyState,
     pub created_at: NaiveDateTime,
     pub activated_at: Option<NaiveDateTime>,
     pub publish_until: Option<NaiveDateTime>,
@@ -36,7 +72,9 @@ pub fn all(conn: &mut DbConnection) -> Result<Vec<SigningKeyRow>> {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SigningKeyRow) -> Result<()> {
-    diesel::insert_into(signing_keys::table).values(row).execute(conn)?;
+    diesel::insert_into(signing_keys::table)
+        .values(row.clone())
+        .execute(conn)?;
     Ok(())
 }
 
@@ -46,10 +84,10 @@ pub fn activate(conn: &mut DbConnection, kid: &str, now: DateTime<Utc>) -> Resul
     let n = diesel::update(
         signing_keys::table
             .filter(signing_keys::kid.eq(kid))
-            .filter(signing_keys::state.eq(STATE_NEXT)),
+            .filter(signing_keys::state.eq(KeyState::Next.as_str())),
     )
     .set((
-        signing_keys::state.eq(STATE_ACTIVE),
+        signing_keys::state.eq(KeyState::Active.as_str()),
         signing_keys::activated_at.eq(Some(to_db_time(now))),
     ))
     .execute(conn)?;
@@ -60,11 +98,11 @@ pub fn activate(conn: &mut DbConnection, kid: &str, now: DateTime<Utc>) -> Resul
 pub fn retire_others(conn: &mut DbConnection, keep: &str, publish_until: DateTime<Utc>) -> Result<()> {
     diesel::update(
         signing_keys::table
-            .filter(signing_keys::state.eq(STATE_ACTIVE))
+            .filter(signing_keys::state.eq(KeyState::Active.as_str()))
             .filter(signing_keys::kid.ne(keep)),
     )
     .set((
-        signing_keys::state.eq(STATE_RETIRED),
+        signing_keys::state.eq(KeyState::Retired.as_str()),
         signing_keys::publish_until.eq(Some(to_db_time(publish_until))),
     ))
     .execute(conn)?;
@@ -75,7 +113,7 @@ pub fn retire_others(conn: &mut DbConnection, keep: &str, publish_until: DateTim
 pub fn delete_expired(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize> {
     Ok(diesel::delete(
         signing_keys::table
-            .filter(signing_keys::state.eq(STATE_RETIRED))
+            .filter(signing_keys::state.eq(KeyState::Retired.as_str()))
             .filter(signing_keys::publish_until.le(to_db_time(now))),
     )
     .execute(conn)?)

@@ -372,7 +372,9 @@ async fn clients_behind_a_trusted_proxy_are_counted_by_forwarded_address(backend
         .await;
     assert_eq!(revoked.status, 200);
     for p in polls {
-        assert_eq!(p.await.unwrap().unwrap().status(), 200);
+        let r = p.await.unwrap().expect("the long poll failed");
+        let status = r.status();
+        assert_eq!(status, 200, "{}", r.text().await.unwrap());
     }
     assert_eq!(health("203.0.113.9").await.0, 200);
 }

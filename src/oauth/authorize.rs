@@ -374,7 +374,6 @@ pub enum LoginStep {
 
 /// `POST /oauth/login`: the login form, carrying the authorization request.
 /// The password goes through [`person`], as for the password grant.
-#[allow(clippy::too_many_arguments)]
 pub async fn login(
     ctx: &OAuthContext,
     params: FormParams,

@@ -178,12 +178,21 @@ pub async fn exchange(
                     return Err(refused());
                 };
                 let held = principal::scopes_of(conn, &user.id)?;
-                let grant = grants::authorization_code(&user, &held, &client_id, &row.scope, &cfg, now, new_id())?;
+                let grant = grants::authorization_code(
+                    &user,
+                    &held,
+                    &client_id,
+                    &row.scope,
+                    grants::Issued {
+                        cfg: &cfg,
+                        now,
+                        jti: new_id(),
+                    },
+                )?;
                 let family = new_id();
                 let refresh_token = refresh::store(
                     conn,
                     &checks.pepper,
-                    &user,
                     &grant,
                     &client,
                     Some((&family, &row.scope)),

@@ -102,6 +102,15 @@ fn claims(
     }
 }
 
+/// How a token is issued: under which settings, when (`iat`), and with
+/// which id (`jti`, made by the caller so that grants stay pure).
+#[derive(Debug, Clone)]
+pub struct Issued<'a> {
+    pub cfg: &'a TokenConfig,
+    pub now: DateTime<Utc>,
+    pub jti: String,
+}
+
 /// RFC 6749 §4.4: a service authenticated with its own secret gets a token for
 /// itself. No refresh token is issued (§4.4.3).
 pub fn client_credentials(
@@ -109,10 +118,9 @@ pub fn client_credentials(
     granted: &[String],
     scope: Option<&str>,
     audience: Audience<'_>,
-    cfg: &TokenConfig,
-    now: DateTime<Utc>,
-    jti: String,
+    issued: Issued<'_>,
 ) -> Result<Grant, OAuthError> {
+    let Issued { cfg, now, jti } = issued;
     if client.kind != PrincipalKind::Service {
         return Err(OAuthError::unauthorized_client(
             "only service principals may use client_credentials",
@@ -132,17 +140,15 @@ pub fn client_credentials(
 
 /// RFC 6749 §4.3: a person whose password has been verified. `client` is the
 /// service acting for them, if any; without one the person is their own client.
-#[allow(clippy::too_many_arguments)]
 pub fn password(
     user: &Principal,
     granted: &[String],
     client: Option<&str>,
     scope: Option<&str>,
     audience: Audience<'_>,
-    cfg: &TokenConfig,
-    now: DateTime<Utc>,
-    jti: String,
+    issued: Issued<'_>,
 ) -> Result<Grant, OAuthError> {
+    let Issued { cfg, now, jti } = issued;
     if user.kind != PrincipalKind::Human || !user.is_active() {
         return Err(OAuthError::invalid_grant("invalid username or password"));
     }
@@ -158,16 +164,14 @@ pub fn password(
 /// RFC 6749 §4.1.3: a person's code, redeemed by the client it was issued
 /// to. The token carries the code's scopes the person still holds, and the
 /// OpenID scopes; its audience is Roster.
-#[allow(clippy::too_many_arguments)]
 pub fn authorization_code(
     user: &Principal,
     held_now: &[String],
     client: &str,
     code_scope: &str,
-    cfg: &TokenConfig,
-    now: DateTime<Utc>,
-    jti: String,
+    issued: Issued<'_>,
 ) -> Result<Grant, OAuthError> {
+    let Issued { cfg, now, jti } = issued;
     if user.kind != PrincipalKind::Human || !user.is_active() {
         return Err(OAuthError::invalid_grant(
             "the authorization code is invalid, expired or already used",
@@ -187,17 +191,15 @@ pub fn authorization_code(
 /// the original (§6) and loses anything the principal is no longer granted.
 /// A token issued to a confidential client refreshes only when that client
 /// authenticates again (§6: "the client MUST authenticate").
-#[allow(clippy::too_many_arguments)]
 pub fn refresh(
     stored: &RefreshTokenRow,
     user: &Principal,
     granted_now: &[String],
     presented: &Client,
     scope: Option<&str>,
-    cfg: &TokenConfig,
-    now: DateTime<Utc>,
-    jti: String,
+    issued: Issued<'_>,
 ) -> Result<Grant, OAuthError> {
+    let Issued { cfg, now, jti } = issued;
     if stored.is_spent() || stored.is_expired(now) {
         return Err(OAuthError::invalid_grant(
             "the refresh token is invalid, expired or revoked",
@@ -298,9 +300,11 @@ mod tests {
             &s(&["x", "y"]),
             Some("x"),
             Audience::Roster,
-            &cfg(),
-            now(),
-            "j1".into(),
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j1".into(),
+            },
         )
         .unwrap();
         let c = &g.claims;
@@ -322,7 +326,18 @@ mod tests {
     fn a_token_issued_in_the_second_of_a_disable_is_dated_after_it() {
         let mut svc = principal("service", "billing", "active");
         svc.tokens_not_before = Some(to_db_time(now() + Duration::milliseconds(300)));
-        let g = client_credentials(&svc, &[], None, Audience::Roster, &cfg(), now(), "j".into()).unwrap();
+        let g = client_credentials(
+            &svc,
+            &[],
+            None,
+            Audience::Roster,
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap();
         assert_eq!(g.claims.iat, now().timestamp() + 1);
         assert_eq!(g.claims.nbf, g.claims.iat);
         assert_eq!(g.claims.exp, g.claims.iat + 300);
@@ -332,7 +347,18 @@ mod tests {
             "tokens of that second before it are dead"
         );
         let later = now() + Duration::seconds(5);
-        let g = client_credentials(&svc, &[], None, Audience::Roster, &cfg(), later, "j".into()).unwrap();
+        let g = client_credentials(
+            &svc,
+            &[],
+            None,
+            Audience::Roster,
+            Issued {
+                cfg: &cfg(),
+                now: later,
+                jti: "j".into(),
+            },
+        )
+        .unwrap();
         assert_eq!(g.claims.iat, later.timestamp());
     }
 
@@ -340,20 +366,64 @@ mod tests {
     fn client_credentials_audience_is_the_named_service() {
         let svc = principal("service", "billing", "active");
         let target = principal("service", "ledger", "active");
-        let g = client_credentials(&svc, &[], None, Audience::Service(&target), &cfg(), now(), "j".into()).unwrap();
+        let g = client_credentials(
+            &svc,
+            &[],
+            None,
+            Audience::Service(&target),
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap();
         assert_eq!(g.claims.aud, "ledger");
         let human = principal("human", "alice", "active");
-        let e = client_credentials(&svc, &[], None, Audience::Service(&human), &cfg(), now(), "j".into()).unwrap_err();
+        let e = client_credentials(
+            &svc,
+            &[],
+            None,
+            Audience::Service(&human),
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidTarget);
     }
 
     #[test]
     fn client_credentials_refuses_humans_and_disabled_services() {
         let human = principal("human", "alice", "active");
-        let e = client_credentials(&human, &[], None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
+        let e = client_credentials(
+            &human,
+            &[],
+            None,
+            Audience::Roster,
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::UnauthorizedClient);
         let off = principal("service", "billing", "disabled");
-        let e = client_credentials(&off, &[], None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
+        let e = client_credentials(
+            &off,
+            &[],
+            None,
+            Audience::Roster,
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidClient);
     }
 
@@ -366,9 +436,11 @@ mod tests {
             None,
             None,
             Audience::Roster,
-            &cfg(),
-            now(),
-            "j".into(),
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
         )
         .unwrap();
         assert_eq!(g.claims.client_id, "alice");
@@ -381,17 +453,43 @@ mod tests {
             Some("portal"),
             None,
             Audience::Roster,
-            &cfg(),
-            now(),
-            "j".into(),
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
         )
         .unwrap();
         assert_eq!(g.claims.client_id, "portal");
         let svc = principal("service", "billing", "active");
-        let e = password(&svc, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
+        let e = password(
+            &svc,
+            &[],
+            None,
+            None,
+            Audience::Roster,
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
         let off = principal("human", "bob", "disabled");
-        let e = password(&off, &[], None, None, Audience::Roster, &cfg(), now(), "j".into()).unwrap_err();
+        let e = password(
+            &off,
+            &[],
+            None,
+            None,
+            Audience::Roster,
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(
             (e.code(), e.description()),
             (
@@ -425,15 +523,67 @@ mod tests {
         let mut row = stored("a", Some("portal"));
         row.client_confidential = true;
         let with_secret = Client::Confidential("portal".into());
-        assert!(refresh(&row, &alice, &s(&["a"]), &with_secret, None, &cfg(), now(), "j".into()).is_ok());
+        assert!(
+            refresh(
+                &row,
+                &alice,
+                &s(&["a"]),
+                &with_secret,
+                None,
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
+            )
+            .is_ok()
+        );
         let bare = Client::Public("portal".into());
-        let e = refresh(&row, &alice, &s(&["a"]), &bare, None, &cfg(), now(), "j".into()).unwrap_err();
+        let e = refresh(
+            &row,
+            &alice,
+            &s(&["a"]),
+            &bare,
+            None,
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidClient);
-        let e = refresh(&row, &alice, &s(&["a"]), &Client::None, None, &cfg(), now(), "j".into()).unwrap_err();
+        let e = refresh(
+            &row,
+            &alice,
+            &s(&["a"]),
+            &Client::None,
+            None,
+            Issued {
+                cfg: &cfg(),
+                now: now(),
+                jti: "j".into(),
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
         // A public client's token needs no secret, and a secret does not hurt.
         let public = stored("a", Some("portal"));
-        assert!(refresh(&public, &alice, &s(&["a"]), &bare, None, &cfg(), now(), "j".into()).is_ok());
+        assert!(
+            refresh(
+                &public,
+                &alice,
+                &s(&["a"]),
+                &bare,
+                None,
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
+            )
+            .is_ok()
+        );
         assert!(
             refresh(
                 &public,
@@ -441,9 +591,11 @@ mod tests {
                 &s(&["a"]),
                 &with_secret,
                 None,
-                &cfg(),
-                now(),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
             )
             .is_ok()
         );
@@ -459,9 +611,11 @@ mod tests {
             &s(&["a", "b"]),
             &Client::None,
             None,
-            &cfg(),
-            later,
-            "j".into(),
+            Issued {
+                cfg: &cfg(),
+                now: later,
+                jti: "j".into(),
+            },
         )
         .unwrap();
         assert_eq!(g.scopes, s(&["a", "b"]));
@@ -472,9 +626,11 @@ mod tests {
             &s(&["a", "b"]),
             &Client::None,
             Some("a"),
-            &cfg(),
-            later,
-            "j".into(),
+            Issued {
+                cfg: &cfg(),
+                now: later,
+                jti: "j".into(),
+            },
         )
         .unwrap();
         assert_eq!(g.scopes, s(&["a"]));
@@ -484,9 +640,11 @@ mod tests {
             &s(&["a", "b"]),
             &Client::None,
             Some("b"),
-            &cfg(),
-            later,
-            "j".into(),
+            Issued {
+                cfg: &cfg(),
+                now: later,
+                jti: "j".into(),
+            },
         )
         .unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidScope);
@@ -515,9 +673,11 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                &cfg(),
-                now(),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
             )),
             dead
         );
@@ -530,9 +690,11 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                &cfg(),
-                now(),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
             )),
             dead
         );
@@ -544,9 +706,11 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                &cfg(),
-                expired_at,
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: expired_at,
+                    jti: "j".into()
+                }
             )),
             dead,
             "expired at its expiry"
@@ -558,9 +722,11 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                &cfg(),
-                expired_at - Duration::seconds(1),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: expired_at - Duration::seconds(1),
+                    jti: "j".into()
+                }
             )
             .is_ok()
         );
@@ -575,9 +741,11 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                &cfg(),
-                now(),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
             )),
             foreign
         );
@@ -588,9 +756,11 @@ mod tests {
                 &[],
                 &Client::Public("portal".into()),
                 None,
-                &cfg(),
-                now(),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
             )),
             foreign
         );
@@ -601,9 +771,11 @@ mod tests {
                 &[],
                 &Client::Public("portal".into()),
                 None,
-                &cfg(),
-                now(),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
             )
             .is_ok()
         );
@@ -615,9 +787,11 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                &cfg(),
-                now(),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
             )),
             dead
         );
@@ -629,9 +803,11 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                &cfg(),
-                now(),
-                "j".into()
+                Issued {
+                    cfg: &cfg(),
+                    now: now(),
+                    jti: "j".into()
+                }
             )),
             dead
         );

@@ -15,7 +15,7 @@ use crate::auth::secrets::{Pepper, SecretString, random_secret};
 use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::principal::{self, Principal};
+use crate::models::principal;
 use crate::models::refresh_token::{self, RefreshTokenRow};
 use crate::models::{new_id, to_db_time};
 
@@ -37,13 +37,12 @@ pub fn find(conn: &mut DbConnection, pepper: &Pepper, token: &SecretString) -> R
     refresh_token::find_by_hash(conn, &hash(pepper, token))
 }
 
-/// Issue and store a new refresh token for `grant`: in `family` (the family
-/// id and the original scope, when rotating), or in a new family.
-#[allow(clippy::too_many_arguments)]
+/// Issue and store a new refresh token for `grant` (of its subject): in
+/// `family` (the family id and the original scope, when rotating), or in a
+/// new family.
 pub fn store(
     conn: &mut DbConnection,
     pepper: &Pepper,
-    user: &Principal,
     grant: &Grant,
     client: &Client,
     family: Option<(&str, &str)>,
@@ -62,7 +61,7 @@ pub fn store(
         &RefreshTokenRow {
             id: new_id(),
             family_id,
-            principal_id: user.id.clone(),
+            principal_id: grant.claims.sub.clone(),
             client_id: client.name().map(str::to_string),
             client_confidential: matches!(client, Client::Confidential(_)),
             token_hash: hash(pepper, &token),
@@ -138,7 +137,18 @@ pub async fn exchange(
                 }
                 let user = principal::find_by_id(conn, &row.principal_id)?.ok_or_else(refused)?;
                 let granted = principal::scopes_of(conn, &user.id)?;
-                let grant = grants::refresh(&row, &user, &granted, &client, scope.as_deref(), &cfg, now, new_id())?;
+                let grant = grants::refresh(
+                    &row,
+                    &user,
+                    &granted,
+                    &client,
+                    scope.as_deref(),
+                    grants::Issued {
+                        cfg: &cfg,
+                        now,
+                        jti: new_id(),
+                    },
+                )?;
                 if !refresh_token::mark_used(conn, &row.id, now)? {
                     // Spent by a concurrent request between our read and write.
                     return Ok(reuse_detected(conn, &row, remote.as_deref(), now)?);
@@ -147,7 +157,6 @@ pub async fn exchange(
                 let next = store(
                     conn,
                     pepper,
-                    &user,
                     &grant,
                     &client,
                     Some((&row.family_id, &row.scope)),

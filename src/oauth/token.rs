@@ -119,9 +119,11 @@ async fn client_credentials(
             &client.scopes,
             scope.as_deref(),
             Audience::Roster,
-            &cfg,
-            now,
-            new_id(),
+            grants::Issued {
+                cfg: &cfg,
+                now,
+                jti: new_id(),
+            },
         )?;
         return respond(&ctx.keys.current(), &grant, None);
     }
@@ -136,9 +138,11 @@ async fn client_credentials(
                 &client.scopes,
                 scope.as_deref(),
                 audience(&target),
-                &cfg,
-                now,
-                new_id(),
+                grants::Issued {
+                    cfg: &cfg,
+                    now,
+                    jti: new_id(),
+                },
             )
         })
         .await?;
@@ -214,11 +218,13 @@ async fn password_grant(
                     loaded.client.name(),
                     scope.as_deref(),
                     audience(&loaded.target),
-                    &cfg,
-                    now,
-                    new_id(),
+                    grants::Issued {
+                        cfg: &cfg,
+                        now,
+                        jti: new_id(),
+                    },
                 )?;
-                let token = refresh::store(conn, &checks.pepper, &current, &grant, &loaded.client, None, None, now)?;
+                let token = refresh::store(conn, &checks.pepper, &grant, &loaded.client, None, None, now)?;
                 // Which clients still use the password grant (RFC 9700 §2.4 wants it gone).
                 audit::record(
                     conn,

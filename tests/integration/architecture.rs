@@ -240,3 +240,22 @@ fn no_import_loop_between_files_of_a_folder() {
     }
     assert!(loops.is_empty(), "import loops:\n{}", loops.join("\n"));
 }
+
+/// A function with more than seven parameters wants a type that names what
+/// travels together (as `grants::Issued` does): clippy's default is not
+/// switched off anywhere.
+#[test]
+fn no_function_opts_out_of_the_argument_limit() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let opted: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains(concat!("clippy::", "too_many_arguments"))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(opted.is_empty(), "{opted:?}");
+}

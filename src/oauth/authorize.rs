@@ -19,6 +19,34 @@ use crate::models::principal;
 pub const MAX_STATE_LEN: usize = 1024;
 pub const MAX_NONCE_LEN: usize = 255;
 
+/// The error codes of a refused authorization request sent back to the
+/// client (RFC 6749 §4.1.2.1; `login_required`, `request_not_supported` and
+/// `request_uri_not_supported` are OpenID Connect Core §3.1.2.6). The ones Roster answers; a closed set, as the token
+/// endpoint's [`super::error::ErrorCode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizeErrorCode {
+    InvalidRequest,
+    UnsupportedResponseType,
+    InvalidScope,
+    LoginRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+}
+
+impl AuthorizeErrorCode {
+    /// The code as it goes on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::LoginRequired => "login_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+        }
+    }
+}
+
 /// How a refused authorization request is answered (§4.1.2.1).
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorizeError {
@@ -75,10 +103,10 @@ fn client_error(
     issuer: &str,
     redirect_uri: &str,
     state: Option<&str>,
-    error: &str,
+    error: AuthorizeErrorCode,
     description: &str,
 ) -> AuthorizeError {
-    let mut params = vec![("error", error), ("error_description", description)];
+    let mut params = vec![("error", error.as_str()), ("error_description", description)];
     if let Some(s) = state {
         params.push(("state", s));
     }
@@ -110,36 +138,45 @@ pub fn check(
         ));
     }
     let state = params.get("state");
-    let fail = |error: &str, description: &str| {
+    let fail = |error: AuthorizeErrorCode, description: &str| {
         let state = state.filter(|s| s.len() <= MAX_STATE_LEN);
         client_error(issuer, redirect_uri, state, error, description)
     };
     if state.is_some_and(|s| s.len() > MAX_STATE_LEN) {
-        return Err(fail("invalid_request", "state is too long"));
+        return Err(fail(AuthorizeErrorCode::InvalidRequest, "state is too long"));
     }
     if params.get("request").is_some() {
-        return Err(fail("request_not_supported", "request objects are not supported"));
+        return Err(fail(
+            AuthorizeErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
     }
     if params.get("request_uri").is_some() {
-        return Err(fail("request_uri_not_supported", "request_uri is not supported"));
+        return Err(fail(
+            AuthorizeErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
     }
     match params.get("response_type") {
         Some("code") => {}
-        None => return Err(fail("invalid_request", "response_type is missing")),
+        None => return Err(fail(AuthorizeErrorCode::InvalidRequest, "response_type is missing")),
         Some(_) => {
             return Err(fail(
-                "unsupported_response_type",
+                AuthorizeErrorCode::UnsupportedResponseType,
                 "only response_type=code is supported",
             ));
         }
     }
     if params.get("response_mode").is_some_and(|m| m != "query") {
-        return Err(fail("invalid_request", "only response_mode=query is supported"));
+        return Err(fail(
+            AuthorizeErrorCode::InvalidRequest,
+            "only response_mode=query is supported",
+        ));
     }
     // RFC 7636 §4.4.1, RFC 9700 §2.1.1: PKCE with S256, for every client.
     let code_challenge = params.get("code_challenge").ok_or_else(|| {
         fail(
-            "invalid_request",
+            AuthorizeErrorCode::InvalidRequest,
             "PKCE is required: send code_challenge and code_challenge_method=S256",
         )
     })?;
@@ -147,19 +184,27 @@ pub fn check(
         Some("S256") => {}
         None | Some("plain") => {
             return Err(fail(
-                "invalid_request",
+                AuthorizeErrorCode::InvalidRequest,
                 "code_challenge_method must be S256 (plain is not accepted)",
             ));
         }
-        Some(_) => return Err(fail("invalid_request", "code_challenge_method must be S256")),
+        Some(_) => {
+            return Err(fail(
+                AuthorizeErrorCode::InvalidRequest,
+                "code_challenge_method must be S256",
+            ));
+        }
     }
     if !pkce::valid_challenge(code_challenge) {
-        return Err(fail("invalid_request", "code_challenge is not an S256 challenge"));
+        return Err(fail(
+            AuthorizeErrorCode::InvalidRequest,
+            "code_challenge is not an S256 challenge",
+        ));
     }
     let mut scope = Vec::new();
     for s in params.get("scope").unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
         if crate::names::validate_scope(s).is_err() {
-            return Err(fail("invalid_scope", "the scope is malformed"));
+            return Err(fail(AuthorizeErrorCode::InvalidScope, "the scope is malformed"));
         }
         if !scope.iter().any(|x| x == s) {
             scope.push(s.to_string());
@@ -167,17 +212,17 @@ pub fn check(
     }
     let nonce = params.get("nonce");
     if nonce.is_some_and(|n| n.len() > MAX_NONCE_LEN) {
-        return Err(fail("invalid_request", "nonce is too long"));
+        return Err(fail(AuthorizeErrorCode::InvalidRequest, "nonce is too long"));
     }
-    let prompt = parse_prompt(params.get("prompt")).map_err(|d| fail("invalid_request", d))?;
+    let prompt = parse_prompt(params.get("prompt")).map_err(|d| fail(AuthorizeErrorCode::InvalidRequest, d))?;
     let max_age = match params.get("max_age") {
         None => None,
-        Some(v) => Some(
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| fail("invalid_request", "max_age must be a number of seconds"))?,
-        ),
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            fail(
+                AuthorizeErrorCode::InvalidRequest,
+                "max_age must be a number of seconds",
+            )
+        })?),
     };
     let client_display = client
         .display_name
@@ -347,7 +392,7 @@ pub async fn authorize(
                     &issuing.issuer,
                     &request.redirect_uri,
                     request.state.as_deref(),
-                    "login_required",
+                    AuthorizeErrorCode::LoginRequired,
                     "the person must log in",
                 )),
                 _ => Ok(Step::Login(Box::new(LoginForm {

@@ -134,10 +134,6 @@ impl Gate {
         })
     }
 
-    pub fn limits(&self) -> &ConnLimits {
-        &self.limits
-    }
-
     fn lock(&self) -> MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::registry_instances;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::to_db_time;
 
@@ -18,31 +18,7 @@ pub enum Source {
     Docker,
 }
 
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::Docker => "docker",
-        }
-    }
-}
-
-impl TryFrom<String> for Source {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        match s.as_str() {
-            "api" => Ok(Source::Api),
-            "docker" => Ok(Source::Docker),
-            other => Err(Error::internal(format!("unknown instance source '{other}'"))),
-        }
-    }
-}
-
-impl From<Source> for String {
-    fn from(source: Source) -> String {
-        source.as_str().to_string()
-    }
-}
+stored_as_name!(Source { Api => "api", Docker => "docker" });
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = registry_instances, treat_none_as_null = true)]

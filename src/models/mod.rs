@@ -1,5 +1,49 @@
 //! Rows and queries. Diesel lives here and in `crate::db`, nowhere else.
 
+/// A closed set stored as its name in a text column (portable across both
+/// backends): `as_str` and `from_name`, `Display`, and the `String`
+/// conversions that diesel's `serialize_as`/`deserialize_as` use. A name no
+/// variant has is a broken row: an internal error.
+macro_rules! stored_as_name {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(value: $ty) -> String {
+                value.as_str().to_string()
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = crate::error::Error;
+            fn try_from(name: String) -> crate::error::Result<Self> {
+                Self::from_name(&name).ok_or_else(|| {
+                    crate::error::Error::internal(format!("a stored {} is '{name}'", stringify!($ty)))
+                })
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod auth_state;
 pub mod authorization_code;
@@ -45,4 +89,42 @@ pub fn new_ordered_id(now: DateTime<Utc>) -> String {
         now.timestamp_subsec_nanos(),
     );
     uuid::Uuid::new_v7(ts).to_string()
+}
+
+#[cfg(test)]
+mod stored_name_tests {
+    use super::health::Health;
+    use super::instance::Source;
+    use super::principal::{PrincipalKind, PrincipalStatus};
+    use super::signing_key::KeyState;
+
+    fn round_trip<T>(all: &[T])
+    where
+        T: Copy + PartialEq + std::fmt::Debug + Into<String> + TryFrom<String, Error = crate::error::Error>,
+    {
+        for v in all {
+            let name: String = (*v).into();
+            assert_eq!(T::try_from(name).unwrap(), *v);
+        }
+        assert!(matches!(
+            T::try_from("nonsense".to_string()),
+            Err(crate::error::Error::Internal(_))
+        ));
+    }
+
+    /// Every stored name reads back as its variant; anything else in a row is
+    /// a broken row, not a client's mistake.
+    #[test]
+    fn stored_names_round_trip() {
+        round_trip(&[Health::Up, Health::Down]);
+        round_trip(&[Source::Api, Source::Docker]);
+        round_trip(&[PrincipalKind::Human, PrincipalKind::Service]);
+        round_trip(&[PrincipalStatus::Active, PrincipalStatus::Disabled]);
+        round_trip(&[KeyState::Next, KeyState::Active, KeyState::Retired]);
+        assert_eq!(KeyState::Retired.to_string(), "retired");
+        assert!(matches!(
+            "robot".parse::<PrincipalKind>(),
+            Err(crate::error::Error::Invalid { .. })
+        ));
+    }
 }

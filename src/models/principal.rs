@@ -2,7 +2,6 @@
 //! category memberships. Rows and queries only; the rules live in `crate::principals`.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -22,46 +21,12 @@ pub enum PrincipalKind {
     Service,
 }
 
-impl PrincipalKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Human => "human",
-            Self::Service => "service",
-        }
-    }
-}
-
-/// Rows store the kind as its name (portable across both backends).
-impl TryFrom<String> for PrincipalKind {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<PrincipalKind> for String {
-    fn from(kind: PrincipalKind) -> String {
-        kind.as_str().to_string()
-    }
-}
-
-impl fmt::Display for PrincipalKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_as_name!(PrincipalKind { Human => "human", Service => "service" });
 
 impl FromStr for PrincipalKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "human" => Ok(Self::Human),
-            "service" => Ok(Self::Service),
-            other => Err(Error::invalid(
-                "kind",
-                format!("unknown kind '{other}': use human or service"),
-            )),
-        }
+        Self::from_name(s).ok_or_else(|| Error::invalid("kind", format!("unknown kind '{s}': use human or service")))
     }
 }
 
@@ -72,46 +37,13 @@ pub enum PrincipalStatus {
     Disabled,
 }
 
-impl PrincipalStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Disabled => "disabled",
-        }
-    }
-}
-
-/// Rows store the status as its name.
-impl TryFrom<String> for PrincipalStatus {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        s.parse()
-    }
-}
-
-impl From<PrincipalStatus> for String {
-    fn from(status: PrincipalStatus) -> String {
-        status.as_str().to_string()
-    }
-}
-
-impl fmt::Display for PrincipalStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_as_name!(PrincipalStatus { Active => "active", Disabled => "disabled" });
 
 impl FromStr for PrincipalStatus {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "active" => Ok(Self::Active),
-            "disabled" => Ok(Self::Disabled),
-            other => Err(Error::invalid(
-                "status",
-                format!("unknown status '{other}': use active or disabled"),
-            )),
-        }
+        Self::from_name(s)
+            .ok_or_else(|| Error::invalid("status", format!("unknown status '{s}': use active or disabled")))
     }
 }
 

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::signing_keys;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::to_db_time;
 
@@ -20,33 +20,7 @@ pub enum KeyState {
     Retired,
 }
 
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Active => "active",
-            KeyState::Retired => "retired",
-        }
-    }
-}
-
-impl TryFrom<String> for KeyState {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        match s.as_str() {
-            "next" => Ok(KeyState::Next),
-            "active" => Ok(KeyState::Active),
-            "retired" => Ok(KeyState::Retired),
-            other => Err(Error::internal(format!("unknown signing key state '{other}'"))),
-        }
-    }
-}
-
-impl From<KeyState> for String {
-    fn from(state: KeyState) -> String {
-        state.as_str().to_string()
-    }
-}
+stored_as_name!(KeyState { Next => "next", Active => "active", Retired => "retired" });
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_keys)]

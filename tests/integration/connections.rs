@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::client::{Roster, free_port};
+use crate::metrics::{scrape, value};
 use crate::on_both_backends;
 use crate::support::Backend;
 
@@ -53,21 +54,6 @@ async fn fds_reach(pid: u32, done: impl Fn(usize) -> bool) -> usize {
     }
 }
 
-/// A scrape of `/metrics`, as (line → value) for the connection samples.
-async fn connection_metrics(metrics: &str) -> std::collections::BTreeMap<String, f64> {
-    let text = reqwest::get(format!("http://{metrics}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("roster_connections_"))
-        .filter_map(|l| l.rsplit_once(' '))
-        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
-        .collect()
-}
-
 /// Has the server closed this connection (EOF or reset) by now?
 fn closed_now(c: &TcpStream) -> bool {
     let mut buf = [0u8; 64];
@@ -79,15 +65,20 @@ fn closed_now(c: &TcpStream) -> bool {
 }
 
 /// How many of `conns` the server has closed, once `enough` of them are
-/// (or 10 s have passed).
+/// (or 10 s have passed): each wait is for a socket to turn readable, which
+/// a closed one does.
 async fn closed_among(conns: &[TcpStream], enough: usize) -> usize {
-    let give_up = Instant::now() + Duration::from_secs(10);
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let closed = conns.iter().filter(|c| closed_now(c)).count();
-        if closed >= enough || Instant::now() > give_up {
+        let open: Vec<&TcpStream> = conns.iter().filter(|c| !closed_now(c)).collect();
+        let closed = conns.len() - open.len();
+        if closed >= enough || open.is_empty() {
             return closed;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let any_readable = futures_util::future::select_all(open.iter().map(|c| Box::pin(c.readable())));
+        if tokio::time::timeout_at(give_up, any_readable).await.is_err() {
+            return closed;
+        }
     }
 }
 
@@ -214,26 +205,13 @@ async fn held_bodies_are_cut_off_and_their_sockets_closed(backend: Backend) {
         "the server holds {after} descriptors, {baseline} before"
     );
 
-    let text = reqwest::get(format!("http://{metrics}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let sample = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let seen = scrape(&format!("http://{metrics}/metrics")).await;
     // The unfinished bodies were answered at their deadline and then cut
     // off; the unread ones were cut off after the drain time.
-    assert!(
-        sample("roster_connections_timed_out_total") >= (2 * EACH) as f64,
-        "{text}"
-    );
-    assert!(sample("roster_connections_open ") <= 2.0, "{text}");
+    let timed_out = value(&seen, "roster_connections_timed_out_total", &[]);
+    assert!(timed_out >= (2 * EACH) as f64, "{timed_out}");
+    let open = value(&seen, "roster_connections_open", &[]);
+    assert!(open <= 2.0, "{open}");
 }
 
 /// Eight connections per peer, 32 in all: the ninth from one address is
@@ -293,19 +271,11 @@ async fn one_peer_cannot_take_every_connection_and_stalled_ones_make_room(backen
         0,
         "younger connections were shed"
     );
-    let seen = connection_metrics(&metrics).await;
-    assert_eq!(
-        seen[r#"roster_connections_refused_total{reason="per_peer"}"#], 1.0,
-        "{seen:?}"
-    );
-    assert!(
-        seen[r#"roster_connections_refused_total{reason="shed_stalled"}"#] >= 5.0,
-        "{seen:?}"
-    );
-    assert!(
-        !seen.contains_key(r#"roster_connections_refused_total{reason="capacity"}"#),
-        "{seen:?}"
-    );
+    let seen = scrape(&format!("http://{metrics}/metrics")).await;
+    let refused = |reason: &str| value(&seen, "roster_connections_refused_total", &[("reason", reason)]);
+    assert_eq!(refused("per_peer"), 1.0);
+    assert!(refused("shed_stalled") >= 5.0, "{}", refused("shed_stalled"));
+    assert_eq!(refused("capacity"), 0.0);
     drop(others);
 }
 
@@ -343,17 +313,12 @@ async fn clients_behind_a_trusted_proxy_are_counted_by_forwarded_address(backend
             tokio::spawn(async move { req.send().await })
         })
         .collect();
-    // Once both are in flight, that client's third request is refused.
-    let give_up = Instant::now() + Duration::from_secs(10);
-    let refused = loop {
-        let r = health("203.0.113.9").await;
-        if r.0 == 429 || Instant::now() > give_up {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    // Once both are waiting in the feed, that client's third request is refused.
+    tokio::time::timeout(Duration::from_secs(10), app.state.oauth().revocations.until_waiting(2))
+        .await
+        .expect("the two long polls never waited");
     assert_eq!(
-        refused,
+        health("203.0.113.9").await,
         (
             429,
             Some("1".to_string()),
@@ -366,8 +331,8 @@ async fn clients_behind_a_trusted_proxy_are_counted_by_forwarded_address(backend
     let own = http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(own.status(), 200);
     // When its requests end (a revocation answers both polls), the client
-    // is served again. (Another token is revoked: a poll is counted before
-    // its token is checked, so revoking the polls' own token could race.)
+    // is served again. (Another token is revoked, so that the polls' own
+    // stays good whatever the order.)
     let other = app.client_token("billing", &svc.secret).await;
     let revoked = app
         .post_form("/oauth/revoke", Some(("billing", &svc.secret)), &[("token", &other)])

@@ -24,6 +24,14 @@ on_both_backends!(
     audit_retention_deletes_old_events_in_batches,
 );
 
+/// The answer to a registration refused for `field`.
+fn invalid_field(field: &str, message: &str) -> (u16, Value) {
+    (
+        422,
+        json!({"error": "invalid_field", "error_description": message, "field": field}),
+    )
+}
+
 async fn register(app: &TestApp, token: &str, name: &str, body: Value) -> crate::support::FormReply {
     app.call(
         Method::PUT,
@@ -91,14 +99,7 @@ async fn registration_refuses_other_hosts_and_forbidden_urls(backend: Backend) {
     ];
     for (body, field, message) in cases {
         let r = register(&app, &token, "billing", body.clone()).await;
-        assert_eq!(
-            (r.status, r.body.clone()),
-            (
-                422,
-                json!({"error": "invalid_field", "error_description": message, "field": field})
-            ),
-            "{body}"
-        );
+        assert_eq!((r.status, r.body.clone()), invalid_field(field, message), "{body}");
     }
     // Nothing was registered.
     let r = app
@@ -300,11 +301,7 @@ async fn every_address_form_is_judged_after_unwrapping(backend: Backend) {
         } else {
             assert_eq!(
                 (r.status, r.body.clone()),
-                (
-                    422,
-                    json!({"error": "invalid_field", "field": "base_url",
-                           "error_description": format!("the address {ip} is not allowed")})
-                ),
+                invalid_field("base_url", &format!("the address {ip} is not allowed")),
                 "{addr}"
             );
         }
@@ -364,14 +361,7 @@ async fn registry_urls_carry_no_query_or_fragment(backend: Backend) {
         ),
     ] {
         let r = register(&app, &token, "billing", body.clone()).await;
-        assert_eq!(
-            (r.status, r.body.clone()),
-            (
-                422,
-                json!({"error": "invalid_field", "error_description": message, "field": field})
-            ),
-            "{body}"
-        );
+        assert_eq!((r.status, r.body.clone()), invalid_field(field, message), "{body}");
     }
     let r = register(
         &app,

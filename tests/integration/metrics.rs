@@ -11,7 +11,7 @@ use crate::support::Backend;
 
 on_both_backends!(metrics_count_tokens_failed_logins_and_requests);
 
-async fn scrape(url: &str) -> Scrape {
+pub(crate) async fn scrape(url: &str) -> Scrape {
     let text = text(url).await;
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
 }
@@ -31,7 +31,7 @@ async fn text(url: &str) -> String {
 }
 
 /// The value of the sample `name` with exactly these labels (0 when absent).
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     let matches = |s: &&Sample| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v));
     match scrape.samples.iter().find(matches).map(|s| &s.value) {
         None => 0.0,

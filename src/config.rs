@@ -109,6 +109,8 @@ pub struct Settings {
     /// Most password checks waiting for argon2; past it, password logins
     /// are answered 503 at once.
     pub argon_queue: usize,
+    /// The argon2id cost of new password hashes (OWASP's by default).
+    pub password_hashing: crate::auth::password::Hashing,
     /// When failed password logins are slowed down.
     pub throttle: crate::auth::throttle::ThrottlePolicy,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -150,6 +152,7 @@ impl Settings {
             audit_retention: Some(Duration::days(DEFAULT_AUDIT_RETENTION_DAYS)),
             http: HttpLimits::default(),
             argon_queue: DEFAULT_ARGON_QUEUE,
+            password_hashing: crate::auth::password::Hashing::OWASP,
             throttle: crate::auth::throttle::ThrottlePolicy::default(),
             trusted_proxies: Vec::new(),
             registry: RegistryConfig::default(),

@@ -82,6 +82,7 @@ impl AppState {
                 oauth: OAuthContext {
                     db: db.clone(),
                     argon: argon.clone(),
+                    hashing: settings.password_hashing,
                     keys,
                     pepper: pepper.clone(),
                     usage,
@@ -95,6 +96,7 @@ impl AppState {
                 principals: PrincipalsContext {
                     db: db.clone(),
                     argon,
+                    hashing: settings.password_hashing,
                     pepper,
                     verified,
                     revocations,

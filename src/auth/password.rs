@@ -3,7 +3,7 @@
 //! Hashing and verification are CPU-bound (tens of milliseconds); callers run
 //! them on the bounded argon2 pool (`crate::blocking`), never on an async worker.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -11,10 +11,79 @@ use subtle::ConstantTimeEq;
 
 use super::secrets::SecretString;
 
-/// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
-pub const ARGON2_M_COST_KIB: u32 = 19 * 1024;
-pub const ARGON2_T_COST: u32 = 2;
-pub const ARGON2_P_COST: u32 = 1;
+/// The cost of argon2id for new hashes. Verification reads the cost from the
+/// stored PHC string, so changing it never locks anyone out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hashing {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Hashing {
+    /// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
+    pub const OWASP: Hashing = Hashing {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+        parallelism: 1,
+    };
+
+    /// argon2's smallest cost: for tests only, where thousands of hashes are
+    /// made and none protects anything.
+    pub const CHEAPEST_FOR_TESTS: Hashing = Hashing {
+        memory_kib: 8,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn argon2(&self) -> Result<Argon2<'static>, PasswordError> {
+        let params =
+            Params::new(self.memory_kib, self.iterations, self.parallelism, None).map_err(|_| PasswordError::Hash)?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+
+    /// Hash a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
+    pub fn hash(&self, password: &SecretString) -> Result<String, PasswordError> {
+        check_policy(password)?;
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        self.argon2()?
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|_| PasswordError::Hash)
+    }
+
+    /// Spend the same work as a real verification when there is no user, so
+    /// that an unknown name and a wrong password take similar time.
+    pub fn dummy_verify(&self, password: &SecretString) {
+        static DUMMIES: Mutex<Vec<(Hashing, String)>> = Mutex::new(Vec::new());
+        let known = DUMMIES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(h, _)| h == self)
+            .map(|(_, phc)| phc.clone());
+        let phc = match known {
+            Some(phc) => phc,
+            None => match self.hash(&SecretString::new("dummy-password-for-timing")) {
+                Ok(phc) => {
+                    DUMMIES
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((*self, phc.clone()));
+                    phc
+                }
+                Err(_) => return,
+            },
+        };
+        let _ = verify_password(password, &phc);
+    }
+}
+
+impl Default for Hashing {
+    fn default() -> Self {
+        Self::OWASP
+    }
+}
 
 /// Longest password accepted, to bound hashing work on hostile input.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -30,11 +99,6 @@ pub enum PasswordError {
     Hash,
 }
 
-fn argon2() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_P_COST, None).map_err(|_| PasswordError::Hash)?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-}
-
 pub fn check_policy(password: &SecretString) -> Result<(), PasswordError> {
     let p = password.expose();
     if p.len() > MAX_PASSWORD_BYTES {
@@ -46,14 +110,9 @@ pub fn check_policy(password: &SecretString) -> Result<(), PasswordError> {
     Ok(())
 }
 
-/// Hash a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
+/// Hash a password at the OWASP cost (the CLI's commands).
 pub fn hash_password(password: &SecretString) -> Result<String, PasswordError> {
-    check_policy(password)?;
-    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2()?
-        .hash_password(password.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| PasswordError::Hash)
+    Hashing::OWASP.hash(password)
 }
 
 /// Working memories of argon2 kept for the next verification: as many as run
@@ -109,16 +168,6 @@ pub fn verify_password(password: &SecretString, phc: &str) -> bool {
     hashed.is_ok() && bool::from(out.ct_eq(expected))
 }
 
-/// Spend the same work as a real verification when there is no user, so that
-/// an unknown name and a wrong password take similar time.
-pub fn dummy_verify(password: &SecretString) {
-    static DUMMY: OnceLock<Option<String>> = OnceLock::new();
-    let phc = DUMMY.get_or_init(|| hash_password(&SecretString::new("dummy-password-for-timing")).ok());
-    if let Some(phc) = phc {
-        let _ = verify_password(password, phc);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +203,18 @@ mod tests {
         let i = Argon2::new(Algorithm::Argon2i, Version::V0x13, small);
         let phc_i = i.hash_password(pw.expose().as_bytes(), &salt).unwrap().to_string();
         assert!(!verify_password(&pw, &phc_i), "only argon2id is accepted");
+    }
+
+    /// The test cost makes real, verifiable argon2id hashes with its own
+    /// parameters; they verify like the production ones.
+    #[test]
+    fn the_test_cost_is_a_real_argon2id_hash() {
+        let pw = SecretString::new("correct horse battery");
+        let phc = Hashing::CHEAPEST_FOR_TESTS.hash(&pw).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{phc}");
+        assert!(verify_password(&pw, &phc));
+        assert!(!verify_password(&SecretString::new("another password"), &phc));
+        Hashing::CHEAPEST_FOR_TESTS.dummy_verify(&pw);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct OAuthContext {
     pub db: Pool,
     /// argon2 runs here, apart from the database pool.
     pub argon: BlockingPool,
+    /// The cost of the dummy hash verified for unknown users.
+    pub hashing: crate::auth::password::Hashing,
     pub keys: Arc<KeyStore>,
     pub pepper: Pepper,
     pub usage: Arc<UsageRecorder>,

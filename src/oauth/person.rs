@@ -72,12 +72,13 @@ pub(crate) fn load(
 /// Run argon2 on its pool: the stored hash, or a dummy one of the same cost.
 pub async fn verify(ctx: &OAuthContext, candidate: &Candidate, password: SecretString) -> Result<bool, OAuthError> {
     let phc = candidate.phc.clone();
+    let hashing = ctx.hashing;
     Ok(ctx
         .argon
         .run(move || match phc {
             Some(phc) => password::verify_password(&password, &phc),
             None => {
-                password::dummy_verify(&password);
+                hashing.dummy_verify(&password);
                 false
             }
         })

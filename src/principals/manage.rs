@@ -8,7 +8,6 @@ use super::input::{CreatePrincipal, NewPrincipal, PatchPrincipal, PrincipalChang
 use super::secrets::{CreatedService, CreatedServiceView, generate};
 use super::view::{self, PrincipalView};
 use super::{ADMIN_SCOPE, BOOTSTRAP_ADMIN, PrincipalsContext, not_found, row};
-use crate::auth::password;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
@@ -216,9 +215,10 @@ pub async fn create(
             Ok(Created::Service(created.into()))
         }
         (PrincipalKind::Human, Some(password)) => {
+            let hashing = ctx.hashing;
             let phc = ctx
                 .argon
-                .run(move || password::hash_password(&password))
+                .run(move || hashing.hash(&password))
                 .await?
                 .map_err(|e| Error::invalid("password", e.to_string()))?;
             let view = ctx

@@ -34,6 +34,8 @@ pub struct PrincipalsContext {
     pub db: Pool,
     /// argon2 runs here, apart from the database pool.
     pub argon: BlockingPool,
+    /// The cost of new password hashes.
+    pub hashing: crate::auth::password::Hashing,
     pub pepper: Pepper,
     /// Forgotten after every change here that could invalidate a client.
     pub verified: std::sync::Arc<crate::auth::verified::VerifiedClients>,

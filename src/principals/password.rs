@@ -98,9 +98,10 @@ pub async fn set(
         }
     }
     let new = body.password;
+    let hashing = ctx.hashing;
     let phc = ctx
         .argon
-        .run(move || password::hash_password(&new))
+        .run(move || hashing.hash(&new))
         .await?
         .map_err(|e| Error::invalid("password", e.to_string()))?;
     let actor = caller.principal.id.clone();

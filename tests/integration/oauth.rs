@@ -7,6 +7,9 @@ use oauth2::{
     TokenResponse,
 };
 
+use reqwest::Method;
+use serde_json::{Value, json};
+
 use crate::on_both_backends;
 use crate::support::{Backend, TestApp, oauth_client, oauth_http, verify_with_jwks};
 
@@ -35,7 +38,58 @@ on_both_backends!(
     use_counts_are_written_when_the_tick_stops,
     a_confidential_clients_refresh_token_needs_its_secret,
     an_access_token_is_no_refresh_token_or_code,
+    password_logins_run_at_the_production_cost,
 );
+
+/// Every other test hashes at argon2's cheapest cost; this one keeps the
+/// default end to end: a person created through the API is stored at
+/// OWASP's parameters, logs in, changes their password (stored at the same
+/// cost) and is refused with the old one.
+async fn password_logins_run_at_the_production_cost(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .settings(|mut s| {
+            s.password_hashing = roster::auth::password::Hashing::default();
+            s
+        })
+        .spawn()
+        .await;
+    assert_eq!(
+        app.state.settings().password_hashing,
+        roster::auth::password::Hashing::OWASP
+    );
+    let admin = app.admin_token().await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/principals",
+            Some(&admin),
+            Some(json!({"kind": "human", "name": "grace", "password": "hopper-compiler-1952"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let lookup = id.clone();
+    let phc = app
+        .query(move |c| roster::models::password::find(c, &lookup).map(Option::unwrap))
+        .await;
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    let (token, _) = app.login("grace", "hopper-compiler-1952").await;
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/principals/{id}/password"),
+            Some(&token),
+            Some(json!({"current_password": "hopper-compiler-1952", "password": "cobol-was-next-1959"})),
+        )
+        .await;
+    assert_eq!((r.status, r.body), (204, Value::Null));
+    let phc = app
+        .query(move |c| roster::models::password::find(c, &id).map(Option::unwrap))
+        .await;
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    assert_eq!(app.password_grant("grace", "hopper-compiler-1952").await.status, 400);
+    app.login("grace", "cobol-was-next-1959").await;
+}
 
 /// RFC 6749 §5.2: a refresh token or code that is not a live one is
 /// `invalid_grant`, whatever its length: clients send their user back to

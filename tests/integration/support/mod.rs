@@ -80,14 +80,38 @@ impl TestDb {
         }
     }
 
+    /// A fresh database with every migration applied, copied from a template
+    /// migrated once per set of migrations: most tests start here, and no
+    /// test pays for the migrations again. (Start-up still checks them: none
+    /// is pending.)
+    pub fn migrated(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let db = Self::new(Backend::Sqlite);
+                std::fs::copy(template::sqlite(), db.sqlite_path().unwrap()).unwrap();
+                db
+            }
+            Backend::Postgres => {
+                let admin = require_postgres();
+                let template = template::postgres(&admin);
+                Self::postgres_from(&admin, Some(&template))
+            }
+        }
+    }
+
     /// A fresh database on the PostgreSQL server of `admin` (a URL it may
     /// create databases with).
     pub fn postgres_at(admin: &str) -> Self {
+        Self::postgres_from(admin, None)
+    }
+
+    fn postgres_from(admin: &str, template: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let admin = admin.to_string();
         let name = format!("roster_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::establish(&admin).expect("connect to the PostgreSQL admin URL");
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
+        let from = template.map(|t| format!(" TEMPLATE {t}")).unwrap_or_default();
+        diesel::sql_query(format!("CREATE DATABASE {name}{from}"))
             .execute(&mut conn)
             .unwrap();
         let mut url = url::Url::parse(&admin).unwrap();
@@ -118,6 +142,90 @@ impl TestDb {
                 }
             }
         }
+    }
+}
+
+/// Migrated templates, one per content of `migrations/`, made once and kept
+/// (a SQLite file in cargo's test tmpdir, a PostgreSQL database named by the
+/// hash). Each is built under a temporary name and renamed into place, so a
+/// template that exists is complete.
+mod template {
+    use std::hash::{Hash, Hasher};
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+
+    fn migrations_hash() -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for f in files {
+            f.strip_prefix(&root).unwrap().hash(&mut h);
+            std::fs::read(&f).unwrap().hash(&mut h);
+        }
+        format!("{:016x}", h.finish())
+    }
+
+    fn migrate(url: &str) {
+        let target = roster::db::DatabaseTarget::parse(Some(url)).unwrap();
+        drop(roster::db::connect_migrated(&target).unwrap());
+    }
+
+    pub fn sqlite() -> &'static PathBuf {
+        static PATH: OnceLock<PathBuf> = OnceLock::new();
+        PATH.get_or_init(|| {
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+            let path = dir.join(format!("roster-template-{}.db", migrations_hash()));
+            if !path.exists() {
+                let building = dir.join(format!("roster-template-{}.db", uuid::Uuid::new_v4().simple()));
+                migrate(&format!("sqlite://{}", building.display()));
+                std::fs::rename(&building, &path).unwrap();
+            }
+            path
+        })
+    }
+
+    pub fn postgres(admin: &str) -> &'static str {
+        static NAME: OnceLock<String> = OnceLock::new();
+        NAME.get_or_init(|| {
+            let name = format!("roster_template_{}", migrations_hash());
+            let mut conn = PgConnection::establish(admin).unwrap();
+            let exists: i64 = diesel::dsl::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+                "(SELECT count(*) FROM pg_database WHERE datname = '{name}')"
+            )))
+            .get_result(&mut conn)
+            .unwrap();
+            if exists == 0 {
+                let building = format!("roster_building_{}", uuid::Uuid::new_v4().simple());
+                diesel::sql_query(format!("CREATE DATABASE {building}"))
+                    .execute(&mut conn)
+                    .unwrap();
+                let mut url = url::Url::parse(admin).unwrap();
+                url.set_path(&format!("/{building}"));
+                migrate(url.as_str());
+                if diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+                    .execute(&mut conn)
+                    .is_err()
+                {
+                    // Another test process made it first.
+                    super::drop_pg(admin, &building);
+                }
+            }
+            name
+        })
     }
 }
 
@@ -187,11 +295,15 @@ impl TestAppBuilder {
     pub async fn spawn(self) -> TestApp {
         let db = self
             .db
-            .unwrap_or_else(|| std::sync::Arc::new(TestDb::new(self.backend)));
+            .unwrap_or_else(|| std::sync::Arc::new(TestDb::migrated(self.backend)));
         let session =
             roster::startup::connect(Some(&db.url), Some(&db.key_file()), Some(TEST_PEPPER), self.clock.now()).unwrap();
         let (listener, addr) = roster::http::bind("127.0.0.1:0").unwrap();
-        let settings = (self.settings)(Settings::new(roster::config::issuer_for(None, addr)));
+        // Tests hash at argon2's cheapest cost unless one asks for more
+        // (`oauth::password_logins_run_at_the_production_cost` does).
+        let mut settings = Settings::new(roster::config::issuer_for(None, addr));
+        settings.password_hashing = roster::auth::password::Hashing::CHEAPEST_FOR_TESTS;
+        let settings = (self.settings)(settings);
         let state = AppState::new(session, &PoolOptions::default(), self.clock.clone(), settings).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let server_state = state.clone();
@@ -321,7 +433,12 @@ impl TestApp {
 
     /// A human with a password; returns the principal id.
     pub async fn create_human(&self, name: &str, password: &str, scopes: &[&str]) -> String {
-        let phc = roster::auth::password::hash_password(&roster::auth::secrets::SecretString::new(password)).unwrap();
+        let phc = self
+            .state
+            .settings()
+            .password_hashing
+            .hash(&roster::auth::secrets::SecretString::new(password))
+            .unwrap();
         let now = self.clock.now();
         let input = NewPrincipal {
             kind: PrincipalKind::Human,

@@ -94,7 +94,7 @@ impl TestDb {
             Backend::Postgres => {
                 let admin = require_postgres();
                 let template = template::postgres(&admin);
-                Self::postgres_from(&admin, Some(&template))
+                Self::postgres_from(&admin, Some(template))
             }
         }
     }

@@ -1,7 +1,7 @@
 # Two services built on roster-client (client/examples/service.rs): orders, and billing, which calls orders.
 . examples/start.sh
 SERVICE_BIN=${SERVICE_BIN:-}      # the tests pass the one `cargo test` built
-if [ -z "$SERVICE_BIN" ]; then cargo build -q -p roster-client --example service && SERVICE_BIN=target/debug/examples/service; fi
+if [ -z "$SERVICE_BIN" ]; then cargo build -q -p roster-client --features actix --example service && SERVICE_BIN=target/debug/examples/service; fi
 ORDERS_PORT=${ORDERS_PORT:-9101} BILLING_PORT=${BILLING_PORT:-9102}
 ORDERS="http://127.0.0.1:$ORDERS_PORT" BILLING="http://127.0.0.1:$BILLING_PORT"
 

@@ -12,7 +12,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use clap::Parser;
 use roster_client::actix::{Caller, RequireScope};
 use roster_client::{
-    Category, RegistryAgent, RevocationPolicy, SecretString, ServiceRegistration, TokenSource, Verifier, VerifierConfig,
+    Category, RegistryAgent, RevocationPolicy, SecretString, ServiceRegistration, TokenRequest, TokenSource, Verifier,
+    VerifierConfig,
 };
 
 #[derive(Parser)]
@@ -65,7 +66,10 @@ async fn relay(
             .json(serde_json::json!({"error": "not_found", "error_description": "no peer configured"}));
     };
     let url = format!("{}/hello", peer.base_url.trim_end_matches('/'));
-    match tokens.send(None, Some(&peer.name), || http.get(&url)).await {
+    match tokens
+        .send(&TokenRequest::new().resource(&peer.name), || http.get(&url))
+        .await
+    {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let body: serde_json::Value = resp.json().await.unwrap_or_default();
@@ -143,6 +147,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })),
             categories: vec![Category { name: "examples".into(), priority: 10 }],
             ttl: std::time::Duration::from_secs(30),
+            ..Default::default()
         },
     )
     .start()

@@ -11,7 +11,7 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use roster_client::{Clock, RevocationPolicy, SecretString, TokenSource, Verifier, VerifierConfig};
+use roster_client::{Clock, RevocationPolicy, SecretString, TokenRequest, TokenSource, Verifier, VerifierConfig};
 use serde_json::{Value, json};
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
@@ -86,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         let secret = created["client_secret"].as_str().ok_or("no secret")?.to_string();
         let tokens = TokenSource::discover(&issuer, "bench", SecretString::from(secret.clone())).await?;
-        let token = tokens.token(None, Some("bench")).await?;
+        let token = tokens.token(&TokenRequest::new().resource("bench")).await?;
         let verifier = Verifier::discover(VerifierConfig::new(&issuer, "bench")).await?;
         let plain = time_verify(&verifier, token.secret(), n).await?;
 

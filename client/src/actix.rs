@@ -47,21 +47,6 @@ impl ResponseError for Rejection {
     }
 }
 
-/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1).
-fn bearer(req: &HttpRequest) -> Result<String, VerifyError> {
-    let value = req
-        .headers()
-        .get(AUTHORIZATION)
-        .ok_or(VerifyError::Missing)?
-        .to_str()
-        .map_err(|_| VerifyError::Invalid("malformed header"))?;
-    let (scheme, token) = value.split_once(' ').ok_or(VerifyError::Invalid("malformed header"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(VerifyError::Missing);
-    }
-    Ok(token.trim().to_string())
-}
-
 /// Verify the request's caller once; later extractions reuse the answer.
 async fn caller_of(req: HttpRequest) -> Result<Claims, VerifyError> {
     if let Some(c) = req.extensions().get::<Claims>() {
@@ -71,8 +56,8 @@ async fn caller_of(req: HttpRequest) -> Result<Claims, VerifyError> {
         .app_data::<web::Data<Verifier>>()
         .map(|v| v.get_ref().clone())
         .ok_or(VerifyError::Unavailable("no Verifier in the app data"))?;
-    let token = bearer(&req)?;
-    let claims = verifier.verify(&token).await?;
+    let token = crate::error::bearer_token(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes))?;
+    let claims = verifier.verify(token).await?;
     req.extensions_mut().insert(claims.clone());
     Ok(claims)
 }

@@ -17,15 +17,38 @@ pub struct Metadata {
 /// Why discovery failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
+    /// The metadata URL could not be fetched.
     #[error("cannot reach {url}: {source}")]
-    Unreachable { url: String, source: reqwest::Error },
+    Unreachable {
+        /// The metadata URL.
+        url: String,
+        /// What failed.
+        source: reqwest::Error,
+    },
+    /// It answered with an error status.
     #[error("{url} answered {status}")]
-    Status { url: String, status: u16 },
+    Status {
+        /// The metadata URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The answer is not RFC 8414 metadata.
     #[error("{url} is not authorization server metadata: {source}")]
-    Malformed { url: String, source: reqwest::Error },
+    Malformed {
+        /// The metadata URL.
+        url: String,
+        /// What is wrong with it.
+        source: reqwest::Error,
+    },
     /// RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
     #[error("the metadata names the issuer {found}, not {expected}")]
-    IssuerMismatch { expected: String, found: String },
+    IssuerMismatch {
+        /// The issuer asked for.
+        expected: String,
+        /// The issuer the metadata names.
+        found: String,
+    },
 }
 
 impl Metadata {

@@ -1,5 +1,18 @@
 //! [`VerifyError`]: why a caller is refused, as RFC 6750 §3 answers it.
 
+use roster_proto::bearer::{self, Challenge, INVALID_TOKEN_DESCRIPTION};
+
+/// The token of a request's `Authorization` header (its raw bytes; `None`
+/// without one), read as Roster reads it ([`roster_proto::bearer::token`]):
+/// no header or another scheme is [`VerifyError::Missing`], a malformed
+/// Bearer header [`VerifyError::Invalid`].
+pub fn bearer_token(authorization: Option<&[u8]>) -> Result<&str, VerifyError> {
+    bearer::token(authorization).map_err(|c| match c {
+        Challenge::Missing => VerifyError::Missing,
+        _ => VerifyError::Invalid("malformed Authorization header"),
+    })
+}
+
 /// Why a request's access token was not accepted. Each maps to one RFC 6750
 /// answer: [`VerifyError::status`] and [`VerifyError::www_authenticate`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,19 +45,20 @@ impl VerifyError {
         }
     }
 
-    /// The `WWW-Authenticate` challenge (RFC 6750 §3), if the answer has one.
-    pub fn www_authenticate(&self) -> Option<String> {
+    /// The RFC 6750 §3 challenge of the answer, if it has one (the same
+    /// challenge Roster itself sends: [`roster_proto::bearer::Challenge`]).
+    pub fn challenge(&self) -> Option<Challenge> {
         match self {
-            Self::Missing => Some(r#"Bearer realm="roster""#.into()),
-            Self::Invalid(_) => Some(
-                r#"Bearer realm="roster", error="invalid_token", error_description="the access token is invalid, expired or revoked""#
-                    .into(),
-            ),
-            Self::InsufficientScope(scope) => Some(format!(
-                r#"Bearer realm="roster", error="insufficient_scope", scope="{scope}""#
-            )),
+            Self::Missing => Some(Challenge::Missing),
+            Self::Invalid(_) => Some(Challenge::InvalidToken),
+            Self::InsufficientScope(scope) => Some(Challenge::InsufficientScope(scope.clone())),
             Self::Unavailable(_) => None,
         }
+    }
+
+    /// The `WWW-Authenticate` header value (RFC 6750 §3), if the answer has one.
+    pub fn www_authenticate(&self) -> Option<String> {
+        self.challenge().map(|c| c.www_authenticate())
     }
 
     /// The JSON body's `error` code.
@@ -61,7 +75,7 @@ impl VerifyError {
     pub fn description(&self) -> String {
         match self {
             Self::Missing => "a Bearer token is required".into(),
-            Self::Invalid(_) => "the access token is invalid, expired or revoked".into(),
+            Self::Invalid(_) => INVALID_TOKEN_DESCRIPTION.into(),
             Self::InsufficientScope(s) => format!("this needs the scope {s}"),
             Self::Unavailable(_) => "tokens cannot be verified now; try again shortly".into(),
         }
@@ -100,6 +114,13 @@ mod tests {
                 (503, None, "temporarily_unavailable"),
             ]
         );
+        assert_eq!(bearer_token(Some(b"Basic dXNlcjpwYXNz")), Err(VerifyError::Missing));
+        assert_eq!(bearer_token(None), Err(VerifyError::Missing));
+        assert_eq!(
+            bearer_token(Some(b"Bearer")),
+            Err(VerifyError::Invalid("malformed Authorization header"))
+        );
+        assert_eq!(bearer_token(Some(b"bearer abc")), Ok("abc"));
         assert!(
             !VerifyError::Invalid("bad signature")
                 .description()

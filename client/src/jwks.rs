@@ -35,18 +35,56 @@ pub fn max_age(cache_control: Option<&str>) -> Duration {
     Duration::seconds(secs.clamp(MIN_MAX_AGE, MAX_MAX_AGE))
 }
 
+/// Why Roster's keys could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    /// The JWKS could not be fetched.
+    #[error("cannot fetch the JWKS at {uri}: {reason}")]
+    Unreachable {
+        /// The `jwks_uri`.
+        uri: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The JWKS answered with an error status.
+    #[error("the JWKS at {uri} answered {status}")]
+    Status {
+        /// The `jwks_uri`.
+        uri: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The answer is not a JWK set (RFC 7517 §5).
+    #[error("the JWKS at {uri} is malformed: {reason}")]
+    Malformed {
+        /// The `jwks_uri`.
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
 /// Fetch the JWKS at `uri`, keeping only signing keys with an accepted `alg`.
-pub async fn fetch(http: &reqwest::Client, uri: &str, now: DateTime<Utc>) -> Result<KeySet, String> {
-    let resp = http.get(uri).send().await.map_err(|e| e.to_string())?;
+pub async fn fetch(http: &reqwest::Client, uri: &str, now: DateTime<Utc>) -> Result<KeySet, KeysError> {
+    let resp = http.get(uri).send().await.map_err(|e| KeysError::Unreachable {
+        uri: uri.to_string(),
+        reason: e.to_string(),
+    })?;
     if !resp.status().is_success() {
-        return Err(format!("{uri} answered {}", resp.status()));
+        return Err(KeysError::Status {
+            uri: uri.to_string(),
+            status: resp.status().as_u16(),
+        });
     }
     let age = max_age(
         resp.headers()
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok()),
     );
-    let set: JwkSet = resp.json().await.map_err(|e| e.to_string())?;
+    let set: JwkSet = resp.json().await.map_err(|e| KeysError::Malformed {
+        uri: uri.to_string(),
+        reason: e.to_string(),
+    })?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), jwk.common.key_algorithm) else {

@@ -32,13 +32,17 @@ mod verify;
 
 pub use backoff::Backoff;
 pub use clock::Clock;
+pub use discovery::DiscoveryError;
 pub use discovery::Metadata;
-pub use error::VerifyError;
+pub use error::{VerifyError, bearer_token};
+pub use jwks::KeysError;
 pub use registry::{AgentCounts, AgentHandle, Category, RegistryAgent, RegistryError, ServiceRegistration};
 pub use revocation::{FailMode, RevocationPolicy};
+/// The wire contract shared with the server.
+pub use roster_proto as proto;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use token::{AccessToken, TokenError, TokenSource};
-pub use verify::{Claims, Verifier, VerifierConfig};
+pub use token::{AccessToken, TokenError, TokenRequest, TokenSource};
+pub use verify::{Claims, FeedError, SetupError, Verifier, VerifierConfig};
 
 /// The HTTP client every part uses: no redirects (a token endpoint or a JWKS
 /// that redirects is refused rather than followed, RFC 6749 §3.1), bounded

@@ -5,20 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use roster_proto::registration::{CategoryAssignment, Registration};
 use tokio::sync::watch;
 
 use crate::backoff::Backoff;
-use crate::token::{TokenError, TokenSource};
+use crate::token::{TokenError, TokenRequest, TokenSource};
 
-/// A category membership; higher priority comes first.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Category {
-    /// The category's name, e.g. `application`.
-    pub name: String,
-    /// Higher comes first among the category's services.
-    pub priority: i32,
-}
+/// A category membership; higher priority comes first (the wire type,
+/// [`roster_proto::registration::CategoryAssignment`]).
+pub type Category = CategoryAssignment;
 
 /// What the service tells Roster about itself.
 #[derive(Debug, Clone)]
@@ -41,19 +38,55 @@ pub struct ServiceRegistration {
     pub categories: Vec<Category>,
     /// The lease: without a heartbeat for this long the service is down.
     pub ttl: Duration,
+    /// Registered and checked, but left out of category answers (a replica
+    /// on its way out).
+    pub draining: bool,
+    /// Failed health checks in a row before this instance is down (Roster's
+    /// default when `None`).
+    pub failures_before_down: Option<u32>,
+    /// Passed health checks in a row before it is up again.
+    pub passes_before_up: Option<u32>,
+    /// The service's free-form labels (replacing those it had); `None`
+    /// keeps them.
+    pub meta: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    base_url: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    modules_url: Option<&'a str>,
-    categories: &'a [Category],
-    ttl_seconds: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
+impl Default for ServiceRegistration {
+    /// No URL yet, one instance, a 30-second lease, Roster's thresholds.
+    fn default() -> Self {
+        Self {
+            instance: None,
+            description: None,
+            base_url: String::new(),
+            health_url: None,
+            modules_url: None,
+            manifest: None,
+            categories: Vec::new(),
+            ttl: Duration::from_secs(30),
+            draining: false,
+            failures_before_down: None,
+            passes_before_up: None,
+            meta: None,
+        }
+    }
+}
+
+impl ServiceRegistration {
+    /// The body Roster reads (the wire contract).
+    pub fn body(&self) -> Registration {
+        Registration {
+            base_url: self.base_url.clone(),
+            health_url: self.health_url.clone(),
+            modules_url: self.modules_url.clone(),
+            categories: Some(self.categories.clone()),
+            ttl_seconds: Some(i64::try_from(self.ttl.as_secs().max(1)).unwrap_or(i64::MAX)),
+            draining: self.draining,
+            failures_before_down: self.failures_before_down.map(i64::from),
+            passes_before_up: self.passes_before_up.map(i64::from),
+            description: self.description.clone(),
+            meta: self.meta.clone(),
+        }
+    }
 }
 
 /// Why a registry call failed.
@@ -141,7 +174,7 @@ impl RegistryAgent {
         let url = self.url(what);
         let resp = self
             .tokens
-            .send(None, None, || {
+            .send(&TokenRequest::new(), || {
                 let req = self.http.request(method.clone(), &url);
                 match &body {
                     Some(b) => req.json(b),
@@ -160,15 +193,7 @@ impl RegistryAgent {
     /// Register once (and push the manifest, if any).
     pub async fn register(&self) -> Result<(), RegistryError> {
         let r = &self.registration;
-        let body = serde_json::to_value(Body {
-            base_url: &r.base_url,
-            health_url: r.health_url.as_deref(),
-            modules_url: r.modules_url.as_deref(),
-            categories: &r.categories,
-            ttl_seconds: r.ttl.as_secs().max(1),
-            description: r.description.as_deref(),
-        })
-        .unwrap_or_default();
+        let body = serde_json::to_value(r.body()).unwrap_or_default();
         if self.call(reqwest::Method::PUT, &self.instance(""), Some(body)).await? == 404 {
             return Err(RegistryError::Status {
                 status: 404,
@@ -242,6 +267,7 @@ impl AgentHandle {
         *self.counts.borrow()
     }
 
+    #[cfg(feature = "testing")]
     /// Resolve once `pred` holds for the counts.
     pub async fn until(&self, pred: impl Fn(&AgentCounts) -> bool) -> AgentCounts {
         let mut rx = self.counts.clone();

@@ -2,6 +2,7 @@
 //! `oauth2` crate, cached per (scope, resource) with single-flight renewal
 //! and bounded back-off.
 
+use roster_proto::error::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -45,6 +46,39 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
+/// What a token is asked for: its scopes and the service it is for. The
+/// default asks for everything the service holds, for Roster itself.
+///
+/// ```
+/// # use roster_client::TokenRequest;
+/// let for_billing = TokenRequest::new().scope("invoices:read").resource("billing");
+/// # let _ = for_billing;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TokenRequest {
+    scope: Option<String>,
+    resource: Option<String>,
+}
+
+impl TokenRequest {
+    /// Everything the service holds, for Roster itself.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only these scopes (space-separated), RFC 6749 §3.3.
+    pub fn scope(mut self, scope: &str) -> Self {
+        self.scope = Some(scope.to_string());
+        self
+    }
+
+    /// For this service (its name), RFC 8707 §2: the token's audience.
+    pub fn resource(mut self, resource: &str) -> Self {
+        self.resource = Some(resource.to_string());
+        self
+    }
+}
+
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
@@ -72,6 +106,16 @@ pub enum TokenError {
     /// The request could not be sent at all.
     #[error("request failed: {0}")]
     Request(String),
+}
+
+impl TokenError {
+    /// The RFC 6749 §5.2 code of a refusal, when it is one Roster defines.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Refused { error, .. } => ErrorCode::from_name(error),
+            _ => None,
+        }
+    }
 }
 
 type Oauth = BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -195,11 +239,11 @@ impl TokenSource {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
-    fn slot(&self, scope: Option<&str>, resource: Option<&str>) -> Arc<Slot> {
-        let mut scopes: Vec<&str> = scope.unwrap_or("").split_whitespace().collect();
+    fn slot(&self, req: &TokenRequest) -> Arc<Slot> {
+        let mut scopes: Vec<&str> = req.scope.as_deref().unwrap_or("").split_whitespace().collect();
         scopes.sort_unstable();
         scopes.dedup();
-        let key = (scopes.join(" "), resource.unwrap_or("").to_string());
+        let key = (scopes.join(" "), req.resource.clone().unwrap_or_default());
         let mut slots = match self.inner.slots.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -207,16 +251,15 @@ impl TokenSource {
         slots.entry(key).or_default().clone()
     }
 
-    /// A token for `scope` (space-separated; `None`: everything the service
-    /// holds) and `resource` (RFC 8707: the service it is for; `None`: Roster
-    /// itself).
+    /// A token as `req` asks ([`TokenRequest::new`]: everything the service
+    /// holds, for Roster itself).
     ///
     /// From the cache until 80 % of its lifetime has passed; then one caller
     /// renews while the others wait for that one answer (or keep using the
     /// still-valid token). While Roster is down, attempts back off
     /// exponentially and the cached token is served for as long as it is valid.
-    pub async fn token(&self, scope: Option<&str>, resource: Option<&str>) -> Result<AccessToken, TokenError> {
-        let slot = self.slot(scope, resource);
+    pub async fn token(&self, req: &TokenRequest) -> Result<AccessToken, TokenError> {
+        let slot = self.slot(req);
         if let Some(t) = slot.fresh(self.inner.clock.now()) {
             return Ok(t);
         }
@@ -245,7 +288,7 @@ impl TokenSource {
                 })),
             };
         }
-        match self.request(scope, resource).await {
+        match self.request(req).await {
             Ok((secret, lifetime)) => {
                 let now = self.inner.clock.now();
                 let renew_in =
@@ -281,27 +324,26 @@ impl TokenSource {
         }
     }
 
-    /// Forget `token` if it is the one cached for (scope, resource): a call
+    /// Forget `token` if it is the one cached for `req`: a call
     /// answered 401 `invalid_token` (revoked, or the principal changed), so
     /// the next [`TokenSource::token`] asks Roster at once.
-    pub fn invalidate(&self, scope: Option<&str>, resource: Option<&str>, token: &AccessToken) {
-        let slot = self.slot(scope, resource);
+    pub fn invalidate(&self, req: &TokenRequest, token: &AccessToken) {
+        let slot = self.slot(req);
         let same = slot.read(|c| Arc::ptr_eq(&c.token.secret, &token.secret).then(|| c.token.clone()));
         if same.is_some() {
             slot.store(None);
         }
     }
 
-    /// Send a request with a token for (scope, resource) as its Bearer. If
+    /// Send a request with a token for `req` as its Bearer. If
     /// the answer is 401 `invalid_token` (RFC 6750 §3.1), the token is
     /// forgotten and the request sent once more with a new one.
     pub async fn send(
         &self,
-        scope: Option<&str>,
-        resource: Option<&str>,
+        req: &TokenRequest,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, TokenError> {
-        let token = self.token(scope, resource).await?;
+        let token = self.token(req).await?;
         let resp = build()
             .bearer_auth(token.secret())
             .send()
@@ -310,8 +352,8 @@ impl TokenSource {
         if !is_invalid_token(&resp) {
             return Ok(resp);
         }
-        self.invalidate(scope, resource, &token);
-        let token = self.token(scope, resource).await?;
+        self.invalidate(req, &token);
+        let token = self.token(req).await?;
         build()
             .bearer_auth(token.secret())
             .send()
@@ -320,18 +362,14 @@ impl TokenSource {
     }
 
     /// One client-credentials request: the token and its lifetime.
-    async fn request(
-        &self,
-        scope: Option<&str>,
-        resource: Option<&str>,
-    ) -> Result<(SecretString, Duration), TokenError> {
+    async fn request(&self, asked: &TokenRequest) -> Result<(SecretString, Duration), TokenError> {
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
         let mut req = self.inner.oauth.exchange_client_credentials();
-        if let Some(scope) = scope {
+        if let Some(scope) = &asked.scope {
             req = req.add_scopes(scope.split_whitespace().map(|s| Scope::new(s.to_string())));
         }
-        if let Some(resource) = resource {
-            req = req.add_extra_param("resource", resource.to_string());
+        if let Some(resource) = &asked.resource {
+            req = req.add_extra_param("resource", resource.clone());
         }
         match req.request_async(&self.inner.http).await {
             Ok(resp) => {

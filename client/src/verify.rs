@@ -5,15 +5,15 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::discovery::Metadata;
+use crate::discovery::{DiscoveryError, Metadata};
 use crate::error::VerifyError;
-use crate::jwks::{self, KeySet};
+use crate::jwks::{self, KeySet, KeysError};
 use crate::revocation::{FeedPage, RevocationPolicy, RevocationState, Verdict};
-use crate::token::TokenSource;
+use crate::token::{TokenError, TokenRequest, TokenSource};
+use roster_proto::claims::{AccessTokenClaims, is_access_token_typ};
 
 /// Who is calling: the claims of a verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,21 +84,29 @@ impl VerifierConfig {
     }
 }
 
-/// The registered claims Roster puts in an access token (RFC 9068 §2.2).
-#[derive(Deserialize)]
-struct RawClaims {
-    sub: String,
-    exp: i64,
-    iat: i64,
-    nbf: Option<i64>,
-    jti: String,
-    client_id: String,
-    #[serde(default)]
-    scope: String,
-    #[serde(default)]
-    principal_kind: String,
-    #[serde(default)]
-    name: String,
+/// Why a [`Verifier`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The issuer's metadata could not be read (RFC 8414).
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The issuer's keys could not be read.
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+}
+
+/// Why the revocation feed could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FeedError {
+    /// No token to read it with, or the request could not be sent.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Roster answered with an error status.
+    #[error("the revocation feed answered {0}")]
+    Status(u16),
+    /// The answer is not a feed page.
+    #[error("the revocation feed answered garbage: {0}")]
+    Malformed(String),
 }
 
 struct Following {
@@ -137,11 +145,9 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// Discover the JWKS from the issuer (RFC 8414) and fetch it once.
-    pub async fn discover(config: VerifierConfig) -> Result<Self, String> {
+    pub async fn discover(config: VerifierConfig) -> Result<Self, SetupError> {
         let http = crate::http_client(std::time::Duration::from_secs(10));
-        let meta = Metadata::discover(&http, &config.issuer)
-            .await
-            .map_err(|e| e.to_string())?;
+        let meta = Metadata::discover(&http, &config.issuer).await?;
         let now = config.clock.now();
         let keys = jwks::fetch(&http, &meta.jwks_uri, now).await?;
         Ok(Self {
@@ -227,8 +233,7 @@ impl Verifier {
     /// with the leeway), then the revocation feed if followed.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid("malformed"))?;
-        let typ = header.typ.as_deref().map(str::to_ascii_lowercase);
-        if !matches!(typ.as_deref(), Some("at+jwt") | Some("application/at+jwt")) {
+        if !header.typ.as_deref().is_some_and(is_access_token_typ) {
             return Err(VerifyError::Invalid("not an access token (typ)"));
         }
         if !jwks::ACCEPTED.contains(&header.alg) {
@@ -247,7 +252,7 @@ impl Verifier {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<RawClaims>(token, &key, &validation).map_err(|e| {
+        let data = jsonwebtoken::decode::<AccessTokenClaims>(token, &key, &validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             VerifyError::Invalid(match e.kind() {
                 ErrorKind::InvalidSignature => "bad signature",
@@ -312,7 +317,7 @@ impl Verifier {
     /// If the feed has not answered for [`RevocationPolicy::max_staleness`],
     /// tokens are refused with 503 ([`crate::FailMode::Closed`], the default)
     /// or accepted on signature alone ([`crate::FailMode::Open`]).
-    pub async fn follow_revocations(&self, tokens: TokenSource, policy: RevocationPolicy) -> Result<(), String> {
+    pub async fn follow_revocations(&self, tokens: TokenSource, policy: RevocationPolicy) -> Result<(), FeedError> {
         let url = format!("{}/api/v1/revocations", self.inner.config.issuer);
         let http = crate::http_client(policy.wait + std::time::Duration::from_secs(15));
         let first = poll(&tokens, &http, &url, None, policy.wait).await?;
@@ -340,11 +345,13 @@ impl Verifier {
         self.following().map_or(0, |f| *f.index.borrow())
     }
 
+    #[cfg(feature = "testing")]
     /// Complete reads of the feed from the start so far.
     pub fn revocation_resyncs(&self) -> u64 {
         self.following().map_or(0, |f| *f.resyncs.borrow())
     }
 
+    #[cfg(feature = "testing")]
     /// Resolve once the verifier has read the whole feed again from the
     /// start `count` times ([`RevocationPolicy::resync_every`]).
     pub async fn revocations_resynced(&self, count: u64) {
@@ -354,6 +361,7 @@ impl Verifier {
         }
     }
 
+    #[cfg(feature = "testing")]
     /// Resolve once the verifier has applied the feed up to `index`.
     pub async fn revocations_applied(&self, index: i64) {
         if let Some(f) = self.following() {
@@ -370,7 +378,7 @@ async fn poll(
     url: &str,
     index: Option<i64>,
     wait: std::time::Duration,
-) -> Result<FeedPage, String> {
+) -> Result<FeedPage, FeedError> {
     let query: Vec<(&str, String)> = match index {
         Some(i) => vec![
             ("index", i.to_string()),
@@ -379,13 +387,14 @@ async fn poll(
         None => vec![],
     };
     let resp = tokens
-        .send(None, None, || http.get(url).query(&query))
-        .await
-        .map_err(|e| e.to_string())?;
+        .send(&TokenRequest::new(), || http.get(url).query(&query))
+        .await?;
     if !resp.status().is_success() {
-        return Err(format!("the revocation feed answered {}", resp.status()));
+        return Err(FeedError::Status(resp.status().as_u16()));
     }
-    resp.json::<FeedPage>().await.map_err(|e| e.to_string())
+    resp.json::<FeedPage>()
+        .await
+        .map_err(|e| FeedError::Malformed(e.to_string()))
 }
 
 /// The whole feed from the start, page by page, as a fresh state.
@@ -394,7 +403,7 @@ async fn read_all(
     http: &reqwest::Client,
     url: &str,
     clock: &crate::clock::Clock,
-) -> Result<RevocationState, String> {
+) -> Result<RevocationState, FeedError> {
     let mut state = RevocationState::default();
     let mut page = poll(tokens, http, url, None, std::time::Duration::ZERO).await?;
     loop {

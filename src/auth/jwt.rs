@@ -2,36 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Header, Validation};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::keys::KeySnapshot;
 
-/// RFC 9068 §2.1: the `typ` header of a JWT access token.
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-
-/// The claims of a Roster access token (RFC 9068 §2.2 plus `principal_kind` and `name`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessTokenClaims {
-    pub iss: String,
-    /// The principal's UUID.
-    pub sub: String,
-    pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub nbf: i64,
-    pub jti: String,
-    pub client_id: String,
-    /// Space-separated scopes (RFC 8693 §4.2).
-    pub scope: String,
-    pub principal_kind: String,
-    pub name: String,
-}
-
-impl AccessTokenClaims {
-    pub fn scopes(&self) -> Vec<String> {
-        self.scope.split_whitespace().map(str::to_string).collect()
-    }
-}
+pub use roster_proto::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignError {
@@ -133,7 +108,7 @@ pub fn verify(
     if claims.exp <= t {
         return Err(VerifyError::Expired);
     }
-    if claims.nbf > t + 60 {
+    if claims.nbf.unwrap_or(claims.iat) > t + 60 {
         return Err(VerifyError::NotYetValid);
     }
     Ok(claims)

@@ -9,6 +9,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 
+use roster_proto::bearer::{self, Challenge};
+
 use crate::auth::access::{self, ADMIN_SCOPE, AccessError, Caller};
 use crate::error::{ErrorBody, RETRY_AFTER_SECS};
 use crate::state::AppState;
@@ -51,23 +53,18 @@ impl ResponseError for BearerError {
 
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status_code());
+        let challenge = |c: Challenge| (WWW_AUTHENTICATE, c.www_authenticate());
         let code = match self {
             Self::Missing => {
-                resp.insert_header((WWW_AUTHENTICATE, r#"Bearer realm="roster""#));
+                resp.insert_header(challenge(Challenge::Missing));
                 "unauthorized"
             }
             Self::InvalidToken => {
-                resp.insert_header((
-                    WWW_AUTHENTICATE,
-                    r#"Bearer realm="roster", error="invalid_token", error_description="the access token is invalid, expired or revoked""#,
-                ));
+                resp.insert_header(challenge(Challenge::InvalidToken));
                 "invalid_token"
             }
             Self::InsufficientScope(scope) => {
-                resp.insert_header((
-                    WWW_AUTHENTICATE,
-                    format!(r#"Bearer realm="roster", error="insufficient_scope", scope="{scope}""#),
-                ));
+                resp.insert_header(challenge(Challenge::InsufficientScope(scope.to_string())));
                 "forbidden"
             }
             Self::Unavailable(_) => {
@@ -123,18 +120,15 @@ pub fn remote(req: &HttpRequest) -> Option<String> {
     Some(client_address(peer, xff, &trusted).to_string())
 }
 
-/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1);
-/// `Ok(None)` when there is no such header.
+/// The token of an `Authorization: Bearer` header, read as
+/// [`roster_proto::bearer::token`] reads it; `Ok(None)` when the request
+/// carries no Bearer credentials (no header, or another scheme: RFC 6750 §3.1).
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<String>, BearerError> {
-    let Some(header) = req.headers().get(AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = header.to_str().map_err(|_| BearerError::InvalidToken)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(BearerError::InvalidToken)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(BearerError::InvalidToken);
+    match bearer::token(req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())) {
+        Ok(token) => Ok(Some(token.to_string())),
+        Err(Challenge::Missing) => Ok(None),
+        Err(_) => Err(BearerError::InvalidToken),
     }
-    Ok(Some(token.trim().to_string()))
 }
 
 fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, BearerError> {

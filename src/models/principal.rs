@@ -77,13 +77,7 @@ impl Principal {
     }
 }
 
-/// A category membership of a service, with its priority (higher wins).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CategoryAssignment {
-    pub name: String,
-    #[serde(default)]
-    pub priority: i32,
-}
+pub use roster_proto::registration::CategoryAssignment;
 
 // ---- queries --------------------------------------------------------------
 

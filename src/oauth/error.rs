@@ -5,48 +5,10 @@
 //! be told, and a storage or internal failure (Kanidm's
 //! `Oauth2Error::ServerError` shape), so that `?` works on both.
 
-use serde::Serialize;
-
 use crate::db::{Fault, HasFault, PoolError};
 use crate::error::Error;
 
-/// The `error` codes of RFC 6749 §5.2, plus `invalid_target` (RFC 8707 §2)
-/// and the two codes of §4.1.2.1 that fit a token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    InvalidScope,
-    InvalidTarget,
-    UnsupportedTokenType,
-    ServerError,
-    TemporarilyUnavailable,
-    /// RFC 8628 §3.5's code, for a client that must slow down.
-    SlowDown,
-}
-
-impl ErrorCode {
-    /// The code as it goes on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidTarget => "invalid_target",
-            Self::UnsupportedTokenType => "unsupported_token_type",
-            Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-            Self::SlowDown => "slow_down",
-        }
-    }
-}
+pub use roster_proto::error::ErrorCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {

@@ -93,7 +93,7 @@ fn claims(
         aud,
         exp: iat + cfg.access_ttl.num_seconds(),
         iat,
-        nbf: iat,
+        nbf: Some(iat),
         jti,
         client_id: client_id.to_string(),
         scope: scopes.join(" "),
@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(c.iss, "https://id.example");
         assert_eq!(c.scope, "x");
         assert_eq!(c.iat, now().timestamp());
-        assert_eq!(c.nbf, c.iat);
+        assert_eq!(c.nbf, Some(c.iat));
         assert_eq!(c.exp, c.iat + 300);
         assert_eq!(c.jti, "j1");
         assert_eq!(g.refresh_expires_at, None);
@@ -339,7 +339,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(g.claims.iat, now().timestamp() + 1);
-        assert_eq!(g.claims.nbf, g.claims.iat);
+        assert_eq!(g.claims.nbf, Some(g.claims.iat));
         assert_eq!(g.claims.exp, g.claims.iat + 300);
         assert!(!svc.killed_token(g.claims.iat));
         assert!(

@@ -74,7 +74,7 @@ fn access_token_state(conn: &mut DbConnection, claims: AccessTokenClaims) -> Res
         username: p.name,
         exp: claims.exp,
         iat: claims.iat,
-        nbf: Some(claims.nbf),
+        nbf: claims.nbf,
         iss: claims.iss,
         aud: Some(claims.aud),
         jti: Some(claims.jti),

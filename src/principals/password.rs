@@ -125,7 +125,7 @@ mod tests {
                 aud: "i".into(),
                 exp: 0,
                 iat: 0,
-                nbf: 0,
+                nbf: Some(0),
                 jti: "j".into(),
                 client_id: id.into(),
                 scope: scope.into(),

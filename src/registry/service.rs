@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::damping::{self, MAX_THRESHOLD, MIN_THRESHOLD, Thresholds};
@@ -30,27 +30,10 @@ pub const MAX_META_VALUE_CHARS: usize = 256;
 /// Transitions shown on a service.
 pub const SHOWN_TRANSITIONS: i64 = 10;
 
-/// `PUT /api/v1/services/{name}/instances/{id}`, and the single-instance
-/// `PUT /api/v1/services/{name}/registration` (the instance `default`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Registration {
-    pub base_url: String,
-    pub health_url: Option<String>,
-    pub modules_url: Option<String>,
-    /// Replaces the service's categories; omitted, they stay as they are.
-    pub categories: Option<Vec<CategoryAssignment>>,
-    pub ttl_seconds: Option<i64>,
-    /// Keep the instance registered and checked, but out of category answers.
-    #[serde(default)]
-    pub draining: bool,
-    pub failures_before_down: Option<i64>,
-    pub passes_before_up: Option<i64>,
-    /// The service's; omitted, it stays as it is.
-    pub description: Option<String>,
-    /// The service's; omitted, it stays as it is.
-    pub meta: Option<BTreeMap<String, String>>,
-}
+/// The body of `PUT /api/v1/services/{name}/instances/{id}` and of the
+/// single-instance `PUT /api/v1/services/{name}/registration` (the instance
+/// `default`): the wire contract shared with `roster-client`.
+pub use roster_proto::registration::Registration;
 
 /// A registration with its URLs checked and resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, Utc};
 use roster_client::{
     Backoff, Category, Clock, RegistryAgent, RevocationPolicy, SecretString, ServiceRegistration, TokenError,
-    TokenSource, Verifier, VerifierConfig, VerifyError,
+    TokenRequest, TokenSource, Verifier, VerifierConfig, VerifyError,
 };
 use serde_json::{Value, json};
 
@@ -256,7 +256,7 @@ async fn a_hundred_callers_cause_one_token_request(backend: Backend) {
     let callers: Vec<_> = (0..100)
         .map(|_| {
             let t = tokens.clone();
-            tokio::spawn(async move { t.token(None, None).await.unwrap() })
+            tokio::spawn(async move { t.token(&TokenRequest::new()).await.unwrap() })
         })
         .collect();
     let mut seen = std::collections::HashSet::new();
@@ -266,8 +266,8 @@ async fn a_hundred_callers_cause_one_token_request(backend: Backend) {
     assert_eq!(seen.len(), 1, "every caller got the one token");
     assert_eq!(tokens.requests_sent(), 1);
     // Another (scope, resource) is another token; the same one again is cached.
-    tokens.token(Some("orders:read"), None).await.unwrap();
-    tokens.token(Some("orders:read"), None).await.unwrap();
+    tokens.token(&TokenRequest::new().scope("orders:read")).await.unwrap();
+    tokens.token(&TokenRequest::new().scope("orders:read")).await.unwrap();
     assert_eq!(tokens.requests_sent(), 2);
     // Roster counted the same: its record of the secret's uses.
     roster.stop();
@@ -282,20 +282,20 @@ async fn tokens_renew_at_80_percent_and_after_invalid_token(backend: Backend) {
     let (_, secret) = roster.service("orders", &[]).await;
     let clock = Clock::manual(Utc::now());
     let tokens = roster.tokens("orders", &secret, clock.clone()).await;
-    let first = tokens.token(None, None).await.unwrap();
+    let first = tokens.token(&TokenRequest::new()).await.unwrap();
     assert!(
         !format!("{first:?}").contains(first.secret()),
         "Debug redacts the token"
     );
     clock.advance(Duration::seconds(47));
     assert_eq!(
-        tokens.token(None, None).await.unwrap().secret(),
+        tokens.token(&TokenRequest::new()).await.unwrap().secret(),
         first.secret(),
         "before 80 %: cached"
     );
     assert_eq!(tokens.requests_sent(), 1);
     clock.advance(Duration::seconds(2));
-    let second = tokens.token(None, None).await.unwrap();
+    let second = tokens.token(&TokenRequest::new()).await.unwrap();
     assert_ne!(second.secret(), first.secret(), "past 80 % of 60 s: renewed");
     assert_eq!(tokens.requests_sent(), 2);
 
@@ -303,11 +303,14 @@ async fn tokens_renew_at_80_percent_and_after_invalid_token(backend: Backend) {
     roster.revoke("orders", &secret, second.secret()).await;
     let http = reqwest::Client::new();
     let me = format!("{}/api/v1/me", roster.issuer());
-    let resp = tokens.send(None, None, || http.get(&me)).await.unwrap();
+    let resp = tokens.send(&TokenRequest::new(), || http.get(&me)).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.unwrap()["name"], "orders");
     assert_eq!(tokens.requests_sent(), 3);
-    assert_ne!(tokens.token(None, None).await.unwrap().secret(), second.secret());
+    assert_ne!(
+        tokens.token(&TokenRequest::new()).await.unwrap().secret(),
+        second.secret()
+    );
 }
 
 async fn the_verifier_keeps_accepting_across_a_key_rotation(backend: Backend) {
@@ -481,7 +484,7 @@ async fn revocations_reach_the_verifier_through_the_feed(backend: Backend) {
         .follow_revocations(tokens.clone(), RevocationPolicy::default())
         .await
         .unwrap();
-    let own = tokens.token(None, None).await.unwrap();
+    let own = tokens.token(&TokenRequest::new()).await.unwrap();
 
     // A revoked token: refused once the feed brings it, timed.
     let t1 = roster.raw_token("billing", &caller_secret, Some("orders")).await;
@@ -554,6 +557,12 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
                 "pages": [{"code": "orders-home", "name": "Home", "module_link": "/orders/", "icon": "box", "menu_position": 10}]})),
             categories: vec![Category { name: "shop".into(), priority: 7 }],
             ttl: StdDuration::from_secs(1),
+            // What the client's body once lacked (the wire contract is now
+            // one type, roster_proto's): meta and the health thresholds.
+            meta: Some([("team".to_string(), "shop".to_string())].into()),
+            failures_before_down: Some(4),
+            passes_before_up: Some(2),
+            ..Default::default()
         },
     )
     .start()
@@ -562,7 +571,7 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
     let counts = within(agent.until(|c| c.heartbeats >= 2)).await;
     assert_eq!((counts.registrations, counts.failures), (1, 0));
     let http = reqwest::Client::new();
-    let token = tokens.token(None, None).await.unwrap();
+    let token = tokens.token(&TokenRequest::new()).await.unwrap();
     let service = |http: &reqwest::Client| {
         http.get(format!("{}/api/v1/services/orders", roster.issuer()))
             .bearer_auth(token.secret())
@@ -576,6 +585,10 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
             body["manifest"]["pages"][0]["code"].clone(),
             body["instances"][0]["id"].clone(),
             body["description"].clone(),
+            body["meta"].clone(),
+            body["instances"][0]["failures_before_down"].clone(),
+            body["instances"][0]["passes_before_up"].clone(),
+            body["instances"][0]["draining"].clone(),
         ),
         (
             json!("up"),
@@ -583,6 +596,10 @@ async fn the_agent_registers_heartbeats_and_leaves(backend: Backend) {
             json!("orders-home"),
             json!("orders-1"),
             json!("Takes orders"),
+            json!({"team": "shop"}),
+            json!(4),
+            json!(2),
+            json!(false),
         )
     );
     let modules: Value = http
@@ -707,32 +724,30 @@ async fn roster_stopped_then_restarted(backend: Backend) {
         "orders",
         tokens.clone(),
         ServiceRegistration {
-            instance: None,
-            description: None,
             base_url: "http://127.0.0.1:9/".into(),
-            health_url: None,
-            modules_url: None,
-            manifest: None,
-            categories: vec![],
             ttl: StdDuration::from_secs(1),
+            ..Default::default()
         },
     )
     .start()
     .await
     .unwrap();
-    let cached = tokens.token(None, None).await.unwrap();
+    let cached = tokens.token(&TokenRequest::new()).await.unwrap();
     let incoming = roster.raw_token("billing", &caller_secret, Some("orders")).await;
 
     roster.stop();
     // The cached token is still served; a new one cannot be had, and the
     // source backs off instead of asking again at once.
-    assert_eq!(tokens.token(None, None).await.unwrap().secret(), cached.secret());
+    assert_eq!(
+        tokens.token(&TokenRequest::new()).await.unwrap().secret(),
+        cached.secret()
+    );
     let sent = tokens.requests_sent();
-    match tokens.token(Some("other"), None).await {
+    match tokens.token(&TokenRequest::new().scope("other")).await {
         Err(TokenError::Unavailable { .. }) => {}
         other => panic!("expected Unavailable, got {other:?}"),
     }
-    match tokens.token(Some("other"), None).await {
+    match tokens.token(&TokenRequest::new().scope("other")).await {
         Err(TokenError::Unavailable { .. }) => {}
         other => panic!("expected Unavailable, got {other:?}"),
     }

@@ -1063,6 +1063,28 @@ async fn me_requires_a_live_bearer_token(backend: Backend) {
     let r = app.client.get(app.url("/api/v1/me")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    // RFC 6750 §3.1: credentials of another scheme are no Bearer credentials
+    // at all: the challenge carries no error code (as roster-client answers,
+    // both through roster_proto::bearer).
+    for other in ["Basic YWxpY2U6c2VjcmV0", "Token abc", "Negotiate"] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/me"))
+            .header("authorization", other)
+            .send()
+            .await
+            .unwrap();
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+        assert_eq!(
+            (r.status().as_u16(), challenge, r.json::<serde_json::Value>().await.unwrap()),
+            (
+                401,
+                r#"Bearer realm="roster""#.to_string(),
+                json!({"error": "unauthorized", "error_description": "a Bearer token is required"})
+            ),
+            "{other}"
+        );
+    }
     for bad in ["garbage", "a.b.c", &format!("{access}x")] {
         let r = app
             .client

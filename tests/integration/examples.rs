@@ -1,7 +1,7 @@
-//! The README's walkthroughs, run as a user would paste them: each
+//! The walkthroughs of the docs, run as a user would paste them: each
 //! `examples/*.sh` runs in a fresh directory, with `roster` on the PATH and
 //! nothing else from this environment, against its own server on a free port.
-//! The README shows these very files, so the two cannot drift.
+//! docs/getting-started.md shows these very files, so the two cannot drift.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -267,13 +267,24 @@ fn recovery_runs_as_written() {
     assert!(out.ends_with("admin\ndave\n"), "{out}");
 }
 
-/// Each example is in the README, verbatim, in the code block after its
-/// `<!-- example: examples/NAME.sh -->` marker; and every marker names a file.
+/// Each example is in the docs (README.md and docs/*.md), verbatim, in the
+/// code block after its `<!-- example: examples/NAME.sh -->` marker; and
+/// every marker names a file.
 #[test]
-fn the_readme_shows_the_examples_verbatim() {
-    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+fn the_docs_show_the_examples_verbatim() {
+    let mut pages = vec![Path::new(ROOT).join("README.md")];
+    pages.extend(
+        std::fs::read_dir(Path::new(ROOT).join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md")),
+    );
+    let text: String = pages
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap() + "\n")
+        .collect();
     let mut shown = Vec::new();
-    let mut lines = readme.lines();
+    let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let Some(file) = line.strip_prefix("<!-- example: ").and_then(|l| l.strip_suffix(" -->")) else {
             continue;
@@ -284,7 +295,7 @@ fn the_readme_shows_the_examples_verbatim() {
         assert_eq!(
             block.join("\n") + "\n",
             text,
-            "README's copy of {file} differs from the file"
+            "the docs' copy of {file} differs from the file"
         );
         shown.push(file.to_string());
     }
@@ -296,5 +307,5 @@ fn the_readme_shows_the_examples_verbatim() {
         .collect();
     files.sort();
     shown.sort();
-    assert_eq!(shown, files, "every example is in the README once");
+    assert_eq!(shown, files, "every example is in the docs once");
 }

@@ -1076,7 +1076,11 @@ async fn me_requires_a_live_bearer_token(backend: Backend) {
             .unwrap();
         let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
         assert_eq!(
-            (r.status().as_u16(), challenge, r.json::<serde_json::Value>().await.unwrap()),
+            (
+                r.status().as_u16(),
+                challenge,
+                r.json::<serde_json::Value>().await.unwrap()
+            ),
             (
                 401,
                 r#"Bearer realm="roster""#.to_string(),

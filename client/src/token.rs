@@ -411,3 +411,41 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal names its RFC 6749 §5.2 code as the shared enum; a code
+    /// Roster does not define, or another failure, names none.
+    #[test]
+    fn refusals_name_their_code() {
+        let refused = |error: &str| TokenError::Refused {
+            error: error.into(),
+            description: String::new(),
+        };
+        assert_eq!(refused("invalid_client").code(), Some(ErrorCode::InvalidClient));
+        assert_eq!(refused("invalid_scope").code(), Some(ErrorCode::InvalidScope));
+        assert_eq!(refused("access_denied").code(), None);
+        assert_eq!(TokenError::Request("refused".into()).code(), None);
+    }
+
+    /// The builder fills what it is given and nothing else.
+    #[test]
+    fn requests_say_what_they_ask_for() {
+        assert_eq!(
+            TokenRequest::new(),
+            TokenRequest {
+                scope: None,
+                resource: None
+            }
+        );
+        assert_eq!(
+            TokenRequest::new().scope("a b").resource("billing"),
+            TokenRequest {
+                scope: Some("a b".into()),
+                resource: Some("billing".into())
+            }
+        );
+    }
+}

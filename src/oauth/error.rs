@@ -91,28 +91,3 @@ impl HasFault for OAuthError {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_name_themselves_as_on_the_wire() {
-        use ErrorCode::*;
-        for code in [
-            InvalidRequest,
-            InvalidClient,
-            InvalidGrant,
-            UnauthorizedClient,
-            UnsupportedGrantType,
-            InvalidScope,
-            InvalidTarget,
-            UnsupportedTokenType,
-            ServerError,
-            TemporarilyUnavailable,
-            SlowDown,
-        ] {
-            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
-        }
-    }
-}

@@ -253,6 +253,15 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).unwrap()
     }
 
+    /// The usual issuing context of these tests: `cfg`, [`now`], jti `j`.
+    fn issued(cfg: &TokenConfig) -> Issued<'_> {
+        Issued {
+            cfg,
+            now: now(),
+            jti: "j".into(),
+        }
+    }
+
     fn cfg() -> TokenConfig {
         TokenConfig {
             issuer: "https://id.example".into(),
@@ -326,18 +335,7 @@ mod tests {
     fn a_token_issued_in_the_second_of_a_disable_is_dated_after_it() {
         let mut svc = principal("service", "billing", "active");
         svc.tokens_not_before = Some(to_db_time(now() + Duration::milliseconds(300)));
-        let g = client_credentials(
-            &svc,
-            &[],
-            None,
-            Audience::Roster,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap();
+        let g = client_credentials(&svc, &[], None, Audience::Roster, issued(&cfg())).unwrap();
         assert_eq!(g.claims.iat, now().timestamp() + 1);
         assert_eq!(g.claims.nbf, Some(g.claims.iat));
         assert_eq!(g.claims.exp, g.claims.iat + 300);
@@ -366,130 +364,38 @@ mod tests {
     fn client_credentials_audience_is_the_named_service() {
         let svc = principal("service", "billing", "active");
         let target = principal("service", "ledger", "active");
-        let g = client_credentials(
-            &svc,
-            &[],
-            None,
-            Audience::Service(&target),
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap();
+        let g = client_credentials(&svc, &[], None, Audience::Service(&target), issued(&cfg())).unwrap();
         assert_eq!(g.claims.aud, "ledger");
         let human = principal("human", "alice", "active");
-        let e = client_credentials(
-            &svc,
-            &[],
-            None,
-            Audience::Service(&human),
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap_err();
+        let e = client_credentials(&svc, &[], None, Audience::Service(&human), issued(&cfg())).unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidTarget);
     }
 
     #[test]
     fn client_credentials_refuses_humans_and_disabled_services() {
         let human = principal("human", "alice", "active");
-        let e = client_credentials(
-            &human,
-            &[],
-            None,
-            Audience::Roster,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap_err();
+        let e = client_credentials(&human, &[], None, Audience::Roster, issued(&cfg())).unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::UnauthorizedClient);
         let off = principal("service", "billing", "disabled");
-        let e = client_credentials(
-            &off,
-            &[],
-            None,
-            Audience::Roster,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap_err();
+        let e = client_credentials(&off, &[], None, Audience::Roster, issued(&cfg())).unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidClient);
     }
 
     #[test]
     fn password_grant_issues_a_refresh_token_for_humans_only() {
         let alice = principal("human", "alice", "active");
-        let g = password(
-            &alice,
-            &s(&["r"]),
-            None,
-            None,
-            Audience::Roster,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap();
+        let g = password(&alice, &s(&["r"]), None, None, Audience::Roster, issued(&cfg())).unwrap();
         assert_eq!(g.claims.client_id, "alice");
         assert_eq!(g.claims.principal_kind, "human");
         assert_eq!(g.scopes, s(&["r"]));
         assert_eq!(g.refresh_expires_at, Some(now() + Duration::days(30)));
-        let g = password(
-            &alice,
-            &[],
-            Some("portal"),
-            None,
-            Audience::Roster,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap();
+        let g = password(&alice, &[], Some("portal"), None, Audience::Roster, issued(&cfg())).unwrap();
         assert_eq!(g.claims.client_id, "portal");
         let svc = principal("service", "billing", "active");
-        let e = password(
-            &svc,
-            &[],
-            None,
-            None,
-            Audience::Roster,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap_err();
+        let e = password(&svc, &[], None, None, Audience::Roster, issued(&cfg())).unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
         let off = principal("human", "bob", "disabled");
-        let e = password(
-            &off,
-            &[],
-            None,
-            None,
-            Audience::Roster,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap_err();
+        let e = password(&off, &[], None, None, Audience::Roster, issued(&cfg())).unwrap_err();
         assert_eq!(
             (e.code(), e.description()),
             (
@@ -523,82 +429,16 @@ mod tests {
         let mut row = stored("a", Some("portal"));
         row.client_confidential = true;
         let with_secret = Client::Confidential("portal".into());
-        assert!(
-            refresh(
-                &row,
-                &alice,
-                &s(&["a"]),
-                &with_secret,
-                None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
-            )
-            .is_ok()
-        );
+        assert!(refresh(&row, &alice, &s(&["a"]), &with_secret, None, issued(&cfg())).is_ok());
         let bare = Client::Public("portal".into());
-        let e = refresh(
-            &row,
-            &alice,
-            &s(&["a"]),
-            &bare,
-            None,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap_err();
+        let e = refresh(&row, &alice, &s(&["a"]), &bare, None, issued(&cfg())).unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidClient);
-        let e = refresh(
-            &row,
-            &alice,
-            &s(&["a"]),
-            &Client::None,
-            None,
-            Issued {
-                cfg: &cfg(),
-                now: now(),
-                jti: "j".into(),
-            },
-        )
-        .unwrap_err();
+        let e = refresh(&row, &alice, &s(&["a"]), &Client::None, None, issued(&cfg())).unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidGrant);
         // A public client's token needs no secret, and a secret does not hurt.
         let public = stored("a", Some("portal"));
-        assert!(
-            refresh(
-                &public,
-                &alice,
-                &s(&["a"]),
-                &bare,
-                None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
-            )
-            .is_ok()
-        );
-        assert!(
-            refresh(
-                &public,
-                &alice,
-                &s(&["a"]),
-                &with_secret,
-                None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
-            )
-            .is_ok()
-        );
+        assert!(refresh(&public, &alice, &s(&["a"]), &bare, None, issued(&cfg())).is_ok());
+        assert!(refresh(&public, &alice, &s(&["a"]), &with_secret, None, issued(&cfg())).is_ok());
     }
 
     #[test]
@@ -667,35 +507,13 @@ mod tests {
         let mut spent = stored("a", None);
         spent.used_at = Some(to_db_time(now()));
         assert_eq!(
-            refused(refresh(
-                &spent,
-                &alice,
-                &[],
-                &Client::None,
-                None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
-            )),
+            refused(refresh(&spent, &alice, &[], &Client::None, None, issued(&cfg()))),
             dead
         );
         let mut revoked = stored("a", None);
         revoked.revoked_at = Some(to_db_time(now()));
         assert_eq!(
-            refused(refresh(
-                &revoked,
-                &alice,
-                &[],
-                &Client::None,
-                None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
-            )),
+            refused(refresh(&revoked, &alice, &[], &Client::None, None, issued(&cfg()))),
             dead
         );
         let expired_at = now() + Duration::days(1);
@@ -741,11 +559,7 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
+                issued(&cfg())
             )),
             foreign
         );
@@ -756,11 +570,7 @@ mod tests {
                 &[],
                 &Client::Public("portal".into()),
                 None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
+                issued(&cfg())
             )),
             foreign
         );
@@ -771,11 +581,7 @@ mod tests {
                 &[],
                 &Client::Public("portal".into()),
                 None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
+                issued(&cfg())
             )
             .is_ok()
         );
@@ -787,11 +593,7 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
+                issued(&cfg())
             )),
             dead
         );
@@ -803,11 +605,7 @@ mod tests {
                 &[],
                 &Client::None,
                 None,
-                Issued {
-                    cfg: &cfg(),
-                    now: now(),
-                    jti: "j".into()
-                }
+                issued(&cfg())
             )),
             dead
         );

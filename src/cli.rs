@@ -13,10 +13,9 @@ use crate::auth::secrets::SecretString;
 use crate::clock::Clock;
 use crate::config::{self, DEFAULT_LISTEN, Settings};
 use crate::db::PoolOptions;
-use crate::models::client_settings::ClientSettings;
 use crate::models::principal::PrincipalKind;
 use crate::principals::input::parse_category;
-use crate::principals::{self, CreatedServiceView, NewPrincipal};
+use crate::principals::{self, CreatePrincipal, PrincipalsContext};
 use crate::startup::{self, AdminPassword, Session};
 use crate::state::AppState;
 
@@ -718,8 +717,23 @@ fn run_server(
     })
 }
 
+/// The principals handle for one command, on a pool of its own: the CLI
+/// runs the very operations the admin API runs, at the production argon2 cost.
+fn principals_handle(cli: &Cli, create: bool) -> Result<PrincipalsContext, String> {
+    let Session {
+        target, conn, pepper, ..
+    } = connect(cli, create)?;
+    drop(conn);
+    Ok(PrincipalsContext::standalone(target, pepper, password::Hashing::OWASP))
+}
+
+/// Run one operation of a one-shot command to its end.
+fn block_on<F: std::future::Future>(operation: F) -> F::Output {
+    actix_web::rt::System::new().block_on(operation)
+}
+
 fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
-    let Session { mut conn, pepper, .. } = connect(cli, args.existing.create)?;
+    let ctx = principals_handle(cli, args.existing.create)?;
     let now = Utc::now();
     let out = match &args.command {
         PrincipalCommand::CreateService {
@@ -736,23 +750,21 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 .map(|c| parse_category(c))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
-            let input = NewPrincipal {
+            let body = CreatePrincipal {
                 kind: PrincipalKind::Service,
                 name: name.clone(),
                 display_name: display_name.clone(),
                 email: None,
                 scopes: scopes.clone(),
+                password: None,
                 categories,
-                client: ClientSettings {
-                    public_client: *public,
-                    redirect_uris: redirect_uris.clone(),
-                    post_logout_redirect_uris: post_logout_redirect_uris.clone(),
-                },
+                public_client: *public,
+                redirect_uris: redirect_uris.clone(),
+                post_logout_redirect_uris: post_logout_redirect_uris.clone(),
             };
-            let created =
-                principals::create_service(&mut conn, &pepper, &input, None, now).map_err(|e| e.to_string())?;
+            let created = block_on(ctx.create(None, body, now)).map_err(|e| e.to_string())?;
             warn_if_admin(scopes);
-            serde_json::to_string_pretty(&CreatedServiceView::from(created))
+            serde_json::to_string_pretty(&created)
         }
         PrincipalCommand::CreateHuman {
             name,
@@ -761,31 +773,31 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
             display_name,
             password_stdin: _,
         } => {
-            let input = NewPrincipal {
+            let mut body = CreatePrincipal {
                 kind: PrincipalKind::Human,
                 name: name.clone(),
                 display_name: display_name.clone(),
                 email: email.clone(),
                 scopes: scopes.clone(),
+                password: None,
                 categories: Vec::new(),
-                client: ClientSettings::default(),
+                public_client: false,
+                redirect_uris: Vec::new(),
+                post_logout_redirect_uris: Vec::new(),
             };
-            input.validate().map_err(|e| e.to_string())?;
-            let password = read_password_stdin()?;
-            let phc = password::hash_password(&password).map_err(|e| e.to_string())?;
-            let view = principals::create_human(&mut conn, &input, &phc, None, now).map_err(|e| e.to_string())?;
-            serde_json::to_string_pretty(&view)
+            // Refused before the password is asked for.
+            body.principal().validate().map_err(|e| e.to_string())?;
+            body.password = Some(read_password_stdin()?);
+            let created = block_on(ctx.create(None, body, now)).map_err(|e| e.to_string())?;
+            serde_json::to_string_pretty(&created)
         }
         PrincipalCommand::SetPassword { name, .. } => {
             let password = read_password_stdin()?;
-            let phc = password::hash_password(&password).map_err(|e| e.to_string())?;
-            let view = principals::recover::set_password(&mut conn, name, &phc, now).map_err(|e| e.to_string())?;
+            let view = block_on(ctx.reset_password(name.clone(), password, now)).map_err(|e| e.to_string())?;
             eprintln!("password of '{name}' set; their refresh tokens are revoked");
             serde_json::to_string_pretty(&view)
         }
-        PrincipalCommand::List => {
-            serde_json::to_string_pretty(&principals::list(&mut conn).map_err(|e| e.to_string())?)
-        }
+        PrincipalCommand::List => serde_json::to_string_pretty(&block_on(ctx.all()).map_err(|e| e.to_string())?),
     }
     .map_err(|e| e.to_string())?;
     println!("{out}");
@@ -801,20 +813,19 @@ fn warn_if_admin(scopes: &[String]) {
 }
 
 fn recover_admin(cli: &Cli, args: &RecoverArgs) -> Result<(), String> {
-    let Session { mut conn, .. } = connect(cli, args.existing.create)?;
+    let ctx = principals_handle(cli, args.existing.create)?;
     let (password, generated) = if args.password_stdin {
         (read_password_stdin()?, false)
     } else {
         let token = crate::auth::secrets::random_token(18).map_err(|_| "random generator failed".to_string())?;
         (SecretString::new(token), true)
     };
-    let phc = password::hash_password(&password).map_err(|e| e.to_string())?;
-    let done =
-        principals::recover::recover_admin(&mut conn, &args.name, &phc, Utc::now()).map_err(|e| e.to_string())?;
+    let shown = generated.then(|| password.clone());
+    let done = block_on(ctx.recover_admin(args.name.clone(), password, Utc::now())).map_err(|e| e.to_string())?;
     let mut out = serde_json::to_value(&done).map_err(|e| e.to_string())?;
-    if generated {
+    if let Some(shown) = &shown {
         // Shown once, on stdout only; never logged.
-        out["password"] = serde_json::Value::String(password.expose().to_string());
+        out["password"] = serde_json::Value::String(shown.expose().to_string());
     }
     println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
     eprintln!(

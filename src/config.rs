@@ -137,7 +137,7 @@ impl Settings {
         let access_ttl = Duration::seconds(DEFAULT_ACCESS_TOKEN_TTL_SECS);
         Self {
             token: TokenConfig {
-                issuer,
+                issuer: crate::auth::jwt::Issuer::new(issuer),
                 access_ttl,
                 refresh_ttl: Duration::seconds(DEFAULT_REFRESH_TOKEN_TTL_SECS),
                 password_grant: true,
@@ -162,7 +162,7 @@ impl Settings {
     }
 
     pub fn issuer(&self) -> &str {
-        &self.token.issuer
+        self.token.issuer.as_str()
     }
 
     pub fn with_access_ttl(mut self, ttl: Duration) -> Self {

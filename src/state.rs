@@ -79,7 +79,7 @@ impl AppState {
         }));
         Ok(Self {
             inner: Arc::new(Inner {
-                oauth: OAuthContext {
+                oauth: OAuthContext::new(crate::oauth::Parts {
                     db: db.clone(),
                     argon: argon.clone(),
                     hashing: settings.password_hashing,
@@ -92,7 +92,7 @@ impl AppState {
                     verified: verified.clone(),
                     sessions: settings.sessions,
                     revocations: revocations.clone(),
-                },
+                }),
                 principals: PrincipalsContext {
                     db: db.clone(),
                     argon,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::jwt::{self, AccessTokenClaims};
+use super::jwt::{self, AccessTokenClaims, Issuer};
 use super::keys::KeyStore;
 use crate::db::{DbConnection, Pool};
 use crate::error::{Error, Result};
@@ -98,7 +98,7 @@ enum Checked {
 /// Check a token. A `kid` this instance does not know may belong to a key
 /// another instance has just started to sign with: reload once
 /// (rate-limited) before judging.
-async fn check(db: &Pool, keys: &Arc<KeyStore>, token: &str, issuer: &str, now: DateTime<Utc>) -> Result<Checked> {
+async fn check(db: &Pool, keys: &Arc<KeyStore>, token: &str, issuer: &Issuer, now: DateTime<Utc>) -> Result<Checked> {
     match jwt::verify(&keys.current(), token, issuer, now) {
         Ok(claims) => Ok(Checked::Valid(Box::new(claims))),
         Err(jwt::VerifyError::UnknownKey) if keys.claim_unknown_kid_reload(now) => {
@@ -118,7 +118,7 @@ pub async fn verify_reloading(
     db: &Pool,
     keys: &Arc<KeyStore>,
     token: &str,
-    issuer: &str,
+    issuer: &Issuer,
     now: DateTime<Utc>,
 ) -> std::result::Result<AccessTokenClaims, AccessError> {
     match check(db, keys, token, issuer, now)
@@ -139,7 +139,7 @@ pub async fn verify_for_revocation(
     db: &Pool,
     keys: &Arc<KeyStore>,
     token: &str,
-    issuer: &str,
+    issuer: &Issuer,
     now: DateTime<Utc>,
 ) -> Result<Option<AccessTokenClaims>> {
     match check(db, keys, token, issuer, now).await? {
@@ -166,12 +166,12 @@ pub fn valid_or_none(r: std::result::Result<AccessTokenClaims, AccessError>) -> 
 pub async fn verify(
     db: &Pool,
     keys: &Arc<KeyStore>,
-    issuer: &str,
     token: &str,
+    issuer: &Issuer,
     now: DateTime<Utc>,
 ) -> std::result::Result<Caller, AccessError> {
     let claims = verify_reloading(db, keys, token, issuer, now).await?;
-    if claims.aud != issuer {
+    if !issuer.is(&claims.aud) {
         return Err(AccessError::Invalid);
     }
     let checked = claims.clone();

@@ -8,6 +8,33 @@ use super::keys::KeySnapshot;
 
 pub use roster_proto::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 
+/// The issuer identifier (RFC 8414 §2, RFC 9068 §2.2 `iss`): the URL every
+/// token names and every verification compares. A type of its own, so it
+/// cannot change places with the token beside it in a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer(String);
+
+impl Issuer {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Does a token's `iss` (or `aud`) name this issuer exactly?
+    pub fn is(&self, claimed: &str) -> bool {
+        self.0 == claimed
+    }
+}
+
+impl std::fmt::Display for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignError {
     #[error("no active signing key")]
@@ -74,7 +101,7 @@ pub enum VerifyError {
 pub fn verify(
     keys: &KeySnapshot,
     token: &str,
-    issuer: &str,
+    issuer: &Issuer,
     now: DateTime<Utc>,
 ) -> Result<AccessTokenClaims, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
@@ -101,7 +128,7 @@ pub fn verify(
         }
     })?;
     let claims = data.claims;
-    if claims.iss != issuer {
+    if !issuer.is(&claims.iss) {
         return Err(VerifyError::WrongIssuer);
     }
     let t = now.timestamp();

@@ -1,5 +1,6 @@
 //! The admin API: principals, passwords, client secrets and the audit log.
-//! Every handler extracts, calls one domain function and maps to a view.
+//! Every handler extracts, calls one method of the principals handle and
+//! maps its answer to a response.
 
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,12 +8,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::extract::{Admin, Bearer};
 use super::json;
 use crate::error::Result;
+use crate::models::principal::PrincipalStatus;
 use crate::page::Page;
-use crate::principals::audit::{self, AuditQuery};
-use crate::principals::manage::{self, Created, ListQuery};
-use crate::principals::password::{self, SetPassword};
-use crate::principals::secrets::{self, CreateSecret};
-use crate::principals::{CreatePrincipal, PatchPrincipal};
+use crate::principals::audit::AuditQuery;
+use crate::principals::password::SetPassword;
+use crate::principals::secrets::CreateSecret;
+use crate::principals::{CreatePrincipal, Created, ListQuery, PatchPrincipal};
 use crate::state::AppState;
 
 fn created(location: String, body: &impl serde::Serialize) -> HttpResponse {
@@ -32,7 +33,7 @@ pub async fn create_principal(
     payload: web::Payload,
 ) -> Result<HttpResponse> {
     let body: CreatePrincipal = json::parse(&req, payload).await?;
-    let made = manage::create(state.principals(), admin.id(), body, state.now()).await?;
+    let made = state.principals().create(Some(admin.id()), body, state.now()).await?;
     let location = format!("/api/v1/principals/{}", made.id());
     Ok(match made {
         Created::Service(view) => created_secret(location, &view),
@@ -46,13 +47,13 @@ pub async fn list_principals(
     _admin: Admin,
     query: super::query::Query<ListQuery>,
 ) -> Result<HttpResponse> {
-    let page = manage::find(state.principals(), query.into_inner()).await?;
+    let page = state.principals().list(query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
 /// `GET /api/v1/principals/{id}`
 pub async fn get_principal(state: web::Data<AppState>, _admin: Admin, id: web::Path<String>) -> Result<HttpResponse> {
-    let view = manage::fetch(state.principals(), id.into_inner()).await?;
+    let view = state.principals().get(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -65,13 +66,24 @@ pub async fn patch_principal(
     payload: web::Payload,
 ) -> Result<HttpResponse> {
     let body: PatchPrincipal = json::parse(&req, payload).await?;
-    let view = manage::patch(state.principals(), admin.id(), id.into_inner(), body, state.now()).await?;
+    let view = state
+        .principals()
+        .update(Some(admin.id()), id.into_inner(), body, state.now())
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
 /// `DELETE /api/v1/principals/{id}`: disable, and revoke its refresh tokens.
 pub async fn delete_principal(state: web::Data<AppState>, admin: Admin, id: web::Path<String>) -> Result<HttpResponse> {
-    let view = manage::disable(state.principals(), admin.id(), id.into_inner(), state.now()).await?;
+    let view = state
+        .principals()
+        .set_status(
+            Some(admin.id()),
+            id.into_inner(),
+            PrincipalStatus::Disabled,
+            state.now(),
+        )
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -85,7 +97,10 @@ pub async fn set_password(
     payload: web::Payload,
 ) -> Result<HttpResponse> {
     let body: SetPassword = json::parse(&req, payload).await?;
-    password::set(state.principals(), &caller, id.into_inner(), body, state.now()).await?;
+    state
+        .principals()
+        .change_password(&caller, id.into_inner(), body, state.now())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -100,13 +115,16 @@ pub async fn create_secret(
     let body: CreateSecret = json::parse_or_default(&req, payload).await?;
     let id = id.into_inner();
     let location = format!("/api/v1/principals/{id}/secrets/");
-    let secret = secrets::create(state.principals(), admin.id(), id, body, state.now()).await?;
+    let secret = state
+        .principals()
+        .create_secret(Some(admin.id()), id, body, state.now())
+        .await?;
     Ok(created_secret(format!("{location}{}", secret.id), &secret))
 }
 
 /// `GET /api/v1/principals/{id}/secrets`: metadata only.
 pub async fn list_secrets(state: web::Data<AppState>, _admin: Admin, id: web::Path<String>) -> Result<HttpResponse> {
-    let items = secrets::list(state.principals(), id.into_inner()).await?;
+    let items = state.principals().secrets(id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -120,7 +138,10 @@ pub async fn delete_secret(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (id, secret_id) = path.into_inner();
-    secrets::delete(state.principals(), admin.id(), id, secret_id, state.now()).await?;
+    state
+        .principals()
+        .delete_secret(Some(admin.id()), id, secret_id, state.now())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -130,13 +151,13 @@ pub async fn list_audit(
     _admin: Admin,
     query: super::query::Query<AuditQuery>,
 ) -> Result<HttpResponse> {
-    let page = audit::list(state.principals(), query.into_inner()).await?;
+    let page = state.principals().audit(query.into_inner()).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
 /// `GET /api/v1/throttles`: the login counters that block now.
 pub async fn list_throttles(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse> {
-    let items = crate::principals::throttle::blocked(state.principals(), state.now()).await?;
+    let items = state.principals().throttles(state.now()).await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -145,6 +166,9 @@ pub async fn list_throttles(state: web::Data<AppState>, _admin: Admin) -> Result
 
 /// `DELETE /api/v1/principals/{id}/throttle`: clear a principal's login counters.
 pub async fn clear_throttle(state: web::Data<AppState>, admin: Admin, id: web::Path<String>) -> Result<HttpResponse> {
-    crate::principals::throttle::clear(state.principals(), admin.id(), id.into_inner(), state.now()).await?;
+    state
+        .principals()
+        .clear_throttle(Some(admin.id()), id.into_inner(), state.now())
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -143,7 +143,14 @@ async fn authenticate(req: HttpRequest) -> Result<Option<Caller>, BearerError> {
         return Ok(None);
     };
     let state = state_of(&req)?;
-    let caller = access::verify(state.db(), state.keys(), state.issuer(), &token, state.now()).await?;
+    let caller = access::verify(
+        state.db(),
+        state.keys(),
+        &token,
+        &state.oauth().token.issuer,
+        state.now(),
+    )
+    .await?;
     Ok(Some(caller))
 }
 

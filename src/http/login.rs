@@ -11,8 +11,8 @@ use super::extract::{Bearer, BearerError, remote};
 use super::pages;
 use crate::auth::secrets::SecretString;
 use crate::error::RETRY_AFTER_SECS;
-use crate::oauth::authorize::{self, AuthorizeError, LoginForm, LoginProblem, LoginStep, Step};
-use crate::oauth::logout::{self, LogoutStep};
+use crate::oauth::authorize::{AuthorizeError, LoginForm, LoginProblem, LoginStep, Step};
+use crate::oauth::logout::LogoutStep;
 use crate::oauth::origins::origin_of;
 use crate::oauth::request::{self, FormParams};
 use crate::oauth::{oidc, session};
@@ -170,7 +170,11 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
         Err(e) => return refused(e),
     };
     let session = cookie_value(&req, session_cookie_name(&state));
-    match authorize::authorize(state.oauth(), params, session, remote(&req), state.now()).await {
+    match state
+        .oauth()
+        .authorize(params, session, remote(&req), state.now())
+        .await
+    {
         Ok(Step::Redirect(url)) => see_other(&url).finish(),
         Ok(Step::Login(form)) => login_page(&req, &state, &form),
         Err(e) => refused(e),
@@ -191,16 +195,10 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
         cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
         csrf.as_deref(),
     );
-    match authorize::login(
-        state.oauth(),
-        params,
-        csrf_ok,
-        username,
-        password,
-        remote(&req),
-        state.now(),
-    )
-    .await
+    match state
+        .oauth()
+        .login(params, csrf_ok, username, password, remote(&req), state.now())
+        .await
     {
         Ok(LoginStep::Done {
             redirect,
@@ -244,7 +242,11 @@ pub async fn logout_post(state: web::Data<AppState>, req: HttpRequest, payload: 
 
 async fn logout(state: &AppState, req: &HttpRequest, params: FormParams, confirmed: bool) -> HttpResponse {
     let session = cookie_value(req, session_cookie_name(state));
-    match logout::logout(state.oauth(), params, session, confirmed, remote(req), state.now()).await {
+    match state
+        .oauth()
+        .logout(params, session, confirmed, remote(req), state.now())
+        .await
+    {
         Ok(LogoutStep::Done { redirect }) => {
             let mut gone = cookie(state, session_cookie_name(state), String::new());
             gone.make_removal();

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Error;
 use crate::oauth::request::{self, ClientCredentials, FormParams, TokenRequest};
-use crate::oauth::{OAuthError, introspect, metadata, revoke, token};
+use crate::oauth::{OAuthError, metadata};
 use crate::state::AppState;
 
 use super::MAX_BODY_BYTES;
@@ -64,7 +64,7 @@ pub async fn token(
     let form = read_form(&req, payload).await?;
     let creds = client_credentials(&req, &form)?;
     let grant = TokenRequest::from_form(&form)?;
-    let response = token::exchange(state.oauth(), grant, creds, remote(&req), state.now()).await?;
+    let response = state.oauth().token(grant, creds, remote(&req), state.now()).await?;
     Ok(no_store(&response))
 }
 
@@ -75,7 +75,10 @@ pub async fn introspect(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let (creds, token) = token_form(&req, payload).await?;
-    let response = introspect::introspect(state.oauth(), creds, token, remote(&req), state.now()).await?;
+    let response = state
+        .oauth()
+        .introspect(creds, token, remote(&req), state.now())
+        .await?;
     Ok(no_store(&response))
 }
 
@@ -86,7 +89,7 @@ pub async fn revoke(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthError> {
     let (creds, token) = token_form(&req, payload).await?;
-    revoke::revoke(state.oauth(), creds, token, remote(&req), state.now()).await?;
+    state.oauth().revoke(creds, token, remote(&req), state.now()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({})))

@@ -1,4 +1,6 @@
-//! Registry endpoints: thin handlers over `crate::registry`.
+//! Registry endpoints: thin handlers, each calling the methods of the
+//! registry handle. A write first asks `may_write`, and reads the body only
+//! while it holds the answer, so a bad body never hides a 403.
 
 use actix_web::http::header::{ETAG, IF_NONE_MATCH, VARY};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -9,9 +11,8 @@ use super::json;
 use crate::error::{Error, Result};
 use crate::page::Page;
 use crate::registry::instance;
-use crate::registry::listing::{self, ModulesQuery, ServicesQuery, WatchQuery};
+use crate::registry::listing::{ModulesQuery, ServicesQuery, WatchQuery};
 use crate::registry::manifest::MAX_MANIFEST_BYTES;
-use crate::registry::{menu, service};
 use crate::state::AppState;
 
 /// Carries the registry's change index (Consul's `X-Consul-Index`).
@@ -61,8 +62,9 @@ async fn put(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let body = json::parse(&req, payload);
-    let (view, index) = instance::put(state.registry(), &caller, name, id, body, state.now()).await?;
+    let grant = state.registry().may_write_instance(&caller, name, id).await?;
+    let body = json::parse(&req, payload).await?;
+    let (view, index) = state.registry().register(&grant, body, state.now()).await?;
     Ok(with_index(HttpResponse::Ok().json(view), index))
 }
 
@@ -73,7 +75,11 @@ pub async fn deregister(
     name: web::Path<String>,
 ) -> Result<HttpResponse> {
     let id = instance::DEFAULT.to_string();
-    let (view, index) = instance::leave(state.registry(), &caller, name.into_inner(), id, state.now()).await?;
+    let grant = state
+        .registry()
+        .may_write_instance(&caller, name.into_inner(), id)
+        .await?;
+    let (view, index) = state.registry().deregister(&grant, state.now()).await?;
     Ok(with_index(HttpResponse::Ok().json(view), index))
 }
 
@@ -84,7 +90,8 @@ pub async fn delete_instance(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (name, id) = path.into_inner();
-    let (view, index) = instance::leave(state.registry(), &caller, name, id, state.now()).await?;
+    let grant = state.registry().may_write_instance(&caller, name, id).await?;
+    let (view, index) = state.registry().deregister(&grant, state.now()).await?;
     Ok(with_index(HttpResponse::Ok().json(view), index))
 }
 
@@ -95,7 +102,11 @@ pub async fn heartbeat(
     name: web::Path<String>,
 ) -> Result<HttpResponse> {
     let id = instance::DEFAULT.to_string();
-    let view = instance::beat(state.registry(), &caller, name.into_inner(), id, state.now()).await?;
+    let grant = state
+        .registry()
+        .may_write_instance(&caller, name.into_inner(), id)
+        .await?;
+    let view = state.registry().heartbeat(&grant, state.now()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -106,7 +117,8 @@ pub async fn instance_heartbeat(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (name, id) = path.into_inner();
-    let view = instance::beat(state.registry(), &caller, name, id, state.now()).await?;
+    let grant = state.registry().may_write_instance(&caller, name, id).await?;
+    let view = state.registry().heartbeat(&grant, state.now()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -130,8 +142,9 @@ pub async fn push_modules(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let body = manifest_body(req, payload);
-    let view = service::put_manifest(state.registry(), &caller, name.into_inner(), body, state.now()).await?;
+    let grant = state.registry().may_write(&caller, name.into_inner()).await?;
+    let body = manifest_body(req, payload).await?;
+    let view = state.registry().push_manifest(&grant, &body, state.now()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -141,7 +154,7 @@ pub async fn list_services(
     Bearer(caller): Bearer,
     query: super::query::Query<ServicesQuery>,
 ) -> Result<HttpResponse> {
-    let (items, index) = listing::services(state.registry(), &caller, query.into_inner()).await?;
+    let (items, index) = state.registry().services(&caller, query.into_inner()).await?;
     Ok(with_index(
         HttpResponse::Ok().json(Page {
             items,
@@ -158,13 +171,16 @@ pub async fn get_service(
     name: web::Path<String>,
     query: super::query::Query<WatchQuery>,
 ) -> Result<HttpResponse> {
-    let (view, index) = listing::service(state.registry(), &caller, name.into_inner(), query.into_inner()).await?;
+    let (view, index) = state
+        .registry()
+        .service(&caller, name.into_inner(), query.into_inner())
+        .await?;
     Ok(with_index(HttpResponse::Ok().json(view), index))
 }
 
 /// `GET /api/v1/categories`
 pub async fn list_categories(state: web::Data<AppState>, _caller: Bearer) -> Result<HttpResponse> {
-    let items = listing::categories(state.registry()).await?;
+    let items = state.registry().categories().await?;
     Ok(HttpResponse::Ok().json(Page {
         items,
         next_cursor: None,
@@ -179,7 +195,7 @@ pub async fn get_category(
     name: web::Path<String>,
     query: super::query::Query<WatchQuery>,
 ) -> Result<HttpResponse> {
-    let (detail, index) = listing::category(state.registry(), name.into_inner(), query.into_inner()).await?;
+    let (detail, index) = state.registry().category(name.into_inner(), query.into_inner()).await?;
     Ok(with_index(HttpResponse::Ok().json(detail), index))
 }
 
@@ -195,13 +211,19 @@ pub async fn modules(
 ) -> Result<HttpResponse> {
     let query = query.into_inner();
     let block = query.block()?;
-    let scopes = menu::viewer_scopes(state.registry(), caller.0.as_ref(), query.as_principal).await?;
+    let scopes = state
+        .registry()
+        .viewer_scopes(caller.0.as_ref(), query.as_principal)
+        .await?;
     let if_none_match = req
         .headers()
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (rendered, index) = menu::modules(state.registry(), scopes, if_none_match, state.now(), block).await?;
+    let (rendered, index) = state
+        .registry()
+        .modules(scopes, if_none_match, state.now(), block)
+        .await?;
     let mut resp = match &rendered.body {
         Some(_) => HttpResponse::Ok(),
         None => HttpResponse::NotModified(),

@@ -293,7 +293,7 @@ fn granted_scopes(
 /// Issue a code for `session` and build the redirect (§4.1.2).
 fn answer(
     conn: &mut DbConnection,
-    ctx: &Issuing,
+    ctx: &OAuthContext,
     request: &AuthorizationRequest,
     session: &LiveSession,
     event: &'static str,
@@ -318,25 +318,7 @@ fn answer(
     if let Some(s) = &request.state {
         params.push(("state", s.as_str()));
     }
-    Ok(redirect_url(&request.redirect_uri, &ctx.issuer, &params)?)
-}
-
-/// What a database closure of this endpoint needs.
-#[derive(Clone)]
-struct Issuing {
-    issuer: String,
-    pepper: crate::auth::secrets::Pepper,
-    policy: session::SessionPolicy,
-}
-
-impl Issuing {
-    fn of(ctx: &OAuthContext) -> Self {
-        Self {
-            issuer: ctx.token.issuer.clone(),
-            pepper: ctx.pepper.clone(),
-            policy: ctx.sessions,
-        }
-    }
+    Ok(redirect_url(&request.redirect_uri, ctx.issuer(), &params)?)
 }
 
 /// The login page to show: the request to carry, and why it is shown again.
@@ -367,42 +349,44 @@ pub enum Step {
     Login(Box<LoginForm>),
 }
 
-/// `GET /oauth/authorize`.
-pub async fn authorize(
-    ctx: &OAuthContext,
-    params: FormParams,
-    session_token: Option<SecretString>,
-    remote: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<Step, AuthorizeError> {
-    let issuing = Issuing::of(ctx);
-    ctx.db
-        .run(move |conn| {
-            let request = check(conn, &issuing.issuer, &params)?;
-            let live = match &session_token {
-                Some(t) => session::current(conn, &issuing.pepper, t, &issuing.policy, now)?,
-                None => None,
-            };
-            match live {
-                Some(s) if session_suffices(&request, &s, now) => crate::db::transaction(conn, |conn| {
-                    session::touch(conn, &s, now)?;
-                    answer(conn, &issuing, &request, &s, "login.sso", remote.as_deref(), now).map(Step::Redirect)
-                }),
-                _ if request.prompt == Prompt::None => Err(client_error(
-                    &issuing.issuer,
-                    &request.redirect_uri,
-                    request.state.as_deref(),
-                    AuthorizeErrorCode::LoginRequired,
-                    "the person must log in",
-                )),
-                _ => Ok(Step::Login(Box::new(LoginForm {
-                    request,
-                    username: None,
-                    problem: None,
-                }))),
-            }
-        })
-        .await
+impl OAuthContext {
+    /// `GET /oauth/authorize`.
+    pub async fn authorize(
+        &self,
+        params: FormParams,
+        session_token: Option<SecretString>,
+        remote: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Step, AuthorizeError> {
+        let oauth = self.clone();
+        self.db
+            .run(move |conn| {
+                let request = check(conn, oauth.issuer(), &params)?;
+                let live = match &session_token {
+                    Some(t) => session::current(conn, &oauth.pepper, t, &oauth.sessions, now)?,
+                    None => None,
+                };
+                match live {
+                    Some(s) if session_suffices(&request, &s, now) => crate::db::transaction(conn, |conn| {
+                        session::touch(conn, &s, now)?;
+                        answer(conn, &oauth, &request, &s, "login.sso", remote.as_deref(), now).map(Step::Redirect)
+                    }),
+                    _ if request.prompt == Prompt::None => Err(client_error(
+                        oauth.issuer(),
+                        &request.redirect_uri,
+                        request.state.as_deref(),
+                        AuthorizeErrorCode::LoginRequired,
+                        "the person must log in",
+                    )),
+                    _ => Ok(Step::Login(Box::new(LoginForm {
+                        request,
+                        username: None,
+                        problem: None,
+                    }))),
+                }
+            })
+            .await
+    }
 }
 
 /// The outcome of a login form.
@@ -417,89 +401,91 @@ pub enum LoginStep {
     Retry(LoginForm),
 }
 
-/// `POST /oauth/login`: the login form, carrying the authorization request.
-/// The password goes through [`person`], as for the password grant.
-pub async fn login(
-    ctx: &OAuthContext,
-    params: FormParams,
-    csrf_ok: bool,
-    username: Option<String>,
-    password: Option<SecretString>,
-    remote: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<LoginStep, AuthorizeError> {
-    let (issuing, checks) = (Issuing::of(ctx), ctx.checks());
-    let user_for_load = username.clone().unwrap_or_default();
-    let remote_for_load = remote.clone();
-    let (request, candidate) = ctx
-        .db
-        .run(move |conn| {
-            let request = check(conn, &issuing.issuer, &params)?;
-            if !csrf_ok {
-                return Ok::<_, AuthorizeError>((request, Err(LoginProblem::Csrf)));
-            }
-            match person::load(conn, &checks, &user_for_load, remote_for_load.as_deref(), now) {
-                Ok(c) => Ok((request, Ok(c))),
-                Err(OAuthError::Throttled { retry_after }) => {
-                    Ok((request, Err(LoginProblem::Throttled { retry_after })))
+impl OAuthContext {
+    /// `POST /oauth/login`: the login form, carrying the authorization request.
+    /// The password goes through [`person`], as for the password grant.
+    pub async fn login(
+        &self,
+        params: FormParams,
+        csrf_ok: bool,
+        username: Option<String>,
+        password: Option<SecretString>,
+        remote: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<LoginStep, AuthorizeError> {
+        let oauth = self.clone();
+        let user_for_load = username.clone().unwrap_or_default();
+        let remote_for_load = remote.clone();
+        let (request, candidate) = self
+            .db
+            .run(move |conn| {
+                let request = check(conn, oauth.issuer(), &params)?;
+                if !csrf_ok {
+                    return Ok::<_, AuthorizeError>((request, Err(LoginProblem::Csrf)));
                 }
-                Err(OAuthError::Server(e)) => Err(e.into()),
-                Err(OAuthError::Client { .. }) => Ok((request, Err(LoginProblem::Refused))),
-            }
-        })
-        .await?;
-    let retry = |request: AuthorizationRequest, problem| {
-        Ok(LoginStep::Retry(LoginForm {
-            request,
-            username: username.clone(),
-            problem: Some(problem),
-        }))
-    };
-    let candidate = match candidate {
-        Ok(c) => c,
-        Err(problem) => return retry(request, problem),
-    };
-    let password = password.unwrap_or_else(|| SecretString::new(""));
-    let verified = match person::verify(ctx, &candidate, password).await {
-        Ok(v) => v,
-        Err(OAuthError::Server(e)) => return Err(e.into()),
-        Err(_) => false,
-    };
-    let (issuing, checks, carried) = (Issuing::of(ctx), ctx.checks(), request.clone());
-    let outcome = ctx
-        .db
-        .run(move |conn| {
-            let user = match person::settle(
-                conn,
-                &checks,
-                &candidate,
-                verified,
-                "login.browser",
-                remote.as_deref(),
-                now,
-            ) {
-                Ok(u) => u,
-                Err(OAuthError::Server(e)) => return Err(e.into()),
-                Err(_) => return Ok(None),
-            };
-            crate::db::transaction(conn, |conn| {
-                let current = match person::confirm(conn, &candidate, &user) {
-                    Ok(p) => p,
-                    Err(OAuthError::Server(e)) => return Err(AuthorizeError::Server(e)),
+                match person::load(conn, &oauth, &user_for_load, remote_for_load.as_deref(), now) {
+                    Ok(c) => Ok((request, Ok(c))),
+                    Err(OAuthError::Throttled { retry_after }) => {
+                        Ok((request, Err(LoginProblem::Throttled { retry_after })))
+                    }
+                    Err(OAuthError::Server(e)) => Err(e.into()),
+                    Err(OAuthError::Client { .. }) => Ok((request, Err(LoginProblem::Refused))),
+                }
+            })
+            .await?;
+        let retry = |request: AuthorizationRequest, problem| {
+            Ok(LoginStep::Retry(LoginForm {
+                request,
+                username: username.clone(),
+                problem: Some(problem),
+            }))
+        };
+        let candidate = match candidate {
+            Ok(c) => c,
+            Err(problem) => return retry(request, problem),
+        };
+        let password = password.unwrap_or_else(|| SecretString::new(""));
+        let verified = match person::verify(self, &candidate, password).await {
+            Ok(v) => v,
+            Err(OAuthError::Server(e)) => return Err(e.into()),
+            Err(_) => false,
+        };
+        let (oauth, carried) = (self.clone(), request.clone());
+        let outcome = self
+            .db
+            .run(move |conn| {
+                let user = match person::settle(
+                    conn,
+                    &oauth,
+                    &candidate,
+                    verified,
+                    "login.browser",
+                    remote.as_deref(),
+                    now,
+                ) {
+                    Ok(u) => u,
+                    Err(OAuthError::Server(e)) => return Err(e.into()),
                     Err(_) => return Ok(None),
                 };
-                let (token, live) = session::start(conn, &issuing.pepper, &current, &issuing.policy, now)?;
-                let redirect = answer(conn, &issuing, &carried, &live, "login.browser", remote.as_deref(), now)?;
-                Ok(Some(LoginStep::Done {
-                    redirect,
-                    session_token: token,
-                }))
+                crate::db::transaction(conn, |conn| {
+                    let current = match person::confirm(conn, &candidate, &user) {
+                        Ok(p) => p,
+                        Err(OAuthError::Server(e)) => return Err(AuthorizeError::Server(e)),
+                        Err(_) => return Ok(None),
+                    };
+                    let (token, live) = session::start(conn, &oauth.pepper, &current, &oauth.sessions, now)?;
+                    let redirect = answer(conn, &oauth, &carried, &live, "login.browser", remote.as_deref(), now)?;
+                    Ok(Some(LoginStep::Done {
+                        redirect,
+                        session_token: token,
+                    }))
+                })
             })
-        })
-        .await?;
-    match outcome {
-        Some(done) => Ok(done),
-        None => retry(request, LoginProblem::Refused),
+            .await?;
+        match outcome {
+            Some(done) => Ok(done),
+            None => retry(request, LoginProblem::Refused),
+        }
     }
 }
 

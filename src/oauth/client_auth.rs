@@ -4,34 +4,17 @@
 
 use chrono::{DateTime, Utc};
 
+use super::OAuthContext;
 use super::error::OAuthError;
 use super::request::ClientCredentials;
 use crate::auth::client::{self, AuthenticatedClient};
-use crate::auth::failures::FailureLog;
 use crate::auth::secrets::Pepper;
-use crate::auth::throttle::{self, ThrottlePolicy};
-use crate::auth::usage::UsageRecorder;
+use crate::auth::throttle;
 use crate::auth::verified::{Key, VerifiedClients};
 use crate::db::DbConnection;
 use crate::models::audit::{NewAuditEvent, Outcome};
 use crate::models::client_settings::{self, ClientSettings};
 use crate::models::principal::{self, PrincipalKind};
-
-/// What checking a client needs besides the connection.
-#[derive(Clone, Copy)]
-pub struct ClientCheck<'a> {
-    pub pepper: &'a Pepper,
-    /// Successful uses of secrets, written by the background tick.
-    pub usage: &'a UsageRecorder,
-    /// Failures, folded per source.
-    pub failures: &'a FailureLog,
-    /// When guessing a client's secret is slowed down.
-    pub throttle: &'a ThrottlePolicy,
-    /// Clients verified recently: a hit needs no database.
-    pub verified: &'a VerifiedClients,
-    pub remote: Option<&'a str>,
-    pub now: DateTime<Utc>,
-}
 
 /// Characters of an unknown `client_id` kept in the audit log.
 const UNKNOWN_CLIENT_PREFIX: usize = 8;
@@ -65,19 +48,21 @@ pub(super) fn audit_hash(pepper: &Pepper, purpose: &str, value: &str) -> String 
 /// audit row is written outside any transaction, so it stays.
 fn refuse(
     conn: &mut DbConnection,
-    check: &ClientCheck<'_>,
+    ctx: &OAuthContext,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
     principal: Option<&str>,
     client_id: &str,
     reason: &str,
 ) -> OAuthError {
-    let recorded = check.failures.record(
+    let recorded = ctx.failures.record(
         conn,
         NewAuditEvent::new("login.client", Outcome::Failed)
             .principal(principal)
-            .remote(check.remote)
+            .remote(remote)
             .reason(reason)
-            .details(audited_client_id(check.pepper, client_id, principal.is_some())),
-        check.now,
+            .details(audited_client_id(&ctx.pepper, client_id, principal.is_some())),
+        now,
     );
     match recorded {
         Ok(()) => OAuthError::invalid_client(),
@@ -88,14 +73,18 @@ fn refuse(
 /// The client, when the exact `client_id` and secret presented were
 /// verified recently (see [`crate::auth::verified`]): no database needed.
 /// A hit counts a use of the secret, as a database check does.
-pub fn recently_verified(check: &ClientCheck<'_>, creds: &ClientCredentials) -> Option<AuthenticatedClient> {
+pub fn recently_verified(
+    ctx: &OAuthContext,
+    now: DateTime<Utc>,
+    creds: &ClientCredentials,
+) -> Option<AuthenticatedClient> {
     let (client_id, secret) = creds.presented_secret()?;
-    cached(check, &VerifiedClients::key(check.pepper, client_id, secret))
+    cached(ctx, now, &VerifiedClients::key(&ctx.pepper, client_id, secret))
 }
 
-fn cached(check: &ClientCheck<'_>, key: &Key) -> Option<AuthenticatedClient> {
-    let hit = check.verified.get(key, check.now)?;
-    check.usage.record(&hit.secret_id, check.now);
+fn cached(ctx: &OAuthContext, now: DateTime<Utc>, key: &Key) -> Option<AuthenticatedClient> {
+    let hit = ctx.verified.get(key, now)?;
+    ctx.usage.record(&hit.secret_id, now);
     Some(hit)
 }
 
@@ -104,50 +93,52 @@ fn cached(check: &ClientCheck<'_>, key: &Key) -> Option<AuthenticatedClient> {
 /// and is remembered for the next request of the same client.
 pub fn authenticate(
     conn: &mut DbConnection,
-    check: &ClientCheck<'_>,
+    ctx: &OAuthContext,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
     creds: &ClientCredentials,
 ) -> Result<Option<AuthenticatedClient>, OAuthError> {
     let Some((client_id, secret)) = creds.presented_secret() else {
         return Ok(None);
     };
-    let key = VerifiedClients::key(check.pepper, client_id, secret);
-    if let Some(hit) = cached(check, &key) {
+    let key = VerifiedClients::key(&ctx.pepper, client_id, secret);
+    if let Some(hit) = cached(ctx, now, &key) {
         return Ok(Some(hit));
     }
-    let epoch = check.verified.epoch();
+    let epoch = ctx.verified.epoch();
     // Guessing a client's secret is throttled like a password, per (client,
     // network), per network and per client; checked before the secret is.
-    let keys = throttle::Keys::new(check.pepper, &format!("client:{client_id}"), check.remote);
+    let keys = throttle::Keys::new(&ctx.pepper, &format!("client:{client_id}"), remote);
     let rows = throttle::load(conn, &keys)?;
-    if let Some(retry_after) = throttle::retry_after_secs(&rows, check.now) {
+    if let Some(retry_after) = throttle::retry_after_secs(&rows, now) {
         // Whose secret is being guessed, recorded as a failed client_id is.
         let target = principal::find_by_name(conn, client_id)?;
-        let mut details = audited_client_id(check.pepper, client_id, target.is_some());
+        let mut details = audited_client_id(&ctx.pepper, client_id, target.is_some());
         details["retry_after"] = retry_after.into();
-        check.failures.record(
+        ctx.failures.record(
             conn,
             NewAuditEvent::new("login.throttled", Outcome::Failed)
                 .principal(target.as_ref().map(|p| p.id.as_str()))
-                .remote(check.remote)
+                .remote(remote)
                 .reason("too many failed client authentications")
                 .details(details),
-            check.now,
+            now,
         )?;
         return Err(OAuthError::Throttled { retry_after });
     }
-    match client::authenticate(conn, check.pepper, client_id, secret, check.now)? {
+    match client::authenticate(conn, &ctx.pepper, client_id, secret, now)? {
         Ok(c) => {
-            check.usage.record(&c.secret_id, check.now);
+            ctx.usage.record(&c.secret_id, now);
             throttle::record_success(conn, &keys, &rows)?;
-            check.verified.insert(key, c.clone(), epoch);
+            ctx.verified.insert(key, c.clone(), epoch);
             Ok(Some(c))
         }
         Err((failure, principal)) => {
             let subject = principal.as_ref().map(|p| p.id.as_str());
-            if let Err(e) = throttle::record_failure(conn, &keys, subject, check.throttle, check.now) {
+            if let Err(e) = throttle::record_failure(conn, &keys, subject, &ctx.throttle, now) {
                 return Err(e.into());
             }
-            Err(refuse(conn, check, subject, client_id, failure.reason()))
+            Err(refuse(conn, ctx, remote, now, subject, client_id, failure.reason()))
         }
     }
 }
@@ -176,7 +167,9 @@ impl Client {
 /// names an active service (a public client acting for a person).
 pub fn identify(
     conn: &mut DbConnection,
-    check: &ClientCheck<'_>,
+    ctx: &OAuthContext,
+    remote: Option<&str>,
+    now: DateTime<Utc>,
     creds: &ClientCredentials,
 ) -> Result<Client, OAuthError> {
     match creds {
@@ -185,13 +178,15 @@ pub fn identify(
             Some(p) if p.kind == PrincipalKind::Service && p.is_active() => Ok(Client::Public(p.name)),
             found => Err(refuse(
                 conn,
-                check,
+                ctx,
+                remote,
+                now,
                 found.as_ref().map(|p| p.id.as_str()),
                 id,
                 "client_id is not an active service",
             )),
         },
-        _ => Ok(match authenticate(conn, check, creds)? {
+        _ => Ok(match authenticate(conn, ctx, remote, now, creds)? {
             Some(c) => Client::Confidential(c.principal.name),
             None => Client::None,
         }),

@@ -134,20 +134,20 @@ fn check_client(conn: &mut DbConnection, client: &Client) -> std::result::Result
 
 /// RFC 6749 §4.1.3 and §4.1.4, with PKCE (RFC 7636 §4.6) and, when `openid`
 /// was asked for, an ID token (OpenID Connect Core §3.1.3.3).
-pub async fn exchange(
+pub(super) async fn authorization_code(
     ctx: &OAuthContext,
     creds: super::request::ClientCredentials,
     params: CodeExchange,
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> std::result::Result<TokenResponse, OAuthError> {
-    let (checks, cfg, keys) = (ctx.checks(), ctx.token.clone(), ctx.keys.current());
+    let (oauth, cfg, keys) = (ctx.clone(), ctx.token.clone(), ctx.keys.current());
     let exchanged = ctx
         .db
         .run(move |conn| {
-            let client = client_auth::identify(conn, &checks.at(remote.as_deref(), now), &creds)?;
+            let client = client_auth::identify(conn, &oauth, remote.as_deref(), now, &creds)?;
             let client_id = check_client(conn, &client)?;
-            let code_hash = hash(&checks.pepper, &params.code);
+            let code_hash = hash(&oauth.pepper, &params.code);
             crate::db::transaction(conn, |conn| {
                 let row = authorization_code::find(conn, &code_hash)?.ok_or_else(refused)?;
                 if row.used_at.is_some() {
@@ -192,7 +192,7 @@ pub async fn exchange(
                 let family = new_id();
                 let refresh_token = refresh::store(
                     conn,
-                    &checks.pepper,
+                    &oauth.pepper,
                     &grant,
                     &client,
                     Some((&family, &row.scope)),
@@ -208,7 +208,7 @@ pub async fn exchange(
                 let mut response = respond(&keys, &grant, Some(refresh_token))?;
                 if grant.scopes.iter().any(|s| s == "openid") {
                     let facts = oidc::IdTokenFacts {
-                        issuer: &cfg.issuer,
+                        issuer: cfg.issuer.as_str(),
                         subject: &user.id,
                         client_id: &client_id,
                         auth_time: from_db_time(row.auth_time),

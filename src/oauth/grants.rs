@@ -6,14 +6,14 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::client_auth::Client;
 use super::error::OAuthError;
-use crate::auth::jwt::AccessTokenClaims;
+use crate::auth::jwt::{AccessTokenClaims, Issuer};
 use crate::models::principal::{Principal, PrincipalKind};
 use crate::models::refresh_token::RefreshTokenRow;
 
 /// Token lifetimes and the issuer.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
-    pub issuer: String,
+    pub issuer: Issuer,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     /// RFC 6749 §4.3 is still offered (scripts, the CLI); `--password-grant off` ends it.
@@ -63,7 +63,7 @@ pub fn resolve_scope(requested: Option<&str>, granted: &[String]) -> Result<Vec<
 
 fn audience_of(audience: Audience<'_>, cfg: &TokenConfig) -> Result<String, OAuthError> {
     match audience {
-        Audience::Roster => Ok(cfg.issuer.clone()),
+        Audience::Roster => Ok(cfg.issuer.to_string()),
         Audience::Service(p) if p.kind == PrincipalKind::Service && p.is_active() => Ok(p.name.clone()),
         Audience::Service(p) => Err(OAuthError::new(
             super::error::ErrorCode::InvalidTarget,
@@ -88,7 +88,7 @@ fn claims(
         _ => now.timestamp(),
     };
     AccessTokenClaims {
-        iss: cfg.issuer.clone(),
+        iss: cfg.issuer.to_string(),
         sub: subject.id.clone(),
         aud,
         exp: iat + cfg.access_ttl.num_seconds(),
@@ -181,7 +181,7 @@ pub fn authorization_code(
     scopes.sort();
     scopes.dedup();
     Ok(Grant {
-        claims: claims(user, client, &scopes, cfg.issuer.clone(), cfg, now, jti),
+        claims: claims(user, client, &scopes, cfg.issuer.to_string(), cfg, now, jti),
         scopes,
         refresh_expires_at: Some(now + cfg.refresh_ttl),
     })
@@ -264,7 +264,7 @@ mod tests {
 
     fn cfg() -> TokenConfig {
         TokenConfig {
-            issuer: "https://id.example".into(),
+            issuer: Issuer::new("https://id.example"),
             access_ttl: Duration::minutes(5),
             refresh_ttl: Duration::days(30),
             password_grant: true,

@@ -119,30 +119,34 @@ fn refresh_token_state(
     }))
 }
 
-/// RFC 7662 §2.1: the caller authenticates as a service; any token it shows
-/// is answered, and anything not live is `active: false`.
-pub async fn introspect(
-    ctx: &OAuthContext,
-    creds: ClientCredentials,
-    token: Option<String>,
-    remote: Option<String>,
-    now: DateTime<Utc>,
-) -> std::result::Result<IntrospectionResponse, OAuthError> {
-    let issuer = ctx.issuer().to_string();
-    let claims = match token.as_deref() {
-        Some(t) => crate::auth::access::valid_or_none(verify_reloading(&ctx.db, &ctx.keys, t, &issuer, now).await)?,
-        None => None,
-    };
-    let checks = ctx.checks();
-    ctx.db
-        .run(move |conn| {
-            client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?
-                .ok_or_else(OAuthError::invalid_client)?;
-            let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
-            Ok(match claims {
-                Some(claims) => access_token_state(conn, claims)?,
-                None => refresh_token_state(conn, &checks.pepper, &SecretString::new(token), &issuer, now)?,
+impl OAuthContext {
+    /// RFC 7662 §2.1: the caller authenticates as a service; any token it shows
+    /// is answered, and anything not live is `active: false`.
+    pub async fn introspect(
+        &self,
+        creds: ClientCredentials,
+        token: Option<String>,
+        remote: Option<String>,
+        now: DateTime<Utc>,
+    ) -> std::result::Result<IntrospectionResponse, OAuthError> {
+        let issuer = self.token.issuer.clone();
+        let claims = match token.as_deref() {
+            Some(t) => {
+                crate::auth::access::valid_or_none(verify_reloading(&self.db, &self.keys, t, &issuer, now).await)?
+            }
+            None => None,
+        };
+        let oauth = self.clone();
+        self.db
+            .run(move |conn| {
+                client_auth::authenticate(conn, &oauth, remote.as_deref(), now, &creds)?
+                    .ok_or_else(OAuthError::invalid_client)?;
+                let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
+                Ok(match claims {
+                    Some(claims) => access_token_state(conn, claims)?,
+                    None => refresh_token_state(conn, &oauth.pepper, &SecretString::new(token), issuer.as_str(), now)?,
+                })
             })
-        })
-        .await
+            .await
+    }
 }

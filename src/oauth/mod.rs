@@ -35,9 +35,15 @@ use crate::blocking::BlockingPool;
 use crate::db::Pool;
 use grants::TokenConfig;
 
-/// What the token service needs, and nothing else of the process.
+/// The token service: one handle whose methods are the OAuth operations
+/// (`token`, `introspect`, `revoke`, `authorize`, `login`, `logout`). It is
+/// an `Arc` inside, so a database closure takes a clone of the whole handle
+/// rather than a bundle of some of its fields.
 #[derive(Clone)]
-pub struct OAuthContext {
+pub struct OAuthContext(Arc<Parts>);
+
+/// What the token service needs, and nothing else of the process.
+pub struct Parts {
     pub db: Pool,
     /// argon2 runs here, apart from the database pool.
     pub argon: BlockingPool,
@@ -58,46 +64,20 @@ pub struct OAuthContext {
     pub revocations: Arc<crate::feed::ChangeFeed>,
 }
 
-/// What a database closure of the token service needs of the context.
-#[derive(Clone)]
-pub(crate) struct Checks {
-    pub pepper: Pepper,
-    pub usage: Arc<UsageRecorder>,
-    pub failures: Arc<FailureLog>,
-    pub throttle: crate::auth::throttle::ThrottlePolicy,
-    pub verified: Arc<VerifiedClients>,
-}
-
-impl Checks {
-    pub fn at<'a>(
-        &'a self,
-        remote: Option<&'a str>,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> client_auth::ClientCheck<'a> {
-        client_auth::ClientCheck {
-            pepper: &self.pepper,
-            usage: &self.usage,
-            failures: &self.failures,
-            throttle: &self.throttle,
-            verified: &self.verified,
-            remote,
-            now,
-        }
-    }
-}
-
 impl OAuthContext {
-    pub fn issuer(&self) -> &str {
-        &self.token.issuer
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(parts))
     }
 
-    pub(crate) fn checks(&self) -> Checks {
-        Checks {
-            pepper: self.pepper.clone(),
-            usage: self.usage.clone(),
-            failures: self.failures.clone(),
-            throttle: self.throttle.clone(),
-            verified: self.verified.clone(),
-        }
+    pub fn issuer(&self) -> &str {
+        self.token.issuer.as_str()
+    }
+}
+
+impl std::ops::Deref for OAuthContext {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
     }
 }

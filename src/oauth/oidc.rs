@@ -79,8 +79,8 @@ pub fn id_token(
 }
 
 /// The claims of an `id_token_hint` Roster signed for `issuer`, expired or not.
-pub fn id_token_hint(keys: &KeySnapshot, token: &str, issuer: &str) -> Option<IdTokenClaims> {
-    jwt::verify_signed::<IdTokenClaims>(keys, token).filter(|c| c.iss == issuer)
+pub fn id_token_hint(keys: &KeySnapshot, token: &str, issuer: &jwt::Issuer) -> Option<IdTokenClaims> {
+    jwt::verify_signed::<IdTokenClaims>(keys, token).filter(|c| issuer.is(&c.iss))
 }
 
 /// §5.3.2: the UserInfo response. `profile` adds the names, `email` the address.

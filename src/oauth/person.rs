@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
+use super::OAuthContext;
 use super::error::OAuthError;
-use super::{Checks, OAuthContext};
 use crate::auth::secrets::SecretString;
 use crate::auth::{password, throttle};
 use crate::db::DbConnection;
@@ -29,12 +29,12 @@ pub struct Candidate {
 /// before anything else (argon2 included).
 pub(crate) fn load(
     conn: &mut DbConnection,
-    checks: &Checks,
+    oauth: &OAuthContext,
     username: &str,
     remote: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Candidate, OAuthError> {
-    let throttle_keys = throttle::Keys::new(&checks.pepper, username, remote);
+    let throttle_keys = throttle::Keys::new(&oauth.pepper, username, remote);
     let throttle_rows = throttle::load(conn, &throttle_keys)?;
     let user = principal::find_by_name(conn, username)?;
     if let Some(retry_after) = throttle::retry_after_secs(&throttle_rows, now) {
@@ -43,10 +43,9 @@ pub(crate) fn load(
         // password typed into the wrong field).
         let mut details = serde_json::json!({"retry_after": retry_after});
         if user.is_none() {
-            details["username_hash"] =
-                super::client_auth::audit_hash(&checks.pepper, "audit-username", username).into();
+            details["username_hash"] = super::client_auth::audit_hash(&oauth.pepper, "audit-username", username).into();
         }
-        checks.failures.record(
+        oauth.failures.record(
             conn,
             NewAuditEvent::new("login.throttled", Outcome::Failed)
                 .principal(user.as_ref().map(|u| u.id.as_str()))
@@ -91,7 +90,7 @@ pub async fn verify(ctx: &OAuthContext, candidate: &Candidate, password: SecretS
 /// `invalid_grant` "invalid username or password".
 pub(crate) fn settle(
     conn: &mut DbConnection,
-    checks: &Checks,
+    oauth: &OAuthContext,
     candidate: &Candidate,
     verified: bool,
     event: &'static str,
@@ -109,7 +108,7 @@ pub(crate) fn settle(
         (Some(u), None) => Ok(u.clone()),
         (user, reason) => {
             let subject = user.as_ref().map(|u| u.id.as_str());
-            checks.failures.record(
+            oauth.failures.record(
                 conn,
                 NewAuditEvent::new(event, Outcome::Failed)
                     .principal(subject)
@@ -117,7 +116,7 @@ pub(crate) fn settle(
                     .reason(reason.unwrap_or("login refused")),
                 now,
             )?;
-            throttle::record_failure(conn, &candidate.throttle_keys, subject, &checks.throttle, now)?;
+            throttle::record_failure(conn, &candidate.throttle_keys, subject, &oauth.throttle, now)?;
             Err(refused())
         }
     }

@@ -114,7 +114,7 @@ fn reuse_detected(
 /// RFC 6749 §6, with rotation: the presented token is spent, a new one is
 /// issued in the same family, and the access token is signed before the
 /// commit, so a failure anywhere leaves the presented token unspent.
-pub async fn exchange(
+pub(super) async fn refresh_token(
     ctx: &OAuthContext,
     creds: ClientCredentials,
     token: SecretString,
@@ -122,13 +122,13 @@ pub async fn exchange(
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (checks, cfg) = (ctx.checks(), ctx.token.clone());
+    let (oauth, cfg) = (ctx.clone(), ctx.token.clone());
     let keys = ctx.keys.current();
     let rotation = ctx
         .db
         .run(move |conn| {
-            let client = client_auth::identify(conn, &checks.at(remote.as_deref(), now), &creds)?;
-            let pepper = &checks.pepper;
+            let client = client_auth::identify(conn, &oauth, remote.as_deref(), now, &creds)?;
+            let pepper = &oauth.pepper;
             let hash = hash(pepper, &token);
             crate::db::transaction(conn, |conn| {
                 let row = refresh_token::find_by_hash(conn, &hash)?.ok_or_else(refused)?;

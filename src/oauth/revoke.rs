@@ -29,44 +29,46 @@ fn may_revoke(token_client: Option<&str>, caller: Option<&str>) -> bool {
     }
 }
 
-/// RFC 7009 §2.1. A client revokes tokens issued to it after authenticating;
-/// a person who logged in without a client revokes a token by presenting it.
-/// Unknown or invalid tokens are not an error (§2.2).
-///
-/// An access token goes on the deny list until its `exp`; a refresh token
-/// revokes its whole family.
-pub async fn revoke(
-    ctx: &OAuthContext,
-    creds: ClientCredentials,
-    token: Option<String>,
-    remote: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<(), OAuthError> {
-    let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
-    let claims = verify_for_revocation(&ctx.db, &ctx.keys, &token, ctx.issuer(), now).await?;
-    let checks = ctx.checks();
-    let revoked = ctx
-        .db
-        .run(move |conn| {
-            // Client authentication first, on its own: its failures are
-            // audited and must not roll back with the revocation.
-            let caller =
-                client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?.map(|c| c.principal.name);
-            crate::db::transaction(conn, |tx| {
-                revoke_in(
-                    tx,
-                    &checks.pepper,
-                    claims.as_ref(),
-                    &token,
-                    caller.as_deref(),
-                    remote.as_deref(),
-                    now,
-                )
+impl OAuthContext {
+    /// RFC 7009 §2.1. A client revokes tokens issued to it after authenticating;
+    /// a person who logged in without a client revokes a token by presenting it.
+    /// Unknown or invalid tokens are not an error (§2.2).
+    ///
+    /// An access token goes on the deny list until its `exp`; a refresh token
+    /// revokes its whole family.
+    pub async fn revoke(
+        &self,
+        creds: ClientCredentials,
+        token: Option<String>,
+        remote: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), OAuthError> {
+        let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
+        let claims = verify_for_revocation(&self.db, &self.keys, &token, &self.token.issuer, now).await?;
+        let oauth = self.clone();
+        let revoked = self
+            .db
+            .run(move |conn| {
+                // Client authentication first, on its own: its failures are
+                // audited and must not roll back with the revocation.
+                let caller =
+                    client_auth::authenticate(conn, &oauth, remote.as_deref(), now, &creds)?.map(|c| c.principal.name);
+                crate::db::transaction(conn, |tx| {
+                    revoke_in(
+                        tx,
+                        &oauth.pepper,
+                        claims.as_ref(),
+                        &token,
+                        caller.as_deref(),
+                        remote.as_deref(),
+                        now,
+                    )
+                })
             })
-        })
-        .await;
-    crate::auth::revocation_feed::publish(&ctx.db, &ctx.revocations).await;
-    revoked
+            .await;
+        crate::auth::revocation_feed::publish(&self.db, &self.revocations).await;
+        revoked
+    }
 }
 
 /// [`revoke`]'s one transaction: the deny list, the feed row and its

@@ -17,24 +17,26 @@ use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::new_id;
 use crate::models::principal::{self, Principal, PrincipalKind};
 
-/// Handle one token request at `now`.
-pub async fn exchange(
-    ctx: &OAuthContext,
-    request: TokenRequest,
-    creds: ClientCredentials,
-    remote: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<TokenResponse, OAuthError> {
-    let grant = request.grant_type();
-    let answer = answer(ctx, request, creds, remote, now).await;
-    crate::telemetry::token(
-        grant,
-        match &answer {
-            Ok(_) => Ok(()),
-            Err(e) => Err(e.code().as_str()),
-        },
-    );
-    answer
+impl OAuthContext {
+    /// Handle one token request at `now`.
+    pub async fn token(
+        &self,
+        request: TokenRequest,
+        creds: ClientCredentials,
+        remote: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let grant = request.grant_type();
+        let answer = answer(self, request, creds, remote, now).await;
+        crate::telemetry::token(
+            grant,
+            match &answer {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.code().as_str()),
+            },
+        );
+        answer
+    }
 }
 
 async fn answer(
@@ -63,7 +65,7 @@ async fn answer(
             password_grant(ctx, creds, login, remote, now).await
         }
         TokenRequest::RefreshToken { refresh_token, scope } => {
-            refresh::exchange(ctx, creds, refresh_token, scope, remote, now).await
+            refresh::refresh_token(ctx, creds, refresh_token, scope, remote, now).await
         }
         TokenRequest::AuthorizationCode {
             code,
@@ -75,7 +77,7 @@ async fn answer(
                 redirect_uri,
                 code_verifier,
             };
-            code::exchange(ctx, creds, params, remote, now).await
+            code::authorization_code(ctx, creds, params, remote, now).await
         }
     }
 }
@@ -108,11 +110,11 @@ async fn client_credentials(
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (checks, cfg) = (ctx.checks(), ctx.token.clone());
+    let (oauth, cfg) = (ctx.clone(), ctx.token.clone());
     // A client verified recently, asking for a token for Roster itself:
     // everything is in memory, so no database round trip and no thread hop.
     if resource.is_none()
-        && let Some(client) = client_auth::recently_verified(&checks.at(remote.as_deref(), now), &creds)
+        && let Some(client) = client_auth::recently_verified(&oauth, now, &creds)
     {
         let grant = grants::client_credentials(
             &client.principal,
@@ -130,7 +132,7 @@ async fn client_credentials(
     let grant = ctx
         .db
         .run(move |conn| {
-            let client = client_auth::authenticate(conn, &checks.at(remote.as_deref(), now), &creds)?
+            let client = client_auth::authenticate(conn, &oauth, remote.as_deref(), now, &creds)?
                 .ok_or_else(OAuthError::invalid_client)?;
             let target = resolve_resource(conn, resource.as_deref())?;
             grants::client_credentials(
@@ -180,13 +182,13 @@ async fn password_grant(
             "the password grant is switched off on this server: log in through /oauth/authorize",
         ));
     }
-    let checks = ctx.checks();
+    let oauth = ctx.clone();
     let (username, resource, remote_for_load) = (login.username, login.resource, remote.clone());
     let loaded = ctx
         .db
         .run(move |conn| {
-            let candidate = person::load(conn, &checks, &username, remote_for_load.as_deref(), now)?;
-            let client = client_auth::identify(conn, &checks.at(remote_for_load.as_deref(), now), &creds)?;
+            let candidate = person::load(conn, &oauth, &username, remote_for_load.as_deref(), now)?;
+            let client = client_auth::identify(conn, &oauth, remote_for_load.as_deref(), now, &creds)?;
             let target = resolve_resource(conn, resource.as_deref())?;
             Ok::<_, OAuthError>(Loaded {
                 client,
@@ -197,12 +199,12 @@ async fn password_grant(
         .await?;
     let verified = person::verify(ctx, &loaded.candidate, login.password).await?;
 
-    let (cfg, checks, keys, scope) = (ctx.token.clone(), ctx.checks(), ctx.keys.current(), login.scope);
+    let (cfg, oauth, keys, scope) = (ctx.token.clone(), ctx.clone(), ctx.keys.current(), login.scope);
     ctx.db
         .run(move |conn| {
             let user = person::settle(
                 conn,
-                &checks,
+                &oauth,
                 &loaded.candidate,
                 verified,
                 "login.password",
@@ -224,7 +226,7 @@ async fn password_grant(
                         jti: new_id(),
                     },
                 )?;
-                let token = refresh::store(conn, &checks.pepper, &grant, &loaded.client, None, None, now)?;
+                let token = refresh::store(conn, &oauth.pepper, &grant, &loaded.client, None, None, now)?;
                 // Which clients still use the password grant (RFC 9700 §2.4 wants it gone).
                 audit::record(
                     conn,

@@ -71,7 +71,7 @@ fn encode(row: &AuditEventRow) -> String {
 }
 
 /// One page of events, newest first.
-pub fn list_page(conn: &mut DbConnection, query: &AuditQuery) -> Result<Page<AuditEventView>> {
+fn audit(conn: &mut DbConnection, query: &AuditQuery) -> Result<Page<AuditEventView>> {
     let limit = page::limit(query.limit)?;
     let filter = AuditFilter {
         principal: query.principal.clone(),
@@ -85,9 +85,11 @@ pub fn list_page(conn: &mut DbConnection, query: &AuditQuery) -> Result<Page<Aud
     })
 }
 
-/// `GET /api/v1/audit`.
-pub async fn list(ctx: &PrincipalsContext, query: AuditQuery) -> Result<Page<AuditEventView>> {
-    ctx.db.run(move |c| list_page(c, &query)).await
+impl PrincipalsContext {
+    /// `GET /api/v1/audit`: one page of events, newest first.
+    pub async fn audit(&self, query: AuditQuery) -> Result<Page<AuditEventView>> {
+        self.db.run(move |c| audit(c, &query)).await
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,25 @@ pub struct CreatePrincipal {
     pub post_logout_redirect_uris: Vec<String>,
 }
 
+impl CreatePrincipal {
+    /// The principal to create, without its password.
+    pub fn principal(&self) -> NewPrincipal {
+        NewPrincipal {
+            kind: self.kind,
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+            email: self.email.clone(),
+            scopes: self.scopes.clone(),
+            categories: self.categories.clone(),
+            client: ClientSettings {
+                public_client: self.public_client,
+                redirect_uris: self.redirect_uris.clone(),
+                post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
+            },
+        }
+    }
+}
+
 /// `PATCH /api/v1/principals/{id}`: a missing field stays as it is; `null`
 /// clears a nullable one.
 #[derive(Debug, Default, Deserialize)]

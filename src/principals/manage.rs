@@ -74,7 +74,7 @@ fn grants_admin(scopes: &[String]) -> bool {
 
 /// Create a service principal and its first client secret (none for a
 /// public client), atomically.
-pub fn create_service(
+pub(super) fn create_service(
     conn: &mut DbConnection,
     pepper: &crate::auth::secrets::Pepper,
     input: &NewPrincipal,
@@ -134,7 +134,7 @@ pub fn create_service(
 
 /// Create a human principal with an already hashed password (argon2 runs on
 /// its own pool before this is called).
-pub fn create_human(
+pub(super) fn create_human(
     conn: &mut DbConnection,
     input: &NewPrincipal,
     password_phc: &str,
@@ -163,8 +163,9 @@ pub fn create_human(
     })
 }
 
-/// A principal just created through the API.
-#[derive(Debug)]
+/// A principal just created.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
 pub enum Created {
     /// With its first client secret, shown once.
     Service(CreatedServiceView),
@@ -180,58 +181,8 @@ impl Created {
     }
 }
 
-/// `POST /api/v1/principals`: a service gets its first secret; a human needs
-/// a password, hashed on the argon2 pool.
-pub async fn create(
-    ctx: &PrincipalsContext,
-    actor: &str,
-    body: CreatePrincipal,
-    now: DateTime<Utc>,
-) -> Result<Created> {
-    let input = NewPrincipal {
-        kind: body.kind,
-        name: body.name,
-        display_name: body.display_name,
-        email: body.email,
-        scopes: body.scopes,
-        categories: body.categories,
-        client: ClientSettings {
-            public_client: body.public_client,
-            redirect_uris: body.redirect_uris,
-            post_logout_redirect_uris: body.post_logout_redirect_uris,
-        },
-    };
-    input.validate()?;
-    let actor = actor.to_string();
-    match (input.kind, body.password) {
-        (PrincipalKind::Service, Some(_)) => Err(Error::invalid("password", "service principals have no password")),
-        (PrincipalKind::Human, None) => Err(Error::invalid("password", "a human principal needs a password")),
-        (PrincipalKind::Service, None) => {
-            let pepper = ctx.pepper.clone();
-            let created = ctx
-                .db
-                .run(move |c| create_service(c, &pepper, &input, Some(&actor), now))
-                .await?;
-            Ok(Created::Service(created.into()))
-        }
-        (PrincipalKind::Human, Some(password)) => {
-            let hashing = ctx.hashing;
-            let phc = ctx
-                .argon
-                .run(move || hashing.hash(&password))
-                .await?
-                .map_err(|e| Error::invalid("password", e.to_string()))?;
-            let view = ctx
-                .db
-                .run(move |c| create_human(c, &input, &phc, Some(&actor), now))
-                .await?;
-            Ok(Created::Human(view))
-        }
-    }
-}
-
 /// Every principal by name (the CLI's list).
-pub fn list(conn: &mut DbConnection) -> Result<Vec<PrincipalView>> {
+fn all(conn: &mut DbConnection) -> Result<Vec<PrincipalView>> {
     let rows = principal::list_all(conn)?;
     view::many(conn, rows)
 }
@@ -279,7 +230,7 @@ pub fn bootstrap_admin(
 /// Disable or re-enable a principal. Disabling stops new tokens, kills its
 /// refresh tokens, and makes its live access tokens introspect inactive (the
 /// status is checked on every online verification).
-pub fn set_status(
+fn set_status(
     conn: &mut DbConnection,
     id: &str,
     status: PrincipalStatus,
@@ -287,13 +238,13 @@ pub fn set_status(
     now: DateTime<Utc>,
 ) -> Result<PrincipalView> {
     crate::db::transaction(conn, |conn| {
-        set_status_in(conn, id, status, actor, now)?;
+        change_status(conn, id, status, actor, now)?;
         get(conn, id)
     })
 }
 
 /// [`set_status`] inside the caller's transaction.
-fn set_status_in(
+fn change_status(
     conn: &mut crate::db::Tx<'_>,
     id: &str,
     status: PrincipalStatus,
@@ -328,13 +279,13 @@ fn set_status_in(
 }
 
 /// The principal `id`, or 404.
-pub fn get(conn: &mut DbConnection, id: &str) -> Result<PrincipalView> {
+pub(super) fn get(conn: &mut DbConnection, id: &str) -> Result<PrincipalView> {
     let row = row(conn, id)?;
     view::one(conn, row)
 }
 
 /// PATCH: change fields and, optionally, the status, atomically.
-pub fn update(
+pub(super) fn update(
     conn: &mut DbConnection,
     id: &str,
     changes: &PrincipalChanges,
@@ -401,7 +352,7 @@ pub fn update(
         if let Some(status) = status
             && status != p.status
         {
-            set_status_in(conn, id, status, actor, now)?;
+            change_status(conn, id, status, actor, now)?;
         }
         get(conn, id)
     })
@@ -421,7 +372,7 @@ pub struct ListQuery {
 }
 
 /// A page of principals by name.
-pub fn list_page(conn: &mut DbConnection, query: &ListQuery) -> Result<Page<PrincipalView>> {
+fn list(conn: &mut DbConnection, query: &ListQuery) -> Result<Page<PrincipalView>> {
     let limit = page::limit(query.limit)?;
     let filter = PrincipalFilter {
         kind: query.kind,
@@ -444,43 +395,83 @@ pub fn list_page(conn: &mut DbConnection, query: &ListQuery) -> Result<Page<Prin
     )
 }
 
-/// `GET /api/v1/principals`.
-pub async fn find(ctx: &PrincipalsContext, query: ListQuery) -> Result<Page<PrincipalView>> {
-    ctx.db.run(move |c| list_page(c, &query)).await
-}
+impl PrincipalsContext {
+    /// `POST /api/v1/principals` and `roster principal create-*`: a service
+    /// gets its first secret (shown once); a human needs a password, hashed
+    /// on the argon2 pool.
+    pub async fn create(&self, actor: Option<&str>, body: CreatePrincipal, now: DateTime<Utc>) -> Result<Created> {
+        let input = body.principal();
+        input.validate()?;
+        let actor = actor.map(str::to_string);
+        match (input.kind, body.password) {
+            (PrincipalKind::Service, Some(_)) => Err(Error::invalid("password", "service principals have no password")),
+            (PrincipalKind::Human, None) => Err(Error::invalid("password", "a human principal needs a password")),
+            (PrincipalKind::Service, None) => {
+                let pepper = self.pepper.clone();
+                let created = self
+                    .db
+                    .run(move |c| create_service(c, &pepper, &input, actor.as_deref(), now))
+                    .await?;
+                Ok(Created::Service(created.into()))
+            }
+            (PrincipalKind::Human, Some(password)) => {
+                let phc = self.hash(password).await?;
+                let view = self
+                    .db
+                    .run(move |c| create_human(c, &input, &phc, actor.as_deref(), now))
+                    .await?;
+                Ok(Created::Human(view))
+            }
+        }
+    }
 
-/// `GET /api/v1/principals/{id}`.
-pub async fn fetch(ctx: &PrincipalsContext, id: String) -> Result<PrincipalView> {
-    ctx.db.run(move |c| get(c, &id)).await
-}
+    /// `GET /api/v1/principals`: a page by name.
+    pub async fn list(&self, query: ListQuery) -> Result<Page<PrincipalView>> {
+        self.db.run(move |c| list(c, &query)).await
+    }
 
-/// `PATCH /api/v1/principals/{id}`.
-pub async fn patch(
-    ctx: &PrincipalsContext,
-    actor: &str,
-    id: String,
-    body: PatchPrincipal,
-    now: DateTime<Utc>,
-) -> Result<PrincipalView> {
-    let (actor, changes) = (actor.to_string(), PrincipalChanges::from(&body));
-    let changed = ctx
-        .db
-        .run(move |c| update(c, &id, &changes, body.status, Some(&actor), now))
-        .await;
-    // Even after an error: the change may have committed before it.
-    ctx.verified.invalidate();
-    crate::auth::revocation_feed::publish(&ctx.db, &ctx.revocations).await;
-    changed
-}
+    /// `roster principal list`: every principal by name.
+    pub async fn all(&self) -> Result<Vec<PrincipalView>> {
+        self.db.run(all).await
+    }
 
-/// `DELETE /api/v1/principals/{id}`: disable, and revoke its refresh tokens.
-pub async fn disable(ctx: &PrincipalsContext, actor: &str, id: String, now: DateTime<Utc>) -> Result<PrincipalView> {
-    let actor = actor.to_string();
-    let disabled = ctx
-        .db
-        .run(move |c| set_status(c, &id, PrincipalStatus::Disabled, Some(&actor), now))
-        .await;
-    ctx.verified.invalidate();
-    crate::auth::revocation_feed::publish(&ctx.db, &ctx.revocations).await;
-    disabled
+    /// `GET /api/v1/principals/{id}`.
+    pub async fn get(&self, id: String) -> Result<PrincipalView> {
+        self.db.run(move |c| get(c, &id)).await
+    }
+
+    /// `PATCH /api/v1/principals/{id}`.
+    pub async fn update(
+        &self,
+        actor: Option<&str>,
+        id: String,
+        body: PatchPrincipal,
+        now: DateTime<Utc>,
+    ) -> Result<PrincipalView> {
+        let (actor, changes) = (actor.map(str::to_string), PrincipalChanges::from(&body));
+        let changed = self
+            .db
+            .run(move |c| update(c, &id, &changes, body.status, actor.as_deref(), now))
+            .await;
+        self.changed().await;
+        changed
+    }
+
+    /// `DELETE /api/v1/principals/{id}` (disable, and revoke its refresh
+    /// tokens), or enable again.
+    pub async fn set_status(
+        &self,
+        actor: Option<&str>,
+        id: String,
+        status: PrincipalStatus,
+        now: DateTime<Utc>,
+    ) -> Result<PrincipalView> {
+        let actor = actor.map(str::to_string);
+        let set = self
+            .db
+            .run(move |c| set_status(c, &id, status, actor.as_deref(), now))
+            .await;
+        self.changed().await;
+        set
+    }
 }

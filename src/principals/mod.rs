@@ -1,9 +1,10 @@
 //! People and services: creating, changing and disabling principals, their
 //! passwords and client secrets, and the audit log as admins read it.
 //!
-//! Synchronous functions take a connection and `now` (the CLI runs them on
-//! its one connection); the async ones take a [`PrincipalsContext`] and run
-//! them on the pools.
+//! One handle, [`PrincipalsContext`], whose methods are the operations: the
+//! HTTP handlers and the CLI call the same method, and the method runs its
+//! private transaction body of the same name on the pools, then its side
+//! effects (forgetting verified clients, waking the revocation feed).
 
 pub mod audit;
 pub mod console;
@@ -21,7 +22,7 @@ use crate::db::Pool;
 
 pub use crate::auth::access::ADMIN_SCOPE;
 pub use input::{CreatePrincipal, NewPrincipal, PatchPrincipal, PrincipalChanges};
-pub use manage::{bootstrap_admin, create_human, create_service, get, list, set_status};
+pub use manage::{Created, ListQuery, bootstrap_admin};
 pub use secrets::{CreatedService, CreatedServiceView};
 pub use view::PrincipalView;
 
@@ -41,6 +42,44 @@ pub struct PrincipalsContext {
     pub verified: std::sync::Arc<crate::auth::verified::VerifiedClients>,
     /// Woken when a change here reaches the revocation feed.
     pub revocations: std::sync::Arc<crate::feed::ChangeFeed>,
+}
+
+impl PrincipalsContext {
+    /// A handle on its own pool, for one-shot commands. Nothing in this
+    /// process caches, so its side effects reach nobody here; running
+    /// servers see the change through the database (the auth-state
+    /// generation and the revocation log) on their next tick.
+    pub fn standalone(
+        target: crate::db::DatabaseTarget,
+        pepper: Pepper,
+        hashing: crate::auth::password::Hashing,
+    ) -> Self {
+        Self {
+            db: Pool::new(target, &crate::db::PoolOptions { max_size: 1 }),
+            argon: BlockingPool::new("argon2", 1),
+            hashing,
+            pepper,
+            verified: std::sync::Arc::new(crate::auth::verified::VerifiedClients::new()),
+            revocations: std::sync::Arc::new(crate::feed::ChangeFeed::new()),
+        }
+    }
+
+    /// After a change that may end a client's secret or a token: forget the
+    /// verified clients and wake the revocation feed. Runs after errors too,
+    /// since a change may have committed before the error.
+    async fn changed(&self) {
+        self.verified.invalidate();
+        crate::auth::revocation_feed::publish(&self.db, &self.revocations).await;
+    }
+
+    /// Hash a new password on the argon2 pool, at this handle's cost.
+    async fn hash(&self, password: crate::auth::secrets::SecretString) -> crate::error::Result<String> {
+        let hashing = self.hashing;
+        self.argon
+            .run(move || hashing.hash(&password))
+            .await?
+            .map_err(|e| crate::error::Error::invalid("password", e.to_string()))
+    }
 }
 
 /// No principal `id`.

@@ -47,7 +47,7 @@ pub fn permission(caller: &Caller, target: &str) -> Result<Permission> {
 }
 
 /// Set a human's password (already hashed) and revoke their refresh tokens.
-pub fn change_password(
+pub(super) fn change_password(
     conn: &mut DbConnection,
     id: &str,
     password_phc: &str,
@@ -73,41 +73,37 @@ pub fn change_password(
     })
 }
 
-/// `PUT /api/v1/principals/{id}/password`: check who may, verify the current
-/// password on the argon2 pool when it is their own, hash the new one there
-/// too, and store it.
-pub async fn set(
-    ctx: &PrincipalsContext,
-    caller: &Caller,
-    id: String,
-    body: SetPassword,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    if permission(caller, &id)? == Permission::Own {
-        let current = body
-            .current_password
-            .ok_or_else(|| Error::invalid("current_password", "required to change your own password"))?;
-        let lookup = id.clone();
-        let phc = ctx.db.run(move |c| password_row::find(c, &lookup)).await?;
-        let ok = ctx
-            .argon
-            .run(move || phc.is_some_and(|phc| password::verify_password(&current, &phc)))
-            .await?;
-        if !ok {
-            return Err(Error::Forbidden("the current password is wrong".into()));
+impl PrincipalsContext {
+    /// `PUT /api/v1/principals/{id}/password`: check who may, verify the
+    /// current password on the argon2 pool when it is their own, hash the new
+    /// one there too, and store it.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        id: String,
+        body: SetPassword,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if permission(caller, &id)? == Permission::Own {
+            let current = body
+                .current_password
+                .ok_or_else(|| Error::invalid("current_password", "required to change your own password"))?;
+            let lookup = id.clone();
+            let phc = self.db.run(move |c| password_row::find(c, &lookup)).await?;
+            let ok = self
+                .argon
+                .run(move || phc.is_some_and(|phc| password::verify_password(&current, &phc)))
+                .await?;
+            if !ok {
+                return Err(Error::Forbidden("the current password is wrong".into()));
+            }
         }
+        let phc = self.hash(body.password).await?;
+        let actor = caller.principal.id.clone();
+        self.db
+            .run(move |c| change_password(c, &id, &phc, Some(&actor), now))
+            .await
     }
-    let new = body.password;
-    let hashing = ctx.hashing;
-    let phc = ctx
-        .argon
-        .run(move || hashing.hash(&new))
-        .await?
-        .map_err(|e| Error::invalid("password", e.to_string()))?;
-    let actor = caller.principal.id.clone();
-    ctx.db
-        .run(move |c| change_password(c, &id, &phc, Some(&actor), now))
-        .await
 }
 
 #[cfg(test)]

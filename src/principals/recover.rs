@@ -1,8 +1,8 @@
 //! Getting back in: an operator who holds the database and the pepper sets a
 //! person's password from the command line, or restores an administrator.
 //!
-//! Both run on the CLI's one connection, never over HTTP: whoever can run
-//! them can already read and write the database.
+//! Both are CLI commands, never HTTP routes: whoever can run them can
+//! already read and write the database.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::manage::{bootstrap_admin_input, create_human};
 use super::password::change_password;
 use super::view::{self, PrincipalView};
-use super::{ADMIN_SCOPE, NewPrincipal};
+use super::{ADMIN_SCOPE, NewPrincipal, PrincipalsContext};
+use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
@@ -38,7 +39,7 @@ fn human(row: Principal) -> Result<Principal> {
 /// `roster principal set-password NAME`: set a person's password (already
 /// hashed) and revoke their refresh tokens, as an admin's `PUT .../password`
 /// does. Audited as `password.changed` with no actor.
-pub fn set_password(
+fn reset_password(
     conn: &mut DbConnection,
     name: &str,
     password_phc: &str,
@@ -71,7 +72,7 @@ pub struct Recovered {
 /// password is replaced (its refresh tokens die with the old one). Throttle
 /// counters against it are cleared, so a lock-out from guessing ends too.
 /// One transaction; audited as `admin.recovered`.
-pub fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, now: DateTime<Utc>) -> Result<Recovered> {
+fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, now: DateTime<Utc>) -> Result<Recovered> {
     crate::db::transaction(conn, |conn| {
         let (row, created) = match principal::find_by_name(conn, name)? {
             Some(row) => (human(row)?, false),
@@ -123,4 +124,25 @@ pub fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, no
             throttle_counters_cleared,
         })
     })
+}
+
+impl PrincipalsContext {
+    /// `roster principal set-password NAME`: hash on the argon2 pool, store.
+    pub async fn reset_password(
+        &self,
+        name: String,
+        password: SecretString,
+        now: DateTime<Utc>,
+    ) -> Result<PrincipalView> {
+        let phc = self.hash(password).await?;
+        self.db.run(move |c| reset_password(c, &name, &phc, now)).await
+    }
+
+    /// `roster recover-admin [NAME]`: see [`recover_admin`].
+    pub async fn recover_admin(&self, name: String, password: SecretString, now: DateTime<Utc>) -> Result<Recovered> {
+        let phc = self.hash(password).await?;
+        let recovered = self.db.run(move |c| recover_admin(c, &name, &phc, now)).await;
+        self.changed().await;
+        recovered
+    }
 }

@@ -105,7 +105,7 @@ fn service_row(conn: &mut DbConnection, id: &str) -> Result<()> {
 }
 
 /// A new client secret for a service. Existing secrets keep working.
-pub fn create_secret(
+fn create_secret(
     conn: &mut DbConnection,
     pepper: &Pepper,
     id: &str,
@@ -139,37 +139,14 @@ pub fn create_secret(
     })
 }
 
-/// `POST /api/v1/principals/{id}/secrets`, with a bounded lifetime.
-pub async fn create(
-    ctx: &PrincipalsContext,
-    actor: &str,
-    id: String,
-    body: CreateSecret,
-    now: DateTime<Utc>,
-) -> Result<NewSecretView> {
-    let expires_at = match body.expires_in {
-        None => None,
-        Some(s) if (1..=MAX_SECRET_LIFETIME_SECS).contains(&s) => Some(now + Duration::seconds(s)),
-        Some(_) => return Err(Error::invalid("expires_in", "must be 1 second to 10 years")),
-    };
-    let (actor, pepper) = (actor.to_string(), ctx.pepper.clone());
-    ctx.db
-        .run(move |c| create_secret(c, &pepper, &id, expires_at, Some(&actor), now))
-        .await
-}
-
-/// `GET /api/v1/principals/{id}/secrets`: metadata only.
-pub async fn list(ctx: &PrincipalsContext, id: String) -> Result<Vec<ClientSecretView>> {
-    ctx.db
-        .run(move |c| {
-            service_row(c, &id)?;
-            Ok(secret::list_for(c, &id)?.into_iter().map(Into::into).collect())
-        })
-        .await
+/// The secrets' metadata, never the secrets.
+fn secrets(conn: &mut DbConnection, id: &str) -> Result<Vec<ClientSecretView>> {
+    service_row(conn, id)?;
+    Ok(secret::list_for(conn, id)?.into_iter().map(Into::into).collect())
 }
 
 /// Delete a secret: it stops working at once.
-pub fn delete_secret(
+fn delete_secret(
     conn: &mut DbConnection,
     id: &str,
     secret_id: &str,
@@ -192,21 +169,50 @@ pub fn delete_secret(
     })
 }
 
-/// `DELETE /api/v1/principals/{id}/secrets/{secret_id}`.
-pub async fn delete(
-    ctx: &PrincipalsContext,
-    actor: &str,
-    id: String,
-    secret_id: String,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let actor = actor.to_string();
-    let deleted = ctx
-        .db
-        .run(move |c| delete_secret(c, &id, &secret_id, Some(&actor), now))
-        .await;
-    ctx.verified.invalidate();
-    deleted
+impl PrincipalsContext {
+    /// `POST /api/v1/principals/{id}/secrets`, with a bounded lifetime:
+    /// rotation without downtime starts here.
+    pub async fn create_secret(
+        &self,
+        actor: Option<&str>,
+        id: String,
+        body: CreateSecret,
+        now: DateTime<Utc>,
+    ) -> Result<NewSecretView> {
+        let expires_at = match body.expires_in {
+            None => None,
+            Some(s) if (1..=MAX_SECRET_LIFETIME_SECS).contains(&s) => Some(now + Duration::seconds(s)),
+            Some(_) => return Err(Error::invalid("expires_in", "must be 1 second to 10 years")),
+        };
+        let (actor, pepper) = (actor.map(str::to_string), self.pepper.clone());
+        self.db
+            .run(move |c| create_secret(c, &pepper, &id, expires_at, actor.as_deref(), now))
+            .await
+    }
+
+    /// `GET /api/v1/principals/{id}/secrets`: metadata only.
+    pub async fn secrets(&self, id: String) -> Result<Vec<ClientSecretView>> {
+        self.db.run(move |c| secrets(c, &id)).await
+    }
+
+    /// `DELETE /api/v1/principals/{id}/secrets/{secret_id}`: the secret
+    /// stops working at once, on this instance and (through the auth-state
+    /// generation) on every other.
+    pub async fn delete_secret(
+        &self,
+        actor: Option<&str>,
+        id: String,
+        secret_id: String,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let actor = actor.map(str::to_string);
+        let deleted = self
+            .db
+            .run(move |c| delete_secret(c, &id, &secret_id, actor.as_deref(), now))
+            .await;
+        self.changed().await;
+        deleted
+    }
 }
 
 #[cfg(test)]

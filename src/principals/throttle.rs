@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::PrincipalsContext;
 use super::row;
+use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::from_db_time;
@@ -40,36 +41,40 @@ impl From<ThrottleRow> for ThrottleView {
     }
 }
 
-/// `GET /api/v1/throttles`: the counters that block logins now.
-pub async fn blocked(ctx: &PrincipalsContext, now: DateTime<Utc>) -> Result<Vec<ThrottleView>> {
-    Ok(ctx
-        .db
-        .run(move |c| throttle::blocked(c, now))
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect())
+/// The counters that block logins at `now`.
+fn throttles(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<Vec<ThrottleView>> {
+    Ok(throttle::blocked(conn, now)?.into_iter().map(Into::into).collect())
 }
 
-/// `DELETE /api/v1/principals/{id}/throttle`: forget the failures counted
-/// against the principal's name, everywhere. Audited.
-pub async fn clear(ctx: &PrincipalsContext, actor: &str, id: String, now: DateTime<Utc>) -> Result<usize> {
-    let actor = actor.to_string();
-    ctx.db
-        .run(move |c| {
-            crate::db::transaction(c, |c| {
-                row(c, &id)?;
-                let cleared = throttle::delete_subject(c, &id)?;
-                audit::record(
-                    c,
-                    NewAuditEvent::new("throttle.cleared", Outcome::Ok)
-                        .actor(Some(&actor))
-                        .principal(Some(&id))
-                        .details(serde_json::json!({"counters": cleared})),
-                    now,
-                )?;
-                Ok(cleared)
-            })
-        })
-        .await
+/// Forget the failures counted against principal `id`'s name. Audited.
+fn clear_throttle(conn: &mut DbConnection, actor: Option<&str>, id: &str, now: DateTime<Utc>) -> Result<usize> {
+    crate::db::transaction(conn, |c| {
+        row(c, id)?;
+        let cleared = throttle::delete_subject(c, id)?;
+        audit::record(
+            c,
+            NewAuditEvent::new("throttle.cleared", Outcome::Ok)
+                .actor(actor)
+                .principal(Some(id))
+                .details(serde_json::json!({"counters": cleared})),
+            now,
+        )?;
+        Ok(cleared)
+    })
+}
+
+impl PrincipalsContext {
+    /// `GET /api/v1/throttles`: the counters that block logins now.
+    pub async fn throttles(&self, now: DateTime<Utc>) -> Result<Vec<ThrottleView>> {
+        self.db.run(move |c| throttles(c, now)).await
+    }
+
+    /// `DELETE /api/v1/principals/{id}/throttle`: forget the failures
+    /// counted against the principal's name, everywhere. Audited.
+    pub async fn clear_throttle(&self, actor: Option<&str>, id: String, now: DateTime<Utc>) -> Result<usize> {
+        let actor = actor.map(str::to_string);
+        self.db
+            .run(move |c| clear_throttle(c, actor.as_deref(), &id, now))
+            .await
+    }
 }

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::damping::{self, Event, Thresholds};
-use super::service::{self, Registration, ServiceView, changed, public_error, settle};
+use super::service::{self, MayWrite, Registration, ServiceView, changed, public_error, settle};
 use super::{Change, MAX_INSTANCES, RegistryConfig, RegistryContext};
 use crate::auth::access::Caller;
 use crate::db::DbConnection;
@@ -47,63 +47,74 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 pub use crate::models::instance::Source;
 
-/// `PUT /api/v1/services/{name}/instances/{id}`. The body is read only once
-/// the caller may write, so a bad body never hides a 403.
-pub async fn put(
-    ctx: &RegistryContext,
-    caller: &Caller,
-    name: String,
+/// [`MayWrite`] for one instance of the service, its id checked.
+#[derive(Debug)]
+pub struct MayWriteInstance {
+    service: MayWrite,
     id: String,
-    body: impl Future<Output = Result<Registration>>,
-    now: DateTime<Utc>,
-) -> Result<(ServiceView, i64)> {
-    validate_id(&id)?;
-    let p = service::writable(ctx, caller, name).await?;
-    let resolved = service::resolve(body.await?, &ctx.config)?;
-    let actor = caller.principal.id.clone();
-    let (view, change) = ctx
-        .db
-        .run(move |c| register(c, &p, &id, &resolved, Source::Api, Some(&actor), now))
-        .await?;
-    ctx.publish(Some(&change));
-    Ok((view, change.index))
 }
 
-/// `POST /api/v1/services/{name}/instances/{id}/heartbeat`.
-pub async fn beat(
-    ctx: &RegistryContext,
-    caller: &Caller,
-    name: String,
-    id: String,
-    now: DateTime<Utc>,
-) -> Result<ServiceView> {
-    validate_id(&id)?;
-    let p = service::writable(ctx, caller, name).await?;
-    let (view, change) = ctx.db.run(move |c| heartbeat(c, &p, &id, now)).await?;
-    ctx.publish(change.as_ref());
-    Ok(view)
+impl MayWriteInstance {
+    /// The service, the instance id and the actor, for a database closure.
+    pub(super) fn parts(&self) -> (Principal, String, String) {
+        (
+            self.service.service.clone(),
+            self.id.clone(),
+            self.service.actor.clone(),
+        )
+    }
 }
 
-/// `DELETE /api/v1/services/{name}/instances/{id}`: the instance is leaving
-/// (a clean shutdown). It goes at once, rather than when its lease runs
-/// out. Leaving twice is not an error. Returns the view and the change index.
-pub async fn leave(
-    ctx: &RegistryContext,
-    caller: &Caller,
-    name: String,
-    id: String,
-    now: DateTime<Utc>,
-) -> Result<(ServiceView, i64)> {
-    validate_id(&id)?;
-    let p = service::writable(ctx, caller, name).await?;
-    let actor = caller.principal.id.clone();
-    let (view, change) = ctx.db.run(move |c| deregister(c, &p, &id, Some(&actor), now)).await?;
-    ctx.publish(change.as_ref());
-    let index = match change {
-        Some(c) => c.index,
-        None => ctx.db.run(registration::current_index).await?,
-    };
-    Ok((view, index))
+impl RegistryContext {
+    /// [`RegistryContext::may_write`] for the instance `id`, whose syntax is checked first.
+    pub async fn may_write_instance(&self, caller: &Caller, name: String, id: String) -> Result<MayWriteInstance> {
+        validate_id(&id)?;
+        Ok(MayWriteInstance {
+            service: self.may_write(caller, name).await?,
+            id,
+        })
+    }
+
+    /// `PUT /api/v1/services/{name}/instances/{id}`: register or renew the
+    /// instance, with the registration the holder of `grant` read.
+    pub async fn register(
+        &self,
+        grant: &MayWriteInstance,
+        body: Registration,
+        now: DateTime<Utc>,
+    ) -> Result<(ServiceView, i64)> {
+        let resolved = service::resolve(body, &self.config)?;
+        let (p, id, actor) = grant.parts();
+        let (view, change) = self
+            .db
+            .run(move |c| register(c, &p, &id, &resolved, Source::Api, Some(&actor), now))
+            .await?;
+        self.publish(Some(&change));
+        Ok((view, change.index))
+    }
+
+    /// `POST /api/v1/services/{name}/instances/{id}/heartbeat`: renew the lease.
+    pub async fn heartbeat(&self, grant: &MayWriteInstance, now: DateTime<Utc>) -> Result<ServiceView> {
+        let (p, id, _) = grant.parts();
+        let (view, change) = self.db.run(move |c| heartbeat(c, &p, &id, now)).await?;
+        self.publish(change.as_ref());
+        Ok(view)
+    }
+
+    /// `DELETE /api/v1/services/{name}/instances/{id}`: the instance is
+    /// leaving (a clean shutdown). It goes at once, rather than when its
+    /// lease runs out. Leaving twice is not an error. Returns the view and
+    /// the change index.
+    pub async fn deregister(&self, grant: &MayWriteInstance, now: DateTime<Utc>) -> Result<(ServiceView, i64)> {
+        let (p, id, actor) = grant.parts();
+        let (view, change) = self.db.run(move |c| deregister(c, &p, &id, Some(&actor), now)).await?;
+        self.publish(change.as_ref());
+        let index = match change {
+            Some(c) => c.index,
+            None => self.db.run(registration::current_index).await?,
+        };
+        Ok((view, index))
+    }
 }
 
 fn state_of(r: &InstanceRow) -> damping::State {
@@ -190,7 +201,7 @@ fn apply(
 /// service's manifest pull are due now. A known instance takes the new
 /// settings and counts the registration as a heartbeat, so a re-registration
 /// does not undo damping.
-pub fn register(
+pub(super) fn register(
     conn: &mut DbConnection,
     p: &Principal,
     id: &str,
@@ -311,7 +322,7 @@ pub fn register(
 /// Renew an instance's lease (Consul TTL check, Eureka renewal). Returns the
 /// change when the instance's status moved: a heartbeat brings back an
 /// instance without a health check; one with a check waits for its passes.
-pub fn heartbeat(
+pub(super) fn heartbeat(
     conn: &mut DbConnection,
     p: &Principal,
     id: &str,
@@ -331,7 +342,7 @@ pub fn heartbeat(
 }
 
 /// Remove an instance. Returns the view, and the change when there was one.
-pub fn deregister(
+pub(super) fn deregister(
     conn: &mut DbConnection,
     p: &Principal,
     id: &str,

@@ -65,50 +65,49 @@ pub enum ServiceStatus {
     Down,
 }
 
-/// `GET /api/v1/services`: registered services, optionally by category and
-/// status. With `index=N` it answers once the registry's change index has
-/// passed N, or when `wait` has elapsed, whichever comes first. Returns the
-/// services and the index they reflect.
-pub async fn services(ctx: &RegistryContext, caller: &Caller, query: ServicesQuery) -> Result<(Vec<ServiceView>, i64)> {
-    let wait = parse_wait(query.wait.as_deref())?;
-    let mut index = ctx.db.run(registration::current_index).await?;
-    ctx.feed.observe(index);
-    if let Some(after) = query.index
-        && index <= after
-    {
-        ctx.feed.wait_past(after, wait).await;
-        index = ctx.db.run(registration::current_index).await?;
+impl RegistryContext {
+    /// `GET /api/v1/services`: registered services, optionally by category and
+    /// status. With `index=N` it answers once the registry's change index has
+    /// passed N, or when `wait` has elapsed, whichever comes first. Returns the
+    /// services and the index they reflect.
+    pub async fn services(&self, caller: &Caller, query: ServicesQuery) -> Result<(Vec<ServiceView>, i64)> {
+        let wait = parse_wait(query.wait.as_deref())?;
+        let mut index = self.db.run(registration::current_index).await?;
+        self.feed.observe(index);
+        if let Some(after) = query.index
+            && index <= after
+        {
+            self.feed.wait_past(after, wait).await;
+            index = self.db.run(registration::current_index).await?;
+        }
+        let status = query.status.map(|s| match s {
+            ServiceStatus::Up => Health::Up,
+            ServiceStatus::Down => Health::Down,
+        });
+        let category = query.category;
+        let items = self
+            .db
+            .run(move |c| service::list(c, category.as_deref(), status))
+            .await?
+            .into_iter()
+            .map(|v| v.for_reader(caller))
+            .collect();
+        Ok((items, index))
     }
-    let status = query.status.map(|s| match s {
-        ServiceStatus::Up => Health::Up,
-        ServiceStatus::Down => Health::Down,
-    });
-    let category = query.category;
-    let items = ctx
-        .db
-        .run(move |c| service::list(c, category.as_deref(), status))
-        .await?
-        .into_iter()
-        .map(|v| v.for_reader(caller))
-        .collect();
-    Ok((items, index))
 }
 
-/// `GET /api/v1/services/{name}`, as `caller` may read it, blocking on this
-/// service alone when asked.
-pub async fn service(
-    ctx: &RegistryContext,
-    caller: &Caller,
-    name: String,
-    query: WatchQuery,
-) -> Result<(ServiceView, i64)> {
-    let block = query.block()?;
-    let key = registration::service_key(&name);
-    read_view(ctx, vec![key], block, || {
-        let name = name.clone();
-        async move { Ok(ctx.db.run(move |c| service::get(c, &name)).await?.for_reader(caller)) }
-    })
-    .await
+impl RegistryContext {
+    /// `GET /api/v1/services/{name}`, as `caller` may read it, blocking on this
+    /// service alone when asked.
+    pub async fn service(&self, caller: &Caller, name: String, query: WatchQuery) -> Result<(ServiceView, i64)> {
+        let block = query.block()?;
+        let key = registration::service_key(&name);
+        read_view(self, vec![key], block, || {
+            let name = name.clone();
+            async move { Ok(self.db.run(move |c| service::get(c, &name)).await?.for_reader(caller)) }
+        })
+        .await
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -180,30 +179,31 @@ fn member(row: MemberRow, instances: &[InstanceRow]) -> (String, CategoryMember)
 
 /// Count each category's members and the ones up.
 pub fn summarize(names: Vec<String>, members: Vec<MemberRow>) -> Vec<CategoryView> {
-    let members: Vec<(String, CategoryMember)> = members.into_iter().map(|m| member(m, &[])).collect();
     names
         .into_iter()
         .map(|name| {
-            let of: Vec<&CategoryMember> = members.iter().filter(|(c, _)| *c == name).map(|(_, m)| m).collect();
+            let of: Vec<&MemberRow> = members.iter().filter(|m| m.category == name).collect();
             CategoryView {
                 service_count: of.len() as i64,
-                up_count: of.iter().filter(|m| m.status == "up").count() as i64,
+                up_count: of.iter().filter(|m| m.status == Some(Health::Up)).count() as i64,
                 name,
             }
         })
         .collect()
 }
 
-/// `GET /api/v1/categories`.
-pub async fn categories(ctx: &RegistryContext) -> Result<Vec<CategoryView>> {
-    ctx.db
-        .run(|c| {
-            Ok(summarize(
-                registration::category_names(c)?,
-                registration::category_members(c, None)?,
-            ))
-        })
-        .await
+impl RegistryContext {
+    /// `GET /api/v1/categories`.
+    pub async fn categories(&self) -> Result<Vec<CategoryView>> {
+        self.db
+            .run(|c| {
+                Ok(summarize(
+                    registration::category_names(c)?,
+                    registration::category_members(c, None)?,
+                ))
+            })
+            .await
+    }
 }
 
 /// One category's services, highest priority first, each with the
@@ -222,15 +222,17 @@ pub fn category_detail(conn: &mut crate::db::DbConnection, name: &str) -> Result
     })
 }
 
-/// `GET /api/v1/categories/{name}`, blocking on this category alone when asked.
-pub async fn category(ctx: &RegistryContext, name: String, query: WatchQuery) -> Result<(CategoryDetail, i64)> {
-    let block = query.block()?;
-    let key = registration::category_key(&name);
-    read_view(ctx, vec![key], block, || {
-        let name = name.clone();
-        async move { ctx.db.run(move |c| category_detail(c, &name)).await }
-    })
-    .await
+impl RegistryContext {
+    /// `GET /api/v1/categories/{name}`, blocking on this category alone when asked.
+    pub async fn category(&self, name: String, query: WatchQuery) -> Result<(CategoryDetail, i64)> {
+        let block = query.block()?;
+        let key = registration::category_key(&name);
+        read_view(self, vec![key], block, || {
+            let name = name.clone();
+            async move { self.db.run(move |c| category_detail(c, &name)).await }
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

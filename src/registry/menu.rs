@@ -166,64 +166,68 @@ impl MenuCache {
     }
 }
 
-/// `GET /api/v1/modules`: the menu for a caller with `scopes` (`None`:
-/// anonymous, who sees only pages without a `required_scope`), from the
-/// cache while the change index has not moved (see [`MenuCache`]). With
-/// `block`, it answers once this caller's menu changed, so a change to a
-/// page the caller may not see wakes nobody. Returns the menu and the
-/// change index.
-pub async fn modules(
-    ctx: &RegistryContext,
-    scopes: Option<Vec<String>>,
-    if_none_match: Option<String>,
-    now: DateTime<Utc>,
-    block: Option<Block>,
-) -> Result<(RenderedMenu, i64)> {
-    let key = scopes.map(|mut s| {
-        s.sort();
-        s.dedup();
-        s
-    });
-    let read = || {
-        let key = key.clone();
-        async move { cached(ctx, key, now).await }
-    };
-    let ((etag, body), index) = read_view(ctx, vec![MODULES_KEY.to_string()], block, read).await?;
-    Ok((answer(etag, body, if_none_match.as_deref()), index))
+impl RegistryContext {
+    /// `GET /api/v1/modules`: the menu for a caller with `scopes` (`None`:
+    /// anonymous, who sees only pages without a `required_scope`), from the
+    /// cache while the change index has not moved (see [`MenuCache`]). With
+    /// `block`, it answers once this caller's menu changed, so a change to a
+    /// page the caller may not see wakes nobody. Returns the menu and the
+    /// change index.
+    pub async fn modules(
+        &self,
+        scopes: Option<Vec<String>>,
+        if_none_match: Option<String>,
+        now: DateTime<Utc>,
+        block: Option<Block>,
+    ) -> Result<(RenderedMenu, i64)> {
+        let key = scopes.map(|mut s| {
+            s.sort();
+            s.dedup();
+            s
+        });
+        let read = || {
+            let key = key.clone();
+            async move { cached(self, key, now).await }
+        };
+        let ((etag, body), index) = read_view(self, vec![MODULES_KEY.to_string()], block, read).await?;
+        Ok((answer(etag, body, if_none_match.as_deref()), index))
+    }
 }
 
-/// The scopes a menu is built for: the caller's token's (none for an
-/// anonymous caller), or, when an admin asks `as` a principal, every scope
-/// that principal holds, as its own token could carry them.
-pub async fn viewer_scopes(
-    ctx: &RegistryContext,
-    caller: Option<&Caller>,
-    as_principal: Option<String>,
-) -> Result<Option<Vec<String>>> {
-    let Some(name) = as_principal else {
-        return Ok(caller.map(Caller::scopes));
-    };
-    match caller {
-        Some(c) if c.is_admin() => {}
-        Some(_) => {
-            return Err(Error::Forbidden(
-                "only an admin may see the menu as another principal".into(),
-            ));
+impl RegistryContext {
+    /// The scopes a menu is built for: the caller's token's (none for an
+    /// anonymous caller), or, when an admin asks `as` a principal, every scope
+    /// that principal holds, as its own token could carry them.
+    pub async fn viewer_scopes(
+        &self,
+        caller: Option<&Caller>,
+        as_principal: Option<String>,
+    ) -> Result<Option<Vec<String>>> {
+        let Some(name) = as_principal else {
+            return Ok(caller.map(Caller::scopes));
+        };
+        match caller {
+            Some(c) if c.is_admin() => {}
+            Some(_) => {
+                return Err(Error::Forbidden(
+                    "only an admin may see the menu as another principal".into(),
+                ));
+            }
+            None => {
+                return Err(Error::Unauthorized(
+                    "the menu as another principal is for admins".into(),
+                ));
+            }
         }
-        None => {
-            return Err(Error::Unauthorized(
-                "the menu as another principal is for admins".into(),
-            ));
-        }
+        let scopes = self
+            .db
+            .run(move |c| match principal::find_by_name(c, &name)? {
+                Some(p) => principal::scopes_of(c, &p.id),
+                None => Err(Error::NotFound(format!("principal {name}"))),
+            })
+            .await?;
+        Ok(Some(scopes))
     }
-    let scopes = ctx
-        .db
-        .run(move |c| match principal::find_by_name(c, &name)? {
-            Some(p) => principal::scopes_of(c, &p.id),
-            None => Err(Error::NotFound(format!("principal {name}"))),
-        })
-        .await?;
-    Ok(Some(scopes))
 }
 
 /// The menu for one scope set as (ETag, body), from the cache when it holds it.

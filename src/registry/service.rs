@@ -395,11 +395,36 @@ pub fn may_write(caller: &Caller, service: &Principal) -> Result<()> {
     }
 }
 
-/// The service `name`, if `caller` may change it.
-pub(super) async fn writable(ctx: &RegistryContext, caller: &Caller, name: String) -> Result<Principal> {
-    let p = ctx.db.run(move |c| service_principal(c, &name)).await?;
-    may_write(caller, &p)?;
-    Ok(p)
+/// Proof that a caller may change service `name`'s registration: what
+/// [`RegistryContext::may_write`] hands the handler, which holds it while it
+/// reads the body, so a bad body never hides a 403.
+#[derive(Debug)]
+pub struct MayWrite {
+    pub(super) service: Principal,
+    pub(super) actor: String,
+}
+
+impl RegistryContext {
+    /// May `caller` change the service `name`? 404 for no such service,
+    /// 403 for someone else's.
+    pub async fn may_write(&self, caller: &Caller, name: String) -> Result<MayWrite> {
+        let service = self.db.run(move |c| service_principal(c, &name)).await?;
+        may_write(caller, &service)?;
+        Ok(MayWrite {
+            service,
+            actor: caller.principal.id.clone(),
+        })
+    }
+
+    /// `PUT /api/v1/services/{name}/modules`: a pushed manifest. An invalid
+    /// one is refused with 422 naming the field, and the previous one stays.
+    pub async fn push_manifest(&self, grant: &MayWrite, body: &[u8], now: DateTime<Utc>) -> Result<ServiceView> {
+        let m = manifest::parse(body)?;
+        let p = grant.service.clone();
+        let (view, change) = self.db.run(move |c| push_manifest(c, &p, &m, now)).await?;
+        self.publish(change.as_ref());
+        Ok(view)
+    }
 }
 
 /// The views a change to service `p` touches: its own, its categories'
@@ -435,29 +460,8 @@ pub(super) fn changed(
     Ok(Change { index, keys })
 }
 
-/// `PUT /api/v1/services/{name}/modules`: a pushed manifest. An invalid one
-/// is refused with 422 naming the field, and the previous one stays.
-pub async fn put_manifest(
-    ctx: &RegistryContext,
-    caller: &Caller,
-    name: String,
-    body: impl Future<Output = Result<Vec<u8>>>,
-    now: DateTime<Utc>,
-) -> Result<ServiceView> {
-    let p = writable(ctx, caller, name).await?;
-    let m = manifest::parse(&body.await?)?;
-    let (view, change) = ctx.db.run(move |c| push_manifest(c, &p, &m, now)).await?;
-    ctx.publish(change.as_ref());
-    Ok(view)
-}
-
-/// `GET /api/v1/services/{name}`, as `caller` may read it.
-pub async fn fetch(ctx: &RegistryContext, caller: &Caller, name: String) -> Result<ServiceView> {
-    Ok(ctx.db.run(move |c| get(c, &name)).await?.for_reader(caller))
-}
-
 /// One service with its instances and latest transitions.
-pub fn get(conn: &mut DbConnection, name: &str) -> Result<ServiceView> {
+pub(super) fn get(conn: &mut DbConnection, name: &str) -> Result<ServiceView> {
     let p = service_principal(conn, name)?;
     let cats = principal::categories_of(conn, &p.id)?;
     let row = registration::find(conn, &p.id)?;
@@ -474,7 +478,7 @@ pub fn get(conn: &mut DbConnection, name: &str) -> Result<ServiceView> {
 /// changed since the previous pull (a 304, or the same content, leaves the
 /// push in place), so a service may push a manifest and keep serving an
 /// older one without the two fighting.
-pub fn push_manifest(
+fn push_manifest(
     conn: &mut DbConnection,
     p: &Principal,
     manifest: &Manifest,

@@ -1020,7 +1020,7 @@ async fn a_session_is_honoured_by_every_instance(backend: Backend) {
 async fn https_issuers_get_secure_host_only_cookies(backend: Backend) {
     let app = TestApp::builder(backend)
         .settings(|mut s| {
-            s.token.issuer = "https://id.example".into();
+            s.token.issuer = roster::auth::jwt::Issuer::new("https://id.example");
             s
         })
         .spawn()

@@ -546,11 +546,10 @@ async fn recover_admin_gets_a_locked_out_operator_back_in(backend: Backend) {
             .unwrap()
             .unwrap();
         roster::models::principal::set_scopes(&mut conn, &admin.id, &[]).unwrap();
-        roster::principals::set_status(
+        roster::models::principal::set_status(
             &mut conn,
             &admin.id,
             roster::models::principal::PrincipalStatus::Disabled,
-            None,
             chrono::Utc::now(),
         )
         .unwrap();

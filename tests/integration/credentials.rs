@@ -4,24 +4,10 @@
 use chrono::Duration;
 use roster::auth::client::{self, ClientAuthFailure};
 use roster::auth::secrets::SecretString;
-use roster::models::principal::PrincipalKind;
 use roster::models::secret;
-use roster::principals::NewPrincipal;
 
 use crate::on_both_backends;
 use crate::support::{Backend, TestApp, t0};
-
-fn service(name: &str) -> NewPrincipal {
-    NewPrincipal {
-        kind: PrincipalKind::Service,
-        name: name.into(),
-        display_name: None,
-        email: None,
-        scopes: vec!["mail:send".into()],
-        categories: vec![],
-        client: Default::default(),
-    }
-}
 
 on_both_backends!(client_secrets_verify_and_wrong_or_deleted_ones_fail);
 
@@ -29,9 +15,12 @@ async fn client_secrets_verify_and_wrong_or_deleted_ones_fail(backend: Backend) 
     let app = TestApp::spawn(backend).await;
     let pepper = app.state.oauth().pepper.clone();
     let now = t0();
+    let created = app.create_service("mailer", &["mail:send"]).await;
+    let secret_id = app.state.principals().secrets(created.id.clone()).await.unwrap()[0]
+        .id
+        .clone();
+    let good = SecretString::new(created.secret);
     app.query(move |conn| {
-        let created = roster::principals::create_service(conn, &pepper, &service("mailer"), None, now)?;
-        let (secret_id, good) = created.secret.clone().unwrap();
         let ok = client::authenticate(conn, &pepper, "mailer", &good, now)?.unwrap();
         assert_eq!(ok.principal.name, "mailer");
         assert_eq!(ok.secret_id, secret_id);

@@ -586,7 +586,7 @@ async fn a_watcher_on_another_instance_wakes_only_for_its_view(backend: Backend)
         .clock(Clock::manual(one.clock.now()))
         .same_database_as(&one)
         .settings(move |mut s| {
-            s.token.issuer = issuer;
+            s.token.issuer = roster::auth::jwt::Issuer::new(issuer);
             s
         })
         .spawn()

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{Duration, Utc};
 use roster::clock::Clock;
+use roster::models::principal::PrincipalStatus::{Active, Disabled};
 
 use crate::on_both_backends;
 use crate::support::{Backend, TEST_PEPPER, TestApp, roster_bin, verify_with_jwks};
@@ -68,7 +69,7 @@ async fn a_refresh_that_cannot_be_signed_leaves_the_token_valid(backend: Backend
 async fn a_key_only_a_has_loaded(backend: Backend) -> (TestApp, TestApp, crate::support::TestService, String, String) {
     let start = Utc::now();
     let shared = |mut s: roster::config::Settings| {
-        s.token.issuer = "https://roster.test".into();
+        s.token.issuer = roster::auth::jwt::Issuer::new("https://roster.test");
         s.keys.publish_delay = Duration::seconds(60);
         s
     };
@@ -340,14 +341,10 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
     let access = app.client_token("billing", &svc.secret).await;
     let (_, refresh) = app.login("alice", "correct horse battery").await;
 
-    let now = app.clock.now();
-    let (svc_id, alice_id) = (svc.id.clone(), alice.clone());
-    app.query(move |c| {
-        use roster::models::principal::PrincipalStatus::Disabled;
-        roster::principals::set_status(c, &svc_id, Disabled, None, now)?;
-        roster::principals::set_status(c, &alice_id, Disabled, None, now)
-    })
-    .await;
+    let (now, elsewhere) = (app.clock.now(), app.elsewhere());
+    for id in [&svc.id, &alice] {
+        elsewhere.set_status(None, id.clone(), Disabled, now).await.unwrap();
+    }
     // A change made beside this instance's API (as by the CLI or another
     // instance) reaches its cache of verified clients on the next tick.
     app.tick().await;
@@ -374,17 +371,10 @@ async fn disabled_principals_lose_their_tokens(backend: Backend) {
     assert_eq!(r.error(), "invalid_grant");
 
     // Re-enabled: new tokens again (the old refresh token stays dead).
-    let (svc_id, now) = (svc.id.clone(), app.clock.now());
-    app.query(move |c| {
-        roster::principals::set_status(
-            c,
-            &svc_id,
-            roster::models::principal::PrincipalStatus::Active,
-            None,
-            now,
-        )
-    })
-    .await;
+    elsewhere
+        .set_status(None, svc.id.clone(), Active, app.clock.now())
+        .await
+        .unwrap();
     let fresh = app.client_token("billing", &svc.secret).await;
     // Re-enabling revives no token issued before the disable.
     let r = app
@@ -602,17 +592,10 @@ async fn a_disable_during_the_password_check_stops_the_login() {
         .await
         .expect("the login queued");
     // ...when an admin disables her.
-    let now = app.clock.now();
-    app.query(move |c| {
-        roster::principals::set_status(
-            c,
-            &alice,
-            roster::models::principal::PrincipalStatus::Disabled,
-            None,
-            now,
-        )
-    })
-    .await;
+    app.elsewhere()
+        .set_status(None, alice, Disabled, app.clock.now())
+        .await
+        .unwrap();
     hold.release().await;
     let r = login.await.unwrap();
     assert_eq!(
@@ -644,7 +627,7 @@ async fn two_instances_agree() {
     };
     let start = Utc::now();
     let shared = |mut s: roster::config::Settings| {
-        s.token.issuer = "https://roster.test".into();
+        s.token.issuer = roster::auth::jwt::Issuer::new("https://roster.test");
         s.keys.publish_delay = Duration::seconds(60);
         s
     };

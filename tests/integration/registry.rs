@@ -624,7 +624,7 @@ async fn long_poll_wakes_on_change_and_across_instances(backend: Backend) {
         .clock(Clock::manual(Utc::now()))
         .same_database_as(&a)
         .settings(move |mut s| {
-            s.token.issuer = issuer;
+            s.token.issuer = roster::auth::jwt::Issuer::new(issuer);
             s
         })
         .spawn()

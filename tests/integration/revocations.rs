@@ -201,7 +201,7 @@ async fn a_long_poll_wakes_on_a_revocation_here_and_on_another_instance(backend:
         .clock(a.clock.clone())
         .same_database_as(&a)
         .settings(move |mut s| {
-            s.token.issuer = issuer;
+            s.token.issuer = roster::auth::jwt::Issuer::new(issuer);
             s
         })
         .spawn()

@@ -394,8 +394,8 @@ pub fn roster_bin() -> &'static Path {
 
 // ---- principals and OAuth helpers ------------------------------------------
 
-use roster::models::principal::{CategoryAssignment, PrincipalKind};
-use roster::principals::NewPrincipal;
+use roster::models::principal::PrincipalKind;
+use roster::principals::{CreatePrincipal, Created, PrincipalsContext};
 
 /// A service created through the domain, with its one-time secret.
 pub struct TestService {
@@ -406,52 +406,63 @@ pub struct TestService {
 
 impl TestApp {
     pub async fn create_service(&self, name: &str, scopes: &[&str]) -> TestService {
-        let pepper = self.state.oauth().pepper.clone();
-        let now = self.clock.now();
-        let input = NewPrincipal {
-            kind: PrincipalKind::Service,
-            name: name.into(),
-            display_name: None,
-            email: None,
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            categories: Vec::<CategoryAssignment>::new(),
-            client: Default::default(),
+        let created = self.create(PrincipalKind::Service, name, None, scopes).await;
+        let Created::Service(created) = created else {
+            panic!("a service was asked for: {created:?}")
         };
-        let created = self
-            .query(move |conn| roster::principals::create_service(conn, &pepper, &input, None, now))
-            .await;
         TestService {
             id: created.principal.id.clone(),
             name: created.principal.name.clone(),
             secret: created
-                .secret
+                .client_secret
                 .as_ref()
-                .map(|(_, s)| s.expose().to_string())
+                .map(|s| s.expose().to_string())
                 .unwrap_or_default(),
         }
     }
 
     /// A human with a password; returns the principal id.
     pub async fn create_human(&self, name: &str, password: &str, scopes: &[&str]) -> String {
-        let phc = self
-            .state
-            .settings()
-            .password_hashing
-            .hash(&roster::auth::secrets::SecretString::new(password))
-            .unwrap();
-        let now = self.clock.now();
-        let input = NewPrincipal {
-            kind: PrincipalKind::Human,
+        self.create(PrincipalKind::Human, name, Some(password), scopes)
+            .await
+            .id()
+            .to_string()
+    }
+
+    /// A principal created through the principals handle, as the admin API does.
+    async fn create(&self, kind: PrincipalKind, name: &str, password: Option<&str>, scopes: &[&str]) -> Created {
+        let body = CreatePrincipal {
+            kind,
             name: name.into(),
             display_name: None,
             email: None,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            password: password.map(roster::auth::secrets::SecretString::new),
             categories: Vec::new(),
-            client: Default::default(),
+            public_client: false,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
         };
-        self.query(move |conn| roster::principals::create_human(conn, &input, &phc, None, now))
+        self.state
+            .principals()
+            .create(None, body, self.clock.now())
             .await
-            .id
+            .unwrap()
+    }
+
+    /// The principals handle of another instance on the same database (as
+    /// the CLI or a second server has): its changes reach this instance
+    /// only through the database, never through this instance's caches.
+    pub fn elsewhere(&self) -> PrincipalsContext {
+        let here = self.state.principals();
+        PrincipalsContext {
+            db: here.db.clone(),
+            argon: here.argon.clone(),
+            hashing: here.hashing,
+            pepper: here.pepper.clone(),
+            verified: std::sync::Arc::new(roster::auth::verified::VerifiedClients::new()),
+            revocations: std::sync::Arc::new(roster::feed::ChangeFeed::new()),
+        }
     }
 
     /// POST a form to `path`, optionally with HTTP Basic credentials (sent as given).

@@ -63,6 +63,84 @@ pub fn validate_scope(scope: &str) -> Result<()> {
     }
 }
 
+/// A `scope` (RFC 6749 §3.3): a set of scope tokens, kept sorted, written
+/// space-delimited. A client's `scope` parameter is parsed into one once, at
+/// the edge ([`Scopes::parse`]); a scope Roster signed or stored itself is
+/// read back with [`Scopes::from_stored`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Scopes(std::collections::BTreeSet<String>);
+
+impl TryFrom<String> for Scopes {
+    type Error = InvalidScope;
+
+    fn try_from(value: String) -> std::result::Result<Self, InvalidScope> {
+        Self::parse(&value)
+    }
+}
+
+/// A scope token that breaks the rule of [`validate_scope`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a valid scope")]
+pub struct InvalidScope(pub String);
+
+impl Scopes {
+    /// A client's `scope` parameter: tokens separated by spaces (runs of
+    /// spaces are tolerated), each following [`validate_scope`].
+    pub fn parse(value: &str) -> std::result::Result<Self, InvalidScope> {
+        value
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(|s| match validate_scope(s) {
+                Ok(()) => Ok(s.to_string()),
+                Err(_) => Err(InvalidScope(s.to_string())),
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map(Self)
+    }
+
+    /// A scope Roster wrote itself (a token's claim, a stored grant).
+    pub fn from_stored(value: &str) -> Self {
+        Self(value.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect())
+    }
+
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sorted, each once.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for Scopes {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Self(iter.into_iter().map(Into::into).collect())
+    }
+}
+
+/// The space-delimited form, as a token's `scope` claim carries it.
+impl std::fmt::Display for Scopes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(s)?;
+        }
+        Ok(())
+    }
+}
+
 /// Category memberships: names follow the name rule and appear once each.
 pub fn validate_categories(cats: &[CategoryAssignment]) -> Result<()> {
     for c in cats {
@@ -91,6 +169,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_scope_parameter_is_a_sorted_set_of_valid_tokens() {
+        let s = Scopes::parse("b a  b orders:read").unwrap();
+        assert_eq!(s.to_vec(), ["a", "b", "orders:read"]);
+        assert_eq!(s.to_string(), "a b orders:read");
+        assert!(s.contains("orders:read") && !s.contains("orders"));
+        assert_eq!(Scopes::parse("").unwrap(), Scopes::default());
+        assert_eq!(Scopes::parse("a Bad c"), Err(InvalidScope("Bad".into())));
+        assert_eq!(Scopes::parse("a\tb"), Err(InvalidScope("a\tb".into())));
+        assert_eq!(Scopes::from_stored(" x  y ").to_vec(), ["x", "y"]);
     }
 
     #[test]

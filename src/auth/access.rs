@@ -13,6 +13,7 @@ use crate::db::{DbConnection, Pool};
 use crate::error::{Error, Result};
 use crate::models::principal::{self, Principal};
 use crate::models::revoked_token;
+use crate::names::Scopes;
 
 /// The scope that makes a principal an administrator.
 pub const ADMIN_SCOPE: &str = "admin";
@@ -31,28 +32,29 @@ pub struct Caller {
 /// its principal still holds (plus the OpenID scopes, which are nobody's to
 /// hold). A demoted principal's old token loses the scope at once, in every
 /// answer: the API's checks, `/api/v1/me` and both kinds of introspection.
-pub fn effective_scopes<'a>(token: impl IntoIterator<Item = &'a str>, held: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in token {
-        if !s.is_empty()
-            && (held.iter().any(|h| h == s) || crate::names::is_oidc_scope(s))
-            && !out.iter().any(|o| o == s)
-        {
-            out.push(s.to_string());
-        }
-    }
-    out
+pub fn effective_scopes(token: &Scopes, held: &[String]) -> Vec<String> {
+    token
+        .iter()
+        .filter(|s| still_held(s, held))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A scope a token carries still counts while its principal holds it; the
+/// OpenID scopes always do.
+fn still_held(scope: &str, held: &[String]) -> bool {
+    held.iter().any(|h| h == scope) || crate::names::is_oidc_scope(scope)
 }
 
 impl Caller {
     /// The token carries `scope` and the principal still holds it.
     pub fn has_scope(&self, scope: &str) -> bool {
-        !effective_scopes(self.claims.scope.split(' ').filter(|s| *s == scope), &self.granted).is_empty()
+        Scopes::from_stored(&self.claims.scope).contains(scope) && still_held(scope, &self.granted)
     }
 
     /// The token's effective scopes ([`effective_scopes`]).
     pub fn scopes(&self) -> Vec<String> {
-        effective_scopes(self.claims.scope.split(' '), &self.granted)
+        effective_scopes(&Scopes::from_stored(&self.claims.scope), &self.granted)
     }
 
     pub fn is_admin(&self) -> bool {

@@ -22,7 +22,7 @@ pub struct AuthorizationRequest {
     pub redirect_uri: String,
     pub state: Option<String>,
     /// As asked, syntax checked; narrowed to what the person holds at issuance.
-    pub scope: Vec<String>,
+    pub scope: crate::names::Scopes,
     pub nonce: Option<String>,
     pub code_challenge: String,
     pub prompt: Prompt,
@@ -40,7 +40,7 @@ impl AuthorizationRequest {
             ("code_challenge_method", "S256".to_string()),
         ];
         if !self.scope.is_empty() {
-            v.push(("scope", self.scope.join(" ")));
+            v.push(("scope", self.scope.to_string()));
         }
         if let Some(s) = &self.state {
             v.push(("state", s.clone()));

@@ -14,6 +14,7 @@ use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal;
+use crate::names::Scopes;
 
 /// Longest `state` and `nonce` accepted, in bytes.
 pub const MAX_STATE_LEN: usize = 1024;
@@ -201,15 +202,8 @@ pub fn check(
             "code_challenge is not an S256 challenge",
         ));
     }
-    let mut scope = Vec::new();
-    for s in params.get("scope").unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
-        if crate::names::validate_scope(s).is_err() {
-            return Err(fail(AuthorizeErrorCode::InvalidScope, "the scope is malformed"));
-        }
-        if !scope.iter().any(|x| x == s) {
-            scope.push(s.to_string());
-        }
-    }
+    let scope = Scopes::parse(params.get("scope").unwrap_or(""))
+        .map_err(|_| fail(AuthorizeErrorCode::InvalidScope, "the scope is malformed"))?;
     let nonce = params.get("nonce");
     if nonce.is_some_and(|n| n.len() > MAX_NONCE_LEN) {
         return Err(fail(AuthorizeErrorCode::InvalidRequest, "nonce is too long"));
@@ -285,9 +279,7 @@ fn granted_scopes(
     person_id: &str,
 ) -> Result<Vec<String>, Error> {
     let held = principal::scopes_of(conn, person_id)?;
-    let mut scopes = crate::auth::access::effective_scopes(request.scope.iter().map(String::as_str), &held);
-    scopes.sort();
-    Ok(scopes)
+    Ok(crate::auth::access::effective_scopes(&request.scope, &held))
 }
 
 /// Issue a code for `session` and build the redirect (§4.1.2).

@@ -9,6 +9,7 @@ use super::error::OAuthError;
 use crate::auth::jwt::{AccessTokenClaims, Issuer};
 use crate::models::principal::{Principal, PrincipalKind};
 use crate::models::refresh_token::RefreshTokenRow;
+use crate::names::Scopes;
 
 /// Token lifetimes and the issuer.
 #[derive(Debug, Clone)]
@@ -39,26 +40,17 @@ pub struct Grant {
 
 /// RFC 6749 §3.3: the requested scope must be a subset of what the principal
 /// was granted; when omitted, the token carries everything granted.
-pub fn resolve_scope(requested: Option<&str>, granted: &[String]) -> Result<Vec<String>, OAuthError> {
+pub fn resolve_scope(requested: Option<&Scopes>, granted: &[String]) -> Result<Vec<String>, OAuthError> {
     let Some(requested) = requested else {
         let mut all = granted.to_vec();
         all.sort();
         all.dedup();
         return Ok(all);
     };
-    let mut scopes: Vec<String> = Vec::new();
-    for s in requested.split(' ').filter(|s| !s.is_empty()) {
-        if crate::names::validate_scope(s).is_err() {
-            return Err(OAuthError::invalid_scope(format!("'{s}' is not a valid scope")));
-        }
-        if !granted.iter().any(|g| g == s) {
-            return Err(OAuthError::invalid_scope(format!("scope '{s}' is not granted")));
-        }
-        scopes.push(s.to_string());
+    match requested.iter().find(|s| !granted.iter().any(|g| g == s)) {
+        Some(s) => Err(OAuthError::invalid_scope(format!("scope '{s}' is not granted"))),
+        None => Ok(requested.to_vec()),
     }
-    scopes.sort();
-    scopes.dedup();
-    Ok(scopes)
 }
 
 fn audience_of(audience: Audience<'_>, cfg: &TokenConfig) -> Result<String, OAuthError> {
@@ -116,7 +108,7 @@ pub struct Issued<'a> {
 pub fn client_credentials(
     client: &Principal,
     granted: &[String],
-    scope: Option<&str>,
+    scope: Option<&Scopes>,
     audience: Audience<'_>,
     issued: Issued<'_>,
 ) -> Result<Grant, OAuthError> {
@@ -144,7 +136,7 @@ pub fn password(
     user: &Principal,
     granted: &[String],
     client: Option<&str>,
-    scope: Option<&str>,
+    scope: Option<&Scopes>,
     audience: Audience<'_>,
     issued: Issued<'_>,
 ) -> Result<Grant, OAuthError> {
@@ -177,9 +169,7 @@ pub fn authorization_code(
             "the authorization code is invalid, expired or already used",
         ));
     }
-    let mut scopes = crate::auth::access::effective_scopes(code_scope.split(' '), held_now);
-    scopes.sort();
-    scopes.dedup();
+    let scopes = crate::auth::access::effective_scopes(&Scopes::from_stored(code_scope), held_now);
     Ok(Grant {
         claims: claims(user, client, &scopes, cfg.issuer.to_string(), cfg, now, jti),
         scopes,
@@ -196,7 +186,7 @@ pub fn refresh(
     user: &Principal,
     granted_now: &[String],
     presented: &Client,
-    scope: Option<&str>,
+    scope: Option<&Scopes>,
     issued: Issued<'_>,
 ) -> Result<Grant, OAuthError> {
     let Issued { cfg, now, jti } = issued;
@@ -219,15 +209,10 @@ pub fn refresh(
             "the refresh token is invalid, expired or revoked",
         ));
     }
-    let original: Vec<String> = stored
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    let requested = resolve_scope(scope, &original)?;
+    let original = Scopes::from_stored(&stored.scope).to_vec();
+    let requested: Scopes = resolve_scope(scope, &original)?.into_iter().collect();
     // OpenID scopes are not granted to anyone: they ask for the person's own claims.
-    let scopes = crate::auth::access::effective_scopes(requested.iter().map(String::as_str), granted_now);
+    let scopes = crate::auth::access::effective_scopes(&requested, granted_now);
     Ok(Grant {
         claims: claims(
             user,
@@ -262,6 +247,11 @@ mod tests {
         }
     }
 
+    /// A client's `scope` parameter, as the token endpoint parses it.
+    fn sc(value: &str) -> Scopes {
+        Scopes::parse(value).unwrap()
+    }
+
     fn cfg() -> TokenConfig {
         TokenConfig {
             issuer: Issuer::new("https://id.example"),
@@ -293,11 +283,9 @@ mod tests {
     fn scope_defaults_to_all_granted_and_must_be_a_subset() {
         let granted = s(&["b", "a"]);
         assert_eq!(resolve_scope(None, &granted).unwrap(), s(&["a", "b"]));
-        assert_eq!(resolve_scope(Some("b"), &granted).unwrap(), s(&["b"]));
-        assert_eq!(resolve_scope(Some("a  b a"), &granted).unwrap(), s(&["a", "b"]));
-        let e = resolve_scope(Some("a c"), &granted).unwrap_err();
-        assert_eq!(e.code(), super::super::error::ErrorCode::InvalidScope);
-        let e = resolve_scope(Some("A"), &granted).unwrap_err();
+        assert_eq!(resolve_scope(Some(&sc("b")), &granted).unwrap(), s(&["b"]));
+        assert_eq!(resolve_scope(Some(&sc("a  b a")), &granted).unwrap(), s(&["a", "b"]));
+        let e = resolve_scope(Some(&sc("a c")), &granted).unwrap_err();
         assert_eq!(e.code(), super::super::error::ErrorCode::InvalidScope);
     }
 
@@ -307,7 +295,7 @@ mod tests {
         let g = client_credentials(
             &svc,
             &s(&["x", "y"]),
-            Some("x"),
+            Some(&sc("x")),
             Audience::Roster,
             Issued {
                 cfg: &cfg(),
@@ -465,7 +453,7 @@ mod tests {
             &alice,
             &s(&["a", "b"]),
             &Client::None,
-            Some("a"),
+            Some(&sc("a")),
             Issued {
                 cfg: &cfg(),
                 now: later,
@@ -479,7 +467,7 @@ mod tests {
             &alice,
             &s(&["a", "b"]),
             &Client::None,
-            Some("b"),
+            Some(&sc("b")),
             Issued {
                 cfg: &cfg(),
                 now: later,

@@ -16,6 +16,7 @@ use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::from_db_time;
 use crate::models::principal::{self, Principal};
+use crate::names::Scopes;
 
 /// RFC 7662 §2.2. Inactive tokens are `{"active": false}` and nothing else.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -66,7 +67,7 @@ fn access_token_state(conn: &mut DbConnection, claims: AccessTokenClaims) -> Res
         return Ok(IntrospectionResponse::inactive());
     };
     let held = principal::scopes_of(conn, &p.id)?;
-    let scope = access::effective_scopes(claims.scope.split(' '), &held).join(" ");
+    let scope = access::effective_scopes(&Scopes::from_stored(&claims.scope), &held).join(" ");
     Ok(IntrospectionResponse::active(ActiveToken {
         sub: claims.sub,
         scope,
@@ -102,7 +103,7 @@ fn refresh_token_state(
     };
     // What a refresh would issue now (RFC 6749 §6 narrows to what is held).
     let held = principal::scopes_of(conn, &p.id)?;
-    let scope = access::effective_scopes(row.scope.split(' '), &held).join(" ");
+    let scope = access::effective_scopes(&Scopes::from_stored(&row.scope), &held).join(" ");
     Ok(IntrospectionResponse::active(ActiveToken {
         client_id: row.client_id.clone().unwrap_or_else(|| p.name.clone()),
         username: p.name.clone(),

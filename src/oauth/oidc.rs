@@ -97,13 +97,14 @@ pub struct UserInfo {
 
 /// Does the token of `caller` carry `openid` (§5.3.1: required for UserInfo)?
 pub fn may_ask_userinfo(caller: &Caller) -> bool {
-    caller.claims.scope.split(' ').any(|s| s == "openid")
+    crate::names::Scopes::from_stored(&caller.claims.scope).contains("openid")
         && caller.principal.kind == crate::models::principal::PrincipalKind::Human
 }
 
 /// §5.3.2 for `caller`, whose token carries `openid`.
 pub fn userinfo(caller: &Caller) -> UserInfo {
-    let has = |s: &str| caller.claims.scope.split(' ').any(|x| x == s);
+    let scopes = crate::names::Scopes::from_stored(&caller.claims.scope);
+    let has = |s: &str| scopes.contains(s);
     let p = &caller.principal;
     UserInfo {
         sub: p.id.clone(),

@@ -18,6 +18,7 @@ use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::principal;
 use crate::models::refresh_token::{self, RefreshTokenRow};
 use crate::models::{new_id, to_db_time};
+use crate::names::Scopes;
 
 /// Bytes of randomness in a refresh token.
 const TOKEN_BYTES: usize = 32;
@@ -118,7 +119,7 @@ pub(super) async fn refresh_token(
     ctx: &OAuthContext,
     creds: ClientCredentials,
     token: SecretString,
-    scope: Option<String>,
+    scope: Option<Scopes>,
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
@@ -142,7 +143,7 @@ pub(super) async fn refresh_token(
                     &user,
                     &granted,
                     &client,
-                    scope.as_deref(),
+                    scope.as_ref(),
                     grants::Issued {
                         cfg: &cfg,
                         now,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::error::{ErrorCode, OAuthError};
 use crate::auth::secrets::SecretString;
+use crate::names::Scopes;
 
 /// The parameters of a form body, each present at most once. Parameters sent
 /// without a value are treated as omitted (RFC 6749 §3.1). Values may be
@@ -193,20 +194,20 @@ pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Res
 pub enum TokenRequest {
     /// RFC 6749 §4.4.2, with `resource` from RFC 8707 §2.
     ClientCredentials {
-        scope: Option<String>,
+        scope: Option<Scopes>,
         resource: Option<String>,
     },
     /// RFC 6749 §4.3.2.
     Password {
         username: String,
         password: SecretString,
-        scope: Option<String>,
+        scope: Option<Scopes>,
         resource: Option<String>,
     },
     /// RFC 6749 §6.
     RefreshToken {
         refresh_token: SecretString,
-        scope: Option<String>,
+        scope: Option<Scopes>,
     },
     /// RFC 6749 §4.1.3, with `code_verifier` (RFC 7636 §4.5).
     AuthorizationCode {
@@ -240,6 +241,10 @@ impl TokenRequest {
                 ErrorCode::UnsupportedGrantType,
                 format!("grant_type {grant:?} is not supported"),
             ));
+        }
+        // RFC 6749 §3.3, parsed once here: the grants see a set.
+        if let Some(scope) = form.get("scope") {
+            Scopes::parse(scope).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
         }
         let value = serde_json::to_value(form.as_map()).map_err(|_| OAuthError::invalid_request("bad form"))?;
         serde_json::from_value(value).map_err(|e| {
@@ -380,7 +385,7 @@ mod tests {
     fn grant_types_parse_into_the_enum() {
         assert!(matches!(
             TokenRequest::from_form(&form("grant_type=client_credentials&scope=a+b")).unwrap(),
-            TokenRequest::ClientCredentials { scope: Some(s), resource: None } if s == "a b"
+            TokenRequest::ClientCredentials { scope: Some(s), resource: None } if s.to_vec() == ["a", "b"]
         ));
         assert!(matches!(
             TokenRequest::from_form(&form("grant_type=password&username=u&password=p")).unwrap(),

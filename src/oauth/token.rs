@@ -16,6 +16,7 @@ use crate::db::DbConnection;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::new_id;
 use crate::models::principal::{self, Principal, PrincipalKind};
+use crate::names::Scopes;
 
 impl OAuthContext {
     /// Handle one token request at `now`.
@@ -105,7 +106,7 @@ fn audience(target: &Option<Principal>) -> Audience<'_> {
 async fn client_credentials(
     ctx: &OAuthContext,
     creds: ClientCredentials,
-    scope: Option<String>,
+    scope: Option<Scopes>,
     resource: Option<String>,
     remote: Option<String>,
     now: DateTime<Utc>,
@@ -119,7 +120,7 @@ async fn client_credentials(
         let grant = grants::client_credentials(
             &client.principal,
             &client.scopes,
-            scope.as_deref(),
+            scope.as_ref(),
             Audience::Roster,
             grants::Issued {
                 cfg: &cfg,
@@ -138,7 +139,7 @@ async fn client_credentials(
             grants::client_credentials(
                 &client.principal,
                 &client.scopes,
-                scope.as_deref(),
+                scope.as_ref(),
                 audience(&target),
                 grants::Issued {
                     cfg: &cfg,
@@ -155,7 +156,7 @@ async fn client_credentials(
 struct PasswordLogin {
     username: String,
     password: SecretString,
-    scope: Option<String>,
+    scope: Option<Scopes>,
     resource: Option<String>,
 }
 
@@ -218,7 +219,7 @@ async fn password_grant(
                     &current,
                     &granted,
                     loaded.client.name(),
-                    scope.as_deref(),
+                    scope.as_ref(),
                     audience(&loaded.target),
                     grants::Issued {
                         cfg: &cfg,

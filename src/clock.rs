@@ -23,14 +23,18 @@ impl Clock {
         }
     }
 
+    /// Now, to the microsecond: the finest both databases keep, so an
+    /// instant written to a row and read back is the same instant.
     pub fn now(&self) -> DateTime<Utc> {
-        match &self.manual {
+        use chrono::SubsecRound;
+        let now = match &self.manual {
             Some(t) => match t.lock() {
                 Ok(t) => *t,
                 Err(poisoned) => *poisoned.into_inner(),
             },
             None => Utc::now(),
-        }
+        };
+        now.trunc_subsecs(6)
     }
 
     /// Move a manual clock forward. A system clock ignores this.

@@ -37,7 +37,7 @@ pub struct AuthenticatedClient {
     pub principal: Principal,
     pub secret_id: String,
     /// When the secret it used expires.
-    pub secret_expires_at: Option<chrono::NaiveDateTime>,
+    pub secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The scopes granted to it now.
     pub scopes: Vec<String>,
 }

@@ -25,7 +25,6 @@ use crate::auth::secrets::Pepper;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::signing_key::{self, KeyState, SigningKeyRow};
-use crate::models::{from_db_time, to_db_time};
 
 /// The JWS algorithms Roster signs with. Never HS*.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -179,8 +178,8 @@ fn new_key_row(
         public_jwk: g.public_jwk.to_string(),
         alg: alg.as_str().to_string(),
         state,
-        created_at: to_db_time(now),
-        activated_at: (state == KeyState::Active).then(|| to_db_time(now)),
+        created_at: now,
+        activated_at: (state == KeyState::Active).then_some(now),
         publish_until: None,
         kid,
     })
@@ -246,7 +245,7 @@ pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, no
                 signing_key::activate(conn, &next.kid, now)?;
             }
             (Some(active), Some(next)) => {
-                let due = from_db_time(next.created_at) + policy.publish_delay <= now;
+                let due = next.created_at + policy.publish_delay <= now;
                 // Conditional promotion: of several instances, one does it.
                 if due && signing_key::activate(conn, &next.kid, now)? {
                     let until = now + policy.access_token_ttl + Duration::seconds(RETIRE_LEEWAY_SECS);
@@ -256,7 +255,7 @@ pub fn maintain(conn: &mut DbConnection, pepper: &Pepper, policy: &KeyPolicy, no
             }
             (Some(active), None) => {
                 if let Some(interval) = policy.rotation_interval {
-                    let since = active.activated_at.map(from_db_time).unwrap_or(now);
+                    let since = active.activated_at.unwrap_or(now);
                     if since + interval <= now {
                         let row = new_key_row(
                             pepper,
@@ -347,7 +346,7 @@ pub fn load(conn: &mut DbConnection, pepper: &Pepper, now: DateTime<Utc>) -> Res
     for r in &rows {
         let visible = match r.state {
             KeyState::Next | KeyState::Active => true,
-            KeyState::Retired => r.publish_until.map(from_db_time).is_some_and(|t| t > now),
+            KeyState::Retired => r.publish_until.is_some_and(|t| t > now),
         };
         if !visible {
             continue;
@@ -400,9 +399,9 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<KeyInfo>> {
             kid: k.kid,
             alg: k.alg,
             state: k.state,
-            created_at: from_db_time(k.created_at),
-            activated_at: k.activated_at.map(from_db_time),
-            publish_until: k.publish_until.map(from_db_time),
+            created_at: k.created_at,
+            activated_at: k.activated_at,
+            publish_until: k.publish_until,
         })
         .collect())
 }

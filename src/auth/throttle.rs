@@ -19,7 +19,6 @@ use super::secrets::Pepper;
 use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::throttle::{self, ThrottleRow};
-use crate::models::{from_db_time, to_db_time};
 
 /// Limits and delays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +107,7 @@ impl Keys {
 /// How long the attempt must wait, if any of its counters blocks it now.
 pub fn blocked_for(rows: &[ThrottleRow], now: DateTime<Utc>) -> Option<Duration> {
     rows.iter()
-        .filter_map(|r| r.blocked_until.map(from_db_time))
+        .filter_map(|r| r.blocked_until)
         .filter(|until| *until > now)
         .map(|until| until - now)
         .max()
@@ -129,7 +128,7 @@ pub fn after_failure(
     p: &ThrottlePolicy,
     now: DateTime<Utc>,
 ) -> ThrottleRow {
-    let fresh = existing.is_none_or(|r| now - from_db_time(r.last_failure) >= p.forget_after);
+    let fresh = existing.is_none_or(|r| now - r.last_failure >= p.forget_after);
     let failures = if fresh {
         1
     } else {
@@ -142,7 +141,7 @@ pub fn after_failure(
             .checked_mul(2i32.saturating_pow(doublings))
             .unwrap_or(p.max_delay)
             .min(p.max_delay);
-        to_db_time(now + delay)
+        now + delay
     });
     ThrottleRow {
         key: key.to_string(),
@@ -150,7 +149,7 @@ pub fn after_failure(
             .map(str::to_string)
             .or_else(|| existing.and_then(|r| r.subject.clone())),
         failures,
-        last_failure: to_db_time(now),
+        last_failure: now,
         blocked_until,
     }
 }
@@ -241,7 +240,7 @@ mod tests {
         for i in 0..20 {
             let now = t0() + Duration::seconds(i);
             let next = after_failure(row.as_ref(), "pair:x", Some("id"), 5, &p, now);
-            delays.push(next.blocked_until.map(|b| (from_db_time(b) - now).num_seconds()));
+            delays.push(next.blocked_until.map(|b| (b - now).num_seconds()));
             row = Some(next);
         }
         assert_eq!(
@@ -264,8 +263,8 @@ mod tests {
             key: key.into(),
             subject: None,
             failures: 9,
-            last_failure: to_db_time(now),
-            blocked_until: secs.map(|s| to_db_time(now + Duration::seconds(s))),
+            last_failure: now,
+            blocked_until: secs.map(|s| now + Duration::seconds(s)),
         };
         assert_eq!(blocked_for(&[row("a", None), row("b", Some(-5))], now), None);
         assert_eq!(

@@ -27,7 +27,6 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::client::AuthenticatedClient;
 use crate::auth::secrets::{Pepper, SecretString};
-use crate::models::from_db_time;
 
 /// How long after the last confirmed generation the cache still answers.
 /// The tick confirms it every second.
@@ -84,7 +83,7 @@ impl VerifiedClients {
             return None;
         }
         let hit = state.entries.get(&key.0)?;
-        if hit.secret_expires_at.is_some_and(|exp| from_db_time(exp) <= now) {
+        if hit.secret_expires_at.is_some_and(|exp| exp <= now) {
             return None;
         }
         Some(hit.clone())
@@ -143,8 +142,8 @@ mod tests {
     use super::*;
     use crate::models::principal::Principal;
 
-    fn verified(expires_at: Option<chrono::NaiveDateTime>) -> AuthenticatedClient {
-        let t = chrono::NaiveDateTime::default();
+    fn verified(expires_at: Option<chrono::DateTime<chrono::Utc>>) -> AuthenticatedClient {
+        let t = chrono::DateTime::UNIX_EPOCH;
         AuthenticatedClient {
             principal: Principal {
                 id: "id".into(),
@@ -220,7 +219,7 @@ mod tests {
         let cache = VerifiedClients::new();
         cache.observe(1, now());
         let key = || VerifiedClients::key(&pepper, "billing", &SecretString::new("right"));
-        let exp = crate::models::to_db_time(now() + chrono::Duration::seconds(3));
+        let exp = now() + chrono::Duration::seconds(3);
         cache.insert(key(), verified(Some(exp)), cache.epoch());
         assert!(cache.get(&key(), now()).is_some());
         assert!(cache.get(&key(), now() + chrono::Duration::seconds(3)).is_none());

@@ -8,6 +8,7 @@
 mod gate;
 mod pool;
 pub mod schema;
+pub mod time;
 
 pub use pool::{Pool, PoolError};
 

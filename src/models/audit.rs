@@ -1,6 +1,7 @@
 //! The audit log: who did what, when, from where. Never secrets.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::UtcTimestamp;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
@@ -76,7 +77,8 @@ impl NewAuditEvent {
 #[diesel(table_name = audit_events)]
 pub struct AuditEventRow {
     pub id: String,
-    pub created_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
     pub event_type: String,
     pub outcome: String,
     pub actor_id: Option<String>,
@@ -104,7 +106,7 @@ pub fn insert(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>)
 pub fn insert_with_id(conn: &mut DbConnection, id: String, event: NewAuditEvent, now: DateTime<Utc>) -> Result<()> {
     let row = AuditEventRow {
         id,
-        created_at: to_db_time(now),
+        created_at: now,
         event_type: event.event_type.to_string(),
         outcome: event.outcome.as_str().to_string(),
         actor_id: event.actor_id,
@@ -114,7 +116,7 @@ pub fn insert_with_id(conn: &mut DbConnection, id: String, event: NewAuditEvent,
         details: event.details.map(|d| d.to_string()),
         repeat_count: 1,
     };
-    diesel::insert_into(audit_events::table).values(&row).execute(conn)?;
+    diesel::insert_into(audit_events::table).values(row).execute(conn)?;
     Ok(())
 }
 
@@ -168,7 +170,7 @@ pub struct AuditFilter {
 pub fn page(
     conn: &mut DbConnection,
     filter: &AuditFilter,
-    before: Option<(NaiveDateTime, String)>,
+    before: Option<(DateTime<Utc>, String)>,
     limit: i64,
 ) -> Result<Vec<AuditEventRow>> {
     let mut query = audit_events::table.select(AuditEventRow::as_select()).into_boxed();
@@ -182,6 +184,7 @@ pub fn page(
         query = query.filter(audit_events::created_at.ge(to_db_time(since)));
     }
     if let Some((at, id)) = before {
+        let at = to_db_time(at);
         query = query.filter(
             audit_events::created_at
                 .lt(at)

@@ -1,7 +1,8 @@
 //! Authorization code rows (RFC 6749 §4.1.2): keyed hashes, used once, with
 //! what they are bound to and the tokens issued from them.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -21,18 +22,23 @@ pub struct AuthorizationCodeRow {
     pub code_challenge: String,
     pub nonce: Option<String>,
     pub scope: String,
-    pub auth_time: NaiveDateTime,
-    pub created_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub used_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub auth_time: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub expires_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub used_at: Option<DateTime<Utc>>,
     pub refresh_family_id: Option<String>,
     pub access_jti: Option<String>,
-    pub access_expires_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub access_expires_at: Option<DateTime<Utc>>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &AuthorizationCodeRow) -> Result<()> {
     diesel::insert_into(authorization_codes::table)
-        .values(row)
+        .values(row.clone())
         .execute(conn)?;
     Ok(())
 }

@@ -1,13 +1,12 @@
 //! Client settings rows: a service's redirect URIs and whether it is a public client.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::UtcTimestamp;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{client_settings, principals};
 use crate::error::{Error, Result};
-
-use super::to_db_time;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = client_settings)]
@@ -18,7 +17,8 @@ pub struct ClientSettingsRow {
     pub redirect_uris: String,
     /// A JSON array of absolute URLs.
     pub post_logout_redirect_uris: String,
-    pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub updated_at: DateTime<Utc>,
 }
 
 /// The two lists of a row, decoded.
@@ -71,10 +71,10 @@ pub fn put(conn: &mut DbConnection, principal_id: &str, s: &ClientSettings, now:
         public_client: s.public_client,
         redirect_uris: json(&s.redirect_uris)?,
         post_logout_redirect_uris: json(&s.post_logout_redirect_uris)?,
-        updated_at: to_db_time(now),
+        updated_at: now,
     };
     diesel::delete(client_settings::table.find(principal_id)).execute(conn)?;
-    diesel::insert_into(client_settings::table).values(&row).execute(conn)?;
+    diesel::insert_into(client_settings::table).values(row).execute(conn)?;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Registry rows of instances: where each replica of a service lives, its
 //! lease, and its damped health state.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -31,14 +32,18 @@ pub struct InstanceRow {
     pub ttl_seconds: i32,
     #[diesel(serialize_as = String, deserialize_as = String)]
     pub status: super::health::Health,
-    pub status_changed_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub status_changed_at: DateTime<Utc>,
     /// 1 when draining: still checked, left out of category answers.
     pub draining: i32,
-    pub last_seen: NaiveDateTime,
-    pub lease_expires_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub last_seen: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub lease_expires_at: DateTime<Utc>,
     /// 1 once this lease's lapse has been counted.
     pub lease_lapsed: i32,
-    pub health_checked_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub health_checked_at: Option<DateTime<Utc>>,
     pub health_ok: Option<i32>,
     pub health_error: Option<String>,
     pub failures: i32,
@@ -47,9 +52,12 @@ pub struct InstanceRow {
     pub passes_before_up: i32,
     #[diesel(serialize_as = String, deserialize_as = String)]
     pub source: Source,
-    pub next_health_at: Option<NaiveDateTime>,
-    pub registered_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub next_health_at: Option<DateTime<Utc>>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub registered_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub updated_at: DateTime<Utc>,
 }
 
 pub fn find(conn: &mut DbConnection, principal_id: &str, instance_id: &str) -> Result<Option<InstanceRow>> {
@@ -236,7 +244,7 @@ pub fn set_health_state(
     let changed_at = if state.status != row.status {
         to_db_time(now)
     } else {
-        row.status_changed_at
+        to_db_time(row.status_changed_at)
     };
     diesel::update(registry_instances::table.find((&row.principal_id, &row.instance_id)))
         .set((

@@ -1,7 +1,8 @@
 //! Login session rows: a person logged in through the browser, by the keyed
 //! hash of the cookie's token.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -16,14 +17,20 @@ pub struct LoginSessionRow {
     pub id: String,
     pub token_hash: String,
     pub principal_id: String,
-    pub auth_time: NaiveDateTime,
-    pub last_seen_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub ended_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub auth_time: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub last_seen_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub expires_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &LoginSessionRow) -> Result<()> {
-    diesel::insert_into(login_sessions::table).values(row).execute(conn)?;
+    diesel::insert_into(login_sessions::table)
+        .values(row.clone())
+        .execute(conn)?;
     Ok(())
 }
 

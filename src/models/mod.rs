@@ -65,15 +65,11 @@ pub mod transition;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-/// Timestamps are stored as UTC `TIMESTAMP` and made in Rust. Both backends
-/// keep microseconds, so `now` is truncated to that before it is written.
-pub fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
-    use chrono::SubsecRound;
-    t.naive_utc().trunc_subsecs(6)
-}
-
-pub fn from_db_time(t: NaiveDateTime) -> DateTime<Utc> {
-    t.and_utc()
+/// An instant as a query compares it with a `TIMESTAMP` column. Rows hold
+/// `DateTime<Utc>` themselves (see [`crate::db::time`]); only queries in
+/// this folder need this.
+pub(crate) fn to_db_time(t: DateTime<Utc>) -> NaiveDateTime {
+    crate::db::time::stored(t)
 }
 
 /// A new random UUID as TEXT.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -59,17 +60,20 @@ pub struct Principal {
     pub email: Option<String>,
     #[diesel(serialize_as = String, deserialize_as = String)]
     pub status: PrincipalStatus,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub updated_at: DateTime<Utc>,
     /// Access tokens issued at or before this second are dead for good: set
     /// when the principal is disabled, so re-enabling revives none of them.
-    pub tokens_not_before: Option<NaiveDateTime>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub tokens_not_before: Option<DateTime<Utc>>,
 }
 
 impl Principal {
     /// Was an access token issued at `iat` (seconds) killed by a disable?
     pub fn killed_token(&self, iat: i64) -> bool {
-        self.tokens_not_before.is_some_and(|t| iat <= t.and_utc().timestamp())
+        self.tokens_not_before.is_some_and(|t| iat <= t.timestamp())
     }
 
     pub fn is_active(&self) -> bool {
@@ -152,8 +156,9 @@ pub fn set_categories(
     conn: &mut DbConnection,
     principal_id: &str,
     assignments: &[CategoryAssignment],
-    now: NaiveDateTime,
+    now: DateTime<Utc>,
 ) -> Result<()> {
+    let now = to_db_time(now);
     diesel::delete(service_categories::table.filter(service_categories::principal_id.eq(principal_id)))
         .execute(conn)?;
     for a in assignments {

@@ -1,13 +1,14 @@
 //! Refresh token rows: opaque tokens stored as keyed hashes, in families.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::refresh_tokens;
 use crate::error::Result;
 
-use super::{from_db_time, to_db_time};
+use super::to_db_time;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
@@ -21,10 +22,14 @@ pub struct RefreshTokenRow {
     pub token_hash: String,
     pub scope: String,
     pub audience: String,
-    pub created_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-    pub used_at: Option<NaiveDateTime>,
-    pub revoked_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub expires_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub used_at: Option<DateTime<Utc>>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub revoked_at: Option<DateTime<Utc>>,
     /// The client proved its secret when the family began; every refresh
     /// must prove it again.
     pub client_confidential: bool,
@@ -34,7 +39,7 @@ pub struct RefreshTokenRow {
 
 impl RefreshTokenRow {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
-        from_db_time(self.expires_at) <= now
+        self.expires_at <= now
     }
     pub fn is_spent(&self) -> bool {
         self.used_at.is_some() || self.revoked_at.is_some()
@@ -42,7 +47,9 @@ impl RefreshTokenRow {
 }
 
 pub fn insert(conn: &mut DbConnection, row: &RefreshTokenRow) -> Result<()> {
-    diesel::insert_into(refresh_tokens::table).values(row).execute(conn)?;
+    diesel::insert_into(refresh_tokens::table)
+        .values(row.clone())
+        .execute(conn)?;
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! derived status, manifest, description and meta), the change index, and
 //! the modify index of every view a watcher can block on.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::schema::{
@@ -22,21 +23,26 @@ pub struct ServiceRow {
     /// Up when at least one instance is up.
     #[diesel(serialize_as = String, deserialize_as = String)]
     pub status: Health,
-    pub status_changed_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub status_changed_at: DateTime<Utc>,
     pub description: Option<String>,
     /// A JSON object of short strings.
     pub meta: Option<String>,
     pub manifest: Option<String>,
     pub manifest_etag: Option<String>,
-    pub manifest_fetched_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub manifest_fetched_at: Option<DateTime<Utc>>,
     pub manifest_error: Option<String>,
     /// `pushed` or `pulled`: who wrote `manifest` last.
     pub manifest_source: Option<String>,
     /// Digest of the last manifest pulled from a `modules_url`.
     pub manifest_pulled_digest: Option<String>,
-    pub next_manifest_at: Option<NaiveDateTime>,
-    pub registered_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub next_manifest_at: Option<DateTime<Utc>>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub registered_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub updated_at: DateTime<Utc>,
 }
 
 pub fn find(conn: &mut DbConnection, principal_id: &str) -> Result<Option<ServiceRow>> {

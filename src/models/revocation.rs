@@ -10,7 +10,8 @@
 //! not yet visible. Numbers may be skipped (a rolled-back or pruned row),
 //! never overtaken.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::schema::{auth_state, revocations};
@@ -37,11 +38,14 @@ pub struct RevocationRow {
     pub kind: String,
     pub subject: String,
     pub status: Option<String>,
-    pub not_before: Option<NaiveDateTime>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub not_before: Option<DateTime<Utc>>,
     /// JSON array of the principal's scopes after the change.
     pub scopes: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Take the next index inside the caller's transaction. The counter row's
@@ -99,8 +103,8 @@ pub fn append_token(tx: &mut Tx<'_>, jti: &str, expires_at: DateTime<Utc>, now: 
             status: None,
             not_before: None,
             scopes: None,
-            created_at: to_db_time(now),
-            expires_at: to_db_time(expires_at + LEEWAY),
+            created_at: now,
+            expires_at: expires_at + LEEWAY,
         })
         .execute(&mut **tx)?;
     Ok(Some(idx))
@@ -124,8 +128,8 @@ pub fn append_principal(tx: &mut Tx<'_>, id: &str, now: DateTime<Utc>) -> Result
             status: Some(status.to_string()),
             not_before,
             scopes,
-            created_at: to_db_time(now),
-            expires_at: to_db_time(keep_until),
+            created_at: now,
+            expires_at: keep_until,
         })
         .execute(&mut **tx)?;
     Ok(idx)

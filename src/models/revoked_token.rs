@@ -36,7 +36,7 @@ pub fn missing_from_feed(
     limit: i64,
 ) -> Result<Vec<(String, DateTime<Utc>)>> {
     use crate::db::schema::revocations;
-    let rows: Vec<(String, chrono::NaiveDateTime)> = revoked_tokens::table
+    let rows: Vec<(String, crate::db::time::UtcTimestamp)> = revoked_tokens::table
         .filter(revoked_tokens::expires_at.gt(to_db_time(now)))
         .filter(diesel::dsl::not(diesel::dsl::exists(
             revocations::table
@@ -47,10 +47,7 @@ pub fn missing_from_feed(
         .order(revoked_tokens::jti.asc())
         .limit(limit)
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(jti, exp)| (jti, super::from_db_time(exp)))
-        .collect())
+    Ok(rows.into_iter().map(|(jti, exp)| (jti, exp.into())).collect())
 }
 
 /// Give every deny-listed token that lacks one its feed row, a batch per

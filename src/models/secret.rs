@@ -1,13 +1,14 @@
 //! Client secrets of service principals (metadata and keyed hash only).
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::client_secrets;
 use crate::error::Result;
 
-use super::{from_db_time, to_db_time};
+use super::to_db_time;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, Identifiable)]
 #[diesel(table_name = client_secrets)]
@@ -15,15 +16,18 @@ pub struct ClientSecretRow {
     pub id: String,
     pub principal_id: String,
     pub secret_hash: String,
-    pub created_at: NaiveDateTime,
-    pub expires_at: Option<NaiveDateTime>,
-    pub last_used_at: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub last_used_at: Option<DateTime<Utc>>,
     pub use_count: i64,
 }
 
 impl ClientSecretRow {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at.is_some_and(|exp| from_db_time(exp) <= now)
+        self.expires_at.is_some_and(|exp| exp <= now)
     }
 }
 
@@ -38,12 +42,14 @@ pub fn insert(
         id: super::new_id(),
         principal_id: principal_id.to_string(),
         secret_hash: secret_hash.to_string(),
-        created_at: to_db_time(now),
-        expires_at: expires_at.map(to_db_time),
+        created_at: now,
+        expires_at,
         last_used_at: None,
         use_count: 0,
     };
-    diesel::insert_into(client_secrets::table).values(&row).execute(conn)?;
+    diesel::insert_into(client_secrets::table)
+        .values(row.clone())
+        .execute(conn)?;
     Ok(row)
 }
 

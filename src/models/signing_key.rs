@@ -1,6 +1,7 @@
 //! Signing key rows.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -33,9 +34,12 @@ pub struct SigningKeyRow {
     pub private_key: String,
     #[diesel(serialize_as = String, deserialize_as = String)]
     pub state: KeyState,
-    pub created_at: NaiveDateTime,
-    pub activated_at: Option<NaiveDateTime>,
-    pub publish_until: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub activated_at: Option<DateTime<Utc>>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub publish_until: Option<DateTime<Utc>>,
 }
 
 pub fn all(conn: &mut DbConnection) -> Result<Vec<SigningKeyRow>> {

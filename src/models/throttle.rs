@@ -1,6 +1,7 @@
 //! Login throttle rows: failure counters and the time a key is blocked until.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::{NullableUtcTimestamp, UtcTimestamp};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::to_db_time;
@@ -14,8 +15,10 @@ pub struct ThrottleRow {
     pub key: String,
     pub subject: Option<String>,
     pub failures: i32,
-    pub last_failure: NaiveDateTime,
-    pub blocked_until: Option<NaiveDateTime>,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub last_failure: DateTime<Utc>,
+    #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
+    pub blocked_until: Option<DateTime<Utc>>,
 }
 
 /// The rows of `keys` that exist.
@@ -27,13 +30,15 @@ pub fn find_many(conn: &mut DbConnection, keys: &[String]) -> Result<Vec<Throttl
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ThrottleRow) -> Result<()> {
-    diesel::insert_into(login_throttles::table).values(row).execute(conn)?;
+    diesel::insert_into(login_throttles::table)
+        .values(row.clone())
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn save(conn: &mut DbConnection, row: &ThrottleRow) -> Result<()> {
     diesel::update(login_throttles::table.find(&row.key))
-        .set(row)
+        .set(row.clone())
         .execute(conn)?;
     Ok(())
 }

@@ -1,14 +1,13 @@
 //! Registry rows of status transitions: when an instance or a service went
 //! up or down, and why. The last few per service are kept.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use crate::db::time::UtcTimestamp;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::registry_transitions;
 use crate::error::Result;
-
-use super::to_db_time;
 
 /// Transitions kept per service.
 pub const KEEP: i64 = 20;
@@ -25,7 +24,8 @@ pub struct TransitionRow {
     pub from_status: String,
     pub to_status: String,
     pub reason: String,
-    pub at: NaiveDateTime,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub at: DateTime<Utc>,
 }
 
 /// Record a transition, and forget the service's oldest beyond [`KEEP`].
@@ -45,7 +45,7 @@ pub fn record(
         .select(diesel::dsl::max(t::seq))
         .first(conn)?;
     diesel::insert_into(registry_transitions::table)
-        .values(&TransitionRow {
+        .values(TransitionRow {
             id: super::new_ordered_id(now),
             principal_id: principal_id.to_string(),
             seq: last.unwrap_or(0) + 1,
@@ -53,7 +53,7 @@ pub fn record(
             from_status: from.to_string(),
             to_status: to.to_string(),
             reason: reason.to_string(),
-            at: to_db_time(now),
+            at: now,
         })
         .execute(conn)?;
     let old: Vec<String> = registry_transitions::table

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::authorization_code::{self, AuthorizationCodeRow};
 use crate::models::principal::{self, PrincipalKind};
-use crate::models::{from_db_time, login_session, new_id, refresh_token, revoked_token, to_db_time};
+use crate::models::{login_session, new_id, refresh_token, revoked_token};
 
 /// How long a code lives (§4.1.2 recommends at most ten minutes; a browser
 /// redirect takes a second).
@@ -55,8 +55,8 @@ pub fn issue(
             nonce: request.nonce.clone(),
             scope: scopes.join(" "),
             auth_time: session.row.auth_time,
-            created_at: to_db_time(now),
-            expires_at: to_db_time(now + CODE_TTL),
+            created_at: now,
+            expires_at: now + CODE_TTL,
             used_at: None,
             refresh_family_id: None,
             access_jti: None,
@@ -98,7 +98,7 @@ fn replayed(
         None => 0,
     };
     if let (Some(jti), Some(exp)) = (&row.access_jti, row.access_expires_at) {
-        revoked_token::insert(conn, jti, from_db_time(exp), now)?;
+        revoked_token::insert(conn, jti, exp, now)?;
     }
     audit::record(
         conn,
@@ -153,7 +153,7 @@ pub(super) async fn authorization_code(
                 if row.used_at.is_some() {
                     return Ok(replayed(conn, &row, remote.as_deref(), now)?);
                 }
-                if row.client_id != client_id || from_db_time(row.expires_at) <= now {
+                if row.client_id != client_id || row.expires_at <= now {
                     return Err(refused());
                 }
                 // §4.1.3: "ensure that the redirect_uri parameter is present ... and identical".
@@ -211,7 +211,7 @@ pub(super) async fn authorization_code(
                         issuer: cfg.issuer.as_str(),
                         subject: &user.id,
                         client_id: &client_id,
-                        auth_time: from_db_time(row.auth_time),
+                        auth_time: row.auth_time,
                         nonce: row.nonce.as_deref(),
                         sid: &row.session_id,
                         lifetime: cfg.access_ttl,

@@ -76,7 +76,7 @@ fn claims(
     // A token must outlive a disable that happened in the same second: it is
     // dated just after it (within every verifier's clock leeway).
     let iat = match subject.tokens_not_before {
-        Some(t) if t.and_utc().timestamp() >= now.timestamp() => t.and_utc().timestamp() + 1,
+        Some(t) if t.timestamp() >= now.timestamp() => t.timestamp() + 1,
         _ => now.timestamp(),
     };
     AccessTokenClaims {
@@ -231,7 +231,6 @@ pub fn refresh(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::to_db_time;
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -269,8 +268,8 @@ mod tests {
             display_name: None,
             email: None,
             status: status.parse().unwrap(),
-            created_at: to_db_time(now()),
-            updated_at: to_db_time(now()),
+            created_at: now(),
+            updated_at: now(),
             tokens_not_before: None,
         }
     }
@@ -322,7 +321,7 @@ mod tests {
     #[test]
     fn a_token_issued_in_the_second_of_a_disable_is_dated_after_it() {
         let mut svc = principal("service", "billing", "active");
-        svc.tokens_not_before = Some(to_db_time(now() + Duration::milliseconds(300)));
+        svc.tokens_not_before = Some(now() + Duration::milliseconds(300));
         let g = client_credentials(&svc, &[], None, Audience::Roster, issued(&cfg())).unwrap();
         assert_eq!(g.claims.iat, now().timestamp() + 1);
         assert_eq!(g.claims.nbf, Some(g.claims.iat));
@@ -402,8 +401,8 @@ mod tests {
             token_hash: "h".into(),
             scope: scope.into(),
             audience: "https://id.example".into(),
-            created_at: to_db_time(now()),
-            expires_at: to_db_time(now() + Duration::days(1)),
+            created_at: now(),
+            expires_at: now() + Duration::days(1),
             used_at: None,
             revoked_at: None,
             client_confidential: false,
@@ -493,13 +492,13 @@ mod tests {
         );
         let alice = principal("human", "alice", "active");
         let mut spent = stored("a", None);
-        spent.used_at = Some(to_db_time(now()));
+        spent.used_at = Some(now());
         assert_eq!(
             refused(refresh(&spent, &alice, &[], &Client::None, None, issued(&cfg()))),
             dead
         );
         let mut revoked = stored("a", None);
-        revoked.revoked_at = Some(to_db_time(now()));
+        revoked.revoked_at = Some(now());
         assert_eq!(
             refused(refresh(&revoked, &alice, &[], &Client::None, None, issued(&cfg()))),
             dead

@@ -14,7 +14,6 @@ use crate::auth::jwt::AccessTokenClaims;
 use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::Result;
-use crate::models::from_db_time;
 use crate::models::principal::{self, Principal};
 use crate::names::Scopes;
 
@@ -109,8 +108,8 @@ fn refresh_token_state(
         username: p.name.clone(),
         sub: p.id,
         scope,
-        exp: from_db_time(row.expires_at).timestamp(),
-        iat: from_db_time(row.created_at).timestamp(),
+        exp: row.expires_at.timestamp(),
+        iat: row.created_at.timestamp(),
         nbf: None,
         iss: issuer.to_string(),
         aud: Some(row.audience),

@@ -15,9 +15,9 @@ use crate::auth::secrets::{Pepper, SecretString, random_secret};
 use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::new_id;
 use crate::models::principal;
 use crate::models::refresh_token::{self, RefreshTokenRow};
-use crate::models::{new_id, to_db_time};
 use crate::names::Scopes;
 
 /// Bytes of randomness in a refresh token.
@@ -68,8 +68,8 @@ pub fn store(
             token_hash: hash(pepper, &token),
             scope,
             audience: grant.claims.aud.clone(),
-            created_at: to_db_time(now),
-            expires_at: to_db_time(expires_at),
+            created_at: now,
+            expires_at: expires_at,
             used_at: None,
             revoked_at: None,
             session_id: session_id.map(str::to_string),

@@ -9,7 +9,6 @@ use crate::auth::access::Caller;
 use crate::db::Pool;
 use crate::error::{Error, Result};
 use crate::feed::{ChangeFeed, parse_wait};
-use crate::models::from_db_time;
 use crate::models::principal::PrincipalKind;
 use crate::models::revocation::{self, PRINCIPAL, RevocationRow, TOKEN};
 
@@ -102,7 +101,7 @@ pub fn fold(rows: Vec<RevocationRow>, index: i64, reset: bool, more: bool) -> Fe
             TOKEN => tokens.push(RevokedToken {
                 jti: row.subject,
                 // Stored with the leeway added; the token's own expiry is the row's minus it.
-                expires_at: from_db_time(row.expires_at) - revocation::LEEWAY,
+                expires_at: row.expires_at - revocation::LEEWAY,
             }),
             PRINCIPAL => {
                 let state = PrincipalState {
@@ -113,7 +112,7 @@ pub fn fold(rows: Vec<RevocationRow>, index: i64, reset: bool, more: bool) -> Fe
                         .unwrap_or_default(),
                     id: row.subject,
                     status: row.status.unwrap_or_default(),
-                    not_before: row.not_before.map(from_db_time),
+                    not_before: row.not_before,
                 };
                 principals.retain(|p| p.id != state.id);
                 principals.push(state);
@@ -181,7 +180,6 @@ pub async fn since(db: &Pool, feed: &ChangeFeed, caller: &Caller, query: FeedQue
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::to_db_time;
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
@@ -193,10 +191,10 @@ mod tests {
             kind: kind.into(),
             subject: subject.into(),
             status: status.map(str::to_string),
-            not_before: status.map(|_| to_db_time(at(idx))),
+            not_before: status.map(|_| at(idx)),
             scopes: scopes.map(str::to_string),
-            created_at: to_db_time(at(idx)),
-            expires_at: to_db_time(at(600) + revocation::LEEWAY),
+            created_at: at(idx),
+            expires_at: at(600) + revocation::LEEWAY,
         }
     }
 

@@ -9,7 +9,7 @@ use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::login_session::{self, LoginSessionRow};
 use crate::models::principal::{self, Principal};
-use crate::models::{from_db_time, new_id, refresh_token, to_db_time};
+use crate::models::{new_id, refresh_token};
 
 /// How long a session lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct LiveSession {
 
 impl LiveSession {
     pub fn auth_time(&self) -> DateTime<Utc> {
-        from_db_time(self.row.auth_time)
+        self.row.auth_time
     }
 }
 
@@ -53,10 +53,10 @@ impl LiveSession {
 /// its person active and not disabled since the login?
 pub fn is_live(row: &LoginSessionRow, person: &Principal, policy: &SessionPolicy, now: DateTime<Utc>) -> bool {
     row.ended_at.is_none()
-        && now < from_db_time(row.expires_at)
-        && now < from_db_time(row.last_seen_at) + policy.idle
+        && now < row.expires_at
+        && now < row.last_seen_at + policy.idle
         && person.is_active()
-        && !person.killed_token(from_db_time(row.auth_time).timestamp())
+        && !person.killed_token(row.auth_time.timestamp())
 }
 
 /// The live session of a cookie's token, if any.
@@ -85,14 +85,14 @@ pub fn start(
     now: DateTime<Utc>,
 ) -> Result<(SecretString, LiveSession)> {
     let token = random_secret(TOKEN_BYTES)?;
-    let t = to_db_time(now);
+    let t = now;
     let row = LoginSessionRow {
         id: new_id(),
         token_hash: hash(pepper, &token),
         principal_id: person.id.clone(),
         auth_time: t,
         last_seen_at: t,
-        expires_at: to_db_time(now + policy.lifetime),
+        expires_at: now + policy.lifetime,
         ended_at: None,
     };
     login_session::insert(conn, &row)?;
@@ -155,8 +155,8 @@ mod tests {
             display_name: None,
             email: None,
             status: status.parse().unwrap(),
-            created_at: to_db_time(at(0, 0)),
-            updated_at: to_db_time(at(0, 0)),
+            created_at: at(0, 0),
+            updated_at: at(0, 0),
             tokens_not_before: None,
         }
     }
@@ -166,9 +166,9 @@ mod tests {
             id: "s".into(),
             token_hash: "h".into(),
             principal_id: "p".into(),
-            auth_time: to_db_time(at(9, 0)),
-            last_seen_at: to_db_time(at(10, 0)),
-            expires_at: to_db_time(at(21, 0)),
+            auth_time: at(9, 0),
+            last_seen_at: at(10, 0),
+            expires_at: at(21, 0),
             ended_at: None,
         }
     }
@@ -180,18 +180,18 @@ mod tests {
         assert!(is_live(&row(), &alice, &policy, at(10, 59)));
         assert!(!is_live(&row(), &alice, &policy, at(11, 0)), "idle for an hour");
         let mut busy = row();
-        busy.last_seen_at = to_db_time(at(20, 59));
+        busy.last_seen_at = at(20, 59);
         assert!(is_live(&busy, &alice, &policy, at(20, 59)));
         assert!(
             !is_live(&busy, &alice, &policy, at(21, 0)),
             "twelve hours after the login"
         );
         let mut ended = row();
-        ended.ended_at = Some(to_db_time(at(9, 30)));
+        ended.ended_at = Some(at(9, 30));
         assert!(!is_live(&ended, &alice, &policy, at(10, 0)));
         assert!(!is_live(&row(), &person("disabled"), &policy, at(10, 0)));
         let mut re_enabled = person("active");
-        re_enabled.tokens_not_before = Some(to_db_time(at(9, 30)));
+        re_enabled.tokens_not_before = Some(at(9, 30));
         assert!(
             !is_live(&row(), &re_enabled, &policy, at(10, 0)),
             "disabled after the login, then enabled"

@@ -7,7 +7,6 @@ use super::PrincipalsContext;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, AuditEventRow, AuditFilter};
-use crate::models::from_db_time;
 use crate::page::{self, Page};
 
 /// `GET /api/v1/audit` query.
@@ -43,7 +42,7 @@ impl From<AuditEventRow> for AuditEventView {
     fn from(r: AuditEventRow) -> Self {
         Self {
             id: r.id,
-            created_at: from_db_time(r.created_at),
+            created_at: r.created_at,
             event_type: r.event_type,
             outcome: r.outcome,
             actor_id: r.actor_id,
@@ -59,11 +58,11 @@ impl From<AuditEventRow> for AuditEventView {
 const CURSOR_TIME: &str = "%Y-%m-%dT%H:%M:%S%.6f";
 
 /// A cursor names the last event of a page: its time and id.
-fn decode(cursor: &str) -> Result<(NaiveDateTime, String)> {
+fn decode(cursor: &str) -> Result<(DateTime<Utc>, String)> {
     let parts = page::decode_cursor(cursor, 2)?;
     let at = NaiveDateTime::parse_from_str(&parts[0], "%Y-%m-%dT%H:%M:%S%.f")
         .map_err(|_| Error::invalid("cursor", "not a cursor returned by this API"))?;
-    Ok((at, parts[1].clone()))
+    Ok((at.and_utc(), parts[1].clone()))
 }
 
 fn encode(row: &AuditEventRow) -> String {
@@ -103,7 +102,8 @@ mod tests {
             created_at: chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
                 .unwrap()
                 .and_hms_micro_opt(3, 4, 5, 6)
-                .unwrap(),
+                .unwrap()
+                .and_utc(),
             event_type: "x".into(),
             outcome: "ok".into(),
             actor_id: None,

@@ -14,14 +14,12 @@ use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::client_settings::{self, ClientSettings};
 use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
 use crate::models::registration;
-use crate::models::{
-    auth_state, login_session, new_id, password as password_row, refresh_token, revocation, secret, to_db_time,
-};
+use crate::models::{auth_state, login_session, new_id, password as password_row, refresh_token, revocation, secret};
 use crate::page::{self, Page};
 
 /// Insert a validated principal with its scopes and categories, in the caller's transaction.
 fn insert(conn: &mut crate::db::Tx<'_>, input: &NewPrincipal, now: DateTime<Utc>) -> Result<Principal> {
-    let t = to_db_time(now);
+    let t = now;
     let row = Principal {
         id: new_id(),
         kind: input.kind,
@@ -321,7 +319,7 @@ pub(super) fn update(
                     .into_iter()
                     .map(|c| c.name)
                     .collect();
-                principal::set_categories(conn, id, cats, to_db_time(now))?;
+                principal::set_categories(conn, id, cats, now)?;
                 let new: Vec<String> = cats.iter().map(|c| c.name.clone()).collect();
                 registration::categories_changed(conn, &p.name, &old, &new)?;
             }

@@ -113,7 +113,7 @@ mod tests {
     use crate::models::principal::Principal;
 
     fn caller(id: &str, scope: &str) -> Caller {
-        let t = chrono::NaiveDateTime::default();
+        let t = chrono::DateTime::UNIX_EPOCH;
         Caller {
             claims: AccessTokenClaims {
                 iss: "i".into(),

@@ -13,9 +13,9 @@ use crate::auth::secrets::{
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::client_settings;
 use crate::models::principal::PrincipalKind;
 use crate::models::secret::{self, ClientSecretRow};
-use crate::models::{client_settings, from_db_time};
 
 /// Longest lifetime of a client secret: ten years.
 const MAX_SECRET_LIFETIME_SECS: i64 = 10 * 365 * 24 * 3600;
@@ -71,9 +71,9 @@ impl From<ClientSecretRow> for ClientSecretView {
     fn from(r: ClientSecretRow) -> Self {
         Self {
             id: r.id,
-            created_at: from_db_time(r.created_at),
-            expires_at: r.expires_at.map(from_db_time),
-            last_used_at: r.last_used_at.map(from_db_time),
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
             use_count: r.use_count,
         }
     }
@@ -133,8 +133,8 @@ fn create_secret(
         Ok(NewSecretView {
             id: s.id,
             client_secret: generated.secret.clone(),
-            created_at: from_db_time(s.created_at),
-            expires_at: s.expires_at.map(from_db_time),
+            created_at: s.created_at,
+            expires_at: s.expires_at,
         })
     })
 }

@@ -8,7 +8,6 @@ use super::row;
 use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::from_db_time;
 use crate::models::throttle::{self, ThrottleRow};
 
 /// A counter that blocks logins now.
@@ -35,8 +34,8 @@ impl From<ThrottleRow> for ThrottleView {
             principal_id: r.subject,
             scope,
             failures: r.failures,
-            last_failure: from_db_time(r.last_failure),
-            blocked_until: r.blocked_until.map(from_db_time),
+            last_failure: r.last_failure,
+            blocked_until: r.blocked_until,
         }
     }
 }

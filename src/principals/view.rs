@@ -7,7 +7,6 @@ use serde::Serialize;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::client_settings::{self, ClientSettings};
-use crate::models::from_db_time;
 use crate::models::principal::{self, CategoryAssignment, Principal, PrincipalKind};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -66,8 +65,8 @@ pub fn many(conn: &mut DbConnection, rows: Vec<Principal>) -> Result<Vec<Princip
                 display_name: p.display_name,
                 email: p.email,
                 status: p.status,
-                created_at: from_db_time(p.created_at),
-                updated_at: from_db_time(p.updated_at),
+                created_at: p.created_at,
+                updated_at: p.updated_at,
             })
         })
         .collect()

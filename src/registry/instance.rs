@@ -16,7 +16,7 @@ use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::instance::{self, HealthState, InstanceRow};
 use crate::models::principal::{self, Principal};
 use crate::models::registration::{self, Health};
-use crate::models::{from_db_time, to_db_time, transition};
+use crate::models::transition;
 
 pub use super::DEFAULT_INSTANCE as DEFAULT;
 
@@ -211,7 +211,7 @@ pub(super) fn register(
     now: DateTime<Utc>,
 ) -> Result<(ServiceView, Change)> {
     crate::db::transaction(conn, |conn| {
-        let t = to_db_time(now);
+        let t = now;
         let mut before = lock(conn, p)?;
         if before.is_none() && !registration::insert(conn, &service::new_service_row(&p.id, t))? {
             before = lock(conn, p)?;
@@ -223,7 +223,7 @@ pub(super) fn register(
                 p.name
             )));
         }
-        let lease = to_db_time(now + Duration::seconds(i64::from(reg.ttl_seconds)));
+        let lease = now + Duration::seconds(i64::from(reg.ttl_seconds));
         let mut row = InstanceRow {
             principal_id: p.id.clone(),
             instance_id: id.to_string(),
@@ -450,7 +450,7 @@ fn lapse(conn: &mut DbConnection, principal_id: &str, id: &str, now: DateTime<Ut
             return Ok(None);
         };
         // Renewed or counted since it was listed: nothing to do.
-        if from_db_time(row.lease_expires_at) > now || row.lease_lapsed != 0 {
+        if row.lease_expires_at > now || row.lease_lapsed != 0 {
             return Ok(None);
         }
         let checked = row.health_url.is_some();
@@ -469,7 +469,7 @@ fn expire(
         let Some((p, before, row)) = locked(conn, principal_id, id)? else {
             return Ok(None);
         };
-        if row.status != Health::Down || from_db_time(row.status_changed_at) > cutoff {
+        if row.status != Health::Down || row.status_changed_at > cutoff {
             return Ok(None);
         }
         Ok(Some(remove(conn, &p, before, &row, "expired: down too long", now)?))

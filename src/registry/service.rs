@@ -15,7 +15,6 @@ use super::{Change, MAX_TTL_SECS, MIN_TTL_SECS, RegistryConfig, RegistryContext}
 use crate::auth::access::Caller;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
-use crate::models::from_db_time;
 use crate::models::instance::{self, InstanceRow};
 use crate::models::principal::{self, CategoryAssignment, Principal, PrincipalKind};
 use crate::models::registration::{self, Health, MODULES_KEY, ServiceRow, update};
@@ -271,7 +270,7 @@ pub(super) fn status_str(s: Health) -> &'static str {
 
 fn health_view(r: &InstanceRow) -> Option<HealthView> {
     r.health_checked_at.map(|t| HealthView {
-        checked_at: from_db_time(t),
+        checked_at: t,
         ok: r.health_ok == Some(1),
         error: r.health_error.clone(),
     })
@@ -286,19 +285,19 @@ pub(super) fn instance_view(r: &InstanceRow) -> InstanceView {
         health_url: r.health_url.clone(),
         modules_url: r.modules_url.clone(),
         ttl_seconds: r.ttl_seconds,
-        last_seen: from_db_time(r.last_seen),
-        status_changed_at: from_db_time(r.status_changed_at),
+        last_seen: r.last_seen,
+        status_changed_at: r.status_changed_at,
         health: health_view(r),
         failures_before_down: r.failures_before_down,
         passes_before_up: r.passes_before_up,
         source: r.source,
-        registered_at: from_db_time(r.registered_at),
+        registered_at: r.registered_at,
     }
 }
 
 fn transition_view(t: TransitionRow) -> TransitionView {
     TransitionView {
-        at: from_db_time(t.at),
+        at: t.at,
         instance: t.instance_id,
         from: t.from_status,
         to: t.to_status,
@@ -357,19 +356,19 @@ pub(super) fn view(
             description: r.description,
             meta,
             categories,
-            status_changed_at: Some(from_db_time(r.status_changed_at)),
-            registered_at: Some(from_db_time(r.registered_at)),
+            status_changed_at: Some(r.status_changed_at),
+            registered_at: Some(r.registered_at),
             instances,
             base_url: rep.as_ref().map(|i| i.base_url.clone()),
             health_url: rep.as_ref().and_then(|i| i.health_url.clone()),
             modules_url: rep.as_ref().and_then(|i| i.modules_url.clone()),
             ttl_seconds: rep.as_ref().map(|i| i.ttl_seconds),
-            last_seen: rep.as_ref().map(|i| from_db_time(i.last_seen)),
+            last_seen: rep.as_ref().map(|i| i.last_seen),
             health: rep.as_ref().and_then(health_view),
             manifest: r.manifest.and_then(|m| serde_json::from_str(&m).ok()),
             manifest_source: r.manifest_source,
             manifest_error: r.manifest_error,
-            manifest_fetched_at: r.manifest_fetched_at.map(from_db_time),
+            manifest_fetched_at: r.manifest_fetched_at,
             transitions,
         },
     }
@@ -582,7 +581,7 @@ pub fn record_manifest(
 }
 
 /// A new service row for a first registration at `t`.
-pub(super) fn new_service_row(principal_id: &str, t: chrono::NaiveDateTime) -> ServiceRow {
+pub(super) fn new_service_row(principal_id: &str, t: DateTime<Utc>) -> ServiceRow {
     ServiceRow {
         principal_id: principal_id.to_string(),
         status: Health::Down,

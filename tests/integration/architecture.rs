@@ -155,6 +155,34 @@ fn no_string_comparisons_with_enum_names() {
     );
 }
 
+/// One UTC time type: no struct field, row or not, holds a `NaiveDateTime`
+/// (rows hold `DateTime<Utc>` through `db::time`), so no domain code
+/// converts between the two.
+#[test]
+fn rows_hold_one_utc_time_type() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut bad = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("").trim();
+            let field = code.strip_prefix("pub ").unwrap_or(code);
+            let Some((name, ty)) = field.split_once(": ") else {
+                continue;
+            };
+            if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && ty.ends_with(',')
+                && ty.contains("NaiveDateTime")
+                && !file.starts_with(src().join("db"))
+            {
+                bad.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "fields holding NaiveDateTime:\n{}", bad.join("\n"));
+}
+
 /// The sibling files a file of `folder` names: `super::x`, `super::{x, y}`
 /// and `crate::folder::x`, outside comments and its tests module.
 fn sibling_imports(path: &Path, folder: &str, siblings: &[String]) -> Vec<String> {

@@ -69,7 +69,7 @@ pub fn store(
             scope,
             audience: grant.claims.aud.clone(),
             created_at: now,
-            expires_at: expires_at,
+            expires_at,
             used_at: None,
             revoked_at: None,
             session_id: session_id.map(str::to_string),

@@ -22,20 +22,29 @@ const HKDF_SALT: &[u8] = b"roster pepper v2";
 /// Shortest pepper accepted from the environment.
 pub const MIN_PEPPER_LEN: usize = 32;
 
-/// A secret value held in memory: redacted in `Debug`, not `Serialize`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
+/// A secret value held in memory: `secrecy`'s string (zeroed when dropped),
+/// redacted in `Debug`, not `Serialize`, compared in constant time.
+#[derive(Clone)]
+pub struct SecretString(secrecy::SecretString);
 
 impl SecretString {
     pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
+        Self(secrecy::SecretString::from(s.into()))
     }
     /// The secret itself. Call only where it must leave the process once
     /// (shown to its owner) or be hashed.
     pub fn expose(&self) -> &str {
-        &self.0
+        secrecy::ExposeSecret::expose_secret(&self.0)
     }
 }
+
+impl PartialEq for SecretString {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose().as_bytes().ct_eq(other.expose().as_bytes()).into()
+    }
+}
+
+impl Eq for SecretString {}
 
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,7 +7,9 @@
 use actix_web::http::header::{CACHE_CONTROL, LOCATION};
 use actix_web::{HttpResponse, HttpResponseBuilder, web};
 
-use super::pages::{self, escape};
+use maud::{DOCTYPE, html};
+
+use super::pages;
 use crate::error::{Error, Result};
 use crate::principals::console::CONSOLE_CLIENT;
 use crate::state::AppState;
@@ -75,30 +77,46 @@ async fn root(state: web::Data<AppState>) -> HttpResponse {
 
 /// The page every console view starts from; the script fills `<main>`.
 pub fn shell_html(issuer: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"referrer\" content=\"no-referrer\">\n\
-         <meta name=\"roster-issuer\" content=\"{issuer}\">\n\
-         <meta name=\"roster-client\" content=\"{CONSOLE_CLIENT}\">\n\
-         <title>Roster console</title>\n\
-         <link rel=\"stylesheet\" href=\"app.css\">\n\
-         <script src=\"app.js\" defer></script>\n\
-         </head>\n<body>\n\
-         <a class=\"skip\" href=\"#main\">Skip to content</a>\n\
-         <header class=\"top\">\n<a class=\"brand\" href=\"#/principals\">Roster console</a>\n\
-         <nav aria-label=\"Console\">\n<ul>\n\
-         <li><a href=\"#/principals\">Principals</a></li>\n\
-         <li><a href=\"#/registry\">Registry</a></li>\n\
-         <li><a href=\"#/modules\">Modules</a></li>\n\
-         <li><a href=\"#/audit\">Audit</a></li>\n\
-         </ul>\n</nav>\n<div id=\"who\" class=\"who\"></div>\n</header>\n\
-         <main id=\"main\" tabindex=\"-1\">\n\
-         <noscript><p class=\"error\">The console is a script that calls Roster's API: it needs JavaScript. \
-         The same actions are in the API and the roster CLI.</p></noscript>\n\
-         <p id=\"boot\">Loading…</p>\n</main>\n</body>\n</html>\n",
-        issuer = escape(issuer)
-    )
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                meta name="roster-issuer" content=(issuer);
+                meta name="roster-client" content=(CONSOLE_CLIENT);
+                title { "Roster console" }
+                link rel="stylesheet" href="app.css";
+                script src="app.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="#/principals" { "Roster console" }
+                    nav aria-label="Console" {
+                        ul {
+                            li { a href="#/principals" { "Principals" } }
+                            li { a href="#/registry" { "Registry" } }
+                            li { a href="#/modules" { "Modules" } }
+                            li { a href="#/audit" { "Audit" } }
+                        }
+                    }
+                    div #who .who {}
+                }
+                main #main tabindex="-1" {
+                    noscript {
+                        p.error {
+                            "The console is a script that calls Roster's API: it needs JavaScript. \
+                             The same actions are in the API and the roster CLI."
+                        }
+                    }
+                    p #boot { "Loading…" }
+                }
+            }
+        }
+    }
+    .into_string()
 }
 
 /// `GET /console/`: the shell, never cached (it names the issuer).

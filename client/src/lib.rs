@@ -9,8 +9,10 @@
 //!   JWKS (RFC 9068: `typ`, `iss`, `aud`, `exp`, `nbf`, scopes), and with
 //!   [`Verifier::follow_revocations`] refuses revoked tokens and disabled
 //!   principals within about a second.
-//! - [`actix`] (feature `actix`, on by default): the [`actix::Caller`]
-//!   extractor and the [`actix::RequireScope`] middleware.
+//! - No web framework by default. Feature `actix`: the `actix::Caller`
+//!   extractor and the `actix::RequireScope` middleware. Feature `axum`: the
+//!   `axum::Caller` extractor and the `axum::RequireScopeLayer` tower layer.
+//!   Both answer as RFC 6750 §3 says.
 //! - [`RegistryAgent`] registers the service, heartbeats, registers again
 //!   when Roster forgets it, and leaves on shutdown.
 //!
@@ -20,6 +22,8 @@
 
 #[cfg(feature = "actix")]
 pub mod actix;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod backoff;
 mod clock;
 mod discovery;

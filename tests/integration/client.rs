@@ -405,9 +405,17 @@ async fn forged_expired_and_misaddressed_tokens_are_refused(backend: Backend) {
     clock.advance(Duration::minutes(5) + Duration::seconds(31));
     assert_eq!(verifier.verify(&good).await, Err(VerifyError::Invalid("expired")));
 
-    // Through actix-web: the RFC 6750 answers.
+    // Through actix-web and through axum: the same RFC 6750 answers.
     clock.advance(-(Duration::minutes(5) + Duration::seconds(31)));
     let (addr, _server) = actix_app(verifier.clone());
+    framework_answers_as_rfc_6750_says(addr, &good, &cases[0].1).await;
+    let addr = axum_app(verifier.clone()).await;
+    framework_answers_as_rfc_6750_says(addr, &good, &cases[0].1).await;
+}
+
+/// What a framework integration answers: no token, a forged one, too few
+/// scopes, and enough.
+async fn framework_answers_as_rfc_6750_says(addr: std::net::SocketAddr, good: &str, forged: &str) {
     let http = reqwest::Client::new();
     let get = |path: &str, token: Option<&str>| {
         let mut req = http.get(format!("http://{addr}{path}"));
@@ -419,7 +427,7 @@ async fn forged_expired_and_misaddressed_tokens_are_refused(backend: Backend) {
     let r = get("/hello", None).await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], r#"Bearer realm="roster""#);
-    let r = get("/hello", Some(&cases[0].1)).await.unwrap();
+    let r = get("/hello", Some(forged)).await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.headers()["www-authenticate"],
@@ -429,18 +437,43 @@ async fn forged_expired_and_misaddressed_tokens_are_refused(backend: Backend) {
         r.json::<Value>().await.unwrap(),
         json!({"error": "invalid_token", "error_description": "the access token is invalid, expired or revoked"})
     );
-    let r = get("/write", Some(&good)).await.unwrap();
+    let r = get("/write", Some(good)).await.unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(
         r.headers()["www-authenticate"],
         r#"Bearer realm="roster", error="insufficient_scope", scope="orders:write""#
     );
-    let r = get("/read", Some(&good)).await.unwrap();
+    let r = get("/read", Some(good)).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
         json!({"name": "orders", "scopes": ["orders:read"]})
     );
+}
+
+/// The same app in axum, with the extractor and the tower layer, on loopback.
+async fn axum_app(verifier: Verifier) -> std::net::SocketAddr {
+    use axum::Router;
+    use axum::routing::get;
+    use roster_client::axum::{Caller, RequireScopeLayer};
+    async fn show(caller: Caller) -> axum::Json<Value> {
+        axum::Json(json!({"name": caller.name, "scopes": caller.scopes}))
+    }
+    let app = Router::new()
+        .route("/hello", get(show))
+        .route(
+            "/read",
+            get(show).layer(RequireScopeLayer::new(verifier.clone(), "orders:read")),
+        )
+        .route(
+            "/write",
+            get(show).layer(RequireScopeLayer::new(verifier.clone(), "orders:write")),
+        )
+        .with_state(verifier);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
 }
 
 /// An actix-web app using the extractor and the middleware, on loopback.

@@ -1,24 +1,18 @@
 //! The command line, run as the real binary.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::on_both_backends;
+use crate::support::process::{Served, roster_command};
 use crate::support::{Backend, TEST_PEPPER, TestDb, roster_bin};
 
 fn roster(db: &TestDb) -> Command {
-    let mut cmd = Command::new(roster_bin());
-    cmd.env("DATABASE_URL", &db.url)
-        .env("ROSTER_KEY_FILE", db.key_file())
-        .env("ROSTER_SECRET_PEPPER", TEST_PEPPER)
-        .env_remove("ROSTER_ADMIN_PASSWORD")
-        .env("RUST_LOG", "warn");
-    cmd
+    roster_command(db)
 }
 
 /// A connection to the test's database, as the CLI opens it.
@@ -307,66 +301,6 @@ fn migrate_runs_on_a_fresh_database() {
     let out = run(roster(&db).arg("migrate"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(db.sqlite_path().unwrap().exists());
-}
-
-/// A running `roster serve` child that is stopped with SIGTERM.
-struct Served {
-    child: std::process::Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Served {
-    fn start(cmd: &mut Command) -> Self {
-        let mut child = cmd
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Wait for a stderr line containing `needle`; fail after 60 s.
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!("no line with '{needle}' ({e}); seen: {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// SIGTERM, wait for the exit, and keep every remaining stderr line in `seen`.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
-            self.seen.push(line);
-        }
-        status
-    }
 }
 
 fn listen_addr(line: &str) -> String {

@@ -3,10 +3,6 @@
 //! rotation, refused tokens, the revocation feed, the registry agent, and
 //! Roster stopped and restarted under it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
@@ -17,7 +13,8 @@ use roster_client::{
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, TEST_PEPPER, TestDb, roster_bin};
+use crate::support::Backend;
+use crate::support::process::Roster;
 
 on_both_backends!(
     a_hundred_callers_cause_one_token_request,
@@ -30,138 +27,7 @@ on_both_backends!(
     the_verifier_reads_the_feed_again_and_finds_a_late_row,
 );
 
-const ADMIN_PASSWORD: &str = "client-test-admin-pw";
-
-/// A `roster serve` child on a fixed port, so that it can be restarted at
-/// the same issuer on the same database.
-pub(crate) struct Roster {
-    child: Option<Child>,
-    db: Arc<TestDb>,
-    port: u16,
-    args: Vec<String>,
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn roster_cmd(db: &TestDb) -> Command {
-    let mut cmd = Command::new(roster_bin());
-    cmd.env("DATABASE_URL", &db.url)
-        .env("ROSTER_KEY_FILE", db.dir.path().join("roster.key"))
-        .env("ROSTER_SECRET_PEPPER", TEST_PEPPER)
-        .env("ROSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
 impl Roster {
-    pub(crate) async fn start(backend: Backend, args: &[&str]) -> Self {
-        let mut r = Self {
-            child: None,
-            db: Arc::new(TestDb::new(backend)),
-            port: free_port(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-        };
-        r.restart();
-        r
-    }
-
-    /// The process id of the running `roster serve`.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    pub(crate) fn issuer(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Start (again): wait for the line saying it listens.
-    fn restart(&mut self) {
-        let mut child = roster_cmd(&self.db)
-            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        loop {
-            let line = rx
-                .recv_timeout(StdDuration::from_secs(60))
-                .expect("roster serve did not say it listens");
-            if line.contains("roster listening on") {
-                break;
-            }
-        }
-        self.child = Some(child);
-    }
-
-    /// SIGTERM and wait: a graceful stop (pending use counts are written).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// An access token from the token endpoint for `form`, with Basic credentials if given.
-    pub(crate) async fn token_for(&self, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> String {
-        let mut req = reqwest::Client::new().post(format!("{}/oauth/token", self.issuer()));
-        if let Some((name, secret)) = basic {
-            req = req.basic_auth(name, Some(secret));
-        }
-        let r = req.form(form).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    pub(crate) async fn admin_token(&self) -> String {
-        self.token_for(
-            None,
-            &[
-                ("grant_type", "password"),
-                ("username", "admin"),
-                ("password", ADMIN_PASSWORD),
-            ],
-        )
-        .await
-    }
-
-    /// A service with scopes, through the admin API: (id, secret).
-    pub(crate) async fn service(&self, name: &str, scopes: &[&str]) -> (String, String) {
-        let admin = self.admin_token().await;
-        let r = reqwest::Client::new()
-            .post(format!("{}/api/v1/principals", self.issuer()))
-            .bearer_auth(admin)
-            .json(&json!({"kind": "service", "name": name, "scopes": scopes}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let body: Value = r.json().await.unwrap();
-        (
-            body["id"].as_str().unwrap().to_string(),
-            body["client_secret"].as_str().unwrap().to_string(),
-        )
-    }
-
     async fn tokens(&self, name: &str, secret: &str, clock: Clock) -> TokenSource {
         TokenSource::discover_with(
             &self.issuer(),
@@ -178,63 +44,6 @@ impl Roster {
         let mut config = VerifierConfig::new(&self.issuer(), audience);
         config.clock = clock;
         Verifier::discover(config).await.unwrap()
-    }
-
-    /// A raw client-credentials token (no cache), optionally for `resource`.
-    async fn raw_token(&self, name: &str, secret: &str, resource: Option<&str>) -> String {
-        let mut form = vec![("grant_type", "client_credentials")];
-        if let Some(r) = resource {
-            form.push(("resource", r));
-        }
-        self.token_for(Some((name, secret)), &form).await
-    }
-
-    async fn revoke(&self, name: &str, secret: &str, token: &str) {
-        let r = reqwest::Client::new()
-            .post(format!("{}/oauth/revoke", self.issuer()))
-            .basic_auth(name, Some(secret))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
-
-    /// The revocation feed's index now.
-    async fn feed_index(&self, token: &str) -> i64 {
-        let r = reqwest::Client::new()
-            .get(format!("{}/api/v1/revocations", self.issuer()))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        r.json::<Value>().await.unwrap()["index"].as_i64().unwrap()
-    }
-
-    /// The use count of a service's secrets, read from the database.
-    async fn secret_uses(&self, id: &str) -> i64 {
-        let conn = roster::startup::connect(
-            Some(&self.db.url),
-            Some(&self.db.dir.path().join("roster.key")),
-            Some(TEST_PEPPER),
-            Utc::now(),
-        )
-        .unwrap();
-        let mut conn = conn.conn;
-        roster::models::secret::list_for(&mut conn, id)
-            .unwrap()
-            .iter()
-            .map(|s| s.use_count)
-            .sum()
-    }
-}
-
-impl Drop for Roster {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -321,7 +130,7 @@ async fn the_verifier_keeps_accepting_across_a_key_rotation(backend: Backend) {
     let old_kid = kid(&before);
     verifier.verify(&before).await.unwrap();
 
-    let out = roster_cmd(&roster.db).args(["keys", "rotate"]).output().unwrap();
+    let out = roster.command().args(["keys", "rotate"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Every token Roster issues while it takes up the new key is accepted.
     let started = Instant::now();
@@ -694,14 +503,7 @@ async fn the_verifier_reads_the_feed_again_and_finds_a_late_row(backend: Backend
     roster.revoke("billing", &caller_secret, &first).await;
     within(verifier.revocations_applied(1)).await;
 
-    let mut conn = roster::startup::connect(
-        Some(&roster.db.url),
-        Some(&roster.db.dir.path().join("roster.key")),
-        Some(TEST_PEPPER),
-        Utc::now(),
-    )
-    .unwrap()
-    .conn;
+    let mut conn = roster.connect();
     {
         use diesel::prelude::*;
         use roster::db::schema::auth_state::dsl::*;

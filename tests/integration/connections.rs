@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::client::{Roster, free_port};
 use crate::metrics::{scrape, value};
 use crate::on_both_backends;
 use crate::support::Backend;
+use crate::support::process::{Roster, free_port};
 
 on_both_backends!(
     held_bodies_are_cut_off_and_their_sockets_closed,

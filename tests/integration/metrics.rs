@@ -5,9 +5,9 @@
 use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::json;
 
-use crate::client::{Roster, free_port};
 use crate::on_both_backends;
 use crate::support::Backend;
+use crate::support::process::{Roster, free_port};
 
 on_both_backends!(metrics_count_tokens_failed_logins_and_requests);
 

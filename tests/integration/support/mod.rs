@@ -1,6 +1,8 @@
 //! Test harness: a fresh database per test on either backend, and a `TestApp`
 //! that runs the real HTTP server on a loopback port.
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 

@@ -78,13 +78,30 @@ pub fn new_id() -> String {
 }
 
 /// A new time-ordered UUID (v7) as TEXT, for rows that are paged by age.
+/// Ids made in this process at the same instant (the rows of one
+/// transaction) still sort in the order they were made: RFC 9562 §6.2's
+/// counter, kept by one shared context.
 pub fn new_ordered_id(now: DateTime<Utc>) -> String {
-    let ts = uuid::Timestamp::from_unix(
-        uuid::NoContext,
-        now.timestamp().max(0) as u64,
-        now.timestamp_subsec_nanos(),
-    );
+    static CONTEXT: std::sync::Mutex<uuid::ContextV7> = std::sync::Mutex::new(uuid::ContextV7::new());
+    let secs = now.timestamp().max(0) as u64;
+    let nanos = now.timestamp_subsec_nanos();
+    let ts = match CONTEXT.lock() {
+        Ok(context) => uuid::Timestamp::from_unix(&*context, secs, nanos),
+        Err(poisoned) => uuid::Timestamp::from_unix(&*poisoned.into_inner(), secs, nanos),
+    };
     uuid::Uuid::new_v7(ts).to_string()
+}
+
+#[cfg(test)]
+mod ordered_id_tests {
+    #[test]
+    fn ids_made_at_one_instant_sort_in_the_order_made() {
+        let now = chrono::Utc::now();
+        let ids: Vec<String> = (0..1000).map(|_| super::new_ordered_id(now)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod architecture;
+mod bodies;
 mod browser_login;
 mod cli;
 mod client;

@@ -12,7 +12,7 @@ use crate::models::principal::{CategoryAssignment, PrincipalKind, PrincipalStatu
 use crate::names::{validate_categories, validate_name, validate_scope};
 
 /// `POST /api/v1/principals`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePrincipal {
     pub kind: PrincipalKind,

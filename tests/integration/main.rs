@@ -15,6 +15,7 @@ mod connections;
 mod console;
 mod credentials;
 mod discovery;
+mod domain;
 mod examples;
 mod faults;
 mod hardening;

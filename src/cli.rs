@@ -680,6 +680,12 @@ fn run_server(
             eprintln!("discovering instances from container labels at {}", docker.host);
         }
         let first = upkeep.clone();
+        let (live, db, clock) = (
+            upkeep.parts.live.clone(),
+            upkeep.parts.db.clone(),
+            upkeep.parts.clock.clone(),
+        );
+        actix_web::rt::spawn(crate::auth::live::follow(live, db, clock, stop_rx.clone()));
         let ticker = actix_web::rt::spawn(upkeep.run(crate::upkeep::TICK, stop_rx));
         actix_web::rt::spawn(async move {
             shutdown.await;

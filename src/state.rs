@@ -61,6 +61,7 @@ impl AppState {
         let failures = Arc::new(FailureLog::default());
         let verified = Arc::new(crate::auth::verified::VerifiedClients::new());
         let revocations = Arc::new(crate::feed::ChangeFeed::new());
+        let live = Arc::new(crate::auth::live::LiveView::new());
         let registry = Arc::new(RegistryContext::new(db.clone(), settings.registry.clone())?);
         let upkeep = Arc::new(Upkeep::new(crate::upkeep::Parts {
             db: db.clone(),
@@ -70,6 +71,7 @@ impl AppState {
             registry: registry.clone(),
             verified: verified.clone(),
             revocations: revocations.clone(),
+            live: live.clone(),
             origins,
             clock: clock.clone(),
             key_refresh: settings.key_refresh,
@@ -92,6 +94,7 @@ impl AppState {
                     verified: verified.clone(),
                     sessions: settings.sessions,
                     revocations: revocations.clone(),
+                    live: live.clone(),
                 }),
                 principals: PrincipalsContext {
                     db: db.clone(),
@@ -100,6 +103,7 @@ impl AppState {
                     pepper,
                     verified,
                     revocations,
+                    live,
                 },
                 registry,
                 upkeep,

@@ -70,8 +70,18 @@ pub const ARGON_WAITING: &str = "roster_argon2_queue_depth";
 pub const CONNECTIONS_OPEN: &str = "roster_connections_open";
 pub const CONNECTIONS_REFUSED: &str = "roster_connections_refused_total";
 pub const CONNECTIONS_TIMED_OUT: &str = "roster_connections_timed_out_total";
+pub const INTROSPECTIONS: &str = "roster_introspections_total";
+pub const LIVE_VIEW: &str = "roster_live_view_entries";
 
 fn describe() {
+    describe_counter!(
+        INTROSPECTIONS,
+        "Access tokens introspected, by where their liveness came from (memory: the live view; database)."
+    );
+    describe_gauge!(
+        LIVE_VIEW,
+        "What the live view holds, by kind (principals, revoked_tokens)."
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by route template, method and status."
@@ -153,6 +163,17 @@ pub fn token(grant: &'static str, outcome: Result<(), &'static str>) {
         Err("slow_down") => counter!(THROTTLED, "grant_type" => grant, "decision" => "refused").increment(1),
         Err(code) => counter!(TOKEN_FAILURES, "grant_type" => grant, "reason" => code).increment(1),
     }
+}
+
+/// One access token introspected; `from` is `memory` or `database`.
+pub fn introspection(from: &'static str) {
+    counter!(INTROSPECTIONS, "answered_from" => from).increment(1);
+}
+
+/// The live view's size, at the tick.
+pub fn live_view(principals: usize, revoked_tokens: usize) {
+    gauge!(LIVE_VIEW, "kind" => "principals").set(principals as f64);
+    gauge!(LIVE_VIEW, "kind" => "revoked_tokens").set(revoked_tokens as f64);
 }
 
 /// A status transition in the registry.

@@ -8,6 +8,8 @@
 //!   generation in the database moves;
 //! - the revocation feed's index, so that long polls here wake for
 //!   revocations made on other instances or by the CLI;
+//! - introspection's live view ([`crate::auth::live`]), caught up with the
+//!   revocation log (its own follower does this five times a second);
 //! - the counts of folded login failures whose window closed;
 //! - audit retention: events older than the retention go, a batch a minute.
 //!
@@ -56,6 +58,9 @@ pub struct Parts {
     pub verified: Arc<crate::auth::verified::VerifiedClients>,
     /// Wakes the revocation feed's long polls.
     pub revocations: Arc<crate::feed::ChangeFeed>,
+    /// Introspection's view of revocations and principals; its follower
+    /// keeps it current, and each tick catches it up too.
+    pub live: Arc<crate::auth::live::LiveView>,
     /// Origins allowed cross-origin (CORS), reloaded every tick.
     pub origins: Arc<crate::oauth::origins::AllowedOrigins>,
     pub clock: Clock,
@@ -108,13 +113,20 @@ impl Upkeep {
     pub async fn tick(&self) -> Result<()> {
         let now = self.parts.clock.now();
         let verified = self.observe_auth_generation(now).await;
+        let live = self.catch_up_live(now).await;
         let keys = self.refresh_keys_if_due(now).await;
         let registry = crate::registry::worker::tick(&self.parts.registry, now, &self.parts.clock).await;
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
         self.gauges();
-        verified.and(keys).and(registry).and(usage).and(failures).and(retention)
+        verified
+            .and(live)
+            .and(keys)
+            .and(registry)
+            .and(usage)
+            .and(failures)
+            .and(retention)
     }
 
     /// What the metrics show of the pools and feeds, read at each tick.
@@ -122,6 +134,8 @@ impl Upkeep {
         let p = &self.parts;
         crate::telemetry::pools(p.db.in_use(), p.db.waiting(), p.argon.waiting());
         crate::telemetry::revocation_waiters(p.revocations.waiters());
+        let (principals, revoked) = p.live.size();
+        crate::telemetry::live_view(principals, revoked);
         crate::telemetry::upkeep();
     }
 
@@ -154,6 +168,13 @@ impl Upkeep {
     /// A change made by another instance or the CLI moved the database's
     /// authentication generation: forget the clients verified before it, and
     /// reload the CORS origins. The revocation index is read on the way.
+    /// Bring introspection's live view up to the revocation log (its
+    /// follower does this five times a second; the tick is its backstop).
+    async fn catch_up_live(&self, now: DateTime<Utc>) -> Result<()> {
+        let live = self.parts.live.clone();
+        self.parts.db.run(move |c| live.catch_up(c, now)).await.map(|_| ())
+    }
+
     async fn observe_auth_generation(&self, now: DateTime<Utc>) -> Result<()> {
         let (generation, revocations) = self.parts.db.run(crate::models::auth_state::counters).await?;
         self.parts.revocations.observe(revocations);

@@ -6,6 +6,7 @@ pub mod client;
 pub mod failures;
 pub mod jwt;
 pub mod keys;
+pub mod live;
 pub mod password;
 pub mod pepper_check;
 pub mod revocation_feed;

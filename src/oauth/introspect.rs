@@ -11,6 +11,7 @@ use super::request::ClientCredentials;
 use crate::auth::access;
 use crate::auth::access::verify_reloading;
 use crate::auth::jwt::AccessTokenClaims;
+use crate::auth::live::{Known, LiveView, Lookup};
 use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::Result;
@@ -60,18 +61,37 @@ impl IntrospectionResponse {
     }
 }
 
-/// A verified access token, if it is still live.
-fn access_token_state(conn: &mut DbConnection, claims: AccessTokenClaims) -> Result<IntrospectionResponse> {
+/// A verified access token, if it is still live, read from the database;
+/// the principal read is kept in the live view for the next time.
+fn access_token_state(
+    conn: &mut DbConnection,
+    view: &LiveView,
+    claims: AccessTokenClaims,
+) -> Result<IntrospectionResponse> {
+    let index = view.index();
     let Some(p) = access::live(conn, &claims)? else {
         return Ok(IntrospectionResponse::inactive());
     };
     let held = principal::scopes_of(conn, &p.id)?;
-    let scope = access::effective_scopes(&Scopes::from_stored(&claims.scope), &held).join(" ");
-    Ok(IntrospectionResponse::active(ActiveToken {
+    let answer = active_access_token(claims, &p, &held);
+    view.remember(
+        index,
+        Known {
+            principal: p,
+            scopes: held,
+        },
+    );
+    Ok(answer)
+}
+
+/// RFC 7662 §2.2 for a live access token of `p`, who holds `held` now.
+fn active_access_token(claims: AccessTokenClaims, p: &Principal, held: &[String]) -> IntrospectionResponse {
+    let scope = access::effective_scopes(&Scopes::from_stored(&claims.scope), held).join(" ");
+    IntrospectionResponse::active(ActiveToken {
         sub: claims.sub,
         scope,
         client_id: claims.client_id,
-        username: p.name,
+        username: p.name.clone(),
         exp: claims.exp,
         iat: claims.iat,
         nbf: claims.nbf,
@@ -80,7 +100,7 @@ fn access_token_state(conn: &mut DbConnection, claims: AccessTokenClaims) -> Res
         jti: Some(claims.jti),
         token_type: "Bearer",
         principal_kind: claims.principal_kind,
-    }))
+    })
 }
 
 /// A refresh token, if it is unspent, unexpired and its principal active.
@@ -136,14 +156,35 @@ impl OAuthContext {
             }
             None => None,
         };
+        // The steady state: a client verified recently, and a token whose
+        // liveness the view knows. Signature, cache and view: no database.
+        let client = client_auth::recently_verified(self, now, &creds);
+        if client.is_some()
+            && let Some(claims) = &claims
+        {
+            let from_memory = match self.live.check(claims, now) {
+                Lookup::Live(known) => Some(active_access_token(claims.clone(), &known.principal, &known.scopes)),
+                Lookup::Dead => Some(IntrospectionResponse::inactive()),
+                Lookup::Unknown | Lookup::Stale => None,
+            };
+            if let Some(answer) = from_memory {
+                crate::telemetry::introspection("memory");
+                return Ok(answer);
+            }
+        }
+        if claims.is_some() {
+            crate::telemetry::introspection("database");
+        }
         let oauth = self.clone();
         self.db
             .run(move |conn| {
-                client_auth::authenticate(conn, &oauth, remote.as_deref(), now, &creds)?
-                    .ok_or_else(OAuthError::invalid_client)?;
+                if client.is_none() {
+                    client_auth::authenticate(conn, &oauth, remote.as_deref(), now, &creds)?
+                        .ok_or_else(OAuthError::invalid_client)?;
+                }
                 let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
                 Ok(match claims {
-                    Some(claims) => access_token_state(conn, claims)?,
+                    Some(claims) => access_token_state(conn, &oauth.live, claims)?,
                     None => refresh_token_state(conn, &oauth.pepper, &SecretString::new(token), issuer.as_str(), now)?,
                 })
             })

@@ -62,6 +62,8 @@ pub struct Parts {
     pub sessions: session::SessionPolicy,
     /// Wakes the revocation feed's long polls.
     pub revocations: Arc<crate::feed::ChangeFeed>,
+    /// What introspection needs after a token's signature, in memory.
+    pub live: Arc<crate::auth::live::LiveView>,
 }
 
 impl OAuthContext {

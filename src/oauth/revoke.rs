@@ -66,7 +66,7 @@ impl OAuthContext {
                 })
             })
             .await;
-        crate::auth::revocation_feed::publish(&self.db, &self.revocations).await;
+        crate::auth::revocation_feed::publish(&self.db, &self.revocations, &self.live, now).await;
         revoked
     }
 }

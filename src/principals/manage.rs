@@ -451,7 +451,7 @@ impl PrincipalsContext {
             .db
             .run(move |c| update(c, &id, &changes, body.status, actor.as_deref(), now))
             .await;
-        self.changed().await;
+        self.changed(now).await;
         changed
     }
 
@@ -469,7 +469,7 @@ impl PrincipalsContext {
             .db
             .run(move |c| set_status(c, &id, status, actor.as_deref(), now))
             .await;
-        self.changed().await;
+        self.changed(now).await;
         set
     }
 }

@@ -42,6 +42,8 @@ pub struct PrincipalsContext {
     pub verified: std::sync::Arc<crate::auth::verified::VerifiedClients>,
     /// Woken when a change here reaches the revocation feed.
     pub revocations: std::sync::Arc<crate::feed::ChangeFeed>,
+    /// Brought up to date with every change here before it answers.
+    pub live: std::sync::Arc<crate::auth::live::LiveView>,
 }
 
 impl PrincipalsContext {
@@ -61,15 +63,16 @@ impl PrincipalsContext {
             pepper,
             verified: std::sync::Arc::new(crate::auth::verified::VerifiedClients::new()),
             revocations: std::sync::Arc::new(crate::feed::ChangeFeed::new()),
+            live: std::sync::Arc::new(crate::auth::live::LiveView::new()),
         }
     }
 
     /// After a change that may end a client's secret or a token: forget the
     /// verified clients and wake the revocation feed. Runs after errors too,
     /// since a change may have committed before the error.
-    async fn changed(&self) {
+    async fn changed(&self, now: chrono::DateTime<chrono::Utc>) {
         self.verified.invalidate();
-        crate::auth::revocation_feed::publish(&self.db, &self.revocations).await;
+        crate::auth::revocation_feed::publish(&self.db, &self.revocations, &self.live, now).await;
     }
 
     /// Hash a new password on the argon2 pool, at this handle's cost.

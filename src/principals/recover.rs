@@ -101,6 +101,10 @@ fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, now: D
         if !created {
             change_password(conn, &row.id, password_phc, None, now)?;
         }
+        if enabled || scope_added {
+            // Every instance's view of the principal follows the log.
+            crate::models::revocation::append_principal(conn, &row.id, now)?;
+        }
         let throttle_counters_cleared = throttle::delete_subject(conn, &row.id)?;
         audit::record(
             conn,
@@ -142,7 +146,7 @@ impl PrincipalsContext {
     pub async fn recover_admin(&self, name: String, password: SecretString, now: DateTime<Utc>) -> Result<Recovered> {
         let phc = self.hash(password).await?;
         let recovered = self.db.run(move |c| recover_admin(c, &name, &phc, now)).await;
-        self.changed().await;
+        self.changed(now).await;
         recovered
     }
 }

@@ -210,7 +210,7 @@ impl PrincipalsContext {
             .db
             .run(move |c| delete_secret(c, &id, &secret_id, actor.as_deref(), now))
             .await;
-        self.changed().await;
+        self.changed(now).await;
         deleted
     }
 }

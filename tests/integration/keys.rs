@@ -153,6 +153,9 @@ async fn revoking_a_token_of_a_key_not_loaded_yet_is_a_503(backend: Backend) {
 
     b.clock.advance(Duration::seconds(2));
     assert_eq!(revoke().await.status, 200);
+    // A revocation made on B reaches A's live view when A next follows the
+    // revocation log (five times a second in a server; the tick here).
+    a.tick().await;
     let inactive = a
         .post_form(
             "/oauth/introspect",

@@ -22,6 +22,7 @@ mod hardening;
 mod health;
 mod instances;
 mod keys;
+mod live;
 mod metrics;
 mod migrations;
 mod oauth;

@@ -464,6 +464,7 @@ impl TestApp {
             pepper: here.pepper.clone(),
             verified: std::sync::Arc::new(roster::auth::verified::VerifiedClients::new()),
             revocations: std::sync::Arc::new(roster::feed::ChangeFeed::new()),
+            live: std::sync::Arc::new(roster::auth::live::LiveView::new()),
         }
     }
 

@@ -159,6 +159,15 @@ impl Roster {
         cmd
     }
 
+    /// Another `roster serve` on the same database and issuer, on a free
+    /// port: a second instance, as a scaled-out deployment runs them.
+    pub fn second_instance(&self, extra: &[&str]) -> Served {
+        let mut args = self.args.clone();
+        args.extend(["--issuer".to_string(), self.issuer()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Served::start_on(&mut self.command(), &format!("127.0.0.1:{}", free_port()), &args)
+    }
+
     /// Start (again): wait for the line saying it listens.
     pub fn restart(&mut self) {
         let mut cmd = self.command();

@@ -95,6 +95,7 @@ impl AppState {
                     sessions: settings.sessions,
                     revocations: revocations.clone(),
                     live: live.clone(),
+                    signatures: crate::auth::jwt::VerifiedSignatures::new(),
                 }),
                 principals: PrincipalsContext {
                     db: db.clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::jwt::{self, AccessTokenClaims, Issuer};
+use super::jwt::{self, AccessTokenClaims, Issuer, VerifiedSignatures};
 use super::keys::KeyStore;
 use crate::db::{DbConnection, Pool};
 use crate::error::{Error, Result};
@@ -100,13 +100,21 @@ enum Checked {
 /// Check a token. A `kid` this instance does not know may belong to a key
 /// another instance has just started to sign with: reload once
 /// (rate-limited) before judging.
-async fn check(db: &Pool, keys: &Arc<KeyStore>, token: &str, issuer: &Issuer, now: DateTime<Utc>) -> Result<Checked> {
-    match jwt::verify(&keys.current(), token, issuer, now) {
+async fn check(
+    db: &Pool,
+    keys: &Arc<KeyStore>,
+    signatures: &VerifiedSignatures,
+    token: &str,
+    issuer: &Issuer,
+    now: DateTime<Utc>,
+) -> Result<Checked> {
+    match signatures.verify(&keys.current(), token, issuer, now) {
         Ok(claims) => Ok(Checked::Valid(Box::new(claims))),
         Err(jwt::VerifyError::UnknownKey) if keys.claim_unknown_kid_reload(now) => {
             let store = keys.clone();
             db.run(move |c| store.reload(c, now)).await?;
-            Ok(jwt::verify(&keys.current(), token, issuer, now)
+            Ok(signatures
+                .verify(&keys.current(), token, issuer, now)
                 .map_or(Checked::Invalid, |c| Checked::Valid(Box::new(c))))
         }
         Err(jwt::VerifyError::UnknownKey) => Ok(Checked::KeyNotLoaded),
@@ -119,11 +127,12 @@ async fn check(db: &Pool, keys: &Arc<KeyStore>, token: &str, issuer: &Issuer, no
 pub async fn verify_reloading(
     db: &Pool,
     keys: &Arc<KeyStore>,
+    signatures: &VerifiedSignatures,
     token: &str,
     issuer: &Issuer,
     now: DateTime<Utc>,
 ) -> std::result::Result<AccessTokenClaims, AccessError> {
-    match check(db, keys, token, issuer, now)
+    match check(db, keys, signatures, token, issuer, now)
         .await
         .map_err(AccessError::Storage)?
     {
@@ -140,11 +149,12 @@ pub async fn verify_reloading(
 pub async fn verify_for_revocation(
     db: &Pool,
     keys: &Arc<KeyStore>,
+    signatures: &VerifiedSignatures,
     token: &str,
     issuer: &Issuer,
     now: DateTime<Utc>,
 ) -> Result<Option<AccessTokenClaims>> {
-    match check(db, keys, token, issuer, now).await? {
+    match check(db, keys, signatures, token, issuer, now).await? {
         Checked::Valid(claims) => Ok(Some(*claims)),
         Checked::Invalid => Ok(None),
         Checked::KeyNotLoaded => Err(Error::Unavailable(
@@ -168,11 +178,12 @@ pub fn valid_or_none(r: std::result::Result<AccessTokenClaims, AccessError>) -> 
 pub async fn verify(
     db: &Pool,
     keys: &Arc<KeyStore>,
+    signatures: &VerifiedSignatures,
     token: &str,
     issuer: &Issuer,
     now: DateTime<Utc>,
 ) -> std::result::Result<Caller, AccessError> {
-    let claims = verify_reloading(db, keys, token, issuer, now).await?;
+    let claims = verify_reloading(db, keys, signatures, token, issuer, now).await?;
     if !issuer.is(&claims.aud) {
         return Err(AccessError::Invalid);
     }

@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Header, Validation};
 use serde::Serialize;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::keys::KeySnapshot;
 
 pub use roster_proto::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
@@ -128,6 +131,13 @@ pub fn verify(
         }
     })?;
     let claims = data.claims;
+    check_claims(&claims, issuer, now)?;
+    Ok(claims)
+}
+
+/// The claims' part of [`verify`], for claims whose signature was checked
+/// before: the issuer, and `exp` and `nbf` at `now`.
+pub fn check_claims(claims: &AccessTokenClaims, issuer: &Issuer, now: DateTime<Utc>) -> Result<(), VerifyError> {
     if !issuer.is(&claims.iss) {
         return Err(VerifyError::WrongIssuer);
     }
@@ -138,5 +148,151 @@ pub fn verify(
     if claims.nbf.unwrap_or(claims.iat) > t + 60 {
         return Err(VerifyError::NotYetValid);
     }
-    Ok(claims)
+    Ok(())
+}
+
+/// Most tokens remembered at once.
+pub const MAX_VERIFIED_TOKENS: usize = 50_000;
+
+type TokenDigest = [u8; 32];
+
+/// Access tokens whose signature this instance checked recently. A
+/// resource server introspects the same token on every request it serves,
+/// and the Ed25519 verification is most of an introspection's CPU; a hit
+/// skips it.
+///
+/// The key is a SHA-256 of the exact token, so a hit is the very token
+/// whose signature was checked, never a look-alike. A hit still checks, at
+/// the request's `now`, what can change: the signing key is still among the
+/// keys in service (a retired key's tokens stop at once), the issuer, `exp`
+/// and `nbf`. Liveness (revocation, a disabled principal) stays the
+/// caller's, as for any verified token. At most [`MAX_VERIFIED_TOKENS`]
+/// are held; when full it starts over, so a flood of distinct tokens costs
+/// speed, never unbounded memory.
+#[derive(Debug, Default)]
+pub struct VerifiedSignatures {
+    entries: std::sync::RwLock<HashMap<TokenDigest, Arc<VerifiedToken>>>,
+}
+
+#[derive(Debug)]
+struct VerifiedToken {
+    kid: String,
+    claims: AccessTokenClaims,
+}
+
+fn token_digest(token: &str) -> TokenDigest {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+impl VerifiedSignatures {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`verify`] with the cache: the claims of a token whose signature
+    /// was checked before under a key still in `keys`, checked again at `now`.
+    pub fn verify(
+        &self,
+        keys: &KeySnapshot,
+        token: &str,
+        issuer: &Issuer,
+        now: DateTime<Utc>,
+    ) -> Result<AccessTokenClaims, VerifyError> {
+        let key = token_digest(token);
+        let hit = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(entry) = hit
+            && keys.verifying.contains_key(&entry.kid)
+        {
+            check_claims(&entry.claims, issuer, now)?;
+            return Ok(entry.claims.clone());
+        }
+        let claims = verify(keys, token, issuer, now)?;
+        if let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) {
+            let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if entries.len() >= MAX_VERIFIED_TOKENS {
+                entries.clear();
+            }
+            entries.insert(
+                key,
+                Arc::new(VerifiedToken {
+                    kid,
+                    claims: claims.clone(),
+                }),
+            );
+        }
+        Ok(claims)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod verified_signature_tests {
+    use super::*;
+    use crate::auth::keys::snapshot_for_tests;
+
+    fn claims(now: DateTime<Utc>) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "https://id.example".into(),
+            sub: "p1".into(),
+            aud: "billing".into(),
+            exp: now.timestamp() + 300,
+            iat: now.timestamp(),
+            nbf: Some(now.timestamp()),
+            jti: "j1".into(),
+            client_id: "billing".into(),
+            scope: "a".into(),
+            principal_kind: "service".into(),
+            name: "billing".into(),
+        }
+    }
+
+    #[test]
+    fn a_token_checked_once_is_known_and_still_checked_at_each_use() {
+        let now = Utc::now();
+        let keys = snapshot_for_tests("k1", now);
+        let issuer = Issuer::new("https://id.example");
+        let token = sign(&keys, &claims(now)).unwrap();
+        let cache = VerifiedSignatures::new();
+        assert_eq!(cache.verify(&keys, &token, &issuer, now).unwrap(), claims(now));
+        assert_eq!(cache.len(), 1);
+        // A hit: the same claims, and `exp` still judged at each use.
+        assert_eq!(cache.verify(&keys, &token, &issuer, now).unwrap(), claims(now));
+        assert_eq!(cache.len(), 1);
+        let later = now + chrono::Duration::seconds(301);
+        assert_eq!(cache.verify(&keys, &token, &issuer, later), Err(VerifyError::Expired));
+        assert_eq!(
+            cache.verify(&keys, &token, &Issuer::new("https://other.example"), now),
+            Err(VerifyError::WrongIssuer)
+        );
+        // Another token is never a hit: a changed signature fails in full.
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(cache.verify(&keys, &forged, &issuer, now).is_err());
+        // Its key left service: the remembered token is refused at once.
+        let mut retired = snapshot_for_tests("k2", now);
+        retired.active = None;
+        assert_eq!(
+            cache.verify(&retired, &token, &issuer, now),
+            Err(VerifyError::UnknownKey)
+        );
+    }
 }

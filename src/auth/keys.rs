@@ -380,6 +380,24 @@ pub fn load(conn: &mut DbConnection, pepper: &Pepper, now: DateTime<Utc>) -> Res
     })
 }
 
+/// A snapshot of one fresh EdDSA key, active and verifying, for unit tests.
+#[cfg(test)]
+pub(crate) fn snapshot_for_tests(kid: &str, now: DateTime<Utc>) -> KeySnapshot {
+    let generated = generate(SigningAlg::EdDsa, kid).unwrap();
+    let mut verifying = HashMap::new();
+    verifying.insert(kid.to_string(), decoding_key(&generated.public_jwk).unwrap());
+    KeySnapshot {
+        loaded_at: now,
+        active: Some(ActiveKey {
+            kid: kid.to_string(),
+            alg: SigningAlg::EdDsa,
+            signer: Signer::from_pkcs8(SigningAlg::EdDsa, &generated.pkcs8).unwrap(),
+        }),
+        verifying,
+        jwks: json!({ "keys": [generated.public_jwk] }),
+    }
+}
+
 /// What `roster keys list` shows of a key: never the private part.
 #[derive(Debug, serde::Serialize)]
 pub struct KeyInfo {

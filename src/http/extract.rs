@@ -146,6 +146,7 @@ async fn authenticate(req: HttpRequest) -> Result<Option<Caller>, BearerError> {
     let caller = access::verify(
         state.db(),
         state.keys(),
+        &state.oauth().signatures,
         &token,
         &state.oauth().token.issuer,
         state.now(),

@@ -151,9 +151,9 @@ impl OAuthContext {
     ) -> std::result::Result<IntrospectionResponse, OAuthError> {
         let issuer = self.token.issuer.clone();
         let claims = match token.as_deref() {
-            Some(t) => {
-                crate::auth::access::valid_or_none(verify_reloading(&self.db, &self.keys, t, &issuer, now).await)?
-            }
+            Some(t) => crate::auth::access::valid_or_none(
+                verify_reloading(&self.db, &self.keys, &self.signatures, t, &issuer, now).await,
+            )?,
             None => None,
         };
         // The steady state: a client verified recently, and a token whose

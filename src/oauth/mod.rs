@@ -64,6 +64,9 @@ pub struct Parts {
     pub revocations: Arc<crate::feed::ChangeFeed>,
     /// What introspection needs after a token's signature, in memory.
     pub live: Arc<crate::auth::live::LiveView>,
+    /// Access tokens whose signature was checked recently (introspection
+    /// and the API's bearer checks).
+    pub signatures: crate::auth::jwt::VerifiedSignatures,
 }
 
 impl OAuthContext {

@@ -44,7 +44,8 @@ impl OAuthContext {
         now: DateTime<Utc>,
     ) -> Result<(), OAuthError> {
         let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
-        let claims = verify_for_revocation(&self.db, &self.keys, &token, &self.token.issuer, now).await?;
+        let claims =
+            verify_for_revocation(&self.db, &self.keys, &self.signatures, &token, &self.token.issuer, now).await?;
         let oauth = self.clone();
         let revoked = self
             .db

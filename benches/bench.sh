@@ -138,7 +138,9 @@ PY
   # (the scenarios above run without the metrics recorder).
   kill "$PID"; wait "$PID" 2>/dev/null || true
   MPORT=$((PORT + 1))
-  "$BIN" serve --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$MPORT" 2>> "$WORK/serve-$backend.log" &
+  # Every watcher comes from 127.0.0.1, one peer to the per-peer connection cap (256 by default).
+  "$BIN" serve --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$MPORT" \
+    --max-connections-per-peer $((WATCHERS + 64)) 2>> "$WORK/serve-$backend.log" &
   PID=$!
   curl -fs --retry 30 --retry-connrefused --retry-delay 1 -o /dev/null "$URL/readyz"
   echo "$backend: $(python3 "$ROOT/benches/watch.py" "$URL" bench-admin-password "$SERVICES" "$WATCHERS" "http://127.0.0.1:$MPORT/metrics")" >> "$WORK/watch.txt"

@@ -63,6 +63,9 @@ route_table! {
     get "/oauth/userinfo" => login::userinfo;
     post "/oauth/userinfo" => login::userinfo;
     get "/api/v1/me" => me::me;
+    // Static paths before the ones with parameters: a request is matched
+    // against the routes in this order, and the menu is the hottest.
+    get "/api/v1/modules" => registry::modules;
     post "/api/v1/principals" => admin::create_principal;
     get "/api/v1/principals" => admin::list_principals;
     get "/api/v1/principals/{id}" => admin::get_principal;
@@ -87,7 +90,6 @@ route_table! {
     get "/api/v1/services/{name}" => registry::get_service;
     get "/api/v1/categories" => registry::list_categories;
     get "/api/v1/categories/{name}" => registry::get_category;
-    get "/api/v1/modules" => registry::modules;
 }
 
 /// The OpenAPI document, as committed.

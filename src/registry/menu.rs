@@ -62,7 +62,7 @@ pub struct RenderedMenu {
     pub etag: String,
     /// The JSON body; `None` when the caller's `If-None-Match` already
     /// names this menu (RFC 9110 §13.1.2: answer 304).
-    pub body: Option<Vec<u8>>,
+    pub body: Option<bytes::Bytes>,
 }
 
 /// A strong tag of the body: the first 128 bits of its SHA-256.
@@ -81,17 +81,17 @@ pub fn matches(if_none_match: Option<&str>, etag: &str) -> bool {
 }
 
 /// The menu as the JSON list body, with its entity tag.
-fn serialize(modules: Vec<MenuModule>) -> Result<(String, Vec<u8>)> {
+fn serialize(modules: Vec<MenuModule>) -> Result<(String, bytes::Bytes)> {
     let body = serde_json::to_vec(&ListPage {
         items: modules,
         next_cursor: None,
     })
     .map_err(Error::internal)?;
-    Ok((etag_of(&body), body))
+    Ok((etag_of(&body), bytes::Bytes::from(body)))
 }
 
 /// Decide between 200 and 304 for a rendered body.
-fn answer(etag: String, body: Vec<u8>, if_none_match: Option<&str>) -> RenderedMenu {
+fn answer(etag: String, body: bytes::Bytes, if_none_match: Option<&str>) -> RenderedMenu {
     let fresh = !matches(if_none_match, &etag);
     RenderedMenu {
         etag,
@@ -126,7 +126,8 @@ struct MenuCacheState {
     index: i64,
     built_at: Option<DateTime<Utc>>,
     /// Sorted scopes (`None`: anonymous) -> (ETag, body).
-    menus: HashMap<Option<Vec<String>>, (String, Vec<u8>)>,
+    /// `Bytes`: every answer shares the one rendered body, never a copy.
+    menus: HashMap<Option<Vec<String>>, (String, bytes::Bytes)>,
 }
 
 impl MenuCacheState {
@@ -144,7 +145,7 @@ impl MenuCache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, key: &Option<Vec<String>>, index: i64, now: DateTime<Utc>) -> Option<(String, Vec<u8>)> {
+    fn get(&self, key: &Option<Vec<String>>, index: i64, now: DateTime<Utc>) -> Option<(String, bytes::Bytes)> {
         let state = self.lock();
         if !state.serves(index, now) {
             return None;
@@ -152,7 +153,7 @@ impl MenuCache {
         state.menus.get(key).cloned()
     }
 
-    fn put(&self, key: Option<Vec<String>>, index: i64, now: DateTime<Utc>, etag: String, body: Vec<u8>) {
+    fn put(&self, key: Option<Vec<String>>, index: i64, now: DateTime<Utc>, etag: String, body: bytes::Bytes) {
         let mut state = self.lock();
         if index < state.index {
             return; // built from data older than what the cache holds
@@ -231,7 +232,7 @@ impl RegistryContext {
 }
 
 /// The menu for one scope set as (ETag, body), from the cache when it holds it.
-async fn cached(ctx: &RegistryContext, key: Option<Vec<String>>, now: DateTime<Utc>) -> Result<(String, Vec<u8>)> {
+async fn cached(ctx: &RegistryContext, key: Option<Vec<String>>, now: DateTime<Utc>) -> Result<(String, bytes::Bytes)> {
     // Read before the database: a change that lands meanwhile moves the
     // index, so a menu built from older data is never filed under the new one.
     let index = ctx.feed.current();

@@ -27,7 +27,7 @@ use super::jwt::AccessTokenClaims;
 use crate::db::DbConnection;
 use crate::error::Result;
 use crate::models::principal::{Principal, PrincipalStatus};
-use crate::models::revocation::{self, PRINCIPAL, TOKEN};
+use crate::models::revocation::{self, RevocationKind};
 
 /// How often a follower asks whether the log moved.
 pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -160,11 +160,11 @@ impl LiveView {
             let Some(last) = rows.last().map(|r| r.idx) else { break };
             let mut s = write(&self.state);
             for r in rows.into_iter().filter(|r| r.idx > at) {
-                match r.kind.as_str() {
-                    TOKEN => {
+                match r.kind {
+                    RevocationKind::Token => {
                         s.revoked.insert(r.subject, r.expires_at);
                     }
-                    PRINCIPAL => {
+                    RevocationKind::Principal => {
                         if let Some(k) = s.principals.get_mut(&r.subject) {
                             if let Some(status) = r.status.as_deref().and_then(PrincipalStatus::from_name) {
                                 k.principal.status = status;
@@ -175,7 +175,6 @@ impl LiveView {
                             }
                         }
                     }
-                    _ => {}
                 }
                 applied += 1;
             }

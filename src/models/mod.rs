@@ -109,6 +109,7 @@ mod stored_name_tests {
     use super::health::Health;
     use super::instance::Source;
     use super::principal::{PrincipalKind, PrincipalStatus};
+    use super::revocation::RevocationKind;
     use super::signing_key::KeyState;
 
     fn round_trip<T>(all: &[T])
@@ -134,6 +135,7 @@ mod stored_name_tests {
         round_trip(&[PrincipalKind::Human, PrincipalKind::Service]);
         round_trip(&[PrincipalStatus::Active, PrincipalStatus::Disabled]);
         round_trip(&[KeyState::Next, KeyState::Active, KeyState::Retired]);
+        round_trip(&[RevocationKind::Token, RevocationKind::Principal]);
         assert_eq!(KeyState::Retired.to_string(), "retired");
         assert!(matches!(
             "robot".parse::<PrincipalKind>(),

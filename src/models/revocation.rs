@@ -28,14 +28,23 @@ pub const MAX_ACCESS_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(24);
 /// The clock skew allowed to verifiers, added to every entry's keep time.
 pub const LEEWAY: chrono::Duration = chrono::Duration::minutes(5);
 
-pub const TOKEN: &str = "token";
-pub const PRINCIPAL: &str = "principal";
+/// What a row of the log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationKind {
+    /// A revoked access token; `subject` is its `jti`.
+    Token,
+    /// A principal's status or scopes changed; `subject` is its id.
+    Principal,
+}
+
+stored_as_name!(RevocationKind { Token => "token", Principal => "principal" });
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = revocations)]
 pub struct RevocationRow {
     pub idx: i64,
-    pub kind: String,
+    #[diesel(serialize_as = String, deserialize_as = String)]
+    pub kind: RevocationKind,
     pub subject: String,
     pub status: Option<String>,
     #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
@@ -70,7 +79,7 @@ fn lock_counter(tx: &mut Tx<'_>) -> Result<()> {
 /// Is `jti` in the feed?
 pub fn has_token(conn: &mut DbConnection, jti: &str) -> Result<bool> {
     let n: i64 = revocations::table
-        .filter(revocations::kind.eq(TOKEN))
+        .filter(revocations::kind.eq(RevocationKind::Token.as_str()))
         .filter(revocations::subject.eq(jti))
         .count()
         .get_result(conn)?;
@@ -98,7 +107,7 @@ pub fn append_token(tx: &mut Tx<'_>, jti: &str, expires_at: DateTime<Utc>, now: 
     diesel::insert_into(revocations::table)
         .values(RevocationRow {
             idx,
-            kind: TOKEN.into(),
+            kind: RevocationKind::Token,
             subject: jti.into(),
             status: None,
             not_before: None,
@@ -123,7 +132,7 @@ pub fn append_principal(tx: &mut Tx<'_>, id: &str, now: DateTime<Utc>) -> Result
     diesel::insert_into(revocations::table)
         .values(RevocationRow {
             idx,
-            kind: PRINCIPAL.into(),
+            kind: RevocationKind::Principal,
             subject: id.into(),
             status: Some(status.to_string()),
             not_before,

@@ -40,7 +40,7 @@ pub fn missing_from_feed(
         .filter(revoked_tokens::expires_at.gt(to_db_time(now)))
         .filter(diesel::dsl::not(diesel::dsl::exists(
             revocations::table
-                .filter(revocations::kind.eq(super::revocation::TOKEN))
+                .filter(revocations::kind.eq(super::revocation::RevocationKind::Token.as_str()))
                 .filter(revocations::subject.eq(revoked_tokens::jti)),
         )))
         .select((revoked_tokens::jti, revoked_tokens::expires_at))

@@ -10,7 +10,7 @@ use crate::db::Pool;
 use crate::error::{Error, Result};
 use crate::feed::{ChangeFeed, parse_wait};
 use crate::models::principal::PrincipalKind;
-use crate::models::revocation::{self, PRINCIPAL, RevocationRow, TOKEN};
+use crate::models::revocation::{self, RevocationKind, RevocationRow};
 
 /// Most entries in one answer; `more` says when there are others.
 pub const MAX_LIMIT: i64 = 1000;
@@ -97,13 +97,13 @@ pub fn fold(rows: Vec<RevocationRow>, index: i64, reset: bool, more: bool) -> Fe
     let mut tokens = Vec::new();
     let mut principals: Vec<PrincipalState> = Vec::new();
     for row in rows {
-        match row.kind.as_str() {
-            TOKEN => tokens.push(RevokedToken {
+        match row.kind {
+            RevocationKind::Token => tokens.push(RevokedToken {
                 jti: row.subject,
                 // Stored with the leeway added; the token's own expiry is the row's minus it.
                 expires_at: row.expires_at - revocation::LEEWAY,
             }),
-            PRINCIPAL => {
+            RevocationKind::Principal => {
                 let state = PrincipalState {
                     scopes: row
                         .scopes
@@ -117,7 +117,6 @@ pub fn fold(rows: Vec<RevocationRow>, index: i64, reset: bool, more: bool) -> Fe
                 principals.retain(|p| p.id != state.id);
                 principals.push(state);
             }
-            _ => {}
         }
     }
     FeedPage {
@@ -185,10 +184,10 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
     }
 
-    fn row(idx: i64, kind: &str, subject: &str, status: Option<&str>, scopes: Option<&str>) -> RevocationRow {
+    fn row(idx: i64, kind: RevocationKind, subject: &str, status: Option<&str>, scopes: Option<&str>) -> RevocationRow {
         RevocationRow {
             idx,
-            kind: kind.into(),
+            kind,
             subject: subject.into(),
             status: status.map(str::to_string),
             not_before: status.map(|_| at(idx)),
@@ -202,11 +201,17 @@ mod tests {
     fn folding_keeps_every_token_and_the_last_state_of_each_principal() {
         let page = fold(
             vec![
-                row(3, TOKEN, "jti-a", None, None),
-                row(4, PRINCIPAL, "p1", Some("disabled"), Some(r#"["a","b"]"#)),
-                row(5, PRINCIPAL, "p2", Some("active"), Some(r#"["x"]"#)),
-                row(6, PRINCIPAL, "p1", Some("active"), Some(r#"["a"]"#)),
-                row(7, TOKEN, "jti-b", None, None),
+                row(3, RevocationKind::Token, "jti-a", None, None),
+                row(
+                    4,
+                    RevocationKind::Principal,
+                    "p1",
+                    Some("disabled"),
+                    Some(r#"["a","b"]"#),
+                ),
+                row(5, RevocationKind::Principal, "p2", Some("active"), Some(r#"["x"]"#)),
+                row(6, RevocationKind::Principal, "p1", Some("active"), Some(r#"["a"]"#)),
+                row(7, RevocationKind::Token, "jti-b", None, None),
             ],
             7,
             false,
@@ -251,10 +256,10 @@ mod tests {
     fn a_service_sees_only_the_scopes_that_concern_it() {
         let page = fold(
             vec![
-                row(1, TOKEN, "jti-a", None, None),
+                row(1, RevocationKind::Token, "jti-a", None, None),
                 row(
                     2,
-                    PRINCIPAL,
+                    RevocationKind::Principal,
                     "p1",
                     Some("active"),
                     Some(r#"["orders","orders:read","ordersx:y","billing:pay","admin"]"#),

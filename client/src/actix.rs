@@ -40,10 +40,10 @@ impl ResponseError for Rejection {
         {
             resp.insert_header((WWW_AUTHENTICATE, v));
         }
-        if matches!(self.0, VerifyError::Unavailable(_)) {
-            resp.insert_header((RETRY_AFTER, "5"));
+        if let Some(secs) = self.0.retry_after_secs() {
+            resp.insert_header((RETRY_AFTER, secs));
         }
-        resp.json(serde_json::json!({"error": self.0.code(), "error_description": self.0.description()}))
+        resp.json(self.0.body())
     }
 }
 
@@ -56,8 +56,9 @@ async fn caller_of(req: HttpRequest) -> Result<Claims, VerifyError> {
         .app_data::<web::Data<Verifier>>()
         .map(|v| v.get_ref().clone())
         .ok_or(VerifyError::Unavailable("no Verifier in the app data"))?;
-    let token = crate::error::bearer_token(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes))?;
-    let claims = verifier.verify(token).await?;
+    let claims = verifier
+        .verify_authorization(req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes))
+        .await?;
     req.extensions_mut().insert(claims.clone());
     Ok(claims)
 }

@@ -28,15 +28,14 @@ pub struct Rejection(pub VerifyError);
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let body = serde_json::json!({"error": self.0.code(), "error_description": self.0.description()});
-        let mut resp = (status, axum::Json(body)).into_response();
+        let mut resp = (status, axum::Json(self.0.body())).into_response();
         if let Some(challenge) = self.0.www_authenticate()
             && let Ok(v) = HeaderValue::from_str(&challenge)
         {
             resp.headers_mut().insert(WWW_AUTHENTICATE, v);
         }
-        if matches!(self.0, VerifyError::Unavailable(_)) {
-            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        if let Some(secs) = self.0.retry_after_secs() {
+            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }
@@ -48,8 +47,9 @@ async fn caller_of(parts: &mut Parts, verifier: &Verifier) -> Result<Claims, Ver
     if let Some(c) = parts.extensions.get::<Claims>() {
         return Ok(c.clone());
     }
-    let token = crate::error::bearer_token(parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))?;
-    let claims = verifier.verify(token).await?;
+    let claims = verifier
+        .verify_authorization(parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes))
+        .await?;
     parts.extensions.insert(claims.clone());
     Ok(claims)
 }

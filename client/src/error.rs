@@ -80,6 +80,17 @@ impl VerifyError {
             Self::Unavailable(_) => "tokens cannot be verified now; try again shortly".into(),
         }
     }
+
+    /// The JSON body every framework integration answers:
+    /// `{"error": …, "error_description": …}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({"error": self.code(), "error_description": self.description()})
+    }
+
+    /// Seconds for `Retry-After`: only a 503 says when to come back.
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        matches!(self, Self::Unavailable(_)).then_some(5)
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +125,16 @@ mod tests {
                 (503, None, "temporarily_unavailable"),
             ]
         );
+        // The body and Retry-After every framework integration sends.
+        let stale = VerifyError::Unavailable("feed stale");
+        assert_eq!(
+            (stale.body(), stale.retry_after_secs()),
+            (
+                serde_json::json!({"error": "temporarily_unavailable", "error_description": "tokens cannot be verified now; try again shortly"}),
+                Some(5)
+            )
+        );
+        assert_eq!(VerifyError::Invalid("expired").retry_after_secs(), None);
         assert_eq!(bearer_token(Some(b"Basic dXNlcjpwYXNz")), Err(VerifyError::Missing));
         assert_eq!(bearer_token(None), Err(VerifyError::Missing));
         assert_eq!(

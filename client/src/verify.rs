@@ -228,6 +228,13 @@ impl Verifier {
         self.keys().keys.get(kid).cloned()
     }
 
+    /// Verify the caller of a request from its `Authorization` header
+    /// (RFC 6750 §2.1): no Bearer credentials is [`VerifyError::Missing`].
+    /// What the framework integrations call.
+    pub async fn verify_authorization(&self, header: Option<&[u8]>) -> Result<Claims, VerifyError> {
+        self.verify(crate::error::bearer_token(header)?).await
+    }
+
     /// Verify a Bearer token: RFC 9068 §4 (`typ` `at+jwt`, an accepted
     /// algorithm matching the key's, signature, `iss`, `aud`, `exp` and `nbf`
     /// with the leeway), then the revocation feed if followed.

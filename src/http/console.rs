@@ -81,9 +81,7 @@ pub fn shell_html(issuer: &str) -> String {
         (DOCTYPE)
         html lang="en" {
             head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                (pages::head_common())
                 meta name="roster-issuer" content=(issuer);
                 meta name="roster-client" content=(CONSOLE_CLIENT);
                 title { "Roster console" }

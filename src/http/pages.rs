@@ -32,6 +32,16 @@ fn style_hash() -> &'static str {
     })
 }
 
+/// What the head of every Roster page starts with (the console's shell
+/// too): the charset, the viewport, and no referrer.
+pub fn head_common() -> Markup {
+    html! {
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        meta name="referrer" content="no-referrer";
+    }
+}
+
 /// A whole page around `body`. maud escapes every value it is given; only
 /// the stylesheet above is inserted as it is.
 fn document(title: &str, body: Markup) -> String {
@@ -39,9 +49,7 @@ fn document(title: &str, body: Markup) -> String {
         (DOCTYPE)
         html lang="en" {
             head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                (head_common())
                 title { (title) " · Roster" }
                 style { (PreEscaped(STYLE)) }
             }

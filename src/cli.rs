@@ -167,6 +167,10 @@ struct ServeArgs {
     /// through /oauth/authorize; the audit log shows which clients still use it.
     #[arg(long, env = "ROSTER_PASSWORD_GRANT", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     password_grant: bool,
+    /// The longest life accepted for a client's private_key_jwt assertion
+    /// (exp after iat or now; e.g. 300, 5m).
+    #[arg(long, env = "ROSTER_CLIENT_ASSERTION_MAX_LIFETIME", default_value = "5m", value_parser = parse_some_duration)]
+    client_assertion_max_lifetime: chrono::Duration,
     /// A browser login session unused this long ends (e.g. 30m, 1h).
     #[arg(long, env = "ROSTER_SESSION_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_some_duration)]
     session_idle_timeout: chrono::Duration,
@@ -196,22 +200,22 @@ struct ServeArgs {
     deregister_after: chrono::Duration,
     /// Also refuse health checks and manifest pulls to this CIDR range (repeatable),
     /// besides the never-allowed ones (link-local, multicast, broadcast, unspecified).
-    #[arg(long = "fetch-deny", env = "ROSTER_FETCH_DENY", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
+    #[arg(long = "fetch-deny", env = "ROSTER_FETCH_DENY", value_delimiter = ',', value_parser = crate::outbound::policy::parse_net)]
     fetch_deny: Vec<ipnet::IpNet>,
     /// Believe X-Forwarded-For from proxies in this CIDR range (repeatable); the
     /// client address (audit, throttling) is then the right-most untrusted entry.
-    #[arg(long = "trust-forwarded-for", env = "ROSTER_TRUST_FORWARDED_FOR", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
+    #[arg(long = "trust-forwarded-for", env = "ROSTER_TRUST_FORWARDED_FOR", value_delimiter = ',', value_parser = crate::outbound::policy::parse_net)]
     trust_forwarded_for: Vec<ipnet::IpNet>,
     /// Delete audit events older than this (e.g. 90d, 1y), or "off" to keep them all.
     #[arg(long, env = "ROSTER_AUDIT_RETENTION", default_value = "90d", value_parser = parse_optional_duration)]
     audit_retention: OptionalDuration,
     /// Allow fetches to this CIDR range even inside a refused one (repeatable).
-    #[arg(long = "fetch-allow", env = "ROSTER_FETCH_ALLOW", value_delimiter = ',', value_parser = crate::registry::policy::parse_net)]
+    #[arg(long = "fetch-allow", env = "ROSTER_FETCH_ALLOW", value_delimiter = ',', value_parser = crate::outbound::policy::parse_net)]
     fetch_allow: Vec<ipnet::IpNet>,
     /// This network's NAT64 prefix besides 64:ff9b::/96 (repeatable; RFC 6052
     /// lengths /32 /40 /48 /56 /64 /96): an address under it is judged as the
     /// IPv4 address it carries.
-    #[arg(long = "fetch-nat64", env = "ROSTER_FETCH_NAT64", value_delimiter = ',', value_parser = crate::registry::policy::parse_nat64)]
+    #[arg(long = "fetch-nat64", env = "ROSTER_FETCH_NAT64", value_delimiter = ',', value_parser = crate::outbound::policy::parse_nat64)]
     fetch_nat64: Vec<ipnet::Ipv6Net>,
     /// Time for a request's head after a connection opens or the last request ends.
     #[arg(long, env = "ROSTER_HEAD_TIMEOUT", default_value = "5s", value_parser = parse_std_duration)]
@@ -537,6 +541,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         Settings::new(config::issuer_for(args.issuer.as_deref(), addr)).with_access_ttl(args.access_token_ttl);
     settings.token.refresh_ttl = args.refresh_token_ttl;
     settings.token.password_grant = args.password_grant;
+    settings.token.assertion_max_lifetime = args.client_assertion_max_lifetime;
     settings.sessions = crate::oauth::session::SessionPolicy {
         idle: args.session_idle_timeout,
         lifetime: args.session_lifetime,
@@ -579,9 +584,9 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         max_connections_per_peer: args.max_connections_per_peer as usize,
         stalled_after: args.stalled_after,
     };
-    settings.registry.fetch = crate::registry::policy::FetchPolicy {
+    settings.registry.fetch = crate::outbound::policy::FetchPolicy {
         nat64: args.fetch_nat64.clone(),
-        ..crate::registry::policy::FetchPolicy::new(args.fetch_allow.clone(), args.fetch_deny.clone())
+        ..crate::outbound::policy::FetchPolicy::new(args.fetch_allow.clone(), args.fetch_deny.clone())
     };
     settings.registry.docker = args
         .discover
@@ -767,6 +772,10 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 public_client: *public,
                 redirect_uris: redirect_uris.clone(),
                 post_logout_redirect_uris: post_logout_redirect_uris.clone(),
+                token_endpoint_auth_method: None,
+                jwks: None,
+                jwks_uri: None,
+                federated_subjects: None,
             };
             let created = block_on(ctx.create(None, body, now)).map_err(|e| e.to_string())?;
             warn_if_admin(scopes);
@@ -790,6 +799,10 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 public_client: false,
                 redirect_uris: Vec::new(),
                 post_logout_redirect_uris: Vec::new(),
+                token_endpoint_auth_method: None,
+                jwks: None,
+                jwks_uri: None,
+                federated_subjects: None,
             };
             // Refused before the password is asked for.
             body.principal().validate().map_err(|e| e.to_string())?;

@@ -129,6 +129,7 @@ pub const DEFAULT_KEY_ROTATION_SECS: i64 = 90 * 24 * 3600;
 pub const DEFAULT_KEY_REFRESH_SECS: i64 = 5;
 pub const DEFAULT_AUDIT_RETENTION_DAYS: i64 = 90;
 pub const DEFAULT_ARGON_QUEUE: usize = 64;
+pub const DEFAULT_ASSERTION_MAX_LIFETIME_SECS: i64 = 5 * 60;
 
 impl Settings {
     /// The defaults: 5-minute access tokens, 30-day refresh tokens, EdDSA keys
@@ -141,6 +142,7 @@ impl Settings {
                 access_ttl,
                 refresh_ttl: Duration::seconds(DEFAULT_REFRESH_TOKEN_TTL_SECS),
                 password_grant: true,
+                assertion_max_lifetime: Duration::seconds(DEFAULT_ASSERTION_MAX_LIFETIME_SECS),
             },
             keys: KeyPolicy {
                 alg: SigningAlg::EdDsa,

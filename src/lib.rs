@@ -18,6 +18,7 @@ pub mod logging;
 pub mod models;
 pub mod names;
 pub mod oauth;
+pub mod outbound;
 pub mod page;
 pub mod principals;
 pub mod registry;

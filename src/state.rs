@@ -63,6 +63,7 @@ impl AppState {
         let revocations = Arc::new(crate::feed::ChangeFeed::new());
         let live = Arc::new(crate::auth::live::LiveView::new());
         let registry = Arc::new(RegistryContext::new(db.clone(), settings.registry.clone())?);
+        let remote_keys = Arc::new(crate::auth::remote_keys::RemoteKeys::new(registry.fetcher.clone()));
         let upkeep = Arc::new(Upkeep::new(crate::upkeep::Parts {
             db: db.clone(),
             keys: keys.clone(),
@@ -72,6 +73,7 @@ impl AppState {
             verified: verified.clone(),
             revocations: revocations.clone(),
             live: live.clone(),
+            remote_keys: remote_keys.clone(),
             origins,
             clock: clock.clone(),
             key_refresh: settings.key_refresh,
@@ -96,6 +98,7 @@ impl AppState {
                     revocations: revocations.clone(),
                     live: live.clone(),
                     signatures: crate::auth::jwt::VerifiedSignatures::new(),
+                    remote_keys,
                 }),
                 principals: PrincipalsContext {
                     db: db.clone(),

@@ -11,7 +11,8 @@
 //! - introspection's live view ([`crate::auth::live`]), caught up with the
 //!   revocation log (its own follower does this five times a second);
 //! - the counts of folded login failures whose window closed;
-//! - audit retention: events older than the retention go, a batch a minute.
+//! - the JWK Sets fetched from `jwks_uri`s, fetched again every few minutes;
+//! - spent client-assertion `jti`s past their expiry, and audit retention: events older than the retention go, a batch a minute.
 //!
 //! It also answers readiness: the database answers, and the keys in service
 //! are not older than [`Upkeep::keys_stale_after`].
@@ -63,6 +64,8 @@ pub struct Parts {
     pub live: Arc<crate::auth::live::LiveView>,
     /// Origins allowed cross-origin (CORS), reloaded every tick.
     pub origins: Arc<crate::oauth::origins::AllowedOrigins>,
+    /// JWK Sets fetched from `jwks_uri`s, refreshed when due.
+    pub remote_keys: Arc<crate::auth::remote_keys::RemoteKeys>,
     pub clock: Clock,
     /// How often the keys are reloaded (and the rotation steps run).
     pub key_refresh: Duration,
@@ -116,6 +119,7 @@ impl Upkeep {
         let live = self.catch_up_live(now).await;
         let keys = self.refresh_keys_if_due(now).await;
         let registry = crate::registry::worker::tick(&self.parts.registry, now, &self.parts.clock).await;
+        self.parts.remote_keys.refresh_due(now).await;
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;
@@ -215,6 +219,7 @@ impl Upkeep {
             .run(move |c| {
                 crate::models::throttle::delete_stale(c, now - Duration::days(1), now)?;
                 crate::models::login_session::delete_expired(c, now)?;
+                crate::models::client_key::prune_jtis(c, now)?;
                 crate::models::revocation::delete_expired(c, now)?;
                 // Revocations an older Roster put on the deny list only.
                 let repaired = crate::models::revoked_token::repair_feed(c, now)?;

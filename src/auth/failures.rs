@@ -1,5 +1,5 @@
-//! Failed logins, folded: repeated failures of one kind from one source
-//! (and for one principal) within a window become one audit row with a
+//! Failed logins, folded: repeated failures of one kind and reason from one
+//! source (and for one principal) within a window become one audit row with a
 //! count. A flood of guesses then costs one insert when its window opens and
 //! one update when it closes, not one write per request.
 //!
@@ -22,8 +22,8 @@ pub const FOLD_WINDOW_SECS: i64 = 60;
 /// (memory stays bounded whatever the flood).
 pub const MAX_OPEN_WINDOWS: usize = 10_000;
 
-/// Event type, source address, principal.
-type Key = (&'static str, String, Option<String>);
+/// Event type, source address, principal, reason.
+type Key = (&'static str, String, Option<String>, Option<String>);
 
 #[derive(Debug)]
 struct Window {
@@ -71,6 +71,7 @@ impl FailureLog {
             event.event_type,
             event.remote_addr.clone().unwrap_or_default(),
             event.principal_id.clone(),
+            event.reason.clone(),
         );
         // The window is opened under the lock, with the id its row will
         // have, so that concurrent failures of one source share one row.

@@ -2,6 +2,7 @@
 //! signing keys, and the online check of access tokens.
 
 pub mod access;
+pub mod assertion;
 pub mod client;
 pub mod failures;
 pub mod jwt;
@@ -9,6 +10,7 @@ pub mod keys;
 pub mod live;
 pub mod password;
 pub mod pepper_check;
+pub mod remote_keys;
 pub mod revocation_feed;
 pub mod secrets;
 pub mod throttle;

@@ -1,5 +1,7 @@
 //! Clients whose secret was verified recently, kept in memory so that a
-//! service asking for its next token needs no database round trip.
+//! service asking for its next token needs no database round trip; and, by
+//! the same rules, how each asserting client or trusted issuer is verified
+//! (its keys), so that a client assertion is checked in memory.
 //!
 //! An entry is found only by the keyed hash of the exact `client_id` and
 //! secret that were verified (never the secret itself), so a wrong guess
@@ -25,7 +27,7 @@ use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
 
-use crate::auth::client::AuthenticatedClient;
+use crate::auth::client::{Asserter, AuthenticatedClient};
 use crate::auth::secrets::{Pepper, SecretString};
 
 /// How long after the last confirmed generation the cache still answers.
@@ -45,6 +47,8 @@ struct State {
     /// Bumped on every clear; an insert carries the epoch it started in.
     epoch: u64,
     entries: HashMap<String, AuthenticatedClient>,
+    /// By `iss`: how its assertions are verified.
+    asserters: HashMap<String, Asserter>,
 }
 
 #[derive(Default)]
@@ -108,10 +112,37 @@ impl VerifiedClients {
         state.entries.insert(key.0, verified);
     }
 
+    /// How assertions from `iss` are verified, if known and the generation
+    /// was confirmed recently.
+    pub fn asserter(&self, iss: &str, now: DateTime<Utc>) -> Option<Asserter> {
+        let state = self.read();
+        let confirmed = state
+            .confirmed_at
+            .is_some_and(|t| now - t <= chrono::Duration::seconds(MAX_UNCONFIRMED_SECS));
+        if !confirmed {
+            return None;
+        }
+        state.asserters.get(iss).cloned()
+    }
+
+    /// Keep how `iss` is verified, read from the database, unless the cache
+    /// was cleared since `epoch`.
+    pub fn insert_asserter(&self, iss: String, asserter: Asserter, epoch: u64) {
+        let mut state = self.write();
+        if state.epoch != epoch {
+            return;
+        }
+        if state.asserters.len() >= MAX_ENTRIES {
+            state.asserters.clear();
+        }
+        state.asserters.insert(iss, asserter);
+    }
+
     /// Forget every entry: a change was committed on this instance.
     pub fn invalidate(&self) {
         let mut state = self.write();
         state.entries.clear();
+        state.asserters.clear();
         state.epoch += 1;
     }
 
@@ -125,6 +156,7 @@ impl VerifiedClients {
         }
         state.generation = Some(generation);
         state.entries.clear();
+        state.asserters.clear();
         state.epoch += 1;
     }
 
@@ -156,7 +188,7 @@ mod tests {
                 updated_at: t,
                 tokens_not_before: None,
             },
-            secret_id: "s1".into(),
+            secret_id: Some("s1".into()),
             secret_expires_at: expires_at,
             scopes: vec!["a".into()],
         }
@@ -173,7 +205,7 @@ mod tests {
         let key = || VerifiedClients::key(&pepper, "billing", &SecretString::new("right"));
         cache.observe(7, now());
         cache.insert(key(), verified(None), cache.epoch());
-        assert_eq!(cache.get(&key(), now()).unwrap().secret_id, "s1");
+        assert_eq!(cache.get(&key(), now()).unwrap().secret_id.as_deref(), Some("s1"));
         assert!(
             cache
                 .get(

@@ -300,3 +300,48 @@ diesel::table! {
         blocked_until -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    client_keys (principal_id) {
+        principal_id -> Text,
+        auth_method -> Text,
+        jwks -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    client_assertion_jtis (principal_id, jti) {
+        principal_id -> Text,
+        jti -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    federated_issuers (id) {
+        id -> Text,
+        issuer -> Text,
+        audience -> Text,
+        jwks -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
+        max_lifetime_secs -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    federated_subjects (issuer_id, subject) {
+        issuer_id -> Text,
+        subject -> Text,
+        principal_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(federated_subjects -> federated_issuers (issuer_id));
+diesel::allow_tables_to_appear_in_same_query!(federated_subjects, federated_issuers);
+diesel::allow_tables_to_appear_in_same_query!(federated_subjects, principals);
+diesel::allow_tables_to_appear_in_same_query!(client_keys, principals);

@@ -47,7 +47,9 @@ macro_rules! stored_as_name {
 pub mod audit;
 pub mod auth_state;
 pub mod authorization_code;
+pub mod client_key;
 pub mod client_settings;
+pub mod federation;
 pub mod health;
 pub mod instance;
 pub mod login_session;

@@ -90,3 +90,8 @@ pub fn add_uses(conn: &mut DbConnection, secret_id: &str, count: i64, last_used:
     .execute(conn)?;
     Ok(())
 }
+
+/// Delete every secret of a principal (it stopped authenticating with one).
+pub fn delete_all_for(conn: &mut DbConnection, principal_id: &str) -> Result<usize> {
+    Ok(diesel::delete(client_secrets::table.filter(client_secrets::principal_id.eq(principal_id))).execute(conn)?)
+}

@@ -19,6 +19,9 @@ pub struct TokenConfig {
     pub refresh_ttl: Duration,
     /// RFC 6749 §4.3 is still offered (scripts, the CLI); `--password-grant off` ends it.
     pub password_grant: bool,
+    /// The longest life of a client's own assertion (`private_key_jwt`):
+    /// `exp` at most this long after `iat` or now (RFC 7523 §3 item 4).
+    pub assertion_max_lifetime: Duration,
 }
 
 /// The audience of a token: a registered service named by `resource`
@@ -257,6 +260,7 @@ mod tests {
             access_ttl: Duration::minutes(5),
             refresh_ttl: Duration::days(30),
             password_grant: true,
+            assertion_max_lifetime: Duration::minutes(5),
         }
     }
 

@@ -158,6 +158,7 @@ impl OAuthContext {
         };
         // The steady state: a client verified recently, and a token whose
         // liveness the view knows. Signature, cache and view: no database.
+        let creds = client_auth::check_assertion(self, creds, now).await?;
         let client = client_auth::recently_verified(self, now, &creds);
         if client.is_some()
             && let Some(claims) = &claims

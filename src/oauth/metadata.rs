@@ -19,7 +19,11 @@ pub struct ServerMetadata {
     pub end_session_endpoint: String,
     pub grant_types_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// RFC 8414 §2: the JWS algorithms of `private_key_jwt` assertions.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     pub scopes_supported: Vec<String>,
     pub response_types_supported: Vec<&'static str>,
@@ -55,7 +59,7 @@ pub fn metadata(issuer: &str, granted_scopes: Vec<String>, password_grant: bool)
         grants.insert(2, "password");
     }
     let url = |path: &str| format!("{issuer}{path}");
-    let auth_methods = vec!["client_secret_basic", "client_secret_post"];
+    let auth_methods = vec!["client_secret_basic", "client_secret_post", "private_key_jwt"];
     let algs = vec![SigningAlg::EdDsa.as_str(), SigningAlg::Es256.as_str()];
     ServerMetadata {
         issuer: issuer.to_string(),
@@ -67,8 +71,16 @@ pub fn metadata(issuer: &str, granted_scopes: Vec<String>, password_grant: bool)
         userinfo_endpoint: url("/oauth/userinfo"),
         end_session_endpoint: url("/oauth/logout"),
         grant_types_supported: grants,
-        token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "none"],
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "none",
+        ],
+        token_endpoint_auth_signing_alg_values_supported: crate::auth::assertion::algorithm_names(),
         introspection_endpoint_auth_methods_supported: auth_methods.clone(),
+        introspection_endpoint_auth_signing_alg_values_supported: crate::auth::assertion::algorithm_names(),
+        revocation_endpoint_auth_signing_alg_values_supported: crate::auth::assertion::algorithm_names(),
         revocation_endpoint_auth_methods_supported: auth_methods,
         scopes_supported: scopes,
         response_types_supported: vec!["code"],

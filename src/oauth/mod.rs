@@ -67,6 +67,8 @@ pub struct Parts {
     /// Access tokens whose signature was checked recently (introspection
     /// and the API's bearer checks).
     pub signatures: crate::auth::jwt::VerifiedSignatures,
+    /// JWK Sets of clients and trusted issuers that publish a `jwks_uri`.
+    pub remote_keys: Arc<crate::auth::remote_keys::RemoteKeys>,
 }
 
 impl OAuthContext {

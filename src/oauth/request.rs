@@ -8,6 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
 use super::error::{ErrorCode, OAuthError};
+use crate::auth::assertion::JWT_BEARER;
+use crate::auth::client::CheckedAssertion;
 use crate::auth::secrets::SecretString;
 use crate::names::Scopes;
 
@@ -65,6 +67,8 @@ pub const PARAM_LIMITS: &[(&str, usize)] = &[
     ("grant_type", 64),
     ("client_id", 255),
     ("client_secret", 255),
+    ("client_assertion_type", 128),
+    ("client_assertion", 8192),
     ("username", 255),
     ("password", crate::auth::password::MAX_PASSWORD_BYTES),
     ("scope", 1024),
@@ -124,6 +128,15 @@ pub enum ClientCredentials {
     },
     /// Only a `client_id`, no secret.
     IdOnly(String),
+    /// `private_key_jwt` or a federated workload token: a JWT in
+    /// `client_assertion` (RFC 7523 §2.2, RFC 7521 §4.2), not yet checked.
+    Assertion {
+        client_id: Option<String>,
+        assertion: SecretString,
+    },
+    /// An assertion after its signature and claims were checked in memory
+    /// ([`super::client_auth::check_assertion`]); the database confirms the rest.
+    Asserted(Box<CheckedAssertion>),
 }
 
 impl ClientCredentials {
@@ -150,6 +163,9 @@ fn form_decode(s: &str) -> Result<String, OAuthError> {
 pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Result<ClientCredentials, OAuthError> {
     let body_id = form.get("client_id");
     let body_secret = form.get("client_secret");
+    if form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some() {
+        return assertion_credentials(authorization, form);
+    }
     if let Some(header) = authorization {
         let (scheme, value) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
         if !scheme.eq_ignore_ascii_case("basic") {
@@ -186,6 +202,39 @@ pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Res
         (None, Some(_)) => Err(OAuthError::invalid_request("client_secret without client_id")),
         (None, None) => Ok(ClientCredentials::None),
     }
+}
+
+/// RFC 7521 §4.2: `client_assertion_type` and `client_assertion` together,
+/// and no other way of authenticating beside them.
+fn assertion_credentials(authorization: Option<&str>, form: &FormParams) -> Result<ClientCredentials, OAuthError> {
+    if authorization.is_some() || form.get("client_secret").is_some() {
+        return Err(OAuthError::invalid_request(
+            "use one client authentication method, not a client assertion and a secret together",
+        ));
+    }
+    let Some(assertion) = form.get("client_assertion") else {
+        return Err(OAuthError::invalid_request(
+            "client_assertion_type without client_assertion",
+        ));
+    };
+    match form.get("client_assertion_type") {
+        Some(JWT_BEARER) => {}
+        Some(_) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                format!("client_assertion_type must be {JWT_BEARER}"),
+            ));
+        }
+        None => {
+            return Err(OAuthError::invalid_request(
+                "client_assertion without client_assertion_type",
+            ));
+        }
+    }
+    Ok(ClientCredentials::Assertion {
+        client_id: form.get("client_id").map(str::to_string),
+        assertion: SecretString::new(assertion),
+    })
 }
 
 /// A token request, tagged by `grant_type`.

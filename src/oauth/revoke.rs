@@ -46,6 +46,7 @@ impl OAuthContext {
         let token = token.ok_or_else(|| OAuthError::invalid_request("missing parameter 'token'"))?;
         let claims =
             verify_for_revocation(&self.db, &self.keys, &self.signatures, &token, &self.token.issuer, now).await?;
+        let creds = client_auth::check_assertion(self, creds, now).await?;
         let oauth = self.clone();
         let revoked = self
             .db

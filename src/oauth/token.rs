@@ -47,6 +47,7 @@ async fn answer(
     remote: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<TokenResponse, OAuthError> {
+    let creds = client_auth::check_assertion(ctx, creds, now).await?;
     match request {
         TokenRequest::ClientCredentials { scope, resource } => {
             client_credentials(ctx, creds, scope, resource, remote, now).await

@@ -47,6 +47,7 @@ fn input(redirect: &str) -> NewPrincipal {
             redirect_uris: vec![redirect.to_string()],
             post_logout_redirect_uris: vec![redirect.to_string()],
         },
+        credentials: Default::default(),
     }
 }
 
@@ -91,6 +92,7 @@ pub fn ensure(conn: &mut DbConnection, pepper: &Pepper, issuer: &str, now: DateT
         categories: None,
         redirect_uris: Some(wanted.clone()),
         post_logout_redirect_uris: Some(wanted),
+        credentials: Default::default(),
     };
     super::manage::update(conn, &existing.id, &changes, None, None, now)?;
     Ok(ConsoleClient::Updated)

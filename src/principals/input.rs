@@ -3,10 +3,11 @@
 
 use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::secrets::SecretString;
 use crate::error::{Error, Result};
+use crate::models::client_key::AuthMethod;
 use crate::models::client_settings::ClientSettings;
 use crate::models::principal::{CategoryAssignment, PrincipalKind, PrincipalStatus};
 use crate::names::{validate_categories, validate_name, validate_scope};
@@ -33,6 +34,14 @@ pub struct CreatePrincipal {
     /// Where this service may send people back after a logout (exact URLs).
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// RFC 7591 §2: how the service authenticates (default `client_secret_post`).
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// `private_key_jwt`: the service's public keys (a JWK Set)...
+    pub jwks: Option<serde_json::Value>,
+    /// ...or where Roster fetches them.
+    pub jwks_uri: Option<String>,
+    /// External identities (a trusted issuer's subject) that stand for it.
+    pub federated_subjects: Option<Vec<FederatedSubject>>,
 }
 
 impl CreatePrincipal {
@@ -46,9 +55,15 @@ impl CreatePrincipal {
             scopes: self.scopes.clone(),
             categories: self.categories.clone(),
             client: ClientSettings {
-                public_client: self.public_client,
+                public_client: self.public_client || self.token_endpoint_auth_method == Some(AuthMethod::None),
                 redirect_uris: self.redirect_uris.clone(),
                 post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
+            },
+            credentials: CredentialChanges {
+                method: self.token_endpoint_auth_method,
+                jwks: self.jwks.clone().map(Some),
+                jwks_uri: self.jwks_uri.clone().map(Some),
+                federated_subjects: self.federated_subjects.clone(),
             },
         }
     }
@@ -68,6 +83,12 @@ pub struct PatchPrincipal {
     pub status: Option<PrincipalStatus>,
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub jwks: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub jwks_uri: Option<Option<String>>,
+    pub federated_subjects: Option<Vec<FederatedSubject>>,
 }
 
 /// For PATCH: a missing field is `None`, `null` is `Some(None)`.
@@ -90,6 +111,8 @@ pub struct NewPrincipal {
     pub categories: Vec<CategoryAssignment>,
     /// Browser-login settings of a service.
     pub client: ClientSettings,
+    /// How a service authenticates, besides the default secret.
+    pub credentials: CredentialChanges,
 }
 
 impl NewPrincipal {
@@ -111,6 +134,13 @@ impl NewPrincipal {
             ));
         }
         validate_client(self.kind, &self.client)?;
+        validate_credentials(self.kind, &self.credentials)?;
+        if self.client.public_client && self.credentials.method.is_some_and(|m| m != AuthMethod::None) {
+            return Err(Error::invalid(
+                "token_endpoint_auth_method",
+                "a public client's token_endpoint_auth_method is none",
+            ));
+        }
         validate_categories(&self.categories)
     }
 }
@@ -125,6 +155,7 @@ pub struct PrincipalChanges {
     pub categories: Option<Vec<CategoryAssignment>>,
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub credentials: CredentialChanges,
 }
 
 impl From<&PatchPrincipal> for PrincipalChanges {
@@ -136,6 +167,12 @@ impl From<&PatchPrincipal> for PrincipalChanges {
             categories: p.categories.clone(),
             redirect_uris: p.redirect_uris.clone(),
             post_logout_redirect_uris: p.post_logout_redirect_uris.clone(),
+            credentials: CredentialChanges {
+                method: p.token_endpoint_auth_method,
+                jwks: p.jwks.clone(),
+                jwks_uri: p.jwks_uri.clone(),
+                federated_subjects: p.federated_subjects.clone(),
+            },
         }
     }
 }
@@ -171,7 +208,7 @@ impl PrincipalChanges {
                 validate_redirect_uris(field, list)?;
             }
         }
-        Ok(())
+        validate_credentials(kind, &self.credentials)
     }
 
     /// Does this change touch the browser-login settings?
@@ -191,7 +228,103 @@ impl PrincipalChanges {
         ]
         .into_iter()
         .filter_map(|(name, touched)| touched.then_some(name))
+        .chain(self.credentials.fields())
         .collect()
+    }
+}
+
+/// Only services authenticate as clients; the rest of the rules are the
+/// credentials' own ([`CredentialChanges::validate`]).
+fn validate_credentials(kind: PrincipalKind, c: &CredentialChanges) -> Result<()> {
+    if kind == PrincipalKind::Human
+        && let Some(field) = c.fields().first()
+    {
+        return Err(Error::invalid(
+            *field,
+            "only service principals authenticate as clients",
+        ));
+    }
+    c.validate()
+}
+
+/// Most external identities one service accepts.
+pub const MAX_FEDERATED_SUBJECTS: usize = 20;
+/// Longest external subject, in bytes.
+pub const MAX_SUBJECT_LEN: usize = 255;
+
+/// One external identity that stands for a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedSubject {
+    /// A trusted issuer's identifier (`iss`), as registered.
+    pub issuer: String,
+    /// The `sub` its tokens carry for this service.
+    pub subject: String,
+}
+
+/// A change to how a service authenticates; `None` leaves a part as it is,
+/// and `Some(None)` clears `jwks` or `jwks_uri`. Creation is a change of a
+/// service that has none of it yet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CredentialChanges {
+    pub method: Option<AuthMethod>,
+    pub jwks: Option<Option<serde_json::Value>>,
+    pub jwks_uri: Option<Option<String>>,
+    pub federated_subjects: Option<Vec<FederatedSubject>>,
+}
+
+impl CredentialChanges {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// The names of the fields this change touches, for the audit log.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("token_endpoint_auth_method", self.method.is_some()),
+            ("jwks", self.jwks.is_some()),
+            ("jwks_uri", self.jwks_uri.is_some()),
+            ("federated_subjects", self.federated_subjects.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, touched)| touched.then_some(name))
+        .collect()
+    }
+
+    /// The rules that need no database: a JWK Set of public keys, a
+    /// `jwks_uri` that is `https` (`http` only on a loopback host), subjects
+    /// within bounds and none twice.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(Some(jwks)) = &self.jwks {
+            crate::auth::assertion::check_key_set(jwks).map_err(|e| Error::invalid("jwks", e))?;
+        }
+        if let Some(Some(uri)) = &self.jwks_uri {
+            validate_redirect_uri("jwks_uri", uri)?;
+        }
+        if let Some(subjects) = &self.federated_subjects {
+            if subjects.len() > MAX_FEDERATED_SUBJECTS {
+                return Err(Error::invalid(
+                    "federated_subjects",
+                    format!("at most {MAX_FEDERATED_SUBJECTS} subjects"),
+                ));
+            }
+            for (i, s) in subjects.iter().enumerate() {
+                if s.subject.is_empty() || s.subject.len() > MAX_SUBJECT_LEN || s.subject.chars().any(char::is_control)
+                {
+                    return Err(Error::invalid(
+                        "federated_subjects",
+                        format!("a subject is 1 to {MAX_SUBJECT_LEN} bytes without control characters"),
+                    ));
+                }
+                if subjects[..i].contains(s) {
+                    return Err(Error::invalid(
+                        "federated_subjects",
+                        format!("'{}' of '{}' is listed twice", s.subject, s.issuer),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -337,6 +470,7 @@ mod tests {
             scopes: vec!["registry:read".into()],
             categories: vec![],
             client: ClientSettings::default(),
+            credentials: CredentialChanges::default(),
         };
         ok.validate().unwrap();
         let mut bad = ok.clone();
@@ -408,6 +542,7 @@ mod tests {
                 redirect_uris: vec!["https://a.example/".into()],
                 ..Default::default()
             },
+            credentials: CredentialChanges::default(),
         };
         assert_eq!(field(human.validate().unwrap_err()), "redirect_uris");
     }

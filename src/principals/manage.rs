@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::input::{CreatePrincipal, NewPrincipal, PatchPrincipal, PrincipalChanges};
 use super::secrets::{CreatedService, CreatedServiceView, generate};
 use super::view::{self, PrincipalView};
-use super::{ADMIN_SCOPE, BOOTSTRAP_ADMIN, PrincipalsContext, not_found, row};
+use super::{ADMIN_SCOPE, BOOTSTRAP_ADMIN, PrincipalsContext, credentials, not_found, row};
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
 use crate::models::audit::{self, NewAuditEvent, Outcome};
@@ -43,6 +43,7 @@ fn insert(conn: &mut crate::db::Tx<'_>, input: &NewPrincipal, now: DateTime<Utc>
         // Instances reload their CORS origins when the generation moves.
         auth_state::bump(conn)?;
     }
+    credentials::apply(conn, &row.id, &input.credentials, now)?;
     Ok(row)
 }
 
@@ -83,11 +84,8 @@ pub(super) fn create_service(
         return Err(Error::invalid("kind", "expected a service principal"));
     }
     input.validate()?;
-    let generated = if input.client.public_client {
-        None
-    } else {
-        Some(generate(pepper)?)
-    };
+    let secretless = input.client.public_client || input.credentials.method.is_some_and(|m| !m.uses_secret());
+    let generated = if secretless { None } else { Some(generate(pepper)?) };
     crate::db::transaction(conn, |conn| {
         let row = insert(conn, input, now)?;
         audit::record(
@@ -102,6 +100,9 @@ pub(super) fn create_service(
                     "public_client": input.client.public_client,
                     "redirect_uris": input.client.redirect_uris,
                     "post_logout_redirect_uris": input.client.post_logout_redirect_uris,
+                    "token_endpoint_auth_method": input.credentials.method,
+                    "jwks_uri": input.credentials.jwks_uri,
+                    "federated_subjects": input.credentials.federated_subjects,
                 })),
             now,
         )?;
@@ -200,6 +201,7 @@ pub fn bootstrap_admin_input() -> NewPrincipal {
         scopes: vec![ADMIN_SCOPE.to_string()],
         categories: Vec::new(),
         client: ClientSettings::default(),
+        credentials: credentials::CredentialChanges::default(),
     }
 }
 
@@ -300,6 +302,12 @@ pub(super) fn update(
                 "a service cannot change its own redirect_uris or post_logout_redirect_uris".into(),
             ));
         }
+        // Nor how it proves who it is.
+        if !changes.credentials.is_empty() && actor == Some(id) {
+            return Err(Error::Forbidden(
+                "a service cannot change its own token_endpoint_auth_method, keys or federated subjects".into(),
+            ));
+        }
         let fields = changes.fields();
         if !fields.is_empty() {
             auth_state::bump(conn)?;
@@ -333,6 +341,7 @@ pub(super) fn update(
                 }
                 client_settings::put(conn, id, &client, now)?;
             }
+            let applied = credentials::apply(conn, id, &changes.credentials, now)?;
             audit::record(
                 conn,
                 NewAuditEvent::new("principal.updated", Outcome::Ok)
@@ -343,6 +352,10 @@ pub(super) fn update(
                         "scopes": changes.scopes,
                         "redirect_uris": changes.redirect_uris,
                         "post_logout_redirect_uris": changes.post_logout_redirect_uris,
+                        "token_endpoint_auth_method": applied.method,
+                        "jwks_uri": changes.credentials.jwks_uri,
+                        "federated_subjects": changes.credentials.federated_subjects,
+                        "secrets_removed": applied.secrets_removed,
                     })),
                 now,
             )?;

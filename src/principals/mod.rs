@@ -8,6 +8,8 @@
 
 pub mod audit;
 pub mod console;
+pub mod credentials;
+pub mod federation;
 pub mod input;
 pub mod manage;
 pub mod password;

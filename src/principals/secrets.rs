@@ -121,6 +121,11 @@ fn create_secret(
                 "a public client has no secrets: it authenticates with PKCE alone".into(),
             ));
         }
+        if crate::models::client_key::find(conn, id)?.is_some_and(|k| !k.auth_method.uses_secret()) {
+            return Err(Error::Conflict(
+                "this service authenticates with private_key_jwt: it has no secrets".into(),
+            ));
+        }
         let s = secret::insert(conn, id, &generated.hash, now, expires_at)?;
         audit::record(
             conn,
@@ -235,6 +240,7 @@ mod tests {
                 public_client: None,
                 redirect_uris: None,
                 post_logout_redirect_uris: None,
+                credentials: None,
                 created_at: t,
                 updated_at: t,
             },

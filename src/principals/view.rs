@@ -1,6 +1,8 @@
 //! What clients see of a principal: the row with its scopes and, for a
 //! service, its categories.
 
+use super::credentials::CredentialsView;
+use crate::models::client_key::AuthMethod;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -27,6 +29,10 @@ pub struct PrincipalView {
     pub redirect_uris: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// A service's way of authenticating (`token_endpoint_auth_method`,
+    /// `jwks`, `jwks_uri`, `federated_subjects`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -46,11 +52,26 @@ pub fn many(conn: &mut DbConnection, rows: Vec<Principal>) -> Result<Vec<Princip
     let mut cats = principal::categories_by_principal(conn, &ids)?;
     let mut clients: std::collections::HashMap<String, ClientSettings> =
         client_settings::find_many(conn, &ids)?.into_iter().collect();
+    let mut credentials = super::credentials::views(conn, &ids)?;
     rows.into_iter()
         .map(|p| {
             let kind = p.kind;
             let client = clients.remove(&p.id);
+            let credentials = match kind {
+                PrincipalKind::Service => Some(credentials.remove(&p.id).unwrap_or(CredentialsView {
+                    token_endpoint_auth_method: if client.as_ref().is_some_and(|c| c.public_client) {
+                        AuthMethod::None
+                    } else {
+                        AuthMethod::ClientSecretPost
+                    },
+                    jwks: None,
+                    jwks_uri: None,
+                    federated_subjects: Vec::new(),
+                })),
+                PrincipalKind::Human => None,
+            };
             Ok(PrincipalView {
+                credentials,
                 public_client: client.as_ref().map(|c| c.public_client),
                 post_logout_redirect_uris: client.as_ref().map(|c| c.post_logout_redirect_uris.clone()),
                 redirect_uris: client.map(|c| c.redirect_uris),

@@ -8,12 +8,10 @@ pub const DEFAULT_INSTANCE: &str = "default";
 
 pub mod damping;
 pub mod docker;
-pub mod fetch;
 pub mod instance;
 pub mod listing;
 pub mod manifest;
 pub mod menu;
-pub mod policy;
 pub mod service;
 pub mod watch;
 pub mod worker;
@@ -22,7 +20,8 @@ use chrono::Duration;
 
 use crate::db::Pool;
 use crate::feed::ChangeFeed;
-use fetch::Fetcher;
+use crate::outbound::fetch::{self, Fetcher};
+use crate::outbound::policy;
 
 /// What the registry needs at run time, and nothing else of the process.
 pub struct RegistryContext {

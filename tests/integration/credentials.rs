@@ -23,7 +23,7 @@ async fn client_secrets_verify_and_wrong_or_deleted_ones_fail(backend: Backend) 
     app.query(move |conn| {
         let ok = client::authenticate(conn, &pepper, "mailer", &good, now)?.unwrap();
         assert_eq!(ok.principal.name, "mailer");
-        assert_eq!(ok.secret_id, secret_id);
+        assert_eq!(ok.secret_id.as_deref(), Some(secret_id.as_str()));
         let rows = secret::list_for(conn, &ok.principal.id)?;
         // The stored value is a keyed hash, not the secret.
         assert_ne!(rows[0].secret_hash, good.expose());

@@ -30,6 +30,10 @@ fn service(name: &str, scopes: &[&str]) -> CreatePrincipal {
         public_client: false,
         redirect_uris: Vec::new(),
         post_logout_redirect_uris: Vec::new(),
+        token_endpoint_auth_method: None,
+        jwks: None,
+        jwks_uri: None,
+        federated_subjects: None,
     }
 }
 

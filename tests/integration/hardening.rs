@@ -171,11 +171,11 @@ async fn resolved_addresses_are_checked_at_connect_time(backend: Backend) {
     let app = TestApp::builder(backend)
         .clock(Clock::manual(Utc::now()))
         .settings(|mut s| {
-            s.registry.fetch = roster::registry::policy::FetchPolicy::new(
+            s.registry.fetch = roster::outbound::policy::FetchPolicy::new(
                 vec![],
                 vec![
-                    roster::registry::policy::parse_net("127.0.0.0/8").unwrap(),
-                    roster::registry::policy::parse_net("::1").unwrap(),
+                    roster::outbound::policy::parse_net("127.0.0.0/8").unwrap(),
+                    roster::outbound::policy::parse_net("::1").unwrap(),
                 ],
             );
             s
@@ -261,7 +261,7 @@ const ADDRESS_FORMS: &[(&str, bool)] = &[
 ];
 
 fn with_declared_nat64(mut s: roster::config::Settings) -> roster::config::Settings {
-    use roster::registry::policy::parse_nat64;
+    use roster::outbound::policy::parse_nat64;
     s.registry.fetch.nat64 = vec![
         parse_nat64("2001:db8:64::/96").unwrap(),
         parse_nat64("2001:db8:122::/48").unwrap(),

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod architecture;
+mod assertions;
 mod bodies;
 mod browser_login;
 mod cli;

@@ -1161,7 +1161,7 @@ async fn well_known_documents_describe_the_server() {
     );
     assert_eq!(
         oauth["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"])
     );
     assert_eq!(oauth["response_types_supported"], serde_json::json!(["code"]));
     assert_eq!(oauth["subject_types_supported"], serde_json::json!(["public"]));

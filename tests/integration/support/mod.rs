@@ -444,6 +444,10 @@ impl TestApp {
             public_client: false,
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
+            token_endpoint_auth_method: None,
+            jwks: None,
+            jwks_uri: None,
+            federated_subjects: None,
         };
         self.state
             .principals()
@@ -683,6 +687,8 @@ pub struct FakeService {
     /// Manifest requests answered 200 / 304.
     pub manifest_hits: std::sync::Arc<AtomicUsize>,
     pub not_modified: std::sync::Arc<AtomicUsize>,
+    /// `/document.json` requests answered.
+    pub document_hits: std::sync::Arc<AtomicUsize>,
     /// Where `/elsewhere` redirects to.
     pub redirect_to: std::sync::Arc<Mutex<String>>,
     handle: actix_web::dev::ServerHandle,
@@ -699,6 +705,8 @@ impl FakeService {
         let health_hits = std::sync::Arc::new(AtomicUsize::new(0));
         let manifest_hits = std::sync::Arc::new(AtomicUsize::new(0));
         let not_modified = std::sync::Arc::new(AtomicUsize::new(0));
+        let document_hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let dh = document_hits.clone();
         let redirect_to = std::sync::Arc::new(Mutex::new(String::from("/health")));
         let rt = redirect_to.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -734,6 +742,21 @@ impl FakeService {
                                         HttpResponse::Ok().body("ok")
                                     } else {
                                         HttpResponse::ServiceUnavailable().body("down")
+                                    }
+                                }
+                            }),
+                        )
+                        // Any JSON document (a JWK Set, say): the manifest's body.
+                        .route(
+                            "/document.json",
+                            web::get().to({
+                                let (m, dh) = (m.clone(), dh.clone());
+                                move || {
+                                    let (m, dh) = (m.clone(), dh.clone());
+                                    async move {
+                                        dh.fetch_add(1, Ordering::SeqCst);
+                                        let body = m.lock().unwrap().clone();
+                                        HttpResponse::Ok().content_type("application/json").body(body)
                                     }
                                 }
                             }),
@@ -802,6 +825,7 @@ impl FakeService {
             health_hits,
             manifest_hits,
             not_modified,
+            document_hits,
             redirect_to,
             handle,
             thread: Some(thread),

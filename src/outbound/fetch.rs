@@ -1,4 +1,4 @@
-//! Bounded HTTP fetches of health endpoints and manifests, policed where
+//! Bounded HTTP fetches (health endpoints, manifests, JWK Sets), policed where
 //! Roster connects (vaultwarden's `http_client.rs` shape): every resolved
 //! address and every literal one passes the [`FetchPolicy`], redirects stay
 //! on the same origin for a few hops, and every fetch has a timeout and a
@@ -148,6 +148,21 @@ impl Fetcher {
         } else {
             Err(FetchError::Status(status.as_u16()))
         }
+    }
+
+    /// Fetch a document (a JWK Set) of at most `limit` bytes; a non-2xx
+    /// answer is the error.
+    pub async fn document(&self, url: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
+        let resp = self
+            .client
+            .get(self.target(url)?)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        if !resp.status().is_success() {
+            return Err(FetchError::Status(resp.status().as_u16()));
+        }
+        self.read_limited(resp, limit).await
     }
 
     /// Fetch a manifest, conditionally on the ETag of the last good one.

@@ -2,7 +2,8 @@
 //! hand-writes it.
 //!
 //! - [`TokenSource`] gets client-credentials tokens through the `oauth2`
-//!   crate, caches one per (scope, resource), renews it at 80 % of its
+//!   crate, authenticating with a secret, a private key (`private_key_jwt`)
+//!   or a platform's workload token ([`ClientAuth`]), caches one per (scope, resource), renews it at 80 % of its
 //!   lifetime with a single request however many callers wait, and backs off
 //!   while Roster is down, serving the cached token while it is valid.
 //! - [`Verifier`] checks incoming access tokens offline against Roster's
@@ -22,6 +23,7 @@
 
 #[cfg(feature = "actix")]
 pub mod actix;
+mod auth;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod backoff;
@@ -34,6 +36,7 @@ mod revocation;
 mod token;
 mod verify;
 
+pub use auth::{AssertionSigner, ClientAuth, KeyError, SigningAlg};
 pub use backoff::Backoff;
 pub use clock::Clock;
 pub use discovery::DiscoveryError;

@@ -14,6 +14,7 @@ use oauth2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::auth::ClientAuth;
 use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::discovery::Metadata;
@@ -169,6 +170,8 @@ impl Slot {
 type SlotKey = (String, String);
 
 struct Inner {
+    auth: ClientAuth,
+    token_endpoint: String,
     oauth: Oauth,
     http: reqwest::Client,
     clock: Clock,
@@ -212,17 +215,47 @@ impl TokenSource {
         clock: Clock,
         backoff: Backoff,
     ) -> Result<Self, TokenError> {
+        Self::discover_authenticated(issuer, client_id, ClientAuth::Secret(secret), clock, backoff).await
+    }
+
+    /// Discover the token endpoint from `issuer` and log in as `client_id`
+    /// the way `auth` says: a secret, a private key (`private_key_jwt`), or
+    /// a platform's workload token read from a file.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use roster_client::{AssertionSigner, ClientAuth, Clock, Backoff, SigningAlg, TokenSource};
+    /// let key = AssertionSigner::from_pem(SigningAlg::EdDsa, &std::fs::read("billing.pem")?, Some("2026-12"))?;
+    /// let tokens = TokenSource::discover_authenticated(
+    ///     "https://roster.example", "billing", ClientAuth::PrivateKey(key), Clock::system(), Backoff::default(),
+    /// ).await?;
+    /// # let _ = tokens; Ok(()) }
+    /// ```
+    pub async fn discover_authenticated(
+        issuer: &str,
+        client_id: &str,
+        auth: ClientAuth,
+        clock: Clock,
+        backoff: Backoff,
+    ) -> Result<Self, TokenError> {
         let http = crate::http_client(std::time::Duration::from_secs(10));
         let meta = Metadata::discover(&http, issuer)
             .await
             .map_err(|e| TokenError::Discovery(e.to_string()))?;
+        let token_endpoint = meta.token_endpoint.clone();
         let token_url = TokenUrl::new(meta.token_endpoint).map_err(|e| TokenError::Discovery(e.to_string()))?;
-        let oauth = BasicClient::new(ClientId::new(client_id.to_string()))
-            .set_client_secret(ClientSecret::new(secret.expose_secret().to_string()))
-            .set_auth_type(AuthType::BasicAuth)
-            .set_token_uri(token_url);
+        let oauth = BasicClient::new(ClientId::new(client_id.to_string())).set_token_uri(token_url);
+        let oauth = match &auth {
+            ClientAuth::Secret(secret) => oauth
+                .set_client_secret(ClientSecret::new(secret.expose_secret().to_string()))
+                .set_auth_type(AuthType::BasicAuth),
+            // `client_id` goes in the body, beside the assertion.
+            _ => oauth.set_auth_type(AuthType::RequestBody),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
+                auth,
+                token_endpoint,
                 oauth,
                 http,
                 clock,
@@ -370,6 +403,19 @@ impl TokenSource {
         }
         if let Some(resource) = &asked.resource {
             req = req.add_extra_param("resource", resource.clone());
+        }
+        let client_id = self.inner.oauth.client_id().as_str().to_string();
+        let assertion = crate::auth::assertion(
+            &self.inner.auth,
+            &client_id,
+            &self.inner.token_endpoint,
+            self.inner.clock.now(),
+        )
+        .map_err(TokenError::Request)?;
+        if let Some(assertion) = assertion {
+            req = req
+                .add_extra_param("client_assertion_type", crate::auth::JWT_BEARER)
+                .add_extra_param("client_assertion", assertion);
         }
         match req.request_async(&self.inner.http).await {
             Ok(resp) => {

@@ -704,3 +704,87 @@ async fn a_rotated_jwks_uri_is_followed_without_a_restart() {
     }
     assert_eq!(served() - start, 1);
 }
+
+on_both_backends!(roster_client_signs_assertions_and_reads_rotated_tokens);
+
+/// An Ed25519 private key (PKCS#8 PEM), as a service would keep it.
+const CLIENT_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIBERERERERERERERERERERERERERERERERERERERERER\n-----END PRIVATE KEY-----\n";
+
+/// `roster-client` with a private key signs a fresh assertion per request;
+/// with an assertion file it reads the file again for every request, so a
+/// token the platform rotated is the one sent.
+async fn roster_client_signs_assertions_and_reads_rotated_tokens(backend: Backend) {
+    use roster_client::{AssertionSigner, Backoff, ClientAuth, SigningAlg, TokenRequest, TokenSource};
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token().await;
+    let signer = AssertionSigner::from_pem(SigningAlg::EdDsa, CLIENT_KEY_PEM.as_bytes(), Some("svc-1")).unwrap();
+    let jwks = serde_json::to_value(signer.public_jwk_set().unwrap()).unwrap();
+    let r = create(
+        &app,
+        &admin,
+        "billing",
+        json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": jwks}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let source = TokenSource::discover_authenticated(
+        &app.issuer(),
+        "billing",
+        ClientAuth::PrivateKey(signer),
+        roster_client::Clock::system(),
+        Backoff::default(),
+    )
+    .await
+    .unwrap();
+    // Two slots, two requests, two assertions (each jti spent once).
+    let all = source.token(&TokenRequest::new()).await.unwrap();
+    let some = source.token(&TokenRequest::new().scope("ledger.read")).await.unwrap();
+    assert_eq!(source.requests_sent(), 2);
+    for t in [&all, &some] {
+        assert_eq!(crate::support::claims_of(t.secret())["client_id"], "billing");
+    }
+
+    // A workload whose platform writes its token to a file.
+    let cluster = TestKey::new(7, "cluster-1");
+    const K8S: &str = "https://kubernetes.default.svc";
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/federation/issuers",
+            Some(&admin),
+            Some(json!({"issuer": K8S, "audience": "roster", "jwks": TestKey::set(&[&cluster])})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sa = "system:serviceaccount:payments:api";
+    let r = create(
+        &app,
+        &admin,
+        "payments",
+        json!({"federated_subjects": [{"issuer": K8S, "subject": sa}]}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    let now = app.clock.now().timestamp();
+    std::fs::write(&file, cluster.sign(&workload(K8S, sa, "roster", 600, now - 700))).unwrap();
+    let source = TokenSource::discover_authenticated(
+        &app.issuer(),
+        "payments",
+        ClientAuth::AssertionFile(file.clone()),
+        roster_client::Clock::system(),
+        Backoff::default(),
+    )
+    .await
+    .unwrap();
+    let err = source.token(&TokenRequest::new()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Roster refused the token request: invalid_client: the client assertion has expired"
+    );
+    // The platform rotates the file; the next request reads the new token.
+    std::fs::write(&file, cluster.sign(&workload(K8S, sa, "roster", 600, now))).unwrap();
+    let t = source.token(&TokenRequest::new().resource("payments")).await.unwrap();
+    assert_eq!(crate::support::claims_of(t.secret())["client_id"], "payments");
+}

@@ -345,6 +345,12 @@ enum PrincipalCommand {
         /// A frontend without a secret (a public client): no secret is created.
         #[arg(long)]
         public: bool,
+        /// private_key_jwt with the public JWK Set in this file: no secret is created.
+        #[arg(long, conflicts_with_all = ["public", "jwks_uri"])]
+        jwks_file: Option<std::path::PathBuf>,
+        /// private_key_jwt with the JWK Set fetched from this URL: no secret is created.
+        #[arg(long, conflicts_with = "public")]
+        jwks_uri: Option<String>,
     },
     /// Create a person; the password is read from stdin.
     CreateHuman {
@@ -755,7 +761,18 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
             redirect_uris,
             post_logout_redirect_uris,
             public,
+            jwks_file,
+            jwks_uri,
         } => {
+            let jwks = jwks_file
+                .as_ref()
+                .map(|path| {
+                    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .map_err(|e| format!("{}: not JSON: {e}", path.display()))
+                })
+                .transpose()?;
+            let keyed = jwks.is_some() || jwks_uri.is_some();
             let categories = categories
                 .iter()
                 .map(|c| parse_category(c))
@@ -772,9 +789,9 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 public_client: *public,
                 redirect_uris: redirect_uris.clone(),
                 post_logout_redirect_uris: post_logout_redirect_uris.clone(),
-                token_endpoint_auth_method: None,
-                jwks: None,
-                jwks_uri: None,
+                token_endpoint_auth_method: keyed.then_some(crate::models::client_key::AuthMethod::PrivateKeyJwt),
+                jwks,
+                jwks_uri: jwks_uri.clone(),
                 federated_subjects: None,
             };
             let created = block_on(ctx.create(None, body, now)).map_err(|e| e.to_string())?;

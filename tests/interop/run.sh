@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Unmodified standard clients of other ecosystems against a running Roster:
 # openid-client and jose (Node), PyJWT (Python), for EdDSA and ES256 keys;
+# openid-client also with private_key_jwt (a key instead of a secret);
 # openid-client also through the browser login (authorization code + PKCE).
 # Usage: tests/interop/run.sh [path/to/roster]   (default: target/debug/roster)
 set -euo pipefail
@@ -28,6 +29,9 @@ for alg in EdDSA ES256; do
   secret=$("$BIN" principal create-service my-interop-svc --scope api:read \
            | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
   "$BIN" principal create-service my-frontend --public --redirect-uri "http://localhost:5173/callback" >/dev/null
+  mkdir -p "$WORK/keys-$alg"
+  (cd "$WORK" && node private_key_jwt.cjs keygen "$WORK/keys-$alg")
+  "$BIN" principal create-service my-keyed-svc --scope api:read --jwks-file "$WORK/keys-$alg/jwks.json" >/dev/null
   printf '%s' "interop-person-password" | "$BIN" principal create-human ada --password-stdin >/dev/null
   "$BIN" serve --listen "127.0.0.1:$PORT" 2>"$WORK/serve-$alg.log" &
   PID=$!
@@ -35,6 +39,7 @@ for alg in EdDSA ES256; do
   base="http://127.0.0.1:$PORT"
   echo "-- $alg"
   (cd "$WORK" && node openid_client.cjs "$base" my-interop-svc "$secret")
+  (cd "$WORK" && node private_key_jwt.cjs run "$base" my-keyed-svc "$WORK/keys-$alg")
   (cd "$WORK" && node openid_code_flow.cjs "$base" my-frontend "http://localhost:5173/callback" ada interop-person-password "$alg")
   token=$(curl -sf -u "my-interop-svc:$secret" -d grant_type=client_credentials "$base/oauth/token" \
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

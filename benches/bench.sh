@@ -9,7 +9,7 @@
 #      PG_ADMIN_URL (postgres://postgres@127.0.0.1:5432/postgres: a fresh database is made there),
 #      PEERS_SRC (../shared/peers), SERVICES (50) and PAGES (4) of the module list, PRINCIPALS (100000),
 #      WATCHERS (500) long polls for the blocking-query figure, MIXED_CONNS (32) clients of the mixed write load.
-# Needs wrk (apt-get install wrk), curl and python3; --peer also needs node and nginx-light.
+# Needs wrk (apt-get install wrk), curl, openssl and python3; --peer also needs node and nginx-light.
 # wrk shares the machine's cores with the server: every figure is what is left after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +62,23 @@ ARGON_MS=$(sed -n 's/^argon2id_verify_ms=//p' <<<"$ARGON")
 ARGON_PARALLEL_RATE=$(sed -n 's/^argon2id_parallel_per_s=//p' <<<"$ARGON")
 CORES=$(nproc)
 
+# private_key_jwt: one Ed25519 key for the bench-jwt service, and the tool that signs its assertions.
+cargo build --release -q -p roster-client --example assertions
+ASSERTIONS="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/assertions"
+openssl genpkey -algorithm ed25519 -out "$WORK/bench-jwt.pem" 2>/dev/null
+"$ASSERTIONS" --key "$WORK/bench-jwt.pem" --jwks > "$WORK/bench-jwt.jwks"
+export BENCH_JWKS="$WORK/bench-jwt.jwks"
+N_ASSERTIONS=200000
+if [ "$SMOKE" = 1 ]; then N_ASSERTIONS=5000; fi
+# Fresh assertions into FILE: two signers at once (one per core), each to its own file.
+assertions() {
+  "$ASSERTIONS" --key "$WORK/bench-jwt.pem" --client bench-jwt --aud "$URL/oauth/token" --count "$2" > "$1.a" &
+  local other=$!
+  "$ASSERTIONS" --key "$WORK/bench-jwt.pem" --client bench-jwt --aud "$URL/oauth/token" --count "$2" > "$1.b"
+  wait "$other"
+  cat "$1.a" "$1.b" > "$1"; rm -f "$1.a" "$1.b"
+}
+
 RESULTS="$WORK/results"
 : > "$RESULTS"
 # wrk_run NAME BACKEND SCRIPT URL CONNS [ENV=VALUE...]: warm up, measure, record one row.
@@ -103,6 +120,13 @@ for backend in $BACKENDS; do
   creds=(BENCH_CLIENT_ID=bench-svc "BENCH_SECRET=$SECRET")
   wrk_run "client_credentials basic" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_BODY=grant_type=client_credentials
   wrk_run "client_credentials post" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_AUTH=post BENCH_BODY=grant_type=client_credentials
+  # private_key_jwt: every request a new assertion whose jti is spent in the database.
+  # Signed just before (they live a minute): a warm-up set, then the measured set.
+  assertions "$WORK/warm.txt" $(( N_ASSERTIONS / 10 ))
+  assertions "$WORK/measured.txt" "$N_ASSERTIONS"
+  [ "$WARMUP" = 0 ] || BENCH_ASSERTIONS="$WORK/warm.txt" wrk -t2 -c"$CONNS" -d"${WARMUP}s" -s "$ROOT/benches/wrk/assertion.lua" "$URL/oauth/token" >/dev/null
+  WARMUP=0 wrk_run "client_credentials private_key_jwt" "$backend" "$ROOT/benches/wrk/assertion.lua" "$URL/oauth/token" "$CONNS" \
+    "BENCH_ASSERTIONS=$WORK/measured.txt"
   wrk_run "introspect JWT" "$backend" "$OAUTH" "$URL/oauth/introspect" "$CONNS" BENCH_CLIENT_ID=bench-rs "BENCH_SECRET=$RS_SECRET" "BENCH_BODY=token=$TOKEN"
   wrk_run "modules ($((SERVICES * PAGES)) pages)" "$backend" "$GET" "$URL/api/v1/modules" "$CONNS"
   wrk_run "password grant" "$backend" "$OAUTH" "$URL/oauth/token" $((CORES * 4)) BENCH_AUTH=none \
@@ -188,6 +212,7 @@ echo "argon2 bound of the password grant: $CORES cores / ${ARGON_MS} ms = $(pyth
 for backend in $BACKENDS; do
   echo "$backend: password grant / argon2 bound = $(ratio "$(rps "password grant" "$backend")" "$(python3 -c "print($CORES * 1000 / $ARGON_MS)")")" \
        "(/ the parallel rate: $(ratio "$(rps "password grant" "$backend")" "$ARGON_PARALLEL_RATE"))," \
+       "private_key_jwt / secret client_credentials = $(ratio "$(rps "client_credentials private_key_jwt" "$backend")" "$(rps "client_credentials basic" "$backend")")," \
        "client_credentials under the flood / alone = $(ratio "$(rps "client_credentials under a password flood" "$backend")" "$(rps "client_credentials basic" "$backend")")," \
        "with +$PRINCIPALS principals / without = $(ratio "$(rps "client_credentials basic, +$PRINCIPALS principals" "$backend")" "$(rps "client_credentials basic" "$backend")")"
   if [ "$PEER" = 1 ]; then

@@ -1,13 +1,14 @@
 """Seed a running Roster for benches/bench.sh, over its HTTP API.
 
 Creates the bench clients (bench-svc with api:read, bench-rs which
-introspects), the person bench-user, and SERVICES registry services with
+introspects, and bench-jwt with private_key_jwt when BENCH_JWKS names its JWK Set), the person bench-user, and SERVICES registry services with
 PAGES pages each (pushed manifests). Prints shell assignments of the secrets.
 
 Usage: seed.py BASE_URL ADMIN_PASSWORD SERVICES PAGES
 """
 import base64
 import json
+import os
 import sys
 import urllib.parse
 import urllib.request
@@ -43,6 +44,12 @@ def service(name, scopes, categories=()):
 
 secret = service("bench-svc", ["api:read"])
 rs_secret = service("bench-rs", [])
+# bench-jwt authenticates with private_key_jwt: its public keys, no secret.
+if os.environ.get("BENCH_JWKS"):
+    with open(os.environ["BENCH_JWKS"]) as f:
+        jwks = json.load(f)
+    call("POST", "/api/v1/principals", {"kind": "service", "name": "bench-jwt", "scopes": ["api:read"],
+                                         "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks}, token=admin)
 call("POST", "/api/v1/principals", {"kind": "human", "name": "bench-user", "password": "bench-user-password"}, token=admin)
 for i in range(services):
     name = f"svc-{i:03}"

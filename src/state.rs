@@ -99,6 +99,7 @@ impl AppState {
                     live: live.clone(),
                     signatures: crate::auth::jwt::VerifiedSignatures::new(),
                     remote_keys,
+                    jtis: crate::auth::jti_ledger::JtiLedger::new(),
                 }),
                 principals: PrincipalsContext {
                     db: db.clone(),

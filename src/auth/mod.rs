@@ -5,6 +5,7 @@ pub mod access;
 pub mod assertion;
 pub mod client;
 pub mod failures;
+pub mod jti_ledger;
 pub mod jwt;
 pub mod keys;
 pub mod live;

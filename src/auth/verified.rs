@@ -72,6 +72,18 @@ impl VerifiedClients {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The key of a client confirmed through its own assertions
+    /// (`private_key_jwt`): every assertion is verified anyway, so the
+    /// entry only saves reading the client's row and scopes.
+    pub fn asserted_key(principal_id: &str) -> Key {
+        Key(format!("asserted-client:{principal_id}"))
+    }
+
+    /// The key of the service a trusted issuer's subject stands for.
+    pub fn federated_key(issuer_id: &str, subject: &str) -> Key {
+        Key(format!("federated:{issuer_id}\0{subject}"))
+    }
+
     pub fn key(pepper: &Pepper, client_id: &str, secret: &SecretString) -> Key {
         Key(pepper.mac_hex(format!("verified-client:{client_id}\0{}", secret.expose()).as_bytes()))
     }

@@ -98,6 +98,7 @@ pub fn shell_html(issuer: &str) -> String {
                             li { a href="#/registry" { "Registry" } }
                             li { a href="#/modules" { "Modules" } }
                             li { a href="#/audit" { "Audit" } }
+                            li { a href="#/federation" { "Issuers" } }
                         }
                     }
                     div #who .who {}

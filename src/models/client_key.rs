@@ -85,18 +85,27 @@ pub fn save(conn: &mut DbConnection, row: &ClientKeysRow) -> Result<()> {
 /// when it was used before (a replay), on any instance. One statement on its
 /// own, so the answer is final when it returns (RFC 7523 §3 item 7).
 pub fn use_jti(conn: &mut DbConnection, principal_id: &str, jti: &str, expires_at: DateTime<Utc>) -> Result<bool> {
-    let outcome = diesel::insert_into(client_assertion_jtis::table)
+    match insert_jti(conn, principal_id, jti, expires_at) {
+        Ok(_) => Ok(true),
+        Err(e) if crate::db::classify(&e) == Fault::UniqueViolation => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The insert that spends a `jti`; a unique violation means it was spent.
+pub fn insert_jti(
+    conn: &mut DbConnection,
+    principal_id: &str,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+) -> diesel::QueryResult<usize> {
+    diesel::insert_into(client_assertion_jtis::table)
         .values((
             client_assertion_jtis::principal_id.eq(principal_id),
             client_assertion_jtis::jti.eq(jti),
             client_assertion_jtis::expires_at.eq(to_db_time(expires_at)),
         ))
-        .execute(conn);
-    match outcome {
-        Ok(_) => Ok(true),
-        Err(e) if crate::db::classify(&e) == Fault::UniqueViolation => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+        .execute(conn)
 }
 
 /// Forget the assertions that expired before `now`: they can no longer be

@@ -12,6 +12,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::request::ClientCredentials;
 use crate::auth::assertion::{self, Refusal};
 use crate::auth::client::{self, Asserted, Asserter, AuthenticatedClient, CheckedAssertion, KeySource};
+use crate::auth::jti_ledger::Spend;
 use crate::auth::secrets::Pepper;
 use crate::auth::throttle;
 use crate::auth::verified::{Key, VerifiedClients};
@@ -207,6 +208,7 @@ fn authenticate_assertion(
     checked: &CheckedAssertion,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let claimed = checked.claimed.as_str();
+    let epoch = ctx.verified.epoch();
     let (keys, rows) = check_throttle(conn, ctx, remote, now, claimed)?;
     let outcome = match &checked.outcome {
         Ok(asserted) => client::authenticate_asserted(conn, asserted, checked.client_id.as_deref(), now)?
@@ -216,6 +218,9 @@ fn authenticate_assertion(
     match outcome {
         Ok(c) => {
             throttle::record_success(conn, &keys, &rows)?;
+            if let Ok(asserted) = &checked.outcome {
+                ctx.verified.insert(cache_key(asserted), c.clone(), epoch);
+            }
             Ok(c)
         }
         Err((reason, principal)) => {
@@ -235,6 +240,41 @@ fn authenticate_assertion(
             ))
         }
     }
+}
+
+fn cache_key(asserted: &Asserted) -> Key {
+    match asserted {
+        Asserted::Key { principal_id, .. } => VerifiedClients::asserted_key(principal_id),
+        Asserted::Federated { issuer_id, subject } => VerifiedClients::federated_key(issuer_id, subject),
+    }
+}
+
+/// The client of an assertion verified in memory, when the database
+/// confirmed that client recently (see [`crate::auth::verified`]): no
+/// database read. What is left is to spend the assertion's `jti` (a
+/// client's own assertion; a federated token is not spent).
+pub fn recently_asserted(
+    ctx: &OAuthContext,
+    now: DateTime<Utc>,
+    creds: &ClientCredentials,
+) -> Option<(AuthenticatedClient, Option<Spend>)> {
+    let ClientCredentials::Asserted(checked) = creds else {
+        return None;
+    };
+    let asserted = checked.outcome.as_ref().ok()?;
+    let hit = ctx.verified.get(&cache_key(asserted), now)?;
+    if checked.client_id.as_deref().is_some_and(|id| id != hit.principal.name) {
+        return None;
+    }
+    let spend = match asserted {
+        Asserted::Key { principal_id, jti, exp } => Some(Spend {
+            principal_id: principal_id.clone(),
+            jti: jti.clone(),
+            expires_at: *exp,
+        }),
+        Asserted::Federated { .. } => None,
+    };
+    Some((hit, spend))
 }
 
 /// Check a client assertion in memory before the database is asked: read

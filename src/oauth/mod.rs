@@ -69,6 +69,8 @@ pub struct Parts {
     pub signatures: crate::auth::jwt::VerifiedSignatures,
     /// JWK Sets of clients and trusted issuers that publish a `jwks_uri`.
     pub remote_keys: Arc<crate::auth::remote_keys::RemoteKeys>,
+    /// Spends client-assertion `jti`s in batches.
+    pub jtis: crate::auth::jti_ledger::JtiLedger,
 }
 
 impl OAuthContext {

@@ -131,6 +131,31 @@ async fn client_credentials(
         )?;
         return respond(&ctx.keys.current(), &grant, None);
     }
+    // The same for a client confirmed recently through its assertions: the
+    // only database work is spending the assertion's jti, in a batch.
+    if resource.is_none()
+        && let Some((client, spend)) = client_auth::recently_asserted(&oauth, now, &creds)
+    {
+        let fresh = match spend {
+            Some(spend) => ctx.jtis.spend(&ctx.db, spend).await?,
+            None => true,
+        };
+        // A replay takes the database path, which refuses it (audited, throttled).
+        if fresh {
+            let grant = grants::client_credentials(
+                &client.principal,
+                &client.scopes,
+                scope.as_ref(),
+                Audience::Roster,
+                grants::Issued {
+                    cfg: &cfg,
+                    now,
+                    jti: new_id(),
+                },
+            )?;
+            return respond(&ctx.keys.current(), &grant, None);
+        }
+    }
     let grant = ctx
         .db
         .run(move |conn| {

@@ -281,6 +281,30 @@ try:
     shot("audit")
     print("console: the audit timeline, filtered: ok")
 
+    # 8b. Services without secrets: trust an issuer, and switch billing to its own key.
+    jwks = '{"keys":[{"kty":"OKP","crv":"Ed25519","use":"sig","kid":"b-1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}'
+    driver.get(f"{roster}/console/#/federation")
+    title("Trusted issuers")
+    driver.find_element(By.ID, "issuer-iss").send_keys("https://kubernetes.default.svc")
+    driver.find_element(By.ID, "issuer-aud").send_keys("roster")
+    driver.find_element(By.ID, "issuer-jwks").send_keys(jwks)
+    click_text("button", "Trust issuer")
+    wait.until(lambda d: "https://kubernetes.default.svc" in texts("td"))
+    driver.get(f"{roster}/console/#/principals/{billing_id}")
+    title(SERVICE)
+    driver.find_element(By.ID, "auth-method").send_keys("private_key_jwt")
+    driver.find_element(By.ID, "auth-jwks").send_keys(jwks)
+    driver.find_element(By.ID, "auth-subjects").send_keys("https://kubernetes.default.svc system:serviceaccount:billing:api")
+    click_text("button", "Save authentication")
+    wait.until(lambda d: "It authenticates with private_key_jwt: it has no secret." in d.page_source)
+    status, body = http("GET", f"/api/v1/principals/{billing_id}", token=admin_token)
+    assert body["token_endpoint_auth_method"] == "private_key_jwt", body
+    assert body["federated_subjects"] == [{"issuer": "https://kubernetes.default.svc",
+                                           "subject": "system:serviceaccount:billing:api"}], body
+    status, body = client_credentials(secret2)
+    assert status == 401, (status, body)
+    print("console: a trusted issuer, and a service switched to private_key_jwt: ok")
+
     # 9. The keyboard alone: the skip link first, then the menu, and the new page's heading takes the focus.
     driver.get(f"{roster}/console/#/principals")
     driver.refresh()  # a fresh load, not a change of page within the console
@@ -308,7 +332,8 @@ try:
     for page, heading in ((f"#/principals/{billing_id}", SERVICE), ("#/principals/new", "New service"),
                           ("#/principals/new-person", "New person"),
                           ("#/registry", "Registry"), (f"#/services/{SERVICE}", SERVICE),
-                          ("#/modules?as=grace", "Modules"), ("#/audit", "Audit")):
+                          ("#/modules?as=grace", "Modules"), ("#/audit", "Audit"),
+                          ("#/federation", "Trusted issuers")):
         driver.get(f"{roster}/console/{page}")
         title(heading)
         if driver.find_elements(By.CSS_SELECTOR, "p.live"):  # live pages fill in after their first answer

@@ -262,6 +262,17 @@ fn client_walkthrough_runs_as_written() {
 }
 
 #[test]
+fn services_without_secrets_run_as_written() {
+    let out = run_example("keys");
+    let expected = "private_key_jwt\ninvoices:read\n\
+        {\"error\":\"invalid_client\",\"error_description\":\"the client assertion was used before (its jti is spent)\"}\n\
+        https://kubernetes.default.svc\n\
+        [{'issuer': 'https://kubernetes.default.svc', 'subject': 'system:serviceaccount:payroll:api'}]\n\
+        payroll\n";
+    assert!(out.ends_with(expected), "{out}");
+}
+
+#[test]
 fn recovery_runs_as_written() {
     let out = run_example("recover");
     assert!(out.ends_with("admin\ndave\n"), "{out}");

@@ -449,6 +449,7 @@
         return note('ok', `The password of ${p.name} is set.`);
       })));
     } else {
+      sections.push(clientAuthSection(p, reload));
       sections.push(await secretsSection(p, reload));
       const uris = (id, label, value, hint) => field(label,
         h('textarea', { id, name: id, rows: 2, autocomplete: 'off' }, (value || []).join('\n')), hint);
@@ -471,10 +472,53 @@
     show(p.name, sections);
   }
 
+  /** How a service proves who it is: a secret, its own keys (private_key_jwt), or federated subjects. */
+  function clientAuthSection(p, reload) {
+    const method = p.token_endpoint_auth_method || 'client_secret_post';
+    const select = h('select', { id: 'auth-method', name: 'method' },
+      ...['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'].map((m) =>
+        h('option', m === method ? { value: m, selected: '' } : { value: m }, m)));
+    const subjects = (p.federated_subjects || []).map((s) => `${s.issuer} ${s.subject}`).join('\n');
+    return h('section', { 'aria-labelledby': 'auth-title' }, h('h2', { id: 'auth-title' }, 'Client authentication'),
+      form({ class: 'inline', 'aria-label': 'Client authentication' }, [
+        field('Method', select, 'private_key_jwt: no secret; the service signs with its key. Switching away from secrets deletes them.'),
+        field('JWK Set', h('textarea', { id: 'auth-jwks', name: 'jwks', rows: 4, autocomplete: 'off' },
+          p.jwks ? JSON.stringify(p.jwks) : ''), 'private_key_jwt: the public keys, as JSON ({"keys": [...]}).'),
+        field('JWK Set URL', h('input', { id: 'auth-jwks-uri', name: 'jwks_uri', value: p.jwks_uri || '', autocomplete: 'off' }),
+          'Or where Roster fetches them (https).'),
+        field('Federated subjects', h('textarea', { id: 'auth-subjects', name: 'subjects', rows: 2, autocomplete: 'off' }, subjects),
+          'One per line: a trusted issuer, a space, the subject that stands for this service.'),
+        h('button', { type: 'submit' }, 'Save authentication'),
+      ], async (fd) => {
+        const body = { token_endpoint_auth_method: fd.get('method') };
+        const jwks = fd.get('jwks').trim();
+        const uri = fd.get('jwks_uri').trim();
+        if (body.token_endpoint_auth_method === 'private_key_jwt') {
+          if (jwks) {
+            try { body.jwks = JSON.parse(jwks); } catch (e) { return note('error', `The JWK Set is not JSON: ${e.message}`); }
+            body.jwks_uri = null;
+          } else if (uri) {
+            body.jwks_uri = uri;
+            body.jwks = null;
+          }
+        }
+        body.federated_subjects = fd.get('subjects').split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
+          const [issuer, ...rest] = l.split(/\s+/);
+          return { issuer, subject: rest.join(' ') };
+        });
+        await api('PATCH', `/api/v1/principals/${encodeURIComponent(p.id)}`, body);
+        await reload();
+      }));
+  }
+
   async function secretsSection(p, reload) {
     const section = h('section', { 'aria-labelledby': 'secrets-title' }, h('h2', { id: 'secrets-title' }, 'Client secrets'));
     if (p.public_client) {
       section.append(h('p', {}, 'A public client has no secret.'));
+      return section;
+    }
+    if (p.token_endpoint_auth_method === 'private_key_jwt') {
+      section.append(h('p', {}, 'It authenticates with private_key_jwt: it has no secret.'));
       return section;
     }
     const { data } = await api('GET', `/api/v1/principals/${encodeURIComponent(p.id)}/secrets`);
@@ -638,6 +682,43 @@
 
   // ---- routing -------------------------------------------------------------------
 
+  /** Trusted issuers of workload identities (Kubernetes, SPIFFE, CI platforms). */
+  async function federationPage() {
+    const reload = () => route({ focus: false });
+    const { data } = await api('GET', '/api/v1/federation/issuers');
+    const rows = data.items.map((i) => [
+      i.issuer, i.audience, i.jwks_uri || (i.jwks ? `${i.jwks.keys.length} key(s)` : '—'), `${i.max_lifetime_secs} s`,
+      confirmAction('Remove', `Stop trusting ${i.issuer}? Refused while a service names it.`, 'Remove', async () => {
+        await api('DELETE', `/api/v1/federation/issuers/${encodeURIComponent(i.id)}`);
+        await reload();
+      }, { danger: true }),
+    ]);
+    const add = form({ 'aria-label': 'Trust an issuer' }, [
+      field('Issuer', h('input', { id: 'issuer-iss', name: 'issuer', required: '', autocomplete: 'off' }), 'The iss of its tokens, exactly.'),
+      field('Audience', h('input', { id: 'issuer-aud', name: 'audience', required: '', autocomplete: 'off' }), 'The aud its tokens carry for Roster.'),
+      field('JWK Set URL', h('input', { id: 'issuer-jwks-uri', name: 'jwks_uri', autocomplete: 'off' }), 'Where its keys are (https)…'),
+      field('JWK Set', h('textarea', { id: 'issuer-jwks', name: 'jwks', rows: 3, autocomplete: 'off' }), '…or its public keys, as JSON.'),
+      field('Longest lifetime (s)', h('input', { id: 'issuer-life', name: 'max_lifetime_secs', value: '3600', inputmode: 'numeric' }), ''),
+      h('button', { type: 'submit' }, 'Trust issuer'),
+    ], async (fd) => {
+      const body = { issuer: fd.get('issuer').trim(), audience: fd.get('audience').trim(),
+        max_lifetime_secs: Number(fd.get('max_lifetime_secs')) };
+      const jwks = fd.get('jwks').trim();
+      if (jwks) {
+        try { body.jwks = JSON.parse(jwks); } catch (e) { return note('error', `The JWK Set is not JSON: ${e.message}`); }
+      } else {
+        body.jwks_uri = fd.get('jwks_uri').trim();
+      }
+      await api('POST', '/api/v1/federation/issuers', body);
+      await reload();
+    });
+    show('Trusted issuers', [
+      h('p', {}, 'Tokens of these issuers stand for the services whose federated subjects name them: no secret is stored.'),
+      table('Trusted issuers', ['Issuer', 'Audience', 'Keys', 'Longest lifetime', ''], rows, 'No issuer is trusted.'),
+      h('section', {}, h('h2', {}, 'Trust an issuer'), add),
+    ]);
+  }
+
   const ROUTES = [
     [/^\/principals\/new$/, newService],
     [/^\/principals\/new-person$/, newPerson],
@@ -647,6 +728,7 @@
     [/^\/services\/([^/]+)$/, serviceLive],
     [/^\/modules$/, modulesPage],
     [/^\/audit$/, auditPage],
+    [/^\/federation$/, federationPage],
   ];
   let leaving = new AbortController();
 

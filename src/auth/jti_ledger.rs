@@ -76,25 +76,36 @@ impl JtiLedger {
     }
 }
 
+/// Spend a batch: one read and one insert; if another writer spent one of
+/// them in between (the insert met the primary key), again one by one,
+/// each insert in a savepoint, so that each gets its own answer.
+fn spend_all(conn: &mut crate::db::DbConnection, spends: &[Spend]) -> Result<Vec<bool>> {
+    let items: Vec<(String, String, DateTime<Utc>)> = spends
+        .iter()
+        .map(|s| (s.principal_id.clone(), s.jti.clone(), s.expires_at))
+        .collect();
+    match crate::db::transaction(conn, |tx| client_key::spend_jtis(tx, &items)) {
+        Err(Error::Conflict(_)) => {}
+        other => return other,
+    }
+    crate::db::transaction(conn, |tx| {
+        spends
+            .iter()
+            .map(|s| {
+                crate::db::insert_unless_present(tx, |c| {
+                    client_key::insert_jti(c, &s.principal_id, &s.jti, s.expires_at)
+                })
+                .map_err(Error::from)
+            })
+            .collect::<Result<Vec<bool>>>()
+    })
+}
+
 /// One transaction for the batch; each waiter gets its own answer, or the
 /// batch's error.
 async fn write(db: &Pool, batch: Vec<Pending>) {
     let spends: Vec<Spend> = batch.iter().map(|p| p.spend.clone()).collect();
-    let outcome = db
-        .run(move |conn| {
-            crate::db::transaction(conn, |tx| {
-                spends
-                    .iter()
-                    .map(|s| {
-                        crate::db::insert_unless_present(tx, |c| {
-                            client_key::insert_jti(c, &s.principal_id, &s.jti, s.expires_at)
-                        })
-                        .map_err(Error::from)
-                    })
-                    .collect::<Result<Vec<bool>>>()
-            })
-        })
-        .await;
+    let outcome = db.run(move |conn| spend_all(conn, &spends)).await;
     match outcome {
         Ok(fresh) => {
             for (p, fresh) in batch.into_iter().zip(fresh) {

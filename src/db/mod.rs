@@ -49,6 +49,22 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Run a statement on the backend's own connection type: for what diesel
+/// cannot build through `MultiConnection` (a multi-row INSERT). The caller
+/// gives the same statement twice, once per backend.
+pub fn on_backend<T>(
+    conn: &mut DbConnection,
+    #[cfg(feature = "postgres")] postgres: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<T>,
+    #[cfg(feature = "sqlite")] sqlite: impl FnOnce(&mut SqliteConnection) -> diesel::QueryResult<T>,
+) -> diesel::QueryResult<T> {
+    match conn {
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => postgres(c),
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => sqlite(c),
+    }
+}
+
 impl DbConnection {
     /// The SQLite connection inside, if this is one.
     #[cfg(feature = "sqlite")]

@@ -108,6 +108,60 @@ pub fn insert_jti(
         .execute(conn)
 }
 
+/// Spend many `jti`s at once, in the caller's transaction: one read of
+/// those already spent, one multi-row insert of the rest. Answers, in order, whether
+/// each was fresh (a `jti` twice in `items` is fresh once). If another
+/// writer spends one of them between the read and the insert, the insert
+/// fails on the primary key and the caller's transaction must be dropped.
+pub fn spend_jtis(conn: &mut DbConnection, items: &[(String, String, DateTime<Utc>)]) -> Result<Vec<bool>> {
+    use std::collections::HashSet;
+    let jtis: Vec<&str> = items.iter().map(|(_, j, _)| j.as_str()).collect();
+    let mut clients: Vec<&str> = items.iter().map(|(p, _, _)| p.as_str()).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    // By the primary key (principal_id, jti): an index lookup per jti.
+    let spent: HashSet<(String, String)> = client_assertion_jtis::table
+        .filter(client_assertion_jtis::principal_id.eq_any(&clients))
+        .filter(client_assertion_jtis::jti.eq_any(&jtis))
+        .select((client_assertion_jtis::principal_id, client_assertion_jtis::jti))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let mut seen = HashSet::new();
+    let mut rows = Vec::new();
+    let mut fresh = Vec::with_capacity(items.len());
+    for (p, j, exp) in items {
+        let key = (p.clone(), j.clone());
+        let new = !spent.contains(&key) && seen.insert(key);
+        if new {
+            rows.push((
+                client_assertion_jtis::principal_id.eq(p.clone()),
+                client_assertion_jtis::jti.eq(j.clone()),
+                client_assertion_jtis::expires_at.eq(to_db_time(*exp)),
+            ));
+        }
+        fresh.push(new);
+    }
+    if !rows.is_empty() {
+        // One multi-row INSERT: one round trip for the whole batch.
+        macro_rules! insert_all {
+            ($c:expr) => {
+                diesel::insert_into(client_assertion_jtis::table)
+                    .values(&rows)
+                    .execute($c)
+            };
+        }
+        crate::db::on_backend(
+            conn,
+            #[cfg(feature = "postgres")]
+            |c| insert_all!(c),
+            #[cfg(feature = "sqlite")]
+            |c| insert_all!(c),
+        )?;
+    }
+    Ok(fresh)
+}
+
 /// Forget the assertions that expired before `now`: they can no longer be
 /// replayed, as their `exp` refuses them. Returns how many went.
 pub fn prune_jtis(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize> {

@@ -707,6 +707,43 @@ async fn a_rotated_jwks_uri_is_followed_without_a_restart() {
         assert_eq!(r.status, 401);
     }
     assert_eq!(served() - start, 1);
+
+    // A trusted issuer that publishes its keys and rotates them: the same.
+    let first = TestKey::new(4, "cluster-a");
+    let second = TestKey::new(5, "cluster-b");
+    let cluster = FakeService::start(TestKey::set(&[&first]));
+    const ISS: &str = "https://oidc.ci.example";
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/federation/issuers",
+            Some(&admin),
+            Some(json!({"issuer": ISS, "audience": "roster", "jwks_uri": format!("http://{}/document.json", cluster.addr)})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = create(
+        &app,
+        &admin,
+        "deployer",
+        json!({"federated_subjects": [{"issuer": ISS, "subject": "repo:acme/app:ref:refs/heads/main"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let job = |key: &TestKey| {
+        key.sign(&workload(
+            ISS,
+            "repo:acme/app:ref:refs/heads/main",
+            "roster",
+            300,
+            app.clock.now().timestamp(),
+        ))
+    };
+    assert_eq!(grant(&app, &job(&first), &[]).await.status, 200);
+    cluster.set_manifest(&TestKey::set(&[&second]).to_string());
+    clock.advance(Duration::seconds(6));
+    let r = grant(&app, &job(&second), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 on_both_backends!(roster_client_signs_assertions_and_reads_rotated_tokens);

@@ -41,6 +41,9 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why text holding U+0000 is refused, wherever it comes in.
+pub const NUL_REFUSED: &str = "text must not contain a NUL character (U+0000)";
+
 /// Seconds a client is asked to wait after a 503.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
@@ -89,6 +92,7 @@ impl From<diesel::result::Error> for Error {
             Fault::UniqueViolation => Self::Conflict("a record with that name or key already exists".into()),
             Fault::Busy => Self::Busy,
             Fault::Disconnected => Self::Unavailable(format!("database connection lost: {e}")),
+            Fault::NulInText => Self::BadRequest(NUL_REFUSED.into()),
             Fault::Other => Self::Internal(format!("database: {e}")),
         }
     }

@@ -125,6 +125,11 @@ pub fn peek(token: &str) -> Result<Unverified, Refusal> {
     let claims: RawIssuer = serde_json::from_slice(&decode(payload)?)
         .map_err(|_| Refusal::Malformed("the payload is not a JSON object"))?;
     let iss = claims.iss.ok_or(Refusal::Malformed("it has no iss"))?;
+    if iss.is_empty() || iss.len() > 500 || iss.chars().any(char::is_control) {
+        return Err(Refusal::Malformed(
+            "its iss is empty, too long or holds control characters",
+        ));
+    }
     Ok(Unverified {
         alg,
         kid: header.kid,

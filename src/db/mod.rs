@@ -312,6 +312,9 @@ pub enum Fault {
     Busy,
     /// The connection to the database is gone.
     Disconnected,
+    /// PostgreSQL refused text holding a NUL character (U+0000), which it
+    /// cannot store: input that no check before the query caught.
+    NulInText,
     /// Anything else: a bug or a broken database.
     Other,
 }
@@ -337,6 +340,8 @@ pub fn classify(e: &DieselError) -> Fault {
             Fault::Busy
         }
         DieselError::QueryBuilderError(msg) if msg.to_string().starts_with(CONNECT_ERROR_PREFIX) => Fault::Disconnected,
+        // libpq: "invalid byte sequence for encoding \"UTF8\": 0x00".
+        DieselError::DatabaseError(_, info) if info.message().contains("0x00") => Fault::NulInText,
         _ => Fault::Other,
     }
 }

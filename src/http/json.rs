@@ -15,10 +15,23 @@ fn decode<T: DeserializeOwned>(body: &[u8], empty_default: Option<fn() -> T>) ->
     }
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))?;
+    if holds_nul(&value) {
+        return Err(Error::BadRequest(crate::error::NUL_REFUSED.into()));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         Error::from_json_path(&path, e.into_inner().to_string(), "body")
     })
+}
+
+/// Does any string or key of `v` hold U+0000 (which PostgreSQL cannot store)?
+fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 async fn read(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, Error> {

@@ -29,6 +29,9 @@ fn expected(field: &str) -> Option<&'static str> {
 
 /// Parse a query string into `T`.
 pub fn decode<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
+    if url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        return Err(Error::BadRequest(crate::error::NUL_REFUSED.into()));
+    }
     let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -55,6 +55,7 @@ impl OAuthError {
         match self {
             Self::Client { code, .. } => *code,
             Self::Throttled { .. } => ErrorCode::SlowDown,
+            Self::Server(Error::BadRequest(_)) => ErrorCode::InvalidRequest,
             Self::Server(e) if e.is_transient() => ErrorCode::TemporarilyUnavailable,
             Self::Server(_) => ErrorCode::ServerError,
         }
@@ -65,6 +66,7 @@ impl OAuthError {
         match self {
             Self::Client { description, .. } => description,
             Self::Throttled { .. } => "too many failed logins: retry later",
+            Self::Server(Error::BadRequest(d)) => d,
             Self::Server(e) if e.is_transient() => "the service is temporarily unavailable",
             Self::Server(_) => "internal error",
         }

@@ -41,6 +41,13 @@ impl FormParams {
         let mut map = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(text) {
             check_length(&k, &v)?;
+            if k.contains('\0') || v.contains('\0') {
+                return Err(format!(
+                    "parameter '{}': {}",
+                    k.replace('\0', ""),
+                    crate::error::NUL_REFUSED
+                ));
+            }
             if map.contains_key(k.as_ref()) {
                 return Err(format!("parameter '{k}' is repeated"));
             }
@@ -180,6 +187,12 @@ pub fn client_credentials(authorization: Option<&str>, form: &FormParams) -> Res
         check_length("client_id", &client_id).map_err(OAuthError::invalid_request)?;
         let secret = form_decode(secret)?;
         check_length("client_secret", &secret).map_err(OAuthError::invalid_request)?;
+        if client_id.contains('\0') || secret.contains('\0') {
+            return Err(OAuthError::invalid_request(format!(
+                "Basic credentials: {}",
+                crate::error::NUL_REFUSED
+            )));
+        }
         let secret = SecretString::new(secret);
         if body_secret.is_some() {
             return Err(OAuthError::invalid_request(

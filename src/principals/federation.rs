@@ -100,6 +100,14 @@ fn validate_identifier(field: &str, value: &str) -> Result<()> {
 /// sources, and a bounded lifetime.
 fn validate(row: &IssuerRow) -> Result<()> {
     validate_identifier("issuer", &row.issuer)?;
+    // A URL (https://…, spiffe://…): never the name of a client, whose
+    // own assertions carry its name as iss.
+    if url::Url::parse(&row.issuer).is_err() {
+        return Err(Error::invalid(
+            "issuer",
+            "must be an absolute URL, as its tokens' iss is",
+        ));
+    }
     validate_identifier("audience", &row.audience)?;
     match (&row.jwks, &row.jwks_uri) {
         (Some(_), Some(_)) => return Err(Error::invalid("jwks", "give jwks or jwks_uri, not both")),

@@ -309,6 +309,12 @@ impl CredentialChanges {
                 ));
             }
             for (i, s) in subjects.iter().enumerate() {
+                if s.issuer.is_empty() || s.issuer.len() > 500 || s.issuer.chars().any(char::is_control) {
+                    return Err(Error::invalid(
+                        "federated_subjects",
+                        "an issuer is 1 to 500 bytes without control characters",
+                    ));
+                }
                 if s.subject.is_empty() || s.subject.len() > MAX_SUBJECT_LEN || s.subject.chars().any(char::is_control)
                 {
                     return Err(Error::invalid(

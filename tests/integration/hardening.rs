@@ -871,3 +871,94 @@ async fn killed_database_connections_are_a_503_then_recover() {
     assert!(!statuses.contains(&500), "{statuses:?}");
     assert_eq!(*statuses.last().unwrap(), 200, "recovered: {statuses:?}");
 }
+
+on_both_backends!(nul_characters_are_refused_everywhere_never_a_500);
+
+/// PostgreSQL cannot store U+0000 in text, SQLite can: every way in refuses
+/// it alike, with a 400 that says so, and none reaches the database as a 500.
+async fn nul_characters_are_refused_everywhere_never_a_500(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token().await;
+    let refused = "text must not contain a NUL character (U+0000)";
+    let oauth = |param: &str| serde_json::json!({"error": "invalid_request", "error_description": format!("parameter '{param}': {refused}")});
+    // OAuth forms: a client_id in the body, a username.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "a\0b"),
+                ("client_secret", "x"),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.body), (400, oauth("client_id")));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[("grant_type", "password"), ("username", "ad\0min"), ("password", "x")],
+        )
+        .await;
+    assert_eq!((r.status, r.body), (400, oauth("username")));
+    // Basic credentials.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("a\0b", "x")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            400,
+            serde_json::json!({"error": "invalid_request", "error_description": format!("Basic credentials: {refused}")})
+        )
+    );
+    // A client assertion whose iss holds one.
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let assertion = format!("{}.{}.c2ln", b64(r#"{"alg":"EdDSA"}"#), b64(r#"{"iss":"a\u0000b"}"#));
+    let r = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", &assertion),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body),
+        (
+            401,
+            serde_json::json!({"error": "invalid_client", "error_description": "the client assertion is not a JWT: its iss is empty, too long or holds control characters"})
+        )
+    );
+    // JSON bodies, query strings and paths of the API.
+    let bad_request = serde_json::json!({"error": "invalid_request", "error_description": refused});
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/principals",
+            Some(&admin),
+            Some(serde_json::json!({"kind": "service", "name": "x1", "display_name": "a\u{0}b"})),
+        )
+        .await;
+    assert_eq!((r.status, r.body), (400, bad_request.clone()));
+    let r = app
+        .call(reqwest::Method::GET, "/api/v1/principals?q=a%00b", Some(&admin), None)
+        .await;
+    assert_eq!((r.status, r.body), (400, bad_request.clone()));
+    let r = app
+        .call(reqwest::Method::GET, "/api/v1/principals/a%00b", Some(&admin), None)
+        .await;
+    assert!(r.status == 400 || r.status == 404, "{} {}", r.status, r.body);
+}

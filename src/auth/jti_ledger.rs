@@ -59,7 +59,7 @@ impl JtiLedger {
             let writing = tokio::select! {
                 biased;
                 answer = &mut rx => {
-                    return answer.unwrap_or_else(|_| Err(Error::internal("a jti batch was dropped unanswered")));
+                    return answer.unwrap_or_else(|_| Err(Error::Unavailable("the database could not take the jti batch".into())));
                 }
                 writing = self.writing.lock() => writing,
             };
@@ -102,26 +102,33 @@ fn spend_all(conn: &mut crate::db::DbConnection, spends: &[Spend]) -> Result<Vec
 }
 
 /// One transaction for the batch; each waiter gets its own answer, or the
-/// batch's error.
+/// batch's error. The answers are sent from the pool's thread, so a leader
+/// whose request is cancelled mid-write (its client went away) still
+/// answers the others; a batch the pool never ran (closed or full) drops
+/// its senders, which its waiters read as unavailable.
 async fn write(db: &Pool, batch: Vec<Pending>) {
-    let spends: Vec<Spend> = batch.iter().map(|p| p.spend.clone()).collect();
-    let outcome = db.run(move |conn| spend_all(conn, &spends)).await;
-    match outcome {
-        Ok(fresh) => {
-            for (p, fresh) in batch.into_iter().zip(fresh) {
-                let _ = p.answer.send(Ok(fresh));
+    let _ = db
+        .run(move |conn| {
+            let spends: Vec<Spend> = batch.iter().map(|p| p.spend.clone()).collect();
+            match spend_all(conn, &spends) {
+                Ok(fresh) => {
+                    for (p, fresh) in batch.into_iter().zip(fresh) {
+                        let _ = p.answer.send(Ok(fresh));
+                    }
+                }
+                Err(e) => {
+                    let transient = e.is_transient();
+                    let message = e.to_string();
+                    for p in batch {
+                        let _ = p.answer.send(Err(if transient {
+                            Error::Unavailable(message.clone())
+                        } else {
+                            Error::internal(message.clone())
+                        }));
+                    }
+                }
             }
-        }
-        Err(e) => {
-            let transient = e.is_transient();
-            let message = e.to_string();
-            for p in batch {
-                let _ = p.answer.send(Err(if transient {
-                    Error::Unavailable(message.clone())
-                } else {
-                    Error::internal(message.clone())
-                }));
-            }
-        }
-    }
+            Ok::<_, Error>(())
+        })
+        .await;
 }

@@ -51,6 +51,14 @@ struct State {
     asserters: HashMap<String, Asserter>,
 }
 
+impl State {
+    /// Was the generation confirmed recently enough to answer from memory?
+    fn confirmed(&self, now: DateTime<Utc>) -> bool {
+        self.confirmed_at
+            .is_some_and(|t| now - t <= chrono::Duration::seconds(MAX_UNCONFIRMED_SECS))
+    }
+}
+
 #[derive(Default)]
 pub struct VerifiedClients {
     state: RwLock<State>,
@@ -92,10 +100,7 @@ impl VerifiedClients {
     /// `now`, and the generation was confirmed recently.
     pub fn get(&self, key: &Key, now: DateTime<Utc>) -> Option<AuthenticatedClient> {
         let state = self.read();
-        let confirmed = state
-            .confirmed_at
-            .is_some_and(|t| now - t <= chrono::Duration::seconds(MAX_UNCONFIRMED_SECS));
-        if !confirmed {
+        if !state.confirmed(now) {
             return None;
         }
         let hit = state.entries.get(&key.0)?;
@@ -128,10 +133,7 @@ impl VerifiedClients {
     /// was confirmed recently.
     pub fn asserter(&self, iss: &str, now: DateTime<Utc>) -> Option<Asserter> {
         let state = self.read();
-        let confirmed = state
-            .confirmed_at
-            .is_some_and(|t| now - t <= chrono::Duration::seconds(MAX_UNCONFIRMED_SECS));
-        if !confirmed {
+        if !state.confirmed(now) {
             return None;
         }
         state.asserters.get(iss).cloned()

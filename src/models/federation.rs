@@ -40,15 +40,20 @@ pub struct SubjectRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A write refused because another issuer has the identifier: a conflict.
+fn taken(e: diesel::result::Error, row: &IssuerRow) -> Error {
+    match crate::db::classify(&e) {
+        Fault::UniqueViolation => Error::Conflict(format!("the issuer '{}' is already trusted", row.issuer)),
+        _ => e.into(),
+    }
+}
+
 /// Insert an issuer; an issuer identifier already registered is a conflict.
 pub fn insert(conn: &mut DbConnection, row: &IssuerRow) -> Result<()> {
     diesel::insert_into(federated_issuers::table)
         .values(row.clone())
         .execute(conn)
-        .map_err(|e| match crate::db::classify(&e) {
-            Fault::UniqueViolation => Error::Conflict(format!("the issuer '{}' is already trusted", row.issuer)),
-            _ => e.into(),
-        })?;
+        .map_err(|e| taken(e, row))?;
     Ok(())
 }
 
@@ -57,10 +62,7 @@ pub fn save(conn: &mut DbConnection, row: &IssuerRow) -> Result<()> {
     diesel::update(federated_issuers::table.find(&row.id))
         .set(row.clone())
         .execute(conn)
-        .map_err(|e| match crate::db::classify(&e) {
-            Fault::UniqueViolation => Error::Conflict(format!("the issuer '{}' is already trusted", row.issuer)),
-            _ => e.into(),
-        })?;
+        .map_err(|e| taken(e, row))?;
     Ok(())
 }
 

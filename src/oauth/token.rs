@@ -103,6 +103,28 @@ fn audience(target: &Option<Principal>) -> Audience<'_> {
     }
 }
 
+/// A client-credentials token for Roster itself, for a client already
+/// authenticated from memory.
+fn for_roster(
+    ctx: &OAuthContext,
+    client: &crate::auth::client::AuthenticatedClient,
+    scope: Option<&Scopes>,
+    now: DateTime<Utc>,
+) -> Result<TokenResponse, OAuthError> {
+    let grant = grants::client_credentials(
+        &client.principal,
+        &client.scopes,
+        scope,
+        Audience::Roster,
+        grants::Issued {
+            cfg: &ctx.token,
+            now,
+            jti: new_id(),
+        },
+    )?;
+    respond(&ctx.keys.current(), &grant, None)
+}
+
 /// RFC 6749 §4.4.
 async fn client_credentials(
     ctx: &OAuthContext,
@@ -118,18 +140,7 @@ async fn client_credentials(
     if resource.is_none()
         && let Some(client) = client_auth::recently_verified(&oauth, now, &creds)
     {
-        let grant = grants::client_credentials(
-            &client.principal,
-            &client.scopes,
-            scope.as_ref(),
-            Audience::Roster,
-            grants::Issued {
-                cfg: &cfg,
-                now,
-                jti: new_id(),
-            },
-        )?;
-        return respond(&ctx.keys.current(), &grant, None);
+        return for_roster(ctx, &client, scope.as_ref(), now);
     }
     // The same for a client confirmed recently through its assertions: the
     // only database work is spending the assertion's jti, in a batch.
@@ -142,18 +153,7 @@ async fn client_credentials(
         };
         // A replay takes the database path, which refuses it (audited, throttled).
         if fresh {
-            let grant = grants::client_credentials(
-                &client.principal,
-                &client.scopes,
-                scope.as_ref(),
-                Audience::Roster,
-                grants::Issued {
-                    cfg: &cfg,
-                    now,
-                    jti: new_id(),
-                },
-            )?;
-            return respond(&ctx.keys.current(), &grant, None);
+            return for_roster(ctx, &client, scope.as_ref(), now);
         }
     }
     let grant = ctx

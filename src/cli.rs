@@ -351,6 +351,13 @@ enum PrincipalCommand {
         /// private_key_jwt with the JWK Set fetched from this URL: no secret is created.
         #[arg(long, conflicts_with = "public")]
         jwks_uri: Option<String>,
+        /// Token exchange (RFC 8693): an audience it may exchange its callers'
+        /// tokens for (a service, or urn:roster:category:NAME); repeat for several.
+        #[arg(long = "exchange-audience")]
+        exchange_audiences: Vec<String>,
+        /// The longest delegation chain its exchanged tokens may carry.
+        #[arg(long, requires = "exchange_audiences")]
+        exchange_max_depth: Option<i32>,
     },
     /// Create a person; the password is read from stdin.
     CreateHuman {
@@ -763,6 +770,8 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
             public,
             jwks_file,
             jwks_uri,
+            exchange_audiences,
+            exchange_max_depth,
         } => {
             let jwks = jwks_file
                 .as_ref()
@@ -793,6 +802,10 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 jwks,
                 jwks_uri: jwks_uri.clone(),
                 federated_subjects: None,
+                token_exchange: (!exchange_audiences.is_empty()).then(|| crate::principals::input::ExchangePolicy {
+                    audiences: exchange_audiences.clone(),
+                    max_depth: exchange_max_depth.unwrap_or(crate::models::token_exchange::DEFAULT_MAX_DEPTH),
+                }),
             };
             let created = block_on(ctx.create(None, body, now)).map_err(|e| e.to_string())?;
             warn_if_admin(scopes);
@@ -820,6 +833,7 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 jwks: None,
                 jwks_uri: None,
                 federated_subjects: None,
+                token_exchange: None,
             };
             // Refused before the password is asked for.
             body.principal().validate().map_err(|e| e.to_string())?;

@@ -229,6 +229,13 @@ impl Upkeep {
                         "revoked tokens missing from the revocation feed were added to it"
                     );
                 }
+                // Tokens exchanged while the token they came from was being revoked.
+                let orphans = crate::models::token_exchange::orphans(c, now, 500)?;
+                if !orphans.is_empty() {
+                    crate::db::transaction(c, |tx| crate::models::revoked_token::insert_many(tx, &orphans, now))?;
+                    tracing::info!(revoked = orphans.len(), "exchanged tokens of revoked tokens revoked");
+                }
+                crate::models::token_exchange::delete_expired(c, now)?;
                 crate::models::authorization_code::delete_expired(c, now - crate::oauth::code::CODE_MEMORY)?;
                 match retention {
                     Some(r) => audit::delete_older_than(c, now - r, RETENTION_BATCH),

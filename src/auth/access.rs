@@ -78,11 +78,14 @@ pub enum AccessError {
     Storage(#[from] Error),
 }
 
-/// Is this verified access token still live: not on the deny list, its
-/// principal still exists and is active, and was not disabled after the
-/// token was issued? Returns the principal when it is.
+/// Is this verified access token still live: neither it nor (for an
+/// exchanged token, RFC 8693) the token its chain started from is on the
+/// deny list, its principal still exists and is active, and was not
+/// disabled after the token was issued? Returns the principal when it is.
 pub fn live(conn: &mut DbConnection, claims: &AccessTokenClaims) -> Result<Option<Principal>> {
-    if revoked_token::is_revoked(conn, &claims.jti)? {
+    if revoked_token::is_revoked(conn, &claims.jti)?
+        || (claims.root_jti.is_some() && revoked_token::is_revoked(conn, claims.root())?)
+    {
         return Ok(None);
     }
     Ok(principal::find_by_id(conn, &claims.sub)?.filter(|p| p.is_active() && !p.killed_token(claims.iat)))
@@ -184,7 +187,7 @@ pub async fn verify(
     now: DateTime<Utc>,
 ) -> std::result::Result<Caller, AccessError> {
     let claims = verify_reloading(db, keys, signatures, token, issuer, now).await?;
-    if !issuer.is(&claims.aud) {
+    if !claims.aud.single().is_some_and(|aud| issuer.is(aud)) {
         return Err(AccessError::Invalid);
     }
     let checked = claims.clone();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::keys::KeySnapshot;
 
-pub use roster_proto::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+pub use roster_proto::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Actor, Audience};
 
 /// The issuer identifier (RFC 8414 §2, RFC 9068 §2.2 `iss`): the URL every
 /// token names and every verification compares. A type of its own, so it
@@ -261,6 +261,8 @@ mod verified_signature_tests {
             scope: "a".into(),
             principal_kind: "service".into(),
             name: "billing".into(),
+            act: None,
+            root_jti: None,
         }
     }
 

@@ -109,7 +109,8 @@ impl LiveView {
         if s.fresh_at.is_none_or(|t| now - t > MAX_STALENESS) {
             return Lookup::Stale;
         }
-        let answer = if s.revoked.contains_key(&claims.jti) {
+        let revoked = |jti: &str| s.revoked.contains_key(jti);
+        let answer = if revoked(&claims.jti) || (claims.root_jti.is_some() && revoked(claims.root())) {
             Lookup::Dead
         } else {
             match s.principals.get(&claims.sub) {

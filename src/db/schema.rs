@@ -345,3 +345,25 @@ diesel::joinable!(federated_subjects -> federated_issuers (issuer_id));
 diesel::allow_tables_to_appear_in_same_query!(federated_subjects, federated_issuers);
 diesel::allow_tables_to_appear_in_same_query!(federated_subjects, principals);
 diesel::allow_tables_to_appear_in_same_query!(client_keys, principals);
+
+diesel::table! {
+    token_exchange_policies (principal_id) {
+        principal_id -> Text,
+        audiences -> Text,
+        max_depth -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    exchanged_tokens (jti) {
+        jti -> Text,
+        parent_jti -> Text,
+        root_jti -> Text,
+        principal_id -> Text,
+        actor_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(exchanged_tokens, revoked_tokens);

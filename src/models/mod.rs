@@ -63,6 +63,7 @@ pub mod secret;
 pub mod settings;
 pub mod signing_key;
 pub mod throttle;
+pub mod token_exchange;
 pub mod transition;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

@@ -27,6 +27,14 @@ pub fn insert(tx: &mut Tx<'_>, jti: &str, expires_at: DateTime<Utc>, now: DateTi
     Ok(())
 }
 
+/// [`insert`] for each `(jti, expires_at)`, in the caller's transaction.
+pub fn insert_many(tx: &mut Tx<'_>, tokens: &[(String, DateTime<Utc>)], now: DateTime<Utc>) -> Result<()> {
+    for (jti, exp) in tokens {
+        insert(tx, jti, *exp, now)?;
+    }
+    Ok(())
+}
+
 /// Deny-listed tokens (still unexpired) whose feed row is missing, at most
 /// `limit`: revocations acknowledged by an older Roster that never reached
 /// the feed.

@@ -85,7 +85,7 @@ fn claims(
     AccessTokenClaims {
         iss: cfg.issuer.to_string(),
         sub: subject.id.clone(),
-        aud,
+        aud: aud.into(),
         exp: iat + cfg.access_ttl.num_seconds(),
         iat,
         nbf: Some(iat),
@@ -94,6 +94,8 @@ fn claims(
         scope: scopes.join(" "),
         principal_kind: subject.kind.to_string(),
         name: subject.name.clone(),
+        act: None,
+        root_jti: None,
     }
 }
 
@@ -228,6 +230,55 @@ pub fn refresh(
         ),
         scopes,
         refresh_expires_at: Some(now + cfg.refresh_ttl),
+    })
+}
+
+/// What a token exchange (RFC 8693 §2.1) decided before its grant: the
+/// verified, live subject token and whom it is for, the acting service, the
+/// resolved target services, and the scope requested.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    pub subject_token: &'a AccessTokenClaims,
+    pub subject: &'a Principal,
+    /// The scopes `subject` holds now.
+    pub held: &'a [String],
+    pub actor: &'a Principal,
+    /// The services the token is for (RFC 8693 §2.1 `audience`).
+    pub audiences: &'a [String],
+    pub scope: Option<&'a Scopes>,
+}
+
+/// RFC 8693 §2.2 and §4.1: the token `actor` gets to act for the subject
+/// token's subject towards `audiences`. It carries at most the subject
+/// token's effective scopes, never outlives it, and nests the subject
+/// token's `act` inside its own, so the whole chain stays visible.
+pub fn exchange(x: Exchange<'_>, issued: Issued<'_>) -> Result<Grant, OAuthError> {
+    let Issued { cfg, now, jti } = issued;
+    let offered = crate::auth::access::effective_scopes(&Scopes::from_stored(&x.subject_token.scope), x.held);
+    let scopes = match x.scope {
+        None => offered,
+        Some(requested) => match requested.iter().find(|s| !offered.iter().any(|o| o == s)) {
+            Some(s) => {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope '{s}' is not among the subject token's scopes"
+                )));
+            }
+            None => requested.to_vec(),
+        },
+    };
+    let mut c = claims(x.subject, &x.actor.name, &scopes, String::new(), cfg, now, jti);
+    c.aud = crate::auth::jwt::Audience::many(x.audiences.to_vec());
+    c.exp = c.exp.min(x.subject_token.exp);
+    c.act = Some(crate::auth::jwt::Actor {
+        sub: x.actor.id.clone(),
+        client_id: x.actor.name.clone(),
+        act: x.subject_token.act.clone().map(Box::new),
+    });
+    c.root_jti = Some(x.subject_token.root().to_string());
+    Ok(Grant {
+        claims: c,
+        scopes,
+        refresh_expires_at: None,
     })
 }
 

@@ -38,11 +38,14 @@ pub struct ActiveToken {
     pub nbf: Option<i64>,
     pub iss: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<crate::auth::jwt::Audience>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     pub token_type: &'static str,
     pub principal_kind: String,
+    /// RFC 8693 §4.1: who acts for the subject, for an exchanged token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<crate::auth::jwt::Actor>,
 }
 
 impl IntrospectionResponse {
@@ -84,9 +87,17 @@ fn access_token_state(
     Ok(answer)
 }
 
-/// RFC 7662 §2.2 for a live access token of `p`, who holds `held` now.
+/// RFC 7662 §2.2 for a live access token of `p`, who holds `held` now. An
+/// exchanged token (RFC 8693) carries authority delegated for a purpose:
+/// once its subject lost any scope it carries, it is inactive, where a
+/// token of the subject's own only loses that scope.
 fn active_access_token(claims: AccessTokenClaims, p: &Principal, held: &[String]) -> IntrospectionResponse {
-    let scope = access::effective_scopes(&Scopes::from_stored(&claims.scope), held).join(" ");
+    let carried = Scopes::from_stored(&claims.scope);
+    let effective = access::effective_scopes(&carried, held);
+    if claims.act.is_some() && effective.len() < carried.iter().count() {
+        return IntrospectionResponse::inactive();
+    }
+    let scope = effective.join(" ");
     IntrospectionResponse::active(ActiveToken {
         sub: claims.sub,
         scope,
@@ -100,6 +111,7 @@ fn active_access_token(claims: AccessTokenClaims, p: &Principal, held: &[String]
         jti: Some(claims.jti),
         token_type: "Bearer",
         principal_kind: claims.principal_kind,
+        act: claims.act,
     })
 }
 
@@ -132,10 +144,11 @@ fn refresh_token_state(
         iat: row.created_at.timestamp(),
         nbf: None,
         iss: issuer.to_string(),
-        aud: Some(row.audience),
+        aud: Some(row.audience.into()),
         jti: None,
         token_type: "refresh_token",
         principal_kind: p.kind.to_string(),
+        act: None,
     }))
 }
 

@@ -54,7 +54,12 @@ pub async fn document(ctx: &OAuthContext) -> Result<ServerMetadata> {
 pub fn metadata(issuer: &str, granted_scopes: Vec<String>, password_grant: bool) -> ServerMetadata {
     let mut scopes: Vec<String> = super::oidc::OIDC_SCOPES.iter().map(|s| s.to_string()).collect();
     scopes.extend(granted_scopes.into_iter().filter(|s| !super::oidc::is_oidc_scope(s)));
-    let mut grants = vec!["authorization_code", "client_credentials", "refresh_token"];
+    let mut grants = vec![
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+        super::request::TOKEN_EXCHANGE,
+    ];
     if password_grant {
         grants.insert(2, "password");
     }

@@ -1,4 +1,5 @@
-//! The OAuth 2.0 authorization server: RFC 6749 grants, RFC 7662
+//! The OAuth 2.0 authorization server: RFC 6749 grants, RFC 8693 token
+//! exchange, RFC 7662
 //! introspection, RFC 7009 revocation and RFC 8414 metadata.
 
 pub mod authorization_request;
@@ -6,6 +7,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod code;
 pub mod error;
+pub mod exchange;
 pub mod grants;
 pub mod introspect;
 pub mod logout;

@@ -67,7 +67,7 @@ pub fn store(
             client_confidential: matches!(client, Client::Confidential(_)),
             token_hash: hash(pepper, &token),
             scope,
-            audience: grant.claims.aud.clone(),
+            audience: grant.claims.aud.single().unwrap_or_default().to_string(),
             created_at: now,
             expires_at,
             used_at: None,

@@ -89,6 +89,12 @@ pub const PARAM_LIMITS: &[(&str, usize)] = &[
     ("redirect_uri", 2000),
     ("token", 8192),
     ("token_type_hint", 64),
+    ("subject_token", 8192),
+    ("subject_token_type", 128),
+    ("actor_token", 8192),
+    ("actor_token_type", 128),
+    ("requested_token_type", 128),
+    ("audience", 255),
 ];
 
 fn check_length(name: &str, value: &str) -> Result<(), String> {
@@ -277,9 +283,35 @@ pub enum TokenRequest {
         redirect_uri: Option<String>,
         code_verifier: Option<SecretString>,
     },
+    /// RFC 8693 §2.1.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange(Box<ExchangeParams>),
 }
 
-pub const SUPPORTED_GRANTS: [&str; 4] = ["authorization_code", "client_credentials", "password", "refresh_token"];
+/// The parameters of a token exchange (RFC 8693 §2.1), as sent.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExchangeParams {
+    pub subject_token: SecretString,
+    pub subject_token_type: String,
+    pub actor_token: Option<SecretString>,
+    pub actor_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// RFC 8707 §2: a service's name, or `urn:roster:category:<name>`.
+    pub resource: Option<String>,
+    /// RFC 8693 §2.1: the same names as `resource`.
+    pub audience: Option<String>,
+    pub scope: Option<Scopes>,
+}
+
+pub const SUPPORTED_GRANTS: [&str; 5] = [
+    "authorization_code",
+    "client_credentials",
+    "password",
+    "refresh_token",
+    TOKEN_EXCHANGE,
+];
+
+pub use roster_proto::claims::token_exchange::GRANT_TYPE as TOKEN_EXCHANGE;
 
 impl TokenRequest {
     /// Its `grant_type`, as sent.
@@ -289,6 +321,7 @@ impl TokenRequest {
             Self::Password { .. } => "password",
             Self::RefreshToken { .. } => "refresh_token",
             Self::AuthorizationCode { .. } => "authorization_code",
+            Self::TokenExchange(_) => TOKEN_EXCHANGE,
         }
     }
 

@@ -24,6 +24,9 @@ pub struct TokenResponse {
     /// OpenID Connect Core §3.1.3.3, when `openid` was granted by a code.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_exposed_opt")]
     pub id_token: Option<SecretString>,
+    /// RFC 8693 §2.2.1: the type of the token a token exchange issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// Sign the access token of `grant` (RFC 9068) and build the response.
@@ -40,5 +43,6 @@ pub(super) fn respond(
         scope: grant.scopes.join(" "),
         refresh_token,
         id_token: None,
+        issued_token_type: None,
     })
 }

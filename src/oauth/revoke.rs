@@ -12,7 +12,7 @@ use crate::auth::jwt::AccessTokenClaims;
 use crate::auth::secrets::{Pepper, SecretString};
 use crate::db::Tx;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::revoked_token;
+use crate::models::{revoked_token, token_exchange};
 
 /// Who may revoke a token issued to `token_client` (`None`: a person who
 /// logged in without a client), when the caller authenticated as `caller`.
@@ -92,16 +92,21 @@ fn revoke_in(
             return Ok(());
         }
         let exp = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        // RFC 8693: what was exchanged from it, at any depth, ends with it.
+        let derived = token_exchange::descendants(tx, &claims.jti, now)?;
         audit::record(
             tx,
             NewAuditEvent::new("token.revoked", Outcome::Ok)
                 .principal(Some(&claims.sub))
                 .remote(remote)
-                .details(serde_json::json!({"token_type": "access_token", "jti": claims.jti})),
+                .details(
+                    serde_json::json!({"token_type": "access_token", "jti": claims.jti, "derived": derived.len()}),
+                ),
             now,
         )?;
         // Last: the feed's counter row stays locked from here to the commit.
         revoked_token::insert(tx, &claims.jti, exp, now)?;
+        revoked_token::insert_many(tx, &derived, now)?;
         return Ok(());
     }
     let Some(row) = refresh::find(tx, pepper, &SecretString::new(token.to_string()))? else {

@@ -81,6 +81,7 @@ async fn answer(
             };
             code::authorization_code(ctx, creds, params, remote, now).await
         }
+        TokenRequest::TokenExchange(params) => ctx.exchange(creds, *params, remote, now).await,
     }
 }
 
@@ -287,6 +288,7 @@ mod tests {
             scope: "a".into(),
             refresh_token: Some(SecretString::new("refresh-secret-value")),
             id_token: None,
+            issued_token_type: None,
         };
         let shown = format!("{r:?}");
         assert!(

@@ -48,6 +48,7 @@ fn input(redirect: &str) -> NewPrincipal {
             post_logout_redirect_uris: vec![redirect.to_string()],
         },
         credentials: Default::default(),
+        token_exchange: None,
     }
 }
 
@@ -93,6 +94,7 @@ pub fn ensure(conn: &mut DbConnection, pepper: &Pepper, issuer: &str, now: DateT
         redirect_uris: Some(wanted.clone()),
         post_logout_redirect_uris: Some(wanted),
         credentials: Default::default(),
+        token_exchange: None,
     };
     super::manage::update(conn, &existing.id, &changes, None, None, now)?;
     Ok(ConsoleClient::Updated)

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::models::client_key::AuthMethod;
 use crate::models::client_settings::ClientSettings;
 use crate::models::principal::{CategoryAssignment, PrincipalKind, PrincipalStatus};
+pub use crate::models::token_exchange::ExchangePolicy;
 use crate::names::{validate_categories, validate_name, validate_scope};
+use roster_proto::claims::token_exchange::CATEGORY_PREFIX;
 
 /// `POST /api/v1/principals`.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +44,8 @@ pub struct CreatePrincipal {
     pub jwks_uri: Option<String>,
     /// External identities (a trusted issuer's subject) that stand for it.
     pub federated_subjects: Option<Vec<FederatedSubject>>,
+    /// RFC 8693: which audiences it may exchange its callers' tokens for.
+    pub token_exchange: Option<ExchangePolicy>,
 }
 
 impl CreatePrincipal {
@@ -65,6 +69,7 @@ impl CreatePrincipal {
                 jwks_uri: self.jwks_uri.clone().map(Some),
                 federated_subjects: self.federated_subjects.clone(),
             },
+            token_exchange: self.token_exchange.clone(),
         }
     }
 }
@@ -89,6 +94,9 @@ pub struct PatchPrincipal {
     #[serde(default, deserialize_with = "double_option")]
     pub jwks_uri: Option<Option<String>>,
     pub federated_subjects: Option<Vec<FederatedSubject>>,
+    /// `null` removes the policy: the service exchanges nothing.
+    #[serde(default, deserialize_with = "double_option")]
+    pub token_exchange: Option<Option<ExchangePolicy>>,
 }
 
 /// For PATCH: a missing field is `None`, `null` is `Some(None)`.
@@ -113,6 +121,8 @@ pub struct NewPrincipal {
     pub client: ClientSettings,
     /// How a service authenticates, besides the default secret.
     pub credentials: CredentialChanges,
+    /// What it may exchange its callers' tokens for (RFC 8693).
+    pub token_exchange: Option<ExchangePolicy>,
 }
 
 impl NewPrincipal {
@@ -135,6 +145,9 @@ impl NewPrincipal {
         }
         validate_client(self.kind, &self.client)?;
         validate_credentials(self.kind, &self.credentials)?;
+        if let Some(policy) = &self.token_exchange {
+            validate_exchange_policy(self.kind, policy)?;
+        }
         if self.client.public_client && self.credentials.method.is_some_and(|m| m != AuthMethod::None) {
             return Err(Error::invalid(
                 "token_endpoint_auth_method",
@@ -156,6 +169,8 @@ pub struct PrincipalChanges {
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
     pub credentials: CredentialChanges,
+    /// `Some(None)` removes the exchange policy.
+    pub token_exchange: Option<Option<ExchangePolicy>>,
 }
 
 impl From<&PatchPrincipal> for PrincipalChanges {
@@ -173,6 +188,7 @@ impl From<&PatchPrincipal> for PrincipalChanges {
                 jwks_uri: p.jwks_uri.clone(),
                 federated_subjects: p.federated_subjects.clone(),
             },
+            token_exchange: p.token_exchange.clone(),
         }
     }
 }
@@ -208,7 +224,14 @@ impl PrincipalChanges {
                 validate_redirect_uris(field, list)?;
             }
         }
-        validate_credentials(kind, &self.credentials)
+        validate_credentials(kind, &self.credentials)?;
+        if let Some(Some(policy)) = &self.token_exchange {
+            validate_exchange_policy(kind, policy)?;
+        }
+        if kind == PrincipalKind::Human && self.token_exchange.is_some() {
+            return Err(Error::invalid("token_exchange", "only services exchange tokens"));
+        }
+        Ok(())
     }
 
     /// Does this change touch the browser-login settings?
@@ -225,6 +248,7 @@ impl PrincipalChanges {
             ("categories", self.categories.is_some()),
             ("redirect_uris", self.redirect_uris.is_some()),
             ("post_logout_redirect_uris", self.post_logout_redirect_uris.is_some()),
+            ("token_exchange", self.token_exchange.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, touched)| touched.then_some(name))
@@ -245,6 +269,51 @@ fn validate_credentials(kind: PrincipalKind, c: &CredentialChanges) -> Result<()
         ));
     }
     c.validate()
+}
+
+/// Most audiences one exchange policy names.
+pub const MAX_EXCHANGE_AUDIENCES: usize = 50;
+/// The longest delegation chain a policy may allow.
+pub const MAX_EXCHANGE_DEPTH: i32 = 10;
+
+/// An exchange policy names services or categories, each once, and allows
+/// chains of 1 to [`MAX_EXCHANGE_DEPTH`] hops. The names need not exist
+/// yet: a target is checked when a token is exchanged for it.
+fn validate_exchange_policy(kind: PrincipalKind, policy: &ExchangePolicy) -> Result<()> {
+    const FIELD: &str = "token_exchange";
+    if kind == PrincipalKind::Human {
+        return Err(Error::invalid(FIELD, "only services exchange tokens"));
+    }
+    if policy.audiences.len() > MAX_EXCHANGE_AUDIENCES {
+        return Err(Error::invalid(
+            FIELD,
+            format!("at most {MAX_EXCHANGE_AUDIENCES} audiences"),
+        ));
+    }
+    for aud in &policy.audiences {
+        let name = aud.strip_prefix(CATEGORY_PREFIX).unwrap_or(aud);
+        validate_name(FIELD, name).map_err(|_| {
+            Error::invalid(
+                FIELD,
+                format!(
+                    "audience '{}' is neither a service name nor {CATEGORY_PREFIX}<category>",
+                    aud.escape_debug()
+                ),
+            )
+        })?;
+    }
+    let mut names: Vec<&str> = policy.audiences.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::invalid(FIELD, "an audience is listed twice"));
+    }
+    if !(1..=MAX_EXCHANGE_DEPTH).contains(&policy.max_depth) {
+        return Err(Error::invalid(
+            FIELD,
+            format!("max_depth is from 1 to {MAX_EXCHANGE_DEPTH}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Most external identities one service accepts.
@@ -477,6 +546,7 @@ mod tests {
             categories: vec![],
             client: ClientSettings::default(),
             credentials: CredentialChanges::default(),
+            token_exchange: None,
         };
         ok.validate().unwrap();
         let mut bad = ok.clone();
@@ -549,6 +619,7 @@ mod tests {
                 ..Default::default()
             },
             credentials: CredentialChanges::default(),
+            token_exchange: None,
         };
         assert_eq!(field(human.validate().unwrap_err()), "redirect_uris");
     }

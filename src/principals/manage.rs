@@ -14,7 +14,9 @@ use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::client_settings::{self, ClientSettings};
 use crate::models::principal::{self, Principal, PrincipalFilter, PrincipalKind, PrincipalStatus};
 use crate::models::registration;
-use crate::models::{auth_state, login_session, new_id, password as password_row, refresh_token, revocation, secret};
+use crate::models::{
+    auth_state, login_session, new_id, password as password_row, refresh_token, revocation, secret, token_exchange,
+};
 use crate::page::{self, Page};
 
 /// Insert a validated principal with its scopes and categories, in the caller's transaction.
@@ -44,6 +46,9 @@ fn insert(conn: &mut crate::db::Tx<'_>, input: &NewPrincipal, now: DateTime<Utc>
         auth_state::bump(conn)?;
     }
     credentials::apply(conn, &row.id, &input.credentials, now)?;
+    if let Some(policy) = &input.token_exchange {
+        token_exchange::save(conn, &row.id, Some(policy), now)?;
+    }
     Ok(row)
 }
 
@@ -103,6 +108,7 @@ pub(super) fn create_service(
                     "token_endpoint_auth_method": input.credentials.method,
                     "jwks_uri": input.credentials.jwks_uri,
                     "federated_subjects": input.credentials.federated_subjects,
+                    "token_exchange": input.token_exchange,
                 })),
             now,
         )?;
@@ -202,6 +208,7 @@ pub fn bootstrap_admin_input() -> NewPrincipal {
         categories: Vec::new(),
         client: ClientSettings::default(),
         credentials: credentials::CredentialChanges::default(),
+        token_exchange: None,
     }
 }
 
@@ -260,6 +267,10 @@ fn change_status(
         PrincipalStatus::Disabled => {
             // Their browser sessions end too (single sign-on stops at once).
             login_session::end_all_for_principal(conn, id, now)?;
+            // A service that acted for others (RFC 8693) stops acting: the
+            // tokens it got by exchange are revoked, and named in the feed.
+            let acted = token_exchange::issued_to(conn, id, now)?;
+            crate::models::revoked_token::insert_many(conn, &acted, now)?;
             refresh_token::revoke_all_for_principal(conn, id, now)?
         }
         PrincipalStatus::Active => 0,
@@ -308,6 +319,12 @@ pub(super) fn update(
                 "a service cannot change its own token_endpoint_auth_method, keys or federated subjects".into(),
             ));
         }
+        // Nor for whom it may act.
+        if changes.token_exchange.is_some() && actor == Some(id) {
+            return Err(Error::Forbidden(
+                "a service cannot change its own token_exchange policy".into(),
+            ));
+        }
         let fields = changes.fields();
         if !fields.is_empty() {
             auth_state::bump(conn)?;
@@ -342,6 +359,9 @@ pub(super) fn update(
                 client_settings::put(conn, id, &client, now)?;
             }
             let applied = credentials::apply(conn, id, &changes.credentials, now)?;
+            if let Some(policy) = &changes.token_exchange {
+                token_exchange::save(conn, id, policy.as_ref(), now)?;
+            }
             audit::record(
                 conn,
                 NewAuditEvent::new("principal.updated", Outcome::Ok)
@@ -356,6 +376,7 @@ pub(super) fn update(
                         "jwks_uri": changes.credentials.jwks_uri,
                         "federated_subjects": changes.credentials.federated_subjects,
                         "secrets_removed": applied.secrets_removed,
+                        "token_exchange": changes.token_exchange,
                     })),
                 now,
             )?;

@@ -127,6 +127,8 @@ mod tests {
                 scope: scope.into(),
                 principal_kind: "human".into(),
                 name: id.into(),
+                act: None,
+                root_jti: None,
             },
             principal: Principal {
                 id: id.into(),

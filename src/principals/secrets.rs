@@ -241,6 +241,7 @@ mod tests {
                 redirect_uris: None,
                 post_logout_redirect_uris: None,
                 credentials: None,
+                token_exchange: None,
                 created_at: t,
                 updated_at: t,
             },

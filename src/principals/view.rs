@@ -33,6 +33,9 @@ pub struct PrincipalView {
     /// `jwks`, `jwks_uri`, `federated_subjects`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsView>,
+    /// A service's token exchange policy (RFC 8693), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<crate::models::token_exchange::ExchangePolicy>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -53,6 +56,9 @@ pub fn many(conn: &mut DbConnection, rows: Vec<Principal>) -> Result<Vec<Princip
     let mut clients: std::collections::HashMap<String, ClientSettings> =
         client_settings::find_many(conn, &ids)?.into_iter().collect();
     let mut credentials = super::credentials::views(conn, &ids)?;
+    let mut policies: std::collections::HashMap<String, _> = crate::models::token_exchange::find_many(conn, &ids)?
+        .into_iter()
+        .collect();
     rows.into_iter()
         .map(|p| {
             let kind = p.kind;
@@ -72,6 +78,7 @@ pub fn many(conn: &mut DbConnection, rows: Vec<Principal>) -> Result<Vec<Princip
             };
             Ok(PrincipalView {
                 credentials,
+                token_exchange: policies.remove(&p.id),
                 public_client: client.as_ref().map(|c| c.public_client),
                 post_logout_redirect_uris: client.as_ref().map(|c| c.post_logout_redirect_uris.clone()),
                 redirect_uris: client.map(|c| c.redirect_uris),

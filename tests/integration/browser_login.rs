@@ -972,7 +972,12 @@ async fn the_password_grant_can_be_switched_off(backend: Backend) {
     let (_, meta) = app.get_json("/.well-known/openid-configuration").await;
     assert_eq!(
         meta["grant_types_supported"],
-        json!(["authorization_code", "client_credentials", "refresh_token"])
+        json!([
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(
         meta["authorization_endpoint"],

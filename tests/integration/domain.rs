@@ -34,6 +34,7 @@ fn service(name: &str, scopes: &[&str]) -> CreatePrincipal {
         jwks: None,
         jwks_uri: None,
         federated_subjects: None,
+        token_exchange: None,
     }
 }
 

@@ -18,6 +18,7 @@ mod credentials;
 mod discovery;
 mod domain;
 mod examples;
+mod exchange;
 mod faults;
 mod hardening;
 mod health;

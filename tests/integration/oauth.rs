@@ -1157,7 +1157,13 @@ async fn well_known_documents_describe_the_server() {
     }
     assert_eq!(
         oauth["grant_types_supported"],
-        serde_json::json!(["authorization_code", "client_credentials", "password", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "client_credentials",
+            "password",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(
         oauth["token_endpoint_auth_methods_supported"],

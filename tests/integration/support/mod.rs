@@ -448,6 +448,7 @@ impl TestApp {
             jwks: None,
             jwks_uri: None,
             federated_subjects: None,
+            token_exchange: None,
         };
         self.state
             .principals()

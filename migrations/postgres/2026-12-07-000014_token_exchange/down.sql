@@ -1,0 +1,2 @@
+DROP TABLE exchanged_tokens;
+DROP TABLE token_exchange_policies;

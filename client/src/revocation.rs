@@ -140,6 +140,11 @@ impl RevocationState {
         self.synced_at = Some(now);
     }
 
+    /// Is `jti` on the feed's list of revoked tokens?
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.tokens.contains_key(jti)
+    }
+
     /// Judge a token with a valid signature and claims at `now`.
     pub fn judge(
         &self,

@@ -179,8 +179,15 @@ struct Inner {
     /// Renew once this share of the lifetime has passed.
     renew_at: f64,
     slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
+    /// Exchanged tokens, per (subject token's `jti`, audience).
+    exchanges: Mutex<HashMap<SlotKey, Arc<Slot>>>,
     requests: AtomicU64,
 }
+
+/// Most exchanged tokens cached at once: past it, expired ones go, and if
+/// none had, the cache starts over (a flood of callers costs requests,
+/// never unbounded memory).
+const MAX_EXCHANGE_SLOTS: usize = 4096;
 
 /// Client-credentials tokens for one service, shared by all its tasks
 /// (cheap to clone).
@@ -262,6 +269,7 @@ impl TokenSource {
                 backoff,
                 renew_at: 0.8,
                 slots: Mutex::new(HashMap::new()),
+                exchanges: Mutex::new(HashMap::new()),
                 requests: AtomicU64::new(0),
             }),
         })
@@ -392,6 +400,132 @@ impl TokenSource {
             .send()
             .await
             .map_err(|e| TokenError::Request(e.to_string()))
+    }
+
+    /// Token exchange (RFC 8693): a token that lets this service act for the
+    /// subject of `subject` (a token a caller sent it) towards `audience` (a
+    /// service's name, or `urn:roster:category:NAME`). Roster checks that
+    /// `subject` was sent to this service, that an admin allowed the hop,
+    /// and the length of the chain; the new token carries the subject and
+    /// `act` naming this service.
+    ///
+    /// Cached per (subject token's `jti`, audience) until 80 % of its
+    /// lifetime, with one request however many callers ask at once. A
+    /// refusal is not cached: it is the caller's to answer.
+    ///
+    /// ```no_run
+    /// # async fn f(tokens: roster_client::TokenSource, incoming: &str) -> Result<(), roster_client::TokenError> {
+    /// let for_billing = tokens.exchange(incoming, "billing").await?;
+    /// # let _ = for_billing; Ok(()) }
+    /// ```
+    pub async fn exchange(&self, subject: &str, audience: &str) -> Result<AccessToken, TokenError> {
+        let slot = self.exchange_slot(subject, audience);
+        if let Some(t) = slot.fresh(self.inner.clock.now()) {
+            return Ok(t);
+        }
+        let _one = slot.renewal.lock().await;
+        if let Some(t) = slot.fresh(self.inner.clock.now()) {
+            return Ok(t);
+        }
+        let (secret, lifetime) = self.request_exchange(subject, audience).await?;
+        let now = self.inner.clock.now();
+        let renew_in = Duration::milliseconds((lifetime.num_milliseconds() as f64 * self.inner.renew_at) as i64);
+        let token = AccessToken {
+            secret: Arc::new(secret),
+            expires_at: now + lifetime,
+        };
+        slot.store(Some(Cached {
+            token: token.clone(),
+            renew_after: now + renew_in,
+        }));
+        Ok(token)
+    }
+
+    fn exchange_slot(&self, subject: &str, audience: &str) -> Arc<Slot> {
+        // The subject's jti names it; a token that is not a JWT is its own name
+        // (Roster will refuse it, and nothing is cached).
+        let jti = jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(subject)
+            .ok()
+            .and_then(|c| c.get("jti").and_then(|j| j.as_str()).map(str::to_string))
+            .unwrap_or_else(|| subject.to_string());
+        let mut slots = match self.inner.exchanges.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if slots.len() >= MAX_EXCHANGE_SLOTS {
+            let now = self.inner.clock.now();
+            slots.retain(|_, slot| slot.valid(now, Duration::zero()).is_some());
+            if slots.len() >= MAX_EXCHANGE_SLOTS {
+                slots.clear();
+            }
+        }
+        slots.entry((jti, audience.to_string())).or_default().clone()
+    }
+
+    /// How many exchanged tokens are cached.
+    pub fn exchanges_cached(&self) -> usize {
+        match self.inner.exchanges.lock() {
+            Ok(g) => g.len(),
+            Err(p) => p.into_inner().len(),
+        }
+    }
+
+    /// One token-exchange request (RFC 8693 §2.1): the token and its lifetime.
+    async fn request_exchange(&self, subject: &str, audience: &str) -> Result<(SecretString, Duration), TokenError> {
+        use roster_proto::claims::token_exchange::{ACCESS_TOKEN, GRANT_TYPE};
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let client_id = self.inner.oauth.client_id().as_str().to_string();
+        let mut form: Vec<(&str, String)> = vec![
+            ("grant_type", GRANT_TYPE.into()),
+            ("subject_token", subject.into()),
+            ("subject_token_type", ACCESS_TOKEN.into()),
+            ("audience", audience.into()),
+        ];
+        let mut req = self.inner.http.post(&self.inner.token_endpoint);
+        match &self.inner.auth {
+            // RFC 6749 §2.3.1: both parts form-urlencoded, then Basic.
+            crate::auth::ClientAuth::Secret(secret) => {
+                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                req = req.basic_auth(enc(&client_id), Some(enc(secret.expose_secret())));
+            }
+            auth => {
+                let assertion =
+                    crate::auth::assertion(auth, &client_id, &self.inner.token_endpoint, self.inner.clock.now())
+                        .map_err(TokenError::Request)?
+                        .unwrap_or_default();
+                form.push(("client_id", client_id.clone()));
+                form.push(("client_assertion_type", crate::auth::JWT_BEARER.into()));
+                form.push(("client_assertion", assertion));
+            }
+        }
+        let unavailable = |reason: String| TokenError::Unavailable {
+            reason,
+            retry_at: self.inner.clock.now(),
+        };
+        let resp = req.form(&form).send().await.map_err(|e| unavailable(error_chain(&e)))?;
+        let status = resp.status();
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| unavailable(format!("{status}: {}", error_chain(&e))))?;
+        let text = |field: &str| body.get(field).and_then(|v| v.as_str()).map(str::to_string);
+        if status.is_success()
+            && let Some(token) = text("access_token")
+        {
+            let lifetime = body
+                .get("expires_in")
+                .and_then(serde_json::Value::as_i64)
+                .map(Duration::seconds)
+                .unwrap_or(Duration::seconds(60));
+            return Ok((SecretString::from(token), lifetime));
+        }
+        match text("error") {
+            Some(error) if status.is_client_error() => Err(TokenError::Refused {
+                error,
+                description: text("error_description").unwrap_or_default(),
+            }),
+            _ => Err(unavailable(format!("the token endpoint answered {status}"))),
+        }
     }
 
     /// One client-credentials request: the token and its lifetime.

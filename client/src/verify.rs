@@ -13,7 +13,7 @@ use crate::error::VerifyError;
 use crate::jwks::{self, KeySet, KeysError};
 use crate::revocation::{FeedPage, RevocationPolicy, RevocationState, Verdict};
 use crate::token::{TokenError, TokenRequest, TokenSource};
-use roster_proto::claims::{AccessTokenClaims, is_access_token_typ};
+use roster_proto::claims::{AccessTokenClaims, Actor, is_access_token_typ};
 
 /// Who is calling: the claims of a verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +35,23 @@ pub struct Claims {
     pub issued_at: DateTime<Utc>,
     /// `exp`.
     pub expires_at: DateTime<Utc>,
+    /// RFC 8693 §4.1: for a token made by token exchange, the service that
+    /// acts for the subject, with the actors before it nested inside.
+    pub act: Option<Actor>,
 }
 
 impl Claims {
+    /// The services acting for the subject, the one that called first:
+    /// empty for a token the subject got for itself.
+    pub fn actors(&self) -> Vec<&str> {
+        let mut chain: Vec<&str> = match &self.act {
+            Some(act) => act.chain().iter().map(|a| a.client_id.as_str()).collect(),
+            None => Vec::new(),
+        };
+        chain.reverse();
+        chain
+    }
+
     /// Does the token carry `scope`?
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
@@ -284,7 +298,16 @@ impl Verifier {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
+            let carried = scopes.len();
             match state.judge(&c.jti, &c.sub, c.iat, &scopes, now, &f.policy) {
+                // RFC 8693: revoking the token a chain started from ends the chain.
+                Verdict::Accept(_) if c.root_jti.is_some() && state.is_revoked(c.root()) => {
+                    return Err(VerifyError::Invalid("revoked"));
+                }
+                // Delegated authority ends when its subject loses a scope it carries.
+                Verdict::Accept(s) if c.act.is_some() && s.len() < carried => {
+                    return Err(VerifyError::Invalid("its subject lost a scope it carries"));
+                }
                 Verdict::Accept(s) => scopes = s,
                 Verdict::Revoked(why) => return Err(VerifyError::Invalid(why)),
                 Verdict::Stale => return Err(VerifyError::Unavailable("the revocation feed is stale")),
@@ -299,6 +322,7 @@ impl Verifier {
             jti: c.jti,
             issued_at: DateTime::from_timestamp(c.iat, 0).unwrap_or(now),
             expires_at: DateTime::from_timestamp(c.exp, 0).unwrap_or(now),
+            act: c.act,
         })
     }
 

@@ -25,6 +25,7 @@ on_both_backends!(
     the_agent_registers_heartbeats_and_leaves,
     roster_stopped_then_restarted,
     the_verifier_reads_the_feed_again_and_finds_a_late_row,
+    a_service_exchanges_its_callers_token_and_the_next_sees_the_chain,
 );
 
 impl Roster {
@@ -616,4 +617,73 @@ async fn roster_stopped_then_restarted(backend: Backend) {
     let fresh = roster.raw_token("billing", &caller_secret, Some("orders")).await;
     verifier.verify(&fresh).await.unwrap();
     agent.leave().await.unwrap();
+}
+
+/// RFC 8693 through roster-client: `TokenSource::exchange` caches per
+/// (subject, audience), the next service's `Verifier` shows the chain, and
+/// revoking the caller's token ends the exchanged one there too.
+async fn a_service_exchanges_its_callers_token_and_the_next_sees_the_chain(backend: Backend) {
+    let roster = Roster::start(backend, &[]).await;
+    let admin = roster.admin_token().await;
+    let (orders_id, orders_secret) = roster.service("orders", &[]).await;
+    let (_, billing_secret) = roster.service("billing", &[]).await;
+    let (frontend_id, frontend_secret) = roster.service("frontend", &["orders:read"]).await;
+    let r = reqwest::Client::new()
+        .patch(format!("{}/api/v1/principals/{orders_id}", roster.issuer()))
+        .bearer_auth(&admin)
+        .json(&json!({"token_exchange": {"audiences": ["billing"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let incoming = roster.raw_token("frontend", &frontend_secret, Some("orders")).await;
+
+    let orders = roster.tokens("orders", &orders_secret, Clock::system()).await;
+    let first = orders.exchange(&incoming, "billing").await.unwrap();
+    let again = orders.exchange(&incoming, "billing").await.unwrap();
+    assert_eq!(first.secret(), again.secret(), "cached per (subject, audience)");
+    assert_eq!((orders.requests_sent(), orders.exchanges_cached()), (1, 1));
+    let e = orders.exchange(&incoming, "ledger").await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(roster_client::proto::error::ErrorCode::UnauthorizedClient),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "Roster refused the token request: unauthorized_client: 'orders' may not exchange tokens for 'ledger'"
+    );
+
+    let billing = roster.tokens("billing", &billing_secret, Clock::system()).await;
+    let verifier = roster.verifier("billing", Clock::system()).await;
+    verifier
+        .follow_revocations(billing, RevocationPolicy::default())
+        .await
+        .unwrap();
+    let caller = verifier.verify(first.secret()).await.unwrap();
+    assert_eq!(
+        (
+            caller.id.as_str(),
+            caller.name.as_str(),
+            caller.client_id.as_str(),
+            caller.actors()
+        ),
+        (frontend_id.as_str(), "frontend", "orders", vec!["orders"])
+    );
+    assert_eq!(
+        caller.act,
+        Some(roster_client::proto::claims::Actor {
+            sub: orders_id,
+            client_id: "orders".into(),
+            act: None
+        })
+    );
+
+    let index = verifier.revocation_index();
+    roster.revoke("frontend", &frontend_secret, &incoming).await;
+    within(verifier.revocations_applied(index + 1)).await;
+    assert_eq!(
+        verifier.verify(first.secret()).await,
+        Err(VerifyError::Invalid("revoked"))
+    );
 }

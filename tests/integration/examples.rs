@@ -273,6 +273,15 @@ fn services_without_secrets_run_as_written() {
 }
 
 #[test]
+fn token_exchange_runs_as_written() {
+    let out = run_example("exchange");
+    let expected = "urn:ietf:params:oauth:token-type:access_token\nalice\nbilling\norders\nalice\n\
+        {\"error\":\"unauthorized_client\",\"error_description\":\"'orders' may not exchange tokens for 'ledger'\"}\n\
+        {}\n{\"active\":false}\n";
+    assert!(out.ends_with(expected), "{out}");
+}
+
+#[test]
 fn recovery_runs_as_written() {
     let out = run_example("recover");
     assert!(out.ends_with("admin\ndave\n"), "{out}");

@@ -2,7 +2,8 @@
 # Unmodified standard clients of other ecosystems against a running Roster:
 # openid-client and jose (Node), PyJWT (Python), for EdDSA and ES256 keys;
 # openid-client also with private_key_jwt (a key instead of a secret);
-# openid-client also through the browser login (authorization code + PKCE).
+# openid-client also through the browser login (authorization code + PKCE);
+# authlib's fetch_token for token exchange (RFC 8693), checked with PyJWT.
 # Usage: tests/interop/run.sh [path/to/roster]   (default: target/debug/roster)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -18,8 +19,8 @@ cp "$HERE/package.json" "$HERE/package-lock.json" "$HERE"/*.cjs "$HERE"/*.mjs "$
 (cd "$WORK" && npm ci --silent --no-audit --no-fund >/dev/null)
 # PyJWT in a virtual environment of its own, never in the system Python.
 VENV="${INTEROP_VENV:-${TMPDIR:-/tmp}/roster-interop-venv}"
-"$VENV/bin/python" -c 'import jwt, cryptography' 2>/dev/null \
-  || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q "pyjwt[crypto]==2.10.1"; }
+"$VENV/bin/python" -c 'import jwt, cryptography, authlib, requests' 2>/dev/null \
+  || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q "pyjwt[crypto]==2.10.1" "authlib==1.6.5" "requests==2.32.5"; }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 for alg in EdDSA ES256; do
@@ -33,6 +34,9 @@ for alg in EdDSA ES256; do
   (cd "$WORK" && node private_key_jwt.cjs keygen "$WORK/keys-$alg")
   "$BIN" principal create-service my-keyed-svc --scope api:read --jwks-file "$WORK/keys-$alg/jwks.json" >/dev/null
   printf '%s' "interop-person-password" | "$BIN" principal create-human ada --password-stdin >/dev/null
+  acting=$("$BIN" principal create-service my-acting-svc --exchange-audience my-next-svc \
+           | python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])')
+  "$BIN" principal create-service my-next-svc >/dev/null
   "$BIN" serve --listen "127.0.0.1:$PORT" 2>"$WORK/serve-$alg.log" &
   PID=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
@@ -45,6 +49,7 @@ for alg in EdDSA ES256; do
           | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   (cd "$WORK" && node jose_verify.mjs "$base" "$token")
   "$VENV/bin/python" "$HERE/pyjwt_verify.py" "$base" "$token"
+  "$VENV/bin/python" "$HERE/token_exchange.py" "$base" my-acting-svc "$acting" my-next-svc ada interop-person-password
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 done
 echo "interop: ok"

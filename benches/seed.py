@@ -1,7 +1,7 @@
 """Seed a running Roster for benches/bench.sh, over its HTTP API.
 
 Creates the bench clients (bench-svc with api:read, bench-rs which
-introspects, and bench-jwt with private_key_jwt when BENCH_JWKS names its JWK Set), the person bench-user, and SERVICES registry services with
+introspects, bench-act which exchanges tokens for bench-rs, and bench-jwt with private_key_jwt when BENCH_JWKS names its JWK Set), the person bench-user, and SERVICES registry services with
 PAGES pages each (pushed manifests). Prints shell assignments of the secrets.
 
 Usage: seed.py BASE_URL ADMIN_PASSWORD SERVICES PAGES
@@ -50,7 +50,11 @@ if os.environ.get("BENCH_JWKS"):
         jwks = json.load(f)
     call("POST", "/api/v1/principals", {"kind": "service", "name": "bench-jwt", "scopes": ["api:read"],
                                          "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks}, token=admin)
-call("POST", "/api/v1/principals", {"kind": "human", "name": "bench-user", "password": "bench-user-password"}, token=admin)
+call("POST", "/api/v1/principals", {"kind": "human", "name": "bench-user", "password": "bench-user-password",
+                                     "scopes": ["api:read"]}, token=admin)
+# bench-act acts for its callers towards bench-rs (token exchange, RFC 8693).
+act_secret = call("POST", "/api/v1/principals", {"kind": "service", "name": "bench-act",
+                                                 "token_exchange": {"audiences": ["bench-rs"]}}, token=admin)["client_secret"]
 for i in range(services):
     name = f"svc-{i:03}"
     s = service(name, [], [{"name": f"cat-{i % 5}", "priority": i}])
@@ -67,3 +71,4 @@ for i in range(services):
     call("PUT", f"/api/v1/services/{name}/modules", manifest, token=token)
 print(f"SECRET={secret}")
 print(f"RS_SECRET={rs_secret}")
+print(f"ACT_SECRET={act_secret}")

@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod feed;
+pub mod group_commit;
 pub mod http;
 pub mod logging;
 pub mod models;

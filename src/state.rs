@@ -100,6 +100,8 @@ impl AppState {
                     signatures: crate::auth::jwt::VerifiedSignatures::new(),
                     remote_keys,
                     jtis: crate::auth::jti_ledger::JtiLedger::new(),
+                    exchanges: crate::oauth::exchange::ledger(),
+                    targets: crate::oauth::exchange::TargetCache::new(),
                 }),
                 principals: PrincipalsContext {
                     db: db.clone(),

@@ -46,6 +46,13 @@ fn still_held(scope: &str, held: &[String]) -> bool {
     held.iter().any(|h| h == scope) || crate::names::is_oidc_scope(scope)
 }
 
+/// An exchanged token (RFC 8693) carries authority delegated for a
+/// purpose: it holds only while its subject still holds every scope it
+/// carries. (A token of the subject's own just loses the scope.)
+pub fn delegation_holds(claims: &AccessTokenClaims, held: &[String]) -> bool {
+    claims.act.is_none() || Scopes::from_stored(&claims.scope).iter().all(|s| still_held(s, held))
+}
+
 impl Caller {
     /// The token carries `scope` and the principal still holds it.
     pub fn has_scope(&self, scope: &str) -> bool {

@@ -52,6 +52,8 @@ pub struct AuthenticatedClient {
     pub secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The scopes granted to it now.
     pub scopes: Vec<String>,
+    /// What it may exchange its callers' tokens for (RFC 8693), if anything.
+    pub exchange: Option<crate::models::token_exchange::ExchangePolicy>,
 }
 
 /// Check `client_id` / `client_secret`. The presented secret is hashed with
@@ -93,11 +95,13 @@ pub fn authenticate(
         return Ok(Err((ClientAuthFailure::Disabled, Some(p))));
     }
     let scopes = principal::scopes_of(conn, &p.id)?;
+    let exchange = crate::models::token_exchange::find(conn, &p.id)?;
     Ok(Ok(AuthenticatedClient {
         principal: p,
         secret_id: Some(found.id.clone()),
         secret_expires_at: found.expires_at,
         scopes,
+        exchange,
     }))
 }
 
@@ -222,11 +226,13 @@ pub fn authenticate_asserted(
         }
     }
     let scopes = principal::scopes_of(conn, &p.id)?;
+    let exchange = crate::models::token_exchange::find(conn, &p.id)?;
     Ok(Ok(AuthenticatedClient {
         principal: p,
         secret_id: None,
         secret_expires_at: None,
         scopes,
+        exchange,
     }))
 }
 

@@ -5,13 +5,11 @@
 //! spent before, here or on another instance, or twice in one batch, is
 //! answered `false`.
 
-use std::sync::Mutex;
-
 use chrono::{DateTime, Utc};
-use tokio::sync::oneshot;
 
 use crate::db::Pool;
 use crate::error::{Error, Result};
+use crate::group_commit::GroupCommit;
 use crate::models::client_key;
 
 /// Most `jti`s written by one transaction.
@@ -25,16 +23,12 @@ pub struct Spend {
     pub expires_at: DateTime<Utc>,
 }
 
-struct Pending {
-    spend: Spend,
-    answer: oneshot::Sender<Result<bool>>,
-}
+pub struct JtiLedger(GroupCommit<Spend, bool>);
 
-#[derive(Default)]
-pub struct JtiLedger {
-    queue: Mutex<Vec<Pending>>,
-    /// Held by the request writing a batch; the others queue meanwhile.
-    writing: tokio::sync::Mutex<()>,
+impl Default for JtiLedger {
+    fn default() -> Self {
+        Self(GroupCommit::new("jti", MAX_BATCH, 1, spend_all))
+    }
 }
 
 impl JtiLedger {
@@ -42,37 +36,10 @@ impl JtiLedger {
         Self::default()
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Spend `spend.jti` for its client: `true` the first time ever, `false`
     /// for a replay. The answer is durable when it comes.
     pub async fn spend(&self, db: &Pool, spend: Spend) -> Result<bool> {
-        let (tx, mut rx) = oneshot::channel();
-        self.queue().push(Pending { spend, answer: tx });
-        // Whoever holds the lock writes what is queued. A request answered
-        // by another's batch returns at once instead of queueing for the
-        // lock; one that takes the lock writes the next batch (its own
-        // entry is in it, or already answered).
-        loop {
-            let writing = tokio::select! {
-                biased;
-                answer = &mut rx => {
-                    return answer.unwrap_or_else(|_| Err(Error::Unavailable("the database could not take the jti batch".into())));
-                }
-                writing = self.writing.lock() => writing,
-            };
-            let batch: Vec<Pending> = {
-                let mut queue = self.queue();
-                let n = queue.len().min(MAX_BATCH);
-                queue.drain(..n).collect()
-            };
-            if !batch.is_empty() {
-                write(db, batch).await;
-            }
-            drop(writing);
-        }
+        self.0.submit(db, spend).await
     }
 }
 
@@ -99,36 +66,4 @@ fn spend_all(conn: &mut crate::db::DbConnection, spends: &[Spend]) -> Result<Vec
             })
             .collect::<Result<Vec<bool>>>()
     })
-}
-
-/// One transaction for the batch; each waiter gets its own answer, or the
-/// batch's error. The answers are sent from the pool's thread, so a leader
-/// whose request is cancelled mid-write (its client went away) still
-/// answers the others; a batch the pool never ran (closed or full) drops
-/// its senders, which its waiters read as unavailable.
-async fn write(db: &Pool, batch: Vec<Pending>) {
-    let _ = db
-        .run(move |conn| {
-            let spends: Vec<Spend> = batch.iter().map(|p| p.spend.clone()).collect();
-            match spend_all(conn, &spends) {
-                Ok(fresh) => {
-                    for (p, fresh) in batch.into_iter().zip(fresh) {
-                        let _ = p.answer.send(Ok(fresh));
-                    }
-                }
-                Err(e) => {
-                    let transient = e.is_transient();
-                    let message = e.to_string();
-                    for p in batch {
-                        let _ = p.answer.send(Err(if transient {
-                            Error::Unavailable(message.clone())
-                        } else {
-                            Error::internal(message.clone())
-                        }));
-                    }
-                }
-            }
-            Ok::<_, Error>(())
-        })
-        .await;
 }

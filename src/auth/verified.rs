@@ -202,6 +202,7 @@ mod tests {
                 updated_at: t,
                 tokens_not_before: None,
             },
+            exchange: None,
             secret_id: Some("s1".into()),
             secret_expires_at: expires_at,
             scopes: vec!["a".into()],

@@ -95,6 +95,44 @@ pub fn record(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>)
     insert(conn, event, now).map(|_| ())
 }
 
+/// Record many events with one multi-row INSERT (one round trip), in the
+/// caller's transaction: a batch of requests decided together.
+pub fn record_all(conn: &mut DbConnection, events: &[(NewAuditEvent, DateTime<Utc>)]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<AuditEventRow> = events
+        .iter()
+        .map(|(event, now)| AuditEventRow {
+            id: new_ordered_id(*now),
+            created_at: *now,
+            event_type: event.event_type.to_string(),
+            outcome: event.outcome.as_str().to_string(),
+            actor_id: event.actor_id.clone(),
+            principal_id: event.principal_id.clone(),
+            remote_addr: event.remote_addr.clone(),
+            reason: event.reason.clone(),
+            details: event.details.as_ref().map(|d| d.to_string()),
+            repeat_count: 1,
+        })
+        .collect();
+    macro_rules! insert_all {
+        ($c:expr) => {
+            diesel::insert_into(audit_events::table)
+                .values(rows.clone())
+                .execute($c)
+        };
+    }
+    crate::db::on_backend(
+        conn,
+        #[cfg(feature = "postgres")]
+        |c| insert_all!(c),
+        #[cfg(feature = "sqlite")]
+        |c| insert_all!(c),
+    )?;
+    Ok(())
+}
+
 /// Record an event; returns the new row's id.
 pub fn insert(conn: &mut DbConnection, event: NewAuditEvent, now: DateTime<Utc>) -> Result<String> {
     let id = new_ordered_id(now);

@@ -128,6 +128,29 @@ pub fn insert(conn: &mut DbConnection, row: &ExchangedToken) -> Result<()> {
     Ok(())
 }
 
+/// Insert many rows with one multi-row INSERT (one round trip), in the
+/// caller's transaction.
+pub fn insert_all(conn: &mut DbConnection, rows: &[ExchangedToken]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    macro_rules! insert_all {
+        ($c:expr) => {
+            diesel::insert_into(exchanged_tokens::table)
+                .values(rows.to_vec())
+                .execute($c)
+        };
+    }
+    crate::db::on_backend(
+        conn,
+        #[cfg(feature = "postgres")]
+        |c| insert_all!(c),
+        #[cfg(feature = "sqlite")]
+        |c| insert_all!(c),
+    )?;
+    Ok(())
+}
+
 /// Every unexpired token made from `jti` by exchanges, at any depth, with
 /// its expiry: one query per level of the chain.
 pub fn descendants(conn: &mut DbConnection, jti: &str, now: DateTime<Utc>) -> Result<Vec<(String, DateTime<Utc>)>> {

@@ -2,6 +2,8 @@
 //! that lets it act for the same subject towards another service, checked
 //! hop by hop against the services an admin allowed and the registry.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use super::OAuthContext;
@@ -12,7 +14,9 @@ use super::request::{ClientCredentials, ExchangeParams};
 use super::response::{TokenResponse, respond};
 use crate::auth::access::{self, verify_reloading};
 use crate::auth::jwt::AccessTokenClaims;
+use crate::auth::live::{Known, Lookup};
 use crate::db::Tx;
+use crate::group_commit::GroupCommit;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::new_id;
 use crate::models::principal::{self, Principal, PrincipalKind};
@@ -21,7 +25,7 @@ use crate::models::token_exchange::{self, ExchangePolicy, ExchangedToken};
 use roster_proto::claims::token_exchange::{ACCESS_TOKEN, CATEGORY_PREFIX};
 
 /// What the token is for (RFC 8693 §2.1 `resource` / `audience`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// One registered service, by name.
     Service(String),
@@ -121,8 +125,19 @@ impl OAuthContext {
             ),
             None => None,
         };
-        let (oauth, cfg, scope) = (self.clone(), self.token.clone(), params.scope);
-        let grant = self
+        // The steady state: the caller verified recently, the subject token's
+        // liveness in the live view, the target resolved a moment ago. Only
+        // the token's row and audit event are written, in a batch.
+        if actor_token.is_none()
+            && let Some(subject) = &subject
+            && let Some((grant, record)) = self.decided_in_memory(&creds, subject, &target, params.scope.as_ref(), now)
+        {
+            self.exchanges.submit(&self.db, record).await?;
+            return issued(self, &grant);
+        }
+        let (epoch, index) = (self.verified.epoch(), self.live.index());
+        let (oauth, cfg, scope, asked_for) = (self.clone(), self.token.clone(), params.scope, target.clone());
+        let (grant, known) = self
             .db
             .run(move |conn| {
                 let client = client_auth::authenticate(conn, &oauth, remote.as_deref(), now, &creds)?
@@ -133,16 +148,191 @@ impl OAuthContext {
                         actor: &client.principal,
                         subject: &subject,
                         actor_token: actor_token.as_ref(),
-                        target: &target,
+                        target: &asked_for,
                         scope: scope.as_ref(),
                     };
                     exchange(tx, asked, &cfg, remote.as_deref(), now)
                 })
             })
             .await?;
-        let mut response = respond(&self.keys.current(), &grant, None)?;
-        response.issued_token_type = Some(ACCESS_TOKEN);
-        Ok(response)
+        // What the next exchange of this kind needs from memory.
+        self.targets.remember(&target, grant.claims.aud.as_slice(), epoch, now);
+        self.live.remember(index, known);
+        issued(self, &grant)
+    }
+
+    /// The exchange decided from memory alone, or `None` for anything
+    /// that needs the database (a cache miss, or any refusal: the database
+    /// path gives it, audited and exact).
+    fn decided_in_memory(
+        &self,
+        creds: &ClientCredentials,
+        subject: &AccessTokenClaims,
+        target: &Target,
+        scope: Option<&crate::names::Scopes>,
+        now: DateTime<Utc>,
+    ) -> Option<(grants::Grant, ExchangeRecord)> {
+        let client = client_auth::recently_verified(self, now, creds)?;
+        let Lookup::Live(known) = self.live.check(subject, now) else {
+            return None;
+        };
+        let policy = client.exchange.as_ref()?;
+        let actor = &client.principal;
+        if !subject.aud.contains(&actor.name)
+            || !policy.audiences.contains(&target.as_named())
+            || check_depth(subject, policy, &actor.name).is_err()
+            || !access::delegation_holds(subject, &known.scopes)
+        {
+            return None;
+        }
+        let audiences = self.targets.get(target, self.verified.epoch(), now)?;
+        let x = Exchange {
+            subject_token: subject,
+            subject: &known.principal,
+            held: &known.scopes,
+            actor,
+            audiences: &audiences,
+            scope,
+        };
+        let grant = grants::exchange(
+            x,
+            grants::Issued {
+                cfg: &self.token,
+                now,
+                jti: new_id(),
+            },
+        )
+        .ok()?;
+        let record = ExchangeRecord::of(&x, &grant, None, now);
+        Some((grant, record))
+    }
+}
+
+/// The answer to an exchange (RFC 8693 §2.2.1).
+fn issued(ctx: &OAuthContext, grant: &grants::Grant) -> Result<TokenResponse, OAuthError> {
+    let mut response = respond(&ctx.keys.current(), grant, None)?;
+    response.issued_token_type = Some(ACCESS_TOKEN);
+    Ok(response)
+}
+
+/// What an exchange stores: the token's row (for revocation to follow)
+/// and its audit event.
+pub struct ExchangeRecord {
+    row: ExchangedToken,
+    audit: NewAuditEvent,
+    now: DateTime<Utc>,
+}
+
+impl ExchangeRecord {
+    fn of(x: &Exchange<'_>, grant: &grants::Grant, remote: Option<&str>, now: DateTime<Utc>) -> Self {
+        let claims = &grant.claims;
+        let mut chain = vec![x.subject.name.clone()];
+        if let Some(act) = &claims.act {
+            chain.extend(act.chain().iter().rev().map(|a| a.client_id.clone()));
+        }
+        Self {
+            row: ExchangedToken {
+                jti: claims.jti.clone(),
+                parent_jti: x.subject_token.jti.clone(),
+                root_jti: x.subject_token.root().to_string(),
+                principal_id: x.subject.id.clone(),
+                actor_id: x.actor.id.clone(),
+                expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
+            },
+            audit: NewAuditEvent::new("token.exchanged", Outcome::Ok)
+                .actor(Some(&x.actor.id))
+                .principal(Some(&x.subject.id))
+                .remote(remote)
+                .details(serde_json::json!({
+                    "chain": chain,
+                    "audience": x.audiences,
+                    "scope": grant.scopes,
+                    "jti": claims.jti,
+                    "subject_jti": x.subject_token.jti,
+                    "root_jti": x.subject_token.root(),
+                })),
+            now,
+        }
+    }
+
+    /// Store it in the caller's transaction.
+    fn store(&self, tx: &mut Tx<'_>) -> Result<(), crate::error::Error> {
+        token_exchange::insert(tx, &self.row)?;
+        audit::record(tx, self.audit.clone(), self.now)
+    }
+}
+
+/// Most exchanges stored by one transaction.
+const MAX_BATCH: usize = 256;
+/// Batches written at once: one fills while another commits.
+const WRITERS: usize = 2;
+
+/// Exchanges decided from memory, stored in batches (group commit).
+pub type ExchangeLedger = GroupCommit<ExchangeRecord, ()>;
+
+pub fn ledger() -> ExchangeLedger {
+    GroupCommit::new("token exchange", MAX_BATCH, WRITERS, |conn, records| {
+        let rows: Vec<ExchangedToken> = records.iter().map(|r| r.row.clone()).collect();
+        let events: Vec<(NewAuditEvent, DateTime<Utc>)> = records.iter().map(|r| (r.audit.clone(), r.now)).collect();
+        crate::db::transaction(conn, |tx| {
+            token_exchange::insert_all(tx, &rows)?;
+            audit::record_all(tx, &events)?;
+            Ok(vec![(); records.len()])
+        })
+    })
+}
+
+/// How long a resolved target is trusted without the database.
+const TARGET_TTL_MS: i64 = 1000;
+/// Most targets remembered.
+const MAX_TARGETS: usize = 1024;
+
+/// Targets resolved recently (a service's name, or a category's services
+/// that are up), each for [`TARGET_TTL_MS`] and only while no principal
+/// changed here since (the verified clients' epoch): a target disabled
+/// here is refused at once, elsewhere within the TTL.
+#[derive(Debug, Default)]
+pub struct TargetCache {
+    entries: std::sync::Mutex<HashMap<Target, Resolved>>,
+}
+
+/// A target's services, the epoch they were read at, and when.
+#[derive(Debug)]
+struct Resolved {
+    audiences: Vec<String>,
+    epoch: u64,
+    at: DateTime<Utc>,
+}
+
+impl TargetCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Target, Resolved>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, target: &Target, epoch: u64, now: DateTime<Utc>) -> Option<Vec<String>> {
+        let entries = self.lock();
+        let r = entries.get(target)?;
+        let age = (now - r.at).num_milliseconds();
+        (r.epoch == epoch && (0..TARGET_TTL_MS).contains(&age)).then(|| r.audiences.clone())
+    }
+
+    fn remember(&self, target: &Target, audiences: &[String], epoch: u64, now: DateTime<Utc>) {
+        let mut entries = self.lock();
+        if entries.len() >= MAX_TARGETS {
+            entries.clear();
+        }
+        entries.insert(
+            target.clone(),
+            Resolved {
+                audiences: audiences.to_vec(),
+                epoch,
+                at: now,
+            },
+        );
     }
 }
 
@@ -164,7 +354,7 @@ fn exchange(
     cfg: &grants::TokenConfig,
     remote: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<grants::Grant, OAuthError> {
+) -> Result<(grants::Grant, Known), OAuthError> {
     let Asked {
         actor,
         subject,
@@ -173,6 +363,10 @@ fn exchange(
         scope,
     } = asked;
     let person = live(tx, subject)?.ok_or_else(inactive_subject)?;
+    let held = principal::scopes_of(tx, &person.id)?;
+    if !access::delegation_holds(subject, &held) {
+        return Err(inactive_subject());
+    }
     if !subject.aud.contains(&actor.name) {
         return Err(OAuthError::invalid_grant(format!(
             "the subject token was not issued to '{}': a service exchanges only tokens sent to it",
@@ -197,7 +391,6 @@ fn exchange(
     }
     let audiences = resolve(tx, target)?;
     check_depth(subject, &policy, &actor.name)?;
-    let held = principal::scopes_of(tx, &person.id)?;
     let grant = grants::exchange(
         Exchange {
             subject_token: subject,
@@ -213,39 +406,27 @@ fn exchange(
             jti: new_id(),
         },
     )?;
-    let claims = &grant.claims;
-    token_exchange::insert(
-        tx,
-        &ExchangedToken {
-            jti: claims.jti.clone(),
-            parent_jti: subject.jti.clone(),
-            root_jti: subject.root().to_string(),
-            principal_id: person.id.clone(),
-            actor_id: actor.id.clone(),
-            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
+    let record = ExchangeRecord::of(
+        &Exchange {
+            subject_token: subject,
+            subject: &person,
+            held: &held,
+            actor,
+            audiences: &audiences,
+            scope,
         },
-    )?;
-    let mut chain = vec![person.name.clone()];
-    if let Some(act) = &claims.act {
-        chain.extend(act.chain().iter().rev().map(|a| a.client_id.clone()));
-    }
-    audit::record(
-        tx,
-        NewAuditEvent::new("token.exchanged", Outcome::Ok)
-            .actor(Some(&actor.id))
-            .principal(Some(&person.id))
-            .remote(remote)
-            .details(serde_json::json!({
-                "chain": chain,
-                "audience": audiences,
-                "scope": grant.scopes,
-                "jti": claims.jti,
-                "subject_jti": subject.jti,
-                "root_jti": subject.root(),
-            })),
+        &grant,
+        remote,
         now,
-    )?;
-    Ok(grant)
+    );
+    record.store(tx)?;
+    Ok((
+        grant,
+        Known {
+            principal: person,
+            scopes: held,
+        },
+    ))
 }
 
 /// The subject of a verified token, if the token is live.

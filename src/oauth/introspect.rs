@@ -87,17 +87,13 @@ fn access_token_state(
     Ok(answer)
 }
 
-/// RFC 7662 §2.2 for a live access token of `p`, who holds `held` now. An
-/// exchanged token (RFC 8693) carries authority delegated for a purpose:
-/// once its subject lost any scope it carries, it is inactive, where a
-/// token of the subject's own only loses that scope.
+/// RFC 7662 §2.2 for a live access token of `p`, who holds `held` now
+/// (an exchanged token whose delegation no longer holds is inactive).
 fn active_access_token(claims: AccessTokenClaims, p: &Principal, held: &[String]) -> IntrospectionResponse {
-    let carried = Scopes::from_stored(&claims.scope);
-    let effective = access::effective_scopes(&carried, held);
-    if claims.act.is_some() && effective.len() < carried.iter().count() {
+    if !access::delegation_holds(&claims, held) {
         return IntrospectionResponse::inactive();
     }
-    let scope = effective.join(" ");
+    let scope = access::effective_scopes(&Scopes::from_stored(&claims.scope), held).join(" ");
     IntrospectionResponse::active(ActiveToken {
         sub: claims.sub,
         scope,

@@ -73,6 +73,10 @@ pub struct Parts {
     pub remote_keys: Arc<crate::auth::remote_keys::RemoteKeys>,
     /// Spends client-assertion `jti`s in batches.
     pub jtis: crate::auth::jti_ledger::JtiLedger,
+    /// Stores exchanges decided from memory, in batches.
+    pub exchanges: exchange::ExchangeLedger,
+    /// Token-exchange targets resolved recently.
+    pub targets: exchange::TargetCache,
 }
 
 impl OAuthContext {

@@ -57,6 +57,7 @@ const LEAVES: &[&str] = &[
     "blocking",
     "clock",
     "feed",
+    "group_commit",
     "names",
     "outbound",
     "page",

@@ -20,6 +20,7 @@ on_both_backends!(
     losing_a_scope_or_the_acting_service_ends_derived_tokens,
     policies_are_set_shown_and_refused_when_malformed,
     an_exchange_that_races_a_revocation_still_ends,
+    exchanges_from_memory_are_stored_and_stop_at_once,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -751,4 +752,101 @@ async fn an_exchange_that_races_a_revocation_still_ends(backend: Backend) {
     let r = app.post_form("/oauth/revoke", None, &[("token", &frontend)]).await;
     assert_eq!(r.status, 200);
     assert_eq!(introspect(&app, &billing, &t1).await, json!({"active": false}));
+}
+
+/// The steady state decides from memory (the caller verified recently, the
+/// subject in the live view, the target resolved a moment ago) and stores
+/// each exchange in a batch: 32 concurrent exchanges are each acknowledged
+/// with a row and an audit event, and a revocation or a disabled target
+/// here stops the next one at once.
+async fn exchanges_from_memory_are_stored_and_stop_at_once(backend: Backend) {
+    use diesel::prelude::*;
+    use roster::db::schema::exchanged_tokens;
+    let app = app(backend).await;
+    let admin = app.admin_token().await;
+    app.create_human("alice", "alice-password-1", &["orders:read"]).await;
+    let orders = app.create_service("orders", &[]).await;
+    let billing = app.create_service("billing", &[]).await;
+    allow(&app, &admin, &orders, json!({"audiences": ["billing"], "max_depth": 3})).await;
+    let frontend = person_token(&app, "alice", "alice-password-1", "orders").await;
+    app.tick().await;
+    // The first goes to the database and leaves what the next ones need.
+    token(&exchange(&app, &orders, &frontend, "billing", &[]).await);
+    assert_eq!(app.state.oauth().exchanges.submitted(), 0);
+
+    let replies =
+        futures_util::future::join_all((0..32).map(|_| exchange(&app, &orders, &frontend, "billing", &[]))).await;
+    let mut acknowledged: Vec<String> = replies
+        .iter()
+        .map(|r| claims_of(&token(r))["jti"].as_str().unwrap().to_string())
+        .collect();
+    acknowledged.sort();
+    assert_eq!(
+        app.state.oauth().exchanges.submitted(),
+        32,
+        "decided from memory, stored in batches"
+    );
+    let mut stored: Vec<String> = app
+        .query(|c| {
+            Ok(exchanged_tokens::table
+                .select(exchanged_tokens::jti)
+                .load::<String>(c)?)
+        })
+        .await;
+    stored.sort();
+    let audited: Vec<String> = app
+        .query(|c| roster::models::audit::recent(c, 1000))
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "token.exchanged")
+        .map(|e| {
+            serde_json::from_str::<Value>(e.details.as_deref().unwrap()).unwrap()["jti"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(stored.len(), 33);
+    assert_eq!(audited.len(), 33);
+    for jti in &acknowledged {
+        assert!(
+            stored.contains(jti) && audited.contains(jti),
+            "{jti} acknowledged but not stored"
+        );
+    }
+
+    // Revoked here: the next exchange of it is refused at once.
+    let r = app.post_form("/oauth/revoke", None, &[("token", &frontend)]).await;
+    assert_eq!(r.status, 200);
+    let r = exchange(&app, &orders, &frontend, "billing", &[]).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{}",
+        r.body
+    );
+
+    // billing disabled here: a fresh subject token is refused towards it at once.
+    let frontend = person_token(&app, "alice", "alice-password-1", "orders").await;
+    token(&exchange(&app, &orders, &frontend, "billing", &[]).await);
+    app.tick().await;
+    token(&exchange(&app, &orders, &frontend, "billing", &[]).await);
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/principals/{}", billing.id),
+            Some(&admin),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = exchange(&app, &orders, &frontend, "billing", &[]).await;
+    assert_eq!(
+        (r.status, &r.body),
+        (
+            400,
+            &json!({"error": "invalid_target",
+        "error_description": "audience 'billing' is not a registered, enabled service"})
+        )
+    );
 }

@@ -305,6 +305,24 @@ try:
     assert status == 401, (status, body)
     print("console: a trusted issuer, and a service switched to private_key_jwt: ok")
 
+    # 8c. Token exchange: billing may act for its callers towards a category, in chains of two.
+    assert "It may not act for its callers (no exchange policy)." in driver.page_source
+    driver.find_element(By.ID, "exchange-audiences").send_keys("ledger\nurn:roster:category:notification")
+    depth = driver.find_element(By.ID, "exchange-depth")
+    depth.clear()
+    depth.send_keys("2")
+    click_text("button", "Save exchange policy")
+    wait.until(lambda d: "It may act for its callers towards ledger, urn:roster:category:notification, "
+                         "in chains of at most 2 hops." in d.page_source)
+    status, body = http("GET", f"/api/v1/principals/{billing_id}", token=admin_token)
+    assert body["token_exchange"] == {"audiences": ["ledger", "urn:roster:category:notification"], "max_depth": 2}, body
+    driver.find_element(By.ID, "exchange-audiences").clear()
+    click_text("button", "Save exchange policy")
+    wait.until(lambda d: "It may not act for its callers (no exchange policy)." in d.page_source)
+    status, body = http("GET", f"/api/v1/principals/{billing_id}", token=admin_token)
+    assert "token_exchange" not in body, body
+    print("console: a service's token exchange policy, set and removed: ok")
+
     # 9. The keyboard alone: the skip link first, then the menu, and the new page's heading takes the focus.
     driver.get(f"{roster}/console/#/principals")
     driver.refresh()  # a fresh load, not a change of page within the console

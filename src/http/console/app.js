@@ -450,6 +450,7 @@
       })));
     } else {
       sections.push(clientAuthSection(p, reload));
+      sections.push(exchangeSection(p, reload));
       sections.push(await secretsSection(p, reload));
       const uris = (id, label, value, hint) => field(label,
         h('textarea', { id, name: id, rows: 2, autocomplete: 'off' }, (value || []).join('\n')), hint);
@@ -506,6 +507,31 @@
           const [issuer, ...rest] = l.split(/\s+/);
           return { issuer, subject: rest.join(' ') };
         });
+        await api('PATCH', `/api/v1/principals/${encodeURIComponent(p.id)}`, body);
+        await reload();
+      }));
+  }
+
+  /** For whom it may act: the audiences it may exchange its callers' tokens for (RFC 8693), and the longest chain. */
+  function exchangeSection(p, reload) {
+    const policy = p.token_exchange;
+    return h('section', { 'aria-labelledby': 'exchange-title' }, h('h2', { id: 'exchange-title' }, 'Token exchange'),
+      h('p', {}, policy
+        ? `It may act for its callers towards ${policy.audiences.join(', ') || 'nobody'}, in chains of at most ${policy.max_depth} hops.`
+        : 'It may not act for its callers (no exchange policy).'),
+      form({ class: 'inline', 'aria-label': 'Token exchange' }, [
+        field('Audiences', h('textarea', { id: 'exchange-audiences', name: 'audiences', rows: 2, autocomplete: 'off' },
+          (policy ? policy.audiences : []).join('\n')),
+          'One per line: a service, or urn:roster:category:NAME for every service of the category that is up. Empty: none.'),
+        field('Longest chain', h('input', {
+          id: 'exchange-depth', name: 'max_depth', type: 'number', min: '1', max: '10', value: String(policy ? policy.max_depth : 3),
+        }), 'Hops of delegation a token it gets may carry (1 to 10).'),
+        h('button', { type: 'submit' }, 'Save exchange policy'),
+      ], async (fd) => {
+        const audiences = words(fd.get('audiences'));
+        const body = audiences.length
+          ? { token_exchange: { audiences, max_depth: Number(fd.get('max_depth')) } }
+          : { token_exchange: null };
         await api('PATCH', `/api/v1/principals/${encodeURIComponent(p.id)}`, body);
         await reload();
       }));

@@ -141,6 +141,30 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
     let admin = app.admin_token().await;
     let svc = app.create_service("billing", &[]).await;
     let feed_token = app.client_token("billing", &svc.secret).await;
+    // Token exchanges alongside: billing acts for frontend towards ledger.
+    app.create_service("ledger", &[]).await;
+    let frontend = app.create_service("frontend", &[]).await;
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/principals/{}", svc.id),
+            Some(&admin),
+            Some(json!({"token_exchange": {"audiences": ["ledger"]}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let subject = app
+        .post_form(
+            "/oauth/token",
+            Some(("frontend", &frontend.secret)),
+            &[("grant_type", "client_credentials"), ("resource", "billing")],
+        )
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let exchanged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
 
     let next = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -148,7 +172,7 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
     let unavailable = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for _ in 0..4 {
-        let instances = instances.clone();
+        let (instances, exchanged, subject) = (instances.clone(), exchanged.clone(), subject.clone());
         let (app, admin, next, acked, unavailable, secret, feed_token) = (
             app.clone(),
             admin.clone(),
@@ -196,6 +220,27 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
                 // Token requests alongside: 200 or 503, never a 500.
                 let t = app.client_grant("billing", &secret).await;
                 assert!(matches!(t.status, 200 | 503), "token: {} {}", t.status, t.body);
+                // An exchange: acknowledged (and then stored), or 503 with Retry-After.
+                let x = app
+                    .post_form(
+                        "/oauth/token",
+                        Some(("billing", &secret)),
+                        &[
+                            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                            ("subject_token", &subject),
+                            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+                            ("audience", "ledger"),
+                        ],
+                    )
+                    .await;
+                match x.status {
+                    200 => {
+                        let jti = crate::support::claims_of(x.body["access_token"].as_str().unwrap())["jti"].clone();
+                        exchanged.lock().unwrap().push(jti.as_str().unwrap().to_string());
+                    }
+                    503 => assert_eq!(x.header("retry-after"), "1"),
+                    other => panic!("exchange: {other} {}", x.body),
+                }
                 // And the revocation feed: 200, or 503 with Retry-After.
                 let f = app
                     .call(Method::GET, "/api/v1/revocations", Some(&feed_token), None)
@@ -337,10 +382,23 @@ async fn acknowledged_writes_survive_a_restart_and_killed_backends() {
         !registered.is_empty() && registered.iter().all(|(_, s)| s == "up"),
         "{registered:?}"
     );
+    // Every acknowledged exchange was stored (so revoking its subject reaches it).
+    let stored: Vec<String> = {
+        use diesel::prelude::*;
+        use roster::db::schema::exchanged_tokens;
+        let c = &mut diesel::PgConnection::establish(&db.url).unwrap();
+        exchanged_tokens::table.select(exchanged_tokens::jti).load(c).unwrap()
+    };
+    let exchanged = exchanged.lock().unwrap().clone();
+    assert!(!exchanged.is_empty());
+    for jti in &exchanged {
+        assert!(stored.contains(jti), "acknowledged exchange {jti} is lost");
+    }
     eprintln!(
-        "faults: {} creates acknowledged with 201, {} found, {} answers were 503, recovery after restart {:?}",
+        "faults: {} creates acknowledged with 201, {} found, {} exchanges acknowledged and stored, {} answers were 503, recovery after restart {:?}",
         acked.len(),
         found.iter().filter(|(n, ..)| n.starts_with("svc-")).count(),
+        exchanged.len(),
         unavailable.load(Ordering::SeqCst),
         recovery
     );

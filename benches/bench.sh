@@ -120,11 +120,6 @@ for backend in $BACKENDS; do
   creds=(BENCH_CLIENT_ID=bench-svc "BENCH_SECRET=$SECRET")
   wrk_run "client_credentials basic" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_BODY=grant_type=client_credentials
   wrk_run "client_credentials post" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" "${creds[@]}" BENCH_AUTH=post BENCH_BODY=grant_type=client_credentials
-  # Token exchange (RFC 8693): bench-act trades bench-user's token (addressed to it) for one to bench-rs.
-  SUBJECT=$(curl -fsS -d grant_type=password -d username=bench-user -d password=bench-user-password -d resource=bench-act \
-            "$URL/oauth/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-  wrk_run "token exchange" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" BENCH_CLIENT_ID=bench-act "BENCH_SECRET=$ACT_SECRET" \
-    "BENCH_BODY=grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=bench-rs&subject_token=$SUBJECT"
   # private_key_jwt: every request a new assertion whose jti is spent in the database.
   # Signed just before (they live a minute): a warm-up set, then the measured set.
   assertions "$WORK/warm.txt" $(( N_ASSERTIONS / 10 ))
@@ -132,6 +127,11 @@ for backend in $BACKENDS; do
   [ "$WARMUP" = 0 ] || BENCH_ASSERTIONS="$WORK/warm.txt" wrk -t2 -c"$CONNS" -d"${WARMUP}s" -s "$ROOT/benches/wrk/assertion.lua" "$URL/oauth/token" >/dev/null
   WARMUP=0 wrk_run "client_credentials private_key_jwt" "$backend" "$ROOT/benches/wrk/assertion.lua" "$URL/oauth/token" "$CONNS" \
     "BENCH_ASSERTIONS=$WORK/measured.txt"
+  # Token exchange (RFC 8693): bench-act trades bench-user's token (addressed to it) for one to bench-rs.
+  SUBJECT=$(curl -fsS -d grant_type=password -d username=bench-user -d password=bench-user-password -d resource=bench-act \
+            "$URL/oauth/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  wrk_run "token exchange" "$backend" "$OAUTH" "$URL/oauth/token" "$CONNS" BENCH_CLIENT_ID=bench-act "BENCH_SECRET=$ACT_SECRET" \
+    "BENCH_BODY=grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=bench-rs&subject_token=$SUBJECT"
   wrk_run "introspect JWT" "$backend" "$OAUTH" "$URL/oauth/introspect" "$CONNS" BENCH_CLIENT_ID=bench-rs "BENCH_SECRET=$RS_SECRET" "BENCH_BODY=token=$TOKEN"
   wrk_run "modules ($((SERVICES * PAGES)) pages)" "$backend" "$GET" "$URL/api/v1/modules" "$CONNS"
   wrk_run "password grant" "$backend" "$OAUTH" "$URL/oauth/token" $((CORES * 4)) BENCH_AUTH=none \
@@ -217,7 +217,7 @@ echo "argon2 bound of the password grant: $CORES cores / ${ARGON_MS} ms = $(pyth
 for backend in $BACKENDS; do
   echo "$backend: password grant / argon2 bound = $(ratio "$(rps "password grant" "$backend")" "$(python3 -c "print($CORES * 1000 / $ARGON_MS)")")" \
        "(/ the parallel rate: $(ratio "$(rps "password grant" "$backend")" "$ARGON_PARALLEL_RATE"))," \
-       "private_key_jwt / secret client_credentials = $(ratio "$(rps "client_credentials private_key_jwt" "$backend")" "$(rps "client_credentials basic" "$backend")"),"
+       "private_key_jwt / secret client_credentials = $(ratio "$(rps "client_credentials private_key_jwt" "$backend")" "$(rps "client_credentials basic" "$backend")")," \
        "token exchange / secret client_credentials = $(ratio "$(rps "token exchange" "$backend")" "$(rps "client_credentials basic" "$backend")")," \
        "client_credentials under the flood / alone = $(ratio "$(rps "client_credentials under a password flood" "$backend")" "$(rps "client_credentials basic" "$backend")")," \
        "with +$PRINCIPALS principals / without = $(ratio "$(rps "client_credentials basic, +$PRINCIPALS principals" "$backend")" "$(rps "client_credentials basic" "$backend")")"

@@ -6,10 +6,14 @@
 //!   or a platform's workload token ([`ClientAuth`]), caches one per (scope, resource), renews it at 80 % of its
 //!   lifetime with a single request however many callers wait, and backs off
 //!   while Roster is down, serving the cached token while it is valid.
+//!   [`TokenSource::exchange`] trades a caller's token for one to act for
+//!   the caller towards another service (RFC 8693), cached per (caller's
+//!   token, audience).
 //! - [`Verifier`] checks incoming access tokens offline against Roster's
 //!   JWKS (RFC 9068: `typ`, `iss`, `aud`, `exp`, `nbf`, scopes), and with
 //!   [`Verifier::follow_revocations`] refuses revoked tokens and disabled
-//!   principals within about a second.
+//!   principals within about a second. A token made by exchange shows its
+//!   delegation chain in [`Claims::act`] and [`Claims::actors`].
 //! - No web framework by default. Feature `actix`: the `actix::Caller`
 //!   extractor and the `actix::RequireScope` middleware. Feature `axum`: the
 //!   `axum::Caller` extractor and the `axum::RequireScopeLayer` tower layer.

@@ -21,6 +21,7 @@ on_both_backends!(
     policies_are_set_shown_and_refused_when_malformed,
     an_exchange_that_races_a_revocation_still_ends,
     exchanges_from_memory_are_stored_and_stop_at_once,
+    a_service_with_a_key_exchanges_with_its_assertion,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -847,6 +848,55 @@ async fn exchanges_from_memory_are_stored_and_stop_at_once(backend: Backend) {
             400,
             &json!({"error": "invalid_target",
         "error_description": "audience 'billing' is not a registered, enabled service"})
+        )
+    );
+}
+
+/// A service that authenticates with `private_key_jwt` exchanges as any
+/// other: its assertion in the exchange request, used once.
+async fn a_service_with_a_key_exchanges_with_its_assertion(backend: Backend) {
+    use crate::assertions::{TestKey, claims};
+    let app = app(backend).await;
+    let admin = app.admin_token().await;
+    app.create_human("alice", "alice-password-1", &["orders:read"]).await;
+    app.create_service("billing", &[]).await;
+    let key = TestKey::new(7, "o1");
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/principals",
+            Some(&admin),
+            Some(
+                json!({"kind": "service", "name": "orders", "token_endpoint_auth_method": "private_key_jwt",
+                        "jwks": TestKey::set(&[&key]), "token_exchange": {"audiences": ["billing"]}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let frontend = person_token(&app, "alice", "alice-password-1", "orders").await;
+    let assertion = key.sign(&claims(&app, "orders"));
+    let form = [
+        ("grant_type", GRANT),
+        ("subject_token", frontend.as_str()),
+        ("subject_token_type", ACCESS),
+        ("audience", "billing"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let r = app.post_form("/oauth/token", None, &form).await;
+    assert_issued(&r, "orders:read");
+    assert_eq!(claims_of(&token(&r))["act"]["client_id"], "orders");
+    // The same assertion again: refused, as everywhere.
+    let r = app.post_form("/oauth/token", None, &form).await;
+    assert_eq!(
+        (r.status, &r.body),
+        (
+            401,
+            &json!({"error": "invalid_client",
+        "error_description": "the client assertion was used before (its jti is spent)"})
         )
     );
 }

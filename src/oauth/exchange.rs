@@ -130,7 +130,8 @@ impl OAuthContext {
         // the token's row and audit event are written, in a batch.
         if actor_token.is_none()
             && let Some(subject) = &subject
-            && let Some((grant, record)) = self.decided_in_memory(&creds, subject, &target, params.scope.as_ref(), now)
+            && let Some((grant, record)) =
+                self.decided_in_memory(&creds, subject, &target, params.scope.as_ref(), remote.as_deref(), now)
         {
             self.exchanges.submit(&self.db, record).await?;
             return issued(self, &grant);
@@ -170,6 +171,7 @@ impl OAuthContext {
         subject: &AccessTokenClaims,
         target: &Target,
         scope: Option<&crate::names::Scopes>,
+        remote: Option<&str>,
         now: DateTime<Utc>,
     ) -> Option<(grants::Grant, ExchangeRecord)> {
         let client = client_auth::recently_verified(self, now, creds)?;
@@ -203,7 +205,7 @@ impl OAuthContext {
             },
         )
         .ok()?;
-        let record = ExchangeRecord::of(&x, &grant, None, now);
+        let record = ExchangeRecord::of(&x, &grant, remote, now);
         Some((grant, record))
     }
 }

@@ -809,6 +809,15 @@ async fn exchanges_from_memory_are_stored_and_stop_at_once(backend: Backend) {
         .collect();
     assert_eq!(stored.len(), 33);
     assert_eq!(audited.len(), 33);
+    // Each names where the request came from, as the database path does.
+    let remotes: Vec<Option<String>> = app
+        .audit_types()
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "token.exchanged")
+        .map(|e| e.4)
+        .collect();
+    assert_eq!(remotes, vec![Some("127.0.0.1".to_string()); 33]);
     for jti in &acknowledged {
         assert!(
             stored.contains(jti) && audited.contains(jti),

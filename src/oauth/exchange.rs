@@ -118,11 +118,12 @@ impl OAuthContext {
         let (db, keys, signatures) = (&self.db, &self.keys, &self.signatures);
         let subject = params.subject_token.expose();
         let subject = access::valid_or_none(verify_reloading(db, keys, signatures, subject, issuer, now).await)?;
+        // `Some(None)`: an actor token was sent and is not valid (refused
+        // once the caller has authenticated, as the subject token is).
         let actor_token = match &params.actor_token {
-            Some(t) => Some(
-                access::valid_or_none(verify_reloading(db, keys, signatures, t.expose(), issuer, now).await)?
-                    .ok_or_else(|| OAuthError::invalid_request("the actor token is invalid, expired or revoked"))?,
-            ),
+            Some(t) => Some(access::valid_or_none(
+                verify_reloading(db, keys, signatures, t.expose(), issuer, now).await,
+            )?),
             None => None,
         };
         // The steady state: the caller verified recently, the subject token's
@@ -144,6 +145,15 @@ impl OAuthContext {
                 let client = client_auth::authenticate(conn, &oauth, remote.as_deref(), now, &creds)?
                     .ok_or_else(OAuthError::invalid_client)?;
                 let subject = subject.ok_or_else(inactive_subject)?;
+                let actor_token = match actor_token {
+                    Some(None) => {
+                        return Err(OAuthError::invalid_request(
+                            "the actor token is invalid, expired or revoked",
+                        ));
+                    }
+                    Some(Some(own)) => Some(own),
+                    None => None,
+                };
                 crate::db::transaction(conn, |tx| {
                     let asked = Asked {
                         actor: &client.principal,

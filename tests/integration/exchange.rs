@@ -388,6 +388,35 @@ async fn each_refusal_names_its_rule(backend: Backend) {
         .status,
         200
     );
+    assert_eq!(
+        reply(
+            exchange(
+                &app,
+                &orders,
+                &frontend,
+                "billing",
+                &[("actor_token", "garbage"), ("actor_token_type", ACCESS)]
+            )
+            .await
+        ),
+        refused(400, "invalid_request", "the actor token is invalid, expired or revoked")
+    );
+    // Before the caller authenticates, nothing about the tokens is said.
+    let r = app
+        .post_form(
+            "/oauth/token",
+            Some(("orders", "wrong-secret")),
+            &[
+                ("grant_type", GRANT),
+                ("subject_token", &frontend),
+                ("subject_token_type", ACCESS),
+                ("audience", "billing"),
+                ("actor_token", "garbage"),
+                ("actor_token_type", ACCESS),
+            ],
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (401, "invalid_client"));
     // No target, or two different ones.
     let r = app
         .post_form(

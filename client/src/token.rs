@@ -158,6 +158,20 @@ impl Slot {
         }
     }
 
+    /// Cache a token just got, `lifetime` long, renewed after `renew_at` of it.
+    fn keep(&self, secret: SecretString, lifetime: Duration, renew_at: f64, now: DateTime<Utc>) -> AccessToken {
+        let renew_in = Duration::milliseconds((lifetime.num_milliseconds() as f64 * renew_at) as i64);
+        let token = AccessToken {
+            secret: Arc::new(secret),
+            expires_at: now + lifetime,
+        };
+        self.store(Some(Cached {
+            token: token.clone(),
+            renew_after: now + renew_in,
+        }));
+        token
+    }
+
     fn store(&self, c: Option<Cached>) {
         match self.current.write() {
             Ok(mut g) => *g = c,
@@ -179,7 +193,7 @@ struct Inner {
     /// Renew once this share of the lifetime has passed.
     renew_at: f64,
     slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
-    /// Exchanged tokens, per (subject token's `jti`, audience).
+    /// Exchanged tokens, per (subject token, audience).
     exchanges: Mutex<HashMap<SlotKey, Arc<Slot>>>,
     requests: AtomicU64,
 }
@@ -331,17 +345,7 @@ impl TokenSource {
         }
         match self.request(req).await {
             Ok((secret, lifetime)) => {
-                let now = self.inner.clock.now();
-                let renew_in =
-                    Duration::milliseconds((lifetime.num_milliseconds() as f64 * self.inner.renew_at) as i64);
-                let token = AccessToken {
-                    secret: Arc::new(secret),
-                    expires_at: now + lifetime,
-                };
-                slot.store(Some(Cached {
-                    token: token.clone(),
-                    renew_after: now + renew_in,
-                }));
+                let token = slot.keep(secret, lifetime, self.inner.renew_at, self.inner.clock.now());
                 *renewal = Renewal::default();
                 Ok(token)
             }
@@ -409,7 +413,7 @@ impl TokenSource {
     /// and the length of the chain; the new token carries the subject and
     /// `act` naming this service.
     ///
-    /// Cached per (subject token's `jti`, audience) until 80 % of its
+    /// Cached per (subject token, audience) until 80 % of its
     /// lifetime, with one request however many callers ask at once. A
     /// refusal is not cached: it is the caller's to answer.
     ///
@@ -428,26 +432,13 @@ impl TokenSource {
             return Ok(t);
         }
         let (secret, lifetime) = self.request_exchange(subject, audience).await?;
-        let now = self.inner.clock.now();
-        let renew_in = Duration::milliseconds((lifetime.num_milliseconds() as f64 * self.inner.renew_at) as i64);
-        let token = AccessToken {
-            secret: Arc::new(secret),
-            expires_at: now + lifetime,
-        };
-        slot.store(Some(Cached {
-            token: token.clone(),
-            renew_after: now + renew_in,
-        }));
-        Ok(token)
+        Ok(slot.keep(secret, lifetime, self.inner.renew_at, self.inner.clock.now()))
     }
 
     fn exchange_slot(&self, subject: &str, audience: &str) -> Arc<Slot> {
-        // The subject's jti names it; a token that is not a JWT is its own name
-        // (Roster will refuse it, and nothing is cached).
-        let jti = jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(subject)
-            .ok()
-            .and_then(|c| c.get("jti").and_then(|j| j.as_str()).map(str::to_string))
-            .unwrap_or_else(|| subject.to_string());
+        // Keyed by the whole token, never by a claim read from it unverified:
+        // a forged token that copies a real one's `jti` must not be handed
+        // the real one's exchanged token.
         let mut slots = match self.inner.exchanges.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -459,7 +450,10 @@ impl TokenSource {
                 slots.clear();
             }
         }
-        slots.entry((jti, audience.to_string())).or_default().clone()
+        slots
+            .entry((subject.to_string(), audience.to_string()))
+            .or_default()
+            .clone()
     }
 
     /// How many exchanged tokens are cached.

@@ -643,6 +643,16 @@ async fn a_service_exchanges_its_callers_token_and_the_next_sees_the_chain(backe
     let again = orders.exchange(&incoming, "billing").await.unwrap();
     assert_eq!(first.secret(), again.secret(), "cached per (subject, audience)");
     assert_eq!((orders.requests_sent(), orders.exchanges_cached()), (1, 1));
+    // A forged token that copies the real one's claims (its jti too) is not
+    // handed the real one's exchanged token: Roster judges it, and refuses.
+    let forged = format!("{}.AAAA", incoming.rsplit_once('.').unwrap().0);
+    let e = orders.exchange(&forged, "billing").await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(roster_client::proto::error::ErrorCode::InvalidGrant),
+        "{e}"
+    );
+    assert_eq!(orders.requests_sent(), 2);
     let e = orders.exchange(&incoming, "ledger").await.unwrap_err();
     assert_eq!(
         e.code(),

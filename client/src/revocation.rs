@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use crate::backoff::Backoff;
+use roster_proto::claims::AccessTokenClaims;
 
 /// What the verifier does when the feed has not answered for longer than
 /// [`RevocationPolicy::max_staleness`].
@@ -140,9 +141,24 @@ impl RevocationState {
         self.synced_at = Some(now);
     }
 
-    /// Is `jti` on the feed's list of revoked tokens?
-    pub fn is_revoked(&self, jti: &str) -> bool {
-        self.tokens.contains_key(jti)
+    /// Judge a token with a valid signature and claims at `now`: [`judge`]
+    /// by its `jti`, subject and `iat`, and for a token made by exchange
+    /// (RFC 8693), also revoked when the token its chain started from is,
+    /// or when its subject lost a scope it carries (delegated authority
+    /// holds only while all of it does).
+    ///
+    /// [`judge`]: RevocationState::judge
+    pub fn judge_token(&self, c: &AccessTokenClaims, now: DateTime<Utc>, policy: &RevocationPolicy) -> Verdict {
+        let carried: Vec<String> = c.scopes().map(str::to_string).collect();
+        match self.judge(&c.jti, &c.sub, c.iat, &carried, now, policy) {
+            Verdict::Accept(_) if c.root_jti.is_some() && self.tokens.contains_key(c.root()) => {
+                Verdict::Revoked("revoked")
+            }
+            Verdict::Accept(s) if c.act.is_some() && s.len() < carried.len() => {
+                Verdict::Revoked("its subject lost a scope it carries")
+            }
+            other => other,
+        }
     }
 
     /// Judge a token with a valid signature and claims at `now`.
@@ -226,6 +242,55 @@ mod tests {
 
     fn scopes(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// RFC 8693: a token made by exchange ends with the token its chain
+    /// started from, and when its subject loses a scope it carries; a token
+    /// of the subject's own only loses the scope.
+    #[test]
+    fn exchanged_tokens_end_with_their_root_and_with_a_lost_scope() {
+        let policy = RevocationPolicy::default();
+        let mut state = RevocationState::default();
+        state.apply(
+            page(2, false, &["root"], vec![principal("demoted", "active", None, &["a"])]),
+            at(20),
+        );
+        let token = |jti: &str, sub: &str, root: Option<&str>, acted: bool| AccessTokenClaims {
+            iss: "i".into(),
+            sub: sub.into(),
+            aud: "billing".into(),
+            exp: at(300).timestamp(),
+            iat: at(0).timestamp(),
+            nbf: None,
+            jti: jti.into(),
+            client_id: "orders".into(),
+            scope: "a b".into(),
+            principal_kind: "human".into(),
+            name: sub.into(),
+            act: acted.then(|| roster_proto::claims::Actor {
+                sub: "o".into(),
+                client_id: "orders".into(),
+                act: None,
+            }),
+            root_jti: root.map(str::to_string),
+        };
+        let judge = |c: &AccessTokenClaims| state.judge_token(c, at(21), &policy);
+        assert_eq!(
+            judge(&token("t1", "x", Some("root"), true)),
+            Verdict::Revoked("revoked")
+        );
+        assert_eq!(
+            judge(&token("t2", "x", Some("other"), true)),
+            Verdict::Accept(scopes(&["a", "b"]))
+        );
+        assert_eq!(
+            judge(&token("t3", "demoted", Some("other"), true)),
+            Verdict::Revoked("its subject lost a scope it carries")
+        );
+        assert_eq!(
+            judge(&token("t4", "demoted", None, false)),
+            Verdict::Accept(scopes(&["a"]))
+        );
     }
 
     #[test]

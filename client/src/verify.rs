@@ -298,16 +298,7 @@ impl Verifier {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            let carried = scopes.len();
-            match state.judge(&c.jti, &c.sub, c.iat, &scopes, now, &f.policy) {
-                // RFC 8693: revoking the token a chain started from ends the chain.
-                Verdict::Accept(_) if c.root_jti.is_some() && state.is_revoked(c.root()) => {
-                    return Err(VerifyError::Invalid("revoked"));
-                }
-                // Delegated authority ends when its subject loses a scope it carries.
-                Verdict::Accept(s) if c.act.is_some() && s.len() < carried => {
-                    return Err(VerifyError::Invalid("its subject lost a scope it carries"));
-                }
+            match state.judge_token(&c, now, &f.policy) {
                 Verdict::Accept(s) => scopes = s,
                 Verdict::Revoked(why) => return Err(VerifyError::Invalid(why)),
                 Verdict::Stale => return Err(VerifyError::Unavailable("the revocation feed is stale")),

@@ -65,6 +65,22 @@ pub fn on_backend<T>(
     }
 }
 
+/// One multi-row INSERT of `$rows` into `$table` (one round trip), through
+/// [`on_backend`]: `insert_all!(conn, table, rows)` is the statement built
+/// once per backend.
+macro_rules! insert_all {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        $crate::db::on_backend(
+            $conn,
+            #[cfg(feature = "postgres")]
+            |c| diesel::insert_into($table).values($rows).execute(c),
+            #[cfg(feature = "sqlite")]
+            |c| diesel::insert_into($table).values($rows).execute(c),
+        )
+    };
+}
+pub(crate) use insert_all;
+
 impl DbConnection {
     /// The SQLite connection inside, if this is one.
     #[cfg(feature = "sqlite")]

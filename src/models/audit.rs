@@ -116,20 +116,7 @@ pub fn record_all(conn: &mut DbConnection, events: &[(NewAuditEvent, DateTime<Ut
             repeat_count: 1,
         })
         .collect();
-    macro_rules! insert_all {
-        ($c:expr) => {
-            diesel::insert_into(audit_events::table)
-                .values(rows.clone())
-                .execute($c)
-        };
-    }
-    crate::db::on_backend(
-        conn,
-        #[cfg(feature = "postgres")]
-        |c| insert_all!(c),
-        #[cfg(feature = "sqlite")]
-        |c| insert_all!(c),
-    )?;
+    crate::db::insert_all!(conn, audit_events::table, rows.clone())?;
     Ok(())
 }
 

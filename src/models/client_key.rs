@@ -144,20 +144,7 @@ pub fn spend_jtis(conn: &mut DbConnection, items: &[(String, String, DateTime<Ut
     }
     if !rows.is_empty() {
         // One multi-row INSERT: one round trip for the whole batch.
-        macro_rules! insert_all {
-            ($c:expr) => {
-                diesel::insert_into(client_assertion_jtis::table)
-                    .values(&rows)
-                    .execute($c)
-            };
-        }
-        crate::db::on_backend(
-            conn,
-            #[cfg(feature = "postgres")]
-            |c| insert_all!(c),
-            #[cfg(feature = "sqlite")]
-            |c| insert_all!(c),
-        )?;
+        crate::db::insert_all!(conn, client_assertion_jtis::table, &rows)?;
     }
     Ok(fresh)
 }

@@ -134,20 +134,7 @@ pub fn insert_all(conn: &mut DbConnection, rows: &[ExchangedToken]) -> Result<()
     if rows.is_empty() {
         return Ok(());
     }
-    macro_rules! insert_all {
-        ($c:expr) => {
-            diesel::insert_into(exchanged_tokens::table)
-                .values(rows.to_vec())
-                .execute($c)
-        };
-    }
-    crate::db::on_backend(
-        conn,
-        #[cfg(feature = "postgres")]
-        |c| insert_all!(c),
-        #[cfg(feature = "sqlite")]
-        |c| insert_all!(c),
-    )?;
+    crate::db::insert_all!(conn, exchanged_tokens::table, rows.to_vec())?;
     Ok(())
 }
 

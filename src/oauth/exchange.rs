@@ -374,7 +374,7 @@ fn exchange(
         target,
         scope,
     } = asked;
-    let person = live(tx, subject)?.ok_or_else(inactive_subject)?;
+    let person = access::live(tx, subject)?.ok_or_else(inactive_subject)?;
     let held = principal::scopes_of(tx, &person.id)?;
     if !access::delegation_holds(subject, &held) {
         return Err(inactive_subject());
@@ -386,7 +386,7 @@ fn exchange(
         )));
     }
     if let Some(own) = actor_token
-        && (own.sub != actor.id || live(tx, own)?.is_none())
+        && (own.sub != actor.id || access::live(tx, own)?.is_none())
     {
         return Err(OAuthError::invalid_request(
             "the actor token must be the calling service's own live token",
@@ -403,34 +403,23 @@ fn exchange(
     }
     let audiences = resolve(tx, target)?;
     check_depth(subject, &policy, &actor.name)?;
+    let x = Exchange {
+        subject_token: subject,
+        subject: &person,
+        held: &held,
+        actor,
+        audiences: &audiences,
+        scope,
+    };
     let grant = grants::exchange(
-        Exchange {
-            subject_token: subject,
-            subject: &person,
-            held: &held,
-            actor,
-            audiences: &audiences,
-            scope,
-        },
+        x,
         grants::Issued {
             cfg,
             now,
             jti: new_id(),
         },
     )?;
-    let record = ExchangeRecord::of(
-        &Exchange {
-            subject_token: subject,
-            subject: &person,
-            held: &held,
-            actor,
-            audiences: &audiences,
-            scope,
-        },
-        &grant,
-        remote,
-        now,
-    );
+    let record = ExchangeRecord::of(&x, &grant, remote, now);
     record.store(tx)?;
     Ok((
         grant,
@@ -439,11 +428,6 @@ fn exchange(
             scopes: held,
         },
     ))
-}
-
-/// The subject of a verified token, if the token is live.
-fn live(tx: &mut Tx<'_>, claims: &AccessTokenClaims) -> Result<Option<Principal>, OAuthError> {
-    Ok(access::live(tx, claims)?)
 }
 
 /// The target's services: one active service, or every active service of

@@ -91,6 +91,29 @@ async fn introspect(app: &TestApp, caller: &TestService, token: &str) -> Value {
     r.body
 }
 
+/// A reply as (status, whole body), to compare with [`refused`].
+fn reply(r: FormReply) -> (u16, Value) {
+    (r.status, r.body)
+}
+
+/// An RFC 6749 §5.2 refusal, whole.
+fn refused(status: u16, error: &str, description: &str) -> (u16, Value) {
+    (status, json!({"error": error, "error_description": description}))
+}
+
+/// Disable a principal through the admin API.
+async fn disable(app: &TestApp, admin: &str, id: &str) {
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/principals/{id}"),
+            Some(admin),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
 fn token(r: &FormReply) -> String {
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["access_token"].as_str().unwrap().to_string()
@@ -165,21 +188,21 @@ async fn a_chain_of_three_services_acts_for_a_person_and_ends_with_their_token(b
     // Hop 4 would make four.
     let r = exchange(&app, &archive, &t3, "orders", &[]).await;
     assert_eq!(
-        (r.status, &r.body),
-        (
+        reply(r),
+        refused(
             400,
-            &json!({"error": "invalid_request",
-        "error_description": "the delegation chain would have 4 hops; 'archive' may make at most 3"})
+            "invalid_request",
+            "the delegation chain would have 4 hops; 'archive' may make at most 3"
         )
     );
     // A hop the policy does not name.
     let r = exchange(&app, &orders, &frontend, "ledger", &[]).await;
     assert_eq!(
-        (r.status, &r.body),
-        (
+        reply(r),
+        refused(
             400,
-            &json!({"error": "unauthorized_client",
-        "error_description": "'orders' may not exchange tokens for 'ledger'"})
+            "unauthorized_client",
+            "'orders' may not exchange tokens for 'ledger'"
         )
     );
 
@@ -231,12 +254,8 @@ async fn a_chain_of_three_services_acts_for_a_person_and_ends_with_their_token(b
     // And nothing more can be made from them.
     let r = exchange(&app, &billing, &t1, "ledger", &[]).await;
     assert_eq!(
-        (r.status, &r.body),
-        (
-            400,
-            &json!({"error": "invalid_grant",
-        "error_description": "the subject token is invalid, expired or revoked"})
-        )
+        reply(r),
+        refused(400, "invalid_grant", "the subject token is invalid, expired or revoked")
     );
 }
 
@@ -256,20 +275,8 @@ async fn each_refusal_names_its_rule(backend: Backend) {
     )
     .await;
     allow(&app, &admin, &billing, json!({"audiences": ["orders"], "max_depth": 1})).await;
-    let r = app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/principals/{}", ghost.id),
-            Some(&admin),
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    disable(&app, &admin, &ghost.id).await;
     let frontend = person_token(&app, "alice", "alice-password-1", "orders").await;
-    let refused = |status: u16, error: &str, description: &str| {
-        (status, json!({"error": error, "error_description": description}))
-    };
-    let reply = |r: FormReply| (r.status, r.body);
 
     // The subject token is not live.
     assert_eq!(
@@ -495,12 +502,8 @@ async fn a_category_audience_is_every_service_of_it_that_is_up(backend: Backend)
 
     let r = exchange(&app, &events, &subject, category, &[]).await;
     assert_eq!(
-        (r.status, &r.body),
-        (
-            400,
-            &json!({"error": "invalid_target",
-        "error_description": "no service of category 'notification' is up"})
-        )
+        reply(r),
+        refused(400, "invalid_target", "no service of category 'notification' is up")
     );
 
     for (name, ip) in [("push", "10.0.0.2"), ("mail", "10.0.0.1")] {
@@ -566,15 +569,7 @@ async fn losing_a_scope_or_the_acting_service_ends_derived_tokens(backend: Backe
     assert_eq!(introspect(&app, &billing, &narrow).await["active"], true);
 
     // orders is disabled: what it got by exchange is revoked, and in the feed.
-    let r = app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/principals/{}", orders.id),
-            Some(&admin),
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    disable(&app, &admin, &orders.id).await;
     assert_eq!(introspect(&app, &billing, &narrow).await, json!({"active": false}));
     let (_, reader) = app.service_with_token("reader", &[]).await;
     let feed = crate::revocations::feed(&app, &reader, "").await;
@@ -870,22 +865,14 @@ async fn exchanges_from_memory_are_stored_and_stop_at_once(backend: Backend) {
     token(&exchange(&app, &orders, &frontend, "billing", &[]).await);
     app.tick().await;
     token(&exchange(&app, &orders, &frontend, "billing", &[]).await);
-    let r = app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/principals/{}", billing.id),
-            Some(&admin),
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    disable(&app, &admin, &billing.id).await;
     let r = exchange(&app, &orders, &frontend, "billing", &[]).await;
     assert_eq!(
-        (r.status, &r.body),
-        (
+        reply(r),
+        refused(
             400,
-            &json!({"error": "invalid_target",
-        "error_description": "audience 'billing' is not a registered, enabled service"})
+            "invalid_target",
+            "audience 'billing' is not a registered, enabled service"
         )
     );
 }
@@ -930,11 +917,11 @@ async fn a_service_with_a_key_exchanges_with_its_assertion(backend: Backend) {
     // The same assertion again: refused, as everywhere.
     let r = app.post_form("/oauth/token", None, &form).await;
     assert_eq!(
-        (r.status, &r.body),
-        (
+        reply(r),
+        refused(
             401,
-            &json!({"error": "invalid_client",
-        "error_description": "the client assertion was used before (its jti is spent)"})
+            "invalid_client",
+            "the client assertion was used before (its jti is spent)"
         )
     );
 }

@@ -120,6 +120,8 @@ pub struct Settings {
     pub sessions: crate::oauth::session::SessionPolicy,
     /// Serve the admin console at `/console/`.
     pub console: bool,
+    /// Who must pass a second step (admins, by default).
+    pub mfa: crate::auth::second_factor::MfaPolicy,
 }
 
 pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: i64 = 5 * 60;
@@ -160,6 +162,7 @@ impl Settings {
             registry: RegistryConfig::default(),
             sessions: crate::oauth::session::SessionPolicy::default(),
             console: true,
+            mfa: crate::auth::second_factor::MfaPolicy::default(),
         }
     }
 

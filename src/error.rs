@@ -24,6 +24,12 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Too many failed attempts: wait `retry_after` seconds (429).
+    #[error("too many failed attempts: try again in {retry_after} seconds")]
+    Throttled { retry_after: i64 },
+    /// A second-factor code was wrong (400 `invalid_code`).
+    #[error("{0}")]
+    InvalidCode(String),
     /// The client did not send its request in time (408).
     #[error("{0}")]
     TimedOut(String),
@@ -73,6 +79,8 @@ impl Error {
             Self::BadRequest(_) => "invalid_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::Throttled { .. } => "too_many_attempts",
+            Self::InvalidCode(_) => "invalid_code",
             Self::TimedOut(_) => "request_timeout",
             Self::Unavailable(_) | Self::Busy => "unavailable",
             Self::Internal(_) => "internal_error",

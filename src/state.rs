@@ -102,6 +102,7 @@ impl AppState {
                     jtis: crate::auth::jti_ledger::JtiLedger::new(),
                     exchanges: crate::oauth::exchange::ledger(),
                     targets: crate::oauth::exchange::TargetCache::new(),
+                    mfa: settings.mfa,
                 }),
                 principals: PrincipalsContext {
                     db: db.clone(),
@@ -111,6 +112,8 @@ impl AppState {
                     verified,
                     revocations,
                     live,
+                    mfa: settings.mfa,
+                    throttle: settings.throttle.clone(),
                 },
                 registry,
                 upkeep,

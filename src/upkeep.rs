@@ -236,6 +236,11 @@ impl Upkeep {
                     tracing::info!(revoked = orphans.len(), "exchanged tokens of revoked tokens revoked");
                 }
                 crate::models::token_exchange::delete_expired(c, now)?;
+                // TOTP enrolments never confirmed.
+                crate::models::second_factor::delete_unconfirmed_before(
+                    c,
+                    now - crate::auth::second_factor::ENROLMENT_TTL,
+                )?;
                 crate::models::authorization_code::delete_expired(c, now - crate::oauth::code::CODE_MEMORY)?;
                 match retention {
                     Some(r) => audit::delete_older_than(c, now - r, RETENTION_BATCH),

@@ -273,6 +273,8 @@ mod tests {
                 act: None,
             }),
             root_jti: root.map(str::to_string),
+            amr: None,
+            acr: None,
         };
         let judge = |c: &AccessTokenClaims| state.judge_token(c, at(21), &policy);
         assert_eq!(

@@ -263,6 +263,8 @@ mod verified_signature_tests {
             name: "billing".into(),
             act: None,
             root_jti: None,
+            amr: None,
+            acr: None,
         }
     }
 

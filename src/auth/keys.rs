@@ -16,11 +16,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use diesel::Connection;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 
+use crate::auth::sealed;
 use crate::auth::secrets::Pepper;
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
@@ -117,52 +117,18 @@ fn generate(alg: SigningAlg, kid: &str) -> Result<Generated> {
 
 const SEALING_PURPOSE: &str = "signing-key-encryption";
 
-fn sealing_key(pepper: &Pepper) -> Result<LessSafeKey> {
-    let key = pepper.derive_key(SEALING_PURPOSE).map_err(Error::internal)?;
-    aes_key(&key)
-}
-
-fn aes_key(key: &[u8; 32]) -> Result<LessSafeKey> {
-    UnboundKey::new(&AES_256_GCM, key)
-        .map(LessSafeKey::new)
-        .map_err(|_| Error::internal("AES key setup"))
-}
-
-/// Encrypt a private key with AES-256-GCM; the kid is bound as associated data.
+/// Encrypt a private key; the kid is bound as associated data.
 fn seal(pepper: &Pepper, kid: &str, plaintext: &[u8]) -> Result<String> {
-    let key = sealing_key(pepper)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new()
-        .fill(&mut nonce)
-        .map_err(|_| Error::internal("random nonce"))?;
-    let mut buf = plaintext.to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut buf)
-        .map_err(|_| Error::internal("key encryption"))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
-    Ok(URL_SAFE_NO_PAD.encode(out))
+    sealed::seal(&sealed::key_for(pepper, SEALING_PURPOSE)?, kid.as_bytes(), plaintext)
 }
 
-fn open(pepper: &Pepper, kid: &str, sealed: &str) -> Result<Vec<u8>> {
-    let raw = URL_SAFE_NO_PAD
-        .decode(sealed)
-        .map_err(|_| Error::internal("stored signing key is not base64url"))?;
-    if raw.len() < NONCE_LEN {
-        return Err(Error::internal("stored signing key is truncated"));
-    }
-    let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
-    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::internal("bad nonce"))?;
+fn open(pepper: &Pepper, kid: &str, sealed_key: &str) -> Result<Vec<u8>> {
     // Keys sealed before key derivation moved to HKDF open with the old sub-key.
-    for key in [
-        sealing_key(pepper)?,
-        aes_key(&pepper.legacy_derive_key(SEALING_PURPOSE))?,
-    ] {
-        let mut buf = ciphertext.to_vec();
-        if let Ok(plain) = key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(kid.as_bytes()), &mut buf) {
-            return Ok(plain.to_vec());
-        }
-    }
-    Err(Error::internal("cannot decrypt signing key: wrong pepper?"))
+    let keys = [
+        sealed::key_for(pepper, SEALING_PURPOSE)?,
+        sealed::aes_key(&pepper.legacy_derive_key(SEALING_PURPOSE))?,
+    ];
+    sealed::open(&keys, kid.as_bytes(), sealed_key, "signing key")
 }
 
 fn new_key_row(

@@ -2,6 +2,7 @@
 //! signing keys, and the online check of access tokens.
 
 pub mod access;
+pub mod amr;
 pub mod assertion;
 pub mod client;
 pub mod failures;
@@ -11,9 +12,13 @@ pub mod keys;
 pub mod live;
 pub mod password;
 pub mod pepper_check;
+pub mod recovery_codes;
 pub mod remote_keys;
 pub mod revocation_feed;
+pub mod sealed;
+pub mod second_factor;
 pub mod secrets;
 pub mod throttle;
+pub mod totp;
 pub mod usage;
 pub mod verified;

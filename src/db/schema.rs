@@ -150,6 +150,8 @@ diesel::table! {
         last_seen_at -> Timestamp,
         expires_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
+        amr -> Text,
+        pending -> Nullable<Text>,
     }
 }
 
@@ -170,6 +172,7 @@ diesel::table! {
         refresh_family_id -> Nullable<Text>,
         access_jti -> Nullable<Text>,
         access_expires_at -> Nullable<Timestamp>,
+        amr -> Text,
     }
 }
 
@@ -367,3 +370,54 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(exchanged_tokens, revoked_tokens);
+
+diesel::table! {
+    second_factors (id) {
+        id -> Text,
+        principal_id -> Text,
+        kind -> Text,
+        name -> Text,
+        secret -> Nullable<Text>,
+        credential_id -> Nullable<Text>,
+        passkey -> Nullable<Text>,
+        last_step -> Nullable<BigInt>,
+        confirmed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (code_hash) {
+        code_hash -> Text,
+        principal_id -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    mfa_settings (principal_id) {
+        principal_id -> Text,
+        mfa -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    device_codes (device_code_hash) {
+        device_code_hash -> Text,
+        user_code -> Text,
+        client_id -> Text,
+        scope -> Text,
+        status -> Text,
+        interval_secs -> BigInt,
+        next_poll_at -> Timestamp,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        principal_id -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        amr -> Nullable<Text>,
+        auth_time -> Nullable<Timestamp>,
+    }
+}

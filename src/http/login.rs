@@ -13,6 +13,7 @@ use crate::auth::secrets::SecretString;
 use crate::error::RETRY_AFTER_SECS;
 use crate::oauth::authorize::{AuthorizeError, LoginForm, LoginProblem, LoginStep, Step};
 use crate::oauth::logout::LogoutStep;
+use crate::oauth::second_step::{StepForm, StepKind, StepPage, StepProblem};
 use crate::oauth::origins::origin_of;
 use crate::oauth::request::{self, FormParams};
 use crate::oauth::{oidc, session};
@@ -126,6 +127,11 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
             Some(format!("Too many failed logins. Try again in {retry_after} seconds.")),
             Some(retry_after.max(1)),
         ),
+        Some(LoginProblem::Expired) => (
+            StatusCode::UNAUTHORIZED,
+            Some("Your login took too long to finish. Please log in again.".to_string()),
+            None,
+        ),
     };
     let html = pages::login(
         &form.request.client_display,
@@ -145,6 +151,82 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
         resp.headers_mut().insert(RETRY_AFTER, v);
     }
     resp
+}
+
+/// Render the second-step page.
+fn second_step_page(req: &HttpRequest, state: &AppState, page: &StepPage, set_session: Option<&SecretString>) -> HttpResponse {
+    let (csrf, set) = match csrf_cookie(req, state) {
+        Ok(c) => c,
+        Err(e) => return refused(e),
+    };
+    let token = session::csrf_token(&state.oauth().pepper, &csrf);
+    let (status, message, retry_after) = match page.problem {
+        None => (StatusCode::OK, None, None),
+        Some(StepProblem::WrongCode) => (StatusCode::UNAUTHORIZED, Some("That code is not valid.".to_string()), None),
+        Some(StepProblem::Csrf) => (
+            StatusCode::FORBIDDEN,
+            Some("This form expired or did not come from this page. Please try again.".to_string()),
+            None,
+        ),
+        Some(StepProblem::Throttled { retry_after }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(format!("Too many failed attempts. Try again in {retry_after} seconds.")),
+            Some(retry_after.max(1)),
+        ),
+    };
+    let step = match &page.kind {
+        StepKind::Code => pages::SecondStep::Code,
+        StepKind::Enrol(e) => pages::SecondStep::Enrol {
+            id: &e.id,
+            secret: e.secret.expose(),
+            otpauth_uri: e.otpauth_uri.expose(),
+        },
+    };
+    let html = pages::second_step(
+        &page.request.client_display,
+        &page.person,
+        &page.request.carried(),
+        &token,
+        &step,
+        message.as_deref(),
+    );
+    let mut resp = pages::respond(status, html, &[]);
+    for c in set.into_iter().chain(
+        set_session.map(|t| cookie(state, session_cookie_name(state), t.expose().to_string())),
+    ) {
+        let _ = resp.add_cookie(&c);
+    }
+    if let Some(secs) = retry_after
+        && let Ok(v) = secs.to_string().parse()
+    {
+        resp.headers_mut().insert(RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// The outcome of the login form or the second-step form.
+fn login_outcome(req: &HttpRequest, state: &AppState, outcome: Result<LoginStep, AuthorizeError>) -> HttpResponse {
+    match outcome {
+        Ok(LoginStep::Done {
+            redirect,
+            session_token,
+        }) => see_other(&redirect)
+            .cookie(cookie(
+                state,
+                session_cookie_name(state),
+                session_token.expose().to_string(),
+            ))
+            .finish(),
+        Ok(LoginStep::Retry(form)) => login_page(req, state, &form),
+        Ok(LoginStep::SecondStep { page, session_token }) => {
+            second_step_page(req, state, &page, session_token.as_ref())
+        }
+        Ok(LoginStep::RecoveryCodes { codes, continue_to }) => {
+            let codes: Vec<&str> = codes.iter().map(SecretString::expose).collect();
+            pages::respond(StatusCode::OK, pages::recovery_codes(&codes, &continue_to), &[])
+        }
+        Err(e) => refused(e),
+    }
 }
 
 /// Read a form body; anything else is a page error.
@@ -177,6 +259,7 @@ pub async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
     {
         Ok(Step::Redirect(url)) => see_other(&url).finish(),
         Ok(Step::Login(form)) => login_page(&req, &state, &form),
+        Ok(Step::SecondStep(page)) => second_step_page(&req, &state, &page, None),
         Err(e) => refused(e),
     }
 }
@@ -195,24 +278,35 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, payload: web::P
         cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
         csrf.as_deref(),
     );
-    match state
+    let outcome = state
         .oauth()
         .login(params, csrf_ok, username, password, remote(&req), state.now())
-        .await
-    {
-        Ok(LoginStep::Done {
-            redirect,
-            session_token,
-        }) => see_other(&redirect)
-            .cookie(cookie(
-                &state,
-                session_cookie_name(&state),
-                session_token.expose().to_string(),
-            ))
-            .finish(),
-        Ok(LoginStep::Retry(form)) => login_page(&req, &state, &form),
-        Err(e) => refused(e),
-    }
+        .await;
+    login_outcome(&req, &state, outcome)
+}
+
+/// `POST /oauth/login/second`: the second-step page's form.
+pub async fn second_step(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let mut params = match read_form(&req, payload).await {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let code = params.take("code");
+    let enrolment = params.take("enrolment");
+    let csrf = params.take("csrf");
+    let form = StepForm {
+        csrf_ok: session::csrf_ok(
+            &state.oauth().pepper,
+            cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
+            csrf.as_deref(),
+        ),
+        session_token: cookie_value(&req, session_cookie_name(&state)),
+        params,
+        code,
+        enrolment,
+    };
+    let outcome = state.oauth().second_step(form, remote(&req), state.now()).await;
+    login_outcome(&req, &state, outcome)
 }
 
 /// `GET /oauth/logout` (OpenID Connect RP-Initiated Logout 1.0 §2).

@@ -6,6 +6,7 @@ pub mod conn;
 pub mod console;
 pub mod cors;
 pub mod extract;
+pub mod factors;
 pub mod federation;
 pub mod health;
 pub mod json;
@@ -59,11 +60,17 @@ route_table! {
     post "/oauth/revoke" => oauth::revoke;
     get "/oauth/authorize" => login::authorize;
     post "/oauth/login" => login::login;
+    post "/oauth/login/second" => login::second_step;
     get "/oauth/logout" => login::logout_get;
     post "/oauth/logout" => login::logout_post;
     get "/oauth/userinfo" => login::userinfo;
     post "/oauth/userinfo" => login::userinfo;
     get "/api/v1/me" => me::me;
+    get "/api/v1/me/factors" => factors::mine;
+    post "/api/v1/me/factors/totp" => factors::start_totp;
+    post "/api/v1/me/factors/totp/confirm" => factors::confirm_totp;
+    post "/api/v1/me/factors/recovery-codes" => factors::recovery_codes;
+    delete "/api/v1/me/factors/{id}" => factors::delete_mine;
     // Static paths before the ones with parameters: a request is matched
     // against the routes in this order, and the menu is the hottest.
     get "/api/v1/modules" => registry::modules;
@@ -76,6 +83,9 @@ route_table! {
     post "/api/v1/principals/{id}/secrets" => admin::create_secret;
     get "/api/v1/principals/{id}/secrets" => admin::list_secrets;
     delete "/api/v1/principals/{id}/secrets/{secret_id}" => admin::delete_secret;
+    get "/api/v1/principals/{id}/factors" => factors::of_principal;
+    delete "/api/v1/principals/{id}/factors" => factors::reset;
+    put "/api/v1/principals/{id}/mfa" => factors::set_mfa;
     post "/api/v1/federation/issuers" => federation::create_issuer;
     get "/api/v1/federation/issuers" => federation::list_issuers;
     get "/api/v1/federation/issuers/{id}" => federation::get_issuer;

@@ -19,6 +19,10 @@ label{display:block;font-weight:600;margin:1rem 0 .3rem}\
 input[type=text],input[type=password]{box-sizing:border-box;width:100%;padding:.6rem;font-size:1rem;border:1px solid #8a94a3;border-radius:.3rem}\
 input:focus,button:focus{outline:3px solid #3b82f6;outline-offset:1px}\
 button{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:600;color:#fff;background:#1d4ed8;border:0;border-radius:.3rem;cursor:pointer}\
+.qr{display:block;margin:1rem auto;width:12rem;height:12rem}\
+code.secret{display:block;word-break:break-all;background:#f4f5f7;padding:.5rem;border-radius:.3rem;font-size:.95rem}\
+ul.codes{columns:2;font-family:ui-monospace,monospace;padding-left:1.2rem}\
+a.button{display:block;text-align:center;margin-top:1.5rem;padding:.7rem;font-weight:600;color:#fff;background:#1d4ed8;border-radius:.3rem;text-decoration:none}\
 .error{background:#fdecec;color:#8a1111;border:1px solid #f3b4b4;padding:.6rem .8rem;border-radius:.3rem;margin:0 0 1rem}\
 footer{margin-top:1.5rem;font-size:.8rem;color:#6b7480}";
 
@@ -124,6 +128,86 @@ pub fn login(
         }
     };
     document("Log in", body)
+}
+
+/// What the second-step page asks for.
+pub enum SecondStep<'a> {
+    /// A TOTP or recovery code.
+    Code,
+    /// Enrol a TOTP factor: its id, base32 secret and `otpauth://` URI.
+    Enrol {
+        id: &'a str,
+        secret: &'a str,
+        otpauth_uri: &'a str,
+    },
+}
+
+/// The `otpauth://` URI as a QR code, an inline SVG.
+fn qr_svg(uri: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+/// The second step of a login: a code, or enrolling a first factor.
+pub fn second_step(
+    client: &str,
+    person: &str,
+    carried: &[(&str, String)],
+    csrf: &str,
+    step: &SecondStep<'_>,
+    error: Option<&str>,
+) -> String {
+    let body = html! {
+        @match step {
+            SecondStep::Code => {
+                h1 { "Two-step verification" }
+                p.lead { "Signed in as " strong { (person) } ". Enter the code from your authenticator app, or one of your recovery codes, to continue to " strong { (client) } "." }
+            }
+            SecondStep::Enrol { secret, otpauth_uri, .. } => {
+                h1 { "Set up two-step verification" }
+                p.lead { "Your account " strong { (person) } " needs a second factor. Scan this code with an authenticator app, or type the key, then enter the six-digit code it shows." }
+                @if let Some(svg) = qr_svg(otpauth_uri) {
+                    div.qr role="img" aria-label="QR code of the authenticator key" { (PreEscaped(svg)) }
+                }
+                label for="totp-secret" { "Key" }
+                code.secret id="totp-secret" { (secret) }
+            }
+        }
+        @if let Some(e) = error {
+            p.error role="alert" id="step-error" { (e) }
+        }
+        form method="post" action="/oauth/login/second" aria-describedby=[error.map(|_| "step-error")] {
+            (hidden(carried))
+            input type="hidden" name="csrf" value=(csrf);
+            @if let SecondStep::Enrol { id, .. } = step {
+                input type="hidden" name="enrolment" value=(id);
+            }
+            label for="code" { "Code" }
+            input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" autocapitalize="none"
+                spellcheck="false" required maxlength="64" autofocus;
+            button type="submit" { "Verify" }
+        }
+    };
+    document("Two-step verification", body)
+}
+
+/// The recovery codes, shown once after a first factor is enrolled.
+pub fn recovery_codes(codes: &[&str], continue_to: &str) -> String {
+    let body = html! {
+        h1 { "Save your recovery codes" }
+        p.lead { "Each code logs you in once if you lose your authenticator. They are shown only now: keep them somewhere safe." }
+        ul.codes id="recovery-codes" {
+            @for c in codes {
+                li { code { (c) } }
+            }
+        }
+        a.button href=(continue_to) id="continue" { "I have saved them, continue" }
+    };
+    document("Recovery codes", body)
 }
 
 /// A page that explains why nothing happens, and sends nobody anywhere.

@@ -20,6 +20,8 @@ impl ResponseError for Error {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidCode(_) => StatusCode::BAD_REQUEST,
             Self::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -51,6 +53,9 @@ impl ResponseError for Error {
             }
             Self::Unavailable(_) | Self::Busy => {
                 resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            Self::Throttled { retry_after } => {
+                resp.insert_header((RETRY_AFTER, retry_after.max(&1).to_string()));
             }
             _ => {}
         }

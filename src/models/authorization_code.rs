@@ -34,6 +34,8 @@ pub struct AuthorizationCodeRow {
     pub access_jti: Option<String>,
     #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
     pub access_expires_at: Option<DateTime<Utc>>,
+    /// What the login proved (RFC 8176 names, space-separated).
+    pub amr: String,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &AuthorizationCodeRow) -> Result<()> {

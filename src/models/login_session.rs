@@ -25,6 +25,30 @@ pub struct LoginSessionRow {
     pub expires_at: DateTime<Utc>,
     #[diesel(serialize_as = NullableUtcTimestamp, deserialize_as = NullableUtcTimestamp)]
     pub ended_at: Option<DateTime<Utc>>,
+    /// What the login proved: RFC 8176 method names, space-separated.
+    pub amr: String,
+    /// The step still due before the session counts (see [`Pending`]).
+    pub pending: Option<String>,
+}
+
+/// The step a session still waits for after the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// A code of a confirmed factor, or a recovery code.
+    SecondFactor,
+    /// Enrolling a first factor, which the person's policy requires.
+    Enrol,
+}
+
+stored_as_name!(Pending { SecondFactor => "second_factor", Enrol => "enrol" });
+
+impl LoginSessionRow {
+    /// The step due, if any (an unknown stored name counts as due).
+    pub fn pending(&self) -> Option<Pending> {
+        self.pending
+            .as_deref()
+            .map(|p| Pending::from_name(p).unwrap_or(Pending::SecondFactor))
+    }
 }
 
 pub fn insert(conn: &mut DbConnection, row: &LoginSessionRow) -> Result<()> {
@@ -86,4 +110,18 @@ pub fn end_all_for_principal(conn: &mut DbConnection, principal_id: &str, now: D
 /// Forget sessions past their absolute lifetime, or ended before `ended_before`.
 pub fn delete_expired(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize> {
     Ok(diesel::delete(login_sessions::table.filter(login_sessions::expires_at.le(to_db_time(now)))).execute(conn)?)
+}
+
+/// The second step passed: the session counts from `now`, with `amr`.
+pub fn complete(conn: &mut DbConnection, id: &str, amr: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
+    let n = diesel::update(login_sessions::table.find(id).filter(login_sessions::ended_at.is_null()))
+        .set((
+            login_sessions::amr.eq(amr),
+            login_sessions::pending.eq(None::<String>),
+            login_sessions::auth_time.eq(to_db_time(now)),
+            login_sessions::last_seen_at.eq(to_db_time(now)),
+            login_sessions::expires_at.eq(to_db_time(expires_at)),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
 }

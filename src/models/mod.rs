@@ -58,6 +58,7 @@ pub mod principal;
 pub mod refresh_token;
 pub mod registration;
 pub mod revocation;
+pub mod second_factor;
 pub mod revoked_token;
 pub mod secret;
 pub mod settings;

@@ -27,6 +27,8 @@ pub struct AuthorizationRequest {
     pub code_challenge: String,
     pub prompt: Prompt,
     pub max_age: Option<i64>,
+    /// `acr_values`, as asked (§3.1.2.1); `mfa` forces a second step.
+    pub acr_values: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -48,7 +50,24 @@ impl AuthorizationRequest {
         if let Some(n) = &self.nonce {
             v.push(("nonce", n.clone()));
         }
+        if let Some(a) = &self.acr_values {
+            v.push(("acr_values", a.clone()));
+        }
         v
+    }
+
+    /// This request at the authorization endpoint, as a relative URL.
+    pub fn authorize_url(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.carried() {
+            q.append_pair(k, &v);
+        }
+        format!("/oauth/authorize?{}", q.finish())
+    }
+
+    /// The level of login this request asks for.
+    pub fn level(&self) -> crate::auth::amr::Level {
+        crate::auth::amr::Level::asked(self.acr_values.as_deref())
     }
 
     /// The origin of the redirect URI (for the page's `form-action`).

@@ -7,7 +7,11 @@ use chrono::{DateTime, Utc};
 use super::client_auth::login_client;
 use super::error::OAuthError;
 use super::request::FormParams;
+use super::second_step::{self, StepPage};
 use super::session::{self, LiveSession};
+use crate::auth::amr::{Amr, Level};
+use crate::auth::second_factor::{self, Due};
+use crate::models::login_session::Pending;
 use super::{OAuthContext, code, person, pkce};
 use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
@@ -218,6 +222,10 @@ pub fn check(
             )
         })?),
     };
+    let acr_values = params.get("acr_values");
+    if acr_values.is_some_and(|a| a.len() > MAX_NONCE_LEN) {
+        return Err(fail(AuthorizeErrorCode::InvalidRequest, "acr_values is too long"));
+    }
     let client_display = client
         .display_name
         .filter(|d| !d.trim().is_empty())
@@ -232,6 +240,7 @@ pub fn check(
         code_challenge: code_challenge.to_string(),
         prompt,
         max_age,
+        acr_values: acr_values.map(str::to_string),
     })
 }
 
@@ -283,7 +292,7 @@ fn granted_scopes(
 }
 
 /// Issue a code for `session` and build the redirect (§4.1.2).
-fn answer(
+pub(super) fn answer(
     conn: &mut DbConnection,
     ctx: &OAuthContext,
     request: &AuthorizationRequest,
@@ -330,6 +339,8 @@ pub enum LoginProblem {
     Throttled {
         retry_after: i64,
     },
+    /// The login waited too long for its second step: start again.
+    Expired,
 }
 
 /// The outcome of a GET on the authorization endpoint.
@@ -339,6 +350,8 @@ pub enum Step {
     Redirect(String),
     /// The person must log in.
     Login(Box<LoginForm>),
+    /// The person, logged in, must pass a second step first.
+    SecondStep(Box<StepPage>),
 }
 
 impl OAuthContext {
@@ -360,6 +373,22 @@ impl OAuthContext {
                 };
                 match live {
                     Some(s) if session_suffices(&request, &s, now) => crate::db::transaction(conn, |conn| {
+                        // A second step this session has not passed is due:
+                        // the person's factor or policy, or `acr_values`.
+                        let due = second_factor::due(conn, &s.person, oauth.mfa, request.level() == Level::Multi)?;
+                        if due != Due::Nothing && s.amr().level() < Level::Multi {
+                            if request.prompt == Prompt::None {
+                                return Err(client_error(
+                                    oauth.issuer(),
+                                    &request.redirect_uri,
+                                    request.state.as_deref(),
+                                    AuthorizeErrorCode::LoginRequired,
+                                    "the person must pass a second step",
+                                ));
+                            }
+                            let kind = second_step::kind_for(conn, &oauth, &s.person, due, now)?;
+                            return Ok(Step::SecondStep(Box::new(StepPage::new(request.clone(), &s.person, kind))));
+                        }
                         session::touch(conn, &s, now)?;
                         answer(conn, &oauth, &request, &s, "login.sso", remote.as_deref(), now).map(Step::Redirect)
                     }),
@@ -391,6 +420,19 @@ pub enum LoginStep {
     },
     /// Show the form again.
     Retry(LoginForm),
+    /// The password was right and a second step is due: show its page,
+    /// setting the session cookie when there is a token.
+    SecondStep {
+        page: Box<StepPage>,
+        session_token: Option<SecretString>,
+    },
+    /// A first factor was enrolled while logging in: show the recovery
+    /// codes once, then go on to `continue_to` (the authorization request
+    /// again, which the now live session answers).
+    RecoveryCodes {
+        codes: Vec<SecretString>,
+        continue_to: String,
+    },
 }
 
 impl OAuthContext {
@@ -465,7 +507,28 @@ impl OAuthContext {
                         Err(OAuthError::Server(e)) => return Err(AuthorizeError::Server(e)),
                         Err(_) => return Ok(None),
                     };
-                    let (token, live) = session::start(conn, &oauth.pepper, &current, &oauth.sessions, now)?;
+                    let due = second_factor::due(conn, &current, oauth.mfa, carried.level() == Level::Multi)?;
+                    let pending = match due {
+                        Due::Nothing => None,
+                        Due::SecondFactor => Some(Pending::SecondFactor),
+                        Due::Enrol => Some(Pending::Enrol),
+                    };
+                    let (token, live) = session::start(
+                        conn,
+                        &oauth.pepper,
+                        &current,
+                        &oauth.sessions,
+                        (&Amr::password(), pending),
+                        now,
+                    )?;
+                    if pending.is_some() {
+                        let kind = second_step::kind_for(conn, &oauth, &current, due, now)?;
+                        return Ok(Some(LoginStep::SecondStep {
+                            page: Box::new(StepPage::new(carried.clone(), &live.person, kind)),
+                            session_token: Some(token),
+                        }));
+                    }
+                    person::cleared(conn, &candidate)?;
                     let redirect = answer(conn, &oauth, &carried, &live, "login.browser", remote.as_deref(), now)?;
                     Ok(Some(LoginStep::Done {
                         redirect,

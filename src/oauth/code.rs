@@ -11,6 +11,7 @@ use super::error::OAuthError;
 use super::response::{TokenResponse, respond};
 use super::session::LiveSession;
 use super::{OAuthContext, grants, oidc, pkce, refresh};
+use crate::auth::amr::Amr;
 use crate::auth::secrets::{Pepper, SecretString, random_secret};
 use crate::db::DbConnection;
 use crate::error::{Error, Result};
@@ -61,6 +62,7 @@ pub fn issue(
             refresh_family_id: None,
             access_jti: None,
             access_expires_at: None,
+            amr: session.row.amr.clone(),
         },
     )?;
     Ok(code)
@@ -189,6 +191,10 @@ pub(super) async fn authorization_code(
                         jti: new_id(),
                     },
                 )?;
+                let mut grant = grant;
+                let amr = Amr::from_stored(&row.amr);
+                grant.claims.amr = Some(amr.names().iter().map(|m| m.to_string()).collect());
+                grant.claims.acr = Some(amr.level().acr().to_string());
                 let family = new_id();
                 let refresh_token = refresh::store(
                     conn,
@@ -214,6 +220,7 @@ pub(super) async fn authorization_code(
                         auth_time: row.auth_time,
                         nonce: row.nonce.as_deref(),
                         sid: &row.session_id,
+                        amr: &amr,
                         lifetime: cfg.access_ttl,
                     };
                     let id_token = oidc::id_token(&keys, &facts, response.access_token.expose(), now)

@@ -96,6 +96,8 @@ fn claims(
         name: subject.name.clone(),
         act: None,
         root_jti: None,
+        amr: None,
+        acr: None,
     }
 }
 

@@ -46,6 +46,11 @@ pub struct ActiveToken {
     /// RFC 8693 §4.1: who acts for the subject, for an exchanged token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub act: Option<crate::auth::jwt::Actor>,
+    /// How the person logged in (RFC 8176), for a token of a browser or device login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 impl IntrospectionResponse {
@@ -108,6 +113,8 @@ fn active_access_token(claims: AccessTokenClaims, p: &Principal, held: &[String]
         token_type: "Bearer",
         principal_kind: claims.principal_kind,
         act: claims.act,
+        amr: claims.amr,
+        acr: claims.acr,
     })
 }
 
@@ -145,6 +152,8 @@ fn refresh_token_state(
         token_type: "refresh_token",
         principal_kind: p.kind.to_string(),
         act: None,
+        amr: None,
+        acr: None,
     }))
 }
 

@@ -21,6 +21,7 @@ pub mod request;
 pub mod response;
 pub mod revocations;
 pub mod revoke;
+pub mod second_step;
 pub mod session;
 pub mod token;
 
@@ -77,6 +78,8 @@ pub struct Parts {
     pub exchanges: exchange::ExchangeLedger,
     /// Token-exchange targets resolved recently.
     pub targets: exchange::TargetCache,
+    /// Who must pass a second step.
+    pub mfa: crate::auth::second_factor::MfaPolicy,
 }
 
 impl OAuthContext {

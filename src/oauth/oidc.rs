@@ -29,6 +29,12 @@ pub struct IdTokenClaims {
     pub sid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_hash: Option<String>,
+    /// How the person logged in (RFC 8176).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The level the login reached: `pwd` or `mfa`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// §3.1.3.6 `at_hash`: the left half of the hash of the access token, with the
@@ -53,6 +59,7 @@ pub struct IdTokenFacts<'a> {
     pub auth_time: DateTime<Utc>,
     pub nonce: Option<&'a str>,
     pub sid: &'a str,
+    pub amr: &'a crate::auth::amr::Amr,
     pub lifetime: chrono::Duration,
 }
 
@@ -74,6 +81,8 @@ pub fn id_token(
         nonce: facts.nonce.map(str::to_string),
         sid: facts.sid.to_string(),
         at_hash: Some(at_hash(alg, access_token)),
+        amr: facts.amr.names().iter().map(|m| m.to_string()).collect(),
+        acr: Some(facts.amr.level().acr().to_string()),
     };
     jwt::sign_jws(keys, "JWT", &claims)
 }

@@ -129,11 +129,17 @@ pub fn refused() -> OAuthError {
 
 /// Inside the issuing transaction: the person as they are now, still active
 /// and with the password that was checked (a disable or password change
-/// while argon2 queued cannot be outrun). Clears the throttle's failures.
+/// while argon2 queued cannot be outrun). The throttle's failures are not
+/// cleared here: a login is done only once its second step is (see [`cleared`]).
 pub fn confirm(conn: &mut DbConnection, candidate: &Candidate, user: &Principal) -> Result<Principal, OAuthError> {
     let current = principal::find_by_id(conn, &user.id)?.filter(Principal::is_active);
     let still_valid = current.is_some() && password_row::find(conn, &user.id)? == candidate.phc;
-    let current = current.filter(|_| still_valid).ok_or_else(refused)?;
-    throttle::record_success(conn, &candidate.throttle_keys, &candidate.throttle_rows)?;
-    Ok(current)
+    current.filter(|_| still_valid).ok_or_else(refused)
+}
+
+/// The login succeeded as a whole: clear the throttle's failures. Not
+/// called when a second step is still due, so that a known password cannot
+/// reset the count of guessed codes.
+pub fn cleared(conn: &mut DbConnection, candidate: &Candidate) -> Result<(), Error> {
+    throttle::record_success(conn, &candidate.throttle_keys, &candidate.throttle_rows)
 }

@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::auth::amr::{Amr, Method};
 use crate::auth::secrets::{Pepper, SecretString, constant_time_eq, random_secret};
 use crate::db::DbConnection;
 use crate::error::Result;
-use crate::models::login_session::{self, LoginSessionRow};
+use crate::models::login_session::{self, LoginSessionRow, Pending};
 use crate::models::principal::{self, Principal};
 use crate::models::{new_id, refresh_token};
 
@@ -29,6 +30,9 @@ impl Default for SessionPolicy {
     }
 }
 
+/// How long a login waits for its second step after the password.
+pub const PENDING_TTL: Duration = Duration::minutes(10);
+
 /// Bytes of randomness in a session cookie and a CSRF cookie.
 const TOKEN_BYTES: usize = 32;
 
@@ -47,11 +51,27 @@ impl LiveSession {
     pub fn auth_time(&self) -> DateTime<Utc> {
         self.row.auth_time
     }
+
+    /// What the login proved.
+    pub fn amr(&self) -> Amr {
+        Amr::from_stored(&self.row.amr)
+    }
+
+    /// The step still due, for a session waiting for its second step.
+    pub fn pending(&self) -> Option<Pending> {
+        self.row.pending()
+    }
 }
 
 /// Is `row` live at `now` for `person`: not ended, within both timeouts, and
 /// its person active and not disabled since the login?
 pub fn is_live(row: &LoginSessionRow, person: &Principal, policy: &SessionPolicy, now: DateTime<Utc>) -> bool {
+    row.pending.is_none() && open(row, person, policy, now)
+}
+
+/// Not ended, within both timeouts, its person active: live, or still
+/// waiting for its second step.
+fn open(row: &LoginSessionRow, person: &Principal, policy: &SessionPolicy, now: DateTime<Utc>) -> bool {
     row.ended_at.is_none()
         && now < row.expires_at
         && now < row.last_seen_at + policy.idle
@@ -76,14 +96,36 @@ pub fn current(
     Ok(is_live(&row, &person, policy, now).then_some(LiveSession { row, person }))
 }
 
-/// Start a session for `person`, who has just logged in. Returns the cookie's token.
+/// The session of a cookie's token that a second step may apply to: one
+/// waiting for it, or a live one stepping up (`acr_values`).
+pub fn for_second_step(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    token: &SecretString,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<LiveSession>> {
+    let Some(row) = login_session::find_by_hash(conn, &hash(pepper, token))? else {
+        return Ok(None);
+    };
+    let Some(person) = principal::find_by_id(conn, &row.principal_id)? else {
+        return Ok(None);
+    };
+    Ok(open(&row, &person, policy, now).then_some(LiveSession { row, person }))
+}
+
+/// Start a session for `person`, who has just proved `amr`: live at once,
+/// or waiting for the `pending` step for at most [`PENDING_TTL`]. Returns
+/// the cookie's token.
 pub fn start(
     conn: &mut DbConnection,
     pepper: &Pepper,
     person: &Principal,
     policy: &SessionPolicy,
+    begun: (&Amr, Option<Pending>),
     now: DateTime<Utc>,
 ) -> Result<(SecretString, LiveSession)> {
+    let (amr, pending) = begun;
     let token = random_secret(TOKEN_BYTES)?;
     let t = now;
     let row = LoginSessionRow {
@@ -92,8 +134,14 @@ pub fn start(
         principal_id: person.id.clone(),
         auth_time: t,
         last_seen_at: t,
-        expires_at: now + policy.lifetime,
+        expires_at: if pending.is_some() {
+            now + PENDING_TTL
+        } else {
+            now + policy.lifetime
+        },
         ended_at: None,
+        amr: amr.to_stored(),
+        pending: pending.map(|p| p.as_str().to_string()),
     };
     login_session::insert(conn, &row)?;
     Ok((
@@ -103,6 +151,36 @@ pub fn start(
             person: person.clone(),
         },
     ))
+}
+
+/// The second step of `session` passed, proving `more` as well: it is live
+/// from `now`, for the policy's whole lifetime.
+pub fn complete(
+    conn: &mut DbConnection,
+    session: &LiveSession,
+    more: &[Method],
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<LiveSession>> {
+    let amr = session.amr().with(more);
+    let expires_at = if session.pending().is_some() {
+        now + policy.lifetime
+    } else {
+        session.row.expires_at
+    };
+    if !login_session::complete(conn, &session.row.id, &amr.to_stored(), expires_at, now)? {
+        return Ok(None);
+    }
+    let mut row = session.row.clone();
+    row.amr = amr.to_stored();
+    row.pending = None;
+    row.auth_time = now;
+    row.last_seen_at = now;
+    row.expires_at = expires_at;
+    Ok(Some(LiveSession {
+        row,
+        person: session.person.clone(),
+    }))
 }
 
 /// Record a use of the session (single sign-on), which moves the idle deadline.
@@ -170,6 +248,8 @@ mod tests {
             last_seen_at: at(10, 0),
             expires_at: at(21, 0),
             ended_at: None,
+            amr: "pwd".into(),
+            pending: None,
         }
     }
 
@@ -189,6 +269,10 @@ mod tests {
         let mut ended = row();
         ended.ended_at = Some(at(9, 30));
         assert!(!is_live(&ended, &alice, &policy, at(10, 0)));
+        let mut waiting = row();
+        waiting.pending = Some("second_factor".into());
+        assert!(!is_live(&waiting, &alice, &policy, at(10, 0)), "its second step is due");
+        assert!(open(&waiting, &alice, &policy, at(10, 0)));
         assert!(!is_live(&row(), &person("disabled"), &policy, at(10, 0)));
         let mut re_enabled = person("active");
         re_enabled.tokens_not_before = Some(at(9, 30));

@@ -12,6 +12,7 @@ pub use super::response::TokenResponse;
 use super::response::respond;
 use super::{code, person, refresh};
 use crate::auth::secrets::SecretString;
+use crate::models::second_factor;
 use crate::db::DbConnection;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::new_id;
@@ -187,6 +188,9 @@ struct PasswordLogin {
     resource: Option<String>,
 }
 
+/// The password grant's answer to a person with a second factor.
+pub const SECOND_FACTOR_REQUIRED: &str = "a second factor is required: use the browser or device login";
+
 /// What the password grant loads before argon2 runs.
 struct Loaded {
     client: Client,
@@ -239,8 +243,25 @@ async fn password_grant(
                 remote.as_deref(),
                 now,
             )?;
+            // A person with a second factor logs in where it can be asked
+            // for: the browser, or the device flow.
+            if second_factor::has_confirmed(conn, &user.id)? {
+                oauth.failures.record(
+                    conn,
+                    NewAuditEvent::new("login.password", Outcome::Failed)
+                        .principal(Some(&user.id))
+                        .remote(remote.as_deref())
+                        .reason(SECOND_FACTOR_REQUIRED),
+                    now,
+                )?;
+                return Err(OAuthError::invalid_grant(SECOND_FACTOR_REQUIRED));
+            }
             crate::db::transaction(conn, |conn| {
                 let current = person::confirm(conn, &loaded.candidate, &user)?;
+                if second_factor::has_confirmed(conn, &current.id)? {
+                    return Err(OAuthError::invalid_grant(SECOND_FACTOR_REQUIRED));
+                }
+                person::cleared(conn, &loaded.candidate)?;
                 let granted = principal::scopes_of(conn, &current.id)?;
                 let grant = grants::password(
                     &current,

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod console;
 pub mod credentials;
+pub mod factors;
 pub mod federation;
 pub mod input;
 pub mod manage;
@@ -46,6 +47,10 @@ pub struct PrincipalsContext {
     pub revocations: std::sync::Arc<crate::feed::ChangeFeed>,
     /// Brought up to date with every change here before it answers.
     pub live: std::sync::Arc<crate::auth::live::LiveView>,
+    /// Who must pass a second step.
+    pub mfa: crate::auth::second_factor::MfaPolicy,
+    /// Wrong second-factor codes count toward the login throttle.
+    pub throttle: crate::auth::throttle::ThrottlePolicy,
 }
 
 impl PrincipalsContext {
@@ -66,6 +71,8 @@ impl PrincipalsContext {
             verified: std::sync::Arc::new(crate::auth::verified::VerifiedClients::new()),
             revocations: std::sync::Arc::new(crate::feed::ChangeFeed::new()),
             live: std::sync::Arc::new(crate::auth::live::LiveView::new()),
+            mfa: crate::auth::second_factor::MfaPolicy::default(),
+            throttle: crate::auth::throttle::ThrottlePolicy::default(),
         }
     }
 

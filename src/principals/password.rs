@@ -129,6 +129,8 @@ mod tests {
                 name: id.into(),
                 act: None,
                 root_jti: None,
+                amr: None,
+                acr: None,
             },
             principal: Principal {
                 id: id.into(),

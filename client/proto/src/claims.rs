@@ -159,6 +159,13 @@ pub struct AccessTokenClaims {
     /// of its chain: revoking that token ends this one too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_jti: Option<String>,
+    /// How the person logged in (RFC 8176 method names: `pwd`, `otp`,
+    /// `hwk`, `mfa`...), for tokens of a browser or device login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// The level the login reached (`pwd` or `mfa`), with `amr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 impl AccessTokenClaims {

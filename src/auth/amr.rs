@@ -117,7 +117,10 @@ impl Amr {
             amr.push(*m);
         }
         let knows = amr.0.contains(&Method::Pwd) || amr.0.contains(&Method::User);
-        let has = amr.0.iter().any(|m| matches!(m, Method::Otp | Method::Hwk | Method::Swk));
+        let has = amr
+            .0
+            .iter()
+            .any(|m| matches!(m, Method::Otp | Method::Hwk | Method::Swk));
         if knows && has {
             amr.push(Method::Mfa);
         }

@@ -58,7 +58,11 @@ mod tests {
             assert!(seen.insert(n));
         }
         assert_eq!(normalize("34679ACDEFGHJKMN").as_deref(), Some("34679ACDEFGHJKMN"));
-        assert_eq!(normalize("0000-0000-0000-0000"), None, "look-alikes are not in the alphabet");
+        assert_eq!(
+            normalize("0000-0000-0000-0000"),
+            None,
+            "look-alikes are not in the alphabet"
+        );
         assert_eq!(normalize("34679"), None);
     }
 }

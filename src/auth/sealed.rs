@@ -52,7 +52,9 @@ pub fn open(keys: &[LessSafeKey], aad: &[u8], sealed: &str, what: &str) -> Resul
             return Ok(plain.to_vec());
         }
     }
-    Err(Error::internal(format!("cannot decrypt a stored {what}: wrong pepper?")))
+    Err(Error::internal(format!(
+        "cannot decrypt a stored {what}: wrong pepper?"
+    )))
 }
 
 #[cfg(test)]

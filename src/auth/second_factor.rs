@@ -249,7 +249,13 @@ impl Passed {
 /// Check `code` as the second step of `person_id`: a code of one of their
 /// confirmed TOTP factors whose time step none of them accepted yet, or
 /// one of their unused recovery codes. Spends what it accepts.
-pub fn pass(conn: &mut DbConnection, pepper: &Pepper, person_id: &str, code: &str, now: DateTime<Utc>) -> Result<Option<Passed>> {
+pub fn pass(
+    conn: &mut DbConnection,
+    pepper: &Pepper,
+    person_id: &str,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Passed>> {
     let code = code.trim();
     if code.len() > 64 {
         return Ok(None);

@@ -53,6 +53,11 @@ pub fn matching_step(secret: &[u8], code: &str, unix_now: u64) -> Option<u64> {
     found
 }
 
+/// The bytes of a base32 secret, as [`base32`] shows it.
+pub fn from_base32(encoded: &str) -> Option<Vec<u8>> {
+    Secret::Encoded(encoded.to_string()).to_bytes().ok()
+}
+
 /// The code of `secret` at `unix` (for tests and the documentation's walkthrough).
 pub fn code_at(secret: &[u8], unix: u64) -> Option<String> {
     totp(secret, None, String::new()).map(|t| t.generate(unix))
@@ -80,8 +85,16 @@ mod tests {
         let make = |alg, seed: &Vec<u8>| TOTP::new_unchecked(alg, 8, 1, 30, seed.clone(), None, String::new());
         for (time, sha1, sha256, sha512) in vectors {
             assert_eq!(make(Algorithm::SHA1, &seed20).generate(time), sha1, "SHA1 at {time}");
-            assert_eq!(make(Algorithm::SHA256, &seed32).generate(time), sha256, "SHA256 at {time}");
-            assert_eq!(make(Algorithm::SHA512, &seed64).generate(time), sha512, "SHA512 at {time}");
+            assert_eq!(
+                make(Algorithm::SHA256, &seed32).generate(time),
+                sha256,
+                "SHA256 at {time}"
+            );
+            assert_eq!(
+                make(Algorithm::SHA512, &seed64).generate(time),
+                sha512,
+                "SHA512 at {time}"
+            );
         }
     }
 
@@ -97,13 +110,19 @@ mod tests {
         assert_eq!(matching_step(secret, &at(now + 60), now), None, "two steps ahead");
         assert_eq!(matching_step(secret, "12345", now), None);
         assert_eq!(matching_step(secret, "abcdef", now), None);
-        assert_eq!(matching_step(secret, &format!(" {} ", at(now)), now), Some(step_of(now)));
+        assert_eq!(
+            matching_step(secret, &format!(" {} ", at(now)), now),
+            Some(step_of(now))
+        );
     }
 
     #[test]
     fn the_uri_names_issuer_and_account() {
         let uri = otpauth_uri(b"12345678901234567890", "Roster", "ad:min").unwrap();
-        assert!(uri.starts_with("otpauth://totp/Roster:ad%20min?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/Roster:ad%20min?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
+            "{uri}"
+        );
         assert!(uri.contains("issuer=Roster"), "{uri}");
         assert_eq!(base32(b"12345678901234567890"), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
     }

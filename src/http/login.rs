@@ -13,9 +13,10 @@ use crate::auth::secrets::SecretString;
 use crate::error::RETRY_AFTER_SECS;
 use crate::oauth::authorize::{AuthorizeError, LoginForm, LoginProblem, LoginStep, Step};
 use crate::oauth::logout::LogoutStep;
-use crate::oauth::second_step::{StepForm, StepKind, StepPage, StepProblem};
 use crate::oauth::origins::origin_of;
 use crate::oauth::request::{self, FormParams};
+use crate::oauth::second_step::StepForm;
+use crate::oauth::step::{StepKind, StepPage, StepProblem};
 use crate::oauth::{oidc, session};
 use crate::state::AppState;
 
@@ -154,7 +155,12 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
 }
 
 /// Render the second-step page.
-fn second_step_page(req: &HttpRequest, state: &AppState, page: &StepPage, set_session: Option<&SecretString>) -> HttpResponse {
+fn second_step_page(
+    req: &HttpRequest,
+    state: &AppState,
+    page: &StepPage,
+    set_session: Option<&SecretString>,
+) -> HttpResponse {
     let (csrf, set) = match csrf_cookie(req, state) {
         Ok(c) => c,
         Err(e) => return refused(e),
@@ -162,7 +168,11 @@ fn second_step_page(req: &HttpRequest, state: &AppState, page: &StepPage, set_se
     let token = session::csrf_token(&state.oauth().pepper, &csrf);
     let (status, message, retry_after) = match page.problem {
         None => (StatusCode::OK, None, None),
-        Some(StepProblem::WrongCode) => (StatusCode::UNAUTHORIZED, Some("That code is not valid.".to_string()), None),
+        Some(StepProblem::WrongCode) => (
+            StatusCode::UNAUTHORIZED,
+            Some("That code is not valid.".to_string()),
+            None,
+        ),
         Some(StepProblem::Csrf) => (
             StatusCode::FORBIDDEN,
             Some("This form expired or did not come from this page. Please try again.".to_string()),
@@ -191,9 +201,10 @@ fn second_step_page(req: &HttpRequest, state: &AppState, page: &StepPage, set_se
         message.as_deref(),
     );
     let mut resp = pages::respond(status, html, &[]);
-    for c in set.into_iter().chain(
-        set_session.map(|t| cookie(state, session_cookie_name(state), t.expose().to_string())),
-    ) {
+    for c in set
+        .into_iter()
+        .chain(set_session.map(|t| cookie(state, session_cookie_name(state), t.expose().to_string())))
+    {
         let _ = resp.add_cookie(&c);
     }
     if let Some(secs) = retry_after

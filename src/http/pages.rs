@@ -145,11 +145,7 @@ pub enum SecondStep<'a> {
 /// The `otpauth://` URI as a QR code, an inline SVG.
 fn qr_svg(uri: &str) -> Option<String> {
     let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
-    Some(
-        code.render::<qrcode::render::svg::Color<'_>>()
-            .quiet_zone(true)
-            .build(),
-    )
+    Some(code.render::<qrcode::render::svg::Color<'_>>().quiet_zone(true).build())
 }
 
 /// The second step of a login: a code, or enrolling a first factor.

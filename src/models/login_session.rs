@@ -113,15 +113,25 @@ pub fn delete_expired(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usi
 }
 
 /// The second step passed: the session counts from `now`, with `amr`.
-pub fn complete(conn: &mut DbConnection, id: &str, amr: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
-    let n = diesel::update(login_sessions::table.find(id).filter(login_sessions::ended_at.is_null()))
-        .set((
-            login_sessions::amr.eq(amr),
-            login_sessions::pending.eq(None::<String>),
-            login_sessions::auth_time.eq(to_db_time(now)),
-            login_sessions::last_seen_at.eq(to_db_time(now)),
-            login_sessions::expires_at.eq(to_db_time(expires_at)),
-        ))
-        .execute(conn)?;
+pub fn complete(
+    conn: &mut DbConnection,
+    id: &str,
+    amr: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let n = diesel::update(
+        login_sessions::table
+            .find(id)
+            .filter(login_sessions::ended_at.is_null()),
+    )
+    .set((
+        login_sessions::amr.eq(amr),
+        login_sessions::pending.eq(None::<String>),
+        login_sessions::auth_time.eq(to_db_time(now)),
+        login_sessions::last_seen_at.eq(to_db_time(now)),
+        login_sessions::expires_at.eq(to_db_time(expires_at)),
+    ))
+    .execute(conn)?;
     Ok(n == 1)
 }

@@ -174,8 +174,8 @@ pub fn delete(conn: &mut DbConnection, principal_id: &str, id: &str) -> Result<b
 
 /// Remove every factor and recovery code of a person. Returns the factors removed.
 pub fn delete_all(conn: &mut DbConnection, principal_id: &str) -> Result<usize> {
-    let n = diesel::delete(second_factors::table.filter(second_factors::principal_id.eq(principal_id)))
-        .execute(conn)?;
+    let n =
+        diesel::delete(second_factors::table.filter(second_factors::principal_id.eq(principal_id))).execute(conn)?;
     diesel::delete(recovery_codes::table.filter(recovery_codes::principal_id.eq(principal_id))).execute(conn)?;
     Ok(n)
 }

@@ -7,16 +7,16 @@ use chrono::{DateTime, Utc};
 use super::client_auth::login_client;
 use super::error::OAuthError;
 use super::request::FormParams;
-use super::second_step::{self, StepPage};
 use super::session::{self, LiveSession};
+use super::step::{self, StepPage};
+use super::{OAuthContext, code, person, pkce};
 use crate::auth::amr::{Amr, Level};
 use crate::auth::second_factor::{self, Due};
-use crate::models::login_session::Pending;
-use super::{OAuthContext, code, person, pkce};
 use crate::auth::secrets::SecretString;
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
+use crate::models::login_session::Pending;
 use crate::models::principal;
 use crate::names::Scopes;
 
@@ -386,8 +386,12 @@ impl OAuthContext {
                                     "the person must pass a second step",
                                 ));
                             }
-                            let kind = second_step::kind_for(conn, &oauth, &s.person, due, now)?;
-                            return Ok(Step::SecondStep(Box::new(StepPage::new(request.clone(), &s.person, kind))));
+                            let kind = step::kind_for(conn, &oauth, &s.person, due, now)?;
+                            return Ok(Step::SecondStep(Box::new(StepPage::new(
+                                request.clone(),
+                                &s.person,
+                                kind,
+                            ))));
                         }
                         session::touch(conn, &s, now)?;
                         answer(conn, &oauth, &request, &s, "login.sso", remote.as_deref(), now).map(Step::Redirect)
@@ -522,7 +526,7 @@ impl OAuthContext {
                         now,
                     )?;
                     if pending.is_some() {
-                        let kind = second_step::kind_for(conn, &oauth, &current, due, now)?;
+                        let kind = step::kind_for(conn, &oauth, &current, due, now)?;
                         return Ok(Some(LoginStep::SecondStep {
                             page: Box::new(StepPage::new(carried.clone(), &live.person, kind)),
                             session_token: Some(token),

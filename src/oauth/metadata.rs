@@ -35,6 +35,8 @@ pub struct ServerMetadata {
     pub response_modes_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
     pub prompt_values_supported: Vec<&'static str>,
+    /// OpenID Connect Discovery §3: `mfa` forces a second step.
+    pub acr_values_supported: Vec<&'static str>,
     /// RFC 9207 §3: `iss` is on every authorization response.
     pub authorization_response_iss_parameter_supported: bool,
     pub request_parameter_supported: bool,
@@ -104,11 +106,14 @@ pub fn metadata(issuer: &str, granted_scopes: Vec<String>, password_grant: bool)
             "nonce",
             "sid",
             "at_hash",
+            "amr",
+            "acr",
             "preferred_username",
             "name",
             "email",
         ],
         prompt_values_supported: vec!["none", "login", "consent", "select_account"],
+        acr_values_supported: crate::auth::amr::ACR_VALUES.to_vec(),
         authorization_response_iss_parameter_supported: true,
         request_parameter_supported: false,
         request_uri_parameter_supported: false,

@@ -23,6 +23,7 @@ pub mod revocations;
 pub mod revoke;
 pub mod second_step;
 pub mod session;
+pub mod step;
 pub mod token;
 
 use std::sync::Arc;

@@ -11,76 +11,14 @@ use super::OAuthContext;
 use super::authorize::{AuthorizationRequest, AuthorizeError, LoginForm, LoginProblem, LoginStep, answer, check};
 use super::request::FormParams;
 use super::session::{self, LiveSession};
+use super::step::{StepKind, StepPage, StepProblem};
 use crate::auth::amr::Method;
-use crate::auth::second_factor::{self, Due, Passed, TotpEnrolment};
+use crate::auth::second_factor::{self, Passed};
 use crate::auth::secrets::SecretString;
 use crate::auth::throttle;
 use crate::db::DbConnection;
 use crate::error::Error;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
-use crate::models::principal::Principal;
-
-/// The name a factor enrolled at login gets.
-pub const ENROLLED_AT_LOGIN: &str = "Authenticator app";
-
-/// What the second-step page asks for.
-#[derive(Debug)]
-pub enum StepKind {
-    /// A code: TOTP, or a recovery code.
-    Code,
-    /// Enrol a TOTP factor (shown with its secret), confirmed by its first code.
-    Enrol(TotpEnrolment),
-}
-
-/// Why the second-step page is shown again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepProblem {
-    Csrf,
-    WrongCode,
-    Throttled { retry_after: i64 },
-}
-
-/// The second-step page to show.
-#[derive(Debug)]
-pub struct StepPage {
-    pub request: AuthorizationRequest,
-    /// Whose login it is.
-    pub person: String,
-    pub kind: StepKind,
-    pub problem: Option<StepProblem>,
-}
-
-impl StepPage {
-    pub fn new(request: AuthorizationRequest, person: &Principal, kind: StepKind) -> Self {
-        Self {
-            request,
-            person: person.name.clone(),
-            kind,
-            problem: None,
-        }
-    }
-}
-
-/// What the page asks of `person`, for whom `due` is due.
-pub(super) fn kind_for(
-    conn: &mut DbConnection,
-    oauth: &OAuthContext,
-    person: &Principal,
-    due: Due,
-    now: DateTime<Utc>,
-) -> Result<StepKind, Error> {
-    Ok(match due {
-        Due::Enrol => StepKind::Enrol(second_factor::begin_totp(
-            conn,
-            &oauth.pepper,
-            person,
-            ENROLLED_AT_LOGIN,
-            &second_factor::issuer_label(oauth.issuer()),
-            now,
-        )?),
-        Due::SecondFactor | Due::Nothing => StepKind::Code,
-    })
-}
 
 /// The form of the second-step page.
 #[derive(Debug)]

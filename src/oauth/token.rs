@@ -12,11 +12,11 @@ pub use super::response::TokenResponse;
 use super::response::respond;
 use super::{code, person, refresh};
 use crate::auth::secrets::SecretString;
-use crate::models::second_factor;
 use crate::db::DbConnection;
 use crate::models::audit::{self, NewAuditEvent, Outcome};
 use crate::models::new_id;
 use crate::models::principal::{self, Principal, PrincipalKind};
+use crate::models::second_factor;
 use crate::names::Scopes;
 
 impl OAuthContext {

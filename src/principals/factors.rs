@@ -148,7 +148,9 @@ fn view(conn: &mut DbConnection, ctx: &PrincipalsContext, person: &Principal) ->
 
 /// A factor name as given: trimmed, not empty, at most 64 characters.
 fn factor_name(name: Option<String>, default: &str) -> Result<String> {
-    let name = name.map(|n| n.trim().to_string()).unwrap_or_else(|| default.to_string());
+    let name = name
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|| default.to_string());
     if name.is_empty() || name.chars().count() > second_factor::MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(Error::invalid(
             "name",
@@ -225,7 +227,13 @@ impl PrincipalsContext {
     }
 
     /// `POST /api/v1/me/factors/totp`: an unconfirmed TOTP factor.
-    pub async fn start_totp(&self, caller: &Caller, body: StartTotp, issuer: String, now: DateTime<Utc>) -> Result<TotpStarted> {
+    pub async fn start_totp(
+        &self,
+        caller: &Caller,
+        body: StartTotp,
+        issuer: String,
+        now: DateTime<Utc>,
+    ) -> Result<TotpStarted> {
         let person = own_person(caller)?.clone();
         let name = factor_name(body.name, "Authenticator app")?;
         let pepper = self.pepper.clone();
@@ -308,7 +316,13 @@ impl PrincipalsContext {
     }
 
     /// `PUT /api/v1/principals/{id}/mfa` (admins).
-    pub async fn set_mfa(&self, actor: Option<&str>, id: String, body: SetMfa, now: DateTime<Utc>) -> Result<FactorsView> {
+    pub async fn set_mfa(
+        &self,
+        actor: Option<&str>,
+        id: String,
+        body: SetMfa,
+        now: DateTime<Utc>,
+    ) -> Result<FactorsView> {
         let (ctx, actor) = (self.clone(), actor.map(str::to_string));
         self.db
             .run(move |conn| set_mfa(conn, &ctx, actor.as_deref(), &id, body.mfa, now))
@@ -343,10 +357,11 @@ fn confirm_totp(
         return Err(Error::Throttled { retry_after });
     }
     let confirmed = crate::db::transaction(conn, |conn| {
-        let confirmed = match second_factor::confirm_totp(conn, &ctx.pepper, &person.id, &body.id, body.code.expose(), now)? {
-            Ok(c) => c,
-            Err(refusal) => return Ok::<_, Error>(Err(refusal)),
-        };
+        let confirmed =
+            match second_factor::confirm_totp(conn, &ctx.pepper, &person.id, &body.id, body.code.expose(), now)? {
+                Ok(c) => c,
+                Err(refusal) => return Ok::<_, Error>(Err(refusal)),
+            };
         audit::record(
             conn,
             NewAuditEvent::new("factor.added", Outcome::Ok)

@@ -237,7 +237,8 @@ async fn console_login(app: &TestApp, user: &str, password: &str) -> serde_json:
         .append_pair("state", "s")
         .append_pair("nonce", "n")
         .append_pair("code_challenge", challenge.as_str())
-        .append_pair("code_challenge_method", "S256");
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("acr_values", "mfa");
     let mut browser = Browser::new();
     let page = browser.get(url.as_str()).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
@@ -248,7 +249,37 @@ async fn console_login(app: &TestApp, user: &str, password: &str) -> serde_json:
         "{}",
         page.html
     );
-    let done = browser.log_in(app, &page, user, password).await;
+    let enrol = browser.log_in(app, &page, user, password).await;
+    // The console asks for a second step: a first login enrols a TOTP factor.
+    assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.html);
+    assert!(enrol.html.contains("Set up two-step verification"), "{}", enrol.html);
+    let secret = enrol
+        .html
+        .split("id=\"totp-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    let code = roster::auth::totp::code_at(
+        &roster::auth::totp::from_base32(secret).unwrap(),
+        app.clock.now().timestamp() as u64,
+    )
+    .unwrap();
+    let mut form = enrol.hidden();
+    form.push(("code".into(), code));
+    let codes = browser.post(&app.url("/oauth/login/second"), &form).await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.html);
+    let next = codes
+        .html
+        .split("href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let done = browser.get(&app.url(&next)).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
     assert!(
         done.location

@@ -19,6 +19,7 @@ mod discovery;
 mod domain;
 mod examples;
 mod exchange;
+mod factors;
 mod faults;
 mod hardening;
 mod health;

@@ -13,7 +13,7 @@ CREATE TABLE second_factors (
     secret        TEXT,
     credential_id TEXT,
     passkey       TEXT,
-    last_step     INTEGER,
+    last_step     BIGINT,
     confirmed_at  TIMESTAMP,
     created_at    TIMESTAMP NOT NULL,
     last_used_at  TIMESTAMP
@@ -51,7 +51,7 @@ CREATE TABLE device_codes (
     client_id        TEXT NOT NULL,
     scope            TEXT NOT NULL,
     status           TEXT NOT NULL,
-    interval_secs    INTEGER NOT NULL,
+    interval_secs    BIGINT NOT NULL,
     next_poll_at     TIMESTAMP NOT NULL,
     created_at       TIMESTAMP NOT NULL,
     expires_at       TIMESTAMP NOT NULL,

@@ -88,6 +88,8 @@
     const q = new URLSearchParams({
       response_type: 'code', client_id: CLIENT, redirect_uri: REDIRECT, scope: 'openid admin',
       state, nonce, code_challenge: challenge, code_challenge_method: 'S256',
+      // Admin power asks for a second step (RFC 8176 amr, OpenID Connect acr_values).
+      acr_values: 'mfa',
     });
     location.assign(`${ISSUER}/oauth/authorize?${q}`);
     return new Promise(() => {});

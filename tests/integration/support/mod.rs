@@ -470,6 +470,8 @@ impl TestApp {
             verified: std::sync::Arc::new(roster::auth::verified::VerifiedClients::new()),
             revocations: std::sync::Arc::new(roster::feed::ChangeFeed::new()),
             live: std::sync::Arc::new(roster::auth::live::LiveView::new()),
+            mfa: here.mfa,
+            throttle: here.throttle.clone(),
         }
     }
 

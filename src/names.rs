@@ -193,3 +193,7 @@ mod tests {
         }
     }
 }
+
+/// Roster's own first-party public client: the admin console's login, the
+/// device login's verification page, and `roster login`.
+pub const FIRST_PARTY_CLIENT: &str = "roster-console";

@@ -236,6 +236,7 @@ impl Upkeep {
                     tracing::info!(revoked = orphans.len(), "exchanged tokens of revoked tokens revoked");
                 }
                 crate::models::token_exchange::delete_expired(c, now)?;
+                crate::models::device_code::delete_expired(c, now)?;
                 // TOTP enrolments never confirmed.
                 crate::models::second_factor::delete_unconfirmed_before(
                     c,

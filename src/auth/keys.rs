@@ -523,8 +523,9 @@ mod tests {
 
     #[test]
     fn keys_sealed_with_the_legacy_sub_key_still_open() {
+        use ring::aead::{Aad, NONCE_LEN, Nonce};
         let p = pepper();
-        let legacy = aes_key(&p.legacy_derive_key(SEALING_PURPOSE)).unwrap();
+        let legacy = sealed::aes_key(&p.legacy_derive_key(SEALING_PURPOSE)).unwrap();
         let nonce = [7u8; NONCE_LEN];
         let mut buf = b"old key".to_vec();
         legacy

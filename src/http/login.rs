@@ -12,6 +12,7 @@ use super::pages;
 use crate::auth::secrets::SecretString;
 use crate::error::RETRY_AFTER_SECS;
 use crate::oauth::authorize::{AuthorizeError, LoginForm, LoginProblem, LoginStep, Step};
+use crate::oauth::device::{DeviceForm, DevicePage, DeviceProblem};
 use crate::oauth::logout::LogoutStep;
 use crate::oauth::origins::origin_of;
 use crate::oauth::request::{self, FormParams};
@@ -392,4 +393,103 @@ pub async fn userinfo(Bearer(caller): Bearer) -> Result<HttpResponse, BearerErro
     Ok(HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-store"))
         .json(oidc::userinfo(&caller)))
+}
+
+/// `GET /oauth/device`: the device login's verification page (RFC 8628
+/// §3.3), with `user_code` (§3.3.1), or back from the browser login with
+/// the code in `state`.
+pub async fn device_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let mut params = match query(&req) {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let user_code = params.take("user_code").or_else(|| params.take("state"));
+    let form = DeviceForm {
+        user_code,
+        approve: None,
+        csrf_ok: false,
+        session_token: cookie_value(&req, session_cookie_name(&state)),
+    };
+    device_outcome(&req, &state, form).await
+}
+
+/// `POST /oauth/device`: a typed user code, or the person's answer.
+pub async fn device_post(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let mut params = match read_form(&req, payload).await {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let csrf = params.take("csrf");
+    let form = DeviceForm {
+        user_code: params.take("user_code"),
+        approve: match params.take("action").as_deref() {
+            Some("approve") => Some(true),
+            Some("deny") => Some(false),
+            _ => None,
+        },
+        csrf_ok: session::csrf_ok(
+            &state.oauth().pepper,
+            cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
+            csrf.as_deref(),
+        ),
+        session_token: cookie_value(&req, session_cookie_name(&state)),
+    };
+    device_outcome(&req, &state, form).await
+}
+
+async fn device_outcome(req: &HttpRequest, state: &AppState, form: DeviceForm) -> HttpResponse {
+    let page = match state.oauth().device_page(form, remote(req), state.now()).await {
+        Ok(p) => p,
+        Err(e) => return refused(AuthorizeError::Server(e)),
+    };
+    let (csrf, set) = match csrf_cookie(req, state) {
+        Ok(c) => c,
+        Err(e) => return refused(e),
+    };
+    let token = session::csrf_token(&state.oauth().pepper, &csrf);
+    let mut resp = match page {
+        DevicePage::Login(url) => return see_other(&url).finish(),
+        DevicePage::Enter { person, problem } => {
+            let (status, message, retry_after) = match problem {
+                None => (StatusCode::OK, None, None),
+                Some(DeviceProblem::UnknownCode) => (
+                    StatusCode::BAD_REQUEST,
+                    Some("That code is not valid or has expired.".to_string()),
+                    None,
+                ),
+                Some(DeviceProblem::Csrf) => (
+                    StatusCode::FORBIDDEN,
+                    Some("This form expired or did not come from this page. Please try again.".to_string()),
+                    None,
+                ),
+                Some(DeviceProblem::Throttled { retry_after }) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(format!("Too many failed attempts. Try again in {retry_after} seconds.")),
+                    Some(retry_after.max(1)),
+                ),
+            };
+            let mut resp = pages::respond(status, pages::device_enter(&person, &token, message.as_deref()), &[]);
+            if let Some(secs) = retry_after
+                && let Ok(v) = secs.to_string().parse()
+            {
+                resp.headers_mut().insert(RETRY_AFTER, v);
+            }
+            resp
+        }
+        DevicePage::Confirm {
+            person,
+            client,
+            scope,
+            user_code,
+        } => pages::respond(
+            StatusCode::OK,
+            pages::device_confirm(&person, &client, &scope, &user_code, &token),
+            &[],
+        ),
+        DevicePage::Done { approved } => pages::respond(StatusCode::OK, pages::device_done(approved), &[]),
+    };
+    if let Some(c) = set {
+        let _ = resp.add_cookie(&c);
+    }
+    resp
 }

@@ -58,6 +58,9 @@ route_table! {
     post "/oauth/token" => oauth::token;
     post "/oauth/introspect" => oauth::introspect;
     post "/oauth/revoke" => oauth::revoke;
+    post "/oauth/device_authorization" => oauth::device_authorization;
+    get "/oauth/device" => login::device_get;
+    post "/oauth/device" => login::device_post;
     get "/oauth/authorize" => login::authorize;
     post "/oauth/login" => login::login;
     post "/oauth/login/second" => login::second_step;

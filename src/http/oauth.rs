@@ -68,6 +68,27 @@ pub async fn token(
     Ok(no_store(&response))
 }
 
+/// `POST /oauth/device_authorization` (RFC 8628 §3.1).
+pub async fn device_authorization(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthError> {
+    let form = read_form(&req, payload).await?;
+    let creds = client_credentials(&req, &form)?;
+    let scope = match form.get("scope") {
+        Some(s) => Some(crate::names::Scopes::parse(s).map_err(|e| OAuthError::invalid_scope(e.to_string()))?),
+        None => None,
+    };
+    let answer = state
+        .oauth()
+        .device_authorization(creds, scope, remote(&req), state.now())
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(answer))
+}
+
 /// `POST /oauth/introspect` (RFC 7662 §2).
 pub async fn introspect(
     state: web::Data<AppState>,

@@ -206,6 +206,58 @@ pub fn recovery_codes(codes: &[&str], continue_to: &str) -> String {
     document("Recovery codes", body)
 }
 
+/// The device login: the person types the code their device shows.
+pub fn device_enter(person: &str, csrf: &str, error: Option<&str>) -> String {
+    let body = html! {
+        h1 { "Sign in on a device" }
+        p.lead { "Signed in as " strong { (person) } ". Enter the code your device or command line shows." }
+        @if let Some(e) = error {
+            p.error role="alert" id="device-error" { (e) }
+        }
+        form method="post" action="/oauth/device" aria-describedby=[error.map(|_| "device-error")] {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="user_code" { "Code" }
+            input type="text" id="user_code" name="user_code" autocomplete="off" autocapitalize="characters"
+                spellcheck="false" required maxlength="32" autofocus;
+            button type="submit" { "Continue" }
+        }
+    };
+    document("Sign in on a device", body)
+}
+
+/// The device login: approve or deny the device's request.
+pub fn device_confirm(person: &str, client: &str, scope: &[String], user_code: &str, csrf: &str) -> String {
+    let body = html! {
+        h1 { "Sign in on a device?" }
+        p.lead { strong { (client) } " on a device showing " strong { (user_code) } " asks to act as " strong { (person) } "." }
+        @if !scope.is_empty() {
+            p { "It asks for: " (scope.join(", ")) }
+        }
+        p { "Approve only if you started this sign-in yourself and the code matches." }
+        form method="post" action="/oauth/device" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="user_code" value=(user_code);
+            button type="submit" name="action" value="approve" id="approve" { "Approve" }
+            button type="submit" name="action" value="deny" id="deny" { "Deny" }
+        }
+    };
+    document("Sign in on a device", body)
+}
+
+/// The device login answered.
+pub fn device_done(approved: bool) -> String {
+    let body = html! {
+        @if approved {
+            h1 { "Device signed in" }
+            p.lead { "You can return to your device; it continues on its own." }
+        } @else {
+            h1 { "Sign-in denied" }
+            p.lead { "The device was not signed in." }
+        }
+    };
+    document("Sign in on a device", body)
+}
+
 /// A page that explains why nothing happens, and sends nobody anywhere.
 pub fn error(message: &str) -> String {
     let body = html! {

@@ -80,7 +80,8 @@ impl ResponseError for OAuthError {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+            // The throttle; a device flow's slow_down is a 400 (RFC 8628 §3.5).
+            ErrorCode::SlowDown if matches!(self, Self::Throttled { .. }) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -49,6 +49,7 @@ pub mod auth_state;
 pub mod authorization_code;
 pub mod client_key;
 pub mod client_settings;
+pub mod device_code;
 pub mod federation;
 pub mod health;
 pub mod instance;

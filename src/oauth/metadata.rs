@@ -14,6 +14,8 @@ pub struct ServerMetadata {
     pub jwks_uri: String,
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
+    /// RFC 8628 §4.
+    pub device_authorization_endpoint: String,
     pub authorization_endpoint: String,
     pub userinfo_endpoint: String,
     pub end_session_endpoint: String,
@@ -61,6 +63,7 @@ pub fn metadata(issuer: &str, granted_scopes: Vec<String>, password_grant: bool)
         "client_credentials",
         "refresh_token",
         super::request::TOKEN_EXCHANGE,
+        super::request::DEVICE_CODE,
     ];
     if password_grant {
         grants.insert(2, "password");
@@ -74,6 +77,7 @@ pub fn metadata(issuer: &str, granted_scopes: Vec<String>, password_grant: bool)
         jwks_uri: url("/.well-known/jwks.json"),
         introspection_endpoint: url("/oauth/introspect"),
         revocation_endpoint: url("/oauth/revoke"),
+        device_authorization_endpoint: url("/oauth/device_authorization"),
         authorization_endpoint: url("/oauth/authorize"),
         userinfo_endpoint: url("/oauth/userinfo"),
         end_session_endpoint: url("/oauth/logout"),

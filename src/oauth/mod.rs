@@ -6,6 +6,7 @@ pub mod authorization_request;
 pub mod authorize;
 pub mod client_auth;
 pub mod code;
+pub mod device;
 pub mod error;
 pub mod exchange;
 pub mod grants;

@@ -286,6 +286,9 @@ pub enum TokenRequest {
     /// RFC 8693 §2.1.
     #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
     TokenExchange(Box<ExchangeParams>),
+    /// RFC 8628 §3.4.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode { device_code: SecretString },
 }
 
 /// The parameters of a token exchange (RFC 8693 §2.1), as sent.
@@ -303,13 +306,17 @@ pub struct ExchangeParams {
     pub scope: Option<Scopes>,
 }
 
-pub const SUPPORTED_GRANTS: [&str; 5] = [
+pub const SUPPORTED_GRANTS: [&str; 6] = [
     "authorization_code",
     "client_credentials",
     "password",
     "refresh_token",
     TOKEN_EXCHANGE,
+    DEVICE_CODE,
 ];
+
+/// RFC 8628 §3.4.
+pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 pub use roster_proto::claims::token_exchange::GRANT_TYPE as TOKEN_EXCHANGE;
 
@@ -322,6 +329,7 @@ impl TokenRequest {
             Self::RefreshToken { .. } => "refresh_token",
             Self::AuthorizationCode { .. } => "authorization_code",
             Self::TokenExchange(_) => TOKEN_EXCHANGE,
+            Self::DeviceCode { .. } => DEVICE_CODE,
         }
     }
 

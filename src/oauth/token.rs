@@ -83,6 +83,9 @@ async fn answer(
             code::authorization_code(ctx, creds, params, remote, now).await
         }
         TokenRequest::TokenExchange(params) => ctx.exchange(creds, *params, remote, now).await,
+        TokenRequest::DeviceCode { device_code } => {
+            super::device::device_code(ctx, creds, device_code, remote, now).await
+        }
     }
 }
 

@@ -13,11 +13,16 @@ use crate::models::principal::{self, PrincipalKind};
 use super::input::{NewPrincipal, PrincipalChanges, validate_redirect_uri};
 
 /// The console's client_id.
-pub const CONSOLE_CLIENT: &str = "roster-console";
+pub const CONSOLE_CLIENT: &str = crate::names::FIRST_PARTY_CLIENT;
 
 /// Where a console login returns, and where its logout lands.
 pub fn redirect_uri(issuer: &str) -> String {
     format!("{issuer}/console/")
+}
+
+/// Where the device login's verification page has the browser login return.
+pub fn device_redirect_uri(issuer: &str) -> String {
+    format!("{issuer}/oauth/device")
 }
 
 /// What [`ensure`] found or did.
@@ -34,7 +39,7 @@ pub enum ConsoleClient {
     Unavailable(String),
 }
 
-fn input(redirect: &str) -> NewPrincipal {
+fn input(redirect: &str, device: &str) -> NewPrincipal {
     NewPrincipal {
         kind: PrincipalKind::Service,
         name: CONSOLE_CLIENT.to_string(),
@@ -44,7 +49,7 @@ fn input(redirect: &str) -> NewPrincipal {
         categories: Vec::new(),
         client: ClientSettings {
             public_client: true,
-            redirect_uris: vec![redirect.to_string()],
+            redirect_uris: vec![redirect.to_string(), device.to_string()],
             post_logout_redirect_uris: vec![redirect.to_string()],
         },
         credentials: Default::default(),
@@ -58,13 +63,14 @@ fn input(redirect: &str) -> NewPrincipal {
 /// browsers offer PKCE's `crypto.subtle` only to secure pages).
 pub fn ensure(conn: &mut DbConnection, pepper: &Pepper, issuer: &str, now: DateTime<Utc>) -> Result<ConsoleClient> {
     let redirect = redirect_uri(issuer);
+    let device = device_redirect_uri(issuer);
     if let Err(e) = validate_redirect_uri("redirect_uris", &redirect) {
         return Ok(ConsoleClient::Unavailable(format!(
             "the issuer {issuer} cannot take browser logins ({e}); use an https issuer (--issuer)"
         )));
     }
     let Some(existing) = principal::find_by_name(conn, CONSOLE_CLIENT)? else {
-        return match super::manage::create_service(conn, pepper, &input(&redirect), None, now) {
+        return match super::manage::create_service(conn, pepper, &input(&redirect, &device), None, now) {
             Ok(_) => Ok(ConsoleClient::Registered),
             // Another instance, starting at the same moment with the same
             // issuer, registered it.
@@ -82,8 +88,9 @@ pub fn ensure(conn: &mut DbConnection, pepper: &Pepper, issuer: &str, now: DateT
     if !existing.is_active() {
         return Ok(ConsoleClient::Disabled);
     }
-    let wanted = vec![redirect];
-    if settings.is_some_and(|s| s.redirect_uris == wanted && s.post_logout_redirect_uris == wanted) {
+    let wanted = vec![redirect.clone(), device];
+    let logout = vec![redirect];
+    if settings.is_some_and(|s| s.redirect_uris == wanted && s.post_logout_redirect_uris == logout) {
         return Ok(ConsoleClient::Unchanged);
     }
     let changes = PrincipalChanges {
@@ -91,8 +98,8 @@ pub fn ensure(conn: &mut DbConnection, pepper: &Pepper, issuer: &str, now: DateT
         email: None,
         scopes: None,
         categories: None,
-        redirect_uris: Some(wanted.clone()),
-        post_logout_redirect_uris: Some(wanted),
+        redirect_uris: Some(wanted),
+        post_logout_redirect_uris: Some(logout),
         credentials: Default::default(),
         token_exchange: None,
     };

@@ -82,6 +82,16 @@ def shot(name):
     driver.set_window_size(width, height)
 
 
+def totp(secret_b32, at=None):
+    """RFC 6238 with SHA-1, six digits, 30-second steps (what authenticator apps compute)."""
+    import base64, hashlib, hmac, struct, time
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    step = int((time.time() if at is None else at) // 30)
+    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
 def click_text(tag, text):
     wait.until(ec.element_to_be_clickable((By.XPATH, f"//{tag}[normalize-space()='{text}']"))).click()
 
@@ -95,6 +105,19 @@ try:
     driver.find_element(By.ID, "username").send_keys("admin")
     driver.find_element(By.ID, "password").send_keys(admin_password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    # The console asks for a second step (acr_values=mfa) and admins must
+    # have one: the first login enrols a TOTP factor, shown as a QR code and a key.
+    wait.until(ec.presence_of_element_located((By.ID, "totp-secret")))
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Set up two-step verification"
+    assert driver.find_elements(By.CSS_SELECTOR, ".qr svg"), "a QR code"
+    secret = driver.find_element(By.ID, "totp-secret").text
+    driver.find_element(By.ID, "code").send_keys(totp(secret))
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(ec.presence_of_element_located((By.ID, "recovery-codes")))
+    codes = texts("#recovery-codes code")
+    assert len(codes) == 10, codes
+    shot("recovery-codes")
+    driver.find_element(By.ID, "continue").click()
     title("Principals")
     assert driver.current_url == f"{roster}/console/#/principals", driver.current_url
     assert driver.find_element(By.ID, "me").text == "admin"

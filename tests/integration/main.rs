@@ -15,6 +15,7 @@ mod concurrency;
 mod connections;
 mod console;
 mod credentials;
+mod device;
 mod discovery;
 mod domain;
 mod examples;

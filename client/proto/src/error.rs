@@ -20,10 +20,16 @@ pub enum ErrorCode {
     ServerError,
     TemporarilyUnavailable,
     SlowDown,
+    /// RFC 8628 §3.5: the person has not answered yet; poll again.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: the device code expired; start again.
+    ExpiredToken,
+    /// RFC 8628 §3.5: the person refused.
+    AccessDenied,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 14] = [
         Self::InvalidRequest,
         Self::InvalidClient,
         Self::InvalidGrant,
@@ -35,6 +41,9 @@ impl ErrorCode {
         Self::ServerError,
         Self::TemporarilyUnavailable,
         Self::SlowDown,
+        Self::AuthorizationPending,
+        Self::ExpiredToken,
+        Self::AccessDenied,
     ];
 
     /// The code as it goes on the wire.
@@ -51,6 +60,9 @@ impl ErrorCode {
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::SlowDown => "slow_down",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::ExpiredToken => "expired_token",
+            Self::AccessDenied => "access_denied",
         }
     }
 
@@ -80,6 +92,6 @@ mod tests {
             assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
             assert_eq!(serde_json::from_value::<ErrorCode>(json).unwrap(), code);
         }
-        assert_eq!(ErrorCode::from_name("access_denied"), None);
+        assert_eq!(ErrorCode::from_name("consent_required"), None);
     }
 }

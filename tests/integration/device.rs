@@ -1,0 +1,265 @@
+//! The device login (RFC 8628) end to end over real HTTP: a device asks
+//! for codes, polls (pending, slow down), a person with a second factor
+//! approves it in a browser after the normal login and second step, and
+//! the device gets tokens once; denial, expiry, the wrong client and
+//! wrong user codes are refused.
+
+use chrono::Duration;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::browser_login::Browser;
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp, claims_of, t0};
+use roster::clock::Clock;
+
+const PASSWORD: &str = "correct horse battery";
+const CLI: &str = "roster-console";
+
+on_both_backends!(
+    a_person_with_a_second_factor_logs_a_device_in,
+    device_codes_are_refused_as_rfc_8628_says,
+);
+
+async fn app(backend: Backend) -> TestApp {
+    let app = TestApp::builder(backend)
+        .clock(Clock::manual(t0() + Duration::seconds(10)))
+        .spawn()
+        .await;
+    let pepper = app.state.oauth().pepper.clone();
+    let issuer = app.issuer();
+    app.query(move |c| roster::principals::console::ensure(c, &pepper, &issuer, t0()))
+        .await;
+    app.create_human("alice", PASSWORD, &["registry:read"]).await;
+    app.tick().await;
+    app
+}
+
+async fn start(app: &TestApp, client: &str) -> Value {
+    let r = app
+        .post_form(
+            "/oauth/device_authorization",
+            None,
+            &[("client_id", client), ("scope", "openid registry:read")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+async fn poll(app: &TestApp, client: &str, device_code: &str) -> crate::support::FormReply {
+    app.post_form(
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", client),
+            ("device_code", device_code),
+        ],
+    )
+    .await
+}
+
+fn error(code: &str, description: &str) -> Value {
+    json!({"error": code, "error_description": description})
+}
+
+/// Answer the device's request in a browser already logged in (or logging
+/// in as alice without a second factor): the final page.
+async fn answer(app: &TestApp, browser: &mut Browser, user_code: &str, action: &str) -> crate::browser_login::Page {
+    let confirm = browser
+        .get(&app.url(&format!("/oauth/device?user_code={user_code}")))
+        .await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.html);
+    let mut form = confirm.hidden();
+    form.push(("action".into(), action.into()));
+    browser.post(&app.url("/oauth/device"), &form).await
+}
+
+async fn a_person_with_a_second_factor_logs_a_device_in(backend: Backend) {
+    let app = app(backend).await;
+    let token = app.login("alice", PASSWORD).await.0;
+    let started = app
+        .call(Method::POST, "/api/v1/me/factors/totp", Some(&token), None)
+        .await;
+    let secret = started.body["secret"].as_str().unwrap().to_string();
+    let code_at = |steps: i64| {
+        let at = app.clock.now().timestamp() + steps * 30;
+        roster::auth::totp::code_at(&roster::auth::totp::from_base32(&secret).unwrap(), at as u64).unwrap()
+    };
+    let confirmed = app
+        .call(
+            Method::POST,
+            "/api/v1/me/factors/totp/confirm",
+            Some(&token),
+            Some(json!({"id": started.body["id"], "code": code_at(0)})),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200);
+    // The password grant is closed to alice now; the device flow is the way.
+    assert_eq!(app.password_grant("alice", PASSWORD).await.status, 400);
+    app.clock.advance(Duration::seconds(30));
+
+    let device = start(&app, CLI).await;
+    let user_code = device["user_code"].as_str().unwrap().to_string();
+    let device_code = device["device_code"].as_str().unwrap().to_string();
+    let issuer = app.issuer();
+    assert_eq!(
+        device,
+        json!({
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": format!("{issuer}/oauth/device"),
+            "verification_uri_complete": format!("{issuer}/oauth/device?user_code={user_code}"),
+            "expires_in": 600,
+            "interval": 5,
+        })
+    );
+    assert_eq!(user_code.len(), 9);
+    assert!(
+        user_code
+            .chars()
+            .all(|c| c == '-' || "BCDFGHJKLMNPQRSTVWXZ".contains(c)),
+        "{user_code}"
+    );
+
+    let pending = poll(&app, CLI, &device_code).await;
+    assert_eq!(
+        (pending.status, &pending.body),
+        (400, &error("authorization_pending", "the person has not answered yet"))
+    );
+    let fast = poll(&app, CLI, &device_code).await;
+    assert_eq!(
+        (fast.status, &fast.body),
+        (
+            400,
+            &error("slow_down", "polling too fast: wait 10 seconds between polls")
+        )
+    );
+    app.clock.advance(Duration::seconds(10));
+    assert_eq!(
+        poll(&app, CLI, &device_code).await.body["error"],
+        "authorization_pending"
+    );
+
+    // The person opens the verification link: the normal login first.
+    let mut browser = Browser::new();
+    let to_login = browser.get(device["verification_uri_complete"].as_str().unwrap()).await;
+    assert_eq!(to_login.status, StatusCode::SEE_OTHER);
+    let login = browser.get(&app.url(to_login.location.as_deref().unwrap())).await;
+    assert!(login.html.contains("name=\"password\""), "{}", login.html);
+    let step = browser.log_in(&app, &login, "alice", PASSWORD).await;
+    assert!(step.html.contains("Two-step verification"), "{}", step.html);
+    let mut form = step.hidden();
+    form.push(("code".into(), code_at(0)));
+    let back = browser.post(&app.url("/oauth/login/second"), &form).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.html);
+    assert_eq!(
+        back.redirect_param("state").as_deref(),
+        Some(user_code.replace('-', "").as_str())
+    );
+    let confirm = browser.get(back.location.as_deref().unwrap()).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.html);
+    assert!(confirm.html.contains(&user_code), "{}", confirm.html);
+    assert!(confirm.html.contains("Roster admin console"), "{}", confirm.html);
+    let mut form = confirm.hidden();
+    form.push(("action".into(), "approve".into()));
+    let done = browser.post(&app.url("/oauth/device"), &form).await;
+    assert!(done.html.contains("Device signed in"), "{}", done.html);
+
+    // Another client cannot redeem it.
+    let admin = app.admin_token().await;
+    let spa = app
+        .call(
+            Method::POST,
+            "/api/v1/principals",
+            Some(&admin),
+            Some(json!({"kind": "service", "name": "spa", "public_client": true, "redirect_uris": ["http://localhost:5173/cb"]})),
+        )
+        .await;
+    assert_eq!(spa.status, 201);
+    let spa = poll(&app, "spa", &device_code).await;
+    assert_eq!(
+        spa.body,
+        error("invalid_grant", "the device code is invalid or already used")
+    );
+    app.clock.advance(Duration::seconds(5));
+    let tokens = poll(&app, CLI, &device_code).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let at = claims_of(tokens.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        (&at["name"], &at["client_id"], &at["scope"], &at["amr"], &at["acr"]),
+        (
+            &json!("alice"),
+            &json!(CLI),
+            &json!("openid registry:read"),
+            &json!(["pwd", "otp", "mfa"]),
+            &json!("mfa")
+        )
+    );
+    assert!(tokens.body["refresh_token"].is_string() && tokens.body["id_token"].is_string());
+    let again = poll(&app, CLI, &device_code).await;
+    assert_eq!(
+        again.body,
+        error("invalid_grant", "the device code is invalid or already used")
+    );
+    let types = app.audit_types().await;
+    for t in ["device.approved", "login.device"] {
+        assert!(types.iter().any(|x| x.0 == t), "{t}: {types:?}");
+    }
+}
+
+async fn device_codes_are_refused_as_rfc_8628_says(backend: Backend) {
+    let app = app(backend).await;
+    let unknown = app
+        .post_form("/oauth/device_authorization", None, &[("client_id", "nobody")])
+        .await;
+    assert_eq!(unknown.status, 401);
+    let none = app.post_form("/oauth/device_authorization", None, &[]).await;
+    assert_eq!(none.body, error("invalid_request", "client_id is required"));
+
+    // A person without a second factor answers after the password alone.
+    let denied = start(&app, CLI).await;
+    let mut browser = Browser::new();
+    let to_login = browser.get(&app.url("/oauth/device")).await;
+    let login = browser.get(&app.url(to_login.location.as_deref().unwrap())).await;
+    let back = browser.log_in(&app, &login, "alice", PASSWORD).await;
+    let enter = browser.get(back.location.as_deref().unwrap()).await;
+    assert!(enter.html.contains("Enter the code"), "{}", enter.html);
+    // A wrong code is refused and counted.
+    let mut form = enter.hidden();
+    form.push(("user_code".into(), "BBBB-BBBB".into()));
+    let wrong = browser.post(&app.url("/oauth/device"), &form).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.html.contains("That code is not valid or has expired."));
+    assert!(app.audit_types().await.iter().any(|t| t.0 == "device.refused"));
+
+    let page = answer(&app, &mut browser, denied["user_code"].as_str().unwrap(), "deny").await;
+    assert!(page.html.contains("Sign-in denied"), "{}", page.html);
+    let r = poll(&app, CLI, denied["device_code"].as_str().unwrap()).await;
+    assert_eq!(r.body, error("access_denied", "the person refused"));
+
+    let late = start(&app, CLI).await;
+    app.clock.advance(Duration::minutes(10));
+    let r = poll(&app, CLI, late["device_code"].as_str().unwrap()).await;
+    assert_eq!(r.body, error("expired_token", "the device code expired: start again"));
+    let r = poll(&app, CLI, "not-a-device-code").await;
+    assert_eq!(
+        r.body,
+        error("invalid_grant", "the device code is invalid or already used")
+    );
+
+    let metadata = app
+        .call(Method::GET, "/.well-known/oauth-authorization-server", None, None)
+        .await;
+    assert_eq!(
+        metadata.body["device_authorization_endpoint"],
+        format!("{}/oauth/device_authorization", app.issuer())
+    );
+    assert!(
+        metadata.body["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("urn:ietf:params:oauth:grant-type:device_code"))
+    );
+}

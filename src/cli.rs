@@ -92,6 +92,32 @@ enum Command {
     /// re-enable it, give it the `admin` scope and clear its login throttle. Creates it if missing.
     /// The new password is printed once on stdout unless --password-stdin gives one.
     RecoverAdmin(RecoverArgs),
+    /// Log a person in through the device flow (RFC 8628) against a running Roster:
+    /// approve the shown code in a browser (second step included); the tokens are kept
+    /// in $ROSTER_TOKEN_FILE (default ~/.config/roster/token.json, mode 0600).
+    Login(LoginArgs),
+    /// Print the access token `roster login` kept, refreshed when it is about to expire.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct LoginArgs {
+    /// The Roster to log in to (its issuer URL).
+    #[arg(long, env = "ROSTER_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The scopes to ask for.
+    #[arg(long, default_value = "openid admin")]
+    scope: String,
+    /// The public client to log in as.
+    #[arg(long, default_value = crate::names::FIRST_PARTY_CLIENT)]
+    client_id: String,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The public client `roster login` used.
+    #[arg(long, default_value = crate::names::FIRST_PARTY_CLIENT)]
+    client_id: String,
 }
 
 /// For commands that need an existing database.
@@ -509,6 +535,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Principal(args) => principal(&cli, args),
         Command::Keys(args) => keys(&cli, args),
         Command::RecoverAdmin(args) => recover_admin(&cli, args),
+        Command::Login(args) => block_on(crate::cli_login::login(&args.url, &args.client_id, &args.scope)),
+        Command::Token(args) => block_on(crate::cli_login::token(&args.client_id)).map(|t| println!("{t}")),
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod blocking;
 pub mod cli;
+pub mod cli_login;
 pub mod clock;
 pub mod config;
 pub mod db;

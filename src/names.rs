@@ -154,6 +154,10 @@ pub fn validate_categories(cats: &[CategoryAssignment]) -> Result<()> {
     Ok(())
 }
 
+/// Roster's own first-party public client: the admin console's login, the
+/// device login's verification page, and `roster login`.
+pub const FIRST_PARTY_CLIENT: &str = "roster-console";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,7 +197,3 @@ mod tests {
         }
     }
 }
-
-/// Roster's own first-party public client: the admin console's login, the
-/// device login's verification page, and `roster login`.
-pub const FIRST_PARTY_CLIENT: &str = "roster-console";

@@ -423,7 +423,7 @@ pub enum LoginStep {
         session_token: SecretString,
     },
     /// Show the form again.
-    Retry(LoginForm),
+    Retry(Box<LoginForm>),
     /// The password was right and a second step is due: show its page,
     /// setting the session cookie when there is a token.
     SecondStep {
@@ -472,11 +472,11 @@ impl OAuthContext {
             })
             .await?;
         let retry = |request: AuthorizationRequest, problem| {
-            Ok(LoginStep::Retry(LoginForm {
+            Ok(LoginStep::Retry(Box::new(LoginForm {
                 request,
                 username: username.clone(),
                 problem: Some(problem),
-            }))
+            })))
         };
         let candidate = match candidate {
             Ok(c) => c,

@@ -53,11 +53,11 @@ impl OAuthContext {
 }
 
 fn expired(request: AuthorizationRequest) -> LoginStep {
-    LoginStep::Retry(LoginForm {
+    LoginStep::Retry(Box::new(LoginForm {
         request,
         username: None,
         problem: Some(LoginProblem::Expired),
-    })
+    }))
 }
 
 fn second_step(

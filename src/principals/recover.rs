@@ -64,13 +64,17 @@ pub struct Recovered {
     pub scope_added: bool,
     /// Login throttle counters against its name that were cleared.
     pub throttle_counters_cleared: usize,
+    /// Second factors removed (a lost phone locks no one out for good): the
+    /// next browser login enrols a new one.
+    pub factors_removed: usize,
 }
 
 /// `roster recover-admin [NAME]`: make `name` (default `admin`) a person who
 /// can log in and administer, whatever state it was left in. It is created
 /// if missing, enabled if disabled, given `admin` if it lost it, and its
 /// password is replaced (its refresh tokens die with the old one). Throttle
-/// counters against it are cleared, so a lock-out from guessing ends too.
+/// counters against it are cleared, so a lock-out from guessing ends too,
+/// and its second factors removed, so a lost phone ends too.
 /// One transaction; audited as `admin.recovered`.
 fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, now: DateTime<Utc>) -> Result<Recovered> {
     crate::db::transaction(conn, |conn| {
@@ -106,6 +110,7 @@ fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, now: D
             crate::models::revocation::append_principal(conn, &row.id, now)?;
         }
         let throttle_counters_cleared = throttle::delete_subject(conn, &row.id)?;
+        let factors_removed = crate::models::second_factor::delete_all(conn, &row.id)?;
         audit::record(
             conn,
             NewAuditEvent::new("admin.recovered", Outcome::Ok)
@@ -116,6 +121,7 @@ fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, now: D
                     "enabled": enabled,
                     "scope_added": scope_added,
                     "throttle_counters_cleared": throttle_counters_cleared,
+                    "factors_removed": factors_removed,
                 })),
             now,
         )?;
@@ -126,6 +132,7 @@ fn recover_admin(conn: &mut DbConnection, name: &str, password_phc: &str, now: D
             enabled,
             scope_added,
             throttle_counters_cleared,
+            factors_removed,
         })
     })
 }

@@ -263,3 +263,117 @@ async fn device_codes_are_refused_as_rfc_8628_says(backend: Backend) {
             .contains(&json!("urn:ietf:params:oauth:grant-type:device_code"))
     );
 }
+
+mod cli {
+    use super::*;
+    use crate::support::process::{ADMIN_PASSWORD, Roster};
+    use std::io::BufRead as _;
+
+    on_both_backends!(roster_login_logs_the_admin_in_with_a_second_factor,);
+
+    /// The walkthrough: the admin runs `roster login`, answers in a browser
+    /// (enrolling TOTP on this first login, as admins must), and later
+    /// commands print the kept token.
+    async fn roster_login_logs_the_admin_in_with_a_second_factor(backend: Backend) {
+        let roster = Roster::start(backend, &[]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token.json");
+        let mut child = roster
+            .command()
+            .args(["login", "--url", &roster.issuer()])
+            .env("ROSTER_TOKEN_FILE", &file)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        let shown = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        let user_code = shown.rsplit(' ').next().unwrap().to_string();
+        assert!(shown.contains("/oauth/device and enter the code"), "{shown}");
+
+        let mut browser = Browser::new();
+        let url = format!("{}/oauth/device?user_code={user_code}", roster.issuer());
+        let to_login = browser.get(&url).await;
+        let login = browser
+            .get(&format!("{}{}", roster.issuer(), to_login.location.as_deref().unwrap()))
+            .await;
+        let mut form = login.hidden();
+        form.push(("username".into(), "admin".into()));
+        form.push(("password".into(), ADMIN_PASSWORD.into()));
+        let enrol = browser.post(&format!("{}/oauth/login", roster.issuer()), &form).await;
+        assert!(enrol.html.contains("Set up two-step verification"), "{}", enrol.html);
+        let secret = enrol
+            .html
+            .split("id=\"totp-secret\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        let code = roster::auth::totp::code_at(
+            &roster::auth::totp::from_base32(secret).unwrap(),
+            chrono::Utc::now().timestamp() as u64,
+        )
+        .unwrap();
+        let mut form = enrol.hidden();
+        form.push(("code".into(), code));
+        let codes = browser
+            .post(&format!("{}/oauth/login/second", roster.issuer()), &form)
+            .await;
+        assert_eq!(codes.status, StatusCode::OK, "{}", codes.html);
+        let next = codes
+            .html
+            .split("href=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let back = browser.get(&format!("{}{next}", roster.issuer())).await;
+        let confirm = browser.get(back.location.as_deref().unwrap()).await;
+        assert!(confirm.html.contains(&user_code), "{}", confirm.html);
+        let mut form = confirm.hidden();
+        form.push(("action".into(), "approve".into()));
+        let done = browser.post(&format!("{}/oauth/device", roster.issuer()), &form).await;
+        assert!(done.html.contains("Device signed in"), "{}", done.html);
+
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status}");
+        let kept = std::fs::metadata(&file).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(kept.permissions().mode() & 0o777, 0o600);
+        let out = roster
+            .command()
+            .arg("token")
+            .env("ROSTER_TOKEN_FILE", &file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token = String::from_utf8(out.stdout).unwrap();
+        let claims = claims_of(token.trim());
+        assert_eq!(
+            (&claims["name"], &claims["scope"], &claims["acr"]),
+            (&json!("admin"), &json!("admin openid"), &json!("mfa"))
+        );
+        let me = reqwest::Client::new()
+            .get(format!("{}/api/v1/me/factors", roster.issuer()))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 200);
+        let me: Value = me.json().await.unwrap();
+        assert_eq!(
+            (&me["mfa_required"], &me["recovery_codes_left"]),
+            (&json!(true), &json!(10))
+        );
+    }
+}

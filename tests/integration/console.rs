@@ -138,7 +138,7 @@ async fn the_console_client_is_registered_once_and_follows_the_issuer(backend: B
             &json!("active"),
             &json!([]),
             &json!(true),
-            &json!([redirect]),
+            &json!([redirect, format!("{issuer}/oauth/device")]),
             &json!([redirect]),
         )
     );
@@ -162,7 +162,10 @@ async fn the_console_client_is_registered_once_and_follows_the_issuer(backend: B
     let p = app
         .call(Method::GET, &format!("/api/v1/principals/{id}"), Some(&admin), None)
         .await;
-    assert_eq!(p.body["redirect_uris"], json!(["https://id.example.com/console/"]));
+    assert_eq!(
+        p.body["redirect_uris"],
+        json!(["https://id.example.com/console/", "https://id.example.com/oauth/device"])
+    );
     assert_eq!(
         p.body["post_logout_redirect_uris"],
         json!(["https://id.example.com/console/"])
@@ -220,7 +223,13 @@ async fn the_console_client_is_never_taken_over(backend: Backend) {
         .await;
     assert_eq!(
         (&p.body["status"], &p.body["redirect_uris"]),
-        (&json!("disabled"), &json!([format!("{}/console/", other.issuer())]))
+        (
+            &json!("disabled"),
+            &json!([
+                format!("{}/console/", other.issuer()),
+                format!("{}/oauth/device", other.issuer())
+            ])
+        )
     );
 }
 

@@ -1152,6 +1152,7 @@ async fn well_known_documents_describe_the_server() {
         ("jwks_uri", "/.well-known/jwks.json"),
         ("introspection_endpoint", "/oauth/introspect"),
         ("revocation_endpoint", "/oauth/revoke"),
+        ("device_authorization_endpoint", "/oauth/device_authorization"),
     ] {
         assert_eq!(oauth[field], format!("{issuer}{path}"), "{field}");
     }
@@ -1162,7 +1163,8 @@ async fn well_known_documents_describe_the_server() {
             "client_credentials",
             "password",
             "refresh_token",
-            "urn:ietf:params:oauth:grant-type:token-exchange"
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:device_code"
         ])
     );
     assert_eq!(

@@ -543,3 +543,43 @@ async fn factors_are_removed_after_a_fresh_step_and_reset_by_admins(backend: Bac
         .await;
     assert_eq!(not_admin.status, 403);
 }
+
+on_both_backends!(one_code_wins_once_among_concurrent_logins,);
+
+/// 32 browsers, each waiting for its second step, send the same valid code
+/// at once: exactly one login completes; none is a server error.
+async fn one_code_wins_once_among_concurrent_logins(backend: Backend) {
+    let app = app(backend).await;
+    let (_, token, _) = setup(&app).await;
+    let (secret, _) = enrol(&app, &token, "phone").await;
+    app.clock.advance(Duration::seconds(30));
+    let mut waiting = Vec::new();
+    for _ in 0..32 {
+        let mut browser = Browser::new();
+        let login = browser.get(&authorize_url(&app, &[]).0).await;
+        let step = browser.log_in(&app, &login, "alice", PASSWORD).await;
+        assert_eq!(step.status, StatusCode::OK);
+        waiting.push((browser, step));
+    }
+    let code = code(&app, &secret, 0);
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = waiting
+        .into_iter()
+        .map(|(mut browser, step)| {
+            let (app, code) = (app.clone(), code.clone());
+            tokio::spawn(async move { second(&app, &mut browser, &step, &code).await.status })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let won = statuses.iter().filter(|s| **s == StatusCode::SEE_OTHER).count();
+    assert_eq!(won, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::SEE_OTHER, StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "{statuses:?}"
+    );
+}

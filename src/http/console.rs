@@ -99,6 +99,7 @@ pub fn shell_html(issuer: &str) -> String {
                             li { a href="#/modules" { "Modules" } }
                             li { a href="#/audit" { "Audit" } }
                             li { a href="#/federation" { "Issuers" } }
+                            li { a href="#/security" { "Security" } }
                         }
                     }
                     div #who .who {}

@@ -119,6 +119,7 @@ try:
     shot("recovery-codes")
     driver.find_element(By.ID, "continue").click()
     title("Principals")
+    recovery = codes
     assert driver.current_url == f"{roster}/console/#/principals", driver.current_url
     assert driver.find_element(By.ID, "me").text == "admin"
     names = texts("td[data-label=Name] a")
@@ -282,9 +283,12 @@ try:
     # The page renders again after the save: read the new field in one script.
     wait.until(lambda d: d.execute_script("return document.getElementById('redirect_uris').value")
                == f"{first}\nhttp://localhost:7777/cb")
+    # The admin has a second factor now: the password grant refuses them.
     status, body = http("POST", "/oauth/token", form={"grant_type": "password", "username": "admin",
                                                      "password": admin_password})
-    admin_token = body["access_token"]
+    assert (status, body["error_description"]) == (400, "a second factor is required: use the browser or device login"), body
+    # The console's own token (from the browser login, amr pwd+otp) serves the checks below.
+    admin_token = driver.execute_script("return JSON.parse(sessionStorage.getItem('roster.console.token')).access")
     status, body = http("GET", "/api/v1/principals?q=spa-one", token=admin_token)
     assert body["items"][0]["redirect_uris"] == [first, "http://localhost:7777/cb"], body
     print("console: redirect URIs edited: ok")
@@ -346,6 +350,44 @@ try:
     assert "token_exchange" not in body, body
     print("console: a service's token exchange policy, set and removed: ok")
 
+    # 8d. Security: the admin's own factors; a second authenticator app; new recovery codes.
+    driver.get(f"{roster}/console/#/security")
+    title("Security")
+    assert driver.find_element(By.ID, "mfa-required").text == "yes"
+    assert driver.find_element(By.ID, "recovery-left").text == "10"
+    assert texts("td[data-label=Name]") == ["Authenticator app"], texts("td[data-label=Name]")
+    driver.find_element(By.ID, "factor-name").clear()
+    driver.find_element(By.ID, "factor-name").send_keys("Backup phone")
+    click_text("button", "Add an authenticator app")
+    wait.until(ec.presence_of_element_located((By.ID, "new-totp-secret")))
+    driver.find_element(By.ID, "new-totp-code").send_keys(totp(driver.find_element(By.ID, "new-totp-secret").text))
+    click_text("button", "Confirm")
+    wait.until(lambda d: "Backup phone is confirmed." in d.page_source)
+    assert not driver.find_elements(By.ID, "console-recovery-codes"), "recovery codes come with the first factor only"
+    driver.find_element(By.ID, "regenerate-code").send_keys(recovery[0])
+    click_text("button", "New recovery codes")
+    wait.until(ec.presence_of_element_located((By.ID, "console-recovery-codes")))
+    fresh = texts("#console-recovery-codes code")
+    assert len(fresh) == 10 and not set(fresh) & set(recovery), fresh
+    shot("security")
+    status, body = http("GET", "/api/v1/me/factors", token=admin_token)
+    assert [f["name"] for f in body["factors"]] == ["Authenticator app", "Backup phone"], body
+    assert body["recovery_codes_left"] == 10, body
+    # An admin sees a person's factors and sets their MFA setting.
+    driver.get(f"{roster}/console/#/principals")
+    click_text("a", "grace")
+    wait.until(ec.presence_of_element_located((By.ID, "mfa")))
+    driver.find_element(By.ID, "mfa").send_keys("required")
+    click_text("button", "Save MFA setting")
+    wait.until(lambda d: d.find_element(By.ID, "mfa").get_attribute("value") == "required")
+    status, body = http("GET", "/api/v1/principals?q=grace", token=admin_token)
+    grace_id = body["items"][0]["id"]
+    status, body = http("GET", f"/api/v1/principals/{grace_id}/factors", token=admin_token)
+    assert (body["mfa"], body["mfa_required"], body["factors"]) == ("required", True, []), body
+    status, body = http("PUT", f"/api/v1/principals/{grace_id}/mfa", body={"mfa": "optional"}, token=admin_token)
+    assert status == 200, body
+    print("console: security page (a second app, new recovery codes) and a person's MFA setting: ok")
+
     # 9. The keyboard alone: the skip link first, then the menu, and the new page's heading takes the focus.
     driver.get(f"{roster}/console/#/principals")
     driver.refresh()  # a fresh load, not a change of page within the console
@@ -374,7 +416,7 @@ try:
                           ("#/principals/new-person", "New person"),
                           ("#/registry", "Registry"), (f"#/services/{SERVICE}", SERVICE),
                           ("#/modules?as=grace", "Modules"), ("#/audit", "Audit"),
-                          ("#/federation", "Trusted issuers")):
+                          ("#/federation", "Trusted issuers"), ("#/security", "Security")):
         driver.get(f"{roster}/console/{page}")
         title(heading)
         if driver.find_elements(By.CSS_SELECTOR, "p.live"):  # live pages fill in after their first answer

@@ -182,7 +182,10 @@ async fn the_console_client_is_registered_once_and_follows_the_issuer(backend: B
     let items = created.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{}", created.body);
     assert_eq!(items[0]["actor_id"], json!(null));
-    assert_eq!(items[0]["details"]["redirect_uris"], json!([redirect, format!("{issuer}/oauth/device")]));
+    assert_eq!(
+        items[0]["details"]["redirect_uris"],
+        json!([redirect, format!("{issuer}/oauth/device")])
+    );
 }
 
 async fn the_console_client_is_never_taken_over(backend: Backend) {

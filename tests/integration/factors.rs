@@ -577,9 +577,12 @@ async fn one_code_wins_once_among_concurrent_logins(backend: Backend) {
     let won = statuses.iter().filter(|s| **s == StatusCode::SEE_OTHER).count();
     assert_eq!(won, 1, "{statuses:?}");
     assert!(
-        statuses
-            .iter()
-            .all(|s| [StatusCode::SEE_OTHER, StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        statuses.iter().all(|s| [
+            StatusCode::SEE_OTHER,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+        .contains(s)),
         "{statuses:?}"
     );
 }

@@ -401,6 +401,94 @@
     return area;
   }
 
+  /** Ten recovery codes, shown this once. */
+  function recoveryBox(codes) {
+    return h('section', { class: 'once', 'aria-labelledby': 'recovery-title' },
+      h('h2', { id: 'recovery-title' }, 'Recovery codes: shown only this once'),
+      h('p', {}, 'Each logs you in once instead of a code from your app. Keep them somewhere safe.'),
+      h('ul', { id: 'console-recovery-codes', class: 'codes' }, codes.map((c) => h('li', {}, h('code', {}, c)))));
+  }
+
+  function factorsTable(f, actions) {
+    return table('Second factors', ['Name', 'Kind', 'Confirmed', 'Created', 'Last used', actions ? 'Remove' : null].filter(Boolean),
+      f.factors.map((x) => [x.name, x.kind === 'totp' ? 'authenticator app' : x.kind, x.confirmed ? 'yes' : 'no',
+        when(x.created_at), x.last_used_at ? when(x.last_used_at) : '—', actions ? actions(x) : null].filter((c) => c !== null)),
+      'No second factor.');
+  }
+
+  /** The signed-in person's own second factors: TOTP, recovery codes. */
+  async function securityPage() {
+    const reload = () => route({ focus: false });
+    const { data: f } = await api('GET', '/api/v1/me/factors');
+    const remove = (x) => form({ class: 'inline', 'aria-label': `Remove ${x.name}` }, [
+      field('Code', h('input', { id: `remove-code-${x.id}`, name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric' }),
+        'A current code, or a recovery code.'),
+      h('button', { type: 'submit', class: 'danger' }, 'Remove'),
+    ], async (fd) => {
+      await api('DELETE', `/api/v1/me/factors/${encodeURIComponent(x.id)}`, { code: fd.get('code') || '' });
+      await reload();
+    });
+    const facts = h('dl', { class: 'facts' },
+      h('dt', {}, 'Second step required'), h('dd', { id: 'mfa-required' }, f.mfa_required ? 'yes' : 'no'),
+      h('dt', {}, 'Recovery codes left'), h('dd', { id: 'recovery-left' }, String(f.recovery_codes_left)));
+    const enrolArea = h('div', {});
+    const add = form({ class: 'inline', 'aria-label': 'Add an authenticator app' }, [
+      field('Name', h('input', { id: 'factor-name', name: 'name', value: 'Authenticator app', autocomplete: 'off' })),
+      h('button', { type: 'submit' }, 'Add an authenticator app'),
+    ], async (fd) => {
+      const { data: started } = await api('POST', '/api/v1/me/factors/totp', { name: fd.get('name') });
+      const confirm = form({ class: 'inline', 'aria-label': 'Confirm the authenticator app' }, [
+        h('p', {}, 'Type this key into your authenticator app (or open the otpauth link on a phone), then enter the code it shows.'),
+        h('dl', {}, h('dt', {}, 'Key'), h('dd', {}, h('code', { id: 'new-totp-secret', class: 'secret' }, started.secret)),
+          h('dt', {}, 'Link'), h('dd', {}, h('a', { href: started.otpauth_uri }, 'otpauth link'))),
+        field('Code', h('input', { id: 'new-totp-code', name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric' })),
+        h('button', { type: 'submit' }, 'Confirm'),
+      ], async (cd) => {
+        const { data: done } = await api('POST', '/api/v1/me/factors/totp/confirm', { id: started.id, code: cd.get('code') || '' });
+        const table = factorsTable((await api('GET', '/api/v1/me/factors')).data);
+        enrolArea.replaceChildren(note('ok', `${done.factor.name} is confirmed.`),
+          done.recovery_codes ? recoveryBox(done.recovery_codes) : '', table);
+      });
+      enrolArea.replaceChildren(confirm);
+      return null;
+    });
+    const regenerate = form({ class: 'inline', 'aria-label': 'New recovery codes' }, [
+      field('Code', h('input', { id: 'regenerate-code', name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric' }),
+        'A current code, or a recovery code. The old recovery codes stop working.'),
+      h('button', { type: 'submit' }, 'New recovery codes'),
+    ], async (fd) => {
+      const { data } = await api('POST', '/api/v1/me/factors/recovery-codes', { code: fd.get('code') || '' });
+      return recoveryBox(data.recovery_codes);
+    });
+    show('Security', [facts, factorsTable(f, remove),
+      h('section', {}, h('h2', {}, 'Add a second factor'), add, enrolArea),
+      f.factors.some((x) => x.confirmed) ? h('section', {}, h('h2', {}, 'Recovery codes'), regenerate) : '']);
+  }
+
+  /** An admin's view of a person's second factors: the setting, and a reset. */
+  async function factorsSection(p, reload) {
+    const path = `/api/v1/principals/${encodeURIComponent(p.id)}`;
+    const { data: f } = await api('GET', `${path}/factors`);
+    const select = h('select', { id: 'mfa', name: 'mfa' },
+      ['optional', 'required'].map((v) => h('option', { value: v, selected: f.mfa === v ? true : null }, v)));
+    const setting = form({ class: 'inline', 'aria-label': 'MFA setting' }, [
+      field('Second step', select, f.mfa_required && f.mfa === 'optional'
+        ? 'Required anyway: this person holds admin, and the server requires a second step of admins.' : null),
+      h('button', { type: 'submit' }, 'Save MFA setting'),
+    ], async (fd) => {
+      await api('PUT', `${path}/mfa`, { mfa: fd.get('mfa') });
+      await reload();
+    });
+    const reset = confirmAction('Reset second factors',
+      `Remove every second factor and recovery code of ${p.name}, and end their sessions and refresh tokens?`,
+      `Reset ${p.name}'s factors`, async (area) => {
+        const { data } = await api('DELETE', `${path}/factors`);
+        area.replaceChildren(note('ok', `${data.factors_removed} factors removed, ${data.sessions_ended} sessions ended.`));
+      }, { danger: true });
+    return h('section', {}, h('h2', {}, 'Second factors'),
+      h('p', {}, `Recovery codes left: ${f.recovery_codes_left}`), factorsTable(f), setting, reset);
+  }
+
   async function principalDetail({ id }) {
     const { data: p } = await api('GET', `/api/v1/principals/${encodeURIComponent(id)}`);
     const reload = () => route({ focus: false });
@@ -450,6 +538,7 @@
         out.closest('form').reset();
         return note('ok', `The password of ${p.name} is set.`);
       })));
+      sections.push(await factorsSection(p, reload));
     } else {
       sections.push(clientAuthSection(p, reload));
       sections.push(exchangeSection(p, reload));
@@ -757,6 +846,7 @@
     [/^\/modules$/, modulesPage],
     [/^\/audit$/, auditPage],
     [/^\/federation$/, federationPage],
+    [/^\/security$/, securityPage],
   ];
   let leaving = new AbortController();
 

@@ -64,6 +64,7 @@ impl AppState {
         let live = Arc::new(crate::auth::live::LiveView::new());
         let registry = Arc::new(RegistryContext::new(db.clone(), settings.registry.clone())?);
         let remote_keys = Arc::new(crate::auth::remote_keys::RemoteKeys::new(registry.fetcher.clone()));
+        let passkeys = crate::auth::passkeys::Passkeys::for_issuer(settings.issuer());
         let upkeep = Arc::new(Upkeep::new(crate::upkeep::Parts {
             db: db.clone(),
             keys: keys.clone(),
@@ -103,6 +104,7 @@ impl AppState {
                     exchanges: crate::oauth::exchange::ledger(),
                     targets: crate::oauth::exchange::TargetCache::new(),
                     mfa: settings.mfa,
+                    passkeys: passkeys.clone(),
                 }),
                 principals: PrincipalsContext {
                     db: db.clone(),
@@ -114,6 +116,7 @@ impl AppState {
                     live,
                     mfa: settings.mfa,
                     throttle: settings.throttle.clone(),
+                    passkeys: passkeys.clone(),
                 },
                 registry,
                 upkeep,

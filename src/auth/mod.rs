@@ -10,6 +10,7 @@ pub mod jti_ledger;
 pub mod jwt;
 pub mod keys;
 pub mod live;
+pub mod passkeys;
 pub mod password;
 pub mod pepper_check;
 pub mod recovery_codes;

@@ -421,3 +421,14 @@ diesel::table! {
         auth_time -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Text,
+        principal_id -> Nullable<Text>,
+        kind -> Text,
+        name -> Nullable<Text>,
+        state -> Text,
+        expires_at -> Timestamp,
+    }
+}

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::extract::{Admin, Bearer, remote};
 use super::json;
 use crate::error::Result;
-use crate::principals::factors::{ConfirmTotp, FreshStep, SetMfa, StartTotp};
+use crate::principals::factors::{ConfirmTotp, FinishPasskey, FreshStep, SetMfa, StartPasskey, StartTotp};
 use crate::state::AppState;
 
 /// `GET /api/v1/me/factors`
@@ -45,6 +45,33 @@ pub async fn confirm_totp(
         .confirm_totp(&caller, body, remote(&req), state.now())
         .await?;
     Ok(super::no_store(&mut HttpResponse::Ok()).json(confirmed))
+}
+
+/// `POST /api/v1/me/factors/passkeys/start`
+pub async fn start_passkey(
+    state: web::Data<AppState>,
+    Bearer(caller): Bearer,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let body: StartPasskey = json::parse_or_default(&req, payload).await?;
+    let begun = state.principals().start_passkey(&caller, body, state.now()).await?;
+    Ok(super::no_store(&mut HttpResponse::Ok()).json(begun))
+}
+
+/// `POST /api/v1/me/factors/passkeys/finish`
+pub async fn finish_passkey(
+    state: web::Data<AppState>,
+    Bearer(caller): Bearer,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let body: FinishPasskey = json::parse(&req, payload).await?;
+    let done = state
+        .principals()
+        .finish_passkey(&caller, body, remote(&req), state.now())
+        .await?;
+    Ok(super::no_store(&mut HttpResponse::Ok()).json(done))
 }
 
 /// `POST /api/v1/me/factors/recovery-codes`

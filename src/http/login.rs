@@ -15,6 +15,7 @@ use crate::oauth::authorize::{AuthorizeError, LoginForm, LoginProblem, LoginStep
 use crate::oauth::device::{DeviceForm, DevicePage, DeviceProblem};
 use crate::oauth::logout::LogoutStep;
 use crate::oauth::origins::origin_of;
+use crate::oauth::passkey_login::PasskeyForm;
 use crate::oauth::request::{self, FormParams};
 use crate::oauth::second_step::StepForm;
 use crate::oauth::step::{StepKind, StepPage, StepProblem};
@@ -129,6 +130,11 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
             Some(format!("Too many failed logins. Try again in {retry_after} seconds.")),
             Some(retry_after.max(1)),
         ),
+        Some(LoginProblem::PasskeyRefused) => (
+            StatusCode::UNAUTHORIZED,
+            Some("That passkey could not sign you in.".to_string()),
+            None,
+        ),
         Some(LoginProblem::Expired) => (
             StatusCode::UNAUTHORIZED,
             Some("Your login took too long to finish. Please log in again.".to_string()),
@@ -141,6 +147,7 @@ fn login_page(req: &HttpRequest, state: &AppState, form: &LoginForm) -> HttpResp
         &token,
         form.username.as_deref(),
         message.as_deref(),
+        state.oauth().passkeys.available(),
     );
     let targets: Vec<String> = form.request.redirect_origin().into_iter().collect();
     let mut resp = pages::respond(status, html, &targets);
@@ -200,6 +207,7 @@ fn second_step_page(
         &token,
         &step,
         message.as_deref(),
+        state.oauth().passkeys.available(),
     );
     let mut resp = pages::respond(status, html, &[]);
     for c in set
@@ -492,4 +500,64 @@ async fn device_outcome(req: &HttpRequest, state: &AppState, form: DeviceForm) -
         let _ = resp.add_cookie(&c);
     }
     resp
+}
+
+/// `GET /oauth/passkey.js`: the login pages' passkey button.
+pub async fn passkey_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .body(pages::PASSKEY_SCRIPT)
+}
+
+/// `POST /oauth/passkey/start`: a challenge for the page's passkey button.
+pub async fn passkey_start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, crate::error::Error> {
+    let mut params = read_form(&req, payload)
+        .await
+        .map_err(|e| crate::error::Error::BadRequest(e.to_string()))?;
+    let second = params.take("mode").as_deref() == Some("second");
+    let csrf = params.take("csrf");
+    let csrf_ok = session::csrf_ok(
+        &state.oauth().pepper,
+        cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
+        csrf.as_deref(),
+    );
+    let begun = state
+        .oauth()
+        .passkey_start(
+            second,
+            csrf_ok,
+            cookie_value(&req, session_cookie_name(&state)),
+            state.now(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(begun))
+}
+
+/// `POST /oauth/passkey/finish`: the authenticator's answer, as a form.
+pub async fn passkey_finish(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let mut params = match read_form(&req, payload).await {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let csrf = params.take("csrf");
+    let form = PasskeyForm {
+        csrf_ok: session::csrf_ok(
+            &state.oauth().pepper,
+            cookie_value(&req, csrf_cookie_name(&state)).as_ref(),
+            csrf.as_deref(),
+        ),
+        session_token: cookie_value(&req, session_cookie_name(&state)),
+        ceremony: params.take("ceremony").unwrap_or_default(),
+        credential: params.take("credential").unwrap_or_default(),
+        params,
+    };
+    let outcome = state.oauth().passkey_finish(form, remote(&req), state.now()).await;
+    login_outcome(&req, &state, outcome.map(|(step, _)| step))
 }

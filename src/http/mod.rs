@@ -64,6 +64,8 @@ route_table! {
     get "/oauth/authorize" => login::authorize;
     post "/oauth/login" => login::login;
     post "/oauth/login/second" => login::second_step;
+    post "/oauth/passkey/start" => login::passkey_start;
+    post "/oauth/passkey/finish" => login::passkey_finish;
     get "/oauth/logout" => login::logout_get;
     post "/oauth/logout" => login::logout_post;
     get "/oauth/userinfo" => login::userinfo;
@@ -73,6 +75,8 @@ route_table! {
     post "/api/v1/me/factors/totp" => factors::start_totp;
     post "/api/v1/me/factors/totp/confirm" => factors::confirm_totp;
     post "/api/v1/me/factors/recovery-codes" => factors::recovery_codes;
+    post "/api/v1/me/factors/passkeys/start" => factors::start_passkey;
+    post "/api/v1/me/factors/passkeys/finish" => factors::finish_passkey;
     delete "/api/v1/me/factors/{id}" => factors::delete_mine;
     // Static paths before the ones with parameters: a request is matched
     // against the routes in this order, and the menu is the hottest.
@@ -161,6 +165,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES));
     register(cfg);
     console::routes(cfg);
+    cfg.route("/oauth/passkey.js", web::get().to(login::passkey_script));
 }
 
 fn json_config() -> web::JsonConfig {

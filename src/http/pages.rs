@@ -23,6 +23,7 @@ button{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:600
 code.secret{display:block;word-break:break-all;background:#f4f5f7;padding:.5rem;border-radius:.3rem;font-size:.95rem}\
 ul.codes{columns:2;font-family:ui-monospace,monospace;padding-left:1.2rem}\
 a.button{display:block;text-align:center;margin-top:1.5rem;padding:.7rem;font-weight:600;color:#fff;background:#1d4ed8;border-radius:.3rem;text-decoration:none}\
+p.error:empty{display:none}\
 .error{background:#fdecec;color:#8a1111;border:1px solid #f3b4b4;padding:.6rem .8rem;border-radius:.3rem;margin:0 0 1rem}\
 footer{margin-top:1.5rem;font-size:.8rem;color:#6b7480}";
 
@@ -77,7 +78,7 @@ pub fn respond(status: StatusCode, html: String, form_targets: &[String]) -> Htt
         form_action.push_str(t);
     }
     let csp = format!(
-        "default-src 'none'; style-src {}; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src {}; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'",
         style_hash()
     );
     let mut resp = HttpResponseBuilder::new(status);
@@ -108,6 +109,7 @@ pub fn login(
     csrf: &str,
     username: Option<&str>,
     error: Option<&str>,
+    passkeys: bool,
 ) -> String {
     let body = html! {
         h1 { "Log in" }
@@ -126,8 +128,30 @@ pub fn login(
                 autofocus[username.is_some()];
             button type="submit" { "Log in" }
         }
+        @if passkeys {
+            (passkey("discoverable", "Sign in with a passkey", carried, csrf))
+        }
     };
     document("Log in", body)
+}
+
+/// The passkey script of the login pages.
+pub const PASSKEY_SCRIPT: &str = include_str!("pages_assets/passkey.js");
+
+/// A passkey button (hidden until the script finds WebAuthn) and the form
+/// the script sends its answer in, carrying the authorization request.
+fn passkey(mode: &str, label: &str, carried: &[(&str, String)], csrf: &str) -> Markup {
+    html! {
+        button type="button" id="passkey" data-mode=(mode) hidden { (label) }
+        p.error role="status" id="passkey-status" {}
+        form method="post" action="/oauth/passkey/finish" id="passkey-form" {
+            (hidden(carried))
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="ceremony" value="";
+            input type="hidden" name="credential" value="";
+        }
+        script src="/oauth/passkey.js" defer {}
+    }
 }
 
 /// What the second-step page asks for.
@@ -156,6 +180,7 @@ pub fn second_step(
     csrf: &str,
     step: &SecondStep<'_>,
     error: Option<&str>,
+    passkeys: bool,
 ) -> String {
     let body = html! {
         @match step {
@@ -186,6 +211,9 @@ pub fn second_step(
             input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" autocapitalize="none"
                 spellcheck="false" required maxlength="64" autofocus;
             button type="submit" { "Verify" }
+        }
+        @if passkeys && matches!(step, SecondStep::Code) {
+            (passkey("second", "Use a passkey instead", carried, csrf))
         }
     };
     document("Two-step verification", body)

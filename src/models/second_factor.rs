@@ -256,3 +256,55 @@ pub fn set_mfa(conn: &mut DbConnection, principal_id: &str, mfa: Mfa, now: DateT
     }
     Ok(())
 }
+
+/// A WebAuthn ceremony under way.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = crate::db::schema::webauthn_ceremonies)]
+pub struct CeremonyRow {
+    pub id: String,
+    /// Whose: set for a registration and a second step, not for a
+    /// passkey login that names nobody yet.
+    pub principal_id: Option<String>,
+    /// `register`, `second_step` or `discoverable`.
+    pub kind: String,
+    /// A registration: the new passkey's name.
+    pub name: Option<String>,
+    /// webauthn-rs's state, as JSON.
+    pub state: String,
+    #[diesel(serialize_as = UtcTimestamp, deserialize_as = UtcTimestamp)]
+    pub expires_at: DateTime<Utc>,
+}
+
+pub fn insert_ceremony(conn: &mut DbConnection, row: &CeremonyRow) -> Result<()> {
+    diesel::insert_into(crate::db::schema::webauthn_ceremonies::table)
+        .values(row.clone())
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Take ceremony `id`: it is deleted, so that an answer is used once.
+pub fn take_ceremony(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<Option<CeremonyRow>> {
+    use crate::db::schema::webauthn_ceremonies as c;
+    let row: Option<CeremonyRow> = c::table
+        .find(id)
+        .select(CeremonyRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let n = diesel::delete(c::table.find(id)).execute(conn)?;
+    Ok((n == 1 && now < row.expires_at).then_some(row))
+}
+
+/// Forget ceremonies that ran out.
+pub fn delete_expired_ceremonies(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<usize> {
+    use crate::db::schema::webauthn_ceremonies as c;
+    Ok(diesel::delete(c::table.filter(c::expires_at.lt(to_db_time(now)))).execute(conn)?)
+}
+
+/// The passkeys of a person (confirmed).
+pub fn passkeys_of(conn: &mut DbConnection, principal_id: &str) -> Result<Vec<FactorRow>> {
+    Ok(of(conn, principal_id)?
+        .into_iter()
+        .filter(|f| f.kind == FactorKind::Passkey && f.confirmed())
+        .collect())
+}

@@ -341,6 +341,8 @@ pub enum LoginProblem {
     },
     /// The login waited too long for its second step: start again.
     Expired,
+    /// A passkey's answer was refused.
+    PasskeyRefused,
 }
 
 /// The outcome of a GET on the authorization endpoint.

@@ -15,6 +15,7 @@ pub mod logout;
 pub mod metadata;
 pub mod oidc;
 pub mod origins;
+pub mod passkey_login;
 pub mod person;
 pub mod pkce;
 pub mod refresh;
@@ -82,6 +83,8 @@ pub struct Parts {
     pub targets: exchange::TargetCache,
     /// Who must pass a second step.
     pub mfa: crate::auth::second_factor::MfaPolicy,
+    /// The WebAuthn relying party, when the issuer can be one.
+    pub passkeys: crate::auth::passkeys::Passkeys,
 }
 
 impl OAuthContext {

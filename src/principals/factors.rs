@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{PrincipalsContext, row};
 use crate::auth::access::Caller;
+use crate::auth::passkeys::{Begun, Refused};
 use crate::auth::second_factor::{self, ConfirmRefusal, Passed};
 use crate::auth::secrets::{SecretString, serialize_exposed};
 use crate::auth::throttle;
@@ -86,6 +87,22 @@ pub struct TotpConfirmed {
     pub factor: FactorView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes: Option<Vec<String>>,
+}
+
+/// `POST /api/v1/me/factors/passkeys/start`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartPasskey {
+    pub name: Option<String>,
+}
+
+/// `POST /api/v1/me/factors/passkeys/finish`: the ceremony and the
+/// browser's answer to `navigator.credentials.create`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishPasskey {
+    pub ceremony: String,
+    pub credential: webauthn_rs::prelude::RegisterPublicKeyCredential,
 }
 
 /// A fresh second step, for removing a factor or new recovery codes.
@@ -269,6 +286,81 @@ impl PrincipalsContext {
         let ctx = self.clone();
         self.db
             .run(move |conn| confirm_totp(conn, &ctx, &person, body, remote.as_deref(), now))
+            .await
+    }
+
+    /// `POST /api/v1/me/factors/passkeys/start`: a WebAuthn registration
+    /// challenge for `navigator.credentials.create`.
+    pub async fn start_passkey(&self, caller: &Caller, body: StartPasskey, now: DateTime<Utc>) -> Result<Begun> {
+        let person = own_person(caller)?.clone();
+        let name = factor_name(body.name, "Passkey")?;
+        let passkeys = self.passkeys.clone();
+        self.db
+            .run(move |conn| crate::auth::passkeys::begin_registration(conn, &passkeys, &person, &name, now))
+            .await
+    }
+
+    /// `POST /api/v1/me/factors/passkeys/finish`: the passkey is stored
+    /// confirmed; the first factor brings recovery codes.
+    pub async fn finish_passkey(
+        &self,
+        caller: &Caller,
+        body: FinishPasskey,
+        remote: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<TotpConfirmed> {
+        let person = own_person(caller)?.clone();
+        let ctx = self.clone();
+        self.db
+            .run(move |conn| {
+                crate::db::transaction(conn, |conn| {
+                    let done = crate::auth::passkeys::finish_registration(
+                        conn,
+                        &ctx.passkeys,
+                        &ctx.pepper,
+                        &person.id,
+                        &body.ceremony,
+                        &body.credential,
+                        now,
+                    )?;
+                    let c = match done {
+                        Ok(c) => c,
+                        Err(Refused::UnknownCeremony) => {
+                            return Err(Error::NotFound(format!(
+                                "passkey registration {} (they expire after 5 minutes)",
+                                body.ceremony
+                            )));
+                        }
+                        Err(Refused::Invalid(why)) => {
+                            return Err(Error::BadRequest(format!("the passkey could not be verified: {why}")));
+                        }
+                        Err(Refused::UnknownCredential) => {
+                            return Err(Error::BadRequest("the passkey could not be verified".into()));
+                        }
+                    };
+                    audit::record(
+                        conn,
+                        NewAuditEvent::new("factor.added", Outcome::Ok)
+                            .actor(Some(&person.id))
+                            .principal(Some(&person.id))
+                            .remote(remote.as_deref())
+                            .details(serde_json::json!({
+                                "factor_id": c.factor.id,
+                                "kind": c.factor.kind,
+                                "name": c.factor.name,
+                                "via": "api",
+                                "recovery_codes_issued": c.recovery_codes.is_some(),
+                            })),
+                        now,
+                    )?;
+                    Ok(TotpConfirmed {
+                        factor: c.factor.into(),
+                        recovery_codes: c
+                            .recovery_codes
+                            .map(|codes| codes.iter().map(|c| c.expose().to_string()).collect()),
+                    })
+                })
+            })
             .await
     }
 

@@ -51,6 +51,8 @@ pub struct PrincipalsContext {
     pub mfa: crate::auth::second_factor::MfaPolicy,
     /// Wrong second-factor codes count toward the login throttle.
     pub throttle: crate::auth::throttle::ThrottlePolicy,
+    /// The WebAuthn relying party, when the issuer can be one.
+    pub passkeys: crate::auth::passkeys::Passkeys,
 }
 
 impl PrincipalsContext {
@@ -73,6 +75,7 @@ impl PrincipalsContext {
             live: std::sync::Arc::new(crate::auth::live::LiveView::new()),
             mfa: crate::auth::second_factor::MfaPolicy::default(),
             throttle: crate::auth::throttle::ThrottlePolicy::default(),
+            passkeys: crate::auth::passkeys::Passkeys::for_issuer(""),
         }
     }
 

@@ -30,6 +30,19 @@ CREATE TABLE recovery_codes (
 );
 CREATE INDEX recovery_codes_principal ON recovery_codes (principal_id);
 
+-- WebAuthn ceremonies under way (a passkey's registration, a passkey
+-- login): webauthn-rs's state between the challenge and the answer, used
+-- once, for a few minutes.
+CREATE TABLE webauthn_ceremonies (
+    id           TEXT PRIMARY KEY NOT NULL,
+    principal_id TEXT,
+    kind         TEXT NOT NULL,
+    name         TEXT,
+    state        TEXT NOT NULL,
+    expires_at   TIMESTAMP NOT NULL
+);
+CREATE INDEX webauthn_ceremonies_expires ON webauthn_ceremonies (expires_at);
+
 -- A person's MFA setting; no row is 'optional'.
 CREATE TABLE mfa_settings (
     principal_id TEXT PRIMARY KEY NOT NULL REFERENCES principals (id) ON DELETE CASCADE,

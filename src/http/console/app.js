@@ -401,6 +401,14 @@
     return area;
   }
 
+  /** WebAuthn's binary fields as base64url, and back. */
+  const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
+    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  const unb64 = (s) => {
+    const std = s.replace(/-/g, '+').replace(/_/g, '/');
+    return Uint8Array.from(atob(std + '='.repeat((4 - (std.length % 4)) % 4)), (c) => c.charCodeAt(0));
+  };
+
   /** Ten recovery codes, shown this once. */
   function recoveryBox(codes) {
     return h('section', { class: 'once', 'aria-labelledby': 'recovery-title' },
@@ -452,6 +460,35 @@
       enrolArea.replaceChildren(confirm);
       return null;
     });
+    const addPasskey = form({ class: 'inline', 'aria-label': 'Add a passkey' }, [
+      field('Name', h('input', { id: 'passkey-name', name: 'name', value: 'Passkey', autocomplete: 'off' })),
+      h('button', { type: 'submit' }, 'Add a passkey'),
+    ], async (fd) => {
+      if (!window.PublicKeyCredential) throw new Error('This browser offers no passkeys (WebAuthn).');
+      const { data: begun } = await api('POST', '/api/v1/me/factors/passkeys/start', { name: fd.get('name') });
+      const pk = begun.options.publicKey;
+      pk.challenge = unb64(pk.challenge);
+      pk.user.id = unb64(pk.user.id);
+      (pk.excludeCredentials || []).forEach((c) => { c.id = unb64(c.id); });
+      const cred = await navigator.credentials.create({ publicKey: pk });
+      const { data: done } = await api('POST', '/api/v1/me/factors/passkeys/finish', {
+        ceremony: begun.ceremony,
+        credential: {
+          id: cred.id,
+          rawId: b64(cred.rawId),
+          type: cred.type,
+          response: {
+            attestationObject: b64(cred.response.attestationObject),
+            clientDataJSON: b64(cred.response.clientDataJSON),
+          },
+          extensions: {},
+        },
+      });
+      const table = factorsTable((await api('GET', '/api/v1/me/factors')).data);
+      enrolArea.replaceChildren(note('ok', `${done.factor.name} is added.`),
+        done.recovery_codes ? recoveryBox(done.recovery_codes) : '', table);
+      return null;
+    });
     const regenerate = form({ class: 'inline', 'aria-label': 'New recovery codes' }, [
       field('Code', h('input', { id: 'regenerate-code', name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric' }),
         'A current code, or a recovery code. The old recovery codes stop working.'),
@@ -461,7 +498,7 @@
       return recoveryBox(data.recovery_codes);
     });
     show('Security', [facts, factorsTable(f, remove),
-      h('section', {}, h('h2', {}, 'Add a second factor'), add, enrolArea),
+      h('section', {}, h('h2', {}, 'Add a second factor'), add, addPasskey, enrolArea),
       f.factors.some((x) => x.confirmed) ? h('section', {}, h('h2', {}, 'Recovery codes'), regenerate) : '']);
   }
 
@@ -896,8 +933,15 @@
       h('span', { id: 'me' }, me.name), ' ',
       h('button', { type: 'button', class: 'link', onclick: logout }, 'Log out'));
     if (!me.scopes.includes('admin')) {
+      // A person without admin may still manage their own second factors.
+      if (location.hash.startsWith('#/security')) {
+        await securityPage();
+        return;
+      }
       show('Not an administrator', [note('error',
-        `${me.name} does not hold the admin scope, so the console can show nothing. Log out, and log in as an administrator.`)]);
+        `${me.name} does not hold the admin scope, so the console can show only your own security settings. Log out, and log in as an administrator.`),
+      h('p', {}, link('#/security', 'Your second factors'))]);
+      window.addEventListener('hashchange', () => { if (location.hash.startsWith('#/security')) securityPage(); });
       return;
     }
     // The skip link moves the focus without touching the address (the hash is the page).

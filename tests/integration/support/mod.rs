@@ -472,6 +472,7 @@ impl TestApp {
             live: std::sync::Arc::new(roster::auth::live::LiveView::new()),
             mfa: here.mfa,
             throttle: here.throttle.clone(),
+            passkeys: here.passkeys.clone(),
         }
     }
 

@@ -332,8 +332,15 @@ mod tests {
             hostile,
             Some(hostile),
             Some(hostile),
+            false,
         );
         assert!(!page.contains("<script"), "{page}");
+        // With passkeys, the only script is Roster's own file, and the
+        // carried values are escaped in its form too.
+        let page = login(hostile, &[("state", hostile.to_string())], hostile, None, None, true);
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+        assert!(page.contains("<script src=\"/oauth/passkey.js\" defer></script>"), "{page}");
+        assert!(!page.contains("<script>"), "{page}");
         // All five values (client, state, csrf, username, error) appear, each
         // escaped, and nowhere raw.
         let escaped = "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;";
@@ -345,7 +352,12 @@ mod tests {
     fn pages_forbid_scripts_frames_and_foreign_forms() {
         let r = respond(StatusCode::OK, error("x"), &["https://app.example".into()]);
         let csp = r.headers().get(CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
-        assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+        // Roster's own script file only (the passkey button): no inline
+        // script, no eval, no other origin.
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'sha256-"),
+            "{csp}"
+        );
         assert!(csp.contains("form-action 'self' https://app.example;"), "{csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert_eq!(r.headers().get(X_FRAME_OPTIONS).unwrap(), "DENY");

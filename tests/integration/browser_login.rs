@@ -67,10 +67,12 @@ impl Page {
         )
     }
 
-    /// Every hidden field of the login form.
+    /// Every hidden field of the page's first form (the login form; a
+    /// passkey button's form follows it).
     pub(crate) fn hidden(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for chunk in self.html.split("<input type=\"hidden\" name=\"").skip(1) {
+        let first = self.html.split("</form>").next().unwrap_or("");
+        for chunk in first.split("<input type=\"hidden\" name=\"").skip(1) {
             let name = chunk.split('"').next().unwrap().to_string();
             let value = self.input(&name).unwrap();
             out.push((name, value));

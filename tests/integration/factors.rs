@@ -586,3 +586,40 @@ async fn one_code_wins_once_among_concurrent_logins(backend: Backend) {
         "{statuses:?}"
     );
 }
+
+on_both_backends!(passkeys_need_a_domain_name_and_a_page_of_this_browser,);
+
+/// An IP-address issuer cannot be a WebAuthn relying party: passkeys are
+/// refused with the reason. The login page's passkey endpoints refuse a
+/// request that did not come from Roster's page. (Passkeys themselves are
+/// tested in Chromium with a virtual authenticator: tests/browser.)
+async fn passkeys_need_a_domain_name_and_a_page_of_this_browser(backend: Backend) {
+    let app = app(backend).await;
+    let (_, token, _) = setup(&app).await;
+    let r = app
+        .call(Method::POST, "/api/v1/me/factors/passkeys/start", Some(&token), None)
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        r.body["error_description"],
+        format!(
+            "passkeys need an issuer with a domain name (WebAuthn refuses IP addresses): {}",
+            app.issuer()
+        )
+    );
+    let forged = app
+        .post_form(
+            "/oauth/passkey/start",
+            None,
+            &[("mode", "discoverable"), ("csrf", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let script = app.client.get(app.url("/oauth/passkey.js")).send().await.unwrap();
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(script.text().await.unwrap().contains("navigator.credentials.get"));
+    // Without passkeys, the login page offers none (and loads no script).
+    let mut browser = Browser::new();
+    let login = browser.get(&authorize_url(&app, &[]).0).await;
+    assert!(!login.html.contains("passkey"), "{}", login.html);
+}

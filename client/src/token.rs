@@ -600,7 +600,8 @@ mod tests {
         };
         assert_eq!(refused("invalid_client").code(), Some(ErrorCode::InvalidClient));
         assert_eq!(refused("invalid_scope").code(), Some(ErrorCode::InvalidScope));
-        assert_eq!(refused("access_denied").code(), None);
+        assert_eq!(refused("access_denied").code(), Some(ErrorCode::AccessDenied));
+        assert_eq!(refused("consent_required").code(), None);
         assert_eq!(TokenError::Request("refused".into()).code(), None);
     }
 

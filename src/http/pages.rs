@@ -339,7 +339,10 @@ mod tests {
         // carried values are escaped in its form too.
         let page = login(hostile, &[("state", hostile.to_string())], hostile, None, None, true);
         assert_eq!(page.matches("<script").count(), 1, "{page}");
-        assert!(page.contains("<script src=\"/oauth/passkey.js\" defer></script>"), "{page}");
+        assert!(
+            page.contains("<script src=\"/oauth/passkey.js\" defer></script>"),
+            "{page}"
+        );
         assert!(!page.contains("<script>"), "{page}");
         // All five values (client, state, csrf, username, error) appear, each
         // escaped, and nowhere raw.

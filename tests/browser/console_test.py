@@ -379,9 +379,10 @@ try:
     wait.until(ec.presence_of_element_located((By.ID, "mfa")))
     driver.find_element(By.ID, "mfa").send_keys("required")
     click_text("button", "Save MFA setting")
-    wait.until(lambda d: d.find_element(By.ID, "mfa").get_attribute("value") == "required")
     status, body = http("GET", "/api/v1/principals?q=grace", token=admin_token)
     grace_id = body["items"][0]["id"]
+    # Saved once the server says so (the page reloads its section after the PUT).
+    wait.until(lambda d: http("GET", f"/api/v1/principals/{grace_id}/factors", token=admin_token)[1]["mfa"] == "required")
     status, body = http("GET", f"/api/v1/principals/{grace_id}/factors", token=admin_token)
     assert (body["mfa"], body["mfa_required"], body["factors"]) == ("required", True, []), body
     status, body = http("PUT", f"/api/v1/principals/{grace_id}/mfa", body={"mfa": "optional"}, token=admin_token)

@@ -193,6 +193,10 @@ struct ServeArgs {
     /// through /oauth/authorize; the audit log shows which clients still use it.
     #[arg(long, env = "ROSTER_PASSWORD_GRANT", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     password_grant: bool,
+    /// Require a second step (passkey, TOTP or recovery code) of everyone holding `admin`: on or
+    /// off. Each person's own `mfa` setting applies either way.
+    #[arg(long, env = "ROSTER_ADMIN_MFA", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    admin_mfa: bool,
     /// The longest life accepted for a client's private_key_jwt assertion
     /// (exp after iat or now; e.g. 300, 5m).
     #[arg(long, env = "ROSTER_CLIENT_ASSERTION_MAX_LIFETIME", default_value = "5m", value_parser = parse_some_duration)]
@@ -582,6 +586,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
         Settings::new(config::issuer_for(args.issuer.as_deref(), addr)).with_access_ttl(args.access_token_ttl);
     settings.token.refresh_ttl = args.refresh_token_ttl;
     settings.token.password_grant = args.password_grant;
+    settings.mfa.admins_required = args.admin_mfa;
     settings.token.assertion_max_lifetime = args.client_assertion_max_lifetime;
     settings.sessions = crate::oauth::session::SessionPolicy {
         idle: args.session_idle_timeout,
@@ -999,13 +1004,23 @@ mod tests {
         };
         assert_eq!(args.access_token_ttl, chrono::Duration::minutes(5));
         assert_eq!(args.key_rotation_interval.0, Some(chrono::Duration::days(90)));
-        assert!(args.password_grant && args.console);
+        assert!(args.password_grant && args.console && args.admin_mfa);
         // The on/off switches take their value (not bare flags that would swallow it).
-        let cli = Cli::try_parse_from(["roster", "serve", "--password-grant", "off", "--console", "off"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "roster",
+            "serve",
+            "--password-grant",
+            "off",
+            "--console",
+            "off",
+            "--admin-mfa",
+            "off",
+        ])
+        .unwrap();
         let Command::Serve(args) = &cli.command else {
             panic!("serve")
         };
-        assert!(!args.password_grant && !args.console);
+        assert!(!args.password_grant && !args.console && !args.admin_mfa);
         assert!(Cli::try_parse_from(["roster", "serve", "--console", "maybe"]).is_err());
         let cli = Cli::try_parse_from([
             "roster",

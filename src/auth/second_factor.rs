@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::auth::amr::Method;
 use crate::auth::secrets::{Pepper, SecretString};
 use crate::auth::{recovery_codes, sealed, totp};
 use crate::db::DbConnection;
@@ -237,13 +236,6 @@ pub enum Passed {
     Totp { id: String },
     /// A recovery code; this many are left.
     RecoveryCode { left: i64 },
-}
-
-impl Passed {
-    /// The method it adds to the login's `amr`.
-    pub fn method(&self) -> Method {
-        Method::Otp
-    }
 }
 
 /// Check `code` as the second step of `person_id`: a code of one of their

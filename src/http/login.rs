@@ -559,5 +559,5 @@ pub async fn passkey_finish(state: web::Data<AppState>, req: HttpRequest, payloa
         params,
     };
     let outcome = state.oauth().passkey_finish(form, remote(&req), state.now()).await;
-    login_outcome(&req, &state, outcome.map(|(step, _)| step))
+    login_outcome(&req, &state, outcome)
 }

@@ -151,14 +151,12 @@ pub fn accept_step(conn: &mut DbConnection, id: &str, step: i64, now: DateTime<U
 
 /// Record a use of a passkey, with its new state (signature counter).
 pub fn passkey_used(conn: &mut DbConnection, id: &str, passkey: Option<&str>, now: DateTime<Utc>) -> Result<()> {
-    diesel::update(second_factors::table.find(id))
-        .set(second_factors::last_used_at.eq(Some(to_db_time(now))))
-        .execute(conn)?;
-    if let Some(p) = passkey {
-        diesel::update(second_factors::table.find(id))
-            .set(second_factors::passkey.eq(Some(p)))
-            .execute(conn)?;
-    }
+    let used = second_factors::last_used_at.eq(Some(to_db_time(now)));
+    let row = diesel::update(second_factors::table.find(id));
+    match passkey {
+        Some(p) => row.set((used, second_factors::passkey.eq(Some(p)))).execute(conn)?,
+        None => row.set(used).execute(conn)?,
+    };
     Ok(())
 }
 

@@ -38,35 +38,21 @@ const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 const USER_CODE_LEN: usize = 8;
 const DEVICE_CODE_BYTES: usize = 32;
 
-/// The grant type of the token request (§3.4).
-pub use super::request::DEVICE_CODE as GRANT_TYPE;
-
 fn hash(pepper: &Pepper, device_code: &str) -> String {
     pepper.mac_hex(format!("device-code:{device_code}").as_bytes())
 }
 
-/// A new user code, normalised (no separator).
+/// A new user code, normalised (no separator): bytes of 240 and over are
+/// skipped, so that each of the 20 letters is equally likely.
 fn new_user_code() -> Result<String, Error> {
-    let mut raw = [0u8; USER_CODE_LEN];
-    SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| Error::internal("the random generator failed"))?;
-    // 256 is not a multiple of 20: reject the top values to stay uniform.
     let mut out = String::with_capacity(USER_CODE_LEN);
-    let mut i = 0;
-    let mut pool = raw.to_vec();
     while out.len() < USER_CODE_LEN {
-        if i == pool.len() {
-            let mut more = [0u8; USER_CODE_LEN];
-            SystemRandom::new()
-                .fill(&mut more)
-                .map_err(|_| Error::internal("the random generator failed"))?;
-            pool.extend_from_slice(&more);
-        }
-        let b = pool[i];
-        i += 1;
-        if b < 240 {
-            out.push(USER_CODE_ALPHABET[(b % 20) as usize] as char);
+        let mut raw = [0u8; 2 * USER_CODE_LEN];
+        SystemRandom::new()
+            .fill(&mut raw)
+            .map_err(|_| Error::internal("the random generator failed"))?;
+        for b in raw.into_iter().filter(|b| *b < 240).take(USER_CODE_LEN - out.len()) {
+            out.push(USER_CODE_ALPHABET[usize::from(b % 20)] as char);
         }
     }
     Ok(out)

@@ -69,7 +69,7 @@ impl OAuthContext {
         form: PasskeyForm,
         remote: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<(LoginStep, bool), AuthorizeError> {
+    ) -> Result<LoginStep, AuthorizeError> {
         let oauth = self.clone();
         self.db
             .run(move |conn| passkey_finish(conn, &oauth, form, remote.as_deref(), now))
@@ -104,14 +104,13 @@ fn again(
     })
 }
 
-/// Returns the step, and whether a new session cookie is in it.
 fn passkey_finish(
     conn: &mut DbConnection,
     oauth: &OAuthContext,
     form: PasskeyForm,
     remote: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(LoginStep, bool), AuthorizeError> {
+) -> Result<LoginStep, AuthorizeError> {
     let request = check(conn, oauth.issuer(), &form.params)?;
     // A second step when a login is under way in this browser.
     let waiting = match &form.session_token {
@@ -121,7 +120,7 @@ fn passkey_finish(
     };
     let person = waiting.as_ref().map(|s| s.person.clone());
     if !form.csrf_ok {
-        return again(request, person.as_ref(), StepProblem::Csrf).map(|s| (s, false));
+        return again(request, person.as_ref(), StepProblem::Csrf);
     }
     let refused = |conn: &mut DbConnection, why: String, whose: Option<&str>| -> Result<(), Error> {
         oauth.failures.record(
@@ -141,7 +140,7 @@ fn passkey_finish(
                 "a malformed passkey answer".into(),
                 person.as_ref().map(|p| p.id.as_str()),
             )?;
-            return again(request, person.as_ref(), StepProblem::WrongCode).map(|s| (s, false));
+            return again(request, person.as_ref(), StepProblem::WrongCode);
         }
     };
     let verified = crate::db::transaction(conn, |conn| {
@@ -163,7 +162,7 @@ fn passkey_finish(
                 Refused::Invalid(e) => format!("the passkey's answer did not verify: {e}"),
             };
             refused(conn, why, person.as_ref().map(|p| p.id.as_str()))?;
-            return again(request, person.as_ref(), StepProblem::WrongCode).map(|s| (s, false));
+            return again(request, person.as_ref(), StepProblem::WrongCode);
         }
     };
     crate::db::transaction(conn, |conn| {
@@ -203,16 +202,12 @@ fn passkey_finish(
             now,
         )?;
         let redirect = answer(conn, oauth, &request, &live, "login.browser", remote, now)?;
-        let set = fresh.is_some();
         let session_token = fresh
             .or_else(|| form.session_token.clone())
             .unwrap_or_else(|| SecretString::new(""));
-        Ok((
-            LoginStep::Done {
-                redirect,
-                session_token,
-            },
-            set,
-        ))
+        Ok(LoginStep::Done {
+            redirect,
+            session_token,
+        })
     })
 }

@@ -80,6 +80,19 @@ impl Page {
         out
     }
 
+    /// The TOTP key an enrolment page shows.
+    pub(crate) fn totp_secret(&self) -> String {
+        assert!(self.html.contains("Set up two-step verification"), "{}", self.html);
+        let after = self.html.split("id=\"totp-secret\">").nth(1).unwrap();
+        after.split('<').next().unwrap().to_string()
+    }
+
+    /// The first link's target, unescaped (the recovery codes page's "continue").
+    pub(crate) fn first_link(&self) -> String {
+        let after = self.html.split("href=\"").nth(1).unwrap();
+        after.split('"').next().unwrap().replace("&amp;", "&")
+    }
+
     /// A query parameter of the redirect.
     pub(crate) fn redirect_param(&self, name: &str) -> Option<String> {
         let url = url::Url::parse(self.location.as_deref()?).ok()?;
@@ -154,6 +167,22 @@ impl Browser {
             .await
             .unwrap();
         self.keep(resp).await
+    }
+
+    /// Answer the TOTP enrolment of `page` (a login's second step) at
+    /// `base` with the code of its key at `unix`: the recovery codes page
+    /// shows ten codes; follow its link, and return where it leads.
+    pub(crate) async fn finish_enrolment(&mut self, base: &str, page: &Page, unix: i64) -> Page {
+        let secret = roster::auth::totp::from_base32(&page.totp_secret()).unwrap();
+        let mut form = page.hidden();
+        form.push((
+            "code".into(),
+            roster::auth::totp::code_at(&secret, unix as u64).unwrap(),
+        ));
+        let codes = self.post(&format!("{base}/oauth/login/second"), &form).await;
+        assert_eq!(codes.status, StatusCode::OK, "{}", codes.html);
+        assert_eq!(codes.html.matches("<li><code>").count(), 10, "{}", codes.html);
+        self.get(&format!("{base}{}", codes.first_link())).await
     }
 
     /// Fill in and send the login form of `page`.

@@ -265,33 +265,9 @@ async fn console_login(app: &TestApp, user: &str, password: &str) -> serde_json:
     // The console asks for a second step: a first login enrols a TOTP factor.
     assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.html);
     assert!(enrol.html.contains("Set up two-step verification"), "{}", enrol.html);
-    let secret = enrol
-        .html
-        .split("id=\"totp-secret\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap();
-    let code = roster::auth::totp::code_at(
-        &roster::auth::totp::from_base32(secret).unwrap(),
-        app.clock.now().timestamp() as u64,
-    )
-    .unwrap();
-    let mut form = enrol.hidden();
-    form.push(("code".into(), code));
-    let codes = browser.post(&app.url("/oauth/login/second"), &form).await;
-    assert_eq!(codes.status, StatusCode::OK, "{}", codes.html);
-    let next = codes
-        .html
-        .split("href=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&amp;", "&");
-    let done = browser.get(&app.url(&next)).await;
+    let done = browser
+        .finish_enrolment(&app.url(""), &enrol, app.clock.now().timestamp())
+        .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
     assert!(
         done.location

@@ -309,35 +309,9 @@ mod cli {
         form.push(("password".into(), ADMIN_PASSWORD.into()));
         let enrol = browser.post(&format!("{}/oauth/login", roster.issuer()), &form).await;
         assert!(enrol.html.contains("Set up two-step verification"), "{}", enrol.html);
-        let secret = enrol
-            .html
-            .split("id=\"totp-secret\">")
-            .nth(1)
-            .unwrap()
-            .split('<')
-            .next()
-            .unwrap();
-        let code = roster::auth::totp::code_at(
-            &roster::auth::totp::from_base32(secret).unwrap(),
-            chrono::Utc::now().timestamp() as u64,
-        )
-        .unwrap();
-        let mut form = enrol.hidden();
-        form.push(("code".into(), code));
-        let codes = browser
-            .post(&format!("{}/oauth/login/second", roster.issuer()), &form)
+        let back = browser
+            .finish_enrolment(&roster.issuer(), &enrol, chrono::Utc::now().timestamp())
             .await;
-        assert_eq!(codes.status, StatusCode::OK, "{}", codes.html);
-        let next = codes
-            .html
-            .split("href=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .replace("&amp;", "&");
-        let back = browser.get(&format!("{}{next}", roster.issuer())).await;
         let confirm = browser.get(back.location.as_deref().unwrap()).await;
         assert!(confirm.html.contains(&user_code), "{}", confirm.html);
         let mut form = confirm.hidden();

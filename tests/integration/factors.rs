@@ -116,6 +116,20 @@ async fn redeem(app: &TestApp, done: &Page, verifier: &str) -> Value {
     r.body
 }
 
+/// An admin sets a person's MFA setting: the factors view it answers.
+async fn set_mfa(app: &TestApp, admin: &str, person: &str, mfa: &str) -> Value {
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/principals/{person}/mfa"),
+            Some(admin),
+            Some(json!({"mfa": mfa})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
 fn refused_grant() -> Value {
     json!({"error": "invalid_grant", "error_description": "a second factor is required: use the browser or device login"})
 }
@@ -304,16 +318,9 @@ async fn people_who_must_have_a_factor_enrol_at_login(backend: Backend) {
     let app = app(backend).await;
     let (alice, _, admin) = setup(&app).await;
     // Admins must, by default; alice must once an admin says so.
-    let set = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/principals/{alice}/mfa"),
-            Some(&admin),
-            Some(json!({"mfa": "required"})),
-        )
-        .await;
+    let set = set_mfa(&app, &admin, &alice, "required").await;
     assert_eq!(
-        set.body,
+        set,
         json!({"mfa": "required", "mfa_required": true, "factors": [], "recovery_codes_left": 0})
     );
     for (user, password) in [("alice", PASSWORD), ("root-admin", "admin-password-123")] {
@@ -324,31 +331,13 @@ async fn people_who_must_have_a_factor_enrol_at_login(backend: Backend) {
         assert_eq!(enrol.status, StatusCode::OK, "{}", enrol.html);
         assert!(enrol.html.contains("Set up two-step verification"), "{}", enrol.html);
         assert!(enrol.html.contains("<svg"), "a QR code");
-        let secret = enrol
-            .html
-            .split("id=\"totp-secret\">")
-            .nth(1)
-            .unwrap()
-            .split('<')
-            .next()
-            .unwrap()
-            .to_string();
+        let secret = enrol.totp_secret();
         let wrong = second(&app, &mut browser, &enrol, "123456").await;
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
         assert!(wrong.html.contains(&secret), "the same enrolment is shown again");
-        let codes = second(&app, &mut browser, &wrong, &code(&app, &secret, 0)).await;
-        assert_eq!(codes.status, StatusCode::OK, "{}", codes.html);
-        assert_eq!(codes.html.matches("<li><code>").count(), 10, "{}", codes.html);
-        let next = codes
-            .html
-            .split("href=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .replace("&amp;", "&");
-        let done = browser.get(&app.url(&next)).await;
+        let done = browser
+            .finish_enrolment(&app.url(""), &wrong, app.clock.now().timestamp())
+            .await;
         let tokens = redeem(&app, &done, &verifier).await;
         assert_eq!(claims_of(tokens["id_token"].as_str().unwrap())["acr"], "mfa");
     }
@@ -437,13 +426,7 @@ async fn factors_are_removed_after_a_fresh_step_and_reset_by_admins(backend: Bac
         .await;
     assert_eq!(wrong.status, 400);
     // The last factor of a person who must have one stays.
-    app.call(
-        Method::PUT,
-        &format!("/api/v1/principals/{alice}/mfa"),
-        Some(&admin),
-        Some(json!({"mfa": "required"})),
-    )
-    .await;
+    set_mfa(&app, &admin, &alice, "required").await;
     app.clock.advance(Duration::seconds(30));
     let kept = app
         .call(
@@ -454,13 +437,7 @@ async fn factors_are_removed_after_a_fresh_step_and_reset_by_admins(backend: Bac
         )
         .await;
     assert_eq!(kept.status, 409, "{}", kept.body);
-    app.call(
-        Method::PUT,
-        &format!("/api/v1/principals/{alice}/mfa"),
-        Some(&admin),
-        Some(json!({"mfa": "optional"})),
-    )
-    .await;
+    set_mfa(&app, &admin, &alice, "optional").await;
     app.clock.advance(Duration::seconds(30));
     let gone = app
         .call(
@@ -479,11 +456,12 @@ async fn factors_are_removed_after_a_fresh_step_and_reset_by_admins(backend: Bac
     assert_eq!(app.password_grant("alice", PASSWORD).await.status, 200);
 
     // An admin's reset: factors, sessions and refresh tokens end.
-    let (_, _) = enrol(&app, &token, "phone").await;
+    enrol(&app, &token, "phone").await;
+    // A browser waiting for alice's second step: the reset ends its session.
     let mut browser = Browser::new();
-    let (url, verifier) = authorize_url(&app, &[]);
-    let login = browser.get(&url).await;
+    let login = browser.get(&authorize_url(&app, &[]).0).await;
     let step = browser.log_in(&app, &login, "alice", PASSWORD).await;
+    assert!(step.html.contains("Two-step verification"), "{}", step.html);
     let mine = app
         .call(
             Method::GET,
@@ -493,7 +471,6 @@ async fn factors_are_removed_after_a_fresh_step_and_reset_by_admins(backend: Bac
         )
         .await;
     assert_eq!(mine.body["factors"].as_array().unwrap().len(), 1, "{}", mine.body);
-    let _ = (step, verifier);
     let reset = app
         .call(
             Method::DELETE,
@@ -622,4 +599,27 @@ async fn passkeys_need_a_domain_name_and_a_page_of_this_browser(backend: Backend
     let mut browser = Browser::new();
     let login = browser.get(&authorize_url(&app, &[]).0).await;
     assert!(!login.html.contains("passkey"), "{}", login.html);
+}
+
+on_both_backends!(the_admin_rule_can_be_lifted,);
+
+/// `--admin-mfa off`: an admin without a factor finishes with the password;
+/// a person whose own setting is `required` still enrols.
+async fn the_admin_rule_can_be_lifted(backend: Backend) {
+    let app = TestApp::builder(backend)
+        .clock(Clock::manual(t0() + Duration::seconds(10)))
+        .settings(|mut s| {
+            s.mfa.admins_required = false;
+            s
+        })
+        .spawn()
+        .await;
+    let (alice, _, admin) = setup(&app).await;
+    set_mfa(&app, &admin, &alice, "required").await;
+    for (user, password, second_step) in [("root-admin", "admin-password-123", false), ("alice", PASSWORD, true)] {
+        let mut browser = Browser::new();
+        let login = browser.get(&authorize_url(&app, &[]).0).await;
+        let page = browser.log_in(&app, &login, user, password).await;
+        assert_eq!(page.status == StatusCode::OK, second_step, "{user}: {}", page.html);
+    }
 }

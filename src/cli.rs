@@ -134,6 +134,10 @@ struct Existing {
 struct PrincipalArgs {
     #[command(flatten)]
     existing: Existing,
+    /// The issuer URL invitation links start with (default: the one the last
+    /// `roster serve` on this database used).
+    #[arg(long, env = "ROSTER_ISSUER", global = true)]
+    issuer: Option<String>,
     #[command(subcommand)]
     command: PrincipalCommand,
 }
@@ -389,7 +393,8 @@ enum PrincipalCommand {
         #[arg(long, requires = "exchange_audiences")]
         exchange_max_depth: Option<i32>,
     },
-    /// Create a person; the password is read from stdin.
+    /// Create a person; the password is read from stdin, or with --invite they
+    /// get a single-use link to register a passkey instead (printed once).
     CreateHuman {
         /// Login name: [a-z0-9][a-z0-9._-]{0,62}.
         name: String,
@@ -403,8 +408,20 @@ enum PrincipalCommand {
         #[arg(long)]
         display_name: Option<String>,
         /// Read the password from stdin (one trailing newline is stripped).
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "invite", conflicts_with = "invite")]
         password_stdin: bool,
+        /// No password: a single-use link (three days) with which they register a passkey.
+        #[arg(long)]
+        invite: bool,
+    },
+    /// A new single-use link with which a person who has no password and no
+    /// second factor registers their first passkey; their unused links stop working.
+    Invite {
+        /// The person's login name.
+        name: String,
+        /// Seconds the link works (300 to 2592000; default 259200, three days).
+        #[arg(long)]
+        expires_in: Option<i64>,
     },
     /// Set a person's password (their refresh tokens are revoked); read from stdin.
     SetPassword {
@@ -827,6 +844,7 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 email: None,
                 scopes: scopes.clone(),
                 password: None,
+                invite: false,
                 categories,
                 public_client: *public,
                 redirect_uris: redirect_uris.clone(),
@@ -850,6 +868,7 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
             scopes,
             display_name,
             password_stdin: _,
+            invite,
         } => {
             let mut body = CreatePrincipal {
                 kind: PrincipalKind::Human,
@@ -858,6 +877,7 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
                 email: email.clone(),
                 scopes: scopes.clone(),
                 password: None,
+                invite: false,
                 categories: Vec::new(),
                 public_client: false,
                 redirect_uris: Vec::new(),
@@ -870,9 +890,23 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
             };
             // Refused before the password is asked for.
             body.principal().validate().map_err(|e| e.to_string())?;
-            body.password = Some(read_password_stdin()?);
+            let ctx = if *invite {
+                body.invite = true;
+                inviting(ctx, args.issuer.as_deref())?
+            } else {
+                body.password = Some(read_password_stdin()?);
+                ctx
+            };
             let created = block_on(ctx.create(None, body, now)).map_err(|e| e.to_string())?;
             serde_json::to_string_pretty(&created)
+        }
+        PrincipalCommand::Invite { name, expires_in } => {
+            let ctx = inviting(ctx, args.issuer.as_deref())?;
+            let body = crate::principals::invitations::NewInvitation {
+                expires_in: *expires_in,
+            };
+            let made = block_on(ctx.invite(None, name.clone(), body, now)).map_err(|e| e.to_string())?;
+            serde_json::to_string_pretty(&made)
         }
         PrincipalCommand::SetPassword { name, .. } => {
             let password = read_password_stdin()?;
@@ -885,6 +919,21 @@ fn principal(cli: &Cli, args: &PrincipalArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     println!("{out}");
     Ok(())
+}
+
+/// The handle at the issuer invitation links start with: the one given, or
+/// the one the last `roster serve` on this database used.
+fn inviting(ctx: PrincipalsContext, issuer: Option<&str>) -> Result<PrincipalsContext, String> {
+    let issuer = match issuer.filter(|i| !i.is_empty()) {
+        Some(i) => i.trim_end_matches('/').to_string(),
+        None => block_on(
+            ctx.db
+                .run(|c| startup::last_issuer(c).map_err(crate::error::Error::internal)),
+        )
+        .map_err(|e| e.to_string())?
+        .ok_or("no roster serve has run on this database yet: give the issuer with --issuer (ROSTER_ISSUER)")?,
+    };
+    Ok(ctx.at_issuer(&issuer))
 }
 
 /// A service given `admin` may manage every principal: allowed (provisioning

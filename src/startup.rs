@@ -86,6 +86,11 @@ pub fn record_issuer(conn: &mut DbConnection, issuer: &str, now: DateTime<Utc>) 
     Ok(previous.filter(|p| p != issuer))
 }
 
+/// The issuer the last `roster serve` on this database used, if any.
+pub fn last_issuer(conn: &mut DbConnection) -> Result<Option<String>, String> {
+    crate::models::settings::get(conn, LAST_ISSUER).map_err(|e| e.to_string())
+}
+
 /// First start: when no principal holds `admin`, create the human `admin`.
 /// Returns what was done so that the caller can tell the operator once.
 pub fn bootstrap_admin(

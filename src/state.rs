@@ -117,6 +117,7 @@ impl AppState {
                     mfa: settings.mfa,
                     throttle: settings.throttle.clone(),
                     passkeys: passkeys.clone(),
+                    issuer: settings.issuer().to_string(),
                 },
                 registry,
                 upkeep,

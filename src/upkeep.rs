@@ -238,6 +238,7 @@ impl Upkeep {
                 crate::models::token_exchange::delete_expired(c, now)?;
                 crate::models::device_code::delete_expired(c, now)?;
                 crate::models::second_factor::delete_expired_ceremonies(c, now)?;
+                crate::models::invitation::delete_expired(c, now)?;
                 // TOTP enrolments never confirmed.
                 crate::models::second_factor::delete_unconfirmed_before(
                     c,

@@ -72,6 +72,11 @@ impl Passkeys {
             .ok_or_else(|| Error::Conflict(self.why_not.clone()))
     }
 
+    /// Nothing, or the 409 that says why passkeys are unavailable here.
+    pub fn require(&self) -> Result<()> {
+        self.get().map(|_| ())
+    }
+
     pub fn available(&self) -> bool {
         self.webauthn.is_some()
     }
@@ -79,6 +84,7 @@ impl Passkeys {
 
 /// The kinds of ceremony.
 const REGISTER: &str = "register";
+const INVITED: &str = "invited";
 const SECOND_STEP: &str = "second_step";
 const DISCOVERABLE: &str = "discoverable";
 
@@ -124,12 +130,33 @@ pub struct Begun {
     pub options: serde_json::Value,
 }
 
+/// Who registers a passkey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registrant {
+    /// A person signed in, adding one of their factors.
+    Own,
+    /// A person with an invitation, registering their first (and only)
+    /// credential: no recovery codes, which stand in for a second step
+    /// after a password they do not have.
+    Invited,
+}
+
+impl Registrant {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Own => REGISTER,
+            Self::Invited => INVITED,
+        }
+    }
+}
+
 /// Start registering a passkey named `name` for `person`.
 pub fn begin_registration(
     conn: &mut DbConnection,
     passkeys: &Passkeys,
     person: &Principal,
     name: &str,
+    registrant: Registrant,
     now: DateTime<Utc>,
 ) -> Result<Begun> {
     let webauthn = passkeys.get()?;
@@ -151,7 +178,14 @@ pub fn begin_registration(
         sel.insert("residentKey".into(), "required".into());
         sel.insert("requireResidentKey".into(), true.into());
     }
-    let ceremony = store(conn, REGISTER, Some(&person.id), Some(name), json(&state)?, now)?;
+    let ceremony = store(
+        conn,
+        registrant.kind(),
+        Some(&person.id),
+        Some(name),
+        json(&state)?,
+        now,
+    )?;
     Ok(Begun { ceremony, options })
 }
 
@@ -166,20 +200,20 @@ pub enum Refused {
     UnknownCredential,
 }
 
-/// Finish registering: the passkey is stored confirmed; the person's first
-/// factor brings recovery codes.
+/// Finish registering: the passkey is stored confirmed; a person's first
+/// factor of their own brings recovery codes.
 pub fn finish_registration(
     conn: &mut DbConnection,
     passkeys: &Passkeys,
     pepper: &Pepper,
-    person_id: &str,
+    (person_id, registrant): (&str, Registrant),
     ceremony: &str,
     credential: &RegisterPublicKeyCredential,
     now: DateTime<Utc>,
 ) -> Result<std::result::Result<Confirmed, Refused>> {
     let webauthn = passkeys.get()?;
     let row = match rows::take_ceremony(conn, ceremony, now)? {
-        Some(r) if r.kind == REGISTER && r.principal_id.as_deref() == Some(person_id) => r,
+        Some(r) if r.kind == registrant.kind() && r.principal_id.as_deref() == Some(person_id) => r,
         _ => return Ok(Err(Refused::UnknownCeremony)),
     };
     let state: PasskeyRegistration = parse(&row.state)?;
@@ -187,7 +221,7 @@ pub fn finish_registration(
         Ok(p) => p,
         Err(e) => return Ok(Err(Refused::Invalid(e.to_string()))),
     };
-    let first = !rows::has_confirmed(conn, person_id)?;
+    let first = registrant == Registrant::Own && !rows::has_confirmed(conn, person_id)?;
     let factor = FactorRow {
         id: new_id(),
         principal_id: person_id.to_string(),

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::models::principal::PrincipalStatus;
 use crate::page::Page;
 use crate::principals::audit::AuditQuery;
+use crate::principals::invitations::NewInvitation;
 use crate::principals::password::SetPassword;
 use crate::principals::secrets::CreateSecret;
 use crate::principals::{CreatePrincipal, Created, ListQuery, PatchPrincipal};
@@ -38,7 +39,24 @@ pub async fn create_principal(
     Ok(match made {
         Created::Service(view) => created_secret(location, &view),
         Created::Human(view) => created(location, &view),
+        Created::Invited(view) => created_secret(location, &view),
     })
+}
+
+/// `POST /api/v1/principals/{id}/invitation`: a single-use link, shown once.
+pub async fn invite(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let body: NewInvitation = json::parse_or_default(&req, payload).await?;
+    let made = state
+        .principals()
+        .invite(Some(admin.id()), id.into_inner(), body, state.now())
+        .await?;
+    Ok(super::no_store(&mut HttpResponse::Created()).json(made))
 }
 
 /// `GET /api/v1/principals`

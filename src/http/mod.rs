@@ -9,6 +9,7 @@ pub mod extract;
 pub mod factors;
 pub mod federation;
 pub mod health;
+pub mod invitation;
 pub mod json;
 pub mod login;
 pub mod me;
@@ -66,6 +67,9 @@ route_table! {
     post "/oauth/login/second" => login::second_step;
     post "/oauth/passkey/start" => login::passkey_start;
     post "/oauth/passkey/finish" => login::passkey_finish;
+    get "/oauth/invitation" => invitation::page;
+    post "/oauth/invitation/start" => invitation::start;
+    post "/oauth/invitation/finish" => invitation::finish;
     get "/oauth/logout" => login::logout_get;
     post "/oauth/logout" => login::logout_post;
     get "/oauth/userinfo" => login::userinfo;
@@ -93,6 +97,7 @@ route_table! {
     get "/api/v1/principals/{id}/factors" => factors::of_principal;
     delete "/api/v1/principals/{id}/factors" => factors::reset;
     put "/api/v1/principals/{id}/mfa" => factors::set_mfa;
+    post "/api/v1/principals/{id}/invitation" => admin::invite;
     post "/api/v1/federation/issuers" => federation::create_issuer;
     get "/api/v1/federation/issuers" => federation::list_issuers;
     get "/api/v1/federation/issuers/{id}" => federation::get_issuer;
@@ -166,6 +171,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     register(cfg);
     console::routes(cfg);
     cfg.route("/oauth/passkey.js", web::get().to(login::passkey_script));
+    cfg.route("/oauth/invitation.js", web::get().to(invitation::script));
 }
 
 fn json_config() -> web::JsonConfig {

@@ -286,6 +286,36 @@ pub fn device_done(approved: bool) -> String {
     document("Sign in on a device", body)
 }
 
+/// The invitation script.
+pub const INVITATION_SCRIPT: &str = include_str!("pages_assets/invitation.js");
+
+/// The invitation page: the script reads the link's token from the URL
+/// fragment (never sent here), registers a passkey with it, then shows
+/// `done` (with a link to `sign_in`, when there is a place to sign in).
+pub fn invitation(sign_in: Option<&str>, unavailable: Option<&str>) -> String {
+    let body = html! {
+        h1 { "Welcome to Roster" }
+        @if let Some(why) = unavailable {
+            p.error role="alert" { (why) }
+        } @else {
+            div id="invitation" {
+                p.lead id="invitation-lead" { "You were invited to sign in with a passkey: your device keeps it, and no password is needed." }
+                p.error role="status" id="invitation-status" {}
+                noscript { p.error { "This page needs JavaScript to create a passkey." } }
+                button type="button" id="invitation-create" hidden { "Create a passkey" }
+            }
+            div id="invitation-done" hidden {
+                p.lead role="status" { "Your passkey is ready. Sign in with it from now on: choose “Sign in with a passkey” on the login page." }
+                @if let Some(url) = sign_in {
+                    a.button href=(url) id="invitation-sign-in" { "Sign in" }
+                }
+            }
+            script src="/oauth/invitation.js" defer {}
+        }
+    };
+    document("Invitation", body)
+}
+
 /// A page that explains why nothing happens, and sends nobody anywhere.
 pub fn error(message: &str) -> String {
     let body = html! {

@@ -53,6 +53,7 @@ pub mod device_code;
 pub mod federation;
 pub mod health;
 pub mod instance;
+pub mod invitation;
 pub mod login_session;
 pub mod password;
 pub mod principal;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{PrincipalsContext, row};
 use crate::auth::access::Caller;
-use crate::auth::passkeys::{Begun, Refused};
+use crate::auth::passkeys::{Begun, Refused, Registrant};
 use crate::auth::second_factor::{self, ConfirmRefusal, Passed};
 use crate::auth::secrets::{SecretString, serialize_exposed};
 use crate::auth::throttle;
@@ -296,7 +296,9 @@ impl PrincipalsContext {
         let name = factor_name(body.name, "Passkey")?;
         let passkeys = self.passkeys.clone();
         self.db
-            .run(move |conn| crate::auth::passkeys::begin_registration(conn, &passkeys, &person, &name, now))
+            .run(move |conn| {
+                crate::auth::passkeys::begin_registration(conn, &passkeys, &person, &name, Registrant::Own, now)
+            })
             .await
     }
 
@@ -318,7 +320,7 @@ impl PrincipalsContext {
                         conn,
                         &ctx.passkeys,
                         &ctx.pepper,
-                        &person.id,
+                        (&person.id, Registrant::Own),
                         &body.ceremony,
                         &body.credential,
                         now,

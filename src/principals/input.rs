@@ -25,6 +25,10 @@ pub struct CreatePrincipal {
     #[serde(default)]
     pub scopes: Vec<String>,
     pub password: Option<SecretString>,
+    /// A person with no password: answer a single-use link with which
+    /// they register their first passkey.
+    #[serde(default)]
+    pub invite: bool,
     #[serde(default)]
     pub categories: Vec<CategoryAssignment>,
     /// A frontend without a secret (RFC 6749 §2.1): no secret is created.

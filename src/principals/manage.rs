@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::input::{CreatePrincipal, NewPrincipal, PatchPrincipal, PrincipalChanges};
+use super::invitations::{self, InvitationView};
 use super::secrets::{CreatedService, CreatedServiceView, generate};
 use super::view::{self, PrincipalView};
 use super::{ADMIN_SCOPE, BOOTSTRAP_ADMIN, PrincipalsContext, credentials, not_found, row};
@@ -137,6 +138,40 @@ pub(super) fn create_service(
     })
 }
 
+/// Insert a person and audit it, in the caller's transaction.
+fn insert_human(
+    conn: &mut crate::db::Tx<'_>,
+    input: &NewPrincipal,
+    actor: Option<&str>,
+    invited: bool,
+    now: DateTime<Utc>,
+) -> Result<Principal> {
+    let row = insert(conn, input, now)?;
+    let mut details = serde_json::json!({"kind": "human", "name": row.name, "scopes": input.scopes});
+    if invited {
+        details["invited"] = true.into();
+    }
+    audit::record(
+        conn,
+        NewAuditEvent::new("principal.created", Outcome::Ok)
+            .actor(actor)
+            .principal(Some(&row.id))
+            .details(details),
+        now,
+    )?;
+    if grants_admin(&input.scopes) {
+        audit_admin_grant(conn, &row.id, PrincipalKind::Human, actor, now)?;
+    }
+    Ok(row)
+}
+
+fn human_input(input: &NewPrincipal) -> Result<()> {
+    if input.kind != PrincipalKind::Human {
+        return Err(Error::invalid("kind", "expected a human principal"));
+    }
+    input.validate()
+}
+
 /// Create a human principal with an already hashed password (argon2 runs on
 /// its own pool before this is called).
 pub(super) fn create_human(
@@ -146,26 +181,42 @@ pub(super) fn create_human(
     actor: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<PrincipalView> {
-    if input.kind != PrincipalKind::Human {
-        return Err(Error::invalid("kind", "expected a human principal"));
-    }
-    input.validate()?;
+    human_input(input)?;
     crate::db::transaction(conn, |conn| {
-        let row = insert(conn, input, now)?;
+        let row = insert_human(conn, input, actor, false, now)?;
         password_row::set(conn, &row.id, password_phc, now)?;
-        audit::record(
-            conn,
-            NewAuditEvent::new("principal.created", Outcome::Ok)
-                .actor(actor)
-                .principal(Some(&row.id))
-                .details(serde_json::json!({"kind": "human", "name": row.name, "scopes": input.scopes})),
-            now,
-        )?;
-        if grants_admin(&input.scopes) {
-            audit_admin_grant(conn, &row.id, PrincipalKind::Human, actor, now)?;
-        }
         view::one(conn, row)
     })
+}
+
+/// Create a person with no password, and the invitation with which they
+/// register their first passkey, together.
+fn create_invited(
+    conn: &mut DbConnection,
+    ctx: &PrincipalsContext,
+    input: &NewPrincipal,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<InvitedView> {
+    human_input(input)?;
+    ctx.passkeys.require()?;
+    crate::db::transaction(conn, |conn| {
+        let row = insert_human(conn, input, actor, true, now)?;
+        let invitation = invitations::issue(conn, ctx, &row, actor, None, now)?;
+        Ok(InvitedView {
+            principal: view::one(conn, row)?,
+            invitation,
+        })
+    })
+}
+
+/// A person created with an invitation instead of a password.
+#[derive(Debug, serde::Serialize)]
+pub struct InvitedView {
+    #[serde(flatten)]
+    pub principal: PrincipalView,
+    /// The link, shown once.
+    pub invitation: InvitationView,
 }
 
 /// A principal just created.
@@ -175,6 +226,8 @@ pub enum Created {
     /// With its first client secret, shown once.
     Service(CreatedServiceView),
     Human(PrincipalView),
+    /// With the link to register their first passkey, shown once.
+    Invited(InvitedView),
 }
 
 impl Created {
@@ -182,6 +235,7 @@ impl Created {
         match self {
             Self::Service(s) => &s.principal.id,
             Self::Human(h) => &h.id,
+            Self::Invited(i) => &i.principal.id,
         }
     }
 }
@@ -430,14 +484,33 @@ fn list(conn: &mut DbConnection, query: &ListQuery) -> Result<Page<PrincipalView
 impl PrincipalsContext {
     /// `POST /api/v1/principals` and `roster principal create-*`: a service
     /// gets its first secret (shown once); a human needs a password, hashed
-    /// on the argon2 pool.
+    /// on the argon2 pool, or an invitation to register a passkey.
     pub async fn create(&self, actor: Option<&str>, body: CreatePrincipal, now: DateTime<Utc>) -> Result<Created> {
         let input = body.principal();
         input.validate()?;
         let actor = actor.map(str::to_string);
         match (input.kind, body.password) {
             (PrincipalKind::Service, Some(_)) => Err(Error::invalid("password", "service principals have no password")),
-            (PrincipalKind::Human, None) => Err(Error::invalid("password", "a human principal needs a password")),
+            (PrincipalKind::Service, None) if body.invite => Err(Error::invalid(
+                "invite",
+                "only people are invited; a service gets a client secret",
+            )),
+            (PrincipalKind::Human, Some(_)) if body.invite => Err(Error::invalid(
+                "invite",
+                "give a password or an invitation, not both: an invited person registers a passkey instead",
+            )),
+            (PrincipalKind::Human, None) if body.invite => {
+                let ctx = self.clone();
+                let invited = self
+                    .db
+                    .run(move |c| create_invited(c, &ctx, &input, actor.as_deref(), now))
+                    .await?;
+                Ok(Created::Invited(invited))
+            }
+            (PrincipalKind::Human, None) => Err(Error::invalid(
+                "password",
+                "a human principal needs a password, or \"invite\": true for a link to register a passkey",
+            )),
             (PrincipalKind::Service, None) => {
                 let pepper = self.pepper.clone();
                 let created = self

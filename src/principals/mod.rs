@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod factors;
 pub mod federation;
 pub mod input;
+pub mod invitations;
 pub mod manage;
 pub mod password;
 pub mod recover;
@@ -53,6 +54,8 @@ pub struct PrincipalsContext {
     pub throttle: crate::auth::throttle::ThrottlePolicy,
     /// The WebAuthn relying party, when the issuer can be one.
     pub passkeys: crate::auth::passkeys::Passkeys,
+    /// The issuer URL, which invitation links start with.
+    pub issuer: String,
 }
 
 impl PrincipalsContext {
@@ -76,7 +79,15 @@ impl PrincipalsContext {
             mfa: crate::auth::second_factor::MfaPolicy::default(),
             throttle: crate::auth::throttle::ThrottlePolicy::default(),
             passkeys: crate::auth::passkeys::Passkeys::for_issuer(""),
+            issuer: String::new(),
         }
+    }
+
+    /// This handle for the Roster at `issuer` (links and passkeys name it).
+    pub fn at_issuer(mut self, issuer: &str) -> Self {
+        self.passkeys = crate::auth::passkeys::Passkeys::for_issuer(issuer);
+        self.issuer = issuer.to_string();
+        self
     }
 
     /// After a change that may end a client's secret or a token: forget the

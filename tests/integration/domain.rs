@@ -26,6 +26,7 @@ fn service(name: &str, scopes: &[&str]) -> CreatePrincipal {
         email: None,
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         password: None,
+        invite: false,
         categories: Vec::new(),
         public_client: false,
         redirect_uris: Vec::new(),
@@ -52,7 +53,10 @@ async fn principals_are_created_changed_listed_and_disabled(backend: Backend) {
     let mut human = service("alice", &[]);
     human.kind = PrincipalKind::Human;
     let refused = ctx.create(None, human.clone(), now).await.unwrap_err();
-    assert_eq!(refused.to_string(), "password: a human principal needs a password");
+    assert_eq!(
+        refused.to_string(),
+        "password: a human principal needs a password, or \"invite\": true for a link to register a passkey"
+    );
     human.password = Some(SecretString::new("correct horse battery"));
     let alice = ctx.create(None, human, now).await.unwrap();
 

@@ -25,6 +25,7 @@ mod faults;
 mod hardening;
 mod health;
 mod instances;
+mod invitations;
 mod keys;
 mod live;
 mod metrics;

@@ -440,6 +440,7 @@ impl TestApp {
             email: None,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             password: password.map(roster::auth::secrets::SecretString::new),
+            invite: false,
             categories: Vec::new(),
             public_client: false,
             redirect_uris: Vec::new(),
@@ -473,6 +474,7 @@ impl TestApp {
             mfa: here.mfa,
             throttle: here.throttle.clone(),
             passkeys: here.passkeys.clone(),
+            issuer: here.issuer.clone(),
         }
     }
 

@@ -283,6 +283,12 @@ pub fn begin_authentication(
     })
 }
 
+/// Whether `ceremony` is a sign-in with a passkey alone (no person named):
+/// it starts a new login whatever login is under way in the browser.
+pub fn is_discoverable(conn: &mut DbConnection, ceremony: &str) -> Result<bool> {
+    Ok(rows::find_ceremony(conn, ceremony)?.is_some_and(|c| c.kind == DISCOVERABLE))
+}
+
 /// A passkey that verified: whose, which, and what it proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {

@@ -280,6 +280,16 @@ pub fn insert_ceremony(conn: &mut DbConnection, row: &CeremonyRow) -> Result<()>
     Ok(())
 }
 
+/// Ceremony `id`, left in place.
+pub fn find_ceremony(conn: &mut DbConnection, id: &str) -> Result<Option<CeremonyRow>> {
+    use crate::db::schema::webauthn_ceremonies as c;
+    Ok(c::table
+        .find(id)
+        .select(CeremonyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// Take ceremony `id`: it is deleted, so that an answer is used once.
 pub fn take_ceremony(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<Option<CeremonyRow>> {
     use crate::db::schema::webauthn_ceremonies as c;

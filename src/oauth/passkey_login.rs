@@ -112,11 +112,15 @@ fn passkey_finish(
     now: DateTime<Utc>,
 ) -> Result<LoginStep, AuthorizeError> {
     let request = check(conn, oauth.issuer(), &form.params)?;
-    // A second step when a login is under way in this browser.
+    // A second step when a login is under way in this browser, unless the
+    // button was "Sign in with a passkey": that is a new login, whoever
+    // half-logged in here before (the ceremony says which it was).
     let waiting = match &form.session_token {
-        Some(t) => session::for_second_step(conn, &oauth.pepper, t, &oauth.sessions, now)?
-            .filter(|s| s.pending().is_some() || s.amr().level() < Level::Multi),
-        None => None,
+        Some(t) if !passkeys::is_discoverable(conn, &form.ceremony)? => {
+            session::for_second_step(conn, &oauth.pepper, t, &oauth.sessions, now)?
+                .filter(|s| s.pending().is_some() || s.amr().level() < Level::Multi)
+        }
+        _ => None,
     };
     let person = waiting.as_ref().map(|s| s.person.clone());
     if !form.csrf_ok {

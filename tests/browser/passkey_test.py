@@ -3,7 +3,9 @@ authenticator (a platform authenticator that keeps discoverable credentials
 and verifies its user), against a Roster whose issuer is http://localhost
 (WebAuthn needs a domain name). A person registers a passkey on the
 console's Security page, signs out, signs in with the passkey alone, and
-signs in again with password + passkey.
+signs in again with password + passkey. As an admin, they then invite a
+person with no password in the console; the invitation link registers that
+person's passkey, with which they sign in, and works no second time.
 
 Usage: passkey_test.py ROSTER_URL USER PASSWORD
 """
@@ -143,6 +145,16 @@ try:
     assert listed["Laptop"]["last_used_at"], listed
     print("passkeys: password + passkey as the second step: ok")
 
+    # 4b. An admin invites quinn, who gets no password, in the console.
+    driver.get(f"{roster}/console/#/principals/new-person")
+    title("New person")
+    driver.find_element(By.ID, "name").send_keys("quinn")
+    driver.find_element(By.ID, "invite").click()
+    driver.find_element(By.XPATH, "//button[normalize-space()='Create person']").click()
+    link = wait.until(ec.visibility_of_element_located((By.ID, "invitation-link"))).text
+    assert link.startswith(f"{roster}/oauth/invitation#"), link
+    print("passkeys: the console made an invitation link: ok")
+
     # 5. No passkey, no way around the second step: a person who has a
     #    factor cannot finish with the password alone.
     log_out()
@@ -154,6 +166,29 @@ try:
     driver.get(f"{roster}/console/#/security")
     wait.until(ec.presence_of_element_located((By.ID, "password")))
     print("passkeys: the password alone does not finish a login: ok")
+
+    # 6. Quinn opens the link: a passkey, then a sign-in with it alone. This
+    #    browser still holds pat's half-finished login from step 5: "Sign in
+    #    with a passkey" starts a new login all the same (it once answered
+    #    pat's second step with quinn's passkey, and failed).
+    driver.get(link)
+    assert click_when_ready("invitation-create") == "Create a passkey"
+    wait.until(ec.visibility_of_element_located((By.ID, "invitation-done")))
+    assert "#" not in driver.current_url, "the token leaves the address bar"
+    assert len(driver.get_credentials()) == 1 and driver.get_credentials()[0].is_resident_credential
+    driver.find_element(By.ID, "invitation-sign-in").click()
+    assert click_when_ready("passkey") == "Sign in with a passkey"
+    wait.until(lambda d: texts("#me") == ["quinn"])
+    t = claims(token()["access"])
+    assert (t["name"], t["amr"], t["acr"]) == ("quinn", ["hwk", "user", "mfa"], "mfa"), t
+    print("passkeys: an invited person created a passkey and signed in with it: ok")
+
+    # 7. The link works once.
+    driver.get(link)
+    click_when_ready("invitation-create")
+    wait.until(lambda d: texts("#invitation-status") == [
+        "this invitation link is unknown, used or expired: ask your administrator for a new one"])
+    print("passkeys: a used invitation link is refused: ok")
 except Exception:
     print("passkeys: failed at", driver.current_url, file=sys.stderr)
     print(driver.execute_script("return document.body ? document.body.innerText : ''")[:2000], file=sys.stderr)

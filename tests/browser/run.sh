@@ -50,7 +50,7 @@ SHOTS="${CONSOLE_SHOTS:-$WORK/shots}"
 PPORT=$(free_port); PASSKEY_ROSTER="http://localhost:$PPORT"
 PASSKEY_DB="sqlite://$WORK/passkeys.db"
 DATABASE_URL="$PASSKEY_DB" "$BIN" migrate 2>/dev/null
-printf '%s' "pat-password-123" | DATABASE_URL="$PASSKEY_DB" "$BIN" principal create-human pat --scope registry:read \
+printf '%s' "pat-password-123" | DATABASE_URL="$PASSKEY_DB" "$BIN" principal create-human pat --scope registry:read --scope admin \
   --password-stdin >/dev/null
 DATABASE_URL="$PASSKEY_DB" "$BIN" serve --listen "127.0.0.1:$PPORT" --issuer "$PASSKEY_ROSTER" 2>"$WORK/passkeys.log" &
 PIDS+=($!)

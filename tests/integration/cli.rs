@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::on_both_backends;
 use crate::support::process::{Served, roster_command};
@@ -66,6 +66,7 @@ fn assert_clean_failure(out: &Output, needle: &str) {
 on_both_backends!(
     create_service_prints_credentials_once,
     create_human_reads_password_from_stdin,
+    people_are_invited_from_the_command_line,
     bad_input_is_rejected
 );
 
@@ -114,6 +115,57 @@ async fn create_service_prints_credentials_once(backend: Backend) {
     // The same name again is a conflict.
     let out = run(roster(&db).args(["principal", "create-service", "billing"]));
     assert_clean_failure(&out, "already exists");
+}
+
+/// `create-human --invite` and `invite` print a link on the issuer given,
+/// or the one the last `roster serve` used; without either they say so.
+async fn people_are_invited_from_the_command_line(backend: Backend) {
+    let db = TestDb::new(backend);
+    migrated(&db);
+    let out = run(roster(&db).args(["principal", "create-human", "carol", "--invite", "--password-stdin"]));
+    assert_clean_failure(&out, "cannot be used with");
+    let out = run(roster(&db).args(["principal", "create-human", "carol", "--invite"]));
+    assert_clean_failure(
+        &out,
+        "no roster serve has run on this database yet: give the issuer with --issuer (ROSTER_ISSUER)",
+    );
+    let out = run(roster(&db).args([
+        "principal",
+        "create-human",
+        "carol",
+        "--invite",
+        "--issuer",
+        "https://id.example.org/",
+    ]));
+    let v = stdout_json(&out);
+    assert_eq!(
+        (&v["name"], &v["invitation"]["principal_id"]),
+        (&json!("carol"), &v["id"])
+    );
+    let first = v["invitation"]["url"].as_str().unwrap().to_string();
+    assert!(first.starts_with("https://id.example.org/oauth/invitation#"), "{first}");
+    let mut conn = open(&db);
+    assert_eq!(
+        roster::models::password::find(&mut conn, v["id"].as_str().unwrap()).unwrap(),
+        None
+    );
+
+    // The issuer the last serve used, when none is given.
+    roster::startup::record_issuer(&mut conn, "https://roster.example.org", chrono::Utc::now()).unwrap();
+    let out = run(roster(&db)
+        .args(["principal", "invite", "carol", "--expires-in", "3600"])
+        .env_remove("ROSTER_ISSUER"));
+    let v = stdout_json(&out);
+    let second = v["url"].as_str().unwrap();
+    assert!(
+        second.starts_with("https://roster.example.org/oauth/invitation#"),
+        "{second}"
+    );
+    assert_ne!(first.split_once('#').unwrap().1, second.split_once('#').unwrap().1);
+    let out = run(roster(&db).args(["principal", "invite", "carol", "--expires-in", "10"]));
+    assert_clean_failure(&out, "expires_in: must be between 300 and 2592000 seconds");
+    let out = run(roster(&db).args(["principal", "invite", "nobody"]));
+    assert_clean_failure(&out, "principal nobody not found");
 }
 
 async fn create_human_reads_password_from_stdin(backend: Backend) {

@@ -200,8 +200,8 @@
   }
 
   /** A secret shown this once: it lives only in this page. */
-  function secretBox(id, clientId, secret, text) {
-    const value = h('code', { id, class: 'secret' }, secret);
+  /** A button that copies `secret` (or selects `value` for Ctrl+C where there is no clipboard). */
+  function copyButton(value, secret) {
     const copy = h('button', {
       type: 'button',
       onclick: async () => {
@@ -218,11 +218,26 @@
         }
       },
     }, 'Copy');
+    return copy;
+  }
+
+  function secretBox(id, clientId, secret, text) {
+    const value = h('code', { id, class: 'secret' }, secret);
     return h('section', { class: 'once', 'aria-labelledby': `${id}-title` },
       h('h2', { id: `${id}-title` }, 'Client secret: shown only this once'),
       h('p', {}, text),
       h('dl', {}, h('dt', {}, 'client_id'), h('dd', {}, h('code', {}, clientId)),
-        h('dt', {}, 'client_secret'), h('dd', {}, value, ' ', copy)));
+        h('dt', {}, 'client_secret'), h('dd', {}, value, ' ', copyButton(value, secret))));
+  }
+
+  /** An invitation link, shown once. */
+  function invitationBox(name, invitation) {
+    const value = h('code', { id: 'invitation-link', class: 'secret' }, invitation.url);
+    return h('section', { class: 'once', 'aria-labelledby': 'invitation-title' },
+      h('h2', { id: 'invitation-title' }, 'Invitation link: shown only this once'),
+      h('p', {}, `Send it to ${name} yourself. It works once, until ${when(invitation.expires_at)}: `
+        + 'opening it lets them create a passkey, with which they sign in from then on.'),
+      h('p', {}, value, ' ', copyButton(value, invitation.url)));
   }
 
   // ---- pages -------------------------------------------------------------------
@@ -328,15 +343,20 @@
       field('Email', input('email', { type: 'email', autocomplete: 'off' })),
       field('Scopes', input('scopes', { autocomplete: 'off' }), 'Separated by spaces; admin makes an administrator.'),
       field('Password', input('password', { type: 'password', autocomplete: 'new-password' }),
-        'At least 8 characters; tell it to them yourself. Empty: they cannot log in until one is set.'),
+        'At least 8 characters; tell it to them yourself.'),
+      h('div', { class: 'field check' }, h('input', { id: 'invite', name: 'invite', type: 'checkbox', value: '1' }),
+        h('label', { for: 'invite' }, 'No password: invite them to create a passkey'),
+        h('p', { class: 'hint', id: 'invite-hint' }, 'You get a link that works once, for three days, to send them.')),
       h('button', { type: 'submit' }, 'Create person'),
     ], async (fd) => {
       const body = { kind: 'human', name: fd.get('name').trim(), scopes: words(fd.get('scopes')) };
       for (const k of ['display_name', 'email', 'password']) if (fd.get(k).trim()) body[k] = fd.get(k);
+      if (fd.get('invite')) body.invite = true;
       const { data } = await api('POST', '/api/v1/principals', body);
       f.querySelector('button[type=submit]').remove();
       f.querySelector('#password').value = '';
       return focused(h('div', {}, note('ok', `Created ${data.name}.`),
+        data.invitation ? invitationBox(data.name, data.invitation) : '',
         h('p', {}, link(`#/principals/${encodeURIComponent(data.id)}`, `Go to ${data.name}`))));
     });
     show('New person', [f]);
@@ -522,8 +542,17 @@
         const { data } = await api('DELETE', `${path}/factors`);
         area.replaceChildren(note('ok', `${data.factors_removed} factors removed, ${data.sessions_ended} sessions ended.`));
       }, { danger: true });
+    const invite = form({ class: 'inline', 'aria-label': 'Invitation link' }, [
+      h('button', { type: 'submit' }, 'New invitation link'),
+    ], async () => {
+      const { data } = await api('POST', `${path}/invitation`, {});
+      return invitationBox(p.name, data);
+    });
     return h('section', {}, h('h2', {}, 'Second factors'),
-      h('p', {}, `Recovery codes left: ${f.recovery_codes_left}`), factorsTable(f), setting, reset);
+      h('p', {}, `Recovery codes left: ${f.recovery_codes_left}`), factorsTable(f), setting, reset,
+      h('h3', {}, 'Invitation'),
+      h('p', { class: 'hint' }, 'For a person with no password and no second factor: a link that works once, '
+        + 'for three days, to create a passkey. Their earlier links stop working.'), invite);
   }
 
   async function principalDetail({ id }) {

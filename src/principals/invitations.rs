@@ -342,9 +342,12 @@ impl PrincipalsContext {
                 (Some(principal_id), reason, answer)
             }
         };
+        // Folded like failed logins: a flood of made-up links from one
+        // place costs one audit row a minute, not one per request.
+        let failures = self.failures.clone();
         self.db
             .run(move |conn| {
-                audit::record(
+                failures.record(
                     conn,
                     NewAuditEvent::new("invitation.refused", Outcome::Failed)
                         .principal(principal_id.as_deref())

@@ -56,6 +56,8 @@ pub struct PrincipalsContext {
     pub passkeys: crate::auth::passkeys::Passkeys,
     /// The issuer URL, which invitation links start with.
     pub issuer: String,
+    /// Refused invitation links, folded like failed logins.
+    pub failures: std::sync::Arc<crate::auth::failures::FailureLog>,
 }
 
 impl PrincipalsContext {
@@ -80,6 +82,7 @@ impl PrincipalsContext {
             throttle: crate::auth::throttle::ThrottlePolicy::default(),
             passkeys: crate::auth::passkeys::Passkeys::for_issuer(""),
             issuer: String::new(),
+            failures: std::sync::Arc::new(crate::auth::failures::FailureLog::default()),
         }
     }
 

@@ -475,6 +475,7 @@ impl TestApp {
             throttle: here.throttle.clone(),
             passkeys: here.passkeys.clone(),
             issuer: here.issuer.clone(),
+            failures: here.failures.clone(),
         }
     }
 

@@ -281,7 +281,8 @@ struct ServeArgs {
     /// keep it off the public network).
     #[arg(long, env = "ROSTER_METRICS_LISTEN", value_parser = parse_listen)]
     metrics_listen: Option<String>,
-    /// Offer the admin console at /console/ (and register its login client): on or off.
+    /// Offer the admin console at /console/: on or off. Its login client, Roster's
+    /// first-party client (also the device login's), is registered either way.
     #[arg(long, env = "ROSTER_CONSOLE", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     console: bool,
     /// Discover service instances from container labels (off by default).
@@ -621,7 +622,10 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
             settings.issuer()
         );
     }
-    settings.console = args.console && console_client(&mut session, settings.issuer())?;
+    // The first-party client serves the device login too: registered
+    // whether or not the console is offered.
+    let first_party = console_client(&mut session, settings.issuer())?;
+    settings.console = args.console && first_party;
 
     settings.registry.health_interval = args.health_interval;
     settings.registry.fetch_timeout = args.fetch_timeout;
@@ -672,14 +676,15 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Register or update the console's login client; whether the console can be offered.
+/// Register or update Roster's first-party login client (the console's and
+/// the device login's); whether the console can be offered.
 fn console_client(session: &mut Session, issuer: &str) -> Result<bool, String> {
     use crate::principals::console::{self, ConsoleClient};
     let outcome = console::ensure(&mut session.conn, &session.pepper, issuer, Utc::now()).map_err(|e| e.to_string())?;
     Ok(match outcome {
         ConsoleClient::Registered => {
             eprintln!(
-                "Registered the admin console's login client '{}' for {}",
+                "Registered Roster's first-party login client '{}' (the console, the device login) for {}",
                 console::CONSOLE_CLIENT,
                 console::redirect_uri(issuer)
             );
@@ -687,7 +692,7 @@ fn console_client(session: &mut Session, issuer: &str) -> Result<bool, String> {
         }
         ConsoleClient::Updated => {
             eprintln!(
-                "The admin console's login client now returns to {}",
+                "Roster's first-party login client now returns to {}",
                 console::redirect_uri(issuer)
             );
             true

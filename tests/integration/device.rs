@@ -273,9 +273,12 @@ mod cli {
 
     /// The walkthrough: the admin runs `roster login`, answers in a browser
     /// (enrolling TOTP on this first login, as admins must), and later
-    /// commands print the kept token.
+    /// commands print the kept token. With the console off: the device
+    /// login needs only Roster's first-party client, registered anyway.
     async fn roster_login_logs_the_admin_in_with_a_second_factor(backend: Backend) {
-        let roster = Roster::start(backend, &[]).await;
+        let roster = Roster::start(backend, &["--console", "off"]).await;
+        let console = reqwest::get(format!("{}/console/", roster.issuer())).await.unwrap();
+        assert_eq!(console.status(), 404, "the console is off");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token.json");
         let mut child = roster

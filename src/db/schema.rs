@@ -128,6 +128,7 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         client_confidential -> Bool,
         session_id -> Nullable<Text>,
+        amr -> Nullable<Text>,
     }
 }
 

@@ -35,6 +35,8 @@ pub struct RefreshTokenRow {
     pub client_confidential: bool,
     /// The browser login session the family began in, if any: it ends with it.
     pub session_id: Option<String>,
+    /// What the login behind it proved (RFC 8176 names, space-separated).
+    pub amr: Option<String>,
 }
 
 impl RefreshTokenRow {

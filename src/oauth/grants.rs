@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::client_auth::Client;
 use super::error::OAuthError;
+use crate::auth::amr::Amr;
 use crate::auth::jwt::{AccessTokenClaims, Issuer};
 use crate::models::principal::{Principal, PrincipalKind};
 use crate::models::refresh_token::RefreshTokenRow;
@@ -220,16 +221,24 @@ pub fn refresh(
     let requested: Scopes = resolve_scope(scope, &original)?.into_iter().collect();
     // OpenID scopes are not granted to anyone: they ask for the person's own claims.
     let scopes = crate::auth::access::effective_scopes(&requested, granted_now);
+    let mut claims = claims(
+        user,
+        client.unwrap_or(&user.name),
+        &scopes,
+        stored.audience.clone(),
+        cfg,
+        now,
+        jti,
+    );
+    // A refreshed token says how its person logged in, as the first did
+    // (OpenID Connect Core §12.2: the login behind it is the same).
+    if let Some(stored) = &stored.amr {
+        let amr = Amr::from_stored(stored);
+        claims.amr = Some(amr.names().iter().map(|m| m.to_string()).collect());
+        claims.acr = Some(amr.level().acr().to_string());
+    }
     Ok(Grant {
-        claims: claims(
-            user,
-            client.unwrap_or(&user.name),
-            &scopes,
-            stored.audience.clone(),
-            cfg,
-            now,
-            jti,
-        ),
+        claims,
         scopes,
         refresh_expires_at: Some(now + cfg.refresh_ttl),
     })
@@ -464,7 +473,34 @@ mod tests {
             revoked_at: None,
             client_confidential: false,
             session_id: None,
+            amr: None,
         }
+    }
+
+    #[test]
+    fn a_refreshed_token_says_how_its_person_logged_in() {
+        let alice = principal("human", "alice", "active");
+        let client = Client::Public("spa".into());
+        let plain = refresh(
+            &stored("a", Some("spa")),
+            &alice,
+            &s(&["a"]),
+            &client,
+            None,
+            issued(&cfg()),
+        )
+        .unwrap();
+        assert_eq!((plain.claims.amr, plain.claims.acr), (None, None));
+        let mut row = stored("a", Some("spa"));
+        row.amr = Some("pwd otp mfa".into());
+        let two = refresh(&row, &alice, &s(&["a"]), &client, None, issued(&cfg())).unwrap();
+        assert_eq!(
+            (two.claims.amr, two.claims.acr),
+            (
+                Some(vec!["pwd".to_string(), "otp".into(), "mfa".into()]),
+                Some("mfa".to_string())
+            )
+        );
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub fn store(
             used_at: None,
             revoked_at: None,
             session_id: session_id.map(str::to_string),
+            amr: grant.claims.amr.as_ref().map(|names| names.join(" ")),
         },
     )?;
     Ok(token)

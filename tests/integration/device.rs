@@ -198,6 +198,21 @@ async fn a_person_with_a_second_factor_logs_a_device_in(backend: Backend) {
         )
     );
     assert!(tokens.body["refresh_token"].is_string() && tokens.body["id_token"].is_string());
+    // A refreshed token says how she logged in, as the first did.
+    let refreshed = app
+        .post_form(
+            "/oauth/token",
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", CLI),
+                ("refresh_token", tokens.body["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let rt = claims_of(refreshed.body["access_token"].as_str().unwrap());
+    assert_eq!((&rt["amr"], &rt["acr"]), (&json!(["pwd", "otp", "mfa"]), &json!("mfa")));
     let again = poll(&app, CLI, &device_code).await;
     assert_eq!(
         again.body,

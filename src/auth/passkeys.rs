@@ -221,6 +221,8 @@ pub fn finish_registration(
         Ok(p) => p,
         Err(e) => return Ok(Err(Refused::Invalid(e.to_string()))),
     };
+    // As a TOTP confirmation: one first factor, one set of recovery codes.
+    crate::models::principal::lock(conn, person_id)?;
     let first = registrant == Registrant::Own && !rows::has_confirmed(conn, person_id)?;
     let factor = FactorRow {
         id: new_id(),

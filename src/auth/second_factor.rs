@@ -199,6 +199,9 @@ pub fn confirm_totp(
     let Some(step) = totp::matching_step(&secret, code, unix(now)) else {
         return Ok(Err(ConfirmRefusal::WrongCode));
     };
+    // One confirmation of this person's at a time: of two first factors
+    // confirmed at once, one brings the recovery codes, and they stay valid.
+    crate::models::principal::lock(conn, person_id)?;
     let first = !rows::has_confirmed(conn, person_id)?;
     if !rows::confirm(conn, id, Some(step as i64), now)? {
         return Ok(Err(ConfirmRefusal::Unknown));

@@ -213,6 +213,17 @@ pub fn find_by_name(conn: &mut DbConnection, name: &str) -> Result<Option<Princi
         .optional()?)
 }
 
+/// Lock a principal's row for the rest of the transaction (a write that
+/// changes nothing: PostgreSQL's row lock; SQLite holds its one write lock
+/// from the start), so that decisions about that principal made by
+/// concurrent transactions run one at a time. False when there is no row.
+pub fn lock(conn: &mut DbConnection, id: &str) -> Result<bool> {
+    Ok(diesel::update(principals::table.find(id))
+        .set(principals::status.eq(principals::status))
+        .execute(conn)?
+        == 1)
+}
+
 pub fn find_by_id(conn: &mut DbConnection, id: &str) -> Result<Option<Principal>> {
     Ok(principals::table
         .find(id)

@@ -23,6 +23,7 @@ on_both_backends!(
     acr_values_mfa_steps_up_a_live_session,
     wrong_codes_are_throttled_like_passwords,
     factors_are_removed_after_a_fresh_step_and_reset_by_admins,
+    first_factors_confirmed_at_once_bring_one_set_of_recovery_codes,
 );
 
 /// The code of a base32 secret, `steps` time steps from the app's now.
@@ -622,4 +623,64 @@ async fn the_admin_rule_can_be_lifted(backend: Backend) {
         let page = browser.log_in(&app, &login, user, password).await;
         assert_eq!(page.status == StatusCode::OK, second_step, "{user}: {}", page.html);
     }
+}
+
+/// Sixteen authenticator apps of one person confirmed at once: exactly one
+/// answer carries recovery codes, and they are the ones that work (a second
+/// set would silently have replaced the first).
+async fn first_factors_confirmed_at_once_bring_one_set_of_recovery_codes(backend: Backend) {
+    let app = std::sync::Arc::new(app(backend).await);
+    let (_, token, _) = setup(&app).await;
+    let mut started = Vec::new();
+    for i in 0..16 {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/me/factors/totp",
+                Some(&token),
+                Some(json!({"name": format!("app {i}")})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let (id, secret) = (r.body["id"].as_str().unwrap(), r.body["secret"].as_str().unwrap());
+        started.push((id.to_string(), code(&app, secret, 0)));
+    }
+    let tasks: Vec<_> = started
+        .into_iter()
+        .map(|(id, code)| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(async move {
+                app.call(
+                    Method::POST,
+                    "/api/v1/me/factors/totp/confirm",
+                    Some(&token),
+                    Some(json!({"id": id, "code": code})),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut sets = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        if let Some(codes) = r.body.get("recovery_codes") {
+            sets.push(codes.clone());
+        }
+    }
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    let mine = app.call(Method::GET, "/api/v1/me/factors", Some(&token), None).await;
+    assert_eq!(mine.body["recovery_codes_left"], 10);
+    assert_eq!(mine.body["factors"].as_array().unwrap().len(), 16);
+    // The codes shown are the live ones: one of them buys a new set.
+    let shown = sets[0][0].as_str().unwrap();
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/me/factors/recovery-codes",
+            Some(&token),
+            Some(json!({"code": shown})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

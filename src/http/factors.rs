@@ -59,6 +59,12 @@ pub async fn start_passkey(
     Ok(super::no_store(&mut HttpResponse::Ok()).json(begun))
 }
 
+/// `POST /api/v1/me/factors/passkeys/challenge`: for a fresh second step.
+pub async fn passkey_challenge(state: web::Data<AppState>, Bearer(caller): Bearer) -> Result<HttpResponse> {
+    let begun = state.principals().passkey_challenge(&caller, state.now()).await?;
+    Ok(super::no_store(&mut HttpResponse::Ok()).json(begun))
+}
+
 /// `POST /api/v1/me/factors/passkeys/finish`
 pub async fn finish_passkey(
     state: web::Data<AppState>,

@@ -81,6 +81,7 @@ route_table! {
     post "/api/v1/me/factors/recovery-codes" => factors::recovery_codes;
     post "/api/v1/me/factors/passkeys/start" => factors::start_passkey;
     post "/api/v1/me/factors/passkeys/finish" => factors::finish_passkey;
+    post "/api/v1/me/factors/passkeys/challenge" => factors::passkey_challenge;
     delete "/api/v1/me/factors/{id}" => factors::delete_mine;
     // Static paths before the ones with parameters: a request is matched
     // against the routes in this order, and the menu is the hottest.

@@ -105,11 +105,24 @@ pub struct FinishPasskey {
     pub credential: webauthn_rs::prelude::RegisterPublicKeyCredential,
 }
 
-/// A fresh second step, for removing a factor or new recovery codes.
+/// A fresh second step, for removing a factor or new recovery codes: a
+/// TOTP or recovery code, or a passkey's answer to a challenge of
+/// `POST /api/v1/me/factors/passkeys/challenge` (for people whose only
+/// factor is a passkey).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FreshStep {
-    pub code: SecretString,
+    pub code: Option<SecretString>,
+    pub passkey: Option<PasskeyAnswer>,
+}
+
+/// A passkey's answer to a challenge: the ceremony, and the browser's
+/// answer to `navigator.credentials.get`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyAnswer {
+    pub ceremony: String,
+    pub credential: webauthn_rs::prelude::PublicKeyCredential,
 }
 
 /// New recovery codes, answered once.
@@ -178,24 +191,24 @@ fn factor_name(name: Option<String>, default: &str) -> Result<String> {
 }
 
 /// Check a fresh second step of `person`: throttled like a login, each
-/// failure audited and counted. The code is spent when it passes.
+/// failure audited and counted. The code (or the passkey's challenge) is
+/// spent when it passes.
 fn fresh_step(
     conn: &mut DbConnection,
     ctx: &PrincipalsContext,
     person: &Principal,
-    code: &SecretString,
+    step: &FreshStep,
     remote: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Passed> {
+) -> Result<()> {
     let keys = throttle::Keys::new(&ctx.pepper, &person.name, remote);
     let loaded = throttle::load(conn, &keys)?;
     if let Some(retry_after) = throttle::retry_after_secs(&loaded, now) {
         return Err(Error::Throttled { retry_after });
     }
-    match second_factor::pass(conn, &ctx.pepper, &person.id, code.expose(), now)? {
-        Some(passed) => {
-            throttle::record_success(conn, &keys, &loaded)?;
-            if let Passed::RecoveryCode { left } = &passed {
+    let passed = match (&step.code, &step.passkey) {
+        (Some(code), None) => match second_factor::pass(conn, &ctx.pepper, &person.id, code.expose(), now)? {
+            Some(Passed::RecoveryCode { left }) => {
                 audit::record(
                     conn,
                     NewAuditEvent::new("recovery_code.used", Outcome::Ok)
@@ -204,11 +217,34 @@ fn fresh_step(
                         .details(serde_json::json!({"left": left, "via": "api"})),
                     now,
                 )?;
+                true
             }
-            Ok(passed)
+            Some(Passed::Totp { .. }) => true,
+            None => false,
+        },
+        (None, Some(answer)) => crate::db::transaction(conn, |conn| {
+            crate::auth::passkeys::finish_authentication(
+                conn,
+                &ctx.passkeys,
+                &answer.ceremony,
+                &answer.credential,
+                Some(&person.id),
+                now,
+            )
+        })?
+        .is_ok(),
+        _ => {
+            return Err(Error::invalid(
+                "code",
+                "give a fresh second step: a code, or a passkey's answer (not both)",
+            ));
         }
-        None => Err(wrong_code(conn, ctx, person, &keys, remote, now)),
+    };
+    if !passed {
+        return Err(wrong_code(conn, ctx, person, &keys, remote, now));
     }
+    throttle::record_success(conn, &keys, &loaded)?;
+    Ok(())
 }
 
 /// Audit and count a wrong code; the error to answer.
@@ -299,6 +335,16 @@ impl PrincipalsContext {
             .run(move |conn| {
                 crate::auth::passkeys::begin_registration(conn, &passkeys, &person, &name, Registrant::Own, now)
             })
+            .await
+    }
+
+    /// `POST /api/v1/me/factors/passkeys/challenge`: a challenge for one of
+    /// the person's passkeys, whose answer is a fresh second step.
+    pub async fn passkey_challenge(&self, caller: &Caller, now: DateTime<Utc>) -> Result<Begun> {
+        let person = own_person(caller)?.clone();
+        let passkeys = self.passkeys.clone();
+        self.db
+            .run(move |conn| crate::auth::passkeys::begin_authentication(conn, &passkeys, Some(&person), now))
             .await
     }
 
@@ -500,7 +546,7 @@ fn delete_my_factor(
 ) -> Result<()> {
     let target = rows::find(conn, &person.id, id)?.ok_or_else(|| Error::NotFound(format!("factor {id}")))?;
     if target.confirmed() {
-        fresh_step(conn, ctx, person, &body.code, remote, now)?;
+        fresh_step(conn, ctx, person, body, remote, now)?;
     }
     crate::db::transaction(conn, |conn| {
         let others = rows::of(conn, &person.id)?
@@ -544,7 +590,7 @@ fn new_recovery_codes(
             "recovery codes stand in for a second factor: add one first".into(),
         ));
     }
-    fresh_step(conn, ctx, person, &body.code, remote, now)?;
+    fresh_step(conn, ctx, person, body, remote, now)?;
     crate::db::transaction(conn, |conn| {
         let codes = second_factor::new_recovery_codes(conn, &ctx.pepper, &person.id, now)?;
         audit::record(

@@ -5,7 +5,8 @@ and verifies its user), against a Roster whose issuer is http://localhost
 console's Security page, signs out, signs in with the passkey alone, and
 signs in again with password + passkey. As an admin, they then invite a
 person with no password in the console; the invitation link registers that
-person's passkey, with which they sign in, and works no second time.
+person's passkey, with which they sign in, and works no second time; their
+passkey then confirms a change on the Security page in place of a code.
 
 Usage: passkey_test.py ROSTER_URL USER PASSWORD
 """
@@ -189,6 +190,16 @@ try:
     wait.until(lambda d: texts("#invitation-status") == [
         "this invitation link is unknown, used or expired: ask your administrator for a new one"])
     print("passkeys: a used invitation link is refused: ok")
+
+    # 8. Quinn has no code to type: his passkey is his fresh second step.
+    driver.get(f"{roster}/console/#/security")
+    title("Security")
+    form = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "form[aria-label='Remove Passkey']")))
+    assert "Empty: confirm with one of your passkeys." in form.text, form.text
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: "No second factor." in d.page_source)
+    assert factors(token()["access"])["factors"] == []
+    print("passkeys: a passkey confirmed its own removal (a fresh step without a code): ok")
 except Exception:
     print("passkeys: failed at", driver.current_url, file=sys.stderr)
     print(driver.execute_script("return document.body ? document.body.innerText : ''")[:2000], file=sys.stderr)

@@ -448,12 +448,42 @@
   async function securityPage() {
     const reload = () => route({ focus: false });
     const { data: f } = await api('GET', '/api/v1/me/factors');
+    const hasPasskey = f.factors.some((x) => x.kind === 'passkey' && x.confirmed);
+    const stepHint = hasPasskey ? ' Empty: confirm with one of your passkeys.' : '';
+    /** A fresh second step: the code typed, or with none, a passkey's answer to a challenge. */
+    const freshStep = async (code) => {
+      if (code || !hasPasskey) return { code: code || '' };
+      if (!window.PublicKeyCredential) throw new Error('This browser offers no passkeys (WebAuthn): type a code.');
+      const { data: begun } = await api('POST', '/api/v1/me/factors/passkeys/challenge');
+      const pk = begun.options.publicKey;
+      pk.challenge = unb64(pk.challenge);
+      (pk.allowCredentials || []).forEach((c) => { c.id = unb64(c.id); });
+      const cred = await navigator.credentials.get({ publicKey: pk });
+      const r = cred.response;
+      return {
+        passkey: {
+          ceremony: begun.ceremony,
+          credential: {
+            id: cred.id,
+            rawId: b64(cred.rawId),
+            type: cred.type,
+            response: {
+              authenticatorData: b64(r.authenticatorData),
+              clientDataJSON: b64(r.clientDataJSON),
+              signature: b64(r.signature),
+              userHandle: r.userHandle ? b64(r.userHandle) : null,
+            },
+            extensions: {},
+          },
+        },
+      };
+    };
     const remove = (x) => form({ class: 'inline', 'aria-label': `Remove ${x.name}` }, [
       field('Code', h('input', { id: `remove-code-${x.id}`, name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric' }),
-        'A current code, or a recovery code.'),
+        `A current code, or a recovery code.${stepHint}`),
       h('button', { type: 'submit', class: 'danger' }, 'Remove'),
     ], async (fd) => {
-      await api('DELETE', `/api/v1/me/factors/${encodeURIComponent(x.id)}`, { code: fd.get('code') || '' });
+      await api('DELETE', `/api/v1/me/factors/${encodeURIComponent(x.id)}`, await freshStep(fd.get('code')));
       await reload();
     });
     const facts = h('dl', { class: 'facts' },
@@ -511,10 +541,10 @@
     });
     const regenerate = form({ class: 'inline', 'aria-label': 'New recovery codes' }, [
       field('Code', h('input', { id: 'regenerate-code', name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric' }),
-        'A current code, or a recovery code. The old recovery codes stop working.'),
+        `A current code, or a recovery code.${stepHint} The old recovery codes stop working.`),
       h('button', { type: 'submit' }, 'New recovery codes'),
     ], async (fd) => {
-      const { data } = await api('POST', '/api/v1/me/factors/recovery-codes', { code: fd.get('code') || '' });
+      const { data } = await api('POST', '/api/v1/me/factors/recovery-codes', await freshStep(fd.get('code')));
       return recoveryBox(data.recovery_codes);
     });
     show('Security', [facts, factorsTable(f, remove),

@@ -1,8 +1,9 @@
-//! Invitations end to end over real HTTP: an admin creates a person with no
-//! password and a single-use link; the link's page registers a passkey (a
-//! software authenticator, webauthn-rs's own, answers here; a browser's
-//! virtual authenticator does in tests/browser/passkey_test.py); the link
-//! then works no more, whoever answers it, however many at once.
+//! Passkeys over real HTTP without a browser (webauthn-rs's software
+//! authenticator answers; a browser's virtual authenticator does in
+//! tests/browser/passkey_test.py): invitations, where an admin creates a
+//! person with no password and a single-use link whose page registers a
+//! passkey, and which then works no more, whoever answers it, however many
+//! at once; and a passkey as the fresh second step of the self-service API.
 
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
@@ -22,6 +23,7 @@ on_both_backends!(
     a_new_link_replaces_the_old_and_links_expire,
     one_link_answered_by_32_browsers_registers_one_passkey,
     garbage_at_the_invitation_endpoints_is_a_clear_4xx,
+    a_passkey_answers_the_fresh_step_of_the_self_service_api,
 );
 
 /// A Roster whose issuer is `http://localhost:PORT` (a WebAuthn relying
@@ -565,5 +567,119 @@ async fn garbage_at_the_invitation_endpoints_is_a_clear_4xx(backend: Backend) {
             .iter()
             .any(|r| r.starts_with("the passkey could not be verified: ")),
         "{reasons:?}"
+    );
+}
+
+/// A person's passkey answers a fresh second step: a challenge, then the
+/// answer in `passkey` instead of a code. Each answer works once; a wrong
+/// one counts like a wrong code; a code and a passkey together are refused.
+async fn a_passkey_answers_the_fresh_step_of_the_self_service_api(backend: Backend) {
+    let app = app(backend).await;
+    app.create_human("alice", "correct horse battery", &[]).await;
+    let token = app.login("alice", "correct horse battery").await.0;
+    let none = app
+        .call(
+            Method::POST,
+            "/api/v1/me/factors/passkeys/challenge",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (none.status, &none.body),
+        (
+            409,
+            &json!({"error": "conflict", "error_description": "alice has no passkey"})
+        )
+    );
+    let mut authenticator = WebauthnAuthenticator::new(SoftPasskey::new(true));
+    let register = |name: &str| {
+        app.call(
+            Method::POST,
+            "/api/v1/me/factors/passkeys/start",
+            Some(&token),
+            Some(json!({"name": name})),
+        )
+    };
+    let begun = register("Laptop").await;
+    let credential = create_credential(&app, &mut authenticator, &begun.body);
+    let laptop = app
+        .call(
+            Method::POST,
+            "/api/v1/me/factors/passkeys/finish",
+            Some(&token),
+            Some(json!({"ceremony": begun.body["ceremony"], "credential": credential})),
+        )
+        .await;
+    assert_eq!(laptop.status, 200, "{}", laptop.body);
+    assert_eq!(laptop.body["recovery_codes"].as_array().unwrap().len(), 10);
+    let begun = register("Phone").await;
+    let credential = create_credential(&app, &mut authenticator, &begun.body);
+    let phone = app
+        .call(
+            Method::POST,
+            "/api/v1/me/factors/passkeys/finish",
+            Some(&token),
+            Some(json!({"ceremony": begun.body["ceremony"], "credential": credential})),
+        )
+        .await;
+    assert_eq!(phone.status, 200, "{}", phone.body);
+    let phone_id = phone.body["factor"]["id"].as_str().unwrap().to_string();
+
+    // Without a step, with both, or with nothing in it: a clear 422.
+    let path = format!("/api/v1/me/factors/{phone_id}");
+    for body in [
+        json!({}),
+        json!({"code": "123456", "passkey": {"ceremony": "x", "credential": {}}}),
+    ] {
+        let r = app.call(Method::DELETE, &path, Some(&token), Some(body)).await;
+        assert_eq!(r.status, 422, "{}", r.body);
+    }
+    let challenge = app
+        .call(
+            Method::POST,
+            "/api/v1/me/factors/passkeys/challenge",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(challenge.status, 200, "{}", challenge.body);
+    assert_eq!(challenge.headers["cache-control"], "no-store");
+    let options = serde_json::from_value(challenge.body["options"].clone()).unwrap();
+    let origin = url::Url::parse(&app.issuer()).unwrap();
+    let answer = serde_json::to_value(authenticator.do_authentication(origin, options).unwrap()).unwrap();
+    let step = json!({"passkey": {"ceremony": challenge.body["ceremony"], "credential": answer}});
+    let removed = app.call(Method::DELETE, &path, Some(&token), Some(step.clone())).await;
+    assert_eq!(removed.status, 204, "{}", removed.body);
+    // The same answer again: its challenge is spent, and it counts as a wrong code.
+    let laptop_id = laptop.body["factor"]["id"].as_str().unwrap();
+    let again = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/me/factors/{laptop_id}"),
+            Some(&token),
+            Some(step),
+        )
+        .await;
+    assert_eq!(
+        (again.status, &again.body),
+        (
+            400,
+            &json!({"error": "invalid_code", "error_description":
+                "the code is not valid: it may be mistyped, expired or already used"})
+        )
+    );
+    let mine = app.call(Method::GET, "/api/v1/me/factors", Some(&token), None).await;
+    let names: Vec<_> = mine.body["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("Laptop")]);
+    let audit = app.audit_types().await;
+    assert_eq!(
+        (audit[0].0.as_str(), audit[0].1.as_str(), audit[0].3.as_deref()),
+        ("login.second_factor", "failed", Some("wrong second-factor code"))
     );
 }

@@ -59,6 +59,7 @@ impl AppState {
         let argon = BlockingPool::bounded("argon2", cores, settings.argon_queue);
         let usage = Arc::new(UsageRecorder::new());
         let failures = Arc::new(FailureLog::default());
+        let budget = Arc::new(crate::auth::source_budget::SourceBudget::default());
         let verified = Arc::new(crate::auth::verified::VerifiedClients::new());
         let revocations = Arc::new(crate::feed::ChangeFeed::new());
         let live = Arc::new(crate::auth::live::LiveView::new());
@@ -70,6 +71,7 @@ impl AppState {
             keys: keys.clone(),
             usage: usage.clone(),
             failures: failures.clone(),
+            budget: budget.clone(),
             registry: registry.clone(),
             verified: verified.clone(),
             revocations: revocations.clone(),
@@ -92,6 +94,7 @@ impl AppState {
                     pepper: pepper.clone(),
                     usage,
                     failures: failures.clone(),
+                    budget,
                     throttle: settings.throttle.clone(),
                     token: settings.token.clone(),
                     verified: verified.clone(),

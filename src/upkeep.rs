@@ -54,6 +54,8 @@ pub struct Parts {
     pub keys: Arc<KeyStore>,
     pub usage: Arc<UsageRecorder>,
     pub failures: Arc<FailureLog>,
+    /// Per-source budgets of unauthenticated creations; closed windows are forgotten here.
+    pub budget: Arc<crate::auth::source_budget::SourceBudget>,
     pub registry: Arc<RegistryContext>,
     /// Forgotten when the database's authentication generation moves.
     pub verified: Arc<crate::auth::verified::VerifiedClients>,
@@ -120,6 +122,7 @@ impl Upkeep {
         let keys = self.refresh_keys_if_due(now).await;
         let registry = crate::registry::worker::tick(&self.parts.registry, now, &self.parts.clock).await;
         self.parts.remote_keys.refresh_due(now).await;
+        self.parts.budget.forget_closed(now);
         let usage = self.flush_usage().await;
         let failures = self.flush_failures(now, false).await;
         let retention = self.apply_retention_if_due(now).await;

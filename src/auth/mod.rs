@@ -19,6 +19,7 @@ pub mod revocation_feed;
 pub mod sealed;
 pub mod second_factor;
 pub mod secrets;
+pub mod source_budget;
 pub mod throttle;
 pub mod totp;
 pub mod usage;

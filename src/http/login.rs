@@ -532,6 +532,7 @@ pub async fn passkey_start(
             second,
             csrf_ok,
             cookie_value(&req, session_cookie_name(&state)),
+            remote(&req),
             state.now(),
         )
         .await?;

@@ -81,7 +81,9 @@ impl ResponseError for OAuthError {
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The throttle; a device flow's slow_down is a 400 (RFC 8628 §3.5).
-            ErrorCode::SlowDown if matches!(self, Self::Throttled { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::SlowDown if matches!(self, Self::Throttled { .. } | Self::Limited { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -106,7 +108,7 @@ impl ResponseError for OAuthError {
                 resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
             }
             ErrorCode::SlowDown => {
-                if let Self::Throttled { retry_after } = self {
+                if let Self::Throttled { retry_after } | Self::Limited { retry_after } = self {
                     resp.insert_header((RETRY_AFTER, (*retry_after).max(1).to_string()));
                 }
             }

@@ -465,7 +465,7 @@ impl OAuthContext {
                 }
                 match person::load(conn, &oauth, &user_for_load, remote_for_load.as_deref(), now) {
                     Ok(c) => Ok((request, Ok(c))),
-                    Err(OAuthError::Throttled { retry_after }) => {
+                    Err(OAuthError::Throttled { retry_after } | OAuthError::Limited { retry_after }) => {
                         Ok((request, Err(LoginProblem::Throttled { retry_after })))
                     }
                     Err(OAuthError::Server(e)) => Err(e.into()),

@@ -17,6 +17,7 @@ use super::{OAuthContext, grants, oidc, pkce, refresh};
 use crate::auth::amr::{Amr, Level};
 use crate::auth::second_factor::{self, Due};
 use crate::auth::secrets::{Pepper, SecretString, random_secret};
+use crate::auth::source_budget::Creation;
 use crate::auth::throttle;
 use crate::db::DbConnection;
 use crate::error::Error;
@@ -109,6 +110,9 @@ impl OAuthContext {
         remote: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<DeviceAuthorization, OAuthError> {
+        if let Some(retry_after) = self.budget.spend(Creation::DeviceAuthorization, remote.as_deref(), now) {
+            return Err(OAuthError::Limited { retry_after });
+        }
         let creds = client_auth::check_assertion(self, creds, now).await?;
         let oauth = self.clone();
         self.db

@@ -18,6 +18,10 @@ pub enum OAuthError {
     /// Too many failed logins: wait `retry_after` seconds (429, `slow_down`).
     #[error("throttled for {retry_after} s")]
     Throttled { retry_after: i64 },
+    /// Too many requests from this address for its budget (see
+    /// [`crate::auth::source_budget`]): wait `retry_after` seconds (429).
+    #[error("over budget for {retry_after} s")]
+    Limited { retry_after: i64 },
     /// Storage or an internal step failed. The client sees
     /// `temporarily_unavailable` (503) for a busy or unreachable database and
     /// `server_error` (500) otherwise; the detail is logged, never sent.
@@ -54,7 +58,7 @@ impl OAuthError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Client { code, .. } => *code,
-            Self::Throttled { .. } => ErrorCode::SlowDown,
+            Self::Throttled { .. } | Self::Limited { .. } => ErrorCode::SlowDown,
             Self::Server(Error::BadRequest(_)) => ErrorCode::InvalidRequest,
             Self::Server(e) if e.is_transient() => ErrorCode::TemporarilyUnavailable,
             Self::Server(_) => ErrorCode::ServerError,
@@ -66,6 +70,7 @@ impl OAuthError {
         match self {
             Self::Client { description, .. } => description,
             Self::Throttled { .. } => "too many failed logins: retry later",
+            Self::Limited { .. } => "too many requests from this address: retry later",
             Self::Server(Error::BadRequest(d)) => d,
             Self::Server(e) if e.is_transient() => "the service is temporarily unavailable",
             Self::Server(_) => "internal error",
@@ -89,7 +94,7 @@ impl HasFault for OAuthError {
     fn fault(&self) -> Option<Fault> {
         match self {
             Self::Server(e) => e.fault(),
-            Self::Client { .. } | Self::Throttled { .. } => None,
+            Self::Client { .. } | Self::Throttled { .. } | Self::Limited { .. } => None,
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct Parts {
     pub usage: Arc<UsageRecorder>,
     /// Failed logins, folded per source before they reach the audit log.
     pub failures: Arc<FailureLog>,
+    /// Per-source budgets of requests that store a row before anyone
+    /// authenticated (device authorizations, passkey challenges).
+    pub budget: Arc<crate::auth::source_budget::SourceBudget>,
     pub throttle: crate::auth::throttle::ThrottlePolicy,
     pub token: TokenConfig,
     /// Clients verified recently (see [`crate::auth::verified`]).

@@ -4,6 +4,7 @@
 //! authenticator, and the answer comes back as a form with the carried
 //! authorization request, so that the browser follows the redirect itself.
 
+use crate::auth::source_budget::Creation;
 use chrono::{DateTime, Utc};
 use webauthn_rs::prelude::PublicKeyCredential;
 
@@ -40,12 +41,17 @@ impl OAuthContext {
         second: bool,
         csrf_ok: bool,
         session_token: Option<SecretString>,
+        remote: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Begun, Error> {
         if !csrf_ok {
             return Err(Error::Forbidden(
                 "the form did not come from this browser's page".into(),
             ));
+        }
+        // Each challenge is a row: a budget per source bounds a flood of clicks.
+        if let Some(retry_after) = self.budget.spend(Creation::PasskeyChallenge, remote.as_deref(), now) {
+            return Err(Error::Throttled { retry_after });
         }
         let oauth = self.clone();
         self.db

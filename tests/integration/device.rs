@@ -19,6 +19,7 @@ const CLI: &str = "roster-console";
 on_both_backends!(
     a_person_with_a_second_factor_logs_a_device_in,
     device_codes_are_refused_as_rfc_8628_says,
+    device_authorizations_have_a_budget_per_source,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -368,4 +369,28 @@ mod cli {
             (&json!(true), &json!(10))
         );
     }
+}
+
+/// A device authorization is a row stored before anyone authenticated: one
+/// address gets 20 a minute, then `429 slow_down` with Retry-After; the
+/// upkeep tick forgets the window once it closed.
+async fn device_authorizations_have_a_budget_per_source(backend: Backend) {
+    let app = app(backend).await;
+    let start = || app.post_form("/oauth/device_authorization", None, &[("client_id", CLI)]);
+    for _ in 0..20 {
+        assert_eq!(start().await.status, 200);
+    }
+    app.clock.advance(Duration::seconds(15));
+    let over = start().await;
+    assert_eq!(over.status, 429, "{}", over.body);
+    assert_eq!(over.headers["retry-after"], "45");
+    assert_eq!(
+        over.body,
+        error("slow_down", "too many requests from this address: retry later")
+    );
+    assert_eq!(app.state.oauth().budget.open_windows(), 1);
+    app.clock.advance(Duration::seconds(45));
+    app.tick().await;
+    assert_eq!(app.state.oauth().budget.open_windows(), 0);
+    assert_eq!(start().await.status, 200);
 }

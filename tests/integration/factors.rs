@@ -565,7 +565,39 @@ async fn one_code_wins_once_among_concurrent_logins(backend: Backend) {
     );
 }
 
-on_both_backends!(passkeys_need_a_domain_name_and_a_page_of_this_browser,);
+on_both_backends!(
+    passkeys_need_a_domain_name_and_a_page_of_this_browser,
+    passkey_challenges_have_a_budget_per_source,
+);
+
+/// Each passkey challenge is a row stored before anyone authenticated: one
+/// address gets 60 a minute, then a 429 with Retry-After (here the issuer
+/// cannot have passkeys, so each spent challenge is a 409; they count all
+/// the same). A minute later the budget is back.
+async fn passkey_challenges_have_a_budget_per_source(backend: Backend) {
+    let app = app(backend).await;
+    setup(&app).await;
+    let mut browser = Browser::new();
+    let login = browser.get(&authorize_url(&app, &[]).0).await;
+    let csrf = login.input("csrf").unwrap();
+    let form = [
+        ("mode".to_string(), "discoverable".to_string()),
+        ("csrf".to_string(), csrf),
+    ];
+    let start = app.url("/oauth/passkey/start");
+    for _ in 0..60 {
+        assert_eq!(browser.post(&start, &form).await.status, 409);
+    }
+    let over = browser.post(&start, &form).await;
+    assert_eq!(over.status, 429, "{}", over.html);
+    assert_eq!(over.headers["retry-after"], "60");
+    assert_eq!(
+        serde_json::from_str::<Value>(&over.html).unwrap(),
+        json!({"error": "too_many_attempts", "error_description": "too many failed attempts: try again in 60 seconds"})
+    );
+    app.clock.advance(Duration::seconds(60));
+    assert_eq!(browser.post(&start, &form).await.status, 409);
+}
 
 /// An IP-address issuer cannot be a WebAuthn relying party: passkeys are
 /// refused with the reason. The login page's passkey endpoints refuse a

@@ -86,6 +86,7 @@ pub fn shell_html(issuer: &str) -> String {
                 meta name="roster-client" content=(CONSOLE_CLIENT);
                 title { "Roster console" }
                 link rel="stylesheet" href="app.css";
+                script src="/oauth/webauthn.js" defer {}
                 script src="app.js" defer {}
             }
             body {
@@ -184,6 +185,6 @@ mod tests {
     fn the_shell_escapes_the_issuer() {
         let html = shell_html("https://x.example/\"><script>alert(1)</script>");
         assert!(html.contains("content=\"https://x.example/&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;\""));
-        assert_eq!(html.matches("<script").count(), 1);
+        assert_eq!(html.matches("<script").count(), 2);
     }
 }

@@ -510,6 +510,14 @@ pub async fn passkey_script() -> HttpResponse {
         .body(pages::PASSKEY_SCRIPT)
 }
 
+/// `GET /oauth/webauthn.js`: WebAuthn's JSON both ways, for the pages and the console.
+pub async fn webauthn_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        .body(pages::WEBAUTHN_SCRIPT)
+}
+
 /// `POST /oauth/passkey/start`: a challenge for the page's passkey button.
 pub async fn passkey_start(
     state: web::Data<AppState>,

@@ -172,6 +172,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     register(cfg);
     console::routes(cfg);
     cfg.route("/oauth/passkey.js", web::get().to(login::passkey_script));
+    cfg.route("/oauth/webauthn.js", web::get().to(login::webauthn_script));
     cfg.route("/oauth/invitation.js", web::get().to(invitation::script));
 }
 

@@ -138,6 +138,10 @@ pub fn login(
 /// The passkey script of the login pages.
 pub const PASSKEY_SCRIPT: &str = include_str!("pages_assets/passkey.js");
 
+/// WebAuthn's JSON both ways, for every page that calls WebAuthn (the
+/// console's too); loaded before the page's own script.
+pub const WEBAUTHN_SCRIPT: &str = include_str!("pages_assets/webauthn.js");
+
 /// A passkey button (hidden until the script finds WebAuthn) and the form
 /// the script sends its answer in, carrying the authorization request.
 fn passkey(mode: &str, label: &str, carried: &[(&str, String)], csrf: &str) -> Markup {
@@ -150,6 +154,7 @@ fn passkey(mode: &str, label: &str, carried: &[(&str, String)], csrf: &str) -> M
             input type="hidden" name="ceremony" value="";
             input type="hidden" name="credential" value="";
         }
+        script src="/oauth/webauthn.js" defer {}
         script src="/oauth/passkey.js" defer {}
     }
 }
@@ -310,6 +315,7 @@ pub fn invitation(sign_in: Option<&str>, unavailable: Option<&str>) -> String {
                     a.button href=(url) id="invitation-sign-in" { "Sign in" }
                 }
             }
+            script src="/oauth/webauthn.js" defer {}
             script src="/oauth/invitation.js" defer {}
         }
     };
@@ -365,12 +371,14 @@ mod tests {
             false,
         );
         assert!(!page.contains("<script"), "{page}");
-        // With passkeys, the only script is Roster's own file, and the
+        // With passkeys, the only scripts are Roster's own files, and the
         // carried values are escaped in its form too.
         let page = login(hostile, &[("state", hostile.to_string())], hostile, None, None, true);
-        assert_eq!(page.matches("<script").count(), 1, "{page}");
+        assert_eq!(page.matches("<script").count(), 2, "{page}");
         assert!(
-            page.contains("<script src=\"/oauth/passkey.js\" defer></script>"),
+            page.contains(
+                "<script src=\"/oauth/webauthn.js\" defer></script><script src=\"/oauth/passkey.js\" defer></script>"
+            ),
             "{page}"
         );
         assert!(!page.contains("<script>"), "{page}");

@@ -52,10 +52,11 @@ async fn the_console_is_served_with_a_strict_policy(backend: Backend) {
     let html = r.html;
     assert_eq!(html, roster::http::console::shell_html(&app.issuer()));
     assert!(html.contains(&format!("<meta name=\"roster-issuer\" content=\"{}\">", app.issuer())));
-    // No inline script: the one script element has a src and no body, and no
-    // element carries an event-handler attribute or a style attribute.
-    assert_eq!(html.matches("<script").count(), 1);
-    assert!(html.contains("<script src=\"app.js\" defer></script>"));
+    // No inline script: the two script elements (the shared WebAuthn helper,
+    // then the console) have a src and no body, and no element carries an
+    // event-handler attribute or a style attribute.
+    assert_eq!(html.matches("<script").count(), 2);
+    assert!(html.contains("<script src=\"/oauth/webauthn.js\" defer></script><script src=\"app.js\" defer></script>"));
     let lower = html.to_ascii_lowercase();
     assert!(!lower.contains(" onclick=") && !lower.contains(" onload=") && !lower.contains(" style="));
 

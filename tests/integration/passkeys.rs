@@ -136,7 +136,9 @@ async fn an_invited_person_registers_a_passkey_with_the_link_once(backend: Backe
     assert!(csp.contains("script-src 'self';"), "{csp}");
     let html = page.text().await.unwrap();
     assert!(
-        html.contains(r#"<script src="/oauth/invitation.js" defer></script>"#),
+        html.contains(
+            r#"<script src="/oauth/webauthn.js" defer></script><script src="/oauth/invitation.js" defer></script>"#
+        ),
         "{html}"
     );
     assert!(
@@ -146,6 +148,9 @@ async fn an_invited_person_registers_a_passkey_with_the_link_once(backend: Backe
     let script = app.client.get(app.url("/oauth/invitation.js")).send().await.unwrap();
     assert_eq!(script.status(), StatusCode::OK);
     assert!(script.text().await.unwrap().contains("/oauth/invitation/finish"));
+    let shared = app.client.get(app.url("/oauth/webauthn.js")).send().await.unwrap();
+    assert_eq!(shared.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(shared.text().await.unwrap().contains("window.RosterWebAuthn"));
 
     let begun = start(&app, &token).await;
     assert_eq!(begun.status, 200, "{}", begun.body);

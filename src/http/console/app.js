@@ -421,13 +421,8 @@
     return area;
   }
 
-  /** WebAuthn's binary fields as base64url, and back. */
-  const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
-    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  const unb64 = (s) => {
-    const std = s.replace(/-/g, '+').replace(/_/g, '/');
-    return Uint8Array.from(atob(std + '='.repeat((4 - (std.length % 4)) % 4)), (c) => c.charCodeAt(0));
-  };
+  /** WebAuthn's JSON both ways (Roster's own /oauth/webauthn.js, loaded first). */
+  const webauthn = window.RosterWebAuthn;
 
   /** Ten recovery codes, shown this once. */
   function recoveryBox(codes) {
@@ -455,28 +450,8 @@
       if (code || !hasPasskey) return { code: code || '' };
       if (!window.PublicKeyCredential) throw new Error('This browser offers no passkeys (WebAuthn): type a code.');
       const { data: begun } = await api('POST', '/api/v1/me/factors/passkeys/challenge');
-      const pk = begun.options.publicKey;
-      pk.challenge = unb64(pk.challenge);
-      (pk.allowCredentials || []).forEach((c) => { c.id = unb64(c.id); });
-      const cred = await navigator.credentials.get({ publicKey: pk });
-      const r = cred.response;
-      return {
-        passkey: {
-          ceremony: begun.ceremony,
-          credential: {
-            id: cred.id,
-            rawId: b64(cred.rawId),
-            type: cred.type,
-            response: {
-              authenticatorData: b64(r.authenticatorData),
-              clientDataJSON: b64(r.clientDataJSON),
-              signature: b64(r.signature),
-              userHandle: r.userHandle ? b64(r.userHandle) : null,
-            },
-            extensions: {},
-          },
-        },
-      };
+      const cred = await navigator.credentials.get({ publicKey: webauthn.requestOptions(begun.options) });
+      return { passkey: { ceremony: begun.ceremony, credential: webauthn.assertion(cred) } };
     };
     const remove = (x) => form({ class: 'inline', 'aria-label': `Remove ${x.name}` }, [
       field('Code', h('input', { id: `remove-code-${x.id}`, name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric' }),
@@ -516,23 +491,10 @@
     ], async (fd) => {
       if (!window.PublicKeyCredential) throw new Error('This browser offers no passkeys (WebAuthn).');
       const { data: begun } = await api('POST', '/api/v1/me/factors/passkeys/start', { name: fd.get('name') });
-      const pk = begun.options.publicKey;
-      pk.challenge = unb64(pk.challenge);
-      pk.user.id = unb64(pk.user.id);
-      (pk.excludeCredentials || []).forEach((c) => { c.id = unb64(c.id); });
-      const cred = await navigator.credentials.create({ publicKey: pk });
+      const cred = await navigator.credentials.create({ publicKey: webauthn.creationOptions(begun.options) });
       const { data: done } = await api('POST', '/api/v1/me/factors/passkeys/finish', {
         ceremony: begun.ceremony,
-        credential: {
-          id: cred.id,
-          rawId: b64(cred.rawId),
-          type: cred.type,
-          response: {
-            attestationObject: b64(cred.response.attestationObject),
-            clientDataJSON: b64(cred.response.clientDataJSON),
-          },
-          extensions: {},
-        },
+        credential: webauthn.registration(cred),
       });
       const table = factorsTable((await api('GET', '/api/v1/me/factors')).data);
       enrolArea.replaceChildren(note('ok', `${done.factor.name} is added.`),

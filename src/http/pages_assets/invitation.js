@@ -4,12 +4,7 @@
 // /oauth/invitation/finish, which stores it and spends the link.
 (() => {
   'use strict';
-  const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
-    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  const unb64 = (s) => {
-    const std = s.replace(/-/g, '+').replace(/_/g, '/');
-    return Uint8Array.from(atob(std + '='.repeat((4 - (std.length % 4)) % 4)), (c) => c.charCodeAt(0));
-  };
+  const webauthn = window.RosterWebAuthn;
   const button = document.getElementById('invitation-create');
   const status = document.getElementById('invitation-status');
   const lead = document.getElementById('invitation-lead');
@@ -21,7 +16,7 @@
     status.textContent = 'This link has no invitation in it: open the whole link you were given.';
     return;
   }
-  if (!window.PublicKeyCredential) {
+  if (!webauthn || !window.PublicKeyCredential) {
     status.textContent = 'This browser offers no passkeys (WebAuthn): open the link in another browser.';
     return;
   }
@@ -43,25 +38,8 @@
     try {
       const begun = await post('/oauth/invitation/start', { token });
       lead.textContent = `Creating a passkey for ${begun.name}…`;
-      const pk = begun.options.publicKey;
-      pk.challenge = unb64(pk.challenge);
-      pk.user.id = unb64(pk.user.id);
-      (pk.excludeCredentials || []).forEach((c) => { c.id = unb64(c.id); });
-      const cred = await navigator.credentials.create({ publicKey: pk });
-      await post('/oauth/invitation/finish', {
-        token,
-        ceremony: begun.ceremony,
-        credential: {
-          id: cred.id,
-          rawId: b64(cred.rawId),
-          type: cred.type,
-          response: {
-            attestationObject: b64(cred.response.attestationObject),
-            clientDataJSON: b64(cred.response.clientDataJSON),
-          },
-          extensions: {},
-        },
-      });
+      const cred = await navigator.credentials.create({ publicKey: webauthn.creationOptions(begun.options) });
+      await post('/oauth/invitation/finish', { token, ceremony: begun.ceremony, credential: webauthn.registration(cred) });
       document.getElementById('invitation').hidden = true;
       document.getElementById('invitation-done').hidden = false;
     } catch (e) {

@@ -82,7 +82,7 @@ impl SourceBudget {
         self.lock().retain(|_, w| now < w.opened + window && now >= w.opened);
     }
 
-    /// How many windows are open (for tests and metrics).
+    /// How many windows are open.
     pub fn open_windows(&self) -> usize {
         self.lock().len()
     }
